@@ -1,0 +1,68 @@
+# tinykube: the two commands a user types are `sudo make demo` and `sudo make test`.
+# Every target installs what it needs first, so both work on a fresh Debian/Ubuntu machine.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := python3 python3-venv python3-dev gcc make iproute2 nftables procps
+
+.PHONY: setup system-deps demo test unit integration e2e lint protos protos-check bench clean
+
+setup: $(STAMP)
+
+# System packages: only when something is missing, and only as root.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "missing system packages:$$missing (run as root: sudo make setup)"; exit 1; fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || $(MAKE) system-deps
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || $(MAKE) system-deps
+	$(PYTHON) -m venv $(VENV) || { $(MAKE) system-deps && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m cli.demo
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+e2e: setup
+	$(BIN)/pytest -q tests/e2e
+
+lint: setup protos-check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/vermin -q --no-tips --violations -t=3.10- --exclude-regex '(^|/)(\.venv|protos)/' apimachinery apiserver cli bench tests
+
+# Regenerate the Python code from protos/*.proto (committed; protos-check fails when stale).
+protos: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I . --python_out=. --mypy_out=. protos/*.proto
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I . --grpc_python_out=. --mypy_grpc_out=. protos/api.proto
+
+protos-check: setup
+	@tmp=$$(mktemp -d) && cp -r protos $$tmp/ && \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I $$tmp --python_out=$$tmp --mypy_out=$$tmp $$tmp/protos/*.proto >/dev/null 2>&1 && \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I $$tmp --grpc_python_out=$$tmp --mypy_grpc_out=$$tmp $$tmp/protos/api.proto >/dev/null 2>&1 && \
+	for f in $$tmp/protos/*_pb2*.py*; do cmp -s $$f protos/$$(basename $$f) || { echo "protos/$$(basename $$f) is stale: run make protos"; rm -rf $$tmp; exit 1; }; done; \
+	rm -rf $$tmp; echo "generated protos are up to date"
+
+test: setup lint
+	$(BIN)/pytest tests
+
+bench: setup
+	$(BIN)/python bench/api_latency.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The API server (kube-apiserver), with the scheduler and controllers beside it."""

@@ -1,0 +1,1 @@
+"""Revisioned key-value storage under the API server (Kubernetes' storage.Interface)."""

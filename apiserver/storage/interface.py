@@ -1,0 +1,150 @@
+"""The storage interface: a revisioned key-value store with watch.
+
+This is the contract Kubernetes' apiserver has with etcd (storage.Interface),
+cut down to what an apiserver needs:
+
+* Every successful write (create, update, delete) advances one global,
+  strictly increasing **revision**. An object's resourceVersion is the
+  revision of the write that produced it (its `mod_revision`).
+* `update` and `delete` may name the revision they expect the key to be at;
+  when it has moved on, they raise `RevisionMismatch` and change nothing.
+  This compare-and-swap is the whole of optimistic concurrency: the API
+  server turns a mismatch into a 409 Conflict.
+* `watch(prefix, after)` yields every change to keys under `prefix` with a
+  revision greater than `after`, in revision order, each once. History older
+  than the last `compact(revision)` is gone: asking for it raises `Compacted`
+  (the API's 410 Expired), and the watcher must list again.
+* A watcher that does not keep up is not allowed to hold the server back: its
+  buffer is bounded, and when it overflows the watch ends with
+  `WatcherTooSlow`; the consumer resumes from the last revision it saw.
+* A write is acknowledged (the coroutine returns) only once it is durable:
+  a `kill -9` right after loses nothing that was acknowledged.
+
+Values are opaque bytes here; the registry above encodes objects.
+
+Errors (all subclasses of StorageError):
+
+    StorageError
+    ├── KeyExists          create of a key that exists
+    ├── KeyNotFound        update/delete of a key that does not exist
+    ├── RevisionMismatch   update/delete with a stale expected revision
+    ├── Compacted          watch/list from a revision older than the compaction
+    └── WatcherTooSlow     a watch's bounded buffer overflowed
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
+
+
+class StorageError(Exception):
+    """Base of every storage failure."""
+
+
+class KeyExists(StorageError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key exists: {key}")
+        self.key = key
+
+
+class KeyNotFound(StorageError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"key not found: {key}")
+        self.key = key
+
+
+class RevisionMismatch(StorageError):
+    def __init__(self, key: str, expected: int, actual: int) -> None:
+        super().__init__(f"revision mismatch on {key}: expected {expected}, is {actual}")
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class Compacted(StorageError):
+    def __init__(self, requested: int, compacted: int) -> None:
+        super().__init__(f"revision {requested} is compacted (oldest kept: {compacted})")
+        self.requested = requested
+        self.compacted = compacted
+
+
+class WatcherTooSlow(StorageError):
+    def __init__(self, last_revision: int) -> None:
+        super().__init__(f"watcher fell behind after revision {last_revision}")
+        self.last_revision = last_revision
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+
+
+class EventType(Enum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change. For DELETED, `value` is the last value the key had."""
+
+    type: EventType
+    key: str
+    value: bytes
+    revision: int
+    create_revision: int
+    prev_value: bytes | None = None
+
+
+class Storage(abc.ABC):
+    """A revisioned key-value store. Implementations: sqlite (default), etcd (later)."""
+
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> KeyValue | None:
+        """The current value of `key`, or None."""
+
+    @abc.abstractmethod
+    async def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+        """Every key under `prefix` in key order, and the revision the list was read at."""
+
+    @abc.abstractmethod
+    async def create(self, key: str, value: bytes) -> KeyValue:
+        """Store a new key; KeyExists if present. Returns what was stored."""
+
+    @abc.abstractmethod
+    async def update(self, key: str, value: bytes, expected_revision: int | None) -> KeyValue:
+        """Replace `key`'s value; RevisionMismatch if `expected_revision` is stale."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
+        """Remove `key`, returning its last value (with the deletion's revision as mod_revision)."""
+
+    @abc.abstractmethod
+    def watch(self, prefix: str, after_revision: int) -> AsyncIterator[Event]:
+        """Every change under `prefix` with revision > `after_revision`, in order, once.
+
+        Raises Compacted (on first iteration) if `after_revision` is older than the oldest
+        kept history, WatcherTooSlow if the consumer falls behind its bounded buffer.
+        The iterator ends when the consumer stops iterating or the store closes.
+        """
+
+    @abc.abstractmethod
+    async def current_revision(self) -> int:
+        """The revision of the newest write (0 for an empty store)."""
+
+    @abc.abstractmethod
+    async def compact(self, revision: int) -> None:
+        """Forget history at and before `revision` (current values are kept)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop watches and release the database."""
