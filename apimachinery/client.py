@@ -1,0 +1,384 @@
+"""The typed asynchronous API client: tinykube's client-go.
+
+Every component (CLI, scheduler, controllers, kubelet, netplugin) talks to the
+API server through this one class, as every Kubernetes component goes through
+client-go. It is a thin layer over the generic `tinykube.api.Resources` gRPC
+service that adds what callers should not have to repeat:
+
+* naming a kind any way a user would (`"pods"`, `"deploy"`, `core_pb2.Pod`,
+  a `scheme.KindInfo`), resolved by `scheme_info`;
+* packing objects into `google.protobuf.Any` and unpacking typed messages back;
+* namespace defaulting: a namespaced get/create/update/delete with an empty
+  namespace means `default`, as kubectl does; list and watch with an empty
+  namespace mean all namespaces, as the API does;
+* error mapping: every failed call raises an `errors.StatusError` subclass, so
+  callers write `except errors.Conflict:` where client-go code writes
+  `apierrors.IsConflict(err)`. A server that cannot be reached raises
+  `errors.ServiceUnavailable` with one readable line instead of grpc's debug
+  string, e.g. `cannot reach the API server at 127.0.0.1:6443: connection refused`.
+
+Design notes and failure modes:
+
+* grpc.aio channels belong to the event loop that created them, so the channel
+  is opened lazily on first use inside the running loop, and reopened if the
+  client is later used from a different loop (tests run one loop per test).
+* Unary calls carry a deadline (`timeout`); watches do not, since they are
+  meant to stay open. A dead peer on a long watch is found by HTTP/2
+  keepalive pings (every 30 s, 10 s to answer), so a watch across a network
+  partition fails within about 40 s instead of hanging forever. The server
+  must accept pings that often (grpc.http2.min_ping_interval_without_data_ms).
+* Calls fail fast when the server is down (no wait-for-ready): controllers
+  and informers decide how to back off, not the transport.
+* `watch` is an async generator. Leaving the `async for` (break, exception,
+  task cancellation) cancels the underlying gRPC call, so an abandoned watch
+  never keeps a server-side watcher alive.
+* The receive limit is 256 MiB because a list of every pod in a big cluster is
+  one message; the server's own request limit is 3 MiB (errors.MAX_REQUEST_BYTES).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+
+from apimachinery import errors, scheme
+from protos import api_pb2, api_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+ResourceRef = str | scheme.KindInfo | type[Message]
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+
+DEFAULT_SERVER = "127.0.0.1:6443"
+DEFAULT_NAMESPACE = "default"
+MAX_RECEIVE_BYTES = 256 * 1024 * 1024
+
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+    ("grpc.max_send_message_length", errors.MAX_REQUEST_BYTES + 64 * 1024),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+# Pieces of grpc's transport messages, mapped to the short reason a user reads.
+_TRANSPORT_REASONS: tuple[tuple[str, str], ...] = (
+    ("connection refused", "connection refused"),
+    ("dns resolution failed", "name resolution failed"),
+    ("domain name not found", "name resolution failed"),
+    ("connection reset", "connection reset by peer"),
+    ("socket closed", "connection closed"),
+    ("broken pipe", "connection closed"),
+    ("no route to host", "no route to host"),
+    ("network is unreachable", "network is unreachable"),
+    ("timed out", "connection timed out"),
+    ("keepalive", "keepalive ping not answered"),
+)
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change seen by a watch: ADDED, MODIFIED, DELETED or BOOKMARK.
+
+    For BOOKMARK the object is an empty object of the kind whose
+    metadata.resourceVersion is the bookmark's revision.
+    """
+
+    type: str
+    object: Any
+    resource_version: str
+
+
+def scheme_info(ref: ResourceRef | Message) -> scheme.KindInfo:
+    """The kind a caller means: a resource word, a KindInfo, a message class or instance."""
+    if isinstance(ref, scheme.KindInfo):
+        return ref
+    if isinstance(ref, str):
+        return scheme.for_resource(ref)
+    return scheme.for_message(ref)
+
+
+def transport_reason(details: str) -> str:
+    """A short reason for a transport failure, from grpc's long message."""
+    lowered = details.lower()
+    for needle, reason in _TRANSPORT_REASONS:
+        if needle in lowered:
+            return reason
+    first = details.split(";", 1)[0].strip()
+    return first or "unavailable"
+
+
+class Client:
+    """An async client for one API server address. Also an async context manager."""
+
+    def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 30.0) -> None:
+        self.server = server
+        self.timeout = timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: api_pb2_grpc.ResourcesStub | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _resources(self) -> api_pb2_grpc.ResourcesStub:
+        loop = asyncio.get_running_loop()
+        if self._stub is None or self._loop is not loop:
+            # A channel from an earlier (possibly closed) loop cannot be used here; drop it.
+            self._channel = grpc.aio.insecure_channel(self.server, options=CHANNEL_OPTIONS)
+            self._stub = api_pb2_grpc.ResourcesStub(self._channel)
+            self._loop = loop
+        return self._stub
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> errors.StatusError:
+        err = errors.from_rpc_error(exc)
+        code = exc.code()
+        if isinstance(err, errors.ServiceUnavailable) and code == grpc.StatusCode.UNAVAILABLE:
+            has_rich_status = any(
+                key == "grpc-status-details-bin" for key, _ in (exc.trailing_metadata() or ())
+            )
+            if not has_rich_status:
+                reason = transport_reason(exc.details() or "")
+                err = errors.ServiceUnavailable(
+                    f"cannot reach the API server at {self.server}: {reason}"
+                )
+        elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            err = errors.ServiceUnavailable(
+                f"the API server at {self.server} did not answer within {self.timeout:g}s"
+            )
+        log.debug(
+            "api call failed",
+            extra={"server": self.server, "code": code.name, "reason": err.reason},
+        )
+        return err
+
+    async def _unary(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from None
+
+    @staticmethod
+    def _prepared(obj: M) -> M:
+        """A copy with apiVersion/kind filled in and the namespace defaulted."""
+        info = scheme.for_message(obj)
+        out = type(obj)()
+        out.CopyFrom(obj)
+        if not out.api_version:  # type: ignore[attr-defined]
+            out.api_version = info.api_version  # type: ignore[attr-defined]
+        if not out.kind:  # type: ignore[attr-defined]
+            out.kind = info.kind  # type: ignore[attr-defined]
+        if info.namespaced and not out.metadata.namespace:  # type: ignore[attr-defined]
+            out.metadata.namespace = DEFAULT_NAMESPACE  # type: ignore[attr-defined]
+        return out
+
+    @staticmethod
+    def _namespace(info: scheme.KindInfo, namespace: str) -> str:
+        if not info.namespaced:
+            return ""
+        return namespace or DEFAULT_NAMESPACE
+
+    # ---- verbs ----------------------------------------------------------------------------
+
+    async def create(self, obj: M, *, dry_run: bool = False) -> M:
+        request = api_pb2.CreateRequest(object=scheme.pack(self._prepared(obj)), dry_run=dry_run)
+        reply = await self._unary(self._resources().Create(request, timeout=self.timeout))
+        created: M = scheme.unpack(reply)
+        return created
+
+    async def get(self, resource: ResourceRef, name: str, namespace: str = "") -> Any:
+        info = scheme_info(resource)
+        request = api_pb2.GetRequest(
+            resource=info.resource, namespace=self._namespace(info, namespace), name=name
+        )
+        reply = await self._unary(self._resources().Get(request, timeout=self.timeout))
+        return scheme.unpack(reply)
+
+    async def list(
+        self,
+        resource: ResourceRef,
+        namespace: str = "",
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> tuple[list[Any], str]:
+        """Every matching object and the list's resourceVersion (to watch from).
+
+        If the server pages its answer (a `continue` token), the pages are
+        fetched and joined; the resourceVersion is the first page's, which is
+        the snapshot every page is read from.
+        """
+        info = scheme_info(resource)
+        items: list[Any] = []
+        version = ""
+        token = ""
+        while True:
+            request = api_pb2.ListRequest(
+                resource=info.resource,
+                namespace=namespace if info.namespaced else "",
+                label_selector=label_selector,
+                field_selector=field_selector,
+            )
+            setattr(request, "continue", token)  # `continue` is a Python keyword
+            reply = await self._unary(self._resources().List(request, timeout=self.timeout))
+            items.extend(scheme.unpack(item) for item in reply.items)
+            version = version or reply.resource_version
+            token = getattr(reply, "continue")
+            if not token:
+                return items, version
+
+    async def update(self, obj: M) -> M:
+        request = api_pb2.UpdateRequest(object=scheme.pack(self._prepared(obj)))
+        reply = await self._unary(self._resources().Update(request, timeout=self.timeout))
+        updated: M = scheme.unpack(reply)
+        return updated
+
+    async def update_status(self, obj: M) -> M:
+        request = api_pb2.UpdateRequest(object=scheme.pack(self._prepared(obj)))
+        reply = await self._unary(self._resources().UpdateStatus(request, timeout=self.timeout))
+        updated: M = scheme.unpack(reply)
+        return updated
+
+    async def apply(
+        self, obj: M, *, field_manager: str = "tinykube", dry_run: bool = False
+    ) -> tuple[M, str]:
+        """Create or reconcile `obj`; the result word is created, configured or unchanged."""
+        request = api_pb2.ApplyRequest(
+            object=scheme.pack(self._prepared(obj)), field_manager=field_manager, dry_run=dry_run
+        )
+        reply = await self._unary(self._resources().Apply(request, timeout=self.timeout))
+        applied: M = scheme.unpack(reply.object)
+        return applied, reply.result
+
+    async def delete(
+        self,
+        resource: ResourceRef,
+        name: str,
+        namespace: str = "",
+        *,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str = "",
+        precondition_resource_version: str = "",
+    ) -> Any:
+        """Delete; returns the object as the server last stored it (maybe only marked deleting)."""
+        info = scheme_info(resource)
+        request = api_pb2.DeleteRequest(
+            resource=info.resource,
+            namespace=self._namespace(info, namespace),
+            name=name,
+            propagation_policy=propagation_policy,
+            precondition_resource_version=precondition_resource_version,
+        )
+        if grace_period_seconds is not None:
+            request.grace_period_seconds = grace_period_seconds
+        reply = await self._unary(self._resources().Delete(request, timeout=self.timeout))
+        return scheme.unpack(reply)
+
+    def watch(
+        self,
+        resource: ResourceRef,
+        namespace: str = "",
+        *,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        allow_bookmarks: bool = False,
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes to matching objects, in order; see api.proto WatchRequest for `resource_version`.
+
+        Raises (from the iteration) errors.Expired when resource_version has
+        been compacted away: the caller must list again. The stream may also
+        end cleanly (the server closed it); the caller resumes from the last
+        resourceVersion it saw.
+        """
+        info = scheme_info(resource)
+        request = api_pb2.WatchRequest(
+            resource=info.resource,
+            namespace=namespace if info.namespaced else "",
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            allow_bookmarks=allow_bookmarks,
+        )
+        return self._watch(info, request)
+
+    async def _watch(
+        self, info: scheme.KindInfo, request: api_pb2.WatchRequest
+    ) -> AsyncIterator[WatchEvent]:
+        call = self._resources().Watch(request)
+        try:
+            async for event in call:
+                if event.object.type_url:
+                    obj = scheme.unpack(event.object)
+                else:
+                    obj = scheme.new_object(info)
+                    obj.metadata.resource_version = event.resource_version
+                version = event.resource_version or obj.metadata.resource_version
+                yield WatchEvent(event.type, obj, version)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            call.cancel()
+
+    async def version(self) -> api_pb2.VersionInfo:
+        request = api_pb2.VersionRequest()
+        reply: api_pb2.VersionInfo = await self._unary(
+            self._resources().Version(request, timeout=self.timeout)
+        )
+        return reply
+
+    async def server_resources(self) -> builtins.list[api_pb2.APIResource]:
+        request = api_pb2.ServerResourcesRequest()
+        reply = await self._unary(self._resources().ServerResources(request, timeout=self.timeout))
+        return list(reply.resources)
+
+    async def close(self) -> None:
+        channel, self._channel, self._stub, self._loop = self._channel, None, None, None
+        if channel is not None:
+            await channel.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def retry_on_conflict(fn: Callable[[], Awaitable[T]], attempts: int = 10) -> T:
+    """Run `fn` again while it fails with errors.Conflict, as client-go's RetryOnConflict.
+
+    `fn` must re-read the object each time (a get, then the change, then the
+    update): retrying a stale write would only conflict again. The pause
+    between attempts starts at 10 ms and doubles, with jitter, up to 0.5 s;
+    after `attempts` tries the last Conflict is raised. Other errors pass
+    through at once.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    delay = 0.01
+    for attempt in range(1, attempts + 1):
+        try:
+            return await fn()
+        except errors.Conflict:
+            if attempt >= attempts:
+                raise
+            log.debug("update conflicted, retrying", extra={"attempt": attempt})
+        await asyncio.sleep(delay * (1.0 + 0.1 * random.random()))
+        delay = min(delay * 2, 0.5)
+    raise AssertionError("unreachable")  # pragma: no cover
