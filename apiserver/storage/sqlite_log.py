@@ -1,0 +1,299 @@
+"""The SQLite revision log: the synchronous half of the SQLite backend.
+
+`RevisionLog` owns one `sqlite3` connection and is only ever touched from the
+single worker thread of `SQLiteStorage` (see sqlite.py): that thread *is* the
+one writer, so the revision counter can live in a Python int and every write
+is one short transaction with no lock contention.
+
+Schema (the same idea as etcd's MVCC store, and as kine, the SQL shim k3s uses
+in place of etcd)::
+
+    log(revision INTEGER PRIMARY KEY AUTOINCREMENT,   -- one row per write
+        key, value, create_revision, prev_revision, deleted)
+    current(key PRIMARY KEY, value, create_revision, mod_revision)
+    meta(name PRIMARY KEY, value)                    -- 'compacted'
+
+* `log` is the history that watches replay. `prev_revision` points at the row
+  this write superseded (0 for a create), which gives watch events their
+  `prev_value` and lets compaction find superseded rows without a scan.
+  A delete writes a tombstone row (`deleted = 1`) that carries the key's last
+  value, so a DELETED event replayed from history has it too.
+* `current` is the live state: `get` is one primary-key lookup and `list` one
+  range scan (`key >= prefix AND key < next(prefix)`), never a scan of `log`.
+* AUTOINCREMENT keeps the high-water mark in `sqlite_sequence`, so the
+  revision never goes backwards after a reopen, even when compaction has
+  deleted every row or the newest rows.
+
+Durability: WAL with `synchronous=FULL` fsyncs the WAL at each COMMIT, so a
+write that returned survives `kill -9` (and power loss). `locking_mode=
+EXCLUSIVE` holds the database lock for the connection's lifetime: a second
+API server pointed at the same data directory fails at open instead of
+keeping its own revision counter.
+
+Compaction at C keeps, for each key, its newest row at or before C (what
+etcd calls "the value at C") and every row after C; it deletes rows at or
+before C that a later row at or before C superseded, and tombstones at or
+before C. Worked example, one key `a`:
+
+    rev 1 create a=x   rev 3 update a=y   rev 5 update a=z   rev 6 delete a
+    compact(4): row 1 is superseded by row 3 (3 <= 4)   -> deleted
+                row 3 is superseded by row 5, but 5 > 4 -> kept (the value at 4)
+    watch(after=4) replays 5 (MODIFIED, prev y) and 6 (DELETED, value z): complete.
+    watch(after=3) raises Compacted: revision 4 may have been a write to another
+    key that a later write superseded, now dropped, so history after 3 has a hole.
+
+Each compaction step only looks at rows in (previous C, new C] and their
+`prev_revision`s, both primary-key lookups, so its cost is proportional to
+the history being dropped, not to the size of the store.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+
+from apiserver.storage.interface import (
+    Compacted,
+    Event,
+    EventType,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    RevisionMismatch,
+    StorageError,
+)
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    revision INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    create_revision INTEGER NOT NULL,
+    prev_revision INTEGER NOT NULL,
+    deleted INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS current (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    create_revision INTEGER NOT NULL,
+    mod_revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+_INSERT_LOG = (
+    "INSERT INTO log (revision, key, value, create_revision, prev_revision, deleted)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_CURRENT = "SELECT value, create_revision, mod_revision FROM current WHERE key = ?"
+_UPSERT_CURRENT = (
+    "INSERT INTO current (key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision"
+)
+_HISTORY = (
+    "SELECT l.revision, l.key, l.value, l.create_revision, l.prev_revision, l.deleted, p.value"
+    " FROM log AS l LEFT JOIN log AS p ON p.revision = l.prev_revision"
+    " WHERE l.revision > ? AND l.revision <= ?"
+)
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix`.
+
+    SQLite compares TEXT as UTF-8 bytes, which orders like code points, so
+    bumping the last code point gives an exclusive upper bound: prefix
+    "/registry/pods/" -> "/registry/pods0". None means "no upper bound" (the
+    empty prefix, or a last code point with no successor).
+    """
+    if not prefix:
+        return None
+    nxt = ord(prefix[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot be encoded; skip over them
+        nxt = 0xE000
+    if nxt > 0x10FFFF:
+        return None
+    return prefix[:-1] + chr(nxt)
+
+
+def _range_clause(prefix: str, column: str) -> tuple[str, tuple[str, ...]]:
+    end = prefix_end(prefix)
+    if not prefix:
+        return "", ()
+    if end is None:
+        return f" AND {column} >= ?", (prefix,)
+    return f" AND {column} >= ? AND {column} < ?", (prefix, end)
+
+
+class RevisionLog:
+    """A revisioned key-value log in one SQLite file. Not thread-safe by design:
+    exactly one thread (the storage's worker) may call it."""
+
+    def __init__(self, path: str) -> None:
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=0.5)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        except sqlite3.OperationalError as err:
+            self._db.close()
+            raise StorageError(f"cannot open {path}: {err} (is another server using it?)") from err
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
+        self.revision: int = int(row[0]) if row else 0
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()
+        self.compacted: int = int(row[0]) if row else 0
+        log.info(
+            "opened revision log",
+            extra={"path": path, "revision": self.revision, "compacted": self.compacted},
+        )
+
+    # ----------------------------------------------------------------- reads
+
+    def get(self, key: str) -> KeyValue | None:
+        row = self._db.execute(_SELECT_CURRENT, (key,)).fetchone()
+        if row is None:
+            return None
+        return KeyValue(key, row[0], row[1], row[2])
+
+    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+        clause, args = _range_clause(prefix, "key")
+        sql = "SELECT key, value, create_revision, mod_revision FROM current WHERE 1" + clause
+        rows = self._db.execute(sql + " ORDER BY key", args).fetchall()
+        items = [KeyValue(r[0], r[1], r[2], r[3]) for r in rows if r[0].startswith(prefix)]
+        return items, self.revision
+
+    def history(self, prefix: str, after: int) -> tuple[builtins.list[Event], int]:
+        """Every logged change under `prefix` after `after`, and the revision read up to."""
+        if after < self.compacted:
+            raise Compacted(after, self.compacted)
+        clause, args = _range_clause(prefix, "l.key")
+        rows = self._db.execute(
+            _HISTORY + clause + " ORDER BY l.revision", (after, self.revision, *args)
+        ).fetchall()
+        events: builtins.list[Event] = []
+        for rev, key, value, create_rev, prev_rev, deleted, prev_value in rows:
+            if not key.startswith(prefix):
+                continue
+            if deleted:
+                kind = EventType.DELETED
+            elif prev_rev:
+                kind = EventType.MODIFIED
+            else:
+                kind = EventType.ADDED
+            events.append(Event(kind, key, value, rev, create_rev, prev_value))
+        return events, self.revision
+
+    # ---------------------------------------------------------------- writes
+
+    def create(self, key: str, value: bytes) -> tuple[KeyValue, Event]:
+        db = self._db
+        rev = self.revision + 1
+        with self._transaction():
+            if db.execute(_SELECT_CURRENT, (key,)).fetchone() is not None:
+                raise KeyExists(key)
+            db.execute(_INSERT_LOG, (rev, key, value, rev, 0, 0))
+            db.execute(_UPSERT_CURRENT, (key, value, rev, rev))
+        self.revision = rev
+        return KeyValue(key, value, rev, rev), Event(EventType.ADDED, key, value, rev, rev)
+
+    def update(
+        self, key: str, value: bytes, expected_revision: int | None
+    ) -> tuple[KeyValue, Event]:
+        db = self._db
+        rev = self.revision + 1
+        with self._transaction():
+            old = self._current_for_write(key, expected_revision)
+            db.execute(_INSERT_LOG, (rev, key, value, old.create_revision, old.mod_revision, 0))
+            db.execute(_UPSERT_CURRENT, (key, value, old.create_revision, rev))
+        self.revision = rev
+        kv = KeyValue(key, value, old.create_revision, rev)
+        return kv, Event(EventType.MODIFIED, key, value, rev, old.create_revision, old.value)
+
+    def delete(self, key: str, expected_revision: int | None) -> tuple[KeyValue, Event]:
+        db = self._db
+        rev = self.revision + 1
+        with self._transaction():
+            old = self._current_for_write(key, expected_revision)
+            db.execute(_INSERT_LOG, (rev, key, old.value, old.create_revision, old.mod_revision, 1))
+            db.execute("DELETE FROM current WHERE key = ?", (key,))
+        self.revision = rev
+        kv = KeyValue(key, old.value, old.create_revision, rev)
+        event = Event(EventType.DELETED, key, old.value, rev, old.create_revision, old.value)
+        return kv, event
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction; a storage error rolls it back and changes nothing."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as err:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(err, sqlite3.Error):
+                raise StorageError(f"sqlite: {err}") from err
+            raise
+
+    def _current_for_write(self, key: str, expected_revision: int | None) -> KeyValue:
+        row = self._db.execute(_SELECT_CURRENT, (key,)).fetchone()
+        if row is None:
+            raise KeyNotFound(key)
+        if expected_revision is not None and expected_revision != row[2]:
+            raise RevisionMismatch(key, expected_revision, row[2])
+        return KeyValue(key, row[0], row[1], row[2])
+
+    # ------------------------------------------------------------ compaction
+
+    def compact(self, revision: int, max_step: int) -> int:
+        """Compact up to min(revision, compacted + max_step); returns the new boundary.
+
+        Called repeatedly by the storage so that a large compaction is a series
+        of short transactions the writes can interleave with.
+        """
+        target = min(revision, self.revision, self.compacted + max_step)
+        if target <= self.compacted:
+            return self.compacted
+        low = self.compacted
+        db = self._db
+        with self._transaction():
+            superseded = db.execute(
+                "DELETE FROM log WHERE revision IN (SELECT prev_revision FROM log"
+                " WHERE revision > ? AND revision <= ? AND prev_revision > 0)",
+                (low, target),
+            ).rowcount
+            tombstones = db.execute(
+                "DELETE FROM log WHERE revision > ? AND revision <= ? AND deleted = 1",
+                (low, target),
+            ).rowcount
+            db.execute(
+                "INSERT INTO meta (name, value) VALUES ('compacted', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (target,),
+            )
+        self.compacted = target
+        log.debug(
+            "compacted revision log",
+            extra={"revision": target, "superseded": superseded, "tombstones": tombstones},
+        )
+        return target
+
+    def log_rows(self) -> int:
+        """How many history rows are kept (for tests and metrics)."""
+        return int(self._db.execute("SELECT count(*) FROM log").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
