@@ -78,9 +78,16 @@ class SQLiteStorage(Storage):
 
     name = "sqlite"
 
-    def __init__(self, path: str, *, watch_buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        watch_buffer_size: int = DEFAULT_BUFFER_SIZE,
+        compact_step: int = COMPACT_STEP,
+    ) -> None:
         self.path = path
         self._watch_buffer_size = watch_buffer_size
+        self._compact_step = compact_step
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._log: RevisionLog | None = None
         self._hub: WatchHub | None = None
@@ -91,10 +98,14 @@ class SQLiteStorage(Storage):
 
     @classmethod
     async def open(
-        cls, path: str, *, watch_buffer_size: int = DEFAULT_BUFFER_SIZE
+        cls,
+        path: str,
+        *,
+        watch_buffer_size: int = DEFAULT_BUFFER_SIZE,
+        compact_step: int = COMPACT_STEP,
     ) -> SQLiteStorage:
         """Create and open a store (the usual entry point)."""
-        store = cls(path, watch_buffer_size=watch_buffer_size)
+        store = cls(path, watch_buffer_size=watch_buffer_size, compact_step=compact_step)
         await store.ensure_open()
         return store
 
@@ -190,7 +201,7 @@ class SQLiteStorage(Storage):
         revision_log = self._require_log()
         while True:
             before = self._hub.compacted
-            done = await self._run(revision_log.compact, revision, COMPACT_STEP)
+            done = await self._run(revision_log.compact, revision, self._compact_step)
             self._hub.compacted = done
             if done == before or done >= revision:
                 break

@@ -1,0 +1,1 @@
+"""Storage tests: the shared conformance suite and one module per backend."""
