@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m cli.demo
+	$(BIN)/python -m localcluster.demo
 
 unit: setup
 	$(BIN)/pytest -q tests/unit

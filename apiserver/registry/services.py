@@ -1,0 +1,124 @@
+"""Service allocations around Service writes: ClusterIPs and NodePorts.
+
+The store calls in three places, all under its Service lock:
+
+* `allocate(new, old)` before writing: takes an IP for a Service that needs
+  one and has none, and a node port for every port of a NodePort /
+  LoadBalancer Service that has none; a value the user asked for is checked
+  (in range, free). It returns a function that gives everything taken back,
+  called if the write then fails, so a failed create never leaks an address.
+* `release_replaced(new, old)` after an update: frees what the old version
+  held and the new one no longer does (a NodePort Service turned ClusterIP).
+* `release_all(svc)` after a delete.
+
+`carry_allocated(new, old)` runs on update before validation, as Kubernetes'
+patchAllocatedValues does: a manifest applied again carries no clusterIP or
+nodePort (the server chose them), and that must mean "keep them", not
+"change them" (which validation would refuse: clusterIP is immutable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from apimachinery import errors
+from apiserver.allocators import AllocationError, ClusterIPAllocator, NodePortAllocator
+
+
+def needs_cluster_ip(svc: Any) -> bool:
+    return bool(svc.spec.type != "ExternalName" and svc.spec.cluster_ip != "None")
+
+
+def needs_node_ports(svc: Any) -> bool:
+    return bool(svc.spec.type in ("NodePort", "LoadBalancer"))
+
+
+def _ips(svc: Any) -> set[str]:
+    found = {svc.spec.cluster_ip, *svc.spec.cluster_ips}
+    return {ip for ip in found if ip and ip != "None"}
+
+
+def _ports(svc: Any) -> set[int]:
+    return {p.node_port for p in svc.spec.ports if p.node_port}
+
+
+class ServiceAllocations:
+    def __init__(self) -> None:
+        self.cluster_ips = ClusterIPAllocator()
+        self.node_ports = NodePortAllocator()
+
+    def rebuild(self, services: list[Any]) -> None:
+        for svc in services:
+            for ip in _ips(svc):
+                self.cluster_ips.mark(ip)
+            for port in _ports(svc):
+                self.node_ports.mark(port)
+
+    def carry_allocated(self, new: Any, old: Any) -> None:
+        if needs_cluster_ip(old) and needs_cluster_ip(new) and not new.spec.cluster_ip:
+            new.spec.cluster_ip = old.spec.cluster_ip
+            del new.spec.cluster_ips[:]
+            new.spec.cluster_ips.extend(old.spec.cluster_ips)
+        if needs_node_ports(old) and needs_node_ports(new):
+            previous = {(p.port, p.protocol or "TCP"): p.node_port for p in old.spec.ports}
+            for port in new.spec.ports:
+                if not port.node_port:
+                    port.node_port = previous.get((port.port, port.protocol or "TCP"), 0)
+
+    def allocate(self, new: Any, old: Any | None, kind_group: str) -> Callable[[], None]:
+        """Fill in and take what `new` needs beyond what `old` holds; Invalid on a clash."""
+        taken_ips: list[str] = []
+        taken_ports: list[int] = []
+
+        def undo() -> None:
+            for ip in taken_ips:
+                self.cluster_ips.release(ip)
+            for port in taken_ports:
+                self.node_ports.release(port)
+
+        held_ips = _ips(old) if old is not None else set()
+        held_ports = _ports(old) if old is not None else set()
+        try:
+            if needs_cluster_ip(new) and new.spec.cluster_ip not in held_ips:
+                requested = new.spec.cluster_ip or (
+                    new.spec.cluster_ips[0] if new.spec.cluster_ips else ""
+                )
+                path = (
+                    "spec.clusterIPs" if not new.spec.cluster_ip and requested else "spec.clusterIP"
+                )
+                ip = self.cluster_ips.allocate(path, requested)
+                taken_ips.append(ip)
+                new.spec.cluster_ip = ip
+                del new.spec.cluster_ips[:]
+                new.spec.cluster_ips.append(ip)
+            elif needs_cluster_ip(new) and not new.spec.cluster_ips:
+                new.spec.cluster_ips.append(new.spec.cluster_ip)
+            if needs_node_ports(new):
+                seen: set[int] = set()
+                for i, port in enumerate(new.spec.ports):
+                    path = f"spec.ports[{i}].nodePort"
+                    if port.node_port and port.node_port in seen:
+                        raise AllocationError(errors.duplicate(path, port.node_port))
+                    if port.node_port in held_ports:
+                        seen.add(port.node_port)
+                        continue
+                    port.node_port = self.node_ports.allocate(path, port.node_port)
+                    taken_ports.append(port.node_port)
+                    seen.add(port.node_port)
+        except AllocationError as err:
+            undo()
+            raise errors.Invalid.for_object(kind_group, new.metadata.name, [err.cause]) from None
+        return undo
+
+    def release_replaced(self, new: Any, old: Any) -> None:
+        for ip in _ips(old) - _ips(new):
+            self.cluster_ips.release(ip)
+        for port in _ports(old) - _ports(new):
+            self.node_ports.release(port)
+
+    def release_all(self, svc: Any) -> None:
+        for ip in _ips(svc):
+            self.cluster_ips.release(ip)
+        for port in _ports(svc):
+            self.node_ports.release(port)

@@ -1,0 +1,272 @@
+"""The API server process: the gRPC `Resources` service over the registry.
+
+Each RPC is a thin adapter (Kubernetes' REST handlers are the same): unpack
+the request, call the generic store, pack the answer. An error anywhere
+becomes a `StatusError`, and leaves here as a gRPC status with the
+Kubernetes reason and field causes attached (apimachinery/errors.py); an
+unexpected exception is logged with its traceback and reported as an
+InternalError, never as a dropped connection.
+
+Limits. Requests over 3 MiB are refused by gRPC itself before they are
+decoded (`max_receive_message_length`), which the client reports as
+`Request entity too large: limit is 3145728`. Responses may be larger (a
+list of thousands of pods).
+
+Start-up order matters: storage opens first (a second server on the same
+data directory fails here, not later), then the registry rebuilds what it
+keeps in memory (ClusterIP / NodePort allocations) from the store, and only
+then does the port open, so no request ever sees a half-started server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from apimachinery import errors, scheme
+from apiserver.registry import apply as apply_mod
+from apiserver.registry.store import Store
+from apiserver.registry.watch import PROGRESS, ApiEvent, watch
+from apiserver.storage import open_storage
+from apiserver.storage.interface import Storage
+from protos import api_pb2, api_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+VERSION = "v0.1.0"
+BOOKMARK_INTERVAL_SECONDS = 5.0
+T = TypeVar("T")
+
+
+class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
+    """The generic resource API: every verb for every kind in the scheme."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await fn()
+        except errors.StatusError as err:
+            await context.abort_with_status(errors.to_grpc_status(err))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every other failure is a bug: say so, keep serving
+            log.exception("request failed", extra={"error": repr(exc)})
+            await context.abort_with_status(
+                errors.to_grpc_status(errors.InternalError(f"internal error: {exc!r}"))
+            )
+        raise AssertionError("unreachable: abort_with_status raises")
+
+    async def Create(self, request: api_pb2.CreateRequest, context: Any) -> Any:
+        async def run() -> Any:
+            obj = await self.store.create(scheme.unpack(request.object), dry_run=request.dry_run)
+            return scheme.pack(obj)
+
+        return await self._call(context, run)
+
+    async def Get(self, request: api_pb2.GetRequest, context: Any) -> Any:
+        async def run() -> Any:
+            info = scheme.for_resource(request.resource)
+            return await self.store.get_packed(info, request.namespace, request.name)
+
+        return await self._call(context, run)
+
+    async def List(self, request: api_pb2.ListRequest, context: Any) -> api_pb2.ListResponse:
+        async def run() -> api_pb2.ListResponse:
+            info = scheme.for_resource(request.resource)
+            items, revision = await self.store.list_packed(
+                info, request.namespace, request.label_selector, request.field_selector
+            )
+            return api_pb2.ListResponse(resource_version=str(revision), items=items)
+
+        return await self._call(context, run)
+
+    async def Update(self, request: api_pb2.UpdateRequest, context: Any) -> Any:
+        async def run() -> Any:
+            obj = scheme.unpack(request.object)
+            return scheme.pack(await self.store.update(obj, dry_run=request.dry_run))
+
+        return await self._call(context, run)
+
+    async def UpdateStatus(self, request: api_pb2.UpdateRequest, context: Any) -> Any:
+        async def run() -> Any:
+            obj = scheme.unpack(request.object)
+            return scheme.pack(await self.store.update(obj, dry_run=request.dry_run, status=True))
+
+        return await self._call(context, run)
+
+    async def Apply(self, request: api_pb2.ApplyRequest, context: Any) -> api_pb2.ApplyResponse:
+        async def run() -> api_pb2.ApplyResponse:
+            obj = scheme.unpack(request.object)
+            result, verb = await apply_mod.apply(self.store, obj, dry_run=request.dry_run)
+            return api_pb2.ApplyResponse(object=scheme.pack(result), result=verb)
+
+        return await self._call(context, run)
+
+    async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> Any:
+        async def run() -> Any:
+            info = scheme.for_resource(request.resource)
+            grace = (
+                request.grace_period_seconds if request.HasField("grace_period_seconds") else None
+            )
+            obj = await self.store.delete(
+                info,
+                request.namespace,
+                request.name,
+                grace_period_seconds=grace,
+                propagation_policy=request.propagation_policy,
+                precondition_uid=request.precondition_uid,
+                precondition_resource_version=request.precondition_resource_version,
+            )
+            return scheme.pack(obj)
+
+        return await self._call(context, run)
+
+    async def Watch(
+        self, request: api_pb2.WatchRequest, context: Any
+    ) -> AsyncIterator[api_pb2.WatchEvent]:
+        try:
+            info = scheme.for_resource(request.resource)
+            events = watch(
+                self.store,
+                info,
+                request.namespace,
+                request.resource_version,
+                request.label_selector,
+                request.field_selector,
+            )
+            async for out in _with_bookmarks(events, request.allow_bookmarks):
+                yield out
+        except errors.StatusError as err:
+            await context.abort_with_status(errors.to_grpc_status(err))
+
+    async def Version(self, request: api_pb2.VersionRequest, context: Any) -> api_pb2.VersionInfo:
+        return api_pb2.VersionInfo(
+            git_version=VERSION,
+            python_version=platform.python_version(),
+            platform=f"{sys.platform}/{platform.machine()}",
+            storage_backend=self.store.storage.name,
+        )
+
+    async def ServerResources(
+        self, request: api_pb2.ServerResourcesRequest, context: Any
+    ) -> api_pb2.APIResourceList:
+        verbs = ["create", "delete", "get", "list", "update", "watch", "apply"]
+        return api_pb2.APIResourceList(
+            resources=[
+                api_pb2.APIResource(
+                    name=k.resource,
+                    short_names=list(k.short_names),
+                    kind=k.kind,
+                    namespaced=k.namespaced,
+                    group_version=k.api_version,
+                    verbs=verbs,
+                )
+                for k in scheme.KINDS
+            ]
+        )
+
+
+async def _with_bookmarks(
+    events: AsyncIterator[ApiEvent], allow_bookmarks: bool
+) -> AsyncIterator[api_pb2.WatchEvent]:
+    """Wire events; with bookmarks, a BOOKMARK after a quiet spell if the revision moved.
+
+    The pending `__anext__` is never cancelled on a timeout (asyncio.wait leaves it
+    running), so waiting for a bookmark cannot lose an event.
+    """
+    it = events.__aiter__()
+    last_seen = 0
+    last_sent = 0
+    pending: asyncio.Future[ApiEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
+            if allow_bookmarks:
+                done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL_SECONDS)
+                if not done:
+                    if last_seen > last_sent:
+                        last_sent = last_seen
+                        yield api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(last_seen))
+                    continue
+            try:
+                ev = await pending
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            last_seen = ev.revision
+            if ev.type == PROGRESS:
+                continue
+            last_sent = ev.revision
+            yield api_pb2.WatchEvent(
+                type=ev.type, object=ev.object, resource_version=str(ev.revision)
+            )
+    finally:
+        if pending is not None:
+            pending.cancel()
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class APIServer:
+    """The running server: storage, registry and the gRPC port. Used by `serve` and tests."""
+
+    def __init__(self, storage: Storage, listen: str) -> None:
+        self.storage = storage
+        self.store = Store(storage)
+        self.listen = listen
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        await self.store.start()
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", errors.MAX_REQUEST_BYTES),
+                ("grpc.max_send_message_length", 512 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+                # Clients ping idle watches every 30 s to find dead peers: allow it.
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.http2.max_ping_strikes", 0),
+            ]
+        )
+        api_pb2_grpc.add_ResourcesServicer_to_server(ResourcesServicer(self.store), server)
+        self.port = server.add_insecure_port(self.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.listen}")
+        await server.start()
+        self._server = server
+        log.info("apiserver listening", extra={"address": self.listen, "port": self.port})
+
+    async def stop(self, grace: float = 1.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self.store.namespaces.close()
+        await self.storage.close()
+
+
+async def serve(data_dir: str, listen: str = "127.0.0.1:6443", *, storage: str = "sqlite") -> None:
+    """Run an API server until cancelled."""
+    os.makedirs(data_dir, exist_ok=True)
+    backend = await open_storage(storage, data_dir)
+    start_compactor = getattr(backend, "start_compactor", None)
+    if start_compactor is not None:
+        start_compactor()
+    server = APIServer(backend, listen)
+    try:
+        await server.start()
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.shield(server.stop())

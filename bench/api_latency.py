@@ -1,0 +1,237 @@
+"""API server latency and throughput: `python bench/api_latency.py [--duration S] [--quick]`.
+
+What is measured, against a real `tinykube apiserver` process on loopback with
+its SQLite store in a temporary directory (durable commits: every write is
+fsynced before it is acknowledged):
+
+* mutating latency: p50/p99 of single-object creates and updates, issued open
+  loop at a fixed rate (20, 200, 1000 writes/s), alternating create / update;
+* watch delivery latency: p50/p99 from the moment a write is *sent* to the
+  moment each watcher receives its event, with 1 and 100 watchers on the kind
+  (watchers run in a separate process so they do not steal the writer's loop);
+* saturation: writes/s with 32 closed-loop writers;
+* memory: the server's RSS when idle after start, and after the runs.
+
+Open loop means a write is started on schedule whether or not earlier ones
+have returned, so a slow server shows up as latency instead of quietly
+lowering the rate (the coordinated-omission trap). If the writer cannot even
+start writes on schedule, the achieved rate is printed beside the target.
+
+The last line is a one-line summary. Targets (docs/performance.md): mutating
+p99 <= 10 ms at 200 writes/s with 100 watchers; idle RSS <= 80 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apimachinery.client import Client
+from localcluster.processes import ApiServerProcess
+from protos import core_pb2
+
+NAMESPACE = "default"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _cm(name: str, run: str) -> core_pb2.ConfigMap:
+    cm = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap")
+    cm.metadata.name = name
+    cm.metadata.labels["run"] = run
+    cm.data["t"] = repr(time.time())
+    return cm
+
+
+# ----------------------------------------------------------------------------- watchers
+
+
+def _watch_process(
+    address: str, watchers: int, run: str, expected: int, ready: object, out: object
+) -> None:
+    async def main() -> list[float]:
+        latencies: list[float] = []
+        async with Client(address) as c:
+            start = (await c.list("configmaps", NAMESPACE))[1]
+            remaining = [expected] * watchers
+
+            async def one(i: int) -> None:
+                async for ev in c.watch(
+                    "configmaps", NAMESPACE, resource_version=start, label_selector=f"run={run}"
+                ):
+                    now = time.time()
+                    if ev.type in ("ADDED", "MODIFIED"):
+                        latencies.append(now - float(ev.object.data["t"]))
+                    remaining[i] -= 1
+                    if remaining[i] == 0:
+                        return
+
+            tasks = [asyncio.ensure_future(one(i)) for i in range(watchers)]
+            await asyncio.sleep(0.5)  # let every stream open before the writes begin
+            ready.set()  # type: ignore[attr-defined]
+            await asyncio.wait(tasks, timeout=120)
+            for t in tasks:
+                t.cancel()
+        return latencies
+
+    out.send(asyncio.run(main()))  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict[str, object]:
+    creates: list[float] = []
+    updates: list[float] = []
+    names: list[str] = []
+    async with Client(address) as c:
+        count = int(rate * duration)
+        interval = 1.0 / rate
+        tasks = []
+        t0 = time.perf_counter()
+
+        async def one(i: int) -> None:
+            if i % 2 == 0 or not names:
+                name = f"{run}-{i}"
+                s = time.perf_counter()
+                await c.create(_cm(name, run))
+                creates.append(time.perf_counter() - s)
+                names.append(name)
+            else:
+                cm = _cm(names[(i * 7) % len(names)], run)
+                s = time.perf_counter()
+                await c.update(cm)  # unconditional update: no resourceVersion
+                updates.append(time.perf_counter() - s)
+
+        for i in range(count):
+            delay = t0 + i * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(i)))
+        issued = time.perf_counter() - t0
+        await asyncio.gather(*tasks)
+    return {"creates": creates, "updates": updates, "achieved": count / issued if issued else 0}
+
+
+async def _saturate(address: str, writers: int, duration: float) -> float:
+    done = 0
+    stop = time.perf_counter() + duration
+
+    async def loop(i: int, c: Client) -> None:
+        nonlocal done
+        n = 0
+        while time.perf_counter() < stop:
+            await c.create(_cm(f"sat-{i}-{n}", "sat"))
+            n += 1
+            done += 1
+
+    clients = [Client(address) for _ in range(4)]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(loop(i, clients[i % 4]) for i in range(writers)))
+    elapsed = time.perf_counter() - t0
+    for c in clients:
+        await c.close()
+    return done / elapsed
+
+
+def run_case(address: str, rate: int, watchers: int, duration: float) -> dict[str, float]:
+    run = f"r{rate}w{watchers}t{int(time.time() * 1000) % 100000}"
+    count = int(rate * duration)
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_watch_process, args=(address, watchers, run, count, ready, child))
+    proc.start()
+    ready.wait(60)
+    result = asyncio.run(_open_loop(address, rate, duration, run))
+    watch_lat: list[float] = parent.recv() if parent.poll(150) else []
+    proc.join(10)
+    creates = result["creates"]
+    updates = result["updates"]
+    assert isinstance(creates, list) and isinstance(updates, list)
+    return {
+        "rate": rate,
+        "achieved": float(result["achieved"]),  # type: ignore[arg-type]
+        "watchers": watchers,
+        "create_p50": pct(creates, 50) * 1000,
+        "create_p99": pct(creates, 99) * 1000,
+        "update_p50": pct(updates, 50) * 1000,
+        "update_p99": pct(updates, 99) * 1000,
+        "watch_p50": pct(watch_lat, 50) * 1000,
+        "watch_p99": pct(watch_lat, 99) * 1000,
+        "delivered": len(watch_lat) / max(1, count * watchers),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per rate")
+    ap.add_argument("--quick", action="store_true", help="rates 20 and 200 only, 2 s each")
+    args = ap.parse_args()
+    rates = [20, 200] if args.quick else [20, 200, 1000]
+    duration = 2.0 if args.quick else args.duration
+    with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as tmp:
+        srv = ApiServerProcess(Path(tmp) / "data")
+        srv.start()
+        try:
+            assert srv.proc is not None
+            time.sleep(2.0)
+            idle = rss_mb(srv.proc.pid)
+            print(f"apiserver idle RSS: {idle:.1f} MB")
+            header = (
+                f"{'rate/s':>7} {'achieved':>9} {'watchers':>8} {'create p50':>10} "
+                f"{'p99':>7} {'update p50':>10} {'p99':>7} {'watch p50':>9} {'p99':>7} "
+                f"{'delivered':>9}"
+            )
+            print(header)
+            rows = []
+            for watchers in (1, 100):
+                for rate in rates:
+                    row = run_case(srv.address, rate, watchers, duration)
+                    rows.append(row)
+                    print(
+                        f"{rate:>7} {row['achieved']:>9.0f} {watchers:>8} "
+                        f"{row['create_p50']:>8.2f}ms {row['create_p99']:>5.2f}ms "
+                        f"{row['update_p50']:>8.2f}ms {row['update_p99']:>5.2f}ms "
+                        f"{row['watch_p50']:>7.2f}ms {row['watch_p99']:>5.2f}ms "
+                        f"{row['delivered']:>8.0%}",
+                        flush=True,
+                    )
+            sat = asyncio.run(_saturate(srv.address, 32, duration))
+            print(f"saturation: {sat:.0f} writes/s (32 closed-loop writers)")
+            loaded = rss_mb(srv.proc.pid)
+            print(f"apiserver RSS after the runs: {loaded:.1f} MB")
+            target = next(r for r in rows if r["rate"] == 200 and r["watchers"] == 100)
+            worst = max(target["create_p99"], target["update_p99"])
+            watch_median = statistics.median([r["watch_p50"] for r in rows])
+            print(
+                f"summary: mutating p99 at 200 writes/s with 100 watchers {worst:.2f} ms "
+                f"(target 10), saturation {sat:.0f} writes/s, idle RSS {idle:.1f} MB "
+                f"(target 80), median watch delivery {watch_median:.2f} ms"
+            )
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""A real API server on a loopback port over SQLite in a temporary directory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from apimachinery.client import Client
+from apiserver.server import APIServer
+from apiserver.storage import open_storage
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[APIServer]:
+    storage = await open_storage("sqlite", str(tmp_path))
+    srv = APIServer(storage, "127.0.0.1:0")
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop(grace=0)
+
+
+@pytest.fixture
+async def client(server: APIServer) -> AsyncIterator[Client]:
+    c = Client(f"127.0.0.1:{server.port}", timeout=10)
+    try:
+        yield c
+    finally:
+        await c.close()

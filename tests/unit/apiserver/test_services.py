@@ -1,0 +1,86 @@
+"""ClusterIP and NodePort allocation through the API."""
+
+from __future__ import annotations
+
+import pytest
+
+from apimachinery import errors
+from apimachinery.client import Client
+
+from .objects import service
+
+
+async def test_duplicate_cluster_ip_is_invalid_and_stores_nothing(client: Client) -> None:
+    first = service("one")
+    first.spec.cluster_ip = "10.96.0.50"
+    await client.create(first)
+    second = service("two")
+    second.spec.cluster_ip = "10.96.0.50"
+    with pytest.raises(errors.Invalid, match="provided IP is already allocated") as exc:
+        await client.create(second)
+    assert exc.value.causes[0].path == "spec.clusterIP"
+    with pytest.raises(errors.NotFound):
+        await client.get("services", "two")
+
+
+async def test_cluster_ip_out_of_range(client: Client) -> None:
+    svc = service("far")
+    svc.spec.cluster_ip = "192.168.0.1"
+    with pytest.raises(errors.Invalid, match="not in the valid range"):
+        await client.create(svc)
+
+
+async def test_node_port_allocated_and_duplicate_refused(client: Client) -> None:
+    a = await client.create(service("a", type_="NodePort"))
+    port = a.spec.ports[0].node_port
+    assert 30000 <= port <= 32767
+    with pytest.raises(errors.Invalid, match="provided port is already allocated"):
+        await client.create(service("b", type_="NodePort", node_port=port))
+    with pytest.raises(errors.NotFound):
+        await client.get("services", "b")
+
+
+async def test_ip_released_on_delete_and_failed_create(client: Client) -> None:
+    svc = service("tmp")
+    svc.spec.cluster_ip = "10.96.0.77"
+    await client.create(svc)
+    await client.delete("services", "tmp")
+    again = service("tmp2")
+    again.spec.cluster_ip = "10.96.0.77"
+    assert (await client.create(again)).spec.cluster_ip == "10.96.0.77"
+
+
+async def test_allocations_survive_restart(server, client: Client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from apiserver.server import APIServer
+    from apiserver.storage import open_storage
+
+    svc = service("keep", type_="NodePort", node_port=30080)
+    svc.spec.cluster_ip = "10.96.0.90"
+    await client.create(svc)
+    await server.stop(grace=0)
+    storage = await open_storage("sqlite", str(tmp_path))
+    again = APIServer(storage, "127.0.0.1:0")
+    await again.start()
+    try:
+        from apimachinery.client import Client as C
+
+        c = C(f"127.0.0.1:{again.port}")
+        clash = service("clash", type_="NodePort", node_port=30080)
+        with pytest.raises(errors.Invalid, match="already allocated"):
+            await c.create(clash)
+        clash2 = service("clash2")
+        clash2.spec.cluster_ip = "10.96.0.90"
+        with pytest.raises(errors.Invalid, match="already allocated"):
+            await c.create(clash2)
+        await c.close()
+    finally:
+        await again.stop(grace=0)
+
+
+async def test_changing_type_releases_node_port(client: Client) -> None:
+    svc = await client.create(service("flip", type_="NodePort", node_port=30123))
+    svc.spec.type = "ClusterIP"
+    svc.spec.ports[0].node_port = 0
+    await client.update(svc)
+    reuse = await client.create(service("reuse", type_="NodePort", node_port=30123))
+    assert reuse.spec.ports[0].node_port == 30123
