@@ -28,7 +28,9 @@ Design notes and failure modes:
   partition fails within about 40 s instead of hanging forever. The server
   must accept pings that often (grpc.http2.min_ping_interval_without_data_ms).
 * Calls fail fast when the server is down (no wait-for-ready): controllers
-  and informers decide how to back off, not the transport.
+  and informers decide how to back off, not the transport. The channel's own
+  reconnect backoff is capped at 5 s (grpc's default grows to 120 s), so a
+  restarted server is noticed within seconds.
 * `watch` is an async generator. Leaving the `async for` (break, exception,
   task cancellation) cancels the underlying gRPC call, so an abandoned watch
   never keeps a server-side watcher alive.
@@ -71,6 +73,11 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
+    # grpc's own reconnect backoff grows to 120 s by default, which would keep a client
+    # failing fast long after the server is back; informers do their own backoff.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
 # Pieces of grpc's transport messages, mapped to the short reason a user reads.

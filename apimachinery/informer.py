@@ -13,7 +13,12 @@ The loop (`run`), as client-go's Reflector.ListAndWatch:
     list  -> replace the cache (diffing against what it held) -> watch from the list's RV
     watch ends cleanly            -> watch again from the last RV seen (nothing lost)
     watch fails with Expired      -> the RV was compacted: list again and diff
-    watch/list fails otherwise    -> back off (0.2 s doubling to 30 s) and list again
+    watch/list fails otherwise    -> list again and diff (the stream may have lost events)
+
+Every retry waits first: 0.2 s, doubling to 30 s while failures continue,
+back to 0.2 s after a quiet minute (client-go's backoff manager does the
+same). So a down server is polled gently, and a server that closes each
+watch at once is not hammered.
 
 Why diff on relist: while the watch was down, objects may have been created,
 changed or deleted and the events are gone. Comparing the new list with the
@@ -172,19 +177,39 @@ class Informer:
                 if need_list:
                     await self._list()
                     need_list = False
+                started = time.monotonic()
                 await self._watch()
                 log.debug("watch closed, resuming", extra={**context, "rv": self.resource_version})
+                if time.monotonic() - started < 1.0:
+                    # A server that closes every watch at once must not be hammered.
+                    await asyncio.sleep(backoff.next_delay())
                 continue
             except errors.Expired as exc:
-                log.info("watch expired, relisting", extra={**context, "error": str(exc)})
+                delay = backoff.next_delay()
+                log.info(
+                    "watch expired, relisting",
+                    extra={**context, "error": str(exc), "retry_in": round(delay, 3)},
+                )
             except errors.ServiceUnavailable as exc:
-                log.warning("api server unavailable", extra={**context, "error": str(exc)})
+                delay = backoff.next_delay()
+                log.warning(
+                    "api server unavailable",
+                    extra={**context, "error": str(exc), "retry_in": round(delay, 3)},
+                )
             except errors.StatusError as exc:
-                log.warning("list or watch failed", extra={**context, "error": str(exc)})
+                delay = backoff.next_delay()
+                log.warning(
+                    "list or watch failed",
+                    extra={**context, "error": str(exc), "retry_in": round(delay, 3)},
+                )
             except Exception:
-                log.exception("list or watch failed unexpectedly", extra=context)
+                delay = backoff.next_delay()
+                log.exception(
+                    "list or watch failed unexpectedly",
+                    extra={**context, "retry_in": round(delay, 3)},
+                )
             need_list = True
-            await asyncio.sleep(backoff.next_delay())
+            await asyncio.sleep(delay)
 
     async def _list(self) -> None:
         items, version = await self.client.list(
