@@ -78,10 +78,11 @@ def merge(existing: Any, manifest: Any) -> Any:
         if field.name in _NOT_OWNED_BY_MANIFEST:
             continue
         desired.ClearField(field.name)
-        if field.message_type is not None and field.label != field.LABEL_REPEATED:
+        repeated = field.is_repeated
+        if field.message_type is not None and not repeated:
             if manifest.HasField(field.name):
                 getattr(desired, field.name).CopyFrom(getattr(manifest, field.name))
-        elif field.label == field.LABEL_REPEATED:
+        elif repeated:
             value = getattr(manifest, field.name)
             target = getattr(desired, field.name)
             if field.message_type is not None and field.message_type.GetOptions().map_entry:

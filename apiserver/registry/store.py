@@ -205,6 +205,7 @@ class Store:
             if info.kind == "Service":
                 self.services.carry_allocated(new, old)
             defaults.apply_defaults(new)
+            strategy.bump_generation(new, old)
         new.metadata.resource_version = ""
         causes = validation.validate_update(new, old)
         if causes:

@@ -4,7 +4,7 @@ The generic store calls these hooks at fixed points (as Kubernetes' generic
 registry calls a RESTCreateStrategy / RESTUpdateStrategy):
 
     create:        prepare_for_create -> defaults -> validate_object
-    update:        prepare_for_update -> defaults -> validate_update
+    update:        prepare_for_update -> defaults -> bump_generation -> validate_update
     update status: prepare_for_status_update -> validate_update
 
 The spec/status split. Users own spec, controllers and kubelets own status,
@@ -87,12 +87,19 @@ def _carry_system_metadata(new: Any, old: Any) -> None:
 
 
 def prepare_for_update(info: KindInfo, new: Any, old: Any) -> None:
-    """Update: keep the stored status; bump generation when the spec changed."""
+    """Update: keep the stored status and the system's metadata."""
     new.api_version = info.api_version
     new.kind = info.kind
     _carry_system_metadata(new, old)
     if info.has_status:
-        new.status.CopyFrom(old.status)
+        if old.HasField("status"):
+            new.status.CopyFrom(old.status)
+        else:
+            new.ClearField("status")
+
+
+def bump_generation(new: Any, old: Any) -> None:
+    """After defaulting: a changed spec is a new generation."""
     if spec_bytes(new) != spec_bytes(old):
         new.metadata.generation = old.metadata.generation + 1
 
@@ -101,5 +108,8 @@ def prepare_for_status_update(info: KindInfo, new: Any, old: Any) -> Any:
     """UpdateStatus: the stored object with the request's status, nothing else."""
     result = type(old)()
     result.CopyFrom(old)
-    result.status.CopyFrom(new.status)
+    if new.HasField("status"):
+        result.status.CopyFrom(new.status)
+    else:
+        result.ClearField("status")
     return result

@@ -43,6 +43,7 @@ revision does not advance. After `close()` every call raises StorageError.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import contextlib
 import logging
@@ -177,18 +178,22 @@ class SQLiteStorage(Storage):
         return await self._run(self._commit, revision_log.delete, key, expected_revision)
 
     def watch(self, prefix: str, after_revision: int) -> AsyncIterator[Event]:
-        return self._watch(prefix, after_revision)
+        if self._hub is not None:  # open: hand out the hub's iterator itself
+            return self._hub.watch(prefix, after_revision, self._read_history)
+        return self._watch_after_open(prefix, after_revision)
 
-    async def _watch(self, prefix: str, after_revision: int) -> AsyncIterator[Event]:
+    async def _watch_after_open(self, prefix: str, after_revision: int) -> AsyncIterator[Event]:
         await self.ensure_open()
         assert self._hub is not None
-        revision_log = self._require_log()
+        events = self._hub.watch(prefix, after_revision, self._read_history)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
 
-        async def read_history(pfx: str, after: int) -> tuple[list[Event], int]:
-            return await self._run(revision_log.history, pfx, after)
-
-        async for event in self._hub.watch(prefix, after_revision, read_history):
-            yield event
+    async def _read_history(self, prefix: str, after: int) -> tuple[builtins.list[Event], int]:
+        return await self._run(self._require_log().history, prefix, after)
 
     async def current_revision(self) -> int:
         await self.ensure_open()

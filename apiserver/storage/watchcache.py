@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from apiserver.storage.interface import Compacted, Event, WatcherTooSlow
 
@@ -145,7 +145,7 @@ class WatchHub:
 
     async def watch(
         self, prefix: str, after: int, read_history: HistoryReader
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Events under `prefix` with revision > `after`; see the module docstring."""
         if self._closed:
             return
