@@ -248,3 +248,12 @@ async def test_retry_on_conflict_gives_up_and_passes_other_errors() -> None:
     with pytest.raises(errors.NotFound):
         await retry_on_conflict(not_found)
     assert calls == 1
+
+
+async def test_server_reported_unavailable_keeps_its_message(
+    client: Client, api: FakeApiServer
+) -> None:
+    api.resources.fail_next("Get", errors.ServiceUnavailable("storage is not ready"))
+    with pytest.raises(errors.ServiceUnavailable) as info:
+        await client.get("pods", "web")
+    assert str(info.value) == "storage is not ready"
