@@ -135,6 +135,12 @@ class Storage(abc.ABC):
         Raises Compacted (on first iteration) if `after_revision` is older than the oldest
         kept history, WatcherTooSlow if the consumer falls behind its bounded buffer.
         The iterator ends when the consumer stops iterating or the store closes.
+
+        After `compact(C)`, `after_revision >= C` is served and `after_revision < C` raises
+        Compacted(after_revision, C). An `after_revision` beyond the current revision is
+        allowed: the watch waits for the revisions after it. Cancelling a pending
+        `__anext__` ends the watch (as with any async generator); resume from the last
+        revision received.
         """
 
     @abc.abstractmethod
@@ -143,7 +149,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def compact(self, revision: int) -> None:
-        """Forget history at and before `revision` (current values are kept)."""
+        """Forget history at and before `revision` (current values are kept).
+
+        The value each key had at `revision` is kept too (it is the `prev_value` of the
+        key's next event), so every watch starting at `revision` or later still sees
+        complete history. A `revision` beyond the current one is clamped to it; one at or
+        below an earlier compaction changes nothing.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -52,6 +52,18 @@ async def test_opens_lazily_and_refuses_calls_after_close(tmp_path: Path) -> Non
         await store.get("/a")
 
 
+async def test_watch_on_an_unopened_store_opens_it(tmp_path: Path) -> None:
+    store = SQLiteStorage(str(tmp_path / "db"))
+    try:
+        watch = store.watch("", 0)
+        pending = asyncio.ensure_future(watch.__anext__())
+        kv = await store.create("/a", b"1")
+        event = await asyncio.wait_for(pending, 5.0)
+        assert (event.key, event.revision) == ("/a", kv.mod_revision)
+    finally:
+        await store.close()
+
+
 async def test_factory_by_name(tmp_path: Path) -> None:
     store = new_storage("sqlite", str(tmp_path))
     assert isinstance(store, SQLiteStorage) and store.name == "sqlite"

@@ -5,7 +5,8 @@ sharing a prefix, like "/r/" and "/rr/"), an optional compaction, and a
 random prefix, check against a plain-Python model that:
 
 * a watch resumed from ANY revision R >= the compaction point delivers
-  exactly the model's events after R under the prefix, once each, in order
+  exactly the model's events after R under the prefix (type, key, value,
+  revision and prev_value), once each, in order
   (the end is marked by a sentinel write, so "nothing extra" is checked too);
 * a watch from any R below the compaction point raises Compacted;
 * a watch that starts while more writes are being made joins history to the
@@ -48,6 +49,7 @@ class Change:
     key: str
     value: bytes
     revision: int
+    prev_value: bytes | None
 
 
 class Model:
@@ -61,15 +63,16 @@ class Model:
         kind, key, value = op
         if kind == "put" and key in self.state:
             kv = await store.update(key, value, None)
-            self.history.append(Change("MODIFIED", key, value, kv.mod_revision))
+            self.history.append(Change("MODIFIED", key, value, kv.mod_revision, self.state[key]))
             self.state[key] = value
         elif kind == "put":
             kv = await store.create(key, value)
-            self.history.append(Change("ADDED", key, value, kv.mod_revision))
+            self.history.append(Change("ADDED", key, value, kv.mod_revision, None))
             self.state[key] = value
         elif key in self.state:
             kv = await store.delete(key)
-            self.history.append(Change("DELETED", key, self.state.pop(key), kv.mod_revision))
+            last = self.state.pop(key)
+            self.history.append(Change("DELETED", key, last, kv.mod_revision, last))
 
     async def sentinel(self, store: Storage, prefix: str) -> int:
         """A write under `prefix` that marks the end of what a watch must deliver."""
@@ -86,7 +89,7 @@ async def collect_through(events: AsyncIterator[Event], last: int) -> list[Chang
     out: list[Change] = []
     while not out or out[-1].revision < last:
         e = await asyncio.wait_for(events.__anext__(), TIMEOUT)
-        out.append(Change(e.type.value, e.key, e.value, e.revision))
+        out.append(Change(e.type.value, e.key, e.value, e.revision, e.prev_value))
     return out
 
 
@@ -163,5 +166,6 @@ class WatchProperties:
         last = await write_more()
         head = await asyncio.wait_for(first, TIMEOUT)
         rest = [] if head.revision == last else await collect_through(watch, last)
-        got = [Change(head.type.value, head.key, head.value, head.revision), *rest]
+        head_change = Change(head.type.value, head.key, head.value, head.revision, head.prev_value)
+        got = [head_change, *rest]
         assert got == model.after(resume, prefix)
