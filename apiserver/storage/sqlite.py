@@ -73,8 +73,9 @@ class SQLiteStorage(Storage):
         kv = await store.create("/registry/pods/default/web", b"...")
         await store.close()
 
-    The constructor does no I/O; the first operation (or `await open()`)
-    opens the file on the worker thread.
+    The constructor does no I/O; the first operation (or `await
+    ensure_open()`) opens the file on the worker thread. The store belongs to
+    the event loop that opened it: watch fan-out runs on that loop.
     """
 
     name = "sqlite"
