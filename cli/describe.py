@@ -76,11 +76,13 @@ class Writer:
             self.line(level, f"{title}:" if i == 0 else "", f"{key}{sep}{data[key]}")
 
     def text(self) -> str:
-        return tabwriter.render(
+        """The aligned page; trailing blanks (a padded cell before an empty value) trimmed."""
+        aligned = tabwriter.align(
             self.lines,
             min_width=tabwriter.DESCRIBE_MIN_WIDTH,
             padding=tabwriter.DESCRIBE_PADDING,
         )
+        return "".join(line.rstrip() + "\n" for line in aligned)
 
 
 # ------------------------------------------------------------------ shared sections
