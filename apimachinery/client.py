@@ -54,7 +54,7 @@ import grpc.aio
 from google.protobuf.message import Message
 
 from apimachinery import errors, scheme
-from protos import api_pb2, api_pb2_grpc
+from protos import api_pb2, api_pb2_grpc, core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,7 @@ class Client:
         grace_period_seconds: int | None = None,
         propagation_policy: str = "",
         precondition_resource_version: str = "",
+        precondition_uid: str = "",
     ) -> Any:
         """Delete; returns the object as the server last stored it (maybe only marked deleting)."""
         info = scheme_info(resource)
@@ -286,10 +287,36 @@ class Client:
             name=name,
             propagation_policy=propagation_policy,
             precondition_resource_version=precondition_resource_version,
+            precondition_uid=precondition_uid,
         )
         if grace_period_seconds is not None:
             request.grace_period_seconds = grace_period_seconds
         reply = await self._unary(self._resources().Delete(request, timeout=self.timeout))
+        return scheme.unpack(reply)
+
+    async def bind(
+        self,
+        name: str,
+        node: str,
+        namespace: str = "",
+        *,
+        uid: str = "",
+        annotations: dict[str, str] | None = None,
+    ) -> Any:
+        """Bind a pod to a node (the pods/binding subresource); returns the bound pod.
+
+        `uid` guards against binding a different pod that took the same name;
+        `annotations` are merged into the pod in the same write.
+        """
+        binding = core_pb2.Binding(api_version="v1", kind="Binding")
+        binding.metadata.name = name
+        binding.metadata.namespace = namespace or DEFAULT_NAMESPACE
+        binding.metadata.uid = uid
+        binding.metadata.annotations.update(annotations or {})
+        binding.target.kind = "Node"
+        binding.target.name = node
+        request = api_pb2.BindRequest(binding=binding)
+        reply = await self._unary(self._resources().Bind(request, timeout=self.timeout))
         return scheme.unpack(reply)
 
     def watch(

@@ -32,6 +32,7 @@ import grpc
 
 from apimachinery import errors, scheme
 from apiserver.registry import apply as apply_mod
+from apiserver.registry import binding as binding_mod
 from apiserver.registry.store import Store
 from apiserver.registry.watch import PROGRESS, ApiEvent, watch
 from apiserver.storage import open_storage
@@ -108,6 +109,13 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
             obj = scheme.unpack(request.object)
             result, verb = await apply_mod.apply(self.store, obj, dry_run=request.dry_run)
             return api_pb2.ApplyResponse(object=scheme.pack(result), result=verb)
+
+        return await self._call(context, run)
+
+    async def Bind(self, request: api_pb2.BindRequest, context: Any) -> Any:
+        async def run() -> Any:
+            pod = await binding_mod.bind(self.store, request.binding, dry_run=request.dry_run)
+            return scheme.pack(pod)
 
         return await self._call(context, run)
 

@@ -23,45 +23,48 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
+from protos import core_pb2 as protos_dot_core__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10protos/api.proto\x12\x0ctinykube.api\x1a\x19google/protobuf/any.proto\"F\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"?\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\x83\x01\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x10\n\x08\x63ontinue\x18\x06 \x01(\t\"_\n\x0cListResponse\x12\x18\n\x10resource_version\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x10\n\x08\x63ontinue\x18\x03 \x01(\t\"F\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\\\n\x0c\x41pplyRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x15\n\rfield_manager\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"E\n\rApplyResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0e\n\x06result\x18\x02 \x01(\t\"\xdb\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x18\n\x10precondition_uid\x18\x06 \x01(\t\x12%\n\x1dprecondition_resource_version\x18\x07 \x01(\tB\x17\n\x15_grace_period_seconds\"\x96\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"Z\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"\x10\n\x0eVersionRequest\"e\n\x0bVersionInfo\x12\x13\n\x0bgit_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x17\n\x0fstorage_backend\x18\x04 \x01(\t\"\x18\n\x16ServerResourcesRequest\"x\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bshort_names\x18\x02 \x03(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x15\n\rgroup_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"?\n\x0f\x41PIResourceList\x12,\n\tresources\x18\x01 \x03(\x0b\x32\x19.tinykube.api.APIResource2\x9a\x05\n\tResources\x12;\n\x06\x43reate\x12\x1b.tinykube.api.CreateRequest\x1a\x14.google.protobuf.Any\x12\x35\n\x03Get\x12\x18.tinykube.api.GetRequest\x1a\x14.google.protobuf.Any\x12=\n\x04List\x12\x19.tinykube.api.ListRequest\x1a\x1a.tinykube.api.ListResponse\x12;\n\x06Update\x12\x1b.tinykube.api.UpdateRequest\x1a\x14.google.protobuf.Any\x12\x41\n\x0cUpdateStatus\x12\x1b.tinykube.api.UpdateRequest\x1a\x14.google.protobuf.Any\x12@\n\x05\x41pply\x12\x1a.tinykube.api.ApplyRequest\x1a\x1b.tinykube.api.ApplyResponse\x12;\n\x06\x44\x65lete\x12\x1b.tinykube.api.DeleteRequest\x1a\x14.google.protobuf.Any\x12?\n\x05Watch\x12\x1a.tinykube.api.WatchRequest\x1a\x18.tinykube.api.WatchEvent0\x01\x12\x42\n\x07Version\x12\x1c.tinykube.api.VersionRequest\x1a\x19.tinykube.api.VersionInfo\x12V\n\x0fServerResources\x12$.tinykube.api.ServerResourcesRequest\x1a\x1d.tinykube.api.APIResourceListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10protos/api.proto\x12\x0ctinykube.api\x1a\x19google/protobuf/any.proto\x1a\x11protos/core.proto\"F\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"?\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\x83\x01\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x10\n\x08\x63ontinue\x18\x06 \x01(\t\"_\n\x0cListResponse\x12\x18\n\x10resource_version\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x10\n\x08\x63ontinue\x18\x03 \x01(\t\"F\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"G\n\x0b\x42indRequest\x12\'\n\x07\x62inding\x18\x01 \x01(\x0b\x32\x16.tinykube.core.Binding\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\\\n\x0c\x41pplyRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x15\n\rfield_manager\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"E\n\rApplyResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0e\n\x06result\x18\x02 \x01(\t\"\xdb\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x18\n\x10precondition_uid\x18\x06 \x01(\t\x12%\n\x1dprecondition_resource_version\x18\x07 \x01(\tB\x17\n\x15_grace_period_seconds\"\x96\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"Z\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"\x10\n\x0eVersionRequest\"e\n\x0bVersionInfo\x12\x13\n\x0bgit_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x17\n\x0fstorage_backend\x18\x04 \x01(\t\"\x18\n\x16ServerResourcesRequest\"x\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bshort_names\x18\x02 \x03(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x15\n\rgroup_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"?\n\x0f\x41PIResourceList\x12,\n\tresources\x18\x01 \x03(\x0b\x32\x19.tinykube.api.APIResource2\xd3\x05\n\tResources\x12;\n\x06\x43reate\x12\x1b.tinykube.api.CreateRequest\x1a\x14.google.protobuf.Any\x12\x35\n\x03Get\x12\x18.tinykube.api.GetRequest\x1a\x14.google.protobuf.Any\x12=\n\x04List\x12\x19.tinykube.api.ListRequest\x1a\x1a.tinykube.api.ListResponse\x12;\n\x06Update\x12\x1b.tinykube.api.UpdateRequest\x1a\x14.google.protobuf.Any\x12\x41\n\x0cUpdateStatus\x12\x1b.tinykube.api.UpdateRequest\x1a\x14.google.protobuf.Any\x12@\n\x05\x41pply\x12\x1a.tinykube.api.ApplyRequest\x1a\x1b.tinykube.api.ApplyResponse\x12;\n\x06\x44\x65lete\x12\x1b.tinykube.api.DeleteRequest\x1a\x14.google.protobuf.Any\x12?\n\x05Watch\x12\x1a.tinykube.api.WatchRequest\x1a\x18.tinykube.api.WatchEvent0\x01\x12\x37\n\x04\x42ind\x12\x19.tinykube.api.BindRequest\x1a\x14.google.protobuf.Any\x12\x42\n\x07Version\x12\x1c.tinykube.api.VersionRequest\x1a\x19.tinykube.api.VersionInfo\x12V\n\x0fServerResources\x12$.tinykube.api.ServerResourcesRequest\x1a\x1d.tinykube.api.APIResourceListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEREQUEST']._serialized_start=61
-  _globals['_CREATEREQUEST']._serialized_end=131
-  _globals['_GETREQUEST']._serialized_start=133
-  _globals['_GETREQUEST']._serialized_end=196
-  _globals['_LISTREQUEST']._serialized_start=199
-  _globals['_LISTREQUEST']._serialized_end=330
-  _globals['_LISTRESPONSE']._serialized_start=332
-  _globals['_LISTRESPONSE']._serialized_end=427
-  _globals['_UPDATEREQUEST']._serialized_start=429
-  _globals['_UPDATEREQUEST']._serialized_end=499
-  _globals['_APPLYREQUEST']._serialized_start=501
-  _globals['_APPLYREQUEST']._serialized_end=593
-  _globals['_APPLYRESPONSE']._serialized_start=595
-  _globals['_APPLYRESPONSE']._serialized_end=664
-  _globals['_DELETEREQUEST']._serialized_start=667
-  _globals['_DELETEREQUEST']._serialized_end=886
-  _globals['_WATCHREQUEST']._serialized_start=889
-  _globals['_WATCHREQUEST']._serialized_end=1039
-  _globals['_WATCHEVENT']._serialized_start=1041
-  _globals['_WATCHEVENT']._serialized_end=1131
-  _globals['_VERSIONREQUEST']._serialized_start=1133
-  _globals['_VERSIONREQUEST']._serialized_end=1149
-  _globals['_VERSIONINFO']._serialized_start=1151
-  _globals['_VERSIONINFO']._serialized_end=1252
-  _globals['_SERVERRESOURCESREQUEST']._serialized_start=1254
-  _globals['_SERVERRESOURCESREQUEST']._serialized_end=1278
-  _globals['_APIRESOURCE']._serialized_start=1280
-  _globals['_APIRESOURCE']._serialized_end=1400
-  _globals['_APIRESOURCELIST']._serialized_start=1402
-  _globals['_APIRESOURCELIST']._serialized_end=1465
-  _globals['_RESOURCES']._serialized_start=1468
-  _globals['_RESOURCES']._serialized_end=2134
+  _globals['_CREATEREQUEST']._serialized_start=80
+  _globals['_CREATEREQUEST']._serialized_end=150
+  _globals['_GETREQUEST']._serialized_start=152
+  _globals['_GETREQUEST']._serialized_end=215
+  _globals['_LISTREQUEST']._serialized_start=218
+  _globals['_LISTREQUEST']._serialized_end=349
+  _globals['_LISTRESPONSE']._serialized_start=351
+  _globals['_LISTRESPONSE']._serialized_end=446
+  _globals['_UPDATEREQUEST']._serialized_start=448
+  _globals['_UPDATEREQUEST']._serialized_end=518
+  _globals['_BINDREQUEST']._serialized_start=520
+  _globals['_BINDREQUEST']._serialized_end=591
+  _globals['_APPLYREQUEST']._serialized_start=593
+  _globals['_APPLYREQUEST']._serialized_end=685
+  _globals['_APPLYRESPONSE']._serialized_start=687
+  _globals['_APPLYRESPONSE']._serialized_end=756
+  _globals['_DELETEREQUEST']._serialized_start=759
+  _globals['_DELETEREQUEST']._serialized_end=978
+  _globals['_WATCHREQUEST']._serialized_start=981
+  _globals['_WATCHREQUEST']._serialized_end=1131
+  _globals['_WATCHEVENT']._serialized_start=1133
+  _globals['_WATCHEVENT']._serialized_end=1223
+  _globals['_VERSIONREQUEST']._serialized_start=1225
+  _globals['_VERSIONREQUEST']._serialized_end=1241
+  _globals['_VERSIONINFO']._serialized_start=1243
+  _globals['_VERSIONINFO']._serialized_end=1344
+  _globals['_SERVERRESOURCESREQUEST']._serialized_start=1346
+  _globals['_SERVERRESOURCESREQUEST']._serialized_end=1370
+  _globals['_APIRESOURCE']._serialized_start=1372
+  _globals['_APIRESOURCE']._serialized_end=1492
+  _globals['_APIRESOURCELIST']._serialized_start=1494
+  _globals['_APIRESOURCELIST']._serialized_end=1557
+  _globals['_RESOURCES']._serialized_start=1560
+  _globals['_RESOURCES']._serialized_end=2283
 # @@protoc_insertion_point(module_scope)

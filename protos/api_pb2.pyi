@@ -14,6 +14,7 @@ import google.protobuf.any_pb2
 import google.protobuf.descriptor
 import google.protobuf.internal.containers
 import google.protobuf.message
+import protos.core_pb2
 import typing
 
 DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
@@ -127,6 +128,26 @@ class UpdateRequest(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "object", b"object"]) -> None: ...
 
 global___UpdateRequest = UpdateRequest
+
+@typing.final
+class BindRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    BINDING_FIELD_NUMBER: builtins.int
+    DRY_RUN_FIELD_NUMBER: builtins.int
+    dry_run: builtins.bool
+    @property
+    def binding(self) -> protos.core_pb2.Binding: ...
+    def __init__(
+        self,
+        *,
+        binding: protos.core_pb2.Binding | None = ...,
+        dry_run: builtins.bool = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["binding", b"binding"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["binding", b"binding", "dry_run", b"dry_run"]) -> None: ...
+
+global___BindRequest = BindRequest
 
 @typing.final
 class ApplyRequest(google.protobuf.message.Message):

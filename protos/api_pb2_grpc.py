@@ -75,6 +75,11 @@ class ResourcesStub(object):
                 request_serializer=protos_dot_api__pb2.WatchRequest.SerializeToString,
                 response_deserializer=protos_dot_api__pb2.WatchEvent.FromString,
                 _registered_method=True)
+        self.Bind = channel.unary_unary(
+                '/tinykube.api.Resources/Bind',
+                request_serializer=protos_dot_api__pb2.BindRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_any__pb2.Any.FromString,
+                _registered_method=True)
         self.Version = channel.unary_unary(
                 '/tinykube.api.Resources/Version',
                 request_serializer=protos_dot_api__pb2.VersionRequest.SerializeToString,
@@ -141,6 +146,15 @@ class ResourcesServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Bind(self, request, context):
+        """Bind is the pods/binding subresource: the scheduler's decision. It sets
+        spec.nodeName of an unbound pod (Conflict if it is bound already), marks
+        it PodScheduled, and merges the Binding's annotations into the pod.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Version(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -195,6 +209,11 @@ def add_ResourcesServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=protos_dot_api__pb2.WatchRequest.FromString,
                     response_serializer=protos_dot_api__pb2.WatchEvent.SerializeToString,
+            ),
+            'Bind': grpc.unary_unary_rpc_method_handler(
+                    servicer.Bind,
+                    request_deserializer=protos_dot_api__pb2.BindRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_any__pb2.Any.SerializeToString,
             ),
             'Version': grpc.unary_unary_rpc_method_handler(
                     servicer.Version,
@@ -423,6 +442,33 @@ class Resources(object):
             '/tinykube.api.Resources/Watch',
             protos_dot_api__pb2.WatchRequest.SerializeToString,
             protos_dot_api__pb2.WatchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Bind(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tinykube.api.Resources/Bind',
+            protos_dot_api__pb2.BindRequest.SerializeToString,
+            google_dot_protobuf_dot_any__pb2.Any.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,15 @@ class ResourcesStub:
         protos.api_pb2.WatchEvent,
     ]
 
+    Bind: grpc.UnaryUnaryMultiCallable[
+        protos.api_pb2.BindRequest,
+        google.protobuf.any_pb2.Any,
+    ]
+    """Bind is the pods/binding subresource: the scheduler's decision. It sets
+    spec.nodeName of an unbound pod (Conflict if it is bound already), marks
+    it PodScheduled, and merges the Binding's annotations into the pod.
+    """
+
     Version: grpc.UnaryUnaryMultiCallable[
         protos.api_pb2.VersionRequest,
         protos.api_pb2.VersionInfo,
@@ -121,6 +130,15 @@ class ResourcesAsyncStub:
         protos.api_pb2.WatchRequest,
         protos.api_pb2.WatchEvent,
     ]
+
+    Bind: grpc.aio.UnaryUnaryMultiCallable[
+        protos.api_pb2.BindRequest,
+        google.protobuf.any_pb2.Any,
+    ]
+    """Bind is the pods/binding subresource: the scheduler's decision. It sets
+    spec.nodeName of an unbound pod (Conflict if it is bound already), marks
+    it PodScheduled, and merges the Binding's annotations into the pod.
+    """
 
     Version: grpc.aio.UnaryUnaryMultiCallable[
         protos.api_pb2.VersionRequest,
@@ -191,6 +209,17 @@ class ResourcesServicer(metaclass=abc.ABCMeta):
         request: protos.api_pb2.WatchRequest,
         context: _ServicerContext,
     ) -> typing.Union[collections.abc.Iterator[protos.api_pb2.WatchEvent], collections.abc.AsyncIterator[protos.api_pb2.WatchEvent]]: ...
+
+    @abc.abstractmethod
+    def Bind(
+        self,
+        request: protos.api_pb2.BindRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[google.protobuf.any_pb2.Any, collections.abc.Awaitable[google.protobuf.any_pb2.Any]]:
+        """Bind is the pods/binding subresource: the scheduler's decision. It sets
+        spec.nodeName of an unbound pod (Conflict if it is bound already), marks
+        it PodScheduled, and merges the Binding's annotations into the pod.
+        """
 
     @abc.abstractmethod
     def Version(
