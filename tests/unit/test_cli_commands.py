@@ -8,6 +8,7 @@ and exit codes are checked with click's CliRunner.
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -203,3 +204,38 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot reach the API server at 127.0.0.1:1")
     assert len(result.stderr.splitlines()) == 1
+
+
+POD = """apiVersion: v1
+kind: Pod
+metadata: {name: NAME}
+spec:
+  containers: [{name: web, image: nginx}]
+"""
+
+
+def test_watch_prints_a_row_per_change_until_interrupted(server: ServerProcess) -> None:
+    assert run(server, "create", "-f", "-", stdin=POD.replace("NAME", "a")).exit_code == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "--server", server.address, "get", "pods", "-w"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        header = proc.stdout.readline()
+        first = proc.stdout.readline()
+        assert header.split()[:2] == ["NAME", "READY"]
+        assert first.split()[0] == "a"
+        assert run(server, "create", "-f", "-", stdin=POD.replace("NAME", "bb")).exit_code == 0
+        second = proc.stdout.readline()
+        assert second.split()[0] == "bb"
+        assert second.index(second.split()[1]) == header.index("READY")  # same column widths
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+        assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
