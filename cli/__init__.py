@@ -12,7 +12,8 @@ put them side by side:
     printers.py    tables, -o name/yaml/json, ages (k8s.io/cli-runtime/pkg/printers)
     columns.py     the per-kind table columns  (kubernetes/pkg/printers/internalversion)
     tabwriter.py   Go's text/tabwriter (elastic tabstops), which kubectl aligns with
-    describe.py    `describe` text per kind     (kubectl/pkg/describe)
+    describe.py    `describe`: gathering, layout, the generic page (kubectl/pkg/describe)
+    describers.py  the Pod, Deployment, ReplicaSet, Service, Node, Endpoints pages
 
 The CLI talks to the API server only through `apimachinery.client.Client`,
 exactly as kubectl talks only through client-go.

@@ -239,3 +239,17 @@ def test_watch_prints_a_row_per_change_until_interrupted(server: ServerProcess) 
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_apiserver_log_lines_are_msg_then_key_values() -> None:
+    import logging
+
+    from cli.main import KeyValueFormatter
+
+    record = logging.LogRecord("apiserver.server", logging.INFO, __file__, 1, "serving", None, None)
+    record.listen = "127.0.0.1:6443"
+    record.reason = "two words"
+    line = KeyValueFormatter().format(record)
+    assert line.split(" ", 1)[1] == (
+        'INFO apiserver.server serving listen=127.0.0.1:6443 reason="two words"'
+    )
