@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import grpc
 
 from apimachinery import errors, scheme
+from apiserver.controllers.base import ControllerOptions
+from apiserver.controlplane import run_control_plane
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
 from apiserver.registry.store import Store
@@ -230,9 +232,11 @@ async def _with_bookmarks(
 class APIServer:
     """The running server: storage, registry and the gRPC port. Used by `serve` and tests."""
 
-    def __init__(self, storage: Storage, listen: str) -> None:
+    def __init__(
+        self, storage: Storage, listen: str, *, default_toleration_seconds: int = 300
+    ) -> None:
         self.storage = storage
-        self.store = Store(storage)
+        self.store = Store(storage, default_toleration_seconds=default_toleration_seconds)
         self.listen = listen
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -265,16 +269,39 @@ class APIServer:
         await self.storage.close()
 
 
-async def serve(data_dir: str, listen: str = "127.0.0.1:6443", *, storage: str = "sqlite") -> None:
-    """Run an API server until cancelled."""
+async def serve(
+    data_dir: str,
+    listen: str = "127.0.0.1:6443",
+    *,
+    storage: str = "sqlite",
+    scheduler: bool = True,
+    controllers: bool = True,
+    options: ControllerOptions | None = None,
+) -> None:
+    """Run an API server (with the scheduler and controllers unless turned off) until cancelled."""
     os.makedirs(data_dir, exist_ok=True)
     backend = await open_storage(storage, data_dir)
     start_compactor = getattr(backend, "start_compactor", None)
     if start_compactor is not None:
         start_compactor()
     server = APIServer(backend, listen)
+    control_plane: asyncio.Task[None] | None = None
     try:
         await server.start()
+        host = listen.rsplit(":", 1)[0] or "127.0.0.1"
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        control_plane = asyncio.ensure_future(
+            run_control_plane(
+                f"{host}:{server.port}",
+                scheduler=scheduler,
+                controllers=controllers,
+                options=options,
+            )
+        )
         await asyncio.Event().wait()
     finally:
+        if control_plane is not None:
+            control_plane.cancel()
+            await asyncio.gather(control_plane, return_exceptions=True)
         await asyncio.shield(server.stop())

@@ -65,8 +65,9 @@ def parse_resource_version(text: str, path: str = "metadata.resourceVersion") ->
 class Store:
     """The generic verbs over a Storage, for every kind in the scheme."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, default_toleration_seconds: int = 300) -> None:
         self.storage = storage
+        self.default_toleration_seconds = default_toleration_seconds
         self.services = ServiceAllocations()
         self.namespaces = NamespaceLifecycle(self)
         self._service_lock = asyncio.Lock()
@@ -139,6 +140,8 @@ class Store:
         if causes:
             raise errors.Invalid.for_object(kind_group(info), meta.name, causes)
         await self.namespaces.admit_create(info, obj)
+        if info.kind == "Pod":
+            add_default_tolerations(obj, self.default_toleration_seconds)
         key = self._key(info, meta.namespace, meta.name)
         if info.kind != "Service":
             return await self._create(info, key, obj, dry_run)
@@ -326,6 +329,30 @@ class Store:
                 self.services.release_all(obj)
         obj.metadata.resource_version = str(gone.mod_revision)
         return obj
+
+
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+
+
+def add_default_tolerations(pod: Any, seconds: int) -> None:
+    """Kubernetes' DefaultTolerationSeconds admission: how long a pod stays on a lost node.
+
+    Every pod tolerates the node lifecycle controller's NoExecute taints for a
+    while (300 s by default), unless it says otherwise; after that the pod is
+    evicted and its controller replaces it elsewhere.
+    """
+    if any(
+        not t.key and t.operator == "Exists" and t.effect in ("", "NoExecute")
+        for t in pod.spec.tolerations
+    ):
+        return  # tolerates everything already
+    have = {(t.key, t.effect) for t in pod.spec.tolerations}
+    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+        if (key, "NoExecute") not in have and (key, "") not in have:
+            pod.spec.tolerations.add(
+                key=key, operator="Exists", effect="NoExecute", toleration_seconds=seconds
+            )
 
 
 def _pod_grace(pod: Any, requested: int | None) -> int:
