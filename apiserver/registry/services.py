@@ -56,6 +56,7 @@ class ServiceAllocations:
                 self.node_ports.mark(port)
 
     def carry_allocated(self, new: Any, old: Any) -> None:
+        self._drop_type_dependent_fields(new, old)
         if needs_cluster_ip(old) and needs_cluster_ip(new) and not new.spec.cluster_ip:
             new.spec.cluster_ip = old.spec.cluster_ip
             del new.spec.cluster_ips[:]
@@ -65,6 +66,24 @@ class ServiceAllocations:
             for port in new.spec.ports:
                 if not port.node_port:
                     port.node_port = previous.get((port.port, port.protocol or "TCP"), 0)
+
+    @staticmethod
+    def _drop_type_dependent_fields(new: Any, old: Any) -> None:
+        """A type change drops what only the old type allowed, unless the user changed it too.
+
+        Kubernetes does the same (dropTypeDependentFields): turning a NodePort
+        Service into ClusterIP must not fail because the stored object still
+        carries the node ports and externalTrafficPolicy the server filled in.
+        """
+        if new.spec.type == old.spec.type:
+            return
+        if needs_node_ports(old) and not needs_node_ports(new):
+            previous = {(p.port, p.protocol or "TCP"): p.node_port for p in old.spec.ports}
+            for port in new.spec.ports:
+                if port.node_port == previous.get((port.port, port.protocol or "TCP")):
+                    port.node_port = 0
+            if new.spec.external_traffic_policy == old.spec.external_traffic_policy:
+                new.spec.external_traffic_policy = ""
 
     def allocate(self, new: Any, old: Any | None, kind_group: str) -> Callable[[], None]:
         """Fill in and take what `new` needs beyond what `old` holds; Invalid on a clash."""

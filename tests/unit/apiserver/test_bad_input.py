@@ -31,7 +31,7 @@ async def test_bad_name(client: Client) -> None:
         client,
         lambda: client.create(d),
         errors.Invalid,
-        r'Deployment.apps "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name"',
+        r'Deployment.apps "Bad_Name" is invalid: \[?metadata.name: Invalid value: "Bad_Name"',
     )
 
 

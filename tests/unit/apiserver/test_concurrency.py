@@ -15,7 +15,7 @@ WRITERS = 12
 
 
 async def test_racing_writers_exactly_one_wins(server: APIServer, client: Client) -> None:
-    base = await client.create(configmap("race", v="0"))
+    base = await client.create(configmap("race", v="base"))
     clients = [Client(f"127.0.0.1:{server.port}") for _ in range(WRITERS)]
 
     async def write(i: int, c: Client) -> bool:

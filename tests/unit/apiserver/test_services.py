@@ -79,8 +79,8 @@ async def test_allocations_survive_restart(server, client: Client, tmp_path) -> 
 
 async def test_changing_type_releases_node_port(client: Client) -> None:
     svc = await client.create(service("flip", type_="NodePort", node_port=30123))
-    svc.spec.type = "ClusterIP"
-    svc.spec.ports[0].node_port = 0
-    await client.update(svc)
+    svc.spec.type = "ClusterIP"  # node port and externalTrafficPolicy left as stored
+    flipped = await client.update(svc)
+    assert flipped.spec.ports[0].node_port == 0 and not flipped.spec.external_traffic_policy
     reuse = await client.create(service("reuse", type_="NodePort", node_port=30123))
     assert reuse.spec.ports[0].node_port == 30123
