@@ -23,6 +23,7 @@ Resource arguments (`parse_resource_args`), as kubectl accepts them:
     get deploy,svc              [(deployments, []), (services, [])]
     get deploy,svc web-app      [(deployments, [web-app]), (services, [web-app])]
     get deploy/web svc/web      [(deployments, [web]), (services, [web])]
+    get all                     pods, services, deployments, replicasets (kubectl's category)
 
 Mixing the two forms (`get pods pod/web`) is an error with kubectl's
 explanation, and so is an unknown type (`the server doesn't have a
@@ -41,6 +42,8 @@ from apimachinery import errors, scheme
 from cli.context import CommandError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# kubectl's "all" category, restricted to the kinds tinykube has, in kubectl's order.
+ALL_CATEGORY = ("pods", "services", "deployments", "replicasets")
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,8 @@ def parse_resource_args(
         return list(grouped.values())
     kinds: list[scheme.KindInfo] = []
     for word in args[0].split(","):
-        if word:
-            info = kind_for(word)
+        for each in ALL_CATEGORY if word == "all" else (word,) if word else ():
+            info = kind_for(each)
             if info not in kinds:
                 kinds.append(info)
     if not kinds:

@@ -93,6 +93,8 @@ def names(parsed: list[tuple[scheme.KindInfo, list[str]]]) -> list[tuple[str, li
         (["deployments.apps/web", "svc/web", "deploy/api"],
          [("deployments", ["web", "api"]), ("services", ["web"])]),
         (["Node", "node1"], [("nodes", ["node1"])]),
+        (["all"], [("pods", []), ("services", []), ("deployments", []), ("replicasets", [])]),
+        (["svc,all"], [("services", []), ("pods", []), ("deployments", []), ("replicasets", [])]),
     ],
 )  # fmt: skip
 def test_parse_resource_args(args: list[str], want: list[tuple[str, list[str]]]) -> None:
