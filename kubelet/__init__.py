@@ -1,0 +1,1 @@
+"""The kubelet: the node agent (placeholder docstring, completed with kubelet.py)."""

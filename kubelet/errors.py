@@ -1,0 +1,65 @@
+"""The kubelet's errors, one hierarchy for the package and its runtimes.
+
+    KubeletError
+    ├── ConfigError                 a flag or config value that cannot work (bad quantity, taint)
+    └── ContainerRuntimeError       a runtime call failed; the pod worker retries with backoff
+        ├── UnknownRuntime          `--runtime NAME` names no registered runtime
+        ├── NotFoundError           the sandbox or container id is not (or no longer) there
+        ├── NetworkNotReady         no pod network yet: the node has no podCIDR
+        ├── PodIPsExhausted         every address of the podCIDR is handed out
+        ├── ImagePullError          the image cannot be pulled (Kubernetes' ErrImagePull)
+        └── ContainerStartError     created, but would not start (RunContainerError)
+
+Why a separate tree from apimachinery.errors: those are the API server's
+status reasons (NotFound, Conflict, ...) and travel over the wire; these
+describe the node's own machinery and never leave the kubelet, except as the
+`reason`/`message` of a container's waiting state, which is what `reason`
+holds (the word Kubernetes shows in `kubectl get pods`, e.g. ErrImagePull).
+
+Runtime adapters (containerd over CRI, Docker) translate their transport
+errors into these, so the pod worker handles one vocabulary: a NotFoundError
+during teardown means "already gone" (teardown is idempotent), anything else
+is logged and retried.
+"""
+
+from __future__ import annotations
+
+
+class KubeletError(Exception):
+    """Base class of every kubelet error."""
+
+    reason = "KubeletError"
+
+
+class ConfigError(KubeletError):
+    reason = "InvalidConfig"
+
+
+class ContainerRuntimeError(KubeletError):
+    """A container runtime call failed."""
+
+    reason = "RuntimeError"
+
+
+class UnknownRuntime(ContainerRuntimeError):
+    reason = "UnknownRuntime"
+
+
+class NotFoundError(ContainerRuntimeError):
+    reason = "NotFound"
+
+
+class NetworkNotReady(ContainerRuntimeError):
+    reason = "NetworkPluginNotReady"
+
+
+class PodIPsExhausted(ContainerRuntimeError):
+    reason = "PodIPsExhausted"
+
+
+class ImagePullError(ContainerRuntimeError):
+    reason = "ErrImagePull"
+
+
+class ContainerStartError(ContainerRuntimeError):
+    reason = "RunContainerError"

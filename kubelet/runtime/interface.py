@@ -1,0 +1,244 @@
+"""ContainerRuntime: the kubelet's one door to whatever runs containers, modelled on CRI.
+
+Kubernetes' kubelet never talks to containerd or Docker directly: it speaks
+the Container Runtime Interface (CRI), a gRPC API with two services
+(RuntimeService, ImageService). tinykube's kubelet does the same through this
+abstract class, whose methods are CRI's calls with Python names, so the pod
+worker's code is the same whether the node is hollow or real:
+
+    this class                      CRI (k8s.io/cri-api runtime/v1)
+    ---------------------------     ------------------------------------------
+    version()                       RuntimeService.Version
+    status()                        RuntimeService.Status (RuntimeReady, NetworkReady)
+    update_runtime_config(cidr)     RuntimeService.UpdateRuntimeConfig (pod CIDR)
+    run_pod_sandbox(config)         RunPodSandbox + PodSandboxStatus (for the IP)
+    stop_pod_sandbox(id)            StopPodSandbox      (idempotent)
+    remove_pod_sandbox(id)          RemovePodSandbox    (idempotent)
+    pod_sandbox_status(id)          PodSandboxStatus
+    list_pod_sandboxes(pod_uid=)    ListPodSandbox with a label filter
+    pull_image(image)               ImageService.PullImage -> image ref
+    create_container(sb, config)    CreateContainer
+    start_container(id)             StartContainer
+    stop_container(id, timeout)     StopContainer (SIGTERM, SIGKILL after `timeout` s)
+    remove_container(id)            RemoveContainer     (idempotent)
+    list_containers(sandbox_id=)    ListContainers with a sandbox filter
+    container_status(id)            ContainerStatus
+
+How the three runtimes fill it in:
+
+* `fake` (runtime/fake.py): in memory; sandboxes get an IP from the node's
+  podCIDR, containers "run" until stopped. The hollow node.
+* `containerd` (issue 4): a grpc.aio client of containerd's CRI socket; each
+  method is one CRI call and the dataclasses below are built from CRI's
+  messages. containerd calls the CNI plugin inside RunPodSandbox.
+* `docker` (issue 7): the Docker SDK behind asyncio.to_thread, as
+  Kubernetes' dockershim did: a sandbox is a `pause` container holding the
+  network namespace, the kubelet-side adapter calls the CNI plugin itself,
+  and the labels below are stored as Docker labels.
+
+Identity. The kubelet recognises its own sandboxes after a restart by the pod
+uid, never by name: a sandbox carries the labels `io.kubernetes.pod.uid`,
+`io.kubernetes.pod.name`, `io.kubernetes.pod.namespace` (as Kubernetes'
+kuberuntime does) and a container `io.kubernetes.container.name`. Runtimes
+must store `labels` and give them back in list/status calls; the dataclasses
+also expose the parsed fields (`pod_uid`, `name`) so callers need not read
+labels. `attempt` counts sandboxes (and containers) made for the same pod
+(container name), which is what `restartCount` reports.
+
+Conventions: ids are opaque strings. Every method may raise
+kubelet.errors.ContainerRuntimeError; an unknown id raises NotFoundError,
+except in the stop/remove calls, which succeed on something already gone
+(CRI requires them to be idempotent). Times are Unix seconds (float).
+The dataclasses are plain values: protobuf stays inside real adapters.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+
+# Labels shared with Kubernetes' kuberuntime (pkg/kubelet/types/labels.go).
+POD_UID_LABEL = "io.kubernetes.pod.uid"
+POD_NAME_LABEL = "io.kubernetes.pod.name"
+POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
+CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
+
+
+class SandboxState(enum.Enum):
+    READY = "SANDBOX_READY"
+    NOTREADY = "SANDBOX_NOTREADY"
+
+
+class ContainerState(enum.Enum):
+    CREATED = "CONTAINER_CREATED"
+    RUNNING = "CONTAINER_RUNNING"
+    EXITED = "CONTAINER_EXITED"
+    UNKNOWN = "CONTAINER_UNKNOWN"
+
+
+@dataclass(frozen=True)
+class RuntimeVersion:
+    runtime_name: str  # "fake", "containerd", "docker"
+    runtime_version: str  # "1.6.20"
+    runtime_api_version: str = "v1"  # the CRI version spoken
+
+    def __str__(self) -> str:
+        """The node's containerRuntimeVersion: `containerd://1.6.20`."""
+        return f"{self.runtime_name}://{self.runtime_version}"
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    """CRI Status: the two conditions the node's Ready condition depends on."""
+
+    runtime_ready: bool = True
+    network_ready: bool = True
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    container_port: int
+    protocol: str = "TCP"
+    host_port: int = 0
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class PodSandboxConfig:
+    """CRI PodSandboxConfig: what a runtime needs to set up a pod's shared namespaces."""
+
+    name: str
+    namespace: str
+    uid: str
+    attempt: int = 0
+    hostname: str = ""
+    host_network: bool = False
+    port_mappings: tuple[PortMapping, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PodSandbox:
+    """A sandbox as the runtime reports it (CRI PodSandbox + PodSandboxStatus)."""
+
+    id: str
+    name: str
+    namespace: str
+    pod_uid: str
+    attempt: int
+    state: SandboxState
+    created_at: float
+    ip: str = ""  # empty for hostNetwork pods: they use the node's address
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """CRI ContainerConfig: one container of the pod spec, resolved for the runtime."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    working_dir: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    attempt: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Container:
+    """A container as the runtime reports it (CRI Container + ContainerStatus)."""
+
+    id: str
+    sandbox_id: str
+    name: str
+    attempt: int
+    image: str  # the image as asked for ("nginx:1.25")
+    image_ref: str  # what it resolved to ("docker.io/library/nginx@sha256:...")
+    state: ContainerState
+    created_at: float
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    exit_code: int = 0
+    reason: str = ""  # "Completed", "Error", "OOMKilled"
+    message: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+class ContainerRuntime(abc.ABC):
+    """The CRI surface the kubelet uses; see the module docstring for the mapping."""
+
+    #: The scheme of container ids in pod status: `fake://abc`, `containerd://abc`.
+    name: str = "runtime"
+
+    @abc.abstractmethod
+    async def version(self) -> RuntimeVersion: ...
+
+    @abc.abstractmethod
+    async def status(self) -> RuntimeStatus: ...
+
+    @abc.abstractmethod
+    async def update_runtime_config(self, pod_cidr: str) -> None:
+        """Tell the runtime the node's podCIDR once the node IPAM controller has set it."""
+
+    # ---- sandboxes ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox:
+        """Create and start a sandbox (network namespace + IP); returns it READY."""
+
+    @abc.abstractmethod
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        """Stop every container in it and tear down its network (release its IP)."""
+
+    @abc.abstractmethod
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        """Remove a sandbox and its containers; stops it first if needed."""
+
+    @abc.abstractmethod
+    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandbox: ...
+
+    @abc.abstractmethod
+    async def list_pod_sandboxes(self, *, pod_uid: str = "") -> list[PodSandbox]:
+        """Every sandbox, or those of one pod (by the pod uid label)."""
+
+    # ---- images ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def pull_image(self, image: str) -> str:
+        """Pull `image`; returns the image reference (its digest form) to report as imageID."""
+
+    # ---- containers --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_container(
+        self, sandbox_id: str, config: ContainerConfig, sandbox_config: PodSandboxConfig
+    ) -> str:
+        """Create (not start) a container in the sandbox; returns its id."""
+
+    @abc.abstractmethod
+    async def start_container(self, container_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        """Ask the container to stop; kill it after `timeout` seconds. Idempotent."""
+
+    @abc.abstractmethod
+    async def remove_container(self, container_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def list_containers(self, *, sandbox_id: str = "") -> list[Container]: ...
+
+    @abc.abstractmethod
+    async def container_status(self, container_id: str) -> Container: ...
+
+    async def close(self) -> None:
+        """Release connections (a CRI channel, a Docker client). Nothing by default."""
+        return None
