@@ -294,6 +294,22 @@ def from_dict(data: Mapping[str, Any], source: str = "-") -> Message:
     return msg
 
 
+def _json_document(text: str) -> Any:
+    """The data of a text that is one JSON object, or None to read it as YAML.
+
+    JSON is YAML, but YAML's reader refuses characters JSON allows raw (DEL,
+    C1 controls) and mishandles escaped surrogate pairs (emoji), so a text
+    that parses as JSON is taken as JSON; YAML then only supplies line numbers.
+    """
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def decode_documents(text: str, source: str = "-") -> list[Message]:
     """Every object in a multi-document YAML (or JSON) text, in order.
 
@@ -301,26 +317,57 @@ def decode_documents(text: str, source: str = "-") -> list[Message]:
     first document with problems raises DecodeError naming the source, the
     document number (1-based) and the line of the first problem.
     """
-    out: list[Message] = []
-    number = 0
+    json_data = _json_document(text)
+    if json_data is not None:
+        return _decode_all(text, source, [(None, json_data)])
     try:
-        for number, (node, data) in enumerate(yamlio.iter_documents(text), start=1):
-            if data is None:
-                continue
-            for prefix, item in _expand(data):
-                msg, problems = _decode(item, prefix)
-                if problems or msg is None:
-                    raise _document_error(source, number, node, problems)
-                out.append(msg)
+        documents = list(yamlio.iter_documents(text))
     except yaml.YAMLError as exc:
         line = yamlio.mark_line(exc)
         problem = getattr(exc, "problem", None) or str(exc)
         where = f"line {line}: " if line else ""
         message = f"{source}: error parsing YAML: {where}{problem}"
+        number = _count_documents_before(text, line)
         raise DecodeError(
-            message, source=source, document=number + 1, line=line, problems=[problem]
+            message, source=source, document=number, line=line, problems=[problem]
         ) from None
+    return _decode_all(text, source, documents)
+
+
+def _count_documents_before(text: str, line: int | None) -> int:
+    """The 1-based document a line falls in, counting `---` separators before it."""
+    lines = text.splitlines()[: (line or 1) - 1]
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("---")]
+    leading = (
+        1
+        if starts and not any(ln.strip() and not ln.startswith("#") for ln in lines[: starts[0]])
+        else 0
+    )
+    return len(starts) - leading + 1
+
+
+def _decode_all(
+    text: str, source: str, documents: list[tuple[yaml.Node | None, Any]]
+) -> list[Message]:
+    out: list[Message] = []
+    for number, (node, data) in enumerate(documents, start=1):
+        if data is None:
+            continue
+        for prefix, item in _expand(data):
+            msg, problems = _decode(item, prefix)
+            if problems or msg is None:
+                if node is None:
+                    node = _compose_quietly(text)
+                raise _document_error(source, number, node, problems)
+            out.append(msg)
     return out
+
+
+def _compose_quietly(text: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yamlio.Loader)  # type: ignore[no-any-return]
+    except yaml.YAMLError:
+        return None
 
 
 def _document_error(

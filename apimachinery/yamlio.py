@@ -111,7 +111,14 @@ class Dumper(yaml.SafeDumper):
     """SafeDumper that prints multi-line strings as literal blocks."""
 
 
+_UNICODE_BREAKS = frozenset("\x85\u2028\u2029")
+
+
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if _UNICODE_BREAKS.intersection(data):
+        # YAML folds these line breaks inside plain and single-quoted scalars;
+        # only the double-quoted style keeps them (as escapes).
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
