@@ -344,8 +344,9 @@ def _fill(msg: Message, draw: Any, depth: int) -> None:
         else:
             msg.str_val = draw(_TEXT)  # type: ignore[attr-defined]
         return
-    for fd in msg.DESCRIPTOR.fields:
-        if depth > 5 or not draw(st.integers(0, 3)) == 0:
+    fields: Any = msg.DESCRIPTOR.fields
+    for fd in fields:
+        if depth > 5 or draw(st.integers(0, 3)) != 0:
             continue
         target = getattr(msg, fd.name)
         is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
