@@ -27,7 +27,7 @@ Worked example:
         -> [app = web] AND [env in {prod, staging}] AND [canary absent]
     matches({"app": "web", "env": "prod"})                 -> True
     matches({"app": "web", "env": "prod", "canary": "1"})  -> False
-    str(...) -> "!canary,app=web,env in (prod,staging)"   (sorted by key)
+    str(...) -> "app=web,!canary,env in (prod,staging)"   (sorted by key)
 
 An empty selector (`everything()`, `parse("")`) matches every object; a
 `nothing()` selector matches none (what a nil LabelSelector means).
