@@ -101,7 +101,7 @@ class Requirement:
 
 def new_requirement(key: str, operator: str, values: Iterable[str] = ()) -> Requirement:
     """A checked requirement, as labels.NewRequirement; BadRequest naming the problem."""
-    vals = tuple(dict.fromkeys(values))
+    vals = tuple(sorted(set(values)))
     for msg in is_qualified_name(key):
         raise errors.BadRequest(f'key: Invalid value: "{key}": {msg}')
     if operator in (IN, NOT_IN) and not vals:
