@@ -25,7 +25,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from apimachinery import errors
-from apimachinery.client import Client
+from apimachinery.client import Client, retry_on_conflict
 from apiserver.controllers.base import ControllerOptions
 from apiserver.controllers.controller_utils import is_pod_active, is_pod_ready
 from apiserver.controllers.manager import run_controller_manager
@@ -238,15 +238,22 @@ def _int_or_string(value: int | str) -> meta_pb2.IntOrString:
     return meta_pb2.IntOrString(str_val=value)
 
 
-async def set_image(client: Client, name: str, image: str) -> None:
+async def mutate(client: Client, name: str, fn: Callable[[Any], None]) -> None:
+    """Get the Deployment, change it with `fn`, update; retried on Conflict."""
+
     async def change() -> None:
         d = await client.get("deployments", name)
-        d.spec.template.spec.containers[0].image = image
+        fn(d)
         await client.update(d)
 
-    from apimachinery.client import retry_on_conflict
-
     await retry_on_conflict(change)
+
+
+async def set_image(client: Client, name: str, image: str) -> None:
+    def change(d: Any) -> None:
+        d.spec.template.spec.containers[0].image = image
+
+    await mutate(client, name, change)
 
 
 async def rollout_done(client: Client, name: str, image: str) -> bool:
