@@ -28,10 +28,13 @@ answer is, as Kubernetes' framework.Code:
 Skip is what keeps the cycle cheap: a pod without a nodeSelector or affinity
 never pays for NodeAffinity's Filter on 5000 nodes.
 
-Deviation from Kubernetes, for Python's sake: `score` is called once per
+Deviations from Kubernetes, for Python's sake: `score` is called once per
 plugin with the whole list of feasible nodes and returns a list of scores,
-instead of once per (plugin, node). A list comprehension over 500 nodes
-costs a fraction of 500 method calls; the arithmetic is the same.
+instead of once per (plugin, node); and a Filter plugin may also offer
+`filter_nodes(state, pod, nodes) -> (passed, rejected)` for a batch of nodes,
+which the algorithm prefers. A list comprehension over 500 nodes costs a
+fraction of 500 method calls; the verdicts are the same (`filter` stays the
+reference, and explain-placement calls it node by node).
 
 Worked example of weights and normalisation. Two feasible nodes, three
 score plugins:
@@ -121,6 +124,28 @@ class CycleState:
 
 
 FilterFn = Callable[[CycleState, "PodInfo", "NodeInfo"], "Status | None"]
+Verdicts = tuple[list["NodeInfo"], list[tuple["NodeInfo", "Status"]]]
+BatchFilterFn = Callable[[CycleState, "PodInfo", list["NodeInfo"]], Verdicts]
+
+
+def _one_by_one(fn: FilterFn) -> BatchFilterFn:
+    def batch(state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Verdicts:
+        return filter_each(fn, state, pod, nodes)
+
+    return batch
+
+
+def filter_each(fn: FilterFn, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Verdicts:
+    """Run a per-node Filter over `nodes`: (passed, rejected with their Status)."""
+    passed: list[NodeInfo] = []
+    rejected: list[tuple[NodeInfo, Status]] = []
+    for n in nodes:
+        st = fn(state, pod, n)
+        if st is None:
+            passed.append(n)
+        else:
+            rejected.append((n, st))
+    return passed, rejected
 
 
 @dataclass
@@ -164,6 +189,16 @@ class Framework:
     def filters(self, state: CycleState) -> list[FilterFn]:
         """The Filter functions this pod needs, in order (Skip-ped plugins left out)."""
         return [p.filter for p in self.filter_plugins if p.name not in state.skip_filter]
+
+    def batch_filters(self, state: CycleState) -> list[BatchFilterFn]:
+        """Like `filters`, each as a function over a list of nodes (see the module notes)."""
+        out: list[BatchFilterFn] = []
+        for p in self.filter_plugins:
+            if p.name in state.skip_filter:
+                continue
+            batch = getattr(p, "filter_nodes", None)
+            out.append(batch if batch is not None else _one_by_one(p.filter))
+        return out
 
     def run_filters(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         """The first rejection of `node`, or None if every filter passes."""

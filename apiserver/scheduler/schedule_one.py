@@ -130,28 +130,29 @@ class Algorithm:
         if pre is not None:
             if pre.code == Code.ERROR:
                 raise SchedulingError(f"{pre.plugin}: {pre.message}")
-            rejected = [(n, pre) for n in nodes]
-            self._fail(total, total, rejected)
-        filters = fwk.filters(state)
+            self._fail(total, total, [(n, pre) for n in nodes])
+        filters = fwk.batch_filters(state)
         want = num_feasible_nodes_to_find(self.percentage, total)
         start = self.next_start_index % total
         order = nodes[start:] + nodes[:start] if start else nodes
         feasible: list[NodeInfo] = []
-        rejected = []
+        rejected: list[tuple[NodeInfo, Status]] = []
         evaluated = 0
-        for node in order:
-            evaluated += 1
+        # Filter in batches just big enough to reach `want` if every node passes, so
+        # exactly the nodes Kubernetes' sequential search would visit are visited.
+        while evaluated < total and len(feasible) < want:
+            batch = order[evaluated : evaluated + want - len(feasible)]
+            evaluated += len(batch)
             for f in filters:
-                st = f(state, pod, node)
-                if st is not None:
-                    if st.code == Code.ERROR:
-                        raise SchedulingError(f"{st.plugin}: {st.message}")
-                    rejected.append((node, st))
+                batch, out = f(state, pod, batch)
+                if out:
+                    for _, st in out:
+                        if st.code == Code.ERROR:
+                            raise SchedulingError(f"{st.plugin}: {st.message}")
+                    rejected.extend(out)
+                if not batch:
                     break
-            else:
-                feasible.append(node)
-                if len(feasible) >= want:
-                    break
+            feasible.extend(batch)
         self.next_start_index = (start + evaluated) % total
         if not feasible:
             self._fail(total, evaluated, rejected)

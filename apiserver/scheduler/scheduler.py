@@ -126,6 +126,8 @@ class Scheduler:
         )
         self.recorder = EventRecorder(client, scheduler_name)
         self.scheduled = 0  # pods bound by this scheduler (benchmarks, tests)
+        self.cycles = 0  # scheduling decisions taken, and the time spent taking them
+        self.cycle_seconds = 0.0
         self._binds: set[asyncio.Task[None]] = set()
         self._slots: asyncio.Semaphore | None = None
         self.pods.add_handlers(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
@@ -230,6 +232,9 @@ class Scheduler:
             log.exception("scheduling cycle failed", extra={"pod": info.key, "error": repr(exc)})
             self.queue.add_backoff(qpi)
             return
+        finally:
+            self.cycles += 1
+            self.cycle_seconds += time.perf_counter() - started
         self.cache.assume_pod(info, result.node)
         log.debug(
             "pod assumed",

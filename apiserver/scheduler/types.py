@@ -178,7 +178,7 @@ class Taint:
         return f"{{{self.key}: {self.value}}}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NodeInfo:
     """One node and the pods placed on it, with running totals (framework.NodeInfo).
 
@@ -203,6 +203,12 @@ class NodeInfo:
     req_memory: int = 0
     nz_cpu: int = 0
     nz_memory: int = 0
+    pod_count: int = 0
+    # derived for the score plugins' inner loops (kept current by the methods below)
+    free_nz_cpu: int = 0  # alloc_cpu - nz_cpu
+    free_nz_memory: int = 0
+    inv_cpu: float = 0.0  # 1 / alloc_cpu (0 when the node has none)
+    inv_memory: float = 0.0
     pods: dict[str, PodInfo] = field(default_factory=dict)
     owners: Counter[str] = field(default_factory=Counter)
     generation: int = 0
@@ -220,6 +226,14 @@ class NodeInfo:
         self.alloc_cpu = self.allocatable.get(CPU, 0)
         self.alloc_memory = self.allocatable.get(MEMORY, 0)
         self.alloc_pods = self.allocatable.get(PODS, 0)
+        self.inv_cpu = 1.0 / self.alloc_cpu if self.alloc_cpu else 0.0
+        self.inv_memory = 1.0 / self.alloc_memory if self.alloc_memory else 0.0
+        self._derive()
+
+    def _derive(self) -> None:
+        self.free_nz_cpu = self.alloc_cpu - self.nz_cpu
+        self.free_nz_memory = self.alloc_memory - self.nz_memory
+        self.pod_count = len(self.pods)
         self.generation += 1
 
     def add_pod(self, info: PodInfo) -> None:
@@ -234,7 +248,7 @@ class NodeInfo:
         self.nz_memory += info.nz_memory
         if info.owner_uid:
             self.owners[info.owner_uid] += 1
-        self.generation += 1
+        self._derive()
 
     def remove_pod(self, key: str) -> PodInfo | None:
         info = self.pods.pop(key, None)
@@ -250,5 +264,5 @@ class NodeInfo:
             self.owners[info.owner_uid] -= 1
             if self.owners[info.owner_uid] <= 0:
                 del self.owners[info.owner_uid]
-        self.generation += 1
+        self._derive()
         return info

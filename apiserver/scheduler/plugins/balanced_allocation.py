@@ -31,8 +31,13 @@ class NodeResourcesBalancedAllocation:
         out: list[int] = []
         append = out.append
         for n in nodes:
-            ac, am = n.alloc_cpu, n.alloc_memory
-            fc = min((n.req_cpu + pc) / ac, 1.0) if ac else 1.0
-            fm = min((n.req_memory + pm) / am, 1.0) if am else 1.0
-            append(int((1.0 - abs(fc - fm) / 2) * 100))
+            fc = (n.req_cpu + pc) * n.inv_cpu
+            fm = (n.req_memory + pm) * n.inv_memory
+            if fc > 1.0:
+                fc = 1.0
+            if fm > 1.0:
+                fm = 1.0
+            d = fc - fm
+            # 1 - std of two fractions = 1 - |fc - fm| / 2, as a 0..100 score
+            append(int(100.0 - 50.0 * (d if d >= 0.0 else -d)))
         return out

@@ -18,7 +18,7 @@ The code is Unschedulable, not Unresolvable: a pod going away frees room.
 
 from __future__ import annotations
 
-from apiserver.scheduler.framework import CycleState, Status, unschedulable
+from apiserver.scheduler.framework import CycleState, Status, Verdicts, filter_each, unschedulable
 from apiserver.scheduler.types import NodeInfo, PodInfo
 
 NAME = "NodeResourcesFit"
@@ -32,7 +32,7 @@ class NodeResourcesFit:
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         reasons: list[str] = []
-        if len(node.pods) + 1 > node.alloc_pods:
+        if node.pod_count + 1 > node.alloc_pods:
             reasons.append(TOO_MANY_PODS)
         if pod.cpu and node.req_cpu + pod.cpu > node.alloc_cpu:
             reasons.append(INSUFFICIENT_CPU)
@@ -42,3 +42,18 @@ class NodeResourcesFit:
             if node.requested.get(resource, 0) + want > node.allocatable.get(resource, 0):
                 reasons.append(f"Insufficient {resource}")
         return unschedulable(NAME, *reasons) if reasons else None
+
+    def filter_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Verdicts:
+        if pod.extended:
+            return filter_each(self.filter, state, pod, nodes)
+        cpu, mem = pod.cpu, pod.memory
+        passed = [
+            n
+            for n in nodes
+            if n.pod_count < n.alloc_pods
+            and n.req_cpu + cpu <= n.alloc_cpu
+            and n.req_memory + mem <= n.alloc_memory
+        ]
+        if len(passed) == len(nodes):
+            return passed, []
+        return filter_each(self.filter, state, pod, nodes)

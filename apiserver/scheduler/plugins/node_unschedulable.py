@@ -12,7 +12,7 @@ PreFilter Skip rather than part of the node's state.
 
 from __future__ import annotations
 
-from apiserver.scheduler.framework import SKIP, CycleState, Status, unschedulable
+from apiserver.scheduler.framework import SKIP, CycleState, Status, Verdicts, unschedulable
 from apiserver.scheduler.snapshot import Snapshot
 from apiserver.scheduler.types import NO_SCHEDULE, TAINT_UNSCHEDULABLE, NodeInfo, PodInfo, tolerates
 
@@ -31,3 +31,9 @@ class NodeUnschedulable:
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         return _REJECT if node.unschedulable else None
+
+    def filter_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Verdicts:
+        passed = [n for n in nodes if not n.unschedulable]
+        if len(passed) == len(nodes):
+            return passed, []
+        return passed, [(n, _REJECT) for n in nodes if n.unschedulable]

@@ -26,7 +26,9 @@ from apiserver.scheduler.framework import (
     SKIP,
     CycleState,
     Status,
+    Verdicts,
     default_normalize,
+    filter_each,
     unschedulable,
 )
 from apiserver.scheduler.snapshot import Snapshot
@@ -48,6 +50,11 @@ class TaintToleration:
                     NAME, f"node(s) had untolerated taint {taint}", resolvable=False
                 )
         return None
+
+    def filter_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Verdicts:
+        if any(n.taints for n in nodes):
+            return filter_each(self.filter, state, pod, nodes)
+        return nodes, []
 
     def pre_score(
         self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], snapshot: Snapshot
