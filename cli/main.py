@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from cli import cmd_apply, cmd_get, config
+from cli import cmd_apply, cmd_get, cmd_node, config
 from cli.context import Options
 
 # The attributes every LogRecord has; anything else came in through `extra=`.
@@ -139,6 +139,9 @@ for _command in (
     cmd_get.version,
 ):
     cli.add_command(_command)
+cli.add_command(cmd_node.cordon)
+cli.add_command(cmd_node.uncordon)
+cli.add_command(cmd_node.drain)
 
 
 def main() -> None:
