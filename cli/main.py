@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from cli import cmd_apply, cmd_get, cmd_node, config
+from cli import cmd_apply, cmd_get, cmd_node, cmd_placement, config
 from cli.context import Options
 
 # The attributes every LogRecord has; anything else came in through `extra=`.
@@ -142,6 +142,8 @@ for _command in (
 cli.add_command(cmd_node.cordon)
 cli.add_command(cmd_node.uncordon)
 cli.add_command(cmd_node.drain)
+cli.add_command(cmd_placement.explain_placement)
+cli.add_command(cmd_placement.scheduler)
 
 
 def main() -> None:

@@ -1,0 +1,94 @@
+"""`tinykube explain-placement` and `tinykube scheduler`.
+
+`explain-placement pod/NAME [--node N]` answers "why is my pod (not) on that
+node?" for the cluster as it is now: it lists Nodes, Pods and Services
+through the client and re-runs the scheduler's framework locally
+(apiserver/scheduler/explain.py), printing every Filter's verdict and every
+Score for that node, or for every node without `--node`. It changes
+nothing. The placement record shown by `describe pod` is the other half:
+what the scheduler saw when it decided.
+
+`scheduler --server ADDR` runs the scheduler as its own process, talking to
+the API server only through the client (`tinykube apiserver` runs the same
+scheduler in-process by default). Stop it with SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+import click
+
+from cli import context
+from cli.context import CommandError, Options, effective, namespace_option
+
+if TYPE_CHECKING:
+    from apimachinery.client import Client
+
+_POD_WORDS = ("pod", "pods", "po")
+
+
+def parse_pod_arg(arg: str) -> str:
+    """`pod/NAME`, `pods/NAME`, `po/NAME` or `NAME` -> NAME."""
+    kind, sep, name = arg.partition("/")
+    if not sep:
+        return arg
+    if kind.lower() not in _POD_WORDS or not name:
+        raise CommandError(f"explain-placement works on pods: expected pod/NAME, got {arg!r}")
+    return name
+
+
+@click.command("explain-placement")
+@click.argument("target")
+@click.option("--node", default=None, help="Explain this node only (default: every node).")
+@namespace_option
+@click.pass_obj
+def explain_placement(opts: Options, target: str, node: str | None, namespace: str | None) -> None:
+    """Re-run the scheduler's filters and scores for a pod on today's cluster state."""
+    opts = effective(opts, namespace)
+    from apiserver.scheduler.explain import explain
+
+    async def verb(client: Client) -> int:
+        name = parse_pod_arg(target)
+        pod = await client.get("pods", name, opts.namespace)
+        nodes, _ = await client.list("nodes")
+        pods, _ = await client.list("pods")
+        services, _ = await client.list("services", pod.metadata.namespace)
+        for line in explain(pod, nodes, pods, node, services=services):
+            click.echo(line)
+        return 0
+
+    context.exit_with(context.run(opts, verb))
+
+
+@click.command("scheduler")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_obj
+def scheduler(opts: Options, verbose: bool) -> None:
+    """Run the scheduler against the API server (--server) in the foreground."""
+    from apimachinery.client import Client
+    from apiserver.controlplane import run_scheduler
+    from cli.main import configure_logging
+
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
+    logger = logging.getLogger("cli.scheduler")
+
+    async def run() -> None:
+        client = Client(opts.server)
+        task = asyncio.ensure_future(run_scheduler(client))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            logger.info("stopped", extra={"server": opts.server})
+        finally:
+            await client.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
