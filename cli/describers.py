@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apiserver.scheduler import record
 from cli import printers
 from cli.columns import format_endpoints, node_roles, pod_status
 from cli.describe import (
@@ -187,7 +188,8 @@ def describe_pod(pod: Any, related: Related, now: float) -> str:
     w.line(0, "Node:", node or NONE)
     w.line(0, "Start Time:", printers.format_time(status, "start_time"))
     w.map_lines(0, "Labels", meta.labels)
-    w.map_lines(0, "Annotations", meta.annotations, sep=": ")
+    shown_annotations = {k: v for k, v in meta.annotations.items() if k != record.ANNOTATION}
+    w.map_lines(0, "Annotations", shown_annotations, sep=": ")  # the record: under Scheduling
     shown = pod_status(pod)
     if meta.HasField("deletion_timestamp"):
         w.line(
@@ -226,6 +228,11 @@ def describe_pod(pod: Any, related: Related, now: float) -> str:
         for t in spec.tolerations
     ]
     w.line(0, "Tolerations:", ", ".join(tolerations) or NONE)
+    placement = record.describe_lines(pod)
+    if placement:
+        w.line(0, "Scheduling:")
+        for text in placement:
+            w.line(1, text)
     events_section(w, related.events, now)
     return w.text()
 
