@@ -365,7 +365,7 @@ def _decode_all(
 
 def _compose_quietly(text: str) -> yaml.Node | None:
     try:
-        return yaml.compose(text, Loader=yamlio.Loader)  # type: ignore[no-any-return]
+        return yaml.compose(text, Loader=yamlio.Loader)
     except yaml.YAMLError:
         return None
 
