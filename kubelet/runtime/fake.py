@@ -92,6 +92,7 @@ class FakeRuntime(ContainerRuntime):
         self.calls: list[tuple[Any, ...]] = []
         self.behaviours: dict[str, ContainerBehaviour] = {}
         self.image_errors: dict[str, str] = {}
+        self.images: set[str] = set()  # pulled so far
         self.runtime_ready = True
         self.network_ready = True
         self._ids = itertools.count(1)
@@ -189,10 +190,14 @@ class FakeRuntime(ContainerRuntime):
 
     # ---- images ------------------------------------------------------------------------
 
+    async def image_status(self, image: str) -> str | None:
+        return image_ref(image) if image in self.images else None
+
     async def pull_image(self, image: str) -> str:
         self.calls.append(("pull_image", image))
         if image in self.image_errors:
             raise ImagePullError(self.image_errors[image])
+        self.images.add(image)
         return image_ref(image)
 
     # ---- containers --------------------------------------------------------------------

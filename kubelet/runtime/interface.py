@@ -16,6 +16,7 @@ worker's code is the same whether the node is hollow or real:
     remove_pod_sandbox(id)          RemovePodSandbox    (idempotent)
     pod_sandbox_status(id)          PodSandboxStatus
     list_pod_sandboxes(pod_uid=)    ListPodSandbox with a label filter
+    image_status(image)             ImageService.ImageStatus -> image ref or None
     pull_image(image)               ImageService.PullImage -> image ref
     create_container(sb, config)    CreateContainer
     start_container(id)             StartContainer
@@ -210,6 +211,10 @@ class ContainerRuntime(abc.ABC):
         """Every sandbox, or those of one pod (by the pod uid label)."""
 
     # ---- images ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def image_status(self, image: str) -> str | None:
+        """The image reference if `image` is present on the node, else None."""
 
     @abc.abstractmethod
     async def pull_image(self, image: str) -> str:

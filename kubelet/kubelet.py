@@ -1,0 +1,301 @@
+"""The Kubelet: wires registration, the lease, the pod source, pod workers and status together.
+
+`Kubelet(client, config, runtime).run()` runs until cancelled:
+
+1. ask the runtime for its version, retrying until it answers (a runtime
+   daemon may start after the kubelet);
+2. register the Node (nodestatus.register_node) -- or adopt the existing one;
+3. start the Node informer and wait for it: the podCIDR, once the node IPAM
+   controller sets it, goes to the runtime (CRI UpdateRuntimeConfig) and
+   every pod waiting for a network is woken;
+4. start the Lease controller and the node status loop;
+5. start the pod source; once it has synced, run housekeeping: sandboxes in
+   the runtime whose pod uid is not bound here any more (deleted while the
+   kubelet was down) are stopped and removed. Housekeeping then repeats every
+   housekeeping_interval.
+
+Stopping the kubelet (cancelling run) stops its loops, not its pods: a real
+runtime keeps the containers running and the next kubelet adopts them by pod
+uid (kuberuntime_manager.compute_pod_actions reuses a READY sandbox). The
+fake runtime lives in the kubelet process, so a restarted hollow kubelet
+process forgets its pods and starts them again (new IPs); within one
+process, handing the same FakeRuntime to a new Kubelet exercises adoption.
+
+Syncing one pod (`sync_pod`, called by its pod worker) is a list of steps,
+`self.sync_steps`, each `async (PodSyncContext) -> None`, run in order:
+
+    runtime   kuberuntime_manager.sync_pod: sandbox, images, containers
+    status    status.generate_pod_status + StatusManager (write if changed)
+
+Issue 4 extends the list, not this code: admission (resources, node
+selector), init containers, restartPolicy (KubeRuntimeManager.should_restart),
+probes (the `is_ready` hook of the status step). A step that records an
+error in the context still lets the following steps run (so the status
+shows ErrImagePull); the error is raised at the end and the pod worker
+retries with backoff.
+
+Terminating (`sync_terminating_pod`) stops containers with the grace period
+and removes the sandbox (releasing its IP); then `sync_terminated_pod`
+deletes the pod object with grace 0 and a uid precondition -- the kubelet
+removes the object once it has stopped the pod, which is what makes
+Kubernetes' graceful deletion work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from apimachinery import errors as api_errors
+from apimachinery.client import Client
+from apimachinery.events import EventRecorder
+from kubelet.config import KubeletConfig
+from kubelet.errors import ContainerRuntimeError
+from kubelet.kuberuntime_manager import KubeRuntimeManager, SyncResult
+from kubelet.lease import NodeLeaseController
+from kubelet.nodestatus import NodeStatusSetter, NodeStatusUpdater, register_node
+from kubelet.pod_workers import PodWorkers, full_name
+from kubelet.runtime.interface import ContainerRuntime, RuntimeVersion
+from kubelet.sources import NodeSource, PodSource
+from kubelet.status import StatusManager, generate_pod_status
+from protos import core_pb2
+
+log = logging.getLogger(__name__)
+
+_RUNTIME_RETRY_MAX = 5.0
+
+
+@dataclass
+class PodSyncContext:
+    """What one sync of one pod has learnt so far; passed along the sync steps."""
+
+    pod: Any
+    result: SyncResult = field(default_factory=SyncResult)
+    errors: list[Exception] = field(default_factory=list)
+
+
+SyncStep = Callable[[PodSyncContext], Awaitable[None]]
+
+
+class Kubelet:
+    def __init__(self, client: Client, config: KubeletConfig, runtime: ContainerRuntime) -> None:
+        config.validate()
+        self.client = client
+        self.config = config
+        self.runtime = runtime
+        self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
+        self.runtime_manager = KubeRuntimeManager(runtime, self.recorder)
+        self.status_manager = StatusManager(client)
+        self.pod_workers = PodWorkers(
+            self,
+            resync_interval=config.sync_frequency,
+            default_grace_seconds=config.default_termination_grace_seconds,
+        )
+        self.status_setter = NodeStatusSetter(config)
+        self.node_source = NodeSource(client, config.node_name, self._on_node)
+        self.pod_source = PodSource(client, config.node_name, self)
+        self.lease = NodeLeaseController(
+            client,
+            config.node_name,
+            lease_duration_seconds=config.lease_duration_seconds,
+            renew_interval=config.lease_renew_interval,
+            node_uid=lambda: self.node_uid,
+        )
+        self.node_status = NodeStatusUpdater(
+            client,
+            config,
+            self.status_setter,
+            runtime_version=lambda: self._version,
+            runtime_status=runtime.status,
+            current_node=self.node_source.node,
+            on_ready_change=self._on_ready_change,
+        )
+        self.sync_steps: list[SyncStep] = [self._runtime_step, self._status_step]
+        self.node_uid = ""
+        self.pod_cidr = ""
+        self._version = RuntimeVersion(runtime.name, "unknown")
+        self._started = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._cidr_lock = asyncio.Lock()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Register, then keep the node and its pods in shape until cancelled."""
+        context = {"node": self.config.node_name}
+        try:
+            self._version = await self._wait_for_runtime()
+            node = await register_node(
+                self.client,
+                self.config,
+                self.status_setter,
+                self._version,
+                await self.runtime.status(),
+            )
+            self.node_uid = node.metadata.uid
+            self.recorder.event(node, "Normal", "Starting", "Starting kubelet.")
+            self._spawn(self.node_source.run(), "node informer")
+            await self.node_source.informer.wait_for_sync()
+            seen = self.node_source.node()
+            if seen is not None:
+                await self._apply_pod_cidr(seen.spec.pod_cidr)
+            self._spawn(self.lease.run(), "lease")
+            self._spawn(self.node_status.run(), "node status")
+            self._spawn(self.pod_source.run(), "pod source")
+            await self.pod_source.informer.wait_for_sync()
+            await self.housekeeping()
+            self._started.set()
+            log.info("kubelet started", extra={**context, "runtime": str(self._version)})
+            while True:
+                await asyncio.sleep(self.config.housekeeping_interval)
+                try:
+                    await self.housekeeping()
+                except (ContainerRuntimeError, api_errors.StatusError) as exc:
+                    log.warning("housekeeping failed", extra={**context, "error": str(exc)})
+        finally:
+            await self._shutdown()
+
+    async def wait_started(self, timeout: float | None = None) -> bool:
+        """True once registered and the pod source has synced (tests)."""
+        try:
+            await asyncio.wait_for(self._started.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.pod_workers.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.recorder.flush(), 1.0)
+        await self.recorder.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"kubelet {name}")
+        self._tasks.append(task)
+
+    async def _wait_for_runtime(self) -> RuntimeVersion:
+        delay = 0.2
+        while True:
+            try:
+                return await self.runtime.version()
+            except ContainerRuntimeError as exc:
+                log.warning(
+                    "container runtime not answering",
+                    extra={"node": self.config.node_name, "error": str(exc), "retry_in": delay},
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RUNTIME_RETRY_MAX)
+
+    # ---- the node ----------------------------------------------------------------------
+
+    def _on_node(self, node: core_pb2.Node) -> None:
+        if node.spec.pod_cidr and node.spec.pod_cidr != self.pod_cidr:
+            self._spawn(self._apply_pod_cidr(node.spec.pod_cidr), "pod cidr")
+
+    async def _apply_pod_cidr(self, cidr: str) -> None:
+        if not cidr:
+            return
+        async with self._cidr_lock:
+            if cidr == self.pod_cidr:
+                return
+            await self.runtime.update_runtime_config(cidr)
+            self.pod_cidr = cidr
+        log.info("pod CIDR set", extra={"node": self.config.node_name, "podCIDR": cidr})
+        for pod in self.pod_source.pods():  # pods waiting for a network can start now
+            self.pod_workers.update_pod(pod)
+
+    def _on_ready_change(self, node: core_pb2.Node, status: str) -> None:
+        reason = "NodeReady" if status == "True" else "NodeNotReady"
+        self.recorder.event(
+            node, "Normal", reason, f"Node {node.metadata.name} status is now: {reason}"
+        )
+
+    # ---- pod source handler ------------------------------------------------------------
+
+    def update_pod(self, pod: Any) -> None:
+        self.pod_workers.update_pod(pod)
+
+    def remove_pod(self, pod: Any) -> None:
+        self.pod_workers.remove_pod(pod)
+
+    # ---- PodSyncer: what the pod workers call -----------------------------------------
+
+    async def sync_pod(self, pod: Any) -> None:
+        ctx = PodSyncContext(pod)
+        for step in self.sync_steps:
+            await step(ctx)
+        if ctx.errors:
+            raise ctx.errors[0]
+
+    async def _runtime_step(self, ctx: PodSyncContext) -> None:
+        ctx.result = await self.runtime_manager.sync_pod(ctx.pod)
+        if ctx.result.error is not None:
+            ctx.errors.append(ctx.result.error)
+
+    async def _status_step(self, ctx: PodSyncContext) -> None:
+        pod = ctx.pod
+        status = generate_pod_status(
+            pod,
+            self.status_manager.latest_status(pod),
+            node_ip=self.config.node_ip,
+            sandbox=ctx.result.sandbox,
+            containers=ctx.result.containers,
+            runtime_name=self.runtime.name,
+            waiting=ctx.result.waiting,
+        )
+        await self.status_manager.set_pod_status(pod, status)
+
+    async def sync_terminating_pod(self, pod: Any, grace_seconds: int) -> None:
+        sandboxes = await self.runtime.list_pod_sandboxes(pod_uid=pod.metadata.uid)
+        log.info(
+            "stopping pod",
+            extra={"pod": full_name(pod), "grace": grace_seconds, "sandboxes": len(sandboxes)},
+        )
+        await self.runtime_manager.kill_pod(pod, sandboxes, grace_seconds)
+
+    async def sync_terminated_pod(self, pod: Any, removed: bool) -> None:
+        meta = pod.metadata
+        if removed:
+            self.status_manager.forget(meta.uid)
+            return
+        if not meta.HasField("deletion_timestamp"):
+            return  # a finished pod: stopped, its object stays until someone deletes it
+        try:
+            await self.client.delete(
+                "pods", meta.name, meta.namespace, grace_period_seconds=0, precondition_uid=meta.uid
+            )
+        except (api_errors.NotFound, api_errors.Conflict):
+            return  # already gone, or a new pod took the name
+        log.info("pod deleted after stopping", extra={"pod": full_name(pod)})
+
+    # ---- housekeeping ------------------------------------------------------------------
+
+    async def housekeeping(self) -> None:
+        """Stop sandboxes whose pod is no longer bound here (HandlePodCleanups)."""
+        if not self.pod_source.has_synced():
+            return
+        known = self.pod_source.uids() | self.pod_workers.known_uids()
+        orphans: dict[str, Any] = {}
+        for sandbox in await self.runtime.list_pod_sandboxes():
+            if sandbox.pod_uid and sandbox.pod_uid not in known and sandbox.pod_uid not in orphans:
+                ghost = core_pb2.Pod(api_version="v1", kind="Pod")
+                ghost.metadata.name = sandbox.name
+                ghost.metadata.namespace = sandbox.namespace
+                ghost.metadata.uid = sandbox.pod_uid
+                orphans[sandbox.pod_uid] = ghost
+        for ghost in orphans.values():
+            log.info(
+                "cleaning up orphaned pod",
+                extra={"pod": full_name(ghost), "uid": ghost.metadata.uid},
+            )
+            self.pod_workers.remove_pod(ghost)

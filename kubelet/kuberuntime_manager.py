@@ -1,0 +1,281 @@
+"""Driving the container runtime for one pod (Kubernetes' kuberuntime_manager.go).
+
+`sync_pod` makes the runtime match the pod spec in Kubernetes' order:
+
+1. compute_pod_actions: look at the runtime's sandboxes and containers for
+   this pod uid. A READY sandbox is reused -- after a kubelet restart that is
+   how the pod is adopted instead of started again. No READY sandbox: create
+   one (attempt = the highest attempt seen + 1), and kill the dead ones.
+   Each spec container without a container in the current sandbox is to be
+   started. A container that exited stays exited: whether to restart it
+   follows restartPolicy and backoff, which `should_restart` decides (issue 4;
+   for now it never restarts, so a hollow pod's scripted exit is final).
+2. run_pod_sandbox (the runtime allocates the IP);
+3. per container, in spec order: ensure the image (pull policy), create,
+   start. A failure of one container (ErrImagePull, RunContainerError) is
+   remembered as that container's waiting reason and the others continue;
+   the pod worker retries the pod later with backoff.
+
+`kill_pod` stops the pod: every running container in parallel with
+stop_container(timeout=grace), then stop_pod_sandbox (the network and the
+IP go), then the containers and sandboxes are removed. Every step is
+idempotent, so a kill interrupted by a crash is simply done again.
+
+Events, with Kubernetes' reasons: Pulling, Pulled, Created, Started,
+Killing, Failed, FailedCreatePodSandBox, SandboxChanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from apimachinery.events import EventRecorder
+from kubelet import errors
+from kubelet.runtime.interface import (
+    POD_NAME_LABEL,
+    POD_NAMESPACE_LABEL,
+    POD_UID_LABEL,
+    Container,
+    ContainerConfig,
+    ContainerRuntime,
+    ContainerState,
+    PodSandbox,
+    PodSandboxConfig,
+    PortMapping,
+    SandboxState,
+)
+from kubelet.status import Waiting
+
+log = logging.getLogger(__name__)
+
+
+def pod_labels(pod: Any) -> dict[str, str]:
+    return {
+        POD_UID_LABEL: pod.metadata.uid,
+        POD_NAME_LABEL: pod.metadata.name,
+        POD_NAMESPACE_LABEL: pod.metadata.namespace,
+    }
+
+
+def sandbox_config(pod: Any, attempt: int = 0) -> PodSandboxConfig:
+    """CRI PodSandboxConfig from the pod (generatePodSandboxConfig)."""
+    ports = tuple(
+        PortMapping(p.container_port, p.protocol or "TCP", p.host_port, p.host_ip)
+        for c in pod.spec.containers
+        for p in c.ports
+    )
+    return PodSandboxConfig(
+        name=pod.metadata.name,
+        namespace=pod.metadata.namespace,
+        uid=pod.metadata.uid,
+        attempt=attempt,
+        hostname=pod.spec.hostname or pod.metadata.name,
+        host_network=pod.spec.host_network,
+        port_mappings=ports,
+        labels={**dict(pod.metadata.labels), **pod_labels(pod)},
+        annotations=dict(pod.metadata.annotations),
+    )
+
+
+def container_config(pod: Any, spec: Any, attempt: int = 0) -> ContainerConfig:
+    """CRI ContainerConfig from a container spec (generateContainerConfig, env values only)."""
+    return ContainerConfig(
+        name=spec.name,
+        image=spec.image,
+        command=tuple(spec.command),
+        args=tuple(spec.args),
+        working_dir=spec.working_dir,
+        env=tuple((e.name, e.value) for e in spec.env),
+        attempt=attempt,
+        labels=pod_labels(pod),
+    )
+
+
+def pull_policy(spec: Any) -> str:
+    """The container's imagePullPolicy, defaulted as the API server does."""
+    if spec.image_pull_policy:
+        return str(spec.image_pull_policy)
+    name = spec.image.split("@", 1)[0].rsplit("/", 1)[-1]
+    tag = name.split(":", 1)[1] if ":" in name else ""
+    return "Always" if tag in ("", "latest") and "@" not in spec.image else "IfNotPresent"
+
+
+@dataclass
+class PodActions:
+    """What sync_pod must do (computePodActions' podActions)."""
+
+    sandbox: PodSandbox | None  # the READY sandbox to use, if any
+    create_sandbox: bool
+    attempt: int
+    kill_sandboxes: list[str] = field(default_factory=list)
+    start: list[Any] = field(default_factory=list)  # container specs, in order
+    attempts: dict[str, int] = field(default_factory=dict)  # container name -> next attempt
+
+
+@dataclass
+class SyncResult:
+    """What a sync saw and did, for the status that follows."""
+
+    sandbox: PodSandbox | None = None
+    containers: list[Container] = field(default_factory=list)
+    waiting: dict[str, Waiting] = field(default_factory=dict)
+    error: Exception | None = None
+
+
+def _newest(sandboxes: list[PodSandbox]) -> PodSandbox | None:
+    ready = [s for s in sandboxes if s.state == SandboxState.READY]
+    return max(ready, key=lambda s: (s.attempt, s.created_at), default=None)
+
+
+class KubeRuntimeManager:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        recorder: EventRecorder | None = None,
+        *,
+        should_restart: Callable[[Any, Container], bool] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.recorder = recorder
+        # restartPolicy + CrashLoopBackOff go here (issue 4); never restart for now.
+        self.should_restart = should_restart or (lambda pod, container: False)
+
+    def _event(self, pod: Any, type_: str, reason: str, message: str) -> None:
+        if self.recorder is not None:
+            self.recorder.event(pod, type_, reason, message)
+
+    async def pod_state(self, pod: Any) -> tuple[list[PodSandbox], list[Container]]:
+        """Every sandbox of this pod uid and the containers in them."""
+        sandboxes = await self.runtime.list_pod_sandboxes(pod_uid=pod.metadata.uid)
+        containers: list[Container] = []
+        for sandbox in sandboxes:
+            containers.extend(await self.runtime.list_containers(sandbox_id=sandbox.id))
+        return sandboxes, containers
+
+    def compute_pod_actions(
+        self, pod: Any, sandboxes: list[PodSandbox], containers: list[Container]
+    ) -> PodActions:
+        current = _newest(sandboxes)
+        attempt = max((s.attempt for s in sandboxes), default=-1) + 1
+        actions = PodActions(sandbox=current, create_sandbox=current is None, attempt=attempt)
+        actions.kill_sandboxes = [s.id for s in sandboxes if current is None or s.id != current.id]
+        for spec in pod.spec.containers:
+            seen = [c for c in containers if c.name == spec.name]
+            next_attempt = max((c.attempt for c in seen), default=-1) + 1
+            in_current = [c for c in seen if current is not None and c.sandbox_id == current.id]
+            newest = max(in_current, key=lambda c: (c.attempt, c.created_at), default=None)
+            if newest is None:
+                needed = True
+            elif newest.state in (ContainerState.RUNNING,):
+                needed = False
+            elif newest.state == ContainerState.CREATED:
+                needed = True  # created but never started (a crash between the two calls)
+            else:
+                needed = self.should_restart(pod, newest)
+            if needed:
+                actions.start.append(spec)
+                actions.attempts[spec.name] = next_attempt if newest is not None else 0
+        return actions
+
+    async def sync_pod(self, pod: Any) -> SyncResult:
+        result = SyncResult()
+        sandboxes, containers = await self.pod_state(pod)
+        actions = self.compute_pod_actions(pod, sandboxes, containers)
+        for sandbox_id in actions.kill_sandboxes:
+            await self._kill_sandbox(sandbox_id, containers, grace=0)
+        sandbox = actions.sandbox
+        if actions.create_sandbox:
+            if sandboxes:
+                self._event(
+                    pod,
+                    "Normal",
+                    "SandboxChanged",
+                    "Pod sandbox changed, it will be killed and re-created.",
+                )
+            try:
+                sandbox = await self.runtime.run_pod_sandbox(sandbox_config(pod, actions.attempt))
+            except errors.ContainerRuntimeError as exc:
+                self._event(
+                    pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"
+                )
+                result.error = exc
+                return result
+            log.info(
+                "pod sandbox started",
+                extra={"pod": pod.metadata.name, "sandbox": sandbox.id, "ip": sandbox.ip},
+            )
+        assert sandbox is not None
+        result.sandbox = sandbox
+        config = sandbox_config(pod, sandbox.attempt)
+        for spec in actions.start:
+            try:
+                await self._start_container(pod, sandbox, config, spec, actions.attempts[spec.name])
+            except errors.ContainerRuntimeError as exc:
+                result.waiting[spec.name] = Waiting(exc.reason, str(exc))
+                result.error = result.error or exc
+                self._event(pod, "Warning", "Failed", f"Error: {exc.reason}")
+        result.containers = await self.runtime.list_containers(sandbox_id=sandbox.id)
+        return result
+
+    async def _ensure_image(self, pod: Any, spec: Any) -> None:
+        policy = pull_policy(spec)
+        present = await self.runtime.image_status(spec.image)
+        if present is not None and policy != "Always":
+            self._event(
+                pod,
+                "Normal",
+                "Pulled",
+                f'Container image "{spec.image}" already present on machine',
+            )
+            return
+        if policy == "Never":
+            raise errors.ImagePullError(
+                f'Container image "{spec.image}" is not present with pull policy of Never'
+            )
+        self._event(pod, "Normal", "Pulling", f'Pulling image "{spec.image}"')
+        started = time.monotonic()
+        await self.runtime.pull_image(spec.image)
+        took = time.monotonic() - started
+        self._event(
+            pod, "Normal", "Pulled", f'Successfully pulled image "{spec.image}" in {took:.3f}s'
+        )
+
+    async def _start_container(
+        self, pod: Any, sandbox: PodSandbox, config: PodSandboxConfig, spec: Any, attempt: int
+    ) -> None:
+        await self._ensure_image(pod, spec)
+        cid = await self.runtime.create_container(
+            sandbox.id, container_config(pod, spec, attempt), config
+        )
+        self._event(pod, "Normal", "Created", f"Created container {spec.name}")
+        await self.runtime.start_container(cid)
+        self._event(pod, "Normal", "Started", f"Started container {spec.name}")
+
+    async def kill_pod(self, pod: Any | None, sandboxes: list[PodSandbox], grace: int) -> None:
+        """Stop and remove every container and sandbox given (KillPod + removal)."""
+        containers: list[Container] = []
+        for sandbox in sandboxes:
+            containers.extend(await self.runtime.list_containers(sandbox_id=sandbox.id))
+        running = [c for c in containers if c.state == ContainerState.RUNNING]
+        if pod is not None:
+            for c in running:
+                self._event(pod, "Normal", "Killing", f"Stopping container {c.name}")
+        await asyncio.gather(*(self.runtime.stop_container(c.id, grace) for c in running))
+        for c in running:
+            c.state = ContainerState.EXITED  # our copy: stopped above, not again below
+        for sandbox in sandboxes:
+            await self._kill_sandbox(sandbox.id, containers, grace)
+
+    async def _kill_sandbox(self, sandbox_id: str, containers: list[Container], grace: int) -> None:
+        mine = [c for c in containers if c.sandbox_id == sandbox_id]
+        running = [c for c in mine if c.state == ContainerState.RUNNING]
+        await asyncio.gather(*(self.runtime.stop_container(c.id, grace) for c in running))
+        await self.runtime.stop_pod_sandbox(sandbox_id)
+        for c in mine:
+            await self.runtime.remove_container(c.id)
+        await self.runtime.remove_pod_sandbox(sandbox_id)

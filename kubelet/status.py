@@ -1,0 +1,320 @@
+"""Pod status: computing it from the runtime, and writing it only when it changed.
+
+Two halves, as in Kubernetes (kubelet_pods.go generateAPIPodStatus and
+status/status_manager.go):
+
+`generate_pod_status(pod, base, ...)` turns what the runtime reports -- the
+pod's sandbox and containers -- into a PodStatus:
+
+    phase            Pending until every container has started; Running while
+                     one runs; Succeeded / Failed once all have exited and the
+                     restartPolicy will not restart them (getPhase)
+    conditions       Initialized, Ready, ContainersReady, PodScheduled
+    hostIP           the node's InternalIP
+    podIP, podIPs    the sandbox's IP (the node's for hostNetwork pods)
+    startTime        when the kubelet first took the pod (kept afterwards)
+    containerStatuses per spec container, in spec order: state
+                     (waiting ContainerCreating / running startedAt /
+                     terminated exitCode), ready, restartCount (the
+                     container's attempt), image, imageID, containerID
+                     (`fake://c000000000002`), started
+
+A condition's lastTransitionTime changes only when its status does; fields
+the kubelet does not own (PodScheduled written by the scheduler,
+nominatedNodeName, qosClass, conditions of other types) are kept from `base`.
+
+Worked example: a pod with one container "web" whose container has just
+started, first seen at 10:00:00, now 10:00:01:
+
+    phase: Running   startTime: 10:00:00   podIP: 10.244.1.2   hostIP: 192.168.0.11
+    conditions: Initialized True, Ready True, ContainersReady True, PodScheduled True
+    containerStatuses: [{name: web, ready: true, restartCount: 0, started: true,
+                         state: {running: {startedAt: 10:00:01}}, image: nginx:1.25,
+                         imageID: docker.io/library/nginx@sha256:..., containerID: fake://c...}]
+
+`StatusManager` writes such a status with UpdateStatus only if it differs
+from the latest status the API server holds. "Latest" needs care: the pod
+object the kubelet holds comes from its informer, which may not yet have
+seen the kubelet's own previous write. So the manager remembers, per pod
+uid, the status it last wrote and the resourceVersion that write produced:
+a pod copy older than that write is compared with the remembered status, a
+newer one with its own status (someone else may have changed it, which is
+then repaired). Without this, every sync racing the informer would write
+the same status again. Writes are compare-and-swap on the resourceVersion;
+on Conflict the pod is read again and, if it is still the same pod (uid),
+the status is written onto it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+
+from apimachinery import errors
+from apimachinery.client import Client
+from kubelet.nodestatus import now_seconds
+from kubelet.runtime.interface import Container, ContainerState, PodSandbox, SandboxState
+from protos import core_pb2
+
+log = logging.getLogger(__name__)
+
+# The order `kubectl describe pod` shows them in.
+KUBELET_CONDITIONS = ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why a container is not running yet: reason as `kubectl get pods` shows it."""
+
+    reason: str
+    message: str = ""
+
+
+def _ts(seconds: float) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=int(seconds))
+
+
+def latest_containers(containers: list[Container]) -> dict[str, list[Container]]:
+    """name -> that name's containers, newest attempt first."""
+    by_name: dict[str, list[Container]] = {}
+    for c in sorted(containers, key=lambda c: (c.attempt, c.created_at), reverse=True):
+        by_name.setdefault(c.name, []).append(c)
+    return by_name
+
+
+def _container_status(
+    spec: Any,
+    history: list[Container],
+    runtime_name: str,
+    waiting: Waiting | None,
+    is_ready: Callable[[Container], bool],
+) -> core_pb2.ContainerStatus:
+    status = core_pb2.ContainerStatus(name=spec.name, image=spec.image)
+    if not history:
+        w = waiting or Waiting("ContainerCreating")
+        status.state.waiting.reason = w.reason
+        status.state.waiting.message = w.message
+        status.started = False
+        return status
+    current = history[0]
+    status.restart_count = current.attempt
+    status.image_id = current.image_ref
+    status.container_id = f"{runtime_name}://{current.id}"
+    if current.state == ContainerState.RUNNING:
+        status.state.running.started_at.CopyFrom(_ts(current.started_at))
+        status.started = True
+        status.ready = is_ready(current)
+    elif current.state == ContainerState.EXITED:
+        _terminated(status.state, current, runtime_name)
+        status.started = False
+    else:  # created, not started yet (or the runtime lost track)
+        w = waiting or Waiting("ContainerCreating")
+        status.state.waiting.reason = w.reason
+        status.state.waiting.message = w.message
+        status.started = False
+    if len(history) > 1 and history[1].state == ContainerState.EXITED:
+        _terminated(status.last_state, history[1], runtime_name)
+    return status
+
+
+def _terminated(state: Any, c: Container, runtime_name: str) -> None:
+    t = state.terminated
+    t.exit_code = c.exit_code
+    t.reason = c.reason or ("Completed" if c.exit_code == 0 else "Error")
+    t.message = c.message
+    if c.started_at:
+        t.started_at.CopyFrom(_ts(c.started_at))
+    t.finished_at.CopyFrom(_ts(c.finished_at or c.created_at))
+    t.container_id = f"{runtime_name}://{c.id}"
+
+
+def pod_phase(pod: Any, statuses: list[core_pb2.ContainerStatus]) -> str:
+    """Kubernetes' getPhase for a pod without init containers."""
+    waiting = running = stopped = succeeded = 0
+    for s in statuses:
+        if s.state.HasField("running"):
+            running += 1
+        elif s.state.HasField("terminated"):
+            stopped += 1
+            succeeded += s.state.terminated.exit_code == 0
+        else:
+            waiting += 1
+    if waiting > 0:
+        return "Pending"
+    if running > 0:
+        return "Running"
+    if stopped > 0:
+        policy = pod.spec.restart_policy or "Always"
+        if policy == "Always":
+            return "Running"  # the containers will be restarted
+        if stopped == succeeded:
+            return "Succeeded"
+        return "Running" if policy == "OnFailure" else "Failed"
+    return "Pending"
+
+
+def _set_condition(
+    status: core_pb2.PodStatus,
+    base: core_pb2.PodStatus,
+    type_: str,
+    value: str,
+    reason: str = "",
+    message: str = "",
+) -> None:
+    old = next((c for c in base.conditions if c.type == type_), None)
+    c = status.conditions.add(type=type_, status=value, reason=reason, message=message)
+    if old is not None and old.status == value and old.HasField("last_transition_time"):
+        c.last_transition_time.CopyFrom(old.last_transition_time)
+    else:
+        c.last_transition_time.CopyFrom(now_seconds())
+
+
+def generate_pod_status(
+    pod: Any,
+    base: core_pb2.PodStatus,
+    *,
+    node_ip: str,
+    sandbox: PodSandbox | None,
+    containers: list[Container],
+    runtime_name: str,
+    waiting: Mapping[str, Waiting] | None = None,
+    is_ready: Callable[[Container], bool] | None = None,
+) -> core_pb2.PodStatus:
+    """The status the pod should have now (see the module docstring)."""
+    waiting = waiting or {}
+    ready_fn = is_ready or (lambda c: True)  # readiness probes hook in here (issue 4)
+    status = core_pb2.PodStatus()
+    history = latest_containers(containers)
+    for spec in pod.spec.containers:
+        status.container_statuses.append(
+            _container_status(
+                spec, history.get(spec.name, []), runtime_name, waiting.get(spec.name), ready_fn
+            )
+        )
+    phase = pod_phase(pod, list(status.container_statuses))
+    if base.phase in TERMINAL_PHASES:
+        phase = base.phase  # a terminal phase never changes back
+    status.phase = phase
+    status.host_ip = node_ip
+    ip = node_ip if pod.spec.host_network else ""
+    if sandbox is not None and sandbox.state == SandboxState.READY and sandbox.ip:
+        ip = sandbox.ip
+    if ip:
+        status.pod_ip = ip
+        status.pod_ips.add(ip=ip)
+    if base.HasField("start_time"):
+        status.start_time.CopyFrom(base.start_time)
+    else:
+        status.start_time.CopyFrom(now_seconds())
+    status.qos_class = base.qos_class
+    status.nominated_node_name = base.nominated_node_name
+
+    unready = [s.name for s in status.container_statuses if not s.ready]
+    terminal = phase in TERMINAL_PHASES
+    _set_condition(status, base, "Initialized", "True")  # init containers: issue 4
+    if terminal:
+        reason, message = "PodCompleted", ""
+    elif unready:
+        reason, message = (
+            "ContainersNotReady",
+            f"containers with unready status: [{' '.join(unready)}]",
+        )
+    else:
+        reason, message = "", ""
+    ok = "False" if (unready or terminal) else "True"
+    _set_condition(status, base, "Ready", ok, reason, message)
+    _set_condition(status, base, "ContainersReady", ok, reason, message)
+    scheduled = next((c for c in base.conditions if c.type == "PodScheduled"), None)
+    if scheduled is not None:
+        status.conditions.append(scheduled)
+    else:
+        _set_condition(status, base, "PodScheduled", "True")
+    for c in base.conditions:
+        if c.type not in KUBELET_CONDITIONS:
+            status.conditions.append(c)
+    return status
+
+
+@dataclass
+class _Written:
+    resource_version: int
+    status: core_pb2.PodStatus
+
+
+def _rv(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+class StatusManager:
+    """Writes pod statuses, only when they changed (see the module docstring)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._written: dict[str, _Written] = {}
+        self.writes = 0
+
+    def latest_status(self, pod: Any) -> core_pb2.PodStatus:
+        """The newest status known for `pod`: its own, or the one last written if newer."""
+        written = self._written.get(pod.metadata.uid)
+        if written is not None and _rv(pod.metadata.resource_version) <= written.resource_version:
+            return written.status
+        status: core_pb2.PodStatus = pod.status
+        return status
+
+    async def set_pod_status(self, pod: Any, status: core_pb2.PodStatus) -> bool:
+        """Write `status` unless the API server already has it. True if written."""
+        if self.latest_status(pod) == status:
+            return False
+        new = core_pb2.Pod()
+        new.CopyFrom(pod)
+        new.status.CopyFrom(status)
+        uid = pod.metadata.uid
+        for _ in range(5):
+            try:
+                written = await self.client.update_status(new)
+            except errors.NotFound:
+                self.forget(uid)
+                return False
+            except errors.Conflict:
+                fresh = await self._fresh(pod)
+                if fresh is None:
+                    return False
+                new.CopyFrom(fresh)
+                new.status.CopyFrom(status)
+                continue
+            self.writes += 1
+            self._written[uid] = _Written(_rv(written.metadata.resource_version), written.status)
+            log.info(
+                "pod status updated",
+                extra={
+                    "pod": f"{pod.metadata.namespace}/{pod.metadata.name}",
+                    "phase": status.phase,
+                    "podIP": status.pod_ip,
+                },
+            )
+            return True
+        raise errors.Conflict("pod status kept conflicting")
+
+    async def _fresh(self, pod: Any) -> core_pb2.Pod | None:
+        try:
+            fresh: core_pb2.Pod = await self.client.get(
+                "pods", pod.metadata.name, pod.metadata.namespace
+            )
+        except errors.NotFound:
+            self.forget(pod.metadata.uid)
+            return None
+        if fresh.metadata.uid != pod.metadata.uid:
+            return None  # deleted and re-created under the same name: not ours to write
+        return fresh
+
+    def forget(self, uid: str) -> None:
+        self._written.pop(uid, None)
