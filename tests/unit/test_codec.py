@@ -395,3 +395,22 @@ def test_round_trip_property(kind: type[Message], data: st.DataObject) -> None:
     assert codec.from_dict(codec.to_dict(msg)) == msg
     assert codec.decode_documents(codec.to_yaml(msg)) == [msg]
     assert codec.decode_documents(codec.to_json(msg)) == [msg]
+
+
+def test_json_document_errors_still_name_the_line() -> None:
+    text = '{\n  "apiVersion": "v1",\n  "kind": "Pod",\n  "spec": {"bogus": 1}\n}\n'
+    err = decode_error(text, "pod.json")
+    assert str(err) == 'pod.json: document 1: unknown field "spec.bogus" (line 4)'
+
+
+def test_syntax_error_names_its_document() -> None:
+    err = decode_error("---\n" + DEPLOYMENT + "---\napiVersion: v1\nkind: [Pod\n")
+    assert err.document == 2
+    assert str(err).startswith("web.yaml: error parsing YAML: line ")
+
+
+def test_map_key_lines() -> None:
+    text = DEPLOYMENT.replace("app: web\n    spec:", "app: web\n        ver: 2\n    spec:")
+    err = decode_error(text)
+    assert err.line == 14
+    assert "spec.template.metadata.labels[ver]" in str(err)
