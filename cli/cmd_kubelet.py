@@ -1,0 +1,135 @@
+"""`tinykube kubelet`: run a node agent in the foreground (Kubernetes' kubelet command).
+
+    tinykube kubelet --node-name node1 --runtime fake
+    tinykube kubelet --node-name node2 --runtime fake --node-ip 10.0.0.12 \\
+        --capacity-cpu 8 --capacity-memory 16Gi --max-pods 50 --server 10.0.0.1:6443
+
+With `--runtime fake` the node is hollow (kubemark): it registers, renews
+its Lease, takes the pods bound to it and reports them Running with an IP
+from its podCIDR, without starting anything -- so several can run on one
+machine. The process logs structured lines on stderr, like `tinykube
+apiserver`; SIGTERM or SIGINT stops the kubelet's loops and exits 0. The
+pods are not stopped: a real runtime keeps them running for the next
+kubelet, and a hollow node's pods vanish with its process (the node
+lifecycle controller then notices the silent Lease).
+
+The API server address is `--server` here, else the global `tinykube
+--server`, else $TINYKUBE_SERVER / the config file / 127.0.0.1:6443.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import click
+
+from cli.context import Options
+
+
+def _pairs(text: str, flag: str) -> dict[str, str]:
+    """`a=1,b=2` -> {"a": "1", "b": "2"}; a bad item is a usage error naming the flag."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint=flag)
+        out[key] = value
+    return out
+
+
+@click.command("kubelet")
+@click.option("--node-name", required=True, help="The Node this kubelet registers and runs.")
+@click.option(
+    "--runtime",
+    "runtime_name",
+    default="fake",
+    show_default=True,
+    help="Container runtime: fake (hollow node); containerd and docker later.",
+)
+@click.option("--node-ip", default="", help="The node's InternalIP (default: the host's address).")
+@click.option("--capacity-cpu", default="4", show_default=True, help="CPU capacity reported.")
+@click.option("--capacity-memory", default="8Gi", show_default=True, help="Memory capacity.")
+@click.option("--max-pods", default=110, show_default=True, type=click.IntRange(min=1))
+@click.option("--server", default=None, metavar="HOST:PORT", help="API server address.")
+@click.option("--node-labels", default="", help="Extra node labels: key=value,key2=value2.")
+@click.option(
+    "--register-with-taints", default="", help="Taints at registration: key=value:Effect,..."
+)
+@click.option("--kube-reserved", default="", help="Reserved for system daemons: cpu=500m,...")
+@click.option("--system-reserved", default="", help="Reserved for the OS: cpu=250m,...")
+@click.option("--lease-duration", default=40, show_default=True, type=click.IntRange(min=1))
+@click.option("--node-status-update-frequency", default=10.0, show_default=True, type=float)
+@click.option("--sync-frequency", default=60.0, show_default=True, type=float)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def kubelet(
+    ctx: click.Context,
+    node_name: str,
+    runtime_name: str,
+    node_ip: str,
+    capacity_cpu: str,
+    capacity_memory: str,
+    max_pods: int,
+    server: str | None,
+    node_labels: str,
+    register_with_taints: str,
+    kube_reserved: str,
+    system_reserved: str,
+    lease_duration: int,
+    node_status_update_frequency: float,
+    sync_frequency: float,
+    verbose: bool,
+) -> None:
+    """Run a kubelet for one node in the foreground."""
+    from apimachinery.client import Client
+    from cli.main import configure_logging
+    from kubelet import runtime as runtimes
+    from kubelet.config import KubeletConfig, TaintSpec
+    from kubelet.errors import KubeletError
+    from kubelet.kubelet import Kubelet
+
+    opts = ctx.find_object(Options)
+    address = server or (opts.server if opts is not None else "127.0.0.1:6443")
+    logger = logging.getLogger("cli.kubelet")
+    try:
+        config = KubeletConfig(
+            node_name=node_name,
+            node_ip=node_ip,
+            capacity={"cpu": capacity_cpu, "memory": capacity_memory, "pods": str(max_pods)},
+            kube_reserved=_pairs(kube_reserved, "--kube-reserved"),
+            system_reserved=_pairs(system_reserved, "--system-reserved"),
+            labels=_pairs(node_labels, "--node-labels"),
+            register_with_taints=[
+                TaintSpec.parse(t) for t in register_with_taints.split(",") if t.strip()
+            ],
+            lease_duration_seconds=lease_duration,
+            lease_renew_interval=max(lease_duration / 4, 0.1),
+            node_status_update_frequency=node_status_update_frequency,
+            sync_frequency=sync_frequency,
+        )
+        config.validate()
+        runtime = runtimes.new_runtime(runtime_name)
+    except KubeletError as err:
+        click.echo(f"error: {err}", err=True)
+        raise click.exceptions.Exit(1) from None
+    configure_logging(logging.DEBUG if verbose else logging.INFO)
+
+    async def run() -> None:
+        client = Client(address)
+        task = asyncio.ensure_future(Kubelet(client, config, runtime).run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            logger.info("stopped", extra={"node": node_name})
+        finally:
+            await runtime.close()
+            await client.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
