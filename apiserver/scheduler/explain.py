@@ -58,7 +58,9 @@ def explain(
     others = [
         p
         for p in pods
-        if (p.metadata.namespace, p.metadata.name) != key and p.spec.node_name and not is_terminal(p)
+        if (p.metadata.namespace, p.metadata.name) != key
+        and p.spec.node_name
+        and not is_terminal(p)
     ]
     snapshot = Snapshot.build(nodes, others)
     info = PodInfo.of(pod)
@@ -103,7 +105,8 @@ def _node_lines(
         i = feasible.index(node)
         total = scores.totals[i]
         rank = 1 + sum(1 for t in scores.totals if t > total)
-        out.append(f"{node.name}: feasible, total {total} (rank {rank} of {len(feasible)} feasible)")
+        ranked = f"rank {rank} of {len(feasible)} feasible"
+        out.append(f"{node.name}: feasible, total {total} ({ranked})")
     else:
         out.append(f"{node.name}: rejected")
     for name, st in verdicts:
