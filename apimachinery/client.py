@@ -352,14 +352,15 @@ class Client:
     ) -> AsyncIterator[WatchEvent]:
         call = self._resources().Watch(request)
         try:
-            async for event in call:
-                if event.object.type_url:
-                    obj = scheme.unpack(event.object)
-                else:
-                    obj = scheme.new_object(info)
-                    obj.metadata.resource_version = event.resource_version
-                version = event.resource_version or obj.metadata.resource_version
-                yield WatchEvent(event.type, obj, version)
+            async for batch in call:
+                for event in batch.events:
+                    if event.object.type_url:
+                        obj = scheme.unpack(event.object)
+                    else:
+                        obj = scheme.new_object(info)
+                        obj.metadata.resource_version = event.resource_version
+                    version = event.resource_version or obj.metadata.resource_version
+                    yield WatchEvent(event.type, obj, version)
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from None
         finally:

@@ -25,6 +25,7 @@ import logging
 import os
 import platform
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -142,7 +143,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
 
     async def Watch(
         self, request: api_pb2.WatchRequest, context: Any
-    ) -> AsyncIterator[api_pb2.WatchEvent]:
+    ) -> AsyncIterator[api_pb2.WatchResponse]:
         try:
             info = scheme.for_resource(request.resource)
             events = watch(
@@ -153,7 +154,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                 request.label_selector,
                 request.field_selector,
             )
-            async for out in _with_bookmarks(events, request.allow_bookmarks):
+            async for out in _batched(events, request.allow_bookmarks):
                 yield out
         except errors.StatusError as err:
             await context.abort_with_status(errors.to_grpc_status(err))
@@ -185,46 +186,86 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
         )
 
 
-async def _with_bookmarks(
-    events: AsyncIterator[ApiEvent], allow_bookmarks: bool
-) -> AsyncIterator[api_pb2.WatchEvent]:
-    """Wire events; with bookmarks, a BOOKMARK after a quiet spell if the revision moved.
+# A watcher's events waiting to be sent: beyond this the pump stops pulling, the
+# storage buffer fills, and storage cuts the watcher off (it then resumes).
+_MAX_PENDING_EVENTS = 10_000
 
-    The pending `__anext__` is never cancelled on a timeout (asyncio.wait leaves it
-    running), so waiting for a bookmark cannot lose an event.
+
+async def _batched(
+    events: AsyncIterator[ApiEvent], allow_bookmarks: bool
+) -> AsyncIterator[api_pb2.WatchResponse]:
+    """Wire batches of events; with bookmarks, a BOOKMARK after a quiet spell.
+
+    A pump task pulls events into a local deque as fast as storage yields them;
+    the sender wakes once per burst and sends everything pending as one
+    WatchResponse. At 200 writes/s to 100 watchers that is the difference
+    between 20 000 gRPC messages a second and a few hundred.
+
+    Bookmarks carry the last revision this watcher's filter has *processed*
+    (including events it filtered out), the newest revision it can resume from
+    without missing anything.
     """
-    it = events.__aiter__()
+    pending: deque[ApiEvent] = deque()
+    wake = asyncio.Event()
+    room = asyncio.Event()
+    room.set()
+    failure: list[BaseException] = []
+    finished = False
+
+    async def pump() -> None:
+        nonlocal finished
+        try:
+            async for ev in events:
+                pending.append(ev)
+                wake.set()
+                if len(pending) >= _MAX_PENDING_EVENTS:
+                    room.clear()
+                    await room.wait()
+        except Exception as exc:  # handed to the sender, which reports it
+            failure.append(exc)
+        finally:
+            finished = True
+            wake.set()
+
+    task = asyncio.ensure_future(pump())
     last_seen = 0
     last_sent = 0
-    pending: asyncio.Future[ApiEvent] | None = None
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(it.__anext__())
             if allow_bookmarks:
-                done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL_SECONDS)
-                if not done:
+                try:
+                    await asyncio.wait_for(wake.wait(), BOOKMARK_INTERVAL_SECONDS)
+                except asyncio.TimeoutError:
                     if last_seen > last_sent:
                         last_sent = last_seen
-                        yield api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(last_seen))
+                        bookmark = api_pb2.WatchEvent(
+                            type="BOOKMARK", resource_version=str(last_seen)
+                        )
+                        yield api_pb2.WatchResponse(events=[bookmark])
                     continue
-            try:
-                ev = await pending
-            except StopAsyncIteration:
+            else:
+                await wake.wait()
+            wake.clear()
+            batch = api_pb2.WatchResponse()
+            while pending:
+                ev = pending.popleft()
+                last_seen = ev.revision
+                if ev.type != PROGRESS:
+                    batch.events.add(
+                        type=ev.type, object=ev.object, resource_version=str(ev.revision)
+                    )
+            room.set()
+            if batch.events:
+                last_sent = last_seen
+                yield batch
+            if finished and not pending:
+                if failure:
+                    raise failure[0]
                 return
-            finally:
-                pending = None
-            last_seen = ev.revision
-            if ev.type == PROGRESS:
-                continue
-            last_sent = ev.revision
-            yield api_pb2.WatchEvent(
-                type=ev.type, object=ev.object, resource_version=str(ev.revision)
-            )
     finally:
-        if pending is not None:
-            pending.cancel()
-        aclose = getattr(it, "aclose", None)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
 

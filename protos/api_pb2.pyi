@@ -288,6 +288,22 @@ class WatchEvent(google.protobuf.message.Message):
 global___WatchEvent = WatchEvent
 
 @typing.final
+class WatchResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: builtins.int
+    @property
+    def events(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___WatchEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: collections.abc.Iterable[global___WatchEvent] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["events", b"events"]) -> None: ...
+
+global___WatchResponse = WatchResponse
+
+@typing.final
 class VersionRequest(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 

@@ -73,7 +73,7 @@ class ResourcesStub(object):
         self.Watch = channel.unary_stream(
                 '/tinykube.api.Resources/Watch',
                 request_serializer=protos_dot_api__pb2.WatchRequest.SerializeToString,
-                response_deserializer=protos_dot_api__pb2.WatchEvent.FromString,
+                response_deserializer=protos_dot_api__pb2.WatchResponse.FromString,
                 _registered_method=True)
         self.Bind = channel.unary_unary(
                 '/tinykube.api.Resources/Bind',
@@ -141,7 +141,10 @@ class ResourcesServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def Watch(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Watch streams batches: under load, every event buffered for a watcher
+        goes out in one message (as etcd's WatchResponse), so the per-message
+        cost is paid per batch, not per event.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -208,7 +211,7 @@ def add_ResourcesServicer_to_server(servicer, server):
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
                     request_deserializer=protos_dot_api__pb2.WatchRequest.FromString,
-                    response_serializer=protos_dot_api__pb2.WatchEvent.SerializeToString,
+                    response_serializer=protos_dot_api__pb2.WatchResponse.SerializeToString,
             ),
             'Bind': grpc.unary_unary_rpc_method_handler(
                     servicer.Bind,
@@ -441,7 +444,7 @@ class Resources(object):
             target,
             '/tinykube.api.Resources/Watch',
             protos_dot_api__pb2.WatchRequest.SerializeToString,
-            protos_dot_api__pb2.WatchEvent.FromString,
+            protos_dot_api__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,8 +65,12 @@ class ResourcesStub:
 
     Watch: grpc.UnaryStreamMultiCallable[
         protos.api_pb2.WatchRequest,
-        protos.api_pb2.WatchEvent,
+        protos.api_pb2.WatchResponse,
     ]
+    """Watch streams batches: under load, every event buffered for a watcher
+    goes out in one message (as etcd's WatchResponse), so the per-message
+    cost is paid per batch, not per event.
+    """
 
     Bind: grpc.UnaryUnaryMultiCallable[
         protos.api_pb2.BindRequest,
@@ -128,8 +132,12 @@ class ResourcesAsyncStub:
 
     Watch: grpc.aio.UnaryStreamMultiCallable[
         protos.api_pb2.WatchRequest,
-        protos.api_pb2.WatchEvent,
+        protos.api_pb2.WatchResponse,
     ]
+    """Watch streams batches: under load, every event buffered for a watcher
+    goes out in one message (as etcd's WatchResponse), so the per-message
+    cost is paid per batch, not per event.
+    """
 
     Bind: grpc.aio.UnaryUnaryMultiCallable[
         protos.api_pb2.BindRequest,
@@ -208,7 +216,11 @@ class ResourcesServicer(metaclass=abc.ABCMeta):
         self,
         request: protos.api_pb2.WatchRequest,
         context: _ServicerContext,
-    ) -> typing.Union[collections.abc.Iterator[protos.api_pb2.WatchEvent], collections.abc.AsyncIterator[protos.api_pb2.WatchEvent]]: ...
+    ) -> typing.Union[collections.abc.Iterator[protos.api_pb2.WatchResponse], collections.abc.AsyncIterator[protos.api_pb2.WatchResponse]]:
+        """Watch streams batches: under load, every event buffered for a watcher
+        goes out in one message (as etcd's WatchResponse), so the per-message
+        cost is paid per batch, not per event.
+        """
 
     @abc.abstractmethod
     def Bind(

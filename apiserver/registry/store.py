@@ -108,6 +108,7 @@ class Store:
         """Every matching object, packed for the wire, and the revision of the read."""
         lsel = labels.parse(label_selector)
         fsel = fields.parse(field_selector)
+        fields.check_supported(fsel, info.kind)
         kvs, revision = await self.storage.list(scheme.prefix_key(info, namespace))
         items: list[any_pb2.Any] = []
         for kv in kvs:

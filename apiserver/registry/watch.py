@@ -52,21 +52,38 @@ class ApiEvent:
     revision: int
 
 
+# Decoded (labels, fields) of recently seen values, shared by every filtered watcher:
+# a hundred watchers with selectors on one kind decode each write once, not a hundred times.
+# Keyed by the value bytes object itself (storage hands all watchers the same Event).
+_ATTRS_CACHE_SIZE = 4096
+_attrs_cache: dict[int, tuple[bytes, dict[str, str], dict[str, str]]] = {}
+
+
+def _attributes(info: KindInfo, value: bytes) -> tuple[dict[str, str], dict[str, str]]:
+    hit = _attrs_cache.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1], hit[2]
+    obj = encoding.decode(info, value, 0)
+    attrs = (dict(obj.metadata.labels), fields.object_fields(obj))
+    if len(_attrs_cache) >= _ATTRS_CACHE_SIZE:
+        _attrs_cache.clear()
+    _attrs_cache[id(value)] = (value, *attrs)
+    return attrs
+
+
 class _Filter:
     def __init__(self, info: KindInfo, label_selector: str, field_selector: str) -> None:
         self.info = info
         self.labels = labels.parse(label_selector)
         self.fields = fields.parse(field_selector)
+        fields.check_supported(self.fields, info.kind)
         self.everything = self.labels.empty() and self.fields.empty()
 
     def matches(self, value: bytes | None) -> bool:
         if value is None:
             return False
-        obj = encoding.decode(self.info, value, 0)
-        return bool(
-            self.labels.matches(obj.metadata.labels)
-            and self.fields.matches(fields.object_fields(obj))
-        )
+        obj_labels, obj_fields = _attributes(self.info, value)
+        return bool(self.labels.matches(obj_labels) and self.fields.matches(obj_fields))
 
 
 async def watch(

@@ -231,7 +231,7 @@ class FakeResources(api_pb2_grpc.ResourcesServicer):
 
     async def Watch(
         self, request: api_pb2.WatchRequest, context: Any
-    ) -> AsyncIterator[api_pb2.WatchEvent]:
+    ) -> AsyncIterator[api_pb2.WatchResponse]:
         await self._enter("Watch", context)
         info = scheme.for_resource(request.resource)
         prefix = scheme.prefix_key(info, request.namespace)
@@ -271,10 +271,11 @@ class FakeResources(api_pb2_grpc.ResourcesServicer):
             self._watchers.remove(queue)
 
     @staticmethod
-    def _event(kind: str, obj: Any) -> api_pb2.WatchEvent:
-        return api_pb2.WatchEvent(
+    def _event(kind: str, obj: Any) -> api_pb2.WatchResponse:
+        event = api_pb2.WatchEvent(
             type=kind, object=scheme.pack(obj), resource_version=obj.metadata.resource_version
         )
+        return api_pb2.WatchResponse(events=[event])
 
     async def Version(self, request: api_pb2.VersionRequest, context: Any) -> api_pb2.VersionInfo:
         await self._enter("Version", context)

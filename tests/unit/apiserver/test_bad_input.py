@@ -113,3 +113,8 @@ async def test_unknown_resource(client: Client) -> None:
 async def test_bad_label_selector(client: Client) -> None:
     with pytest.raises(errors.BadRequest):
         await client.list("pods", label_selector="app in (x")
+
+
+async def test_unsupported_field_selector(client: Client) -> None:
+    with pytest.raises(errors.BadRequest, match="field label not supported: spec.replicas"):
+        await client.list("deployments", field_selector="spec.replicas=2")
