@@ -1,1 +1,28 @@
-"""The kubelet: the node agent (placeholder docstring, completed with kubelet.py)."""
+"""The kubelet: the node agent that makes pods bound to its node actually run.
+
+Kubernetes' kubelet, in modules named after its own files so a reader can
+put them side by side:
+
+    kubelet.py             Kubelet: startup order, the sync steps, housekeeping (kubelet.go)
+    config.py              KubeletConfig: capacity, reserved, timings, labels, taints
+    nodestatus.py          registration and node status (kubelet_node_status.go, setters.go)
+    lease.py               the node Lease heartbeat (nodelease)
+    sources.py             pods bound to this node, and this Node (config/apiserver.go)
+    pod_workers.py         one serialised worker per pod (pod_workers.go)
+    kuberuntime_manager.py sandbox + containers through the runtime (kuberuntime_manager.go)
+    status.py              pod status: generate, and write only on change (status_manager.go)
+    runtime/               ContainerRuntime, CRI-shaped; `fake` (hollow node); containerd, docker
+    errors.py              the package's errors
+
+The data path for one pod, from the scheduler's Bind to `Running`:
+
+    informer (spec.nodeName=node1) ADDED pod
+      -> PodWorkers.update_pod -> worker(uid) -> Kubelet.sync_pod
+           runtime step: RunPodSandbox (IP from the podCIDR), PullImage, Create/StartContainer
+           status step:  PodStatus{phase: Running, podIP, conditions, containerStatuses}
+      -> StatusManager: UpdateStatus (only if it differs from what the server has)
+
+The kubelet talks to the cluster only through apimachinery.client (never
+importing apiserver/), and to containers only through runtime.ContainerRuntime,
+so the same code drives a hollow node, containerd and Docker.
+"""
