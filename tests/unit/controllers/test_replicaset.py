@@ -220,9 +220,13 @@ async def test_replicaset_replaces_a_deleted_pod_and_adopts_orphans(client: Clie
     await wait_for(lambda: _status_is(client, "web", 3), what="3 ready pods")
     victim = (await _pods(client, "web"))[0]
     await client.delete("pods", victim.metadata.name, grace_period_seconds=0)
-    await wait_for(lambda: _status_is(client, "web", 3), what="replacement")
-    names = {p.metadata.name for p in await _pods(client, "web")}
-    assert victim.metadata.name not in names and len(names) == 3
+
+    async def replaced() -> bool:
+        names = {p.metadata.name for p in await _pods(client, "web")}
+        return victim.metadata.name not in names and len(names) == 3
+
+    await wait_for(replaced, what="a replacement pod")
+    await wait_for(lambda: _status_is(client, "web", 3), what="3 ready pods again")
 
     # a hand-made pod with matching labels is adopted and counted: one pod too many -> deleted
     orphan = core_pb2.Pod(api_version="v1", kind="Pod")
