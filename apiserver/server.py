@@ -318,6 +318,7 @@ async def serve(
     scheduler: bool = True,
     controllers: bool = True,
     options: ControllerOptions | None = None,
+    default_toleration_seconds: int = 300,
 ) -> None:
     """Run an API server (with the scheduler and controllers unless turned off) until cancelled."""
     os.makedirs(data_dir, exist_ok=True)
@@ -325,7 +326,7 @@ async def serve(
     start_compactor = getattr(backend, "start_compactor", None)
     if start_compactor is not None:
         start_compactor()
-    server = APIServer(backend, listen)
+    server = APIServer(backend, listen, default_toleration_seconds=default_toleration_seconds)
     control_plane: asyncio.Task[None] | None = None
     try:
         await server.start()

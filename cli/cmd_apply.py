@@ -7,15 +7,20 @@ All three verbs that take `-f` share one shape:
 2. put each object in the namespace from `-n` unless it names its own; if
    it names another namespace while `-n` was given explicitly, refuse it
    before sending anything, as kubectl does;
-3. send one request per object in manifest order and print one line each:
+3. for apply: first send every object as a server-side dry run; if the
+   server refuses any (Invalid, a taken ClusterIP or NodePort, ...), print
+   every refusal and write nothing — a file applies whole or not at all, so
+   bad input never leaves the cluster half-changed;
+4. send one request per object in manifest order and print one line each:
 
        deployment.apps/web-app created          apply, create
        service/web-app-service unchanged        apply
        deployment.apps "web-app" deleted        delete
 
-   A server error for one object is printed (`Error from server (Invalid):
-   ...`) and the others still go; the exit code is 1 if any failed. An
-   unreachable server stops the run at once (every request would fail).
+   A server error for one object (create, delete, or an apply that raced
+   with another writer) is printed (`Error from server (Invalid): ...`) and
+   the others still go; the exit code is 1 if any failed. An unreachable
+   server stops the run at once (every request would fail).
 
 `delete` waits, as kubectl does by default, until each object is really
 gone (graceful deletion and finalizers can keep it for a while); `--wait=false`
@@ -118,6 +123,8 @@ def apply(
     suffix = " (server dry run)" if dry_run == "server" else ""
 
     async def verb(client: Client) -> int:
+        if not await _dry_run_all(client, objs, field_manager, opts.server):
+            return 1
         code = 0
         for obj in objs:
             try:
@@ -132,6 +139,28 @@ def apply(
         return code
 
     context.exit_with(context.run(opts, verb))
+
+
+async def _dry_run_all(client: Client, objs: list[Any], field_manager: str, server: str) -> bool:
+    """Every object through the server's checks without writing; False if any is refused.
+
+    A namespace created by the same file does not exist yet during the dry run,
+    so "namespace not found" for one of the file's own Namespaces is not a refusal.
+    """
+    own_namespaces = {o.metadata.name for o in objs if o.kind == "Namespace"}
+    ok = True
+    for obj in objs:
+        try:
+            await client.apply(obj, field_manager=field_manager, dry_run=True)
+        except errors.NotFound as err:
+            if obj.metadata.namespace in own_namespaces and "namespaces" in str(err):
+                continue
+            report_failure(err, server)
+            ok = False
+        except errors.StatusError as err:
+            report_failure(err, server)
+            ok = False
+    return ok
 
 
 def print_result(obj: Any, outcome: str, output: str | None) -> None:

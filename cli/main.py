@@ -104,14 +104,63 @@ def cli(ctx: click.Context, server: str | None, namespace: str | None) -> None:
 )
 @click.option("--listen", default="127.0.0.1:6443", show_default=True, help="gRPC listen address.")
 @click.option("--storage", default="sqlite", show_default=True, help="Storage backend.")
+@click.option(
+    "--scheduler/--no-scheduler", default=True, show_default=True, help="Run the scheduler here."
+)
+@click.option(
+    "--controllers/--no-controllers",
+    default=True,
+    show_default=True,
+    help="Run the controllers here.",
+)
+@click.option(
+    "--node-monitor-grace-period",
+    type=float,
+    default=40.0,
+    show_default=True,
+    help="Seconds without a Lease renewal before a node is NotReady/Unknown.",
+)
+@click.option(
+    "--default-toleration-seconds",
+    type=int,
+    default=300,
+    show_default=True,
+    help="How long pods tolerate a not-ready/unreachable node before eviction.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def apiserver(data_dir: str, listen: str, storage: str, verbose: bool) -> None:
+def apiserver(
+    data_dir: str,
+    listen: str,
+    storage: str,
+    scheduler: bool,
+    controllers: bool,
+    node_monitor_grace_period: float,
+    default_toleration_seconds: int,
+    verbose: bool,
+) -> None:
     """Run the API server (with scheduler and controllers) in the foreground."""
     configure_logging(logging.DEBUG if verbose else logging.INFO)
+    from apiserver.controllers.base import ControllerOptions
     from apiserver.server import serve
 
+    options = ControllerOptions(
+        node_monitor_grace_period=node_monitor_grace_period,
+        node_monitor_period=min(5.0, max(0.5, node_monitor_grace_period / 8)),
+        default_toleration_seconds=default_toleration_seconds,
+    )
+
     async def run() -> None:
-        task = asyncio.ensure_future(serve(data_dir, listen, storage=storage))
+        task = asyncio.ensure_future(
+            serve(
+                data_dir,
+                listen,
+                storage=storage,
+                scheduler=scheduler,
+                controllers=controllers,
+                options=options,
+                default_toleration_seconds=default_toleration_seconds,
+            )
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

@@ -47,8 +47,11 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 class ApiServerProcess:
     """`tinykube apiserver` in a child process, in its own session (killed as a group)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
+        self.extra_args = extra_args
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "apiserver.log"
@@ -68,6 +71,7 @@ class ApiServerProcess:
                     str(self.data_dir),
                     "--listen",
                     self.address,
+                    *self.extra_args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

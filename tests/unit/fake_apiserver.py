@@ -209,6 +209,8 @@ class FakeResources(api_pb2_grpc.ResourcesServicer):
         key = scheme.object_key(info, obj.metadata.namespace, obj.metadata.name)
         current = self.objects.get(key)
         if current is None:
+            if request.dry_run:
+                return api_pb2.ApplyResponse(object=scheme.pack(obj), result="created")
             return api_pb2.ApplyResponse(object=scheme.pack(self.put(obj)), result="created")
         probe = type(obj)()
         probe.CopyFrom(obj)
@@ -216,6 +218,8 @@ class FakeResources(api_pb2_grpc.ResourcesServicer):
         probe.metadata.resource_version = current.metadata.resource_version
         if probe == current:
             return api_pb2.ApplyResponse(object=scheme.pack(current), result="unchanged")
+        if request.dry_run:
+            return api_pb2.ApplyResponse(object=scheme.pack(obj), result="configured")
         return api_pb2.ApplyResponse(object=scheme.pack(self.put(obj)), result="configured")
 
     async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> any_pb2.Any:

@@ -114,15 +114,18 @@ def test_decode_error_sends_nothing(server: ServerProcess, tmp_path: Path) -> No
     assert "Traceback" not in result.output
 
 
-def test_server_error_per_object() -> None:
+def test_server_refusal_applies_nothing() -> None:
+    """The dry run refuses the Deployment, so not even the valid Service is written."""
     server = ServerProcess('Deployment.apps "web-app" is invalid: spec.replicas: bad')
     try:
         result = run(server, "apply", "-f", "-", stdin=WEB_APP)
+        listed = run(server, "get", "services", "-o", "name")
     finally:
         server.stop()
     assert result.exit_code == 1
     assert result.stderr.startswith('Error from server (Invalid): Deployment.apps "web-app"')
-    assert result.stdout == "service/web-app-service created\n"
+    assert result.stdout == ""
+    assert listed.stdout == ""
 
 
 def test_get_empty_and_not_found(server: ServerProcess) -> None:
