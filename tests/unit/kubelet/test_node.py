@@ -71,6 +71,10 @@ async def test_lease_is_created_and_renewed(client: Client, harness: Harness) ->
 
     await eventually(renewed, timeout=5)
     assert kubelet.lease.renewals >= 2
+    # The Lease is the heartbeat; the unchanged node status is not rewritten every cycle.
+    writes = kubelet.node_status.writes
+    await asyncio.sleep(1.0)  # five status cycles
+    assert kubelet.node_status.writes == writes
 
 
 async def test_lease_recreated_after_deletion(client: Client, harness: Harness) -> None:

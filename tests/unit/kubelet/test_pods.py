@@ -189,6 +189,26 @@ async def test_pod_deleted_while_kubelet_down_is_cleaned_up(
     assert runtime.ipam.allocated() == {}
 
 
+async def test_pod_deleting_at_start_is_never_started(client: Client, harness: Harness) -> None:
+    runtime = FakeRuntime()
+    _, task = await harness.start("node1", runtime)
+    await set_pod_cidr(client, "node1", CIDR)
+    await client.create(pod("old", "node1"))
+    await eventually(lambda: phase_is(client, "old", "Running"))
+    await harness.stop(task)
+    await client.delete("pods", "old")  # graceful: marked, waiting for the kubelet
+
+    fresh = FakeRuntime()  # a hollow kubelet process restart: the runtime forgot everything
+    await harness.start("node1", fresh)
+
+    async def gone() -> bool:
+        pods, _ = await client.list("pods", "default")
+        return not pods
+
+    await eventually(gone)
+    assert fresh.count("run_pod_sandbox") == 0  # a deleting pod is stopped, never started
+
+
 async def test_scripted_exits_give_terminal_phases(client: Client, harness: Harness) -> None:
     runtime = FakeRuntime()
     runtime.behave("ok", exit_code=0, exit_after=0.2)
