@@ -222,6 +222,18 @@ class FakeResources(api_pb2_grpc.ResourcesServicer):
             return api_pb2.ApplyResponse(object=scheme.pack(obj), result="configured")
         return api_pb2.ApplyResponse(object=scheme.pack(self.put(obj)), result="configured")
 
+    async def Bind(self, request: api_pb2.BindRequest, context: Any) -> any_pb2.Any:
+        await self._enter("Bind", context)
+        b = request.binding
+        info, key = self._lookup("pods", b.metadata.namespace, b.metadata.name)
+        current = self.objects.get(key)
+        if current is None:
+            await _abort(context, errors.NotFound.for_object(info.full_resource, b.metadata.name))
+        pod = type(current)()
+        pod.CopyFrom(current)
+        pod.spec.node_name = b.target.name
+        return scheme.pack(self.put(pod))
+
     async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> any_pb2.Any:
         await self._enter("Delete", context)
         info, key = self._lookup(request.resource, request.namespace, request.name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from apimachinery import codec
 from apimachinery.client import Client
 
@@ -21,6 +23,7 @@ async def test_seed_apply_twice_then_change(client: Client) -> None:
     assert svc2.spec.cluster_ip == cluster_ip
     assert svc2.metadata.resource_version == svc.metadata.resource_version
     objs = codec.decode_documents(SEED.read_text().replace("replicas: 2", "replicas: 3"))
+    deploy: Any
     deploy, result = await client.apply(objs[0])
     assert result == "configured" and deploy.spec.replicas == 3
     assert deploy.metadata.generation == 2
@@ -41,6 +44,7 @@ data: {k: v}
     live.metadata.annotations["controller.example/seen"] = "yes"
     await client.update(live)
     (obj,) = codec.decode_documents(manifest.replace(', b: "2"', ""))
+    result: Any
     result, verb = await client.apply(obj)
     assert verb == "configured"
     assert dict(result.metadata.labels) == {"a": "1"}
@@ -58,6 +62,8 @@ spec:
   ports: [{port: 80}]
 """
     (obj,) = codec.decode_documents(manifest)
+    created: Any
+    again: Any
     created, _ = await client.apply(obj)
     (obj,) = codec.decode_documents(manifest)
     again, verb = await client.apply(obj)

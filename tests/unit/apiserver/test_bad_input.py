@@ -116,5 +116,5 @@ async def test_bad_label_selector(client: Client) -> None:
 
 
 async def test_unsupported_field_selector(client: Client) -> None:
-    with pytest.raises(errors.BadRequest, match="field label not supported: spec.replicas"):
+    with pytest.raises(errors.BadRequest, match=r"field label not supported: spec\.replicas"):
         await client.list("deployments", field_selector="spec.replicas=2")
