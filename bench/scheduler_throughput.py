@@ -25,6 +25,9 @@ The table also shows the mean time of one scheduling decision (filter,
 score, pick, record; not the Binding) and its inverse: the rate the
 scheduler could reach if writes were free.
 
+Every Binding also costs a second write: the scheduler's `Scheduled` Event
+(as in Kubernetes). `--no-events` turns those off, to show their share.
+
 `--profile` runs the scheduler phase of the largest N under cProfile and
 prints the functions that take the most time.
 
@@ -101,13 +104,13 @@ async def wait_bound(client: Client, prefix: str, count: int, rv: str) -> float:
 
 
 async def run_scheduler_phase(
-    client: Client, pods: int, in_flight: int, profile: cProfile.Profile | None
+    client: Client, pods: int, in_flight: int, profile: cProfile.Profile | None, events: bool
 ) -> tuple[float, float]:
     """(pods/s bound end to end, mean milliseconds per scheduling decision)."""
     await create_all(client, [make_pod(f"sched-{i}") for i in range(pods)])
     _, rv = await client.list("namespaces")
     factory = SharedInformerFactory(client)
-    scheduler = Scheduler(client, factory, seed=1, max_binds_in_flight=in_flight)
+    scheduler = Scheduler(client, factory, seed=1, max_binds_in_flight=in_flight, events=events)
     watcher = asyncio.ensure_future(wait_bound(client, "sched-", pods, rv))
     task = asyncio.ensure_future(scheduler.run())
     await factory.wait_for_sync()
@@ -152,7 +155,7 @@ async def run_noop_phase(client: Client, nodes: int, pods: int, in_flight: int) 
 
 
 async def measure(
-    n: int, pods: int, in_flight: int, profile: bool
+    n: int, pods: int, in_flight: int, profile: bool, events: bool
 ) -> tuple[float, float, float, str]:
     with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as data:
         storage = await open_storage("sqlite", data)
@@ -162,7 +165,7 @@ async def measure(
         prof = cProfile.Profile() if profile else None
         try:
             await create_all(client, [make_node(f"node-{i}") for i in range(n)])
-            sched, cycle_ms = await run_scheduler_phase(client, pods, in_flight, prof)
+            sched, cycle_ms = await run_scheduler_phase(client, pods, in_flight, prof, events)
             noop = await run_noop_phase(client, n, pods, in_flight)
         finally:
             await client.close()
@@ -181,6 +184,7 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=2000, help="pending pods per run (M)")
     ap.add_argument("--in-flight", type=int, default=256, help="Bindings outstanding at most")
     ap.add_argument("--profile", action="store_true", help="cProfile the largest run")
+    ap.add_argument("--no-events", action="store_true", help="scheduler writes no Scheduled Events")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     sizes = [int(s) for s in args.nodes.split(",") if s]
@@ -188,7 +192,9 @@ def main() -> None:
     profile_report = ""
     for n in sizes:
         sched, noop, cycle_ms, report = asyncio.run(
-            measure(n, args.pods, args.in_flight, args.profile and n == max(sizes))
+            measure(
+                n, args.pods, args.in_flight, args.profile and n == max(sizes), not args.no_events
+            )
         )
         profile_report = report or profile_report
         rows.append((n, sched, noop, cycle_ms))

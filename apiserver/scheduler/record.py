@@ -27,7 +27,8 @@ Schema (version 1; keys in the API's camelCase):
          "reason": "node(s) were unschedulable"}
       ],
       "rejectedOmitted": {"NodeResourcesFit: Insufficient cpu": 12},
-      "tieBreak": {"candidates": ["node1", "node2"], "chosen": "node1"},   # only on a tie
+      "tieBreak": {"count": 2, "candidates": ["node1", "node2"],          # only on a tie;
+                   "chosen": "node1"},                    # candidates: the first `limit`
       "note": "only one feasible node: scoring skipped"                    # optional
     }
 
@@ -91,7 +92,8 @@ class PlacementRecord:
     scored_omitted: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     rejected_omitted: dict[str, int] = field(default_factory=dict)
-    tie_candidates: list[str] = field(default_factory=list)
+    tie_candidates: list[str] = field(default_factory=list)  # the first `limit` of them
+    tie_count: int = 0  # how many nodes shared the best total (0: no tie)
     note: str = ""
     time: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
@@ -110,8 +112,12 @@ class PlacementRecord:
             ],
             "rejectedOmitted": self.rejected_omitted,
         }
-        if len(self.tie_candidates) > 1:
-            out["tieBreak"] = {"candidates": self.tie_candidates, "chosen": self.chosen}
+        if self.tie_count > 1:
+            out["tieBreak"] = {
+                "count": self.tie_count,
+                "candidates": self.tie_candidates,
+                "chosen": self.chosen,
+            }
         if self.note:
             out["note"] = self.note
         return out
@@ -141,6 +147,7 @@ class PlacementRecord:
             ],
             rejected_omitted=dict(data.get("rejectedOmitted", {})),
             tie_candidates=list(tie.get("candidates", [])),
+            tie_count=int(tie.get("count", len(tie.get("candidates", [])))),
             note=str(data.get("note", "")),
             time=str(data.get("time", "")),
         )
@@ -172,10 +179,11 @@ class PlacementRecord:
             out.append(f"{r.node}: rejected by {r.plugin}: {r.reason}")
         for reason, count in sorted(self.rejected_omitted.items()):
             out.append(f"... {count} more node(s) rejected by {reason}")
-        if len(self.tie_candidates) > 1:
-            out.append(
-                f"tie between {', '.join(self.tie_candidates)} broken at random: {self.chosen}"
-            )
+        if self.tie_count > 1:
+            names = ", ".join(self.tie_candidates)
+            if self.tie_count > len(self.tie_candidates):
+                names += f" and {self.tie_count - len(self.tie_candidates)} more"
+            out.append(f"tie between {names} broken at random: {self.chosen}")
         if self.note:
             out.append(self.note)
         return out

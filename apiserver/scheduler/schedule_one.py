@@ -157,22 +157,23 @@ class Algorithm:
         if not feasible:
             self._fail(total, evaluated, rejected)
         if len(feasible) == 1:
-            chosen = feasible[0].name
-            record = self._record(chosen, total, evaluated, feasible, rejected, None, [])
+            record = self._record(0, total, evaluated, feasible, rejected, None, [])
             record.note = "only one feasible node: scoring skipped"
-            return ScheduleResult(chosen, record, evaluated, 1)
+            return ScheduleResult(feasible[0].name, record, evaluated, 1)
         scores = fwk.run_score(state, pod, feasible, snapshot)
-        chosen, ties = self.select_host(scores)
-        record = self._record(chosen, total, evaluated, feasible, rejected, scores, ties)
-        return ScheduleResult(chosen, record, evaluated, len(feasible))
+        index, ties = self.select_host(scores)
+        record = self._record(index, total, evaluated, feasible, rejected, scores, ties)
+        return ScheduleResult(feasible[index].name, record, evaluated, len(feasible))
 
-    def select_host(self, scores: Scores) -> tuple[str, list[str]]:
-        """The best total; a tie is broken uniformly at random (selectHost)."""
+    def select_host(self, scores: Scores) -> tuple[int, list[int]]:
+        """Index of the best total, and of all that share it (a tie is broken uniformly at
+        random, as selectHost's reservoir sampling does)."""
         totals = scores.totals
         best = max(totals)
-        ties = [scores.nodes[i].name for i, t in enumerate(totals) if t == best]
-        chosen = ties[0] if len(ties) == 1 else self.rng.choice(ties)
-        return chosen, ties
+        if totals.count(best) == 1:
+            return totals.index(best), []
+        ties = [i for i, t in enumerate(totals) if t == best]
+        return self.rng.choice(ties), ties
 
     # ---- the record -------------------------------------------------------------------------
 
@@ -205,14 +206,15 @@ class Algorithm:
 
     def _record(
         self,
-        chosen: str,
+        chosen_index: int,
         total: int,
         evaluated: int,
         feasible: Sequence[NodeInfo],
         rejected: Sequence[tuple[NodeInfo, Status]],
         scores: Scores | None,
-        ties: list[str],
+        ties: list[int],
     ) -> PlacementRecord:
+        chosen = feasible[chosen_index].name
         listed, omitted = self._rejections(rejected)
         scored: list[NodeScore] = []
         scored_omitted = 0
@@ -220,7 +222,6 @@ class Algorithm:
             totals = scores.totals
             top = heapq.nlargest(self.record_limit, range(len(totals)), key=totals.__getitem__)
             # the chosen node is always listed, first among its equals
-            chosen_index = next(i for i, n in enumerate(feasible) if n.name == chosen)
             if chosen_index in top:
                 top.remove(chosen_index)
             else:
@@ -247,5 +248,6 @@ class Algorithm:
             scored_omitted=scored_omitted,
             rejected=listed,
             rejected_omitted=omitted,
-            tie_candidates=ties if len(ties) > 1 else [],
+            tie_candidates=[feasible[i].name for i in ties[: self.record_limit]],
+            tie_count=len(ties),
         )

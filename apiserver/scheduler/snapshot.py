@@ -46,9 +46,24 @@ log = logging.getLogger(__name__)
 class Snapshot:
     """The nodes one scheduling cycle considers (a read-only view; see the module notes)."""
 
-    def __init__(self, node_infos: list[NodeInfo], by_name: dict[str, NodeInfo]) -> None:
+    def __init__(
+        self,
+        node_infos: list[NodeInfo],
+        by_name: dict[str, NodeInfo],
+        *,
+        tainted: int | None = None,
+        prefer_no_schedule: int | None = None,
+    ) -> None:
         self.node_infos = node_infos
         self._by_name = by_name
+        # how many nodes carry NoSchedule/NoExecute taints, and PreferNoSchedule ones:
+        # when none do, TaintToleration has nothing to check for any pod (PreFilter Skip)
+        if tainted is None:
+            tainted = sum(1 for n in node_infos if n.taints)
+        if prefer_no_schedule is None:
+            prefer_no_schedule = sum(1 for n in node_infos if n.prefer_no_schedule)
+        self.tainted = tainted
+        self.prefer_no_schedule = prefer_no_schedule
 
     def get(self, name: str) -> NodeInfo | None:
         info = self._by_name.get(name)
@@ -90,6 +105,8 @@ class Cache:
         self.nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, _PodState] = {}
         self._list: list[NodeInfo] | None = None
+        self._tainted = 0
+        self._prefer = 0
 
     # ---- nodes ------------------------------------------------------------------------------
 
@@ -98,9 +115,12 @@ class Cache:
         info = self.nodes.get(name)
         if info is None:
             info = self.nodes[name] = NodeInfo(name)
+        before = (info.taints, info.prefer_no_schedule)
         if info.node is None:
             self._list = None
         info.set_node(node)
+        if (info.taints, info.prefer_no_schedule) != before:
+            self._list = None  # recount the tainted nodes
         return info
 
     update_node = add_node
@@ -176,4 +196,8 @@ class Cache:
     def snapshot(self) -> Snapshot:
         if self._list is None:
             self._list = [ni for ni in self.nodes.values() if ni.node is not None]
-        return Snapshot(self._list, self.nodes)
+            self._tainted = sum(1 for n in self._list if n.taints)
+            self._prefer = sum(1 for n in self._list if n.prefer_no_schedule)
+        return Snapshot(
+            self._list, self.nodes, tainted=self._tainted, prefer_no_schedule=self._prefer
+        )

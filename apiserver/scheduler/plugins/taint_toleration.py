@@ -15,7 +15,9 @@ reverses it, so fewer such taints score higher:
     raw (node1 0, node2 1, node3 2)  ->  (100, 50, 0)
 
 When no candidate node has a PreferNoSchedule taint every node would score
-the same, which cannot change the ranking, so PreScore Skips the plugin.
+the same, which cannot change the ranking, so PreScore Skips the plugin;
+likewise PreFilter Skips the Filter when no node in the snapshot has a
+NoSchedule/NoExecute taint (the snapshot counts them).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ NAME = "TaintToleration"
 class TaintToleration:
     name = NAME
 
+    def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:
+        return None if snapshot.tainted else SKIP
+
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         if not node.taints:
             return None
@@ -59,6 +64,8 @@ class TaintToleration:
     def pre_score(
         self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], snapshot: Snapshot
     ) -> Status | None:
+        if not snapshot.prefer_no_schedule:
+            return SKIP
         return None if any(n.prefer_no_schedule for n in nodes) else SKIP
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:

@@ -188,10 +188,12 @@ def test_record_notes_a_tie_and_is_capped() -> None:
     rec = algo.schedule(PodInfo.of(pod("p")), snapshot(nodes)).record
     assert len(rec.scored) == 5 and rec.scored_omitted == 25
     assert rec.scored[0].node == rec.chosen
-    assert len(rec.tie_candidates) == 30
+    assert rec.tie_count == 30 and len(rec.tie_candidates) == 5
+    assert rec.chosen in [s.node for s in rec.scored]
     again = record.PlacementRecord.from_json(rec.to_json())
     assert again == rec
-    assert any(line.startswith("tie between") for line in again.lines())
+    tie_line = next(line for line in again.lines() if line.startswith("tie between"))
+    assert tie_line.endswith(f"and 25 more broken at random: {rec.chosen}")
 
 
 def test_prefilter_rejection_rejects_every_node() -> None:

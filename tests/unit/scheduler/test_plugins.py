@@ -70,12 +70,18 @@ def test_taint_toleration_filter_and_prefer_no_schedule_score() -> None:
         node_info(node("b", taints=[("x", "", "PreferNoSchedule")])),
         node_info(node("c", taints=[("x", "", "PreferNoSchedule"), ("y", "", "PreferNoSchedule")])),
     ]
-    assert plugin.pre_score(state, plain, nodes, snapshot([])) is None
+    snap = snapshot([n.node for n in nodes])
+    assert snap.prefer_no_schedule == 2
+    assert plugin.pre_score(state, plain, nodes, snap) is None
     scores = plugin.score(state, plain, nodes)
     assert scores == [0, 1, 2]
     plugin.normalize(state, plain, scores)
     assert scores == [100, 50, 0]
-    assert plugin.pre_score(state, plain, nodes[:1], snapshot([])) is SKIP
+    assert plugin.pre_score(state, plain, nodes[:1], snap) is SKIP
+    assert plugin.pre_score(state, plain, nodes, snapshot([])) is SKIP
+    # PreFilter: nothing to check when no node has a NoSchedule/NoExecute taint
+    assert plugin.pre_filter(state, plain, snapshot([node("clean")])) is SKIP
+    assert plugin.pre_filter(state, plain, snapshot([not_ready.node])) is None
 
 
 def _affinity_pod() -> core_pb2.Pod:
