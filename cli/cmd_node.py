@@ -48,6 +48,7 @@ from apimachinery import errors
 from apimachinery.client import retry_on_conflict
 from cli import context
 from cli.context import Options, echo_err
+from cli.durations import DURATION
 
 if TYPE_CHECKING:
     from apimachinery.client import Client
@@ -251,9 +252,9 @@ def _pending(err: Echo, name: str, text: str) -> None:
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=DURATION,
     default=0.0,
-    help="Seconds to wait for the pods to go before giving up (0: forever).",
+    help="How long to wait for the pods to go before giving up: 60s, 2m (0: forever).",
 )
 @click.pass_obj
 def drain(

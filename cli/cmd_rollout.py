@@ -35,7 +35,6 @@ as the newest revision.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -46,30 +45,13 @@ from apimachinery import errors, scheme
 from apimachinery.client import retry_on_conflict
 from cli import context, inputs, printers, tabwriter
 from cli.context import CommandError, Options, effective, namespace_option
+from cli.durations import parse_duration
 
 if TYPE_CHECKING:
     from apimachinery.client import Client
 
 POLL_SECONDS = 0.25
 SCALABLE = ("Deployment", "ReplicaSet")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-
-
-def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration for the forms users type: 30s, 5m, 1h30m, 500ms, 0."""
-    if text.strip() == "0":
-        return 0.0
-    pos = 0
-    total = 0.0
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * scale[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise CommandError(f'invalid duration "{text}"')
-    return total
 
 
 def target(args: tuple[str, ...], verb: str, kinds: tuple[str, ...]) -> tuple[scheme.KindInfo, str]:

@@ -44,47 +44,31 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
 
 
-class ApiServerProcess:
-    """`tinykube apiserver` in a child process, in its own session (killed as a group)."""
+class ChildProcess:
+    """A `tinykube` command in a child process, in its own session (stopped as a group)."""
 
-    def __init__(
-        self, data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
-    ) -> None:
-        self.data_dir = data_dir
-        self.extra_args = extra_args
-        self.port = port or free_port()
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.args = args
+        self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / "apiserver.log"
 
     @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def spawn(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [
-                    *tinykube_cmd(),
-                    "apiserver",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--listen",
-                    self.address,
-                    *self.extra_args,
-                ],
+                [*tinykube_cmd(), *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
                 start_new_session=True,
             )
-        try:
-            wait_for_port(self.port)
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError("apiserver did not start:\n" + self.log.read_text()) from None
 
     def kill9(self) -> None:
+        """SIGKILL to the whole process group: no chance to clean up, as in a crash."""
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -101,3 +85,47 @@ class ApiServerProcess:
         except subprocess.TimeoutExpired:
             self.kill9()
         self.proc = None
+
+
+class ApiServerProcess(ChildProcess):
+    """`tinykube apiserver` on a free loopback port with its data in `data_dir`."""
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        args = ["apiserver", "--data-dir", str(data_dir), "--listen", self.address, *extra_args]
+        super().__init__(args, data_dir / "apiserver.log")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spawn()
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError("apiserver did not start:\n" + self.log.read_text()) from None
+
+
+class KubeletProcess(ChildProcess):
+    """`tinykube kubelet` for one node (hollow with runtime "fake")."""
+
+    def __init__(
+        self,
+        node: str,
+        server: str,
+        log_dir: Path,
+        runtime: str = "fake",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.node = node
+        args = ["kubelet", "--node-name", node, "--runtime", runtime, "--server", server]
+        super().__init__([*args, *extra_args], log_dir / f"kubelet-{node}.log")
+
+    def start(self) -> None:
+        self.spawn()
