@@ -79,7 +79,11 @@ class EventRecorder:
         ev.count = 1
         log.info(
             "event",
-            extra={"object": f"{obj.kind}/{obj.metadata.name}", "reason": reason, "detail": message},
+            extra={
+                "object": f"{obj.kind}/{obj.metadata.name}",
+                "reason": reason,
+                "detail": message,
+            },
         )
         if self._queue is None:
             self._queue = asyncio.Queue(_MAX_PENDING)

@@ -61,9 +61,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Secret", "v1", "secrets", (), True, core_pb2.Secret, False),
     KindInfo("Deployment", "apps/v1", "deployments", ("deploy",), True, apps_pb2.Deployment, True),
     KindInfo("ReplicaSet", "apps/v1", "replicasets", ("rs",), True, apps_pb2.ReplicaSet, True),
-    KindInfo(
-        "Lease", "coordination.k8s.io/v1", "leases", (), True, coordination_pb2.Lease, False
-    ),
+    KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), True, coordination_pb2.Lease, False),
 )
 
 _BY_KIND: dict[str, KindInfo] = {k.kind: k for k in KINDS}
