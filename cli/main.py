@@ -27,7 +27,16 @@ from typing import Any
 
 import click
 
-from cli import cmd_apply, cmd_get, cmd_kubelet, cmd_node, cmd_placement, cmd_rollout, config
+from cli import (
+    cmd_apply,
+    cmd_controlplane,
+    cmd_get,
+    cmd_kubelet,
+    cmd_node,
+    cmd_placement,
+    cmd_rollout,
+    config,
+)
 from cli.context import Options
 
 # The attributes every LogRecord has; anything else came in through `extra=`.
@@ -197,6 +206,7 @@ cli.add_command(cmd_rollout.scale)
 cli.add_command(cmd_rollout.set_group)
 cli.add_command(cmd_rollout.rollout)
 cli.add_command(cmd_kubelet.kubelet)
+cli.add_command(cmd_controlplane.controller_manager)
 
 
 def main() -> None:
