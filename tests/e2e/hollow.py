@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from apimachinery.client import Client
-from localcluster.processes import ApiServerProcess, KubeletProcess
+from localcluster.processes import ApiServerProcess, ChildProcess, KubeletProcess
 
 T = TypeVar("T")
 
@@ -25,9 +25,25 @@ FAST_KUBELET = ("--lease-duration", "3", "--node-status-update-frequency", "1")
 
 
 class HollowCluster:
-    def __init__(self, root: Path, nodes: int) -> None:
+    """With `separate_control_plane`, the scheduler and the controllers run as their own
+    processes (`tinykube scheduler`, `tinykube controller-manager`), so a test can kill them."""
+
+    def __init__(self, root: Path, nodes: int, separate_control_plane: bool = False) -> None:
         self.root = root
-        self.apiserver = ApiServerProcess(root / "apiserver", extra_args=FAST_APISERVER)
+        extra = FAST_APISERVER
+        if separate_control_plane:
+            extra = (*extra, "--no-scheduler", "--no-controllers")
+        self.apiserver = ApiServerProcess(root / "apiserver", extra_args=extra)
+        self.control_plane: dict[str, ChildProcess] = {}
+        if separate_control_plane:
+            server = ("--server", self.apiserver.address)
+            self.control_plane = {
+                "scheduler": ChildProcess([*server, "scheduler"], root / "logs" / "scheduler.log"),
+                "controller-manager": ChildProcess(
+                    [*server, "controller-manager", "--node-monitor-grace-period", "4"],
+                    root / "logs" / "controller-manager.log",
+                ),
+            }
         self.kubelets = {
             f"node{i}": KubeletProcess(
                 f"node{i}", self.apiserver.address, root / "logs", extra_args=FAST_KUBELET
@@ -41,6 +57,8 @@ class HollowCluster:
 
     def start(self) -> None:
         self.apiserver.start()
+        for part in self.control_plane.values():
+            part.spawn()
         for kubelet in self.kubelets.values():
             kubelet.start()
         self.wait(self._nodes_ready(len(self.kubelets)), "nodes Ready", 30)
@@ -48,6 +66,8 @@ class HollowCluster:
     def stop(self) -> None:
         for kubelet in self.kubelets.values():
             kubelet.stop()
+        for part in self.control_plane.values():
+            part.stop()
         self.apiserver.stop()
 
     def logs(self) -> str:
@@ -105,8 +125,10 @@ class HollowCluster:
 
 
 @contextmanager
-def hollow_cluster(root: Path, nodes: int = 3) -> Iterator[HollowCluster]:
-    cluster = HollowCluster(root, nodes)
+def hollow_cluster(
+    root: Path, nodes: int = 3, separate_control_plane: bool = False
+) -> Iterator[HollowCluster]:
+    cluster = HollowCluster(root, nodes, separate_control_plane)
     try:
         cluster.start()
         yield cluster
