@@ -30,7 +30,7 @@ class HollowCluster:
 
     def __init__(self, root: Path, nodes: int, separate_control_plane: bool = False) -> None:
         self.root = root
-        extra = FAST_APISERVER
+        extra: tuple[str, ...] = FAST_APISERVER
         if separate_control_plane:
             extra = (*extra, "--no-scheduler", "--no-controllers")
         self.apiserver = ApiServerProcess(root / "apiserver", extra_args=extra)

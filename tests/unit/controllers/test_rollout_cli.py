@@ -18,8 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from apimachinery.client import Client
-from cli.cmd_rollout import parse_duration, status_message
+from cli.cmd_rollout import status_message
 from cli.context import CommandError
+from cli.durations import parse_duration
 from cli.main import cli
 from tests.unit.controllers.workloads import deployment
 
