@@ -394,3 +394,101 @@ class APIResourceList(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["resources", b"resources"]) -> None: ...
 
 global___APIResourceList = APIResourceList
+
+@typing.final
+class PodLogsRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    CONTAINER_FIELD_NUMBER: builtins.int
+    FOLLOW_FIELD_NUMBER: builtins.int
+    PREVIOUS_FIELD_NUMBER: builtins.int
+    TAIL_LINES_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
+    name: builtins.str
+    container: builtins.str
+    """Empty: the pod's only container (BadRequest if it has several)."""
+    follow: builtins.bool
+    previous: builtins.bool
+    tail_lines: builtins.int
+    def __init__(
+        self,
+        *,
+        namespace: builtins.str = ...,
+        name: builtins.str = ...,
+        container: builtins.str = ...,
+        follow: builtins.bool = ...,
+        previous: builtins.bool = ...,
+        tail_lines: builtins.int | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_tail_lines", b"_tail_lines", "tail_lines", b"tail_lines"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_tail_lines", b"_tail_lines", "container", b"container", "follow", b"follow", "name", b"name", "namespace", b"namespace", "previous", b"previous", "tail_lines", b"tail_lines"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_tail_lines", b"_tail_lines"]) -> typing.Literal["tail_lines"] | None: ...
+
+global___PodLogsRequest = PodLogsRequest
+
+@typing.final
+class PodLogsChunk(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: builtins.int
+    @property
+    def lines(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        lines: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["lines", b"lines"]) -> None: ...
+
+global___PodLogsChunk = PodLogsChunk
+
+@typing.final
+class PodExecRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    CONTAINER_FIELD_NUMBER: builtins.int
+    COMMAND_FIELD_NUMBER: builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
+    name: builtins.str
+    container: builtins.str
+    timeout_seconds: builtins.int
+    @property
+    def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        namespace: builtins.str = ...,
+        name: builtins.str = ...,
+        container: builtins.str = ...,
+        command: collections.abc.Iterable[builtins.str] | None = ...,
+        timeout_seconds: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["command", b"command", "container", b"container", "name", b"name", "namespace", b"namespace", "timeout_seconds", b"timeout_seconds"]) -> None: ...
+
+global___PodExecRequest = PodExecRequest
+
+@typing.final
+class PodExecResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STDOUT_FIELD_NUMBER: builtins.int
+    STDERR_FIELD_NUMBER: builtins.int
+    EXIT_CODE_FIELD_NUMBER: builtins.int
+    stdout: builtins.bytes
+    stderr: builtins.bytes
+    exit_code: builtins.int
+    def __init__(
+        self,
+        *,
+        stdout: builtins.bytes = ...,
+        stderr: builtins.bytes = ...,
+        exit_code: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["exit_code", b"exit_code", "stderr", b"stderr", "stdout", b"stdout"]) -> None: ...
+
+global___PodExecResponse = PodExecResponse

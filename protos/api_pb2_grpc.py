@@ -90,6 +90,16 @@ class ResourcesStub(object):
                 request_serializer=protos_dot_api__pb2.ServerResourcesRequest.SerializeToString,
                 response_deserializer=protos_dot_api__pb2.APIResourceList.FromString,
                 _registered_method=True)
+        self.PodLogs = channel.unary_stream(
+                '/tinykube.api.Resources/PodLogs',
+                request_serializer=protos_dot_api__pb2.PodLogsRequest.SerializeToString,
+                response_deserializer=protos_dot_api__pb2.PodLogsChunk.FromString,
+                _registered_method=True)
+        self.PodExec = channel.unary_unary(
+                '/tinykube.api.Resources/PodExec',
+                request_serializer=protos_dot_api__pb2.PodExecRequest.SerializeToString,
+                response_deserializer=protos_dot_api__pb2.PodExecResponse.FromString,
+                _registered_method=True)
 
 
 class ResourcesServicer(object):
@@ -170,6 +180,22 @@ class ResourcesServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PodLogs(self, request, context):
+        """PodLogs is the pods/log subresource: the apiserver finds the pod's node
+        and proxies the request to that node's kubelet server (kubectl logs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PodExec(self, request, context):
+        """PodExec is pods/exec, non-interactive: run a command in a container and
+        return its output and exit code, through the node's kubelet (kubectl exec).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResourcesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +253,16 @@ def add_ResourcesServicer_to_server(servicer, server):
                     servicer.ServerResources,
                     request_deserializer=protos_dot_api__pb2.ServerResourcesRequest.FromString,
                     response_serializer=protos_dot_api__pb2.APIResourceList.SerializeToString,
+            ),
+            'PodLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.PodLogs,
+                    request_deserializer=protos_dot_api__pb2.PodLogsRequest.FromString,
+                    response_serializer=protos_dot_api__pb2.PodLogsChunk.SerializeToString,
+            ),
+            'PodExec': grpc.unary_unary_rpc_method_handler(
+                    servicer.PodExec,
+                    request_deserializer=protos_dot_api__pb2.PodExecRequest.FromString,
+                    response_serializer=protos_dot_api__pb2.PodExecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -526,6 +562,60 @@ class Resources(object):
             '/tinykube.api.Resources/ServerResources',
             protos_dot_api__pb2.ServerResourcesRequest.SerializeToString,
             protos_dot_api__pb2.APIResourceList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tinykube.api.Resources/PodLogs',
+            protos_dot_api__pb2.PodLogsRequest.SerializeToString,
+            protos_dot_api__pb2.PodLogsChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodExec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tinykube.api.Resources/PodExec',
+            protos_dot_api__pb2.PodExecRequest.SerializeToString,
+            protos_dot_api__pb2.PodExecResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,6 +91,22 @@ class ResourcesStub:
         protos.api_pb2.APIResourceList,
     ]
 
+    PodLogs: grpc.UnaryStreamMultiCallable[
+        protos.api_pb2.PodLogsRequest,
+        protos.api_pb2.PodLogsChunk,
+    ]
+    """PodLogs is the pods/log subresource: the apiserver finds the pod's node
+    and proxies the request to that node's kubelet server (kubectl logs).
+    """
+
+    PodExec: grpc.UnaryUnaryMultiCallable[
+        protos.api_pb2.PodExecRequest,
+        protos.api_pb2.PodExecResponse,
+    ]
+    """PodExec is pods/exec, non-interactive: run a command in a container and
+    return its output and exit code, through the node's kubelet (kubectl exec).
+    """
+
 class ResourcesAsyncStub:
     Create: grpc.aio.UnaryUnaryMultiCallable[
         protos.api_pb2.CreateRequest,
@@ -157,6 +173,22 @@ class ResourcesAsyncStub:
         protos.api_pb2.ServerResourcesRequest,
         protos.api_pb2.APIResourceList,
     ]
+
+    PodLogs: grpc.aio.UnaryStreamMultiCallable[
+        protos.api_pb2.PodLogsRequest,
+        protos.api_pb2.PodLogsChunk,
+    ]
+    """PodLogs is the pods/log subresource: the apiserver finds the pod's node
+    and proxies the request to that node's kubelet server (kubectl logs).
+    """
+
+    PodExec: grpc.aio.UnaryUnaryMultiCallable[
+        protos.api_pb2.PodExecRequest,
+        protos.api_pb2.PodExecResponse,
+    ]
+    """PodExec is pods/exec, non-interactive: run a command in a container and
+    return its output and exit code, through the node's kubelet (kubectl exec).
+    """
 
 class ResourcesServicer(metaclass=abc.ABCMeta):
     @abc.abstractmethod
@@ -246,5 +278,25 @@ class ResourcesServicer(metaclass=abc.ABCMeta):
         request: protos.api_pb2.ServerResourcesRequest,
         context: _ServicerContext,
     ) -> typing.Union[protos.api_pb2.APIResourceList, collections.abc.Awaitable[protos.api_pb2.APIResourceList]]: ...
+
+    @abc.abstractmethod
+    def PodLogs(
+        self,
+        request: protos.api_pb2.PodLogsRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[collections.abc.Iterator[protos.api_pb2.PodLogsChunk], collections.abc.AsyncIterator[protos.api_pb2.PodLogsChunk]]:
+        """PodLogs is the pods/log subresource: the apiserver finds the pod's node
+        and proxies the request to that node's kubelet server (kubectl logs).
+        """
+
+    @abc.abstractmethod
+    def PodExec(
+        self,
+        request: protos.api_pb2.PodExecRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[protos.api_pb2.PodExecResponse, collections.abc.Awaitable[protos.api_pb2.PodExecResponse]]:
+        """PodExec is pods/exec, non-interactive: run a command in a container and
+        return its output and exit code, through the node's kubelet (kubectl exec).
+        """
 
 def add_ResourcesServicer_to_server(servicer: ResourcesServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...
