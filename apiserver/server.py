@@ -25,7 +25,6 @@ import logging
 import os
 import platform
 import sys
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -37,7 +36,7 @@ from apiserver.controlplane import run_control_plane
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
 from apiserver.registry.store import Store
-from apiserver.registry.watch import PROGRESS, ApiEvent, watch
+from apiserver.registry.watch import ApiBatch, watch
 from apiserver.storage import open_storage
 from apiserver.storage.interface import Storage
 from protos import api_pb2, api_pb2_grpc
@@ -154,7 +153,7 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
                 request.label_selector,
                 request.field_selector,
             )
-            async for out in _batched(events, request.allow_bookmarks):
+            async for out in _wire(events, request.allow_bookmarks):
                 yield out
         except errors.StatusError as err:
             await context.abort_with_status(errors.to_grpc_status(err))
@@ -186,56 +185,27 @@ class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
         )
 
 
-# A watcher's events waiting to be sent: beyond this the pump stops pulling, the
-# storage buffer fills, and storage cuts the watcher off (it then resumes).
-_MAX_PENDING_EVENTS = 10_000
-
-
-async def _batched(
-    events: AsyncIterator[ApiEvent], allow_bookmarks: bool
+async def _wire(
+    batches: AsyncIterator[ApiBatch], allow_bookmarks: bool
 ) -> AsyncIterator[api_pb2.WatchResponse]:
-    """Wire batches of events; with bookmarks, a BOOKMARK after a quiet spell.
+    """One WatchResponse per batch; with bookmarks, a BOOKMARK after a quiet spell.
 
-    A pump task pulls events into a local deque as fast as storage yields them;
-    the sender wakes once per burst and sends everything pending as one
-    WatchResponse. At 200 writes/s to 100 watchers that is the difference
-    between 20 000 gRPC messages a second and a few hundred.
-
-    Bookmarks carry the last revision this watcher's filter has *processed*
-    (including events it filtered out), the newest revision it can resume from
-    without missing anything.
+    The pending `__anext__` is never cancelled by the bookmark timer (asyncio.wait
+    leaves it running), so waiting for a bookmark cannot lose an event. A
+    bookmark carries the newest revision the watcher's filter has processed,
+    filtered-out events included: the newest point it can resume from.
     """
-    pending: deque[ApiEvent] = deque()
-    wake = asyncio.Event()
-    room = asyncio.Event()
-    room.set()
-    failure: list[BaseException] = []
-    finished = False
-
-    async def pump() -> None:
-        nonlocal finished
-        try:
-            async for ev in events:
-                pending.append(ev)
-                wake.set()
-                if len(pending) >= _MAX_PENDING_EVENTS:
-                    room.clear()
-                    await room.wait()
-        except Exception as exc:  # handed to the sender, which reports it
-            failure.append(exc)
-        finally:
-            finished = True
-            wake.set()
-
-    task = asyncio.ensure_future(pump())
+    it = batches.__aiter__()
     last_seen = 0
     last_sent = 0
+    pending: asyncio.Future[ApiBatch] | None = None
     try:
         while True:
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
             if allow_bookmarks:
-                try:
-                    await asyncio.wait_for(wake.wait(), BOOKMARK_INTERVAL_SECONDS)
-                except asyncio.TimeoutError:
+                done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL_SECONDS)
+                if not done:
                     if last_seen > last_sent:
                         last_sent = last_seen
                         bookmark = api_pb2.WatchEvent(
@@ -243,29 +213,26 @@ async def _batched(
                         )
                         yield api_pb2.WatchResponse(events=[bookmark])
                     continue
-            else:
-                await wake.wait()
-            wake.clear()
-            batch = api_pb2.WatchResponse()
-            while pending:
-                ev = pending.popleft()
-                last_seen = ev.revision
-                if ev.type != PROGRESS:
-                    batch.events.add(
-                        type=ev.type, object=ev.object, resource_version=str(ev.revision)
-                    )
-            room.set()
-            if batch.events:
-                last_sent = last_seen
-                yield batch
-            if finished and not pending:
-                if failure:
-                    raise failure[0]
+            try:
+                batch = await pending
+            except StopAsyncIteration:
                 return
+            finally:
+                pending = None
+            last_seen = batch.revision
+            if not batch.events:
+                continue
+            last_sent = last_seen
+            response = api_pb2.WatchResponse()
+            for ev in batch.events:
+                response.events.add(
+                    type=ev.type, object=ev.object, resource_version=str(ev.revision)
+                )
+            yield response
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        aclose = getattr(events, "aclose", None)
+        if pending is not None:
+            pending.cancel()
+        aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
 

@@ -35,6 +35,7 @@ Errors (all subclasses of StorageError):
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
@@ -142,6 +143,24 @@ class Storage(abc.ABC):
         `__anext__` ends the watch (as with any async generator); resume from the last
         revision received.
         """
+
+    async def watch_batches(
+        self, prefix: str, after_revision: int
+    ) -> AsyncIterator[builtins.list[Event]]:
+        """`watch`, in lists of whatever is ready at once (each non-empty, in order).
+
+        The API server sends one message per list, so a watcher that falls behind
+        catches up in a few large steps. This default yields lists of one; a backend
+        with its own buffering (SQLite's watch hub) hands over its whole buffer.
+        """
+        events = self.watch(prefix, after_revision)
+        try:
+            async for event in events:
+                yield [event]
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     @abc.abstractmethod
     async def current_revision(self) -> int:

@@ -193,6 +193,18 @@ class SQLiteStorage(Storage):
         finally:
             await events.aclose()
 
+    async def watch_batches(
+        self, prefix: str, after_revision: int
+    ) -> AsyncIterator[builtins.list[Event]]:
+        await self.ensure_open()
+        assert self._hub is not None
+        batches = self._hub.watch_batches(prefix, after_revision, self._read_history)
+        try:
+            async for batch in batches:
+                yield batch
+        finally:
+            await batches.aclose()
+
     async def _read_history(self, prefix: str, after: int) -> tuple[builtins.list[Event], int]:
         return await self._run(self._require_log().history, prefix, after)
 

@@ -50,6 +50,8 @@ from apiserver.storage.interface import Compacted, Event, WatcherTooSlow
 log = logging.getLogger(__name__)
 
 DEFAULT_BUFFER_SIZE = 10000
+# History is replayed in lists of at most this many events.
+_HISTORY_CHUNK = 500
 
 # Reads the logged history under a prefix after a revision: (events, revision read up to).
 HistoryReader = Callable[[str, int], Awaitable[tuple[list[Event], int]]]
@@ -104,6 +106,16 @@ class _Subscription:
             raise WatcherTooSlow(last_delivered)
         return self.buffer.popleft()
 
+    async def next_batch(self, last_delivered: int) -> list[Event] | None:
+        """Everything buffered (at least one event); None once closed and drained."""
+        first = await self.next(last_delivered)
+        if first is None:
+            return None
+        batch = [first]
+        batch.extend(self.buffer)
+        self.buffer.clear()
+        return batch
+
 
 class WatchHub:
     """Fans committed events out to prefix watchers. Event-loop only."""
@@ -147,6 +159,20 @@ class WatchHub:
         self, prefix: str, after: int, read_history: HistoryReader
     ) -> AsyncGenerator[Event, None]:
         """Events under `prefix` with revision > `after`; see the module docstring."""
+        batches = self.watch_batches(prefix, after, read_history)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()
+
+    async def watch_batches(
+        self, prefix: str, after: int, read_history: HistoryReader
+    ) -> AsyncGenerator[list[Event], None]:
+        """The same events as `watch`, in lists: each list is everything that was buffered
+        when the consumer asked. A consumer that keeps up gets lists of one; one that
+        falls behind gets the backlog in one step instead of one wake-up per event."""
         if self._closed:
             return
         if after < self.compacted:
@@ -158,19 +184,22 @@ class WatchHub:
             skip_through = after  # buffered events at or below this were replayed
             if after < self.revision:
                 history, read_through = await read_history(prefix, after)
-                for event in history:
+                for start in range(0, len(history), _HISTORY_CHUNK):
                     if sub.overflowed:
                         raise WatcherTooSlow(delivered)
-                    yield event
-                    delivered = event.revision
+                    chunk = history[start : start + _HISTORY_CHUNK]
+                    yield chunk
+                    delivered = chunk[-1].revision
                 skip_through = max(skip_through, read_through)
             while True:
-                live = await sub.next(delivered)
+                live = await sub.next_batch(delivered)
                 if live is None:
                     return
-                if live.revision <= skip_through:
-                    continue
+                if live[0].revision <= skip_through:
+                    live = [e for e in live if e.revision > skip_through]
+                    if not live:
+                        continue
                 yield live
-                delivered = live.revision
+                delivered = live[-1].revision
         finally:
             self._subs.discard(sub)

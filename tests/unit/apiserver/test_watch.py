@@ -113,3 +113,20 @@ async def test_watch_from_compacted_revision_is_expired(server: APIServer, clien
     with pytest.raises(errors.Expired, match="too old resource version"):
         async for _ in client.watch("configmaps", resource_version=first.metadata.resource_version):
             break
+
+
+async def test_bookmark_reports_filtered_progress(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import apiserver.server
+
+    monkeypatch.setattr(apiserver.server, "BOOKMARK_INTERVAL_SECONDS", 0.2)
+    start = (await client.list("pods"))[1]
+    stream = client.watch(
+        "pods", label_selector="app=watched", resource_version=start, allow_bookmarks=True
+    )
+    other = await client.create(pod("elsewhere", labels={"app": "other"}))
+    ev = await asyncio.wait_for(stream.__anext__(), 5)
+    assert ev.type == "BOOKMARK"
+    assert ev.resource_version == other.metadata.resource_version
+    await stream.aclose()  # type: ignore[attr-defined]
