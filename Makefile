@@ -6,7 +6,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := python3 python3-venv python3-dev gcc make iproute2 nftables procps
+APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make iproute2 nftables procps \
+	containerd runc containernetworking-plugins nginx-light busybox-static iptables
+# Protos with a gRPC service get client/server stubs too.
+GRPC_PROTOS := protos/api.proto protos/kubelet.proto protos/cri.proto
 
 .PHONY: setup system-deps demo test unit integration e2e lint protos protos-check bench clean
 
@@ -49,16 +52,16 @@ lint: setup protos-check
 # Regenerate the Python code from protos/*.proto (committed; protos-check fails when stale).
 protos: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I . --python_out=. --mypy_out=. protos/*.proto
-	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I . --grpc_python_out=. --mypy_grpc_out=. protos/api.proto
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I . --grpc_python_out=. --mypy_grpc_out=. $(GRPC_PROTOS)
 
 protos-check: setup
 	@tmp=$$(mktemp -d) && cp -r protos $$tmp/ && \
 	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I $$tmp --python_out=$$tmp --mypy_out=$$tmp $$tmp/protos/*.proto >/dev/null 2>&1 && \
-	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I $$tmp --grpc_python_out=$$tmp --mypy_grpc_out=$$tmp $$tmp/protos/api.proto >/dev/null 2>&1 && \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(PY) -m grpc_tools.protoc -I $$tmp --grpc_python_out=$$tmp --mypy_grpc_out=$$tmp $(addprefix $$tmp/,$(GRPC_PROTOS)) >/dev/null 2>&1 && \
 	for f in $$tmp/protos/*_pb2*.py*; do cmp -s $$f protos/$$(basename $$f) || { echo "protos/$$(basename $$f) is stale: run make protos"; rm -rf $$tmp; exit 1; }; done; \
 	rm -rf $$tmp; echo "generated protos are up to date"
 
-test: setup lint
+test: system-deps setup lint
 	$(BIN)/pytest tests
 
 bench: setup
