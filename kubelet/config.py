@@ -10,6 +10,13 @@ one, so a reader can compare timings:
     node_status_report_frequency 300 s  a status write even without a change
     sync_frequency               60 s   every pod is re-synced at least this often (syncFrequency)
     housekeeping_interval         2 s   how often orphaned sandboxes are looked for
+    pleg_relist_period            1 s   how often the PLEG relists the runtime
+    crash_backoff_initial/max  10/300 s CrashLoopBackOff (backOffPeriod, MaxContainerBackOff)
+    image_backoff_initial/max  10/300 s ImagePullBackOff
+    probe_time_unit               1 s   what one second of a probe's periodSeconds,
+                                        initialDelaySeconds, timeoutSeconds is (tests: 0.05)
+    kubelet_address:kubelet_port 0.0.0.0:10250  the kubelet server (logs, exec);
+                                        port 0 picks a free port (tests)
 
 Capacity is what the node has; allocatable is what pods may use: capacity
 minus system-reserved minus kube-reserved, per resource, never below zero.
@@ -114,6 +121,13 @@ class KubeletConfig:
     sync_frequency: float = 60.0
     housekeeping_interval: float = 2.0
     kubelet_port: int = 10250
+    kubelet_address: str = "0.0.0.0"
+    pleg_relist_period: float = 1.0
+    crash_backoff_initial: float = 10.0
+    crash_backoff_max: float = 300.0
+    image_backoff_initial: float = 10.0
+    image_backoff_max: float = 300.0
+    probe_time_unit: float = 1.0
     # Grace period when a pod names none (Kubernetes' terminationGracePeriodSeconds default).
     default_termination_grace_seconds: int = 30
 
@@ -136,9 +150,18 @@ class KubeletConfig:
             self.node_status_update_frequency,
             self.sync_frequency,
             self.housekeeping_interval,
+            self.pleg_relist_period,
+            self.crash_backoff_initial,
+            self.image_backoff_initial,
+            self.probe_time_unit,
         ):
             if interval <= 0:
                 raise ConfigError("intervals must be positive")
+        if (
+            self.crash_backoff_max < self.crash_backoff_initial
+            or self.image_backoff_max < self.image_backoff_initial
+        ):
+            raise ConfigError("a backoff maximum must not be below its initial value")
         if self.lease_duration_seconds <= 0:
             raise ConfigError("lease duration must be positive")
         if not self.node_ip:

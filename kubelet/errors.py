@@ -8,7 +8,9 @@
         ├── NetworkNotReady         no pod network yet: the node has no podCIDR
         ├── PodIPsExhausted         every address of the podCIDR is handed out
         ├── ImagePullError          the image cannot be pulled (Kubernetes' ErrImagePull)
-        └── ContainerStartError     created, but would not start (RunContainerError)
+        │   └── ImagePullBackOff    it failed recently: the next pull waits (ImagePullBackOff)
+        ├── ContainerStartError     created, but would not start (RunContainerError)
+        └── ExecTimeout             exec_sync (a probe, a preStop hook) ran past its timeout
 
 Why a separate tree from apimachinery.errors: those are the API server's
 status reasons (NotFound, Conflict, ...) and travel over the wire; these
@@ -63,3 +65,13 @@ class ImagePullError(ContainerRuntimeError):
 
 class ContainerStartError(ContainerRuntimeError):
     reason = "RunContainerError"
+
+
+class ExecTimeout(ContainerRuntimeError):
+    reason = "ExecTimeout"
+
+
+class ImagePullBackOff(ImagePullError):
+    """A pull failed recently; the next attempt waits (Kubernetes' ErrImagePullBackOff)."""
+
+    reason = "ImagePullBackOff"

@@ -3,13 +3,16 @@
 `Kubelet(client, config, runtime).run()` runs until cancelled:
 
 1. ask the runtime for its version, retrying until it answers (a runtime
-   daemon may start after the kubelet);
+   daemon may start after the kubelet); open the kubelet server (logs,
+   exec; server.py) so the port it got is the one the Node publishes;
 2. register the Node (nodestatus.register_node) -- or adopt the existing one;
 3. start the Node informer and wait for it: the podCIDR, once the node IPAM
    controller sets it, goes to the runtime (CRI UpdateRuntimeConfig) and
    every pod waiting for a network is woken;
 4. start the Lease controller and the node status loop;
-5. start the pod source; once it has synced, run housekeeping: sandboxes in
+5. start the pod source; once it has synced, start the PLEG (pleg.py: a
+   relist every second wakes the worker of any pod whose containers
+   changed) and run housekeeping: sandboxes in
    the runtime whose pod uid is not bound here any more (deleted while the
    kubelet was down) are stopped and removed. Housekeeping then repeats every
    housekeeping_interval.
@@ -24,12 +27,13 @@ process, handing the same FakeRuntime to a new Kubelet exercises adoption.
 Syncing one pod (`sync_pod`, called by its pod worker) is a list of steps,
 `self.sync_steps`, each `async (PodSyncContext) -> None`, run in order:
 
-    runtime   kuberuntime_manager.sync_pod: sandbox, images, containers
-    status    status.generate_pod_status + StatusManager (write if changed)
+    runtime   kuberuntime_manager.sync_pod: sandbox, images, containers,
+              restarts (restartPolicy + CrashLoopBackOff), liveness kills
+    probes    prober.manager.update_pod: probe workers follow the containers
+    status    status.generate_pod_status (readiness from the prober) +
+              StatusManager (write if changed)
 
-Issue 4 extends the list, not this code: admission (resources, node
-selector), init containers, restartPolicy (KubeRuntimeManager.should_restart),
-probes (the `is_ready` hook of the status step). A step that records an
+More steps (admission, init containers) extend the list, not this code. A step that records an
 error in the context still lets the following steps run (so the status
 shows ErrImagePull); the error is raised at the end and the pod worker
 retries with backoff.
@@ -53,13 +57,17 @@ from typing import Any
 from apimachinery import errors as api_errors
 from apimachinery.client import Client
 from apimachinery.events import EventRecorder
+from kubelet.backoff import Backoff
 from kubelet.config import KubeletConfig
 from kubelet.errors import ContainerRuntimeError
 from kubelet.kuberuntime_manager import KubeRuntimeManager, SyncResult
 from kubelet.lease import NodeLeaseController
 from kubelet.nodestatus import NodeStatusSetter, NodeStatusUpdater, register_node
+from kubelet.pleg import GenericPLEG, PodLifecycleEvent
 from kubelet.pod_workers import PodWorkers, full_name
-from kubelet.runtime.interface import ContainerRuntime, RuntimeVersion
+from kubelet.prober.manager import ProberManager
+from kubelet.runtime.interface import Container, ContainerRuntime, RuntimeVersion
+from kubelet.server import KubeletServer
 from kubelet.sources import NodeSource, PodSource
 from kubelet.status import StatusManager, generate_pod_status
 from protos import core_pb2
@@ -88,7 +96,22 @@ class Kubelet:
         self.config = config
         self.runtime = runtime
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
-        self.runtime_manager = KubeRuntimeManager(runtime, self.recorder)
+        self.prober = ProberManager(
+            runtime, self.recorder, self.wake_pod, time_unit=config.probe_time_unit
+        )
+        self.runtime_manager = KubeRuntimeManager(
+            runtime,
+            self.recorder,
+            crash_backoff=Backoff(config.crash_backoff_initial, config.crash_backoff_max),
+            image_backoff=Backoff(config.image_backoff_initial, config.image_backoff_max),
+            probes=self.prober,
+        )
+        self.pleg = GenericPLEG(
+            runtime, self._on_pod_events, relist_period=config.pleg_relist_period
+        )
+        self.server = KubeletServer(
+            self, config.kubelet_address, config.kubelet_port, config.node_name
+        )
         self.status_manager = StatusManager(client)
         self.pod_workers = PodWorkers(
             self,
@@ -114,7 +137,7 @@ class Kubelet:
             current_node=self.node_source.node,
             on_ready_change=self._on_ready_change,
         )
-        self.sync_steps: list[SyncStep] = [self._runtime_step, self._status_step]
+        self.sync_steps: list[SyncStep] = [self._runtime_step, self._probe_step, self._status_step]
         self.node_uid = ""
         self.pod_cidr = ""
         self._version = RuntimeVersion(runtime.name, "unknown")
@@ -129,6 +152,9 @@ class Kubelet:
         context = {"node": self.config.node_name}
         try:
             self._version = await self._wait_for_runtime()
+            port = await self.server.start()
+            if port:
+                self.config.kubelet_port = port  # published in the Node's daemonEndpoints
             node = await register_node(
                 self.client,
                 self.config,
@@ -147,6 +173,7 @@ class Kubelet:
             self._spawn(self.node_status.run(), "node status")
             self._spawn(self.pod_source.run(), "pod source")
             await self.pod_source.informer.wait_for_sync()
+            self._spawn(self.pleg.run(), "pleg")
             await self.housekeeping()
             self._started.set()
             log.info("kubelet started", extra={**context, "runtime": str(self._version)})
@@ -175,6 +202,8 @@ class Kubelet:
                 await task
         self._tasks.clear()
         await self.pod_workers.stop()
+        await self.prober.stop()
+        await self.server.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.recorder.flush(), 1.0)
         await self.recorder.close()
@@ -228,14 +257,36 @@ class Kubelet:
     def remove_pod(self, pod: Any) -> None:
         self.pod_workers.remove_pod(pod)
 
+    def wake_pod(self, uid: str) -> None:
+        """Sync this pod now (a PLEG event, a probe result changed)."""
+        self.pod_workers.wake(uid)
+
+    def _on_pod_events(self, uid: str, events: list[PodLifecycleEvent]) -> None:
+        self.pod_workers.wake(uid)
+
+    # ---- what the kubelet server asks --------------------------------------------------
+
+    def find_pod(self, namespace: str, name: str) -> Any | None:
+        return self.pod_source.informer.store.get(f"{namespace}/{name}")
+
+    async def pod_containers(self, pod: Any) -> list[Container]:
+        _, containers = await self.runtime_manager.pod_state(pod)
+        return containers
+
     # ---- PodSyncer: what the pod workers call -----------------------------------------
 
-    async def sync_pod(self, pod: Any) -> None:
+    async def sync_pod(self, pod: Any) -> float | None:
         ctx = PodSyncContext(pod)
         for step in self.sync_steps:
             await step(ctx)
         if ctx.errors:
             raise ctx.errors[0]
+        return ctx.result.retry_after
+
+    async def _probe_step(self, ctx: PodSyncContext) -> None:
+        sandbox = ctx.result.sandbox
+        ip = sandbox.ip if sandbox is not None and sandbox.ip else self.config.node_ip
+        self.prober.update_pod(ctx.pod, ctx.result.containers, ip)
 
     async def _runtime_step(self, ctx: PodSyncContext) -> None:
         ctx.result = await self.runtime_manager.sync_pod(ctx.pod)
@@ -252,6 +303,8 @@ class Kubelet:
             containers=ctx.result.containers,
             runtime_name=self.runtime.name,
             waiting=ctx.result.waiting,
+            is_ready=lambda c: self.prober.is_ready(pod, c),
+            is_started=lambda c: self.prober.is_started(pod, c),
         )
         await self.status_manager.set_pod_status(pod, status)
 
@@ -261,12 +314,14 @@ class Kubelet:
             "stopping pod",
             extra={"pod": full_name(pod), "grace": grace_seconds, "sandboxes": len(sandboxes)},
         )
+        await self.prober.remove_pod(pod.metadata.uid)
         await self.runtime_manager.kill_pod(pod, sandboxes, grace_seconds)
 
     async def sync_terminated_pod(self, pod: Any, removed: bool) -> None:
         meta = pod.metadata
         if removed:
             self.status_manager.forget(meta.uid)
+            await self.prober.remove_pod(meta.uid)
             return
         if not meta.HasField("deletion_timestamp"):
             return  # a finished pod: stopped, its object stays until someone deletes it

@@ -7,22 +7,34 @@
    how the pod is adopted instead of started again. No READY sandbox: create
    one (attempt = the highest attempt seen + 1), and kill the dead ones.
    Each spec container without a container in the current sandbox is to be
-   started. A container that exited stays exited: whether to restart it
-   follows restartPolicy and backoff, which `should_restart` decides (issue 4;
-   for now it never restarts, so a hollow pod's scripted exit is final).
+   started. A container that exited is started again if restartPolicy says
+   so and its CrashLoopBackOff has run out (kuberuntime_container.
+   restart_decision); meanwhile it shows `waiting: CrashLoopBackOff` and the
+   pod is synced again when the backoff ends (SyncResult.retry_after). A
+   running container whose liveness or startup probe failed is killed
+   (event Killing: "Container web failed liveness probe, will be
+   restarted") and the computation runs again, now seeing it exited.
+   The restart count is the container's attempt, kept by the runtime, so it
+   survives a kubelet restart.
 2. run_pod_sandbox (the runtime allocates the IP);
 3. per container, in spec order: ensure the image (pull policy), create,
    start. A failure of one container (ErrImagePull, RunContainerError) is
    remembered as that container's waiting reason and the others continue;
-   the pod worker retries the pod later with backoff.
+   the pod worker retries the pod later with backoff. A failed pull starts
+   the image's backoff (backoff.py, keyed pod uid + image): until it ends,
+   the container shows ImagePullBackOff and no pull is tried.
+4. garbage: exited containers beyond the newest one per name (kept for
+   `logs --previous` and lastState) are removed.
 
-`kill_pod` stops the pod: every running container in parallel with
-stop_container(timeout=grace), then stop_pod_sandbox (the network and the
+`kill_pod` stops the pod: every running container in parallel, gracefully
+(kuberuntime_container.ContainerKiller: preStop hook, then
+stop_container(timeout=grace - hook time)), then stop_pod_sandbox (the network and the
 IP go), then the containers and sandboxes are removed. Every step is
 idempotent, so a kill interrupted by a crash is simply done again.
 
 Events, with Kubernetes' reasons: Pulling, Pulled, Created, Started,
-Killing, Failed, FailedCreatePodSandBox, SandboxChanged.
+Killing, Failed, BackOff, FailedCreatePodSandBox, SandboxChanged,
+FailedPreStopHook.
 """
 
 from __future__ import annotations
@@ -30,12 +42,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from apimachinery.events import EventRecorder
 from kubelet import errors
+from kubelet.backoff import (
+    CRASH_BACKOFF_INITIAL,
+    CRASH_BACKOFF_MAX,
+    IMAGE_BACKOFF_INITIAL,
+    IMAGE_BACKOFF_MAX,
+    Backoff,
+)
+from kubelet.kuberuntime_container import (
+    ContainerKiller,
+    container_spec,
+    pod_description,
+    restart_decision,
+)
 from kubelet.runtime.interface import (
     POD_NAME_LABEL,
     POD_NAMESPACE_LABEL,
@@ -49,7 +73,7 @@ from kubelet.runtime.interface import (
     PortMapping,
     SandboxState,
 )
-from kubelet.status import Waiting
+from kubelet.status import Waiting, latest_containers
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +120,10 @@ def container_config(pod: Any, spec: Any, attempt: int = 0) -> ContainerConfig:
     )
 
 
+def _image_key(pod: Any, image: str) -> str:
+    return f"{pod.metadata.uid}/{image}"
+
+
 def pull_policy(spec: Any) -> str:
     """The container's imagePullPolicy, defaulted as the API server does."""
     if spec.image_pull_policy:
@@ -115,6 +143,10 @@ class PodActions:
     kill_sandboxes: list[str] = field(default_factory=list)
     start: list[Any] = field(default_factory=list)  # container specs, in order
     attempts: dict[str, int] = field(default_factory=dict)  # container name -> next attempt
+    # Running containers to kill (a failed liveness/startup probe): id -> (container, message).
+    kill: dict[str, tuple[Container, str]] = field(default_factory=dict)
+    waiting: dict[str, Waiting] = field(default_factory=dict)  # CrashLoopBackOff
+    retry_after: float | None = None  # the soonest backoff that ends
 
 
 @dataclass
@@ -125,11 +157,29 @@ class SyncResult:
     containers: list[Container] = field(default_factory=list)
     waiting: dict[str, Waiting] = field(default_factory=dict)
     error: Exception | None = None
+    # Sync again after this many seconds (a backoff ends), sooner than the periodic resync.
+    retry_after: float | None = None
 
 
 def _newest(sandboxes: list[PodSandbox]) -> PodSandbox | None:
     ready = [s for s in sandboxes if s.state == SandboxState.READY]
     return max(ready, key=lambda s: (s.attempt, s.created_at), default=None)
+
+
+def _soonest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+class ProbeResults(Protocol):
+    """What the runtime manager asks the prober (prober/manager.py implements it)."""
+
+    def failed_probe(self, pod: Any, container: Container) -> str:
+        """ "liveness" or "startup" if that probe failed for this container, else ""."""
+        ...
 
 
 class KubeRuntimeManager:
@@ -138,12 +188,23 @@ class KubeRuntimeManager:
         runtime: ContainerRuntime,
         recorder: EventRecorder | None = None,
         *,
-        should_restart: Callable[[Any, Container], bool] | None = None,
+        crash_backoff: Backoff | None = None,
+        image_backoff: Backoff | None = None,
+        probes: ProbeResults | None = None,
+        dead_containers_per_name: int = 1,
     ) -> None:
         self.runtime = runtime
         self.recorder = recorder
-        # restartPolicy + CrashLoopBackOff go here (issue 4); never restart for now.
-        self.should_restart = should_restart or (lambda pod, container: False)
+        # (`is None`, not `or`: an empty Backoff is falsy, it has a length.)
+        if crash_backoff is None:
+            crash_backoff = Backoff(CRASH_BACKOFF_INITIAL, CRASH_BACKOFF_MAX)
+        if image_backoff is None:
+            image_backoff = Backoff(IMAGE_BACKOFF_INITIAL, IMAGE_BACKOFF_MAX)
+        self.crash_backoff = crash_backoff
+        self.image_backoff = image_backoff
+        self.probes = probes
+        self.killer = ContainerKiller(runtime, recorder)
+        self.dead_containers_per_name = dead_containers_per_name
 
     def _event(self, pod: Any, type_: str, reason: str, message: str) -> None:
         if self.recorder is not None:
@@ -171,21 +232,34 @@ class KubeRuntimeManager:
             newest = max(in_current, key=lambda c: (c.attempt, c.created_at), default=None)
             if newest is None:
                 needed = True
-            elif newest.state in (ContainerState.RUNNING,):
+            elif newest.state == ContainerState.RUNNING:
                 needed = False
+                failed = self.probes.failed_probe(pod, newest) if self.probes else ""
+                if failed:
+                    message = f"Container {spec.name} failed {failed} probe, will be restarted"
+                    actions.kill[newest.id] = (newest, message)
             elif newest.state == ContainerState.CREATED:
                 needed = True  # created but never started (a crash between the two calls)
             else:
-                needed = self.should_restart(pod, newest)
+                decision = restart_decision(pod, newest, self.crash_backoff)
+                needed = decision.restart
+                if decision.waiting is not None:
+                    actions.waiting[spec.name] = decision.waiting
+                actions.retry_after = _soonest(actions.retry_after, decision.retry_after)
             if needed:
                 actions.start.append(spec)
-                actions.attempts[spec.name] = next_attempt if newest is not None else 0
+                actions.attempts[spec.name] = next_attempt if seen else 0
         return actions
 
     async def sync_pod(self, pod: Any) -> SyncResult:
-        result = SyncResult()
         sandboxes, containers = await self.pod_state(pod)
         actions = self.compute_pod_actions(pod, sandboxes, containers)
+        if actions.kill:
+            # Kill first; the next computation restarts them per restartPolicy and backoff.
+            await self._kill_for_restart(pod, actions)
+            sandboxes, containers = await self.pod_state(pod)
+            actions = self.compute_pod_actions(pod, sandboxes, containers)
+        result = SyncResult(waiting=dict(actions.waiting), retry_after=actions.retry_after)
         for sandbox_id in actions.kill_sandboxes:
             await self._kill_sandbox(sandbox_id, containers, grace=0)
         sandbox = actions.sandbox
@@ -215,12 +289,58 @@ class KubeRuntimeManager:
         for spec in actions.start:
             try:
                 await self._start_container(pod, sandbox, config, spec, actions.attempts[spec.name])
+            except errors.ImagePullBackOff as exc:
+                result.waiting[spec.name] = Waiting(exc.reason, str(exc))
+                result.retry_after = _soonest(result.retry_after, self._image_retry(pod, spec))
             except errors.ContainerRuntimeError as exc:
                 result.waiting[spec.name] = Waiting(exc.reason, str(exc))
                 result.error = result.error or exc
                 self._event(pod, "Warning", "Failed", f"Error: {exc.reason}")
+        for name, waiting in actions.waiting.items():
+            if waiting.reason == "CrashLoopBackOff":
+                self._event(
+                    pod,
+                    "Warning",
+                    "BackOff",
+                    f"Back-off restarting failed container {name} in pod {pod_description(pod)}",
+                )
         result.containers = await self.runtime.list_containers(sandbox_id=sandbox.id)
+        result.containers = await self._remove_dead(result.containers)
         return result
+
+    def _image_retry(self, pod: Any, spec: Any) -> float | None:
+        key = _image_key(pod, spec.image)
+        left = self.image_backoff.remaining_since(key, self.image_backoff.last_update(key))
+        return left if left > 0 else None
+
+    async def _kill_for_restart(self, pod: Any, actions: PodActions) -> None:
+        grace_default = float(pod.spec.termination_grace_period_seconds or 30)
+        ip = actions.sandbox.ip if actions.sandbox is not None else ""
+
+        async def kill(container: Container, message: str) -> None:
+            spec = container_spec(pod, container.name)
+            grace = grace_default
+            for probe_name in ("liveness_probe", "startup_probe"):
+                if spec is not None and spec.HasField(probe_name):
+                    probe = getattr(spec, probe_name)
+                    if probe.HasField("termination_grace_period_seconds"):
+                        grace = float(probe.termination_grace_period_seconds)
+            await self.killer.kill_container(pod, container, grace, message, ip)
+
+        await asyncio.gather(*(kill(c, m) for c, m in actions.kill.values()))
+
+    async def _remove_dead(self, containers: list[Container]) -> list[Container]:
+        """Keep the newest container of each name and `dead_containers_per_name` exited ones."""
+        keep: list[Container] = []
+        for history in latest_containers(containers).values():
+            newest, older = history[0], history[1:]
+            keep.append(newest)
+            for i, c in enumerate(older):
+                if i < self.dead_containers_per_name or c.state != ContainerState.EXITED:
+                    keep.append(c)
+                else:
+                    await self.runtime.remove_container(c.id)
+        return keep
 
     async def _ensure_image(self, pod: Any, spec: Any) -> None:
         policy = pull_policy(spec)
@@ -237,9 +357,20 @@ class KubeRuntimeManager:
             raise errors.ImagePullError(
                 f'Container image "{spec.image}" is not present with pull policy of Never'
             )
+        key = _image_key(pod, spec.image)
+        if self.image_backoff.in_backoff_since_update(key):
+            message = f'Back-off pulling image "{spec.image}"'
+            self._event(pod, "Normal", "BackOff", message)
+            raise errors.ImagePullBackOff(message)
         self._event(pod, "Normal", "Pulling", f'Pulling image "{spec.image}"')
         started = time.monotonic()
-        await self.runtime.pull_image(spec.image)
+        try:
+            await self.runtime.pull_image(spec.image)
+        except errors.ImagePullError as exc:
+            self.image_backoff.next(key)
+            self._event(pod, "Warning", "Failed", f'Failed to pull image "{spec.image}": {exc}')
+            raise
+        self.image_backoff.reset(key)
         took = time.monotonic() - started
         self._event(
             pod, "Normal", "Pulled", f'Successfully pulled image "{spec.image}" in {took:.3f}s'
@@ -257,19 +388,30 @@ class KubeRuntimeManager:
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")
 
     async def kill_pod(self, pod: Any | None, sandboxes: list[PodSandbox], grace: int) -> None:
-        """Stop and remove every container and sandbox given (KillPod + removal)."""
+        """Stop and remove every container and sandbox given (KillPod + removal).
+
+        Running containers stop in parallel, each gracefully (preStop, SIGTERM,
+        SIGKILL after `grace`); then the sandboxes go (network, IP) and the
+        containers and sandboxes are removed.
+        """
         containers: list[Container] = []
         for sandbox in sandboxes:
             containers.extend(await self.runtime.list_containers(sandbox_id=sandbox.id))
         running = [c for c in containers if c.state == ContainerState.RUNNING]
-        if pod is not None:
-            for c in running:
-                self._event(pod, "Normal", "Killing", f"Stopping container {c.name}")
-        await asyncio.gather(*(self.runtime.stop_container(c.id, grace) for c in running))
+        ips = {s.id: s.ip for s in sandboxes}
+        await asyncio.gather(
+            *(
+                self.killer.kill_container(pod, c, float(grace), pod_ip=ips.get(c.sandbox_id, ""))
+                for c in running
+            )
+        )
         for c in running:
             c.state = ContainerState.EXITED  # our copy: stopped above, not again below
         for sandbox in sandboxes:
             await self._kill_sandbox(sandbox.id, containers, grace)
+        if pod is not None:
+            self.crash_backoff.forget_prefix(f"{pod.metadata.uid}/")
+            self.image_backoff.forget_prefix(f"{pod.metadata.uid}/")
 
     async def _kill_sandbox(self, sandbox_id: str, containers: list[Container], grace: int) -> None:
         mine = [c for c in containers if c.sandbox_id == sandbox_id]

@@ -27,9 +27,9 @@ The three operations are the PodSyncer's (kubelet.py implements them):
 Failures and resync: an operation that raises is retried after a backoff
 (0.5 s doubling to 10 s, Kubernetes' backOffPeriod), and the pod's status
 carries the reason meanwhile. A successful sync is repeated every
-`resync_interval` (the kubelet's syncFrequency), which is also how changes
-no event announces -- a container that exited -- are noticed until a PLEG
-(issue 4) reports them directly.
+`resync_interval` (the kubelet's syncFrequency), or sooner when the sync
+says so (the end of a CrashLoopBackOff or ImagePullBackOff); `wake(uid)`
+runs it at once (the PLEG saw a container change, a probe result flipped).
 
 Worked example, graceful deletion of pod p (uid u, grace 30 s):
 
@@ -58,7 +58,9 @@ MINIMUM_GRACE_SECONDS = 2
 
 
 class PodSyncer(Protocol):
-    async def sync_pod(self, pod: Any) -> None: ...
+    async def sync_pod(self, pod: Any) -> float | None:
+        """Sync; may ask to be called again within that many seconds (a backoff ends)."""
+        ...
 
     async def sync_terminating_pod(self, pod: Any, grace_seconds: int) -> None: ...
 
@@ -138,6 +140,12 @@ class PodWorkers:
 
     # ---- queries -----------------------------------------------------------------------
 
+    def wake(self, uid: str) -> None:
+        """Run the pod's worker now, with the pod it has (a PLEG event, a probe result)."""
+        worker = self._workers.get(uid)
+        if worker is not None:
+            self._wake(worker)
+
     def known_uids(self) -> set[str]:
         return set(self._workers)
 
@@ -200,10 +208,13 @@ class PodWorkers:
                     if self._blocked_by_namesake(uid, pod):
                         self._wake(worker, BACKOFF_INITIAL)
                         continue
-                    await self.syncer.sync_pod(pod)
+                    retry_after = await self.syncer.sync_pod(pod)
                     worker.failures = 0
                     if worker.state == WorkerState.SYNCING and not worker.wake.is_set():
-                        self._wake(worker, self.resync_interval)
+                        after = self.resync_interval
+                        if retry_after is not None:
+                            after = min(after, max(retry_after, 0.01))
+                        self._wake(worker, after)
                     continue
                 if worker.state == WorkerState.TERMINATING:
                     grace = grace_period(pod, self.default_grace_seconds)

@@ -15,7 +15,9 @@ pod's sandbox and containers -- into a PodStatus:
     startTime        when the kubelet first took the pod (kept afterwards)
     containerStatuses per spec container, in spec order: state
                      (waiting ContainerCreating / running startedAt /
-                     terminated exitCode), ready, restartCount (the
+                     terminated exitCode / waiting CrashLoopBackOff with the
+                     exit as lastState), ready (the readiness probe's
+                     verdict), restartCount (the
                      container's attempt), image, imageID, containerID
                      (`fake://c000000000002`), started
 
@@ -94,6 +96,7 @@ def _container_status(
     runtime_name: str,
     waiting: Waiting | None,
     is_ready: Callable[[Container], bool],
+    is_started: Callable[[Container], bool],
 ) -> core_pb2.ContainerStatus:
     status = core_pb2.ContainerStatus(name=spec.name, image=spec.image)
     if not history:
@@ -108,8 +111,15 @@ def _container_status(
     status.container_id = f"{runtime_name}://{current.id}"
     if current.state == ContainerState.RUNNING:
         status.state.running.started_at.CopyFrom(_ts(current.started_at))
-        status.started = True
-        status.ready = is_ready(current)
+        status.started = is_started(current)
+        status.ready = status.started and is_ready(current)
+    elif current.state == ContainerState.EXITED and waiting is not None:
+        # CrashLoopBackOff: waiting to be restarted; what it last did is the last state.
+        status.state.waiting.reason = waiting.reason
+        status.state.waiting.message = waiting.message
+        _terminated(status.last_state, current, runtime_name)
+        status.started = False
+        return status
     elif current.state == ContainerState.EXITED:
         _terminated(status.state, current, runtime_name)
         status.started = False
@@ -143,6 +153,9 @@ def pod_phase(pod: Any, statuses: list[core_pb2.ContainerStatus]) -> str:
         elif s.state.HasField("terminated"):
             stopped += 1
             succeeded += s.state.terminated.exit_code == 0
+        elif s.last_state.HasField("terminated"):  # waiting to restart: it has run
+            stopped += 1
+            succeeded += s.last_state.terminated.exit_code == 0
         else:
             waiting += 1
     if waiting > 0:
@@ -185,16 +198,27 @@ def generate_pod_status(
     runtime_name: str,
     waiting: Mapping[str, Waiting] | None = None,
     is_ready: Callable[[Container], bool] | None = None,
+    is_started: Callable[[Container], bool] | None = None,
 ) -> core_pb2.PodStatus:
-    """The status the pod should have now (see the module docstring)."""
+    """The status the pod should have now (see the module docstring).
+
+    `is_ready` / `is_started` are the prober's verdicts for a running container
+    (readiness probe; startup probe); without them a running container is both.
+    """
     waiting = waiting or {}
-    ready_fn = is_ready or (lambda c: True)  # readiness probes hook in here (issue 4)
+    ready_fn = is_ready or (lambda c: True)
+    started_fn = is_started or (lambda c: True)
     status = core_pb2.PodStatus()
     history = latest_containers(containers)
     for spec in pod.spec.containers:
         status.container_statuses.append(
             _container_status(
-                spec, history.get(spec.name, []), runtime_name, waiting.get(spec.name), ready_fn
+                spec,
+                history.get(spec.name, []),
+                runtime_name,
+                waiting.get(spec.name),
+                ready_fn,
+                started_fn,
             )
         )
     phase = pod_phase(pod, list(status.container_statuses))

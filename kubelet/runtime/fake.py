@@ -25,14 +25,31 @@ For tests:
   `exit_code=N, exit_after=S` makes a started container exit with N after S
   seconds (evaluated lazily when the container is next looked at, so no
   timers run). `image_errors[image] = "..."` makes a pull fail.
+* `behave(..., logs=[...])` writes those lines to a container's log when it
+  starts; `write_log(container_id, text)` adds more later (followers see it).
+* `behave(..., term_after=S)`: after SIGTERM the container takes S seconds
+  to exit (exit code 0); `term_after=None` ignores SIGTERM, so stop_container
+  waits its whole timeout and then SIGKILLs (exit 137). Both signals are
+  recorded in `calls` as `("signal", id, "SIGTERM")`. The waiting goes
+  through `self.sleep` (asyncio.sleep by default), which tests replace to
+  record the durations instead of spending them.
+* `execs[cmd_tuple] = ExecResult(...)` (or `exec_handler(container, cmd)`)
+  scripts exec_sync; `echo`, `true`, `false` and `cat <file>` of
+  `files[(container name, path)]` work out of the box; anything else exits
+  127 like a missing executable.
+* `kill(container_id, exit_code)` makes a running container exit now
+  (a crash, an OOM kill), for PLEG and restart tests.
 * `network_ready` / `runtime_ready` drive status() for node condition tests.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import itertools
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -44,6 +61,8 @@ from kubelet.runtime.interface import (
     ContainerConfig,
     ContainerRuntime,
     ContainerState,
+    ExecResult,
+    LogLine,
     PodSandbox,
     PodSandboxConfig,
     RuntimeStatus,
@@ -80,6 +99,8 @@ class ContainerBehaviour:
     start_error: str = ""
     exit_code: int | None = None
     exit_after: float = 0.0
+    logs: tuple[str, ...] = ()
+    term_after: float | None = 0.0  # None: SIGTERM is ignored
 
 
 class FakeRuntime(ContainerRuntime):
@@ -95,7 +116,13 @@ class FakeRuntime(ContainerRuntime):
         self.images: set[str] = set()  # pulled so far
         self.runtime_ready = True
         self.network_ready = True
+        self.logs: dict[str, list[LogLine]] = {}
+        self.execs: dict[tuple[str, ...], ExecResult] = {}
+        self.exec_handler: Callable[[Container, tuple[str, ...]], ExecResult | None] | None = None
+        self.files: dict[tuple[str, str], bytes] = {}
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._ids = itertools.count(1)
+        self._log_written = asyncio.Event()
 
     # ---- test helpers ------------------------------------------------------------------
 
@@ -106,8 +133,23 @@ class FakeRuntime(ContainerRuntime):
         start_error: str = "",
         exit_code: int | None = None,
         exit_after: float = 0.0,
+        logs: Sequence[str] = (),
+        term_after: float | None = 0.0,
     ) -> None:
-        self.behaviours[container_name] = ContainerBehaviour(start_error, exit_code, exit_after)
+        self.behaviours[container_name] = ContainerBehaviour(
+            start_error, exit_code, exit_after, tuple(logs), term_after
+        )
+
+    def write_log(self, container_id: str, text: str, stream: str = "stdout") -> None:
+        self.logs.setdefault(container_id, []).append(LogLine(time.time(), stream, text))
+        self._log_written.set()
+
+    def kill(self, container_id: str, exit_code: int = 137, reason: str = "Error") -> None:
+        """A running container dies now (crash, OOM kill)."""
+        container = self._get(container_id)
+        if container.state == ContainerState.RUNNING:
+            self._exit(container, exit_code, reason)
+            self._log_written.set()
 
     def count(self, method: str) -> int:
         return sum(1 for call in self.calls if call[0] == method)
@@ -236,6 +278,8 @@ class FakeRuntime(ContainerRuntime):
             raise ContainerStartError(behaviour.start_error)
         container.state = ContainerState.RUNNING
         container.started_at = time.time()
+        for line in behaviour.logs:
+            self.write_log(container_id, line)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
         self.calls.append(("stop_container", container_id, timeout))
@@ -244,14 +288,28 @@ class FakeRuntime(ContainerRuntime):
             return
         self._advance(container)
         if container.state == ContainerState.RUNNING:
-            # SIGTERM honoured at once: nginx exits 0 on SIGQUIT/SIGTERM in well under a second.
-            self._exit(container, 0, "Completed")
+            # CRI StopContainer: SIGTERM, then SIGKILL once `timeout` seconds have passed.
+            self.calls.append(("signal", container_id, "SIGTERM"))
+            behaviour = self.behaviours.get(container.name, ContainerBehaviour())
+            term_after = behaviour.term_after
+            if term_after is not None and term_after <= timeout:
+                if term_after > 0:
+                    await self.sleep(term_after)
+                if container.state == ContainerState.RUNNING:
+                    self._exit(container, 0, "Completed")  # nginx exits 0 on SIGTERM
+            else:
+                await self.sleep(timeout)
+                if container.state == ContainerState.RUNNING:
+                    self.calls.append(("signal", container_id, "SIGKILL"))
+                    self._exit(container, 137, "Error")
+            self._log_written.set()
         elif container.state == ContainerState.CREATED:
             self._exit(container, 0, "Completed")
 
     async def remove_container(self, container_id: str) -> None:
         self.calls.append(("remove_container", container_id))
         self.containers.pop(container_id, None)
+        self.logs.pop(container_id, None)
 
     async def list_containers(self, *, sandbox_id: str = "") -> list[Container]:
         return [
@@ -264,6 +322,61 @@ class FakeRuntime(ContainerRuntime):
         container = self._get(container_id)
         self._advance(container)
         return replace(container)
+
+    # ---- logs and exec -----------------------------------------------------------------
+
+    async def exec_sync(
+        self, container_id: str, command: Sequence[str], timeout: float
+    ) -> ExecResult:
+        cmd = tuple(command)
+        self.calls.append(("exec_sync", container_id, cmd))
+        container = self._get(container_id)
+        self._advance(container)
+        if container.state != ContainerState.RUNNING:
+            raise NotFoundError(f"container {container_id} is not running")
+        if self.exec_handler is not None:
+            handled = self.exec_handler(container, cmd)
+            if handled is not None:
+                return handled
+        if cmd in self.execs:
+            return self.execs[cmd]
+        return self._builtin_exec(container, cmd)
+
+    def _builtin_exec(self, container: Container, cmd: tuple[str, ...]) -> ExecResult:
+        if not cmd:
+            return ExecResult(126, b"", b"exec: no command\n")
+        if cmd[0] == "echo":
+            return ExecResult(0, (" ".join(cmd[1:]) + "\n").encode())
+        if cmd[0] in ("true", "false"):
+            return ExecResult(0 if cmd[0] == "true" else 1)
+        if cmd[0] == "cat" and len(cmd) == 2:
+            data = self.files.get((container.name, cmd[1]))
+            if data is None:
+                return ExecResult(1, b"", f"cat: {cmd[1]}: No such file or directory\n".encode())
+            return ExecResult(0, data)
+        message = f'exec: "{cmd[0]}": executable file not found in $PATH\n'
+        return ExecResult(127, b"", message.encode())
+
+    async def container_logs(
+        self, container_id: str, *, follow: bool = False, tail: int | None = None
+    ) -> AsyncIterator[LogLine]:
+        container = self._get(container_id)
+        lines = self.logs.get(container_id, [])
+        sent = max(0, len(lines) - tail) if tail is not None else 0
+        while True:
+            lines = self.logs.get(container_id, [])
+            while sent < len(lines):
+                yield lines[sent]
+                sent += 1
+            self._advance(container)
+            if not follow or container.state == ContainerState.EXITED:
+                return
+            if container_id not in self.containers:
+                return
+            self._log_written.clear()
+            # Scripted exits are lazy: look again now and then.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._log_written.wait(), 0.1)
 
     # ---- internals ---------------------------------------------------------------------
 

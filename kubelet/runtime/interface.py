@@ -24,6 +24,8 @@ worker's code is the same whether the node is hollow or real:
     remove_container(id)            RemoveContainer     (idempotent)
     list_containers(sandbox_id=)    ListContainers with a sandbox filter
     container_status(id)            ContainerStatus
+    exec_sync(id, cmd, timeout)     ExecSync -> ExecResult(exit_code, stdout, stderr)
+    container_logs(id, follow, tail) reading the CRI log file (ContainerStatus.log_path)
 
 How the three runtimes fill it in:
 
@@ -46,6 +48,32 @@ also expose the parsed fields (`pod_uid`, `name`) so callers need not read
 labels. `attempt` counts sandboxes (and containers) made for the same pod
 (container name), which is what `restartCount` reports.
 
+Logs and exec (the kubelet server, probes, preStop hooks). CRI has no
+"read logs" call: the runtime writes each container's output to the file
+named by the sandbox's log_directory + the container's log_path, one line
+per record in the CRI format `2024-05-01T10:00:00.123456789Z stdout F text`
+(F = full line, P = partial), and the kubelet reads that file. Here that
+reading sits behind `container_logs`, so a runtime without files (the fake)
+can serve lines from memory. Its contract:
+
+* yields LogLine(time, stream, text) oldest first; `tail=N` starts at the
+  last N lines (the last N *full* lines: P records are joined first);
+* without `follow` it ends at the current end of the log;
+* with `follow` it keeps yielding new lines as they are written and ends
+  once the container has exited and everything written has been yielded
+  (re-check the state every ~0.2 s, or on inotify); cancelling the
+  iterator (the caller went away) must leave nothing running;
+* a container that has been removed raises NotFoundError; a container that
+  exists but never wrote anything yields nothing.
+
+`exec_sync(container_id, command, timeout)` is CRI ExecSync: run `command`
+(no shell) in the running container, wait at most `timeout` seconds, and
+return the exit code with stdout/stderr as bytes. A command that cannot be
+started (not found) is *not* an error: it returns the runtime's exit code
+(126/127) and message, as `kubectl exec` shows. Only a container that is
+not running, or a transport failure, raises (NotFoundError /
+ContainerRuntimeError). A timeout raises ExecTimeout.
+
 Conventions: ids are opaque strings. Every method may raise
 kubelet.errors.ContainerRuntimeError; an unknown id raises NotFoundError,
 except in the stop/remove calls, which succeed on something already gone
@@ -57,7 +85,10 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+
+from kubelet.errors import ContainerRuntimeError
 
 # Labels shared with Kubernetes' kuberuntime (pkg/kubelet/types/labels.go).
 POD_UID_LABEL = "io.kubernetes.pod.uid"
@@ -173,6 +204,24 @@ class Container:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ExecResult:
+    """CRI ExecSyncResponse."""
+
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One full line of a container's log (a CRI log record, partials joined)."""
+
+    time: float
+    stream: str  # "stdout" or "stderr"
+    text: str  # without the trailing newline
+
+
 class ContainerRuntime(abc.ABC):
     """The CRI surface the kubelet uses; see the module docstring for the mapping."""
 
@@ -243,6 +292,20 @@ class ContainerRuntime(abc.ABC):
 
     @abc.abstractmethod
     async def container_status(self, container_id: str) -> Container: ...
+
+    # ---- logs and exec (not abstract: a runtime may lack them; callers get an error) -----
+
+    async def exec_sync(
+        self, container_id: str, command: Sequence[str], timeout: float
+    ) -> ExecResult:
+        """Run `command` in the running container; see "Logs and exec" above."""
+        raise ContainerRuntimeError(f"runtime {self.name} does not support exec")
+
+    def container_logs(
+        self, container_id: str, *, follow: bool = False, tail: int | None = None
+    ) -> AsyncIterator[LogLine]:
+        """The container's log lines; see "Logs and exec" above."""
+        raise ContainerRuntimeError(f"runtime {self.name} does not support logs")
 
     async def close(self) -> None:
         """Release connections (a CRI channel, a Docker client). Nothing by default."""

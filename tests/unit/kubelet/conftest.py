@@ -50,6 +50,14 @@ def fast_config(node: str, **overrides: Any) -> KubeletConfig:
         "node_status_update_frequency": 0.2,
         "sync_frequency": 0.5,
         "housekeeping_interval": 0.2,
+        "pleg_relist_period": 0.1,
+        "crash_backoff_initial": 0.2,
+        "crash_backoff_max": 1.0,
+        "image_backoff_initial": 0.2,
+        "image_backoff_max": 1.0,
+        "probe_time_unit": 0.05,
+        "kubelet_address": "127.0.0.1",
+        "kubelet_port": 0,
     }
     values.update(overrides)
     return KubeletConfig(**values)

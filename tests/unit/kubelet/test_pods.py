@@ -242,7 +242,10 @@ async def test_image_pull_failure_shows_in_status(client: Client, harness: Harne
     async def pull_failed() -> bool:
         p = await client.get("pods", "web")
         statuses = p.status.container_statuses
-        return bool(statuses) and statuses[0].state.waiting.reason == "ErrImagePull"
+        return bool(statuses) and statuses[0].state.waiting.reason in (
+            "ErrImagePull",
+            "ImagePullBackOff",  # the retry within the (short) image backoff
+        )
 
     await eventually(pull_failed)
     assert (await client.get("pods", "web")).status.phase == "Pending"
