@@ -33,6 +33,7 @@ import grpc
 from apimachinery import errors, scheme
 from apiserver.controllers.base import ControllerOptions
 from apiserver.controlplane import run_control_plane
+from apiserver.proxy import PodProxy
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
 from apiserver.registry.store import Store
@@ -48,7 +49,7 @@ BOOKMARK_INTERVAL_SECONDS = 5.0
 T = TypeVar("T")
 
 
-class ResourcesServicer(api_pb2_grpc.ResourcesServicer):
+class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
     """The generic resource API: every verb for every kind in the scheme."""
 
     def __init__(self, store: Store) -> None:
