@@ -32,6 +32,7 @@ from cli import (
     cmd_controlplane,
     cmd_get,
     cmd_kubelet,
+    cmd_logs,
     cmd_node,
     cmd_placement,
     cmd_rollout,
@@ -206,6 +207,8 @@ cli.add_command(cmd_rollout.scale)
 cli.add_command(cmd_rollout.set_group)
 cli.add_command(cmd_rollout.rollout)
 cli.add_command(cmd_kubelet.kubelet)
+cli.add_command(cmd_logs.logs)
+cli.add_command(cmd_logs.exec_cmd)
 cli.add_command(cmd_controlplane.controller_manager)
 
 
