@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import os
 import shlex
 import ssl
 from dataclasses import dataclass
@@ -145,7 +146,9 @@ async def http_get(
 
 
 def _dial_error(host: str, port: int, exc: OSError) -> str:
-    reason = (exc.strerror or str(exc)).lower()
+    # asyncio words a refused connect "Connect call failed (...)": say what errno says.
+    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+    reason = reason.lower()
     return f"dial tcp {host}:{port}: connect: {reason}"
 
 
