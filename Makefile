@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make iproute2 nftables procps \
-	containerd runc containernetworking-plugins nginx-light busybox-static iptables
+	containerd runc containernetworking-plugins nginx-light busybox-static docker-registry
 # Protos with a gRPC service get client/server stubs too.
 GRPC_PROTOS := protos/api.proto protos/kubelet.proto protos/cri.proto
 

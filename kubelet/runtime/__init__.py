@@ -26,6 +26,7 @@ RuntimeFactory = Callable[..., ContainerRuntime]
 # name -> "module:attribute", imported on first use.
 _FACTORIES: dict[str, str] = {
     "fake": "kubelet.runtime.fake:FakeRuntime",
+    "containerd": "kubelet.runtime.cri:CRIRuntime",
 }
 _REGISTERED: dict[str, RuntimeFactory] = {}
 
