@@ -1,6 +1,8 @@
 """`tinykube kubelet`: run a node agent in the foreground (Kubernetes' kubelet command).
 
     tinykube kubelet --node-name node1 --runtime fake
+    tinykube kubelet --node-name node1 --runtime containerd \\
+        --runtime-endpoint unix:///run/containerd/containerd.sock --node-ip 192.168.56.11
     tinykube kubelet --node-name node2 --runtime fake --node-ip 10.0.0.12 \\
         --capacity-cpu 8 --capacity-memory 16Gi --max-pods 50 --server 10.0.0.1:6443
 
@@ -47,7 +49,19 @@ def _pairs(text: str, flag: str) -> dict[str, str]:
     "runtime_name",
     default="fake",
     show_default=True,
-    help="Container runtime: fake (hollow node); containerd and docker later.",
+    help="Container runtime: fake (hollow node) or containerd (CRI).",
+)
+@click.option(
+    "--runtime-endpoint",
+    default="unix:///run/containerd/containerd.sock",
+    show_default=True,
+    help="The CRI socket of the containerd runtime.",
+)
+@click.option(
+    "--pod-log-dir",
+    default="/var/log/pods",
+    show_default=True,
+    help="Where the containerd runtime writes container logs.",
 )
 @click.option("--node-ip", default="", help="The node's InternalIP (default: the host's address).")
 @click.option("--capacity-cpu", default="4", show_default=True, help="CPU capacity reported.")
@@ -69,6 +83,8 @@ def kubelet(
     ctx: click.Context,
     node_name: str,
     runtime_name: str,
+    runtime_endpoint: str,
+    pod_log_dir: str,
     node_ip: str,
     capacity_cpu: str,
     capacity_memory: str,
@@ -111,7 +127,10 @@ def kubelet(
             sync_frequency=sync_frequency,
         )
         config.validate()
-        runtime = runtimes.new_runtime(runtime_name)
+        options = {}
+        if runtime_name == "containerd":
+            options = {"endpoint": runtime_endpoint, "log_root": pod_log_dir}
+        runtime = runtimes.new_runtime(runtime_name, **options)
     except KubeletError as err:
         click.echo(f"error: {err}", err=True)
         raise click.exceptions.Exit(1) from None
