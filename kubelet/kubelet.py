@@ -62,7 +62,12 @@ from kubelet.config import KubeletConfig
 from kubelet.errors import ContainerRuntimeError
 from kubelet.kuberuntime_manager import KubeRuntimeManager, SyncResult
 from kubelet.lease import NodeLeaseController
-from kubelet.nodestatus import NodeStatusSetter, NodeStatusUpdater, register_node
+from kubelet.nodestatus import (
+    NodeStatusSetter,
+    NodeStatusUpdater,
+    machine_capacity,
+    register_node,
+)
 from kubelet.pleg import GenericPLEG, PodLifecycleEvent
 from kubelet.pod_workers import PodWorkers, full_name
 from kubelet.prober.manager import ProberManager
@@ -92,6 +97,8 @@ SyncStep = Callable[[PodSyncContext], Awaitable[None]]
 class Kubelet:
     def __init__(self, client: Client, config: KubeletConfig, runtime: ContainerRuntime) -> None:
         config.validate()
+        if runtime.name != "fake":  # a real node reports the machine it runs on
+            config.capacity.update(machine_capacity())
         self.client = client
         self.config = config
         self.runtime = runtime

@@ -16,7 +16,9 @@ The kubelet never sets spec.podCIDR. The node IPAM controller allocates it
 after the Node exists; the kubelet reads it from its Node (an informer on
 metadata.name=<node>) and hands it to the runtime (CRI UpdateRuntimeConfig).
 
-Status (`NodeStatusSetter`): capacity and allocatable (from the config),
+Status (`NodeStatusSetter`): capacity and allocatable (from the config;
+for a real runtime the kubelet first measures the host's cpu and memory
+with `machine_capacity`, the hollow `fake` node keeps the configured ones),
 addresses (InternalIP = --node-ip, Hostname), nodeInfo (kernel, OS image,
 architecture, runtime `fake://0.1.0`, kubelet version, bootID), the
 kubelet's endpoint port, and four conditions:
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import platform
 import time
 import uuid
@@ -74,6 +77,32 @@ _PRESSURE_CONDITIONS = (
 def now_seconds() -> timestamp_pb2.Timestamp:
     """metav1.Time: whole seconds, so what is written reads back equal."""
     return timestamp_pb2.Timestamp(seconds=int(time.time()))
+
+
+def machine_capacity(meminfo: str = "/proc/meminfo") -> dict[str, str]:
+    """The host's cpu and memory as quantities (cAdvisor's MachineInfo, the part we need).
+
+    cpu is the CPUs this process may run on (sched_getaffinity: a cpuset
+    limits it), memory is MemTotal from /proc/meminfo in Ki, as Kubernetes
+    reports it: `{"cpu": "8", "memory": "16303948Ki"}`. What cannot be read is
+    left out, so the configured figure stays.
+    """
+    out: dict[str, str] = {}
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 0
+    if cpus:
+        out["cpu"] = str(cpus)
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    out["memory"] = f"{int(line.split()[1])}Ki"
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
 
 
 def os_image() -> str:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from apimachinery.client import Client
 from kubelet.backoff import Backoff
+from kubelet.config import KubeletConfig
+from kubelet.kubelet import Kubelet
 from kubelet.kuberuntime_container import (
     ContainerKiller,
     go_duration,
@@ -16,6 +20,7 @@ from kubelet.kuberuntime_container import (
     restart_decision,
 )
 from kubelet.kuberuntime_manager import KubeRuntimeManager
+from kubelet.nodestatus import machine_capacity
 from kubelet.pleg import EventType, GenericPLEG, PLEGState, PodLifecycleEvent, compute_events
 from kubelet.prober.prober import ProbeTarget, Result, http_get, run_probe, tcp_socket
 from kubelet.prober.worker import ProbeKind, ProbeWorker
@@ -308,3 +313,29 @@ async def test_probe_worker_thresholds() -> None:
     assert changes == [Result.SUCCESS, Result.FAILURE]  # after 2 successes, after 3 failures
     worker.set_container("c2", 0.0, "10.0.0.2")  # a new instance starts over
     assert worker.result == Result.FAILURE and worker.probes == 5
+
+
+# ---- node status from the host ------------------------------------------------------------
+
+
+def test_machine_capacity_reads_proc(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16303948 kB\nMemFree:         1000 kB\n")
+    got = machine_capacity(str(meminfo))
+    assert got["memory"] == "16303948Ki"
+    assert int(got["cpu"]) >= 1
+    assert "memory" not in machine_capacity(str(tmp_path / "missing"))
+
+
+async def test_real_runtime_reports_the_host_capacity() -> None:
+    class HostRuntime(FakeRuntime):
+        name = "host"  # anything but the hollow `fake`
+
+    client = Client("127.0.0.1:1")
+    try:
+        hollow = Kubelet(client, KubeletConfig("n1"), FakeRuntime())
+        real = Kubelet(client, KubeletConfig("n2"), HostRuntime())
+    finally:
+        await client.close()
+    assert hollow.config.capacity == {"cpu": "4", "memory": "8Gi", "pods": "110"}
+    assert real.config.capacity == {**machine_capacity(), "pods": "110"}
