@@ -172,10 +172,11 @@ class RuntimeConformance:
         listed = await runtime.list_containers(sandbox_id=sandbox.id)
         assert [(c.id, c.name, c.state) for c in listed] == [(cid, "web", ContainerState.RUNNING)]
         assert listed[0].sandbox_id == sandbox.id
-        await runtime.stop_container(cid, 2)
+        # httpd is PID 1 and ignores SIGTERM: the runtime must SIGKILL after the timeout.
+        await runtime.stop_container(cid, 1)
         status = await runtime.container_status(cid)
         assert status.state == ContainerState.EXITED
-        await runtime.stop_container(cid, 2)  # idempotent
+        await runtime.stop_container(cid, 1)  # idempotent
         await runtime.remove_container(cid)
         await runtime.remove_container(cid)
         with pytest.raises(NotFoundError):
