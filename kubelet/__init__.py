@@ -10,7 +10,12 @@ put them side by side:
     sources.py             pods bound to this node, and this Node (config/apiserver.go)
     pod_workers.py         one serialised worker per pod (pod_workers.go)
     kuberuntime_manager.py sandbox + containers through the runtime (kuberuntime_manager.go)
+    kuberuntime_container.py graceful stop with preStop; restartPolicy (kuberuntime_container.go)
+    backoff.py             CrashLoopBackOff and ImagePullBackOff (util/flowcontrol/backoff.go)
+    pleg.py                relist the runtime, wake pods whose containers changed (pleg/generic.go)
+    prober/                liveness, readiness, startup probes (prober/)
     status.py              pod status: generate, and write only on change (status_manager.go)
+    server.py              logs and exec for the apiserver's proxy (server/server.go)
     runtime/               ContainerRuntime, CRI-shaped; `fake` (hollow node); containerd, docker
     errors.py              the package's errors
 
@@ -21,6 +26,14 @@ The data path for one pod, from the scheduler's Bind to `Running`:
            runtime step: RunPodSandbox (IP from the podCIDR), PullImage, Create/StartContainer
            status step:  PodStatus{phase: Running, podIP, conditions, containerStatuses}
       -> StatusManager: UpdateStatus (only if it differs from what the server has)
+
+and afterwards, for its whole life:
+
+    PLEG relist (1 s): container c1 exited  -> wake the pod's worker -> sync_pod:
+      restartPolicy + CrashLoopBackOff decide; restart (attempt + 1) or wait
+    probe worker: liveness failed 3 times   -> wake -> kill c1 ("failed liveness
+      probe, will be restarted") -> restarted as above
+    probe worker: readiness flips           -> wake -> status Ready / ContainersReady
 
 The kubelet talks to the cluster only through apimachinery.client (never
 importing apiserver/), and to containers only through runtime.ContainerRuntime,
