@@ -22,6 +22,7 @@ from kubelet.kuberuntime_container import (
 from kubelet.kuberuntime_manager import KubeRuntimeManager
 from kubelet.nodestatus import machine_capacity
 from kubelet.pleg import EventType, GenericPLEG, PLEGState, PodLifecycleEvent, compute_events
+from kubelet.prober.manager import ProberManager
 from kubelet.prober.prober import ProbeTarget, Result, http_get, run_probe, tcp_socket
 from kubelet.prober.worker import ProbeKind, ProbeWorker
 from kubelet.runtime.fake import FakeRuntime
@@ -339,3 +340,43 @@ async def test_real_runtime_reports_the_host_capacity() -> None:
         await client.close()
     assert hollow.config.capacity == {"cpu": "4", "memory": "8Gi", "pods": "110"}
     assert real.config.capacity == {**machine_capacity(), "pods": "110"}
+
+
+async def test_startup_probe_gates_liveness_and_started() -> None:
+    runtime = FakeRuntime("10.244.3.0/24")
+    p = pod("p", "node1", "web")
+    p.metadata.uid = "u1"
+    spec = p.spec.containers[0]
+    spec.startup_probe.exec.command.append("started")
+    spec.startup_probe.period_seconds = 1
+    spec.startup_probe.failure_threshold = 100
+    spec.liveness_probe.exec.command.append("alive")
+    spec.liveness_probe.period_seconds = 1
+    up = {"started": False}
+    runtime.exec_handler = lambda c, cmd: (
+        ExecResult(0 if up["started"] else 1)
+        if cmd == ("started",)
+        else (ExecResult(0) if cmd == ("alive",) else None)
+    )
+    await KubeRuntimeManager(runtime).sync_pod(p)
+    container = runtime.running()[0]
+    woken: list[str] = []
+    manager = ProberManager(runtime, None, woken.append, time_unit=0.02)
+    try:
+        manager.update_pod(p, [container], "10.244.3.2")
+        await asyncio.sleep(0.15)
+        assert not manager.is_started(p, container) and not manager.is_ready(p, container)
+        assert not any(call[0] == "exec_sync" and call[2] == ("alive",) for call in runtime.calls)
+        up["started"] = True
+        for _ in range(50):
+            if manager.is_started(p, container):
+                break
+            await asyncio.sleep(0.02)
+        assert manager.is_started(p, container) and manager.is_ready(p, container)
+        assert woken == ["u1"]
+        await asyncio.sleep(0.1)
+        assert any(call[0] == "exec_sync" and call[2] == ("alive",) for call in runtime.calls)
+        assert manager.failed_probe(p, container) == ""
+    finally:
+        await manager.stop()
+    assert manager.workers == {}
