@@ -11,7 +11,6 @@ that is what goes on the wire: a gRPC method is addressed as
 "/runtime.v1.RuntimeService/RunPodSandbox" and a field by its number.
 Fields we leave out are simply unknown to us: proto3 skips them when it
 decodes a response, and the runtime sees them as unset in our requests.
-
 Times are Unix nanoseconds (int64) as in the real API.
 """
 
@@ -35,14 +34,15 @@ class _Protocol:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _ProtocolEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_Protocol.ValueType], builtins.type):
+class _ProtocolEnumTypeWrapper(
+    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_Protocol.ValueType], builtins.type
+):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     TCP: _Protocol.ValueType  # 0
     UDP: _Protocol.ValueType  # 1
     SCTP: _Protocol.ValueType  # 2
 
-class Protocol(_Protocol, metaclass=_ProtocolEnumTypeWrapper):
-    """---- shared pieces -----------------------------------------------------------------------"""
+class Protocol(_Protocol, metaclass=_ProtocolEnumTypeWrapper): ...
 
 TCP: Protocol.ValueType  # 0
 UDP: Protocol.ValueType  # 1
@@ -53,7 +53,10 @@ class _MountPropagation:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _MountPropagationEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_MountPropagation.ValueType], builtins.type):
+class _MountPropagationEnumTypeWrapper(
+    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_MountPropagation.ValueType],
+    builtins.type,
+):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     PROPAGATION_PRIVATE: _MountPropagation.ValueType  # 0
     PROPAGATION_HOST_TO_CONTAINER: _MountPropagation.ValueType  # 1
@@ -70,7 +73,10 @@ class _NamespaceMode:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _NamespaceModeEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_NamespaceMode.ValueType], builtins.type):
+class _NamespaceModeEnumTypeWrapper(
+    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_NamespaceMode.ValueType],
+    builtins.type,
+):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     POD: _NamespaceMode.ValueType  # 0
     CONTAINER: _NamespaceMode.ValueType  # 1
@@ -92,7 +98,10 @@ class _PodSandboxState:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _PodSandboxStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_PodSandboxState.ValueType], builtins.type):
+class _PodSandboxStateEnumTypeWrapper(
+    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_PodSandboxState.ValueType],
+    builtins.type,
+):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     SANDBOX_READY: _PodSandboxState.ValueType  # 0
     SANDBOX_NOTREADY: _PodSandboxState.ValueType  # 1
@@ -107,7 +116,10 @@ class _ContainerState:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _ContainerStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ContainerState.ValueType], builtins.type):
+class _ContainerStateEnumTypeWrapper(
+    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ContainerState.ValueType],
+    builtins.type,
+):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     CONTAINER_CREATED: _ContainerState.ValueType  # 0
     CONTAINER_RUNNING: _ContainerState.ValueType  # 1
@@ -124,8 +136,6 @@ global___ContainerState = ContainerState
 
 @typing.final
 class VersionRequest(google.protobuf.message.Message):
-    """---- version and status ----------------------------------------------------------------"""
-
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     VERSION_FIELD_NUMBER: builtins.int
@@ -163,7 +173,19 @@ class VersionResponse(google.protobuf.message.Message):
         runtime_version: builtins.str = ...,
         runtime_api_version: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["runtime_api_version", b"runtime_api_version", "runtime_name", b"runtime_name", "runtime_version", b"runtime_version", "version", b"version"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "runtime_api_version",
+            b"runtime_api_version",
+            "runtime_name",
+            b"runtime_name",
+            "runtime_version",
+            b"runtime_version",
+            "version",
+            b"version",
+        ],
+    ) -> None: ...
 
 global___VersionResponse = VersionResponse
 
@@ -204,7 +226,12 @@ class RuntimeCondition(google.protobuf.message.Message):
         reason: builtins.str = ...,
         message: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["message", b"message", "reason", b"reason", "status", b"status", "type", b"type"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "message", b"message", "reason", b"reason", "status", b"status", "type", b"type"
+        ],
+    ) -> None: ...
 
 global___RuntimeCondition = RuntimeCondition
 
@@ -214,7 +241,11 @@ class RuntimeStatus(google.protobuf.message.Message):
 
     CONDITIONS_FIELD_NUMBER: builtins.int
     @property
-    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___RuntimeCondition]: ...
+    def conditions(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[
+        global___RuntimeCondition
+    ]: ...
     def __init__(
         self,
         *,
@@ -242,7 +273,9 @@ class StatusResponse(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     STATUS_FIELD_NUMBER: builtins.int
     INFO_FIELD_NUMBER: builtins.int
@@ -257,7 +290,9 @@ class StatusResponse(google.protobuf.message.Message):
         info: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["status", b"status"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["info", b"info", "status", b"status"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["info", b"info", "status", b"status"]
+    ) -> None: ...
 
 global___StatusResponse = StatusResponse
 
@@ -288,8 +323,12 @@ class RuntimeConfig(google.protobuf.message.Message):
         *,
         network_config: global___NetworkConfig | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["network_config", b"network_config"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["network_config", b"network_config"]) -> None: ...
+    def HasField(
+        self, field_name: typing.Literal["network_config", b"network_config"]
+    ) -> builtins.bool: ...
+    def ClearField(
+        self, field_name: typing.Literal["network_config", b"network_config"]
+    ) -> None: ...
 
 global___RuntimeConfig = RuntimeConfig
 
@@ -305,8 +344,12 @@ class UpdateRuntimeConfigRequest(google.protobuf.message.Message):
         *,
         runtime_config: global___RuntimeConfig | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["runtime_config", b"runtime_config"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["runtime_config", b"runtime_config"]) -> None: ...
+    def HasField(
+        self, field_name: typing.Literal["runtime_config", b"runtime_config"]
+    ) -> builtins.bool: ...
+    def ClearField(
+        self, field_name: typing.Literal["runtime_config", b"runtime_config"]
+    ) -> None: ...
 
 global___UpdateRuntimeConfigRequest = UpdateRuntimeConfigRequest
 
@@ -340,7 +383,19 @@ class PortMapping(google.protobuf.message.Message):
         host_port: builtins.int = ...,
         host_ip: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["container_port", b"container_port", "host_ip", b"host_ip", "host_port", b"host_port", "protocol", b"protocol"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "container_port",
+            b"container_port",
+            "host_ip",
+            b"host_ip",
+            "host_port",
+            b"host_port",
+            "protocol",
+            b"protocol",
+        ],
+    ) -> None: ...
 
 global___PortMapping = PortMapping
 
@@ -352,11 +407,17 @@ class DNSConfig(google.protobuf.message.Message):
     SEARCHES_FIELD_NUMBER: builtins.int
     OPTIONS_FIELD_NUMBER: builtins.int
     @property
-    def servers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def servers(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
-    def searches(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def searches(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
-    def options(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def options(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     def __init__(
         self,
         *,
@@ -364,7 +425,12 @@ class DNSConfig(google.protobuf.message.Message):
         searches: collections.abc.Iterable[builtins.str] | None = ...,
         options: collections.abc.Iterable[builtins.str] | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["options", b"options", "searches", b"searches", "servers", b"servers"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "options", b"options", "searches", b"searches", "servers", b"servers"
+        ],
+    ) -> None: ...
 
 global___DNSConfig = DNSConfig
 
@@ -395,7 +461,21 @@ class Mount(google.protobuf.message.Message):
         selinux_relabel: builtins.bool = ...,
         propagation: global___MountPropagation.ValueType = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["container_path", b"container_path", "host_path", b"host_path", "propagation", b"propagation", "readonly", b"readonly", "selinux_relabel", b"selinux_relabel"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "container_path",
+            b"container_path",
+            "host_path",
+            b"host_path",
+            "propagation",
+            b"propagation",
+            "readonly",
+            b"readonly",
+            "selinux_relabel",
+            b"selinux_relabel",
+        ],
+    ) -> None: ...
 
 global___Mount = Mount
 
@@ -419,7 +499,12 @@ class NamespaceOption(google.protobuf.message.Message):
         ipc: global___NamespaceMode.ValueType = ...,
         target_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["ipc", b"ipc", "network", b"network", "pid", b"pid", "target_id", b"target_id"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "ipc", b"ipc", "network", b"network", "pid", b"pid", "target_id", b"target_id"
+        ],
+    ) -> None: ...
 
 global___NamespaceOption = NamespaceOption
 
@@ -460,20 +545,26 @@ class ImageSpec(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     IMAGE_FIELD_NUMBER: builtins.int
     ANNOTATIONS_FIELD_NUMBER: builtins.int
     image: builtins.str
     @property
-    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
         image: builtins.str = ...,
         annotations: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "image", b"image"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["annotations", b"annotations", "image", b"image"]
+    ) -> None: ...
 
 global___ImageSpec = ImageSpec
 
@@ -534,14 +625,30 @@ class LinuxContainerResources(google.protobuf.message.Message):
         cpuset_cpus: builtins.str = ...,
         cpuset_mems: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["cpu_period", b"cpu_period", "cpu_quota", b"cpu_quota", "cpu_shares", b"cpu_shares", "cpuset_cpus", b"cpuset_cpus", "cpuset_mems", b"cpuset_mems", "memory_limit_in_bytes", b"memory_limit_in_bytes", "oom_score_adj", b"oom_score_adj"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "cpu_period",
+            b"cpu_period",
+            "cpu_quota",
+            b"cpu_quota",
+            "cpu_shares",
+            b"cpu_shares",
+            "cpuset_cpus",
+            b"cpuset_cpus",
+            "cpuset_mems",
+            b"cpuset_mems",
+            "memory_limit_in_bytes",
+            b"memory_limit_in_bytes",
+            "oom_score_adj",
+            b"oom_score_adj",
+        ],
+    ) -> None: ...
 
 global___LinuxContainerResources = LinuxContainerResources
 
 @typing.final
 class LinuxSandboxSecurityContext(google.protobuf.message.Message):
-    """---- pod sandboxes -----------------------------------------------------------------------"""
-
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAMESPACE_OPTIONS_FIELD_NUMBER: builtins.int
@@ -556,7 +663,9 @@ class LinuxSandboxSecurityContext(google.protobuf.message.Message):
     @property
     def run_as_user(self) -> global___Int64Value: ...
     @property
-    def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
+    def supplemental_groups(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
     def __init__(
         self,
         *,
@@ -566,8 +675,27 @@ class LinuxSandboxSecurityContext(google.protobuf.message.Message):
         supplemental_groups: collections.abc.Iterable[builtins.int] | None = ...,
         privileged: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["namespace_options", b"namespace_options", "run_as_user", b"run_as_user"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["namespace_options", b"namespace_options", "privileged", b"privileged", "readonly_rootfs", b"readonly_rootfs", "run_as_user", b"run_as_user", "supplemental_groups", b"supplemental_groups"]) -> None: ...
+    def HasField(
+        self,
+        field_name: typing.Literal[
+            "namespace_options", b"namespace_options", "run_as_user", b"run_as_user"
+        ],
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "namespace_options",
+            b"namespace_options",
+            "privileged",
+            b"privileged",
+            "readonly_rootfs",
+            b"readonly_rootfs",
+            "run_as_user",
+            b"run_as_user",
+            "supplemental_groups",
+            b"supplemental_groups",
+        ],
+    ) -> None: ...
 
 global___LinuxSandboxSecurityContext = LinuxSandboxSecurityContext
 
@@ -589,7 +717,9 @@ class LinuxPodSandboxConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     CGROUP_PARENT_FIELD_NUMBER: builtins.int
     SECURITY_CONTEXT_FIELD_NUMBER: builtins.int
@@ -598,7 +728,9 @@ class LinuxPodSandboxConfig(google.protobuf.message.Message):
     @property
     def security_context(self) -> global___LinuxSandboxSecurityContext: ...
     @property
-    def sysctls(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def sysctls(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -606,8 +738,20 @@ class LinuxPodSandboxConfig(google.protobuf.message.Message):
         security_context: global___LinuxSandboxSecurityContext | None = ...,
         sysctls: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["security_context", b"security_context"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["cgroup_parent", b"cgroup_parent", "security_context", b"security_context", "sysctls", b"sysctls"]) -> None: ...
+    def HasField(
+        self, field_name: typing.Literal["security_context", b"security_context"]
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "cgroup_parent",
+            b"cgroup_parent",
+            "security_context",
+            b"security_context",
+            "sysctls",
+            b"sysctls",
+        ],
+    ) -> None: ...
 
 global___LinuxPodSandboxConfig = LinuxPodSandboxConfig
 
@@ -635,7 +779,12 @@ class PodSandboxMetadata(google.protobuf.message.Message):
         namespace: builtins.str = ...,
         attempt: builtins.int = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["attempt", b"attempt", "name", b"name", "namespace", b"namespace", "uid", b"uid"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "attempt", b"attempt", "name", b"name", "namespace", b"namespace", "uid", b"uid"
+        ],
+    ) -> None: ...
 
 global___PodSandboxMetadata = PodSandboxMetadata
 
@@ -657,7 +806,9 @@ class PodSandboxConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -673,7 +824,9 @@ class PodSandboxConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     METADATA_FIELD_NUMBER: builtins.int
     HOSTNAME_FIELD_NUMBER: builtins.int
@@ -693,11 +846,19 @@ class PodSandboxConfig(google.protobuf.message.Message):
     @property
     def dns_config(self) -> global___DNSConfig: ...
     @property
-    def port_mappings(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PortMapping]: ...
+    def port_mappings(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[
+        global___PortMapping
+    ]: ...
     @property
-    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
     def linux(self) -> global___LinuxPodSandboxConfig: ...
     def __init__(
@@ -712,8 +873,33 @@ class PodSandboxConfig(google.protobuf.message.Message):
         annotations: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
         linux: global___LinuxPodSandboxConfig | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["dns_config", b"dns_config", "linux", b"linux", "metadata", b"metadata"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "dns_config", b"dns_config", "hostname", b"hostname", "labels", b"labels", "linux", b"linux", "log_directory", b"log_directory", "metadata", b"metadata", "port_mappings", b"port_mappings"]) -> None: ...
+    def HasField(
+        self,
+        field_name: typing.Literal[
+            "dns_config", b"dns_config", "linux", b"linux", "metadata", b"metadata"
+        ],
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "annotations",
+            b"annotations",
+            "dns_config",
+            b"dns_config",
+            "hostname",
+            b"hostname",
+            "labels",
+            b"labels",
+            "linux",
+            b"linux",
+            "log_directory",
+            b"log_directory",
+            "metadata",
+            b"metadata",
+            "port_mappings",
+            b"port_mappings",
+        ],
+    ) -> None: ...
 
 global___PodSandboxConfig = PodSandboxConfig
 
@@ -734,7 +920,9 @@ class RunPodSandboxRequest(google.protobuf.message.Message):
         runtime_handler: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["config", b"config"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["config", b"config", "runtime_handler", b"runtime_handler"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["config", b"config", "runtime_handler", b"runtime_handler"]
+    ) -> None: ...
 
 global___RunPodSandboxRequest = RunPodSandboxRequest
 
@@ -749,7 +937,9 @@ class RunPodSandboxResponse(google.protobuf.message.Message):
         *,
         pod_sandbox_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]
+    ) -> None: ...
 
 global___RunPodSandboxResponse = RunPodSandboxResponse
 
@@ -764,7 +954,9 @@ class StopPodSandboxRequest(google.protobuf.message.Message):
         *,
         pod_sandbox_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]
+    ) -> None: ...
 
 global___StopPodSandboxRequest = StopPodSandboxRequest
 
@@ -789,7 +981,9 @@ class RemovePodSandboxRequest(google.protobuf.message.Message):
         *,
         pod_sandbox_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]
+    ) -> None: ...
 
 global___RemovePodSandboxRequest = RemovePodSandboxRequest
 
@@ -817,7 +1011,9 @@ class PodSandboxStatusRequest(google.protobuf.message.Message):
         pod_sandbox_id: builtins.str = ...,
         verbose: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id", "verbose", b"verbose"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id", "verbose", b"verbose"]
+    ) -> None: ...
 
 global___PodSandboxStatusRequest = PodSandboxStatusRequest
 
@@ -845,14 +1041,18 @@ class PodSandboxNetworkStatus(google.protobuf.message.Message):
     ip: builtins.str
     """the address the CNI plugin handed out"""
     @property
-    def additional_ips(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodIP]: ...
+    def additional_ips(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodIP]: ...
     def __init__(
         self,
         *,
         ip: builtins.str = ...,
         additional_ips: collections.abc.Iterable[global___PodIP] | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["additional_ips", b"additional_ips", "ip", b"ip"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["additional_ips", b"additional_ips", "ip", b"ip"]
+    ) -> None: ...
 
 global___PodSandboxNetworkStatus = PodSandboxNetworkStatus
 
@@ -874,7 +1074,9 @@ class PodSandboxStatus(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -890,7 +1092,9 @@ class PodSandboxStatus(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     METADATA_FIELD_NUMBER: builtins.int
@@ -909,9 +1113,13 @@ class PodSandboxStatus(google.protobuf.message.Message):
     @property
     def network(self) -> global___PodSandboxNetworkStatus: ...
     @property
-    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -924,8 +1132,30 @@ class PodSandboxStatus(google.protobuf.message.Message):
         annotations: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
         runtime_handler: builtins.str = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["metadata", b"metadata", "network", b"network"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "created_at", b"created_at", "id", b"id", "labels", b"labels", "metadata", b"metadata", "network", b"network", "runtime_handler", b"runtime_handler", "state", b"state"]) -> None: ...
+    def HasField(
+        self, field_name: typing.Literal["metadata", b"metadata", "network", b"network"]
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "annotations",
+            b"annotations",
+            "created_at",
+            b"created_at",
+            "id",
+            b"id",
+            "labels",
+            b"labels",
+            "metadata",
+            b"metadata",
+            "network",
+            b"network",
+            "runtime_handler",
+            b"runtime_handler",
+            "state",
+            b"state",
+        ],
+    ) -> None: ...
 
 global___PodSandboxStatus = PodSandboxStatus
 
@@ -947,7 +1177,9 @@ class PodSandboxStatusResponse(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     STATUS_FIELD_NUMBER: builtins.int
     INFO_FIELD_NUMBER: builtins.int
@@ -962,7 +1194,9 @@ class PodSandboxStatusResponse(google.protobuf.message.Message):
         info: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["status", b"status"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["info", b"info", "status", b"status"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["info", b"info", "status", b"status"]
+    ) -> None: ...
 
 global___PodSandboxStatusResponse = PodSandboxStatusResponse
 
@@ -1001,7 +1235,9 @@ class PodSandboxFilter(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     STATE_FIELD_NUMBER: builtins.int
@@ -1010,7 +1246,9 @@ class PodSandboxFilter(google.protobuf.message.Message):
     @property
     def state(self) -> global___PodSandboxStateValue: ...
     @property
-    def label_selector(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def label_selector(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1019,7 +1257,12 @@ class PodSandboxFilter(google.protobuf.message.Message):
         label_selector: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["state", b"state"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["id", b"id", "label_selector", b"label_selector", "state", b"state"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "id", b"id", "label_selector", b"label_selector", "state", b"state"
+        ],
+    ) -> None: ...
 
 global___PodSandboxFilter = PodSandboxFilter
 
@@ -1058,7 +1301,9 @@ class PodSandbox(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -1074,7 +1319,9 @@ class PodSandbox(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     METADATA_FIELD_NUMBER: builtins.int
@@ -1090,9 +1337,13 @@ class PodSandbox(google.protobuf.message.Message):
     @property
     def metadata(self) -> global___PodSandboxMetadata: ...
     @property
-    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1105,7 +1356,25 @@ class PodSandbox(google.protobuf.message.Message):
         runtime_handler: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["metadata", b"metadata"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "created_at", b"created_at", "id", b"id", "labels", b"labels", "metadata", b"metadata", "runtime_handler", b"runtime_handler", "state", b"state"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "annotations",
+            b"annotations",
+            "created_at",
+            b"created_at",
+            "id",
+            b"id",
+            "labels",
+            b"labels",
+            "metadata",
+            b"metadata",
+            "runtime_handler",
+            b"runtime_handler",
+            "state",
+            b"state",
+        ],
+    ) -> None: ...
 
 global___PodSandbox = PodSandbox
 
@@ -1115,7 +1384,11 @@ class ListPodSandboxResponse(google.protobuf.message.Message):
 
     ITEMS_FIELD_NUMBER: builtins.int
     @property
-    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodSandbox]: ...
+    def items(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[
+        global___PodSandbox
+    ]: ...
     def __init__(
         self,
         *,
@@ -1127,23 +1400,30 @@ global___ListPodSandboxResponse = ListPodSandboxResponse
 
 @typing.final
 class Capability(google.protobuf.message.Message):
-    """---- containers --------------------------------------------------------------------------"""
-
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ADD_CAPABILITIES_FIELD_NUMBER: builtins.int
     DROP_CAPABILITIES_FIELD_NUMBER: builtins.int
     @property
-    def add_capabilities(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def add_capabilities(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
-    def drop_capabilities(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def drop_capabilities(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     def __init__(
         self,
         *,
         add_capabilities: collections.abc.Iterable[builtins.str] | None = ...,
         drop_capabilities: collections.abc.Iterable[builtins.str] | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["add_capabilities", b"add_capabilities", "drop_capabilities", b"drop_capabilities"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "add_capabilities", b"add_capabilities", "drop_capabilities", b"drop_capabilities"
+        ],
+    ) -> None: ...
 
 global___Capability = Capability
 
@@ -1170,7 +1450,9 @@ class LinuxContainerSecurityContext(google.protobuf.message.Message):
     @property
     def run_as_user(self) -> global___Int64Value: ...
     @property
-    def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
+    def supplemental_groups(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
     def __init__(
         self,
         *,
@@ -1183,8 +1465,38 @@ class LinuxContainerSecurityContext(google.protobuf.message.Message):
         supplemental_groups: collections.abc.Iterable[builtins.int] | None = ...,
         no_new_privs: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["capabilities", b"capabilities", "namespace_options", b"namespace_options", "run_as_user", b"run_as_user"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["capabilities", b"capabilities", "namespace_options", b"namespace_options", "no_new_privs", b"no_new_privs", "privileged", b"privileged", "readonly_rootfs", b"readonly_rootfs", "run_as_user", b"run_as_user", "run_as_username", b"run_as_username", "supplemental_groups", b"supplemental_groups"]) -> None: ...
+    def HasField(
+        self,
+        field_name: typing.Literal[
+            "capabilities",
+            b"capabilities",
+            "namespace_options",
+            b"namespace_options",
+            "run_as_user",
+            b"run_as_user",
+        ],
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "capabilities",
+            b"capabilities",
+            "namespace_options",
+            b"namespace_options",
+            "no_new_privs",
+            b"no_new_privs",
+            "privileged",
+            b"privileged",
+            "readonly_rootfs",
+            b"readonly_rootfs",
+            "run_as_user",
+            b"run_as_user",
+            "run_as_username",
+            b"run_as_username",
+            "supplemental_groups",
+            b"supplemental_groups",
+        ],
+    ) -> None: ...
 
 global___LinuxContainerSecurityContext = LinuxContainerSecurityContext
 
@@ -1204,8 +1516,18 @@ class LinuxContainerConfig(google.protobuf.message.Message):
         resources: global___LinuxContainerResources | None = ...,
         security_context: global___LinuxContainerSecurityContext | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["resources", b"resources", "security_context", b"security_context"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["resources", b"resources", "security_context", b"security_context"]) -> None: ...
+    def HasField(
+        self,
+        field_name: typing.Literal[
+            "resources", b"resources", "security_context", b"security_context"
+        ],
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "resources", b"resources", "security_context", b"security_context"
+        ],
+    ) -> None: ...
 
 global___LinuxContainerConfig = LinuxContainerConfig
 
@@ -1223,7 +1545,9 @@ class ContainerMetadata(google.protobuf.message.Message):
         name: builtins.str = ...,
         attempt: builtins.int = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["attempt", b"attempt", "name", b"name"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["attempt", b"attempt", "name", b"name"]
+    ) -> None: ...
 
 global___ContainerMetadata = ContainerMetadata
 
@@ -1245,7 +1569,9 @@ class ContainerConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -1261,7 +1587,9 @@ class ContainerConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     METADATA_FIELD_NUMBER: builtins.int
     IMAGE_FIELD_NUMBER: builtins.int
@@ -1288,21 +1616,33 @@ class ContainerConfig(google.protobuf.message.Message):
     @property
     def image(self) -> global___ImageSpec: ...
     @property
-    def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+    def command(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
         """overrides the image's ENTRYPOINT"""
 
     @property
-    def args(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+    def args(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
         """overrides the image's CMD"""
 
     @property
-    def envs(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyValue]: ...
+    def envs(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyValue]: ...
     @property
-    def mounts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Mount]: ...
+    def mounts(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Mount]: ...
     @property
-    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
     def linux(self) -> global___LinuxContainerConfig: ...
     def __init__(
@@ -1323,8 +1663,43 @@ class ContainerConfig(google.protobuf.message.Message):
         tty: builtins.bool = ...,
         linux: global___LinuxContainerConfig | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["image", b"image", "linux", b"linux", "metadata", b"metadata"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "args", b"args", "command", b"command", "envs", b"envs", "image", b"image", "labels", b"labels", "linux", b"linux", "log_path", b"log_path", "metadata", b"metadata", "mounts", b"mounts", "stdin", b"stdin", "stdin_once", b"stdin_once", "tty", b"tty", "working_dir", b"working_dir"]) -> None: ...
+    def HasField(
+        self,
+        field_name: typing.Literal["image", b"image", "linux", b"linux", "metadata", b"metadata"],
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "annotations",
+            b"annotations",
+            "args",
+            b"args",
+            "command",
+            b"command",
+            "envs",
+            b"envs",
+            "image",
+            b"image",
+            "labels",
+            b"labels",
+            "linux",
+            b"linux",
+            "log_path",
+            b"log_path",
+            "metadata",
+            b"metadata",
+            "mounts",
+            b"mounts",
+            "stdin",
+            b"stdin",
+            "stdin_once",
+            b"stdin_once",
+            "tty",
+            b"tty",
+            "working_dir",
+            b"working_dir",
+        ],
+    ) -> None: ...
 
 global___ContainerConfig = ContainerConfig
 
@@ -1347,8 +1722,20 @@ class CreateContainerRequest(google.protobuf.message.Message):
         config: global___ContainerConfig | None = ...,
         sandbox_config: global___PodSandboxConfig | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["config", b"config", "sandbox_config", b"sandbox_config"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["config", b"config", "pod_sandbox_id", b"pod_sandbox_id", "sandbox_config", b"sandbox_config"]) -> None: ...
+    def HasField(
+        self, field_name: typing.Literal["config", b"config", "sandbox_config", b"sandbox_config"]
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "config",
+            b"config",
+            "pod_sandbox_id",
+            b"pod_sandbox_id",
+            "sandbox_config",
+            b"sandbox_config",
+        ],
+    ) -> None: ...
 
 global___CreateContainerRequest = CreateContainerRequest
 
@@ -1408,7 +1795,9 @@ class StopContainerRequest(google.protobuf.message.Message):
         container_id: builtins.str = ...,
         timeout: builtins.int = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["container_id", b"container_id", "timeout", b"timeout"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["container_id", b"container_id", "timeout", b"timeout"]
+    ) -> None: ...
 
 global___StopContainerRequest = StopContainerRequest
 
@@ -1480,7 +1869,9 @@ class ContainerFilter(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     STATE_FIELD_NUMBER: builtins.int
@@ -1491,7 +1882,9 @@ class ContainerFilter(google.protobuf.message.Message):
     @property
     def state(self) -> global___ContainerStateValue: ...
     @property
-    def label_selector(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def label_selector(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1501,7 +1894,19 @@ class ContainerFilter(google.protobuf.message.Message):
         label_selector: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["state", b"state"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["id", b"id", "label_selector", b"label_selector", "pod_sandbox_id", b"pod_sandbox_id", "state", b"state"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "id",
+            b"id",
+            "label_selector",
+            b"label_selector",
+            "pod_sandbox_id",
+            b"pod_sandbox_id",
+            "state",
+            b"state",
+        ],
+    ) -> None: ...
 
 global___ContainerFilter = ContainerFilter
 
@@ -1540,7 +1945,9 @@ class Container(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -1556,7 +1963,9 @@ class Container(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     POD_SANDBOX_ID_FIELD_NUMBER: builtins.int
@@ -1577,9 +1986,13 @@ class Container(google.protobuf.message.Message):
     @property
     def image(self) -> global___ImageSpec: ...
     @property
-    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1593,8 +2006,32 @@ class Container(google.protobuf.message.Message):
         labels: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
         annotations: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["image", b"image", "metadata", b"metadata"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "created_at", b"created_at", "id", b"id", "image", b"image", "image_ref", b"image_ref", "labels", b"labels", "metadata", b"metadata", "pod_sandbox_id", b"pod_sandbox_id", "state", b"state"]) -> None: ...
+    def HasField(
+        self, field_name: typing.Literal["image", b"image", "metadata", b"metadata"]
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "annotations",
+            b"annotations",
+            "created_at",
+            b"created_at",
+            "id",
+            b"id",
+            "image",
+            b"image",
+            "image_ref",
+            b"image_ref",
+            "labels",
+            b"labels",
+            "metadata",
+            b"metadata",
+            "pod_sandbox_id",
+            b"pod_sandbox_id",
+            "state",
+            b"state",
+        ],
+    ) -> None: ...
 
 global___Container = Container
 
@@ -1604,7 +2041,11 @@ class ListContainersResponse(google.protobuf.message.Message):
 
     CONTAINERS_FIELD_NUMBER: builtins.int
     @property
-    def containers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Container]: ...
+    def containers(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[
+        global___Container
+    ]: ...
     def __init__(
         self,
         *,
@@ -1628,7 +2069,9 @@ class ContainerStatusRequest(google.protobuf.message.Message):
         container_id: builtins.str = ...,
         verbose: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["container_id", b"container_id", "verbose", b"verbose"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["container_id", b"container_id", "verbose", b"verbose"]
+    ) -> None: ...
 
 global___ContainerStatusRequest = ContainerStatusRequest
 
@@ -1650,7 +2093,9 @@ class ContainerStatus(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -1666,7 +2111,9 @@ class ContainerStatus(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     METADATA_FIELD_NUMBER: builtins.int
@@ -1700,11 +2147,17 @@ class ContainerStatus(google.protobuf.message.Message):
     @property
     def image(self) -> global___ImageSpec: ...
     @property
-    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(
+        self,
+    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def mounts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Mount]: ...
+    def mounts(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Mount]: ...
     def __init__(
         self,
         *,
@@ -1724,8 +2177,44 @@ class ContainerStatus(google.protobuf.message.Message):
         mounts: collections.abc.Iterable[global___Mount] | None = ...,
         log_path: builtins.str = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["image", b"image", "metadata", b"metadata"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "created_at", b"created_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "image", b"image", "image_ref", b"image_ref", "labels", b"labels", "log_path", b"log_path", "message", b"message", "metadata", b"metadata", "mounts", b"mounts", "reason", b"reason", "started_at", b"started_at", "state", b"state"]) -> None: ...
+    def HasField(
+        self, field_name: typing.Literal["image", b"image", "metadata", b"metadata"]
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "annotations",
+            b"annotations",
+            "created_at",
+            b"created_at",
+            "exit_code",
+            b"exit_code",
+            "finished_at",
+            b"finished_at",
+            "id",
+            b"id",
+            "image",
+            b"image",
+            "image_ref",
+            b"image_ref",
+            "labels",
+            b"labels",
+            "log_path",
+            b"log_path",
+            "message",
+            b"message",
+            "metadata",
+            b"metadata",
+            "mounts",
+            b"mounts",
+            "reason",
+            b"reason",
+            "started_at",
+            b"started_at",
+            "state",
+            b"state",
+        ],
+    ) -> None: ...
 
 global___ContainerStatus = ContainerStatus
 
@@ -1747,7 +2236,9 @@ class ContainerStatusResponse(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     STATUS_FIELD_NUMBER: builtins.int
     INFO_FIELD_NUMBER: builtins.int
@@ -1762,7 +2253,9 @@ class ContainerStatusResponse(google.protobuf.message.Message):
         info: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["status", b"status"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["info", b"info", "status", b"status"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["info", b"info", "status", b"status"]
+    ) -> None: ...
 
 global___ContainerStatusResponse = ContainerStatusResponse
 
@@ -1780,7 +2273,9 @@ class ExecSyncRequest(google.protobuf.message.Message):
     container_id: builtins.str
     timeout: builtins.int
     @property
-    def cmd(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def cmd(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1788,7 +2283,12 @@ class ExecSyncRequest(google.protobuf.message.Message):
         cmd: collections.abc.Iterable[builtins.str] | None = ...,
         timeout: builtins.int = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["cmd", b"cmd", "container_id", b"container_id", "timeout", b"timeout"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "cmd", b"cmd", "container_id", b"container_id", "timeout", b"timeout"
+        ],
+    ) -> None: ...
 
 global___ExecSyncRequest = ExecSyncRequest
 
@@ -1809,14 +2309,17 @@ class ExecSyncResponse(google.protobuf.message.Message):
         stderr: builtins.bytes = ...,
         exit_code: builtins.int = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["exit_code", b"exit_code", "stderr", b"stderr", "stdout", b"stdout"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "exit_code", b"exit_code", "stderr", b"stderr", "stdout", b"stdout"
+        ],
+    ) -> None: ...
 
 global___ExecSyncResponse = ExecSyncResponse
 
 @typing.final
 class Image(google.protobuf.message.Message):
-    """---- images ------------------------------------------------------------------------------"""
-
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ID_FIELD_NUMBER: builtins.int
@@ -1833,12 +2336,16 @@ class Image(google.protobuf.message.Message):
     username: builtins.str
     pinned: builtins.bool
     @property
-    def repo_tags(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """"docker.io/library/nginx:latest" """
+    def repo_tags(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """ "docker.io/library/nginx:latest" """
 
     @property
-    def repo_digests(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """"docker.io/library/nginx@sha256:..." """
+    def repo_digests(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """ "docker.io/library/nginx@sha256:..." """
 
     @property
     def uid(self) -> global___Int64Value: ...
@@ -1856,8 +2363,30 @@ class Image(google.protobuf.message.Message):
         spec: global___ImageSpec | None = ...,
         pinned: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["spec", b"spec", "uid", b"uid"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["id", b"id", "pinned", b"pinned", "repo_digests", b"repo_digests", "repo_tags", b"repo_tags", "size", b"size", "spec", b"spec", "uid", b"uid", "username", b"username"]) -> None: ...
+    def HasField(
+        self, field_name: typing.Literal["spec", b"spec", "uid", b"uid"]
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "id",
+            b"id",
+            "pinned",
+            b"pinned",
+            "repo_digests",
+            b"repo_digests",
+            "repo_tags",
+            b"repo_tags",
+            "size",
+            b"size",
+            "spec",
+            b"spec",
+            "uid",
+            b"uid",
+            "username",
+            b"username",
+        ],
+    ) -> None: ...
 
 global___Image = Image
 
@@ -1901,7 +2430,9 @@ class ListImagesResponse(google.protobuf.message.Message):
 
     IMAGES_FIELD_NUMBER: builtins.int
     @property
-    def images(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Image]: ...
+    def images(
+        self,
+    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Image]: ...
     def __init__(
         self,
         *,
@@ -1927,7 +2458,9 @@ class ImageStatusRequest(google.protobuf.message.Message):
         verbose: builtins.bool = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["image", b"image"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["image", b"image", "verbose", b"verbose"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["image", b"image", "verbose", b"verbose"]
+    ) -> None: ...
 
 global___ImageStatusRequest = ImageStatusRequest
 
@@ -1951,7 +2484,9 @@ class ImageStatusResponse(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
+        def ClearField(
+            self, field_name: typing.Literal["key", b"key", "value", b"value"]
+        ) -> None: ...
 
     IMAGE_FIELD_NUMBER: builtins.int
     INFO_FIELD_NUMBER: builtins.int
@@ -1966,7 +2501,9 @@ class ImageStatusResponse(google.protobuf.message.Message):
         info: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["image", b"image"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["image", b"image", "info", b"info"]) -> None: ...
+    def ClearField(
+        self, field_name: typing.Literal["image", b"image", "info", b"info"]
+    ) -> None: ...
 
 global___ImageStatusResponse = ImageStatusResponse
 
@@ -1996,7 +2533,23 @@ class AuthConfig(google.protobuf.message.Message):
         identity_token: builtins.str = ...,
         registry_token: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["auth", b"auth", "identity_token", b"identity_token", "password", b"password", "registry_token", b"registry_token", "server_address", b"server_address", "username", b"username"]) -> None: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "auth",
+            b"auth",
+            "identity_token",
+            b"identity_token",
+            "password",
+            b"password",
+            "registry_token",
+            b"registry_token",
+            "server_address",
+            b"server_address",
+            "username",
+            b"username",
+        ],
+    ) -> None: ...
 
 global___AuthConfig = AuthConfig
 
@@ -2020,8 +2573,18 @@ class PullImageRequest(google.protobuf.message.Message):
         auth: global___AuthConfig | None = ...,
         sandbox_config: global___PodSandboxConfig | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["auth", b"auth", "image", b"image", "sandbox_config", b"sandbox_config"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["auth", b"auth", "image", b"image", "sandbox_config", b"sandbox_config"]) -> None: ...
+    def HasField(
+        self,
+        field_name: typing.Literal[
+            "auth", b"auth", "image", b"image", "sandbox_config", b"sandbox_config"
+        ],
+    ) -> builtins.bool: ...
+    def ClearField(
+        self,
+        field_name: typing.Literal[
+            "auth", b"auth", "image", b"image", "sandbox_config", b"sandbox_config"
+        ],
+    ) -> None: ...
 
 global___PullImageRequest = PullImageRequest
 

@@ -56,9 +56,13 @@ from kubelet.errors import (
     NotFoundError,
 )
 from kubelet.runtime import cri_logs
-from kubelet.runtime.cri_convert import ResolvedContainerConfig
+from kubelet.runtime.cri_messages import (
+    container_from_cri,
+    sandbox_from_cri,
+    to_cri_container_config,
+    to_cri_sandbox_config,
+)
 from kubelet.runtime.interface import (
-    CONTAINER_NAME_LABEL,
     POD_UID_LABEL,
     Container,
     ContainerConfig,
@@ -82,135 +86,12 @@ DEFAULT_LOG_ROOT = "/var/log/pods"
 PULL_TIMEOUT = 300.0
 T = TypeVar("T")
 
-_PROTOCOLS = {"TCP": cri.TCP, "UDP": cri.UDP, "SCTP": cri.SCTP}
-
 
 def grpc_target(endpoint: str) -> str:
     """`unix:///run/x.sock` or a bare `/run/x.sock` -> the gRPC target `unix:///run/x.sock`."""
     if endpoint.startswith("/"):
         return f"unix://{endpoint}"
     return endpoint
-
-
-def _seconds(ns: int) -> float:
-    return ns / 1e9 if ns > 0 else 0.0
-
-
-def sandbox_log_directory(log_root: str, config: PodSandboxConfig) -> str:
-    return str(Path(log_root) / f"{config.namespace}_{config.name}_{config.uid}")
-
-
-def container_log_path(name: str, attempt: int) -> str:
-    return f"{name}/{attempt}.log"
-
-
-def to_cri_sandbox_config(config: PodSandboxConfig, log_root: str) -> cri.PodSandboxConfig:
-    """Our PodSandboxConfig as CRI's (generatePodSandboxConfig's second half)."""
-    mode = cri.NODE if config.host_network else cri.POD
-    out = cri.PodSandboxConfig(
-        metadata=cri.PodSandboxMetadata(
-            name=config.name, uid=config.uid, namespace=config.namespace, attempt=config.attempt
-        ),
-        hostname="" if config.host_network else (config.hostname or config.name),
-        log_directory=sandbox_log_directory(log_root, config),
-        port_mappings=[
-            cri.PortMapping(
-                protocol=_PROTOCOLS.get(p.protocol.upper(), cri.TCP),
-                container_port=p.container_port,
-                host_port=p.host_port,
-                host_ip=p.host_ip,
-            )
-            for p in config.port_mappings
-        ],
-        labels={**config.labels, POD_UID_LABEL: config.uid},
-        annotations=config.annotations,
-        linux=cri.LinuxPodSandboxConfig(
-            security_context=cri.LinuxSandboxSecurityContext(
-                namespace_options=cri.NamespaceOption(network=mode, pid=cri.CONTAINER, ipc=cri.POD)
-            )
-        ),
-    )
-    return out
-
-
-def to_cri_container_config(
-    config: ContainerConfig, sandbox: PodSandboxConfig
-) -> cri.ContainerConfig:
-    linux = cri.LinuxContainerConfig(
-        security_context=cri.LinuxContainerSecurityContext(
-            namespace_options=cri.NamespaceOption(
-                network=cri.NODE if sandbox.host_network else cri.POD,
-                pid=cri.CONTAINER,
-                ipc=cri.POD,
-            )
-        )
-    )
-    mounts: list[cri.Mount] = []
-    if isinstance(config, ResolvedContainerConfig):
-        if config.resources is not None:
-            r = config.resources
-            linux.resources.CopyFrom(
-                cri.LinuxContainerResources(
-                    cpu_period=r.cpu_period,
-                    cpu_quota=r.cpu_quota,
-                    cpu_shares=r.cpu_shares,
-                    memory_limit_in_bytes=r.memory_limit_in_bytes,
-                )
-            )
-        mounts = [
-            cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.read_only)
-            for m in config.mounts
-        ]
-    return cri.ContainerConfig(
-        metadata=cri.ContainerMetadata(name=config.name, attempt=config.attempt),
-        image=cri.ImageSpec(image=config.image),
-        command=list(config.command),
-        args=list(config.args),
-        working_dir=config.working_dir,
-        envs=[cri.KeyValue(key=k, value=v) for k, v in config.env],
-        mounts=mounts,
-        labels={**config.labels, CONTAINER_NAME_LABEL: config.name},
-        annotations=config.annotations,
-        log_path=container_log_path(config.name, config.attempt),
-        linux=linux,
-    )
-
-
-def _sandbox(item: Any, ip: str = "") -> PodSandbox:
-    """CRI PodSandbox or PodSandboxStatus -> ours."""
-    return PodSandbox(
-        id=item.id,
-        name=item.metadata.name,
-        namespace=item.metadata.namespace,
-        pod_uid=item.metadata.uid,
-        attempt=item.metadata.attempt,
-        state=SandboxState(cri.PodSandboxState.Name(item.state)),
-        created_at=_seconds(item.created_at),
-        ip=ip,
-        labels=dict(item.labels),
-        annotations=dict(item.annotations),
-    )
-
-
-def _container(status: Any) -> Container:
-    """CRI ContainerStatus -> ours."""
-    return Container(
-        id=status.id,
-        sandbox_id=status.labels.get("io.kubernetes.sandbox.id", ""),
-        name=status.metadata.name,
-        attempt=status.metadata.attempt,
-        image=status.image.image,
-        image_ref=status.image_ref,
-        state=ContainerState(cri.ContainerState.Name(status.state)),
-        created_at=_seconds(status.created_at),
-        started_at=_seconds(status.started_at),
-        finished_at=_seconds(status.finished_at),
-        exit_code=status.exit_code,
-        reason=status.reason,
-        message=status.message,
-        labels=dict(status.labels),
-        annotations=dict(status.annotations),
-    )
 
 
 def _error(err: grpc.aio.AioRpcError, what: str) -> ContainerRuntimeError:
@@ -346,13 +227,13 @@ class CRIRuntime(ContainerRuntime):
         ip = resp.status.network.ip
         if ip:
             self._ips[sandbox_id] = ip
-        return _sandbox(resp.status, ip)
+        return sandbox_from_cri(resp.status, ip)
 
     async def list_pod_sandboxes(self, *, pod_uid: str = "") -> list[PodSandbox]:
         selector = {POD_UID_LABEL: pod_uid} if pod_uid else {}
         request = cri.ListPodSandboxRequest(filter=cri.PodSandboxFilter(label_selector=selector))
         resp = await self._call("list pod sandboxes", self.rt.ListPodSandbox, request)
-        out = [_sandbox(item, self._ips.get(item.id, "")) for item in resp.items]
+        out = [sandbox_from_cri(item, self._ips.get(item.id, "")) for item in resp.items]
         missing = [s for s in out if s.state == SandboxState.READY and s.id not in self._ips]
         if missing:
             found = await asyncio.gather(
@@ -461,7 +342,7 @@ class CRIRuntime(ContainerRuntime):
     async def container_status(self, container_id: str) -> Container:
         request = cri.ContainerStatusRequest(container_id=container_id)
         resp = await self._call(f"container {container_id}", self.rt.ContainerStatus, request)
-        container = _container(resp.status)
+        container = container_from_cri(resp.status)
         cached = self._statuses.get(container_id)
         container.sandbox_id = container.sandbox_id or (cached.sandbox_id if cached else "")
         if not container.sandbox_id:

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from kubelet.runtime import cri_logs
-from kubelet.runtime.cri import to_cri_container_config, to_cri_sandbox_config
 from kubelet.runtime.cri_convert import (
     ContainerConfigError,
     LinuxResources,
@@ -18,6 +17,7 @@ from kubelet.runtime.cri_convert import (
     linux_resources,
     prepare_volumes,
 )
+from kubelet.runtime.cri_messages import to_cri_container_config, to_cri_sandbox_config
 from kubelet.runtime.interface import LogLine, PodSandboxConfig, PortMapping
 from protos import core_pb2
 from protos import cri_pb2 as cri

@@ -1,0 +1,160 @@
+"""Our runtime dataclasses <-> CRI protobuf messages, for the containerd runtime (cri.py).
+
+Kept apart from the gRPC client so the mapping can be read (and tested) on
+its own; protobuf stays inside these two modules (DESIGN §7.4). The choices
+made here, as Kubernetes' kuberuntime makes them:
+
+* a sandbox's log_directory is `<log_root>/<namespace>_<name>_<uid>` and a
+  container's log_path `<container name>/<attempt>.log` inside it -- the
+  /var/log/pods layout, so a restarted container's previous log stays
+  beside the current one (`logs --previous`);
+* the pod uid label is always set on the sandbox, since the kubelet finds
+  its sandboxes by it after a restart;
+* network namespace: NODE for hostNetwork pods, else POD (the sandbox's);
+  PID namespace per container; IPC shared in the pod;
+* hostname is empty for hostNetwork pods (they see the node's);
+* a ResolvedContainerConfig (cri_convert.py) adds mounts and cgroup
+  limits; a plain ContainerConfig has none;
+* CRI times are Unix nanoseconds, ours float seconds (0 stays 0: "not yet").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kubelet.runtime.cri_convert import ResolvedContainerConfig
+from kubelet.runtime.interface import (
+    CONTAINER_NAME_LABEL,
+    POD_UID_LABEL,
+    Container,
+    ContainerConfig,
+    ContainerState,
+    PodSandbox,
+    PodSandboxConfig,
+    SandboxState,
+)
+from protos import cri_pb2 as cri
+
+_PROTOCOLS = {"TCP": cri.TCP, "UDP": cri.UDP, "SCTP": cri.SCTP}
+
+
+def _seconds(ns: int) -> float:
+    return ns / 1e9 if ns > 0 else 0.0
+
+
+def sandbox_log_directory(log_root: str, config: PodSandboxConfig) -> str:
+    return str(Path(log_root) / f"{config.namespace}_{config.name}_{config.uid}")
+
+
+def container_log_path(name: str, attempt: int) -> str:
+    return f"{name}/{attempt}.log"
+
+
+def to_cri_sandbox_config(config: PodSandboxConfig, log_root: str) -> cri.PodSandboxConfig:
+    """Our PodSandboxConfig as CRI's (generatePodSandboxConfig's second half)."""
+    mode = cri.NODE if config.host_network else cri.POD
+    out = cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(
+            name=config.name, uid=config.uid, namespace=config.namespace, attempt=config.attempt
+        ),
+        hostname="" if config.host_network else (config.hostname or config.name),
+        log_directory=sandbox_log_directory(log_root, config),
+        port_mappings=[
+            cri.PortMapping(
+                protocol=_PROTOCOLS.get(p.protocol.upper(), cri.TCP),
+                container_port=p.container_port,
+                host_port=p.host_port,
+                host_ip=p.host_ip,
+            )
+            for p in config.port_mappings
+        ],
+        labels={**config.labels, POD_UID_LABEL: config.uid},
+        annotations=config.annotations,
+        linux=cri.LinuxPodSandboxConfig(
+            security_context=cri.LinuxSandboxSecurityContext(
+                namespace_options=cri.NamespaceOption(network=mode, pid=cri.CONTAINER, ipc=cri.POD)
+            )
+        ),
+    )
+    return out
+
+
+def to_cri_container_config(
+    config: ContainerConfig, sandbox: PodSandboxConfig
+) -> cri.ContainerConfig:
+    linux = cri.LinuxContainerConfig(
+        security_context=cri.LinuxContainerSecurityContext(
+            namespace_options=cri.NamespaceOption(
+                network=cri.NODE if sandbox.host_network else cri.POD,
+                pid=cri.CONTAINER,
+                ipc=cri.POD,
+            )
+        )
+    )
+    mounts: list[cri.Mount] = []
+    if isinstance(config, ResolvedContainerConfig):
+        if config.resources is not None:
+            r = config.resources
+            linux.resources.CopyFrom(
+                cri.LinuxContainerResources(
+                    cpu_period=r.cpu_period,
+                    cpu_quota=r.cpu_quota,
+                    cpu_shares=r.cpu_shares,
+                    memory_limit_in_bytes=r.memory_limit_in_bytes,
+                )
+            )
+        mounts = [
+            cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.read_only)
+            for m in config.mounts
+        ]
+    return cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name=config.name, attempt=config.attempt),
+        image=cri.ImageSpec(image=config.image),
+        command=list(config.command),
+        args=list(config.args),
+        working_dir=config.working_dir,
+        envs=[cri.KeyValue(key=k, value=v) for k, v in config.env],
+        mounts=mounts,
+        labels={**config.labels, CONTAINER_NAME_LABEL: config.name},
+        annotations=config.annotations,
+        log_path=container_log_path(config.name, config.attempt),
+        linux=linux,
+    )
+
+
+def sandbox_from_cri(item: Any, ip: str = "") -> PodSandbox:
+    """CRI PodSandbox or PodSandboxStatus -> ours."""
+    return PodSandbox(
+        id=item.id,
+        name=item.metadata.name,
+        namespace=item.metadata.namespace,
+        pod_uid=item.metadata.uid,
+        attempt=item.metadata.attempt,
+        state=SandboxState(cri.PodSandboxState.Name(item.state)),
+        created_at=_seconds(item.created_at),
+        ip=ip,
+        labels=dict(item.labels),
+        annotations=dict(item.annotations),
+    )
+
+
+def container_from_cri(status: Any) -> Container:
+    """CRI ContainerStatus -> ours."""
+    return Container(
+        id=status.id,
+        sandbox_id=status.labels.get("io.kubernetes.sandbox.id", ""),
+        name=status.metadata.name,
+        attempt=status.metadata.attempt,
+        image=status.image.image,
+        image_ref=status.image_ref,
+        state=ContainerState(cri.ContainerState.Name(status.state)),
+        created_at=_seconds(status.created_at),
+        started_at=_seconds(status.started_at),
+        finished_at=_seconds(status.finished_at),
+        exit_code=status.exit_code,
+        reason=status.reason,
+        message=status.message,
+        labels=dict(status.labels),
+        annotations=dict(status.annotations),
+    )
