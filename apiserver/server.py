@@ -21,6 +21,7 @@ then does the port open, so no request ever sees a half-started server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import platform
@@ -231,11 +232,15 @@ async def _wire(
                 )
             yield response
     finally:
+        # A cancelled watch (client gone, server stopping) may leave an __anext__ running:
+        # finish it first, or closing the generator would fail with "already running".
         if pending is not None:
             pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
-            await aclose()
+            with contextlib.suppress(RuntimeError):
+                await aclose()
 
 
 class APIServer:
@@ -257,6 +262,9 @@ class APIServer:
                 ("grpc.max_receive_message_length", errors.MAX_REQUEST_BYTES),
                 ("grpc.max_send_message_length", 512 * 1024 * 1024),
                 ("grpc.so_reuseport", 0),
+                # One client connection carries every watch of an informer-heavy process
+                # (HTTP/2's default of 100 concurrent streams would starve the 101st).
+                ("grpc.max_concurrent_streams", 10_000),
                 # Clients ping idle watches every 30 s to find dead peers: allow it.
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),

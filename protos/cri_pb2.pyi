@@ -34,9 +34,7 @@ class _Protocol:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _ProtocolEnumTypeWrapper(
-    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_Protocol.ValueType], builtins.type
-):
+class _ProtocolEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_Protocol.ValueType], builtins.type):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     TCP: _Protocol.ValueType  # 0
     UDP: _Protocol.ValueType  # 1
@@ -53,10 +51,7 @@ class _MountPropagation:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _MountPropagationEnumTypeWrapper(
-    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_MountPropagation.ValueType],
-    builtins.type,
-):
+class _MountPropagationEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_MountPropagation.ValueType], builtins.type):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     PROPAGATION_PRIVATE: _MountPropagation.ValueType  # 0
     PROPAGATION_HOST_TO_CONTAINER: _MountPropagation.ValueType  # 1
@@ -73,10 +68,7 @@ class _NamespaceMode:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _NamespaceModeEnumTypeWrapper(
-    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_NamespaceMode.ValueType],
-    builtins.type,
-):
+class _NamespaceModeEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_NamespaceMode.ValueType], builtins.type):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     POD: _NamespaceMode.ValueType  # 0
     CONTAINER: _NamespaceMode.ValueType  # 1
@@ -98,10 +90,7 @@ class _PodSandboxState:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _PodSandboxStateEnumTypeWrapper(
-    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_PodSandboxState.ValueType],
-    builtins.type,
-):
+class _PodSandboxStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_PodSandboxState.ValueType], builtins.type):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     SANDBOX_READY: _PodSandboxState.ValueType  # 0
     SANDBOX_NOTREADY: _PodSandboxState.ValueType  # 1
@@ -116,10 +105,7 @@ class _ContainerState:
     ValueType = typing.NewType("ValueType", builtins.int)
     V: typing_extensions.TypeAlias = ValueType
 
-class _ContainerStateEnumTypeWrapper(
-    google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ContainerState.ValueType],
-    builtins.type,
-):
+class _ContainerStateEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[_ContainerState.ValueType], builtins.type):
     DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
     CONTAINER_CREATED: _ContainerState.ValueType  # 0
     CONTAINER_RUNNING: _ContainerState.ValueType  # 1
@@ -173,19 +159,7 @@ class VersionResponse(google.protobuf.message.Message):
         runtime_version: builtins.str = ...,
         runtime_api_version: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "runtime_api_version",
-            b"runtime_api_version",
-            "runtime_name",
-            b"runtime_name",
-            "runtime_version",
-            b"runtime_version",
-            "version",
-            b"version",
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["runtime_api_version", b"runtime_api_version", "runtime_name", b"runtime_name", "runtime_version", b"runtime_version", "version", b"version"]) -> None: ...
 
 global___VersionResponse = VersionResponse
 
@@ -226,12 +200,7 @@ class RuntimeCondition(google.protobuf.message.Message):
         reason: builtins.str = ...,
         message: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "message", b"message", "reason", b"reason", "status", b"status", "type", b"type"
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["message", b"message", "reason", b"reason", "status", b"status", "type", b"type"]) -> None: ...
 
 global___RuntimeCondition = RuntimeCondition
 
@@ -241,11 +210,7 @@ class RuntimeStatus(google.protobuf.message.Message):
 
     CONDITIONS_FIELD_NUMBER: builtins.int
     @property
-    def conditions(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[
-        global___RuntimeCondition
-    ]: ...
+    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___RuntimeCondition]: ...
     def __init__(
         self,
         *,
@@ -273,9 +238,7 @@ class StatusResponse(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     STATUS_FIELD_NUMBER: builtins.int
     INFO_FIELD_NUMBER: builtins.int
@@ -290,9 +253,7 @@ class StatusResponse(google.protobuf.message.Message):
         info: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["status", b"status"]) -> builtins.bool: ...
-    def ClearField(
-        self, field_name: typing.Literal["info", b"info", "status", b"status"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["info", b"info", "status", b"status"]) -> None: ...
 
 global___StatusResponse = StatusResponse
 
@@ -323,12 +284,8 @@ class RuntimeConfig(google.protobuf.message.Message):
         *,
         network_config: global___NetworkConfig | None = ...,
     ) -> None: ...
-    def HasField(
-        self, field_name: typing.Literal["network_config", b"network_config"]
-    ) -> builtins.bool: ...
-    def ClearField(
-        self, field_name: typing.Literal["network_config", b"network_config"]
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["network_config", b"network_config"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["network_config", b"network_config"]) -> None: ...
 
 global___RuntimeConfig = RuntimeConfig
 
@@ -344,12 +301,8 @@ class UpdateRuntimeConfigRequest(google.protobuf.message.Message):
         *,
         runtime_config: global___RuntimeConfig | None = ...,
     ) -> None: ...
-    def HasField(
-        self, field_name: typing.Literal["runtime_config", b"runtime_config"]
-    ) -> builtins.bool: ...
-    def ClearField(
-        self, field_name: typing.Literal["runtime_config", b"runtime_config"]
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["runtime_config", b"runtime_config"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["runtime_config", b"runtime_config"]) -> None: ...
 
 global___UpdateRuntimeConfigRequest = UpdateRuntimeConfigRequest
 
@@ -383,19 +336,7 @@ class PortMapping(google.protobuf.message.Message):
         host_port: builtins.int = ...,
         host_ip: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "container_port",
-            b"container_port",
-            "host_ip",
-            b"host_ip",
-            "host_port",
-            b"host_port",
-            "protocol",
-            b"protocol",
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["container_port", b"container_port", "host_ip", b"host_ip", "host_port", b"host_port", "protocol", b"protocol"]) -> None: ...
 
 global___PortMapping = PortMapping
 
@@ -407,17 +348,11 @@ class DNSConfig(google.protobuf.message.Message):
     SEARCHES_FIELD_NUMBER: builtins.int
     OPTIONS_FIELD_NUMBER: builtins.int
     @property
-    def servers(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def servers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
-    def searches(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def searches(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
-    def options(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def options(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     def __init__(
         self,
         *,
@@ -425,12 +360,7 @@ class DNSConfig(google.protobuf.message.Message):
         searches: collections.abc.Iterable[builtins.str] | None = ...,
         options: collections.abc.Iterable[builtins.str] | None = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "options", b"options", "searches", b"searches", "servers", b"servers"
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["options", b"options", "searches", b"searches", "servers", b"servers"]) -> None: ...
 
 global___DNSConfig = DNSConfig
 
@@ -461,21 +391,7 @@ class Mount(google.protobuf.message.Message):
         selinux_relabel: builtins.bool = ...,
         propagation: global___MountPropagation.ValueType = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "container_path",
-            b"container_path",
-            "host_path",
-            b"host_path",
-            "propagation",
-            b"propagation",
-            "readonly",
-            b"readonly",
-            "selinux_relabel",
-            b"selinux_relabel",
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["container_path", b"container_path", "host_path", b"host_path", "propagation", b"propagation", "readonly", b"readonly", "selinux_relabel", b"selinux_relabel"]) -> None: ...
 
 global___Mount = Mount
 
@@ -499,12 +415,7 @@ class NamespaceOption(google.protobuf.message.Message):
         ipc: global___NamespaceMode.ValueType = ...,
         target_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "ipc", b"ipc", "network", b"network", "pid", b"pid", "target_id", b"target_id"
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["ipc", b"ipc", "network", b"network", "pid", b"pid", "target_id", b"target_id"]) -> None: ...
 
 global___NamespaceOption = NamespaceOption
 
@@ -545,26 +456,20 @@ class ImageSpec(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     IMAGE_FIELD_NUMBER: builtins.int
     ANNOTATIONS_FIELD_NUMBER: builtins.int
     image: builtins.str
     @property
-    def annotations(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
         image: builtins.str = ...,
         annotations: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["annotations", b"annotations", "image", b"image"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "image", b"image"]) -> None: ...
 
 global___ImageSpec = ImageSpec
 
@@ -625,25 +530,7 @@ class LinuxContainerResources(google.protobuf.message.Message):
         cpuset_cpus: builtins.str = ...,
         cpuset_mems: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "cpu_period",
-            b"cpu_period",
-            "cpu_quota",
-            b"cpu_quota",
-            "cpu_shares",
-            b"cpu_shares",
-            "cpuset_cpus",
-            b"cpuset_cpus",
-            "cpuset_mems",
-            b"cpuset_mems",
-            "memory_limit_in_bytes",
-            b"memory_limit_in_bytes",
-            "oom_score_adj",
-            b"oom_score_adj",
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["cpu_period", b"cpu_period", "cpu_quota", b"cpu_quota", "cpu_shares", b"cpu_shares", "cpuset_cpus", b"cpuset_cpus", "cpuset_mems", b"cpuset_mems", "memory_limit_in_bytes", b"memory_limit_in_bytes", "oom_score_adj", b"oom_score_adj"]) -> None: ...
 
 global___LinuxContainerResources = LinuxContainerResources
 
@@ -663,9 +550,7 @@ class LinuxSandboxSecurityContext(google.protobuf.message.Message):
     @property
     def run_as_user(self) -> global___Int64Value: ...
     @property
-    def supplemental_groups(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
+    def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
     def __init__(
         self,
         *,
@@ -675,27 +560,8 @@ class LinuxSandboxSecurityContext(google.protobuf.message.Message):
         supplemental_groups: collections.abc.Iterable[builtins.int] | None = ...,
         privileged: builtins.bool = ...,
     ) -> None: ...
-    def HasField(
-        self,
-        field_name: typing.Literal[
-            "namespace_options", b"namespace_options", "run_as_user", b"run_as_user"
-        ],
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "namespace_options",
-            b"namespace_options",
-            "privileged",
-            b"privileged",
-            "readonly_rootfs",
-            b"readonly_rootfs",
-            "run_as_user",
-            b"run_as_user",
-            "supplemental_groups",
-            b"supplemental_groups",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["namespace_options", b"namespace_options", "run_as_user", b"run_as_user"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["namespace_options", b"namespace_options", "privileged", b"privileged", "readonly_rootfs", b"readonly_rootfs", "run_as_user", b"run_as_user", "supplemental_groups", b"supplemental_groups"]) -> None: ...
 
 global___LinuxSandboxSecurityContext = LinuxSandboxSecurityContext
 
@@ -717,9 +583,7 @@ class LinuxPodSandboxConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     CGROUP_PARENT_FIELD_NUMBER: builtins.int
     SECURITY_CONTEXT_FIELD_NUMBER: builtins.int
@@ -728,9 +592,7 @@ class LinuxPodSandboxConfig(google.protobuf.message.Message):
     @property
     def security_context(self) -> global___LinuxSandboxSecurityContext: ...
     @property
-    def sysctls(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def sysctls(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -738,20 +600,8 @@ class LinuxPodSandboxConfig(google.protobuf.message.Message):
         security_context: global___LinuxSandboxSecurityContext | None = ...,
         sysctls: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
-    def HasField(
-        self, field_name: typing.Literal["security_context", b"security_context"]
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "cgroup_parent",
-            b"cgroup_parent",
-            "security_context",
-            b"security_context",
-            "sysctls",
-            b"sysctls",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["security_context", b"security_context"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["cgroup_parent", b"cgroup_parent", "security_context", b"security_context", "sysctls", b"sysctls"]) -> None: ...
 
 global___LinuxPodSandboxConfig = LinuxPodSandboxConfig
 
@@ -779,12 +629,7 @@ class PodSandboxMetadata(google.protobuf.message.Message):
         namespace: builtins.str = ...,
         attempt: builtins.int = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "attempt", b"attempt", "name", b"name", "namespace", b"namespace", "uid", b"uid"
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["attempt", b"attempt", "name", b"name", "namespace", b"namespace", "uid", b"uid"]) -> None: ...
 
 global___PodSandboxMetadata = PodSandboxMetadata
 
@@ -806,9 +651,7 @@ class PodSandboxConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -824,9 +667,7 @@ class PodSandboxConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     METADATA_FIELD_NUMBER: builtins.int
     HOSTNAME_FIELD_NUMBER: builtins.int
@@ -846,19 +687,11 @@ class PodSandboxConfig(google.protobuf.message.Message):
     @property
     def dns_config(self) -> global___DNSConfig: ...
     @property
-    def port_mappings(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[
-        global___PortMapping
-    ]: ...
+    def port_mappings(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PortMapping]: ...
     @property
-    def labels(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
     def linux(self) -> global___LinuxPodSandboxConfig: ...
     def __init__(
@@ -873,33 +706,8 @@ class PodSandboxConfig(google.protobuf.message.Message):
         annotations: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
         linux: global___LinuxPodSandboxConfig | None = ...,
     ) -> None: ...
-    def HasField(
-        self,
-        field_name: typing.Literal[
-            "dns_config", b"dns_config", "linux", b"linux", "metadata", b"metadata"
-        ],
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "annotations",
-            b"annotations",
-            "dns_config",
-            b"dns_config",
-            "hostname",
-            b"hostname",
-            "labels",
-            b"labels",
-            "linux",
-            b"linux",
-            "log_directory",
-            b"log_directory",
-            "metadata",
-            b"metadata",
-            "port_mappings",
-            b"port_mappings",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["dns_config", b"dns_config", "linux", b"linux", "metadata", b"metadata"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "dns_config", b"dns_config", "hostname", b"hostname", "labels", b"labels", "linux", b"linux", "log_directory", b"log_directory", "metadata", b"metadata", "port_mappings", b"port_mappings"]) -> None: ...
 
 global___PodSandboxConfig = PodSandboxConfig
 
@@ -920,9 +728,7 @@ class RunPodSandboxRequest(google.protobuf.message.Message):
         runtime_handler: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["config", b"config"]) -> builtins.bool: ...
-    def ClearField(
-        self, field_name: typing.Literal["config", b"config", "runtime_handler", b"runtime_handler"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["config", b"config", "runtime_handler", b"runtime_handler"]) -> None: ...
 
 global___RunPodSandboxRequest = RunPodSandboxRequest
 
@@ -937,9 +743,7 @@ class RunPodSandboxResponse(google.protobuf.message.Message):
         *,
         pod_sandbox_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]) -> None: ...
 
 global___RunPodSandboxResponse = RunPodSandboxResponse
 
@@ -954,9 +758,7 @@ class StopPodSandboxRequest(google.protobuf.message.Message):
         *,
         pod_sandbox_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]) -> None: ...
 
 global___StopPodSandboxRequest = StopPodSandboxRequest
 
@@ -981,9 +783,7 @@ class RemovePodSandboxRequest(google.protobuf.message.Message):
         *,
         pod_sandbox_id: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id"]) -> None: ...
 
 global___RemovePodSandboxRequest = RemovePodSandboxRequest
 
@@ -1011,9 +811,7 @@ class PodSandboxStatusRequest(google.protobuf.message.Message):
         pod_sandbox_id: builtins.str = ...,
         verbose: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id", "verbose", b"verbose"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["pod_sandbox_id", b"pod_sandbox_id", "verbose", b"verbose"]) -> None: ...
 
 global___PodSandboxStatusRequest = PodSandboxStatusRequest
 
@@ -1041,18 +839,14 @@ class PodSandboxNetworkStatus(google.protobuf.message.Message):
     ip: builtins.str
     """the address the CNI plugin handed out"""
     @property
-    def additional_ips(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodIP]: ...
+    def additional_ips(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodIP]: ...
     def __init__(
         self,
         *,
         ip: builtins.str = ...,
         additional_ips: collections.abc.Iterable[global___PodIP] | None = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["additional_ips", b"additional_ips", "ip", b"ip"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["additional_ips", b"additional_ips", "ip", b"ip"]) -> None: ...
 
 global___PodSandboxNetworkStatus = PodSandboxNetworkStatus
 
@@ -1074,9 +868,7 @@ class PodSandboxStatus(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -1092,9 +884,7 @@ class PodSandboxStatus(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     METADATA_FIELD_NUMBER: builtins.int
@@ -1113,13 +903,9 @@ class PodSandboxStatus(google.protobuf.message.Message):
     @property
     def network(self) -> global___PodSandboxNetworkStatus: ...
     @property
-    def labels(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1132,30 +918,8 @@ class PodSandboxStatus(google.protobuf.message.Message):
         annotations: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
         runtime_handler: builtins.str = ...,
     ) -> None: ...
-    def HasField(
-        self, field_name: typing.Literal["metadata", b"metadata", "network", b"network"]
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "annotations",
-            b"annotations",
-            "created_at",
-            b"created_at",
-            "id",
-            b"id",
-            "labels",
-            b"labels",
-            "metadata",
-            b"metadata",
-            "network",
-            b"network",
-            "runtime_handler",
-            b"runtime_handler",
-            "state",
-            b"state",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["metadata", b"metadata", "network", b"network"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "created_at", b"created_at", "id", b"id", "labels", b"labels", "metadata", b"metadata", "network", b"network", "runtime_handler", b"runtime_handler", "state", b"state"]) -> None: ...
 
 global___PodSandboxStatus = PodSandboxStatus
 
@@ -1177,9 +941,7 @@ class PodSandboxStatusResponse(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     STATUS_FIELD_NUMBER: builtins.int
     INFO_FIELD_NUMBER: builtins.int
@@ -1194,9 +956,7 @@ class PodSandboxStatusResponse(google.protobuf.message.Message):
         info: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["status", b"status"]) -> builtins.bool: ...
-    def ClearField(
-        self, field_name: typing.Literal["info", b"info", "status", b"status"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["info", b"info", "status", b"status"]) -> None: ...
 
 global___PodSandboxStatusResponse = PodSandboxStatusResponse
 
@@ -1235,9 +995,7 @@ class PodSandboxFilter(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     STATE_FIELD_NUMBER: builtins.int
@@ -1246,9 +1004,7 @@ class PodSandboxFilter(google.protobuf.message.Message):
     @property
     def state(self) -> global___PodSandboxStateValue: ...
     @property
-    def label_selector(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def label_selector(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1257,12 +1013,7 @@ class PodSandboxFilter(google.protobuf.message.Message):
         label_selector: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["state", b"state"]) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "id", b"id", "label_selector", b"label_selector", "state", b"state"
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "label_selector", b"label_selector", "state", b"state"]) -> None: ...
 
 global___PodSandboxFilter = PodSandboxFilter
 
@@ -1301,9 +1052,7 @@ class PodSandbox(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -1319,9 +1068,7 @@ class PodSandbox(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     METADATA_FIELD_NUMBER: builtins.int
@@ -1337,13 +1084,9 @@ class PodSandbox(google.protobuf.message.Message):
     @property
     def metadata(self) -> global___PodSandboxMetadata: ...
     @property
-    def labels(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1356,25 +1099,7 @@ class PodSandbox(google.protobuf.message.Message):
         runtime_handler: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["metadata", b"metadata"]) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "annotations",
-            b"annotations",
-            "created_at",
-            b"created_at",
-            "id",
-            b"id",
-            "labels",
-            b"labels",
-            "metadata",
-            b"metadata",
-            "runtime_handler",
-            b"runtime_handler",
-            "state",
-            b"state",
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "created_at", b"created_at", "id", b"id", "labels", b"labels", "metadata", b"metadata", "runtime_handler", b"runtime_handler", "state", b"state"]) -> None: ...
 
 global___PodSandbox = PodSandbox
 
@@ -1384,11 +1109,7 @@ class ListPodSandboxResponse(google.protobuf.message.Message):
 
     ITEMS_FIELD_NUMBER: builtins.int
     @property
-    def items(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[
-        global___PodSandbox
-    ]: ...
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodSandbox]: ...
     def __init__(
         self,
         *,
@@ -1405,25 +1126,16 @@ class Capability(google.protobuf.message.Message):
     ADD_CAPABILITIES_FIELD_NUMBER: builtins.int
     DROP_CAPABILITIES_FIELD_NUMBER: builtins.int
     @property
-    def add_capabilities(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def add_capabilities(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
-    def drop_capabilities(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def drop_capabilities(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     def __init__(
         self,
         *,
         add_capabilities: collections.abc.Iterable[builtins.str] | None = ...,
         drop_capabilities: collections.abc.Iterable[builtins.str] | None = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "add_capabilities", b"add_capabilities", "drop_capabilities", b"drop_capabilities"
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["add_capabilities", b"add_capabilities", "drop_capabilities", b"drop_capabilities"]) -> None: ...
 
 global___Capability = Capability
 
@@ -1450,9 +1162,7 @@ class LinuxContainerSecurityContext(google.protobuf.message.Message):
     @property
     def run_as_user(self) -> global___Int64Value: ...
     @property
-    def supplemental_groups(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
+    def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
     def __init__(
         self,
         *,
@@ -1465,38 +1175,8 @@ class LinuxContainerSecurityContext(google.protobuf.message.Message):
         supplemental_groups: collections.abc.Iterable[builtins.int] | None = ...,
         no_new_privs: builtins.bool = ...,
     ) -> None: ...
-    def HasField(
-        self,
-        field_name: typing.Literal[
-            "capabilities",
-            b"capabilities",
-            "namespace_options",
-            b"namespace_options",
-            "run_as_user",
-            b"run_as_user",
-        ],
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "capabilities",
-            b"capabilities",
-            "namespace_options",
-            b"namespace_options",
-            "no_new_privs",
-            b"no_new_privs",
-            "privileged",
-            b"privileged",
-            "readonly_rootfs",
-            b"readonly_rootfs",
-            "run_as_user",
-            b"run_as_user",
-            "run_as_username",
-            b"run_as_username",
-            "supplemental_groups",
-            b"supplemental_groups",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["capabilities", b"capabilities", "namespace_options", b"namespace_options", "run_as_user", b"run_as_user"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["capabilities", b"capabilities", "namespace_options", b"namespace_options", "no_new_privs", b"no_new_privs", "privileged", b"privileged", "readonly_rootfs", b"readonly_rootfs", "run_as_user", b"run_as_user", "run_as_username", b"run_as_username", "supplemental_groups", b"supplemental_groups"]) -> None: ...
 
 global___LinuxContainerSecurityContext = LinuxContainerSecurityContext
 
@@ -1516,18 +1196,8 @@ class LinuxContainerConfig(google.protobuf.message.Message):
         resources: global___LinuxContainerResources | None = ...,
         security_context: global___LinuxContainerSecurityContext | None = ...,
     ) -> None: ...
-    def HasField(
-        self,
-        field_name: typing.Literal[
-            "resources", b"resources", "security_context", b"security_context"
-        ],
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "resources", b"resources", "security_context", b"security_context"
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["resources", b"resources", "security_context", b"security_context"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["resources", b"resources", "security_context", b"security_context"]) -> None: ...
 
 global___LinuxContainerConfig = LinuxContainerConfig
 
@@ -1545,9 +1215,7 @@ class ContainerMetadata(google.protobuf.message.Message):
         name: builtins.str = ...,
         attempt: builtins.int = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["attempt", b"attempt", "name", b"name"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["attempt", b"attempt", "name", b"name"]) -> None: ...
 
 global___ContainerMetadata = ContainerMetadata
 
@@ -1569,9 +1237,7 @@ class ContainerConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -1587,9 +1253,7 @@ class ContainerConfig(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     METADATA_FIELD_NUMBER: builtins.int
     IMAGE_FIELD_NUMBER: builtins.int
@@ -1616,33 +1280,21 @@ class ContainerConfig(google.protobuf.message.Message):
     @property
     def image(self) -> global___ImageSpec: ...
     @property
-    def command(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+    def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
         """overrides the image's ENTRYPOINT"""
 
     @property
-    def args(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+    def args(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
         """overrides the image's CMD"""
 
     @property
-    def envs(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyValue]: ...
+    def envs(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyValue]: ...
     @property
-    def mounts(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Mount]: ...
+    def mounts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Mount]: ...
     @property
-    def labels(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
     def linux(self) -> global___LinuxContainerConfig: ...
     def __init__(
@@ -1663,43 +1315,8 @@ class ContainerConfig(google.protobuf.message.Message):
         tty: builtins.bool = ...,
         linux: global___LinuxContainerConfig | None = ...,
     ) -> None: ...
-    def HasField(
-        self,
-        field_name: typing.Literal["image", b"image", "linux", b"linux", "metadata", b"metadata"],
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "annotations",
-            b"annotations",
-            "args",
-            b"args",
-            "command",
-            b"command",
-            "envs",
-            b"envs",
-            "image",
-            b"image",
-            "labels",
-            b"labels",
-            "linux",
-            b"linux",
-            "log_path",
-            b"log_path",
-            "metadata",
-            b"metadata",
-            "mounts",
-            b"mounts",
-            "stdin",
-            b"stdin",
-            "stdin_once",
-            b"stdin_once",
-            "tty",
-            b"tty",
-            "working_dir",
-            b"working_dir",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["image", b"image", "linux", b"linux", "metadata", b"metadata"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "args", b"args", "command", b"command", "envs", b"envs", "image", b"image", "labels", b"labels", "linux", b"linux", "log_path", b"log_path", "metadata", b"metadata", "mounts", b"mounts", "stdin", b"stdin", "stdin_once", b"stdin_once", "tty", b"tty", "working_dir", b"working_dir"]) -> None: ...
 
 global___ContainerConfig = ContainerConfig
 
@@ -1722,20 +1339,8 @@ class CreateContainerRequest(google.protobuf.message.Message):
         config: global___ContainerConfig | None = ...,
         sandbox_config: global___PodSandboxConfig | None = ...,
     ) -> None: ...
-    def HasField(
-        self, field_name: typing.Literal["config", b"config", "sandbox_config", b"sandbox_config"]
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "config",
-            b"config",
-            "pod_sandbox_id",
-            b"pod_sandbox_id",
-            "sandbox_config",
-            b"sandbox_config",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["config", b"config", "sandbox_config", b"sandbox_config"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["config", b"config", "pod_sandbox_id", b"pod_sandbox_id", "sandbox_config", b"sandbox_config"]) -> None: ...
 
 global___CreateContainerRequest = CreateContainerRequest
 
@@ -1795,9 +1400,7 @@ class StopContainerRequest(google.protobuf.message.Message):
         container_id: builtins.str = ...,
         timeout: builtins.int = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["container_id", b"container_id", "timeout", b"timeout"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["container_id", b"container_id", "timeout", b"timeout"]) -> None: ...
 
 global___StopContainerRequest = StopContainerRequest
 
@@ -1869,9 +1472,7 @@ class ContainerFilter(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     STATE_FIELD_NUMBER: builtins.int
@@ -1882,9 +1483,7 @@ class ContainerFilter(google.protobuf.message.Message):
     @property
     def state(self) -> global___ContainerStateValue: ...
     @property
-    def label_selector(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def label_selector(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1894,19 +1493,7 @@ class ContainerFilter(google.protobuf.message.Message):
         label_selector: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["state", b"state"]) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "id",
-            b"id",
-            "label_selector",
-            b"label_selector",
-            "pod_sandbox_id",
-            b"pod_sandbox_id",
-            "state",
-            b"state",
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "label_selector", b"label_selector", "pod_sandbox_id", b"pod_sandbox_id", "state", b"state"]) -> None: ...
 
 global___ContainerFilter = ContainerFilter
 
@@ -1945,9 +1532,7 @@ class Container(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -1963,9 +1548,7 @@ class Container(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     POD_SANDBOX_ID_FIELD_NUMBER: builtins.int
@@ -1986,13 +1569,9 @@ class Container(google.protobuf.message.Message):
     @property
     def image(self) -> global___ImageSpec: ...
     @property
-    def labels(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     def __init__(
         self,
         *,
@@ -2006,32 +1585,8 @@ class Container(google.protobuf.message.Message):
         labels: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
         annotations: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
-    def HasField(
-        self, field_name: typing.Literal["image", b"image", "metadata", b"metadata"]
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "annotations",
-            b"annotations",
-            "created_at",
-            b"created_at",
-            "id",
-            b"id",
-            "image",
-            b"image",
-            "image_ref",
-            b"image_ref",
-            "labels",
-            b"labels",
-            "metadata",
-            b"metadata",
-            "pod_sandbox_id",
-            b"pod_sandbox_id",
-            "state",
-            b"state",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["image", b"image", "metadata", b"metadata"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "created_at", b"created_at", "id", b"id", "image", b"image", "image_ref", b"image_ref", "labels", b"labels", "metadata", b"metadata", "pod_sandbox_id", b"pod_sandbox_id", "state", b"state"]) -> None: ...
 
 global___Container = Container
 
@@ -2041,11 +1596,7 @@ class ListContainersResponse(google.protobuf.message.Message):
 
     CONTAINERS_FIELD_NUMBER: builtins.int
     @property
-    def containers(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[
-        global___Container
-    ]: ...
+    def containers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Container]: ...
     def __init__(
         self,
         *,
@@ -2069,9 +1620,7 @@ class ContainerStatusRequest(google.protobuf.message.Message):
         container_id: builtins.str = ...,
         verbose: builtins.bool = ...,
     ) -> None: ...
-    def ClearField(
-        self, field_name: typing.Literal["container_id", b"container_id", "verbose", b"verbose"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["container_id", b"container_id", "verbose", b"verbose"]) -> None: ...
 
 global___ContainerStatusRequest = ContainerStatusRequest
 
@@ -2093,9 +1642,7 @@ class ContainerStatus(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     @typing.final
     class AnnotationsEntry(google.protobuf.message.Message):
@@ -2111,9 +1658,7 @@ class ContainerStatus(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     ID_FIELD_NUMBER: builtins.int
     METADATA_FIELD_NUMBER: builtins.int
@@ -2147,17 +1692,11 @@ class ContainerStatus(google.protobuf.message.Message):
     @property
     def image(self) -> global___ImageSpec: ...
     @property
-    def labels(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def annotations(
-        self,
-    ) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
     @property
-    def mounts(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Mount]: ...
+    def mounts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Mount]: ...
     def __init__(
         self,
         *,
@@ -2177,44 +1716,8 @@ class ContainerStatus(google.protobuf.message.Message):
         mounts: collections.abc.Iterable[global___Mount] | None = ...,
         log_path: builtins.str = ...,
     ) -> None: ...
-    def HasField(
-        self, field_name: typing.Literal["image", b"image", "metadata", b"metadata"]
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "annotations",
-            b"annotations",
-            "created_at",
-            b"created_at",
-            "exit_code",
-            b"exit_code",
-            "finished_at",
-            b"finished_at",
-            "id",
-            b"id",
-            "image",
-            b"image",
-            "image_ref",
-            b"image_ref",
-            "labels",
-            b"labels",
-            "log_path",
-            b"log_path",
-            "message",
-            b"message",
-            "metadata",
-            b"metadata",
-            "mounts",
-            b"mounts",
-            "reason",
-            b"reason",
-            "started_at",
-            b"started_at",
-            "state",
-            b"state",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["image", b"image", "metadata", b"metadata"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["annotations", b"annotations", "created_at", b"created_at", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "image", b"image", "image_ref", b"image_ref", "labels", b"labels", "log_path", b"log_path", "message", b"message", "metadata", b"metadata", "mounts", b"mounts", "reason", b"reason", "started_at", b"started_at", "state", b"state"]) -> None: ...
 
 global___ContainerStatus = ContainerStatus
 
@@ -2236,9 +1739,7 @@ class ContainerStatusResponse(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     STATUS_FIELD_NUMBER: builtins.int
     INFO_FIELD_NUMBER: builtins.int
@@ -2253,9 +1754,7 @@ class ContainerStatusResponse(google.protobuf.message.Message):
         info: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["status", b"status"]) -> builtins.bool: ...
-    def ClearField(
-        self, field_name: typing.Literal["info", b"info", "status", b"status"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["info", b"info", "status", b"status"]) -> None: ...
 
 global___ContainerStatusResponse = ContainerStatusResponse
 
@@ -2273,9 +1772,7 @@ class ExecSyncRequest(google.protobuf.message.Message):
     container_id: builtins.str
     timeout: builtins.int
     @property
-    def cmd(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def cmd(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     def __init__(
         self,
         *,
@@ -2283,12 +1780,7 @@ class ExecSyncRequest(google.protobuf.message.Message):
         cmd: collections.abc.Iterable[builtins.str] | None = ...,
         timeout: builtins.int = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "cmd", b"cmd", "container_id", b"container_id", "timeout", b"timeout"
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["cmd", b"cmd", "container_id", b"container_id", "timeout", b"timeout"]) -> None: ...
 
 global___ExecSyncRequest = ExecSyncRequest
 
@@ -2309,12 +1801,7 @@ class ExecSyncResponse(google.protobuf.message.Message):
         stderr: builtins.bytes = ...,
         exit_code: builtins.int = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "exit_code", b"exit_code", "stderr", b"stderr", "stdout", b"stdout"
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["exit_code", b"exit_code", "stderr", b"stderr", "stdout", b"stdout"]) -> None: ...
 
 global___ExecSyncResponse = ExecSyncResponse
 
@@ -2336,16 +1823,12 @@ class Image(google.protobuf.message.Message):
     username: builtins.str
     pinned: builtins.bool
     @property
-    def repo_tags(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """ "docker.io/library/nginx:latest" """
+    def repo_tags(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """"docker.io/library/nginx:latest" """
 
     @property
-    def repo_digests(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """ "docker.io/library/nginx@sha256:..." """
+    def repo_digests(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """"docker.io/library/nginx@sha256:..." """
 
     @property
     def uid(self) -> global___Int64Value: ...
@@ -2363,30 +1846,8 @@ class Image(google.protobuf.message.Message):
         spec: global___ImageSpec | None = ...,
         pinned: builtins.bool = ...,
     ) -> None: ...
-    def HasField(
-        self, field_name: typing.Literal["spec", b"spec", "uid", b"uid"]
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "id",
-            b"id",
-            "pinned",
-            b"pinned",
-            "repo_digests",
-            b"repo_digests",
-            "repo_tags",
-            b"repo_tags",
-            "size",
-            b"size",
-            "spec",
-            b"spec",
-            "uid",
-            b"uid",
-            "username",
-            b"username",
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["spec", b"spec", "uid", b"uid"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["id", b"id", "pinned", b"pinned", "repo_digests", b"repo_digests", "repo_tags", b"repo_tags", "size", b"size", "spec", b"spec", "uid", b"uid", "username", b"username"]) -> None: ...
 
 global___Image = Image
 
@@ -2430,9 +1891,7 @@ class ListImagesResponse(google.protobuf.message.Message):
 
     IMAGES_FIELD_NUMBER: builtins.int
     @property
-    def images(
-        self,
-    ) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Image]: ...
+    def images(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Image]: ...
     def __init__(
         self,
         *,
@@ -2458,9 +1917,7 @@ class ImageStatusRequest(google.protobuf.message.Message):
         verbose: builtins.bool = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["image", b"image"]) -> builtins.bool: ...
-    def ClearField(
-        self, field_name: typing.Literal["image", b"image", "verbose", b"verbose"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["image", b"image", "verbose", b"verbose"]) -> None: ...
 
 global___ImageStatusRequest = ImageStatusRequest
 
@@ -2484,9 +1941,7 @@ class ImageStatusResponse(google.protobuf.message.Message):
             key: builtins.str = ...,
             value: builtins.str = ...,
         ) -> None: ...
-        def ClearField(
-            self, field_name: typing.Literal["key", b"key", "value", b"value"]
-        ) -> None: ...
+        def ClearField(self, field_name: typing.Literal["key", b"key", "value", b"value"]) -> None: ...
 
     IMAGE_FIELD_NUMBER: builtins.int
     INFO_FIELD_NUMBER: builtins.int
@@ -2501,9 +1956,7 @@ class ImageStatusResponse(google.protobuf.message.Message):
         info: collections.abc.Mapping[builtins.str, builtins.str] | None = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["image", b"image"]) -> builtins.bool: ...
-    def ClearField(
-        self, field_name: typing.Literal["image", b"image", "info", b"info"]
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["image", b"image", "info", b"info"]) -> None: ...
 
 global___ImageStatusResponse = ImageStatusResponse
 
@@ -2533,23 +1986,7 @@ class AuthConfig(google.protobuf.message.Message):
         identity_token: builtins.str = ...,
         registry_token: builtins.str = ...,
     ) -> None: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "auth",
-            b"auth",
-            "identity_token",
-            b"identity_token",
-            "password",
-            b"password",
-            "registry_token",
-            b"registry_token",
-            "server_address",
-            b"server_address",
-            "username",
-            b"username",
-        ],
-    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["auth", b"auth", "identity_token", b"identity_token", "password", b"password", "registry_token", b"registry_token", "server_address", b"server_address", "username", b"username"]) -> None: ...
 
 global___AuthConfig = AuthConfig
 
@@ -2573,18 +2010,8 @@ class PullImageRequest(google.protobuf.message.Message):
         auth: global___AuthConfig | None = ...,
         sandbox_config: global___PodSandboxConfig | None = ...,
     ) -> None: ...
-    def HasField(
-        self,
-        field_name: typing.Literal[
-            "auth", b"auth", "image", b"image", "sandbox_config", b"sandbox_config"
-        ],
-    ) -> builtins.bool: ...
-    def ClearField(
-        self,
-        field_name: typing.Literal[
-            "auth", b"auth", "image", b"image", "sandbox_config", b"sandbox_config"
-        ],
-    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["auth", b"auth", "image", b"image", "sandbox_config", b"sandbox_config"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["auth", b"auth", "image", b"image", "sandbox_config", b"sandbox_config"]) -> None: ...
 
 global___PullImageRequest = PullImageRequest
 

@@ -23,9 +23,8 @@ import typing
 
 _T = typing.TypeVar("_T")
 
-class _MaybeAsyncIterator(
-    collections.abc.AsyncIterator[_T], collections.abc.Iterator[_T], metaclass=abc.ABCMeta
-): ...
+class _MaybeAsyncIterator(collections.abc.AsyncIterator[_T], collections.abc.Iterator[_T], metaclass=abc.ABCMeta): ...
+
 class _ServicerContext(grpc.ServicerContext, grpc.aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
@@ -194,137 +193,107 @@ class RuntimeServiceServicer(metaclass=abc.ABCMeta):
         self,
         request: protos.cri_pb2.VersionRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.VersionResponse, collections.abc.Awaitable[protos.cri_pb2.VersionResponse]
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.VersionResponse, collections.abc.Awaitable[protos.cri_pb2.VersionResponse]]: ...
+
     @abc.abstractmethod
     def RunPodSandbox(
         self,
         request: protos.cri_pb2.RunPodSandboxRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.RunPodSandboxResponse,
-        collections.abc.Awaitable[protos.cri_pb2.RunPodSandboxResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.RunPodSandboxResponse, collections.abc.Awaitable[protos.cri_pb2.RunPodSandboxResponse]]: ...
+
     @abc.abstractmethod
     def StopPodSandbox(
         self,
         request: protos.cri_pb2.StopPodSandboxRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.StopPodSandboxResponse,
-        collections.abc.Awaitable[protos.cri_pb2.StopPodSandboxResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.StopPodSandboxResponse, collections.abc.Awaitable[protos.cri_pb2.StopPodSandboxResponse]]: ...
+
     @abc.abstractmethod
     def RemovePodSandbox(
         self,
         request: protos.cri_pb2.RemovePodSandboxRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.RemovePodSandboxResponse,
-        collections.abc.Awaitable[protos.cri_pb2.RemovePodSandboxResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.RemovePodSandboxResponse, collections.abc.Awaitable[protos.cri_pb2.RemovePodSandboxResponse]]: ...
+
     @abc.abstractmethod
     def PodSandboxStatus(
         self,
         request: protos.cri_pb2.PodSandboxStatusRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.PodSandboxStatusResponse,
-        collections.abc.Awaitable[protos.cri_pb2.PodSandboxStatusResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.PodSandboxStatusResponse, collections.abc.Awaitable[protos.cri_pb2.PodSandboxStatusResponse]]: ...
+
     @abc.abstractmethod
     def ListPodSandbox(
         self,
         request: protos.cri_pb2.ListPodSandboxRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.ListPodSandboxResponse,
-        collections.abc.Awaitable[protos.cri_pb2.ListPodSandboxResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.ListPodSandboxResponse, collections.abc.Awaitable[protos.cri_pb2.ListPodSandboxResponse]]: ...
+
     @abc.abstractmethod
     def CreateContainer(
         self,
         request: protos.cri_pb2.CreateContainerRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.CreateContainerResponse,
-        collections.abc.Awaitable[protos.cri_pb2.CreateContainerResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.CreateContainerResponse, collections.abc.Awaitable[protos.cri_pb2.CreateContainerResponse]]: ...
+
     @abc.abstractmethod
     def StartContainer(
         self,
         request: protos.cri_pb2.StartContainerRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.StartContainerResponse,
-        collections.abc.Awaitable[protos.cri_pb2.StartContainerResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.StartContainerResponse, collections.abc.Awaitable[protos.cri_pb2.StartContainerResponse]]: ...
+
     @abc.abstractmethod
     def StopContainer(
         self,
         request: protos.cri_pb2.StopContainerRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.StopContainerResponse,
-        collections.abc.Awaitable[protos.cri_pb2.StopContainerResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.StopContainerResponse, collections.abc.Awaitable[protos.cri_pb2.StopContainerResponse]]: ...
+
     @abc.abstractmethod
     def RemoveContainer(
         self,
         request: protos.cri_pb2.RemoveContainerRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.RemoveContainerResponse,
-        collections.abc.Awaitable[protos.cri_pb2.RemoveContainerResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.RemoveContainerResponse, collections.abc.Awaitable[protos.cri_pb2.RemoveContainerResponse]]: ...
+
     @abc.abstractmethod
     def ListContainers(
         self,
         request: protos.cri_pb2.ListContainersRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.ListContainersResponse,
-        collections.abc.Awaitable[protos.cri_pb2.ListContainersResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.ListContainersResponse, collections.abc.Awaitable[protos.cri_pb2.ListContainersResponse]]: ...
+
     @abc.abstractmethod
     def ContainerStatus(
         self,
         request: protos.cri_pb2.ContainerStatusRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.ContainerStatusResponse,
-        collections.abc.Awaitable[protos.cri_pb2.ContainerStatusResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.ContainerStatusResponse, collections.abc.Awaitable[protos.cri_pb2.ContainerStatusResponse]]: ...
+
     @abc.abstractmethod
     def ExecSync(
         self,
         request: protos.cri_pb2.ExecSyncRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.ExecSyncResponse, collections.abc.Awaitable[protos.cri_pb2.ExecSyncResponse]
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.ExecSyncResponse, collections.abc.Awaitable[protos.cri_pb2.ExecSyncResponse]]: ...
+
     @abc.abstractmethod
     def UpdateRuntimeConfig(
         self,
         request: protos.cri_pb2.UpdateRuntimeConfigRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.UpdateRuntimeConfigResponse,
-        collections.abc.Awaitable[protos.cri_pb2.UpdateRuntimeConfigResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.UpdateRuntimeConfigResponse, collections.abc.Awaitable[protos.cri_pb2.UpdateRuntimeConfigResponse]]: ...
+
     @abc.abstractmethod
     def Status(
         self,
         request: protos.cri_pb2.StatusRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.StatusResponse, collections.abc.Awaitable[protos.cri_pb2.StatusResponse]
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.StatusResponse, collections.abc.Awaitable[protos.cri_pb2.StatusResponse]]: ...
 
-def add_RuntimeServiceServicer_to_server(
-    servicer: RuntimeServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]
-) -> None: ...
+def add_RuntimeServiceServicer_to_server(servicer: RuntimeServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...
 
 class ImageServiceStub:
     """The image half: what is on the node, and fetching more."""
@@ -381,38 +350,27 @@ class ImageServiceServicer(metaclass=abc.ABCMeta):
         self,
         request: protos.cri_pb2.ListImagesRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.ListImagesResponse,
-        collections.abc.Awaitable[protos.cri_pb2.ListImagesResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.ListImagesResponse, collections.abc.Awaitable[protos.cri_pb2.ListImagesResponse]]: ...
+
     @abc.abstractmethod
     def ImageStatus(
         self,
         request: protos.cri_pb2.ImageStatusRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.ImageStatusResponse,
-        collections.abc.Awaitable[protos.cri_pb2.ImageStatusResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.ImageStatusResponse, collections.abc.Awaitable[protos.cri_pb2.ImageStatusResponse]]: ...
+
     @abc.abstractmethod
     def PullImage(
         self,
         request: protos.cri_pb2.PullImageRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.PullImageResponse,
-        collections.abc.Awaitable[protos.cri_pb2.PullImageResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.PullImageResponse, collections.abc.Awaitable[protos.cri_pb2.PullImageResponse]]: ...
+
     @abc.abstractmethod
     def RemoveImage(
         self,
         request: protos.cri_pb2.RemoveImageRequest,
         context: _ServicerContext,
-    ) -> typing.Union[
-        protos.cri_pb2.RemoveImageResponse,
-        collections.abc.Awaitable[protos.cri_pb2.RemoveImageResponse],
-    ]: ...
+    ) -> typing.Union[protos.cri_pb2.RemoveImageResponse, collections.abc.Awaitable[protos.cri_pb2.RemoveImageResponse]]: ...
 
-def add_ImageServiceServicer_to_server(
-    servicer: ImageServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]
-) -> None: ...
+def add_ImageServiceServicer_to_server(servicer: ImageServiceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

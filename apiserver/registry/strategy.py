@@ -46,14 +46,7 @@ def has_status(obj: Any) -> bool:
 
 
 def spec_bytes(obj: Any) -> bytes:
-    """What counts as "the spec" for generation: spec, or for spec-less kinds every
-    field but metadata and status (ConfigMap data, Endpoints subsets, ...)."""
-    if has_spec(obj):
-        return bytes(obj.spec.SerializeToString(deterministic=True))
-    copy = type(obj)()
-    copy.CopyFrom(obj)
-    copy.ClearField("metadata")
-    return bytes(copy.SerializeToString(deterministic=True))
+    return bytes(obj.spec.SerializeToString(deterministic=True))
 
 
 def prepare_for_create(info: KindInfo, obj: Any) -> None:
@@ -99,8 +92,9 @@ def prepare_for_update(info: KindInfo, new: Any, old: Any) -> None:
 
 
 def bump_generation(new: Any, old: Any) -> None:
-    """After defaulting: a changed spec is a new generation."""
-    if spec_bytes(new) != spec_bytes(old):
+    """After defaulting: a changed spec is a new generation (kinds without a spec keep theirs,
+    as in Kubernetes: an Endpoints object rewritten by its controller is not a new "generation")."""
+    if has_spec(new) and spec_bytes(new) != spec_bytes(old):
         new.metadata.generation = old.metadata.generation + 1
 
 

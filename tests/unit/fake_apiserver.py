@@ -234,6 +234,18 @@ class FakeResources(api_pb2_grpc.ResourcesServicer):
         pod.spec.node_name = b.target.name
         return scheme.pack(self.put(pod))
 
+    async def PodLogs(
+        self, request: api_pb2.PodLogsRequest, context: Any
+    ) -> AsyncIterator[api_pb2.PodLogsChunk]:
+        """Logs need a kubelet; the fake has none (the real proxy has its own tests)."""
+        await _abort(context, errors.ServiceUnavailable("the fake API server has no kubelets"))
+        yield api_pb2.PodLogsChunk()  # pragma: no cover - unreachable, makes this a generator
+
+    async def PodExec(
+        self, request: api_pb2.PodExecRequest, context: Any
+    ) -> api_pb2.PodExecResponse:
+        await _abort(context, errors.ServiceUnavailable("the fake API server has no kubelets"))
+
     async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> any_pb2.Any:
         await self._enter("Delete", context)
         info, key = self._lookup(request.resource, request.namespace, request.name)
