@@ -120,8 +120,10 @@ class KubeletConfig:
     node_status_report_frequency: float = 300.0
     sync_frequency: float = 60.0
     housekeeping_interval: float = 2.0
-    kubelet_port: int = 10250
+    kubelet_port: int = 10250  # 0: any free port (several kubelets on one host)
     kubelet_address: str = "0.0.0.0"
+    # Pods' volume directories live under <root_dir>/pods/<uid>/volumes (a real runtime only).
+    root_dir: str = "/var/lib/kubelet"
     pleg_relist_period: float = 1.0
     crash_backoff_initial: float = 10.0
     crash_backoff_max: float = 300.0
@@ -162,6 +164,10 @@ class KubeletConfig:
             or self.image_backoff_max < self.image_backoff_initial
         ):
             raise ConfigError("a backoff maximum must not be below its initial value")
+        if not 0 <= self.kubelet_port <= 65535:
+            raise ConfigError(f"invalid kubelet port {self.kubelet_port}")
+        if not self.root_dir:
+            raise ConfigError("root dir must not be empty")
         if self.lease_duration_seconds <= 0:
             raise ConfigError("lease duration must be positive")
         if not self.node_ip:

@@ -42,7 +42,13 @@ Terminating (`sync_terminating_pod`) stops containers with the grace period
 and removes the sandbox (releasing its IP); then `sync_terminated_pod`
 deletes the pod object with grace 0 and a uid precondition -- the kubelet
 removes the object once it has stopped the pod, which is what makes
-Kubernetes' graceful deletion work.
+Kubernetes' graceful deletion work. When the object is finally gone the pod's
+volume directories (<root_dir>/pods/<uid>) and its log directory go too.
+
+Pod inputs: before creating containers the runtime manager asks the
+VolumeManager (volume_manager.py) for the pod's volumes and the ConfigMaps
+and Secrets its env names, read through this kubelet's client; a hollow node
+(the fake runtime) checks them but writes nothing under root_dir.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ from kubelet.runtime.interface import Container, ContainerRuntime, RuntimeVersio
 from kubelet.server import KubeletServer
 from kubelet.sources import NodeSource, PodSource
 from kubelet.status import StatusManager, generate_pod_status
+from kubelet.volume_manager import VolumeManager
 from protos import core_pb2
 
 log = logging.getLogger(__name__)
@@ -112,6 +119,10 @@ class Kubelet:
             crash_backoff=Backoff(config.crash_backoff_initial, config.crash_backoff_max),
             image_backoff=Backoff(config.image_backoff_initial, config.image_backoff_max),
             probes=self.prober,
+            volumes=VolumeManager(
+                config.root_dir, self._get_object, on_disk=runtime.name != "fake"
+            ),
+            host_ip=config.node_ip,
         )
         self.pleg = GenericPLEG(
             runtime, self._on_pod_events, relist_period=config.pleg_relist_period
@@ -280,6 +291,10 @@ class Kubelet:
         _, containers = await self.runtime_manager.pod_state(pod)
         return containers
 
+    async def _get_object(self, resource: str, namespace: str, name: str) -> Any:
+        """A ConfigMap or Secret the pod refers to, read through the kubelet's client."""
+        return await self.client.get(resource, name, namespace)
+
     # ---- PodSyncer: what the pod workers call -----------------------------------------
 
     async def sync_pod(self, pod: Any) -> float | None:
@@ -329,6 +344,9 @@ class Kubelet:
         if removed:
             self.status_manager.forget(meta.uid)
             await self.prober.remove_pod(meta.uid)
+            # The pod is gone for good: its volume directories and log files go too.
+            await self.runtime_manager.volumes.cleanup(meta.uid)
+            await self.runtime.remove_pod_logs(meta.uid)
             return
         if not meta.HasField("deletion_timestamp"):
             return  # a finished pod: stopped, its object stays until someone deletes it

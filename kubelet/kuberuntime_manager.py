@@ -16,14 +16,19 @@
    restarted") and the computation runs again, now seeing it exited.
    The restart count is the container's attempt, kept by the runtime, so it
    survives a kubelet restart.
-2. run_pod_sandbox (the runtime allocates the IP);
-3. per container, in spec order: ensure the image (pull policy), create,
-   start. A failure of one container (ErrImagePull, RunContainerError) is
+2. when a container is to be created: the pod's inputs (volume_manager.py:
+   volumes on the host, the ConfigMaps/Secrets its env names). Unusable
+   ones (an unknown volume type, a missing configMap) stop the sync: event
+   FailedMount, every container waiting with CreateContainerConfigError;
+3. run_pod_sandbox (the runtime allocates the IP);
+4. per container, in spec order: ensure the image (pull policy), create
+   (cri_convert.container_config: env valueFrom with the sandbox IP, mounts,
+   cgroup limits), start. A failure of one container (ErrImagePull, RunContainerError) is
    remembered as that container's waiting reason and the others continue;
    the pod worker retries the pod later with backoff. A failed pull starts
    the image's backoff (backoff.py, keyed pod uid + image): until it ends,
    the container shows ImagePullBackOff and no pull is tried.
-4. garbage: exited containers beyond the newest one per name (kept for
+5. garbage: exited containers beyond the newest one per name (kept for
    `logs --previous` and lastState) are removed.
 
 `kill_pod` stops the pod: every running container in parallel, gracefully
@@ -60,12 +65,12 @@ from kubelet.kuberuntime_container import (
     pod_description,
     restart_decision,
 )
+from kubelet.runtime import cri_convert
 from kubelet.runtime.interface import (
     POD_NAME_LABEL,
     POD_NAMESPACE_LABEL,
     POD_UID_LABEL,
     Container,
-    ContainerConfig,
     ContainerRuntime,
     ContainerState,
     PodSandbox,
@@ -74,6 +79,7 @@ from kubelet.runtime.interface import (
     SandboxState,
 )
 from kubelet.status import Waiting, latest_containers
+from kubelet.volume_manager import PodInputs, VolumeManager
 
 log = logging.getLogger(__name__)
 
@@ -103,20 +109,6 @@ def sandbox_config(pod: Any, attempt: int = 0) -> PodSandboxConfig:
         port_mappings=ports,
         labels={**dict(pod.metadata.labels), **pod_labels(pod)},
         annotations=dict(pod.metadata.annotations),
-    )
-
-
-def container_config(pod: Any, spec: Any, attempt: int = 0) -> ContainerConfig:
-    """CRI ContainerConfig from a container spec (generateContainerConfig, env values only)."""
-    return ContainerConfig(
-        name=spec.name,
-        image=spec.image,
-        command=tuple(spec.command),
-        args=tuple(spec.args),
-        working_dir=spec.working_dir,
-        env=tuple((e.name, e.value) for e in spec.env),
-        attempt=attempt,
-        labels=pod_labels(pod),
     )
 
 
@@ -192,8 +184,13 @@ class KubeRuntimeManager:
         image_backoff: Backoff | None = None,
         probes: ProbeResults | None = None,
         dead_containers_per_name: int = 1,
+        volumes: VolumeManager | None = None,
+        host_ip: str = "",
     ) -> None:
         self.runtime = runtime
+        # Without one (unit tests, a bare manager): volumes are checked, nothing is read or written.
+        self.volumes = volumes if volumes is not None else VolumeManager(on_disk=False)
+        self.host_ip = host_ip
         self.recorder = recorder
         # (`is None`, not `or`: an empty Backoff is falsy, it has a length.)
         if crash_backoff is None:
@@ -263,6 +260,13 @@ class KubeRuntimeManager:
         for sandbox_id in actions.kill_sandboxes:
             await self._kill_sandbox(sandbox_id, containers, grace=0)
         sandbox = actions.sandbox
+        inputs = PodInputs()
+        if actions.start:
+            try:
+                inputs = await self.volumes.prepare(pod)
+            except errors.ContainerRuntimeError as exc:
+                await self._inputs_failed(pod, actions, result, exc)
+                return result
         if actions.create_sandbox:
             if sandboxes:
                 self._event(
@@ -288,7 +292,9 @@ class KubeRuntimeManager:
         config = sandbox_config(pod, sandbox.attempt)
         for spec in actions.start:
             try:
-                await self._start_container(pod, sandbox, config, spec, actions.attempts[spec.name])
+                await self._start_container(
+                    pod, sandbox, config, spec, actions.attempts[spec.name], inputs
+                )
             except errors.ImagePullBackOff as exc:
                 result.waiting[spec.name] = Waiting(exc.reason, str(exc))
                 result.retry_after = _soonest(result.retry_after, self._image_retry(pod, spec))
@@ -307,6 +313,22 @@ class KubeRuntimeManager:
         result.containers = await self.runtime.list_containers(sandbox_id=sandbox.id)
         result.containers = await self._remove_dead(result.containers)
         return result
+
+    async def _inputs_failed(
+        self, pod: Any, actions: PodActions, result: SyncResult, exc: Exception
+    ) -> None:
+        """Volumes or referenced objects are unusable: no container can be created."""
+        if isinstance(exc, cri_convert.VolumeError):
+            self._event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+        else:
+            self._event(pod, "Warning", "Failed", f"Error: {exc}")
+        for spec in actions.start:
+            result.waiting[spec.name] = Waiting("CreateContainerConfigError", str(exc))
+        result.error = exc
+        log.warning("pod inputs not ready", extra={"pod": pod_description(pod), "error": str(exc)})
+        if actions.sandbox is not None:
+            result.sandbox = actions.sandbox
+            result.containers = await self.runtime.list_containers(sandbox_id=actions.sandbox.id)
 
     def _image_retry(self, pod: Any, spec: Any) -> float | None:
         key = _image_key(pod, spec.image)
@@ -377,12 +399,26 @@ class KubeRuntimeManager:
         )
 
     async def _start_container(
-        self, pod: Any, sandbox: PodSandbox, config: PodSandboxConfig, spec: Any, attempt: int
+        self,
+        pod: Any,
+        sandbox: PodSandbox,
+        config: PodSandboxConfig,
+        spec: Any,
+        attempt: int,
+        inputs: PodInputs,
     ) -> None:
         await self._ensure_image(pod, spec)
-        cid = await self.runtime.create_container(
-            sandbox.id, container_config(pod, spec, attempt), config
+        container_config = cri_convert.container_config(
+            pod,
+            spec,
+            attempt,
+            pod_ip=sandbox.ip or self.host_ip,
+            host_ip=self.host_ip,
+            volume_paths=inputs.volume_paths,
+            configmaps=inputs.configmap,
+            secrets=inputs.secret,
         )
+        cid = await self.runtime.create_container(sandbox.id, container_config, config)
         self._event(pod, "Normal", "Created", f"Created container {spec.name}")
         await self.runtime.start_container(cid)
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")

@@ -30,9 +30,11 @@ Design notes.
   20 running containers costs one ListContainers call, not 21 calls.
 * Sandbox IPs come from PodSandboxStatus (ListPodSandbox has none); they are
   cached per sandbox id, since a sandbox keeps its IP for its whole life.
-* Pod-spec extras (mounts, cgroup limits, ports) arrive in a
-  ResolvedContainerConfig (cri_convert.py); a plain ContainerConfig simply
-  has none.
+* Pod-spec extras (mounts, cgroup limits, ports) arrive in the
+  ContainerConfig (filled in by cri_convert.py); one without them runs
+  with containerd's defaults.
+* The pod's log directory goes with the pod: remove_pod_logs deletes
+  `<log_root>/*_<uid>` once the kubelet has removed the pod.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -217,6 +220,16 @@ class CRIRuntime(ContainerRuntime):
                 timeout=120,
             )
         self._ips.pop(sandbox_id, None)
+
+    async def remove_pod_logs(self, pod_uid: str) -> None:
+        if not pod_uid or "/" in pod_uid:
+            return
+
+        def remove() -> None:
+            for directory in Path(self.log_root).glob(f"*_{pod_uid}"):
+                shutil.rmtree(directory, ignore_errors=True)
+
+        await asyncio.to_thread(remove)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> PodSandbox:
         resp = await self._call(

@@ -33,10 +33,9 @@ pod, its IP and the API objects it refers to:
   gives shares 256, period 100000, quota 50000 (half a CPU each 100 ms),
   memory 134217728.
 
-The result is a ResolvedContainerConfig: a ContainerConfig with mounts,
-resources and ports added, so any runtime can take it and the fake simply
-ignores the extras. `container_config()` is the drop-in for the kubelet's
-own builder.
+The result is the interface's ContainerConfig with mounts, resources and
+ports filled in, so any runtime can take it and the fake simply ignores the
+extras. `container_config()` is what the kubelet's runtime manager calls.
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +54,21 @@ from kubelet.runtime.interface import (
     POD_NAMESPACE_LABEL,
     POD_UID_LABEL,
     ContainerConfig,
+    LinuxResources,
+    Mount,
     PortMapping,
 )
+
+__all__ = [
+    "ContainerConfigError",
+    "LinuxResources",
+    "Mount",
+    "ResolvedContainerConfig",
+    "VolumeError",
+    "container_config",
+    "prepare_volumes",
+    "resolve_env",
+]
 
 CPU_PERIOD = 100_000  # microseconds
 MIN_SHARES = 2
@@ -79,30 +90,9 @@ class VolumeError(ContainerRuntimeError):
     reason = "FailedMount"
 
 
-@dataclass(frozen=True)
-class Mount:
-    """A bind mount: a host path at container_path (CRI Mount)."""
-
-    container_path: str
-    host_path: str
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class LinuxResources:
-    """CRI LinuxContainerResources; 0 means unset."""
-
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    cpu_shares: int = 0
-    memory_limit_in_bytes: int = 0
-
-
-@dataclass(frozen=True)
-class ResolvedContainerConfig(ContainerConfig):
-    mounts: tuple[Mount, ...] = ()
-    resources: LinuxResources | None = None
-    ports: tuple[PortMapping, ...] = ()
+# The interface's ContainerConfig carries mounts, resources and ports itself now; the old
+# name stays for callers that spelt it out.
+ResolvedContainerConfig = ContainerConfig
 
 
 # ---- env -------------------------------------------------------------------------------------
@@ -326,13 +316,13 @@ def container_config(
     volume_paths: Mapping[str, str] | None = None,
     configmaps: Lookup | None = None,
     secrets: Lookup | None = None,
-) -> ResolvedContainerConfig:
+) -> ContainerConfig:
     """generateContainerConfig: env resolved, command/args expanded, mounts, resources."""
     env = resolve_env(
         pod, spec, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps, secrets=secrets
     )
     table = dict(env)
-    return ResolvedContainerConfig(
+    return ContainerConfig(
         name=spec.name,
         image=spec.image,
         command=tuple(expand(c, table) for c in spec.command),

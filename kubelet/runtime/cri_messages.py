@@ -13,8 +13,8 @@ made here, as Kubernetes' kuberuntime makes them:
 * network namespace: NODE for hostNetwork pods, else POD (the sandbox's);
   PID namespace per container; IPC shared in the pod;
 * hostname is empty for hostNetwork pods (they see the node's);
-* a ResolvedContainerConfig (cri_convert.py) adds mounts and cgroup
-  limits; a plain ContainerConfig has none;
+* a ContainerConfig's mounts and cgroup limits (filled in by
+  cri_convert.py) become CRI Mounts and LinuxContainerResources;
 * CRI times are Unix nanoseconds, ours float seconds (0 stays 0: "not yet").
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kubelet.runtime.cri_convert import ResolvedContainerConfig
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
     POD_UID_LABEL,
@@ -92,22 +91,20 @@ def to_cri_container_config(
             )
         )
     )
-    mounts: list[cri.Mount] = []
-    if isinstance(config, ResolvedContainerConfig):
-        if config.resources is not None:
-            r = config.resources
-            linux.resources.CopyFrom(
-                cri.LinuxContainerResources(
-                    cpu_period=r.cpu_period,
-                    cpu_quota=r.cpu_quota,
-                    cpu_shares=r.cpu_shares,
-                    memory_limit_in_bytes=r.memory_limit_in_bytes,
-                )
+    if config.resources is not None:
+        r = config.resources
+        linux.resources.CopyFrom(
+            cri.LinuxContainerResources(
+                cpu_period=r.cpu_period,
+                cpu_quota=r.cpu_quota,
+                cpu_shares=r.cpu_shares,
+                memory_limit_in_bytes=r.memory_limit_in_bytes,
             )
-        mounts = [
-            cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.read_only)
-            for m in config.mounts
-        ]
+        )
+    mounts = [
+        cri.Mount(container_path=m.container_path, host_path=m.host_path, readonly=m.read_only)
+        for m in config.mounts
+    ]
     return cri.ContainerConfig(
         metadata=cri.ContainerMetadata(name=config.name, attempt=config.attempt),
         image=cri.ImageSpec(image=config.image),

@@ -169,8 +169,32 @@ class PodSandbox:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """CRI Mount: a host path bind-mounted at container_path."""
+
+    container_path: str
+    host_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class LinuxResources:
+    """CRI LinuxContainerResources (cgroup settings); 0 means unset."""
+
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpu_shares: int = 0
+    memory_limit_in_bytes: int = 0
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
-    """CRI ContainerConfig: one container of the pod spec, resolved for the runtime."""
+    """CRI ContainerConfig: one container of the pod spec, resolved for the runtime.
+
+    `mounts`, `resources` and `ports` are what a runtime that starts real
+    processes applies (kubelet/runtime/cri_convert.py computes them from the
+    pod spec); the fake runtime records them and otherwise ignores them.
+    """
 
     name: str
     image: str
@@ -181,6 +205,9 @@ class ContainerConfig:
     attempt: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    resources: LinuxResources | None = None
+    ports: tuple[PortMapping, ...] = ()
 
 
 @dataclass
@@ -306,6 +333,10 @@ class ContainerRuntime(abc.ABC):
     ) -> AsyncIterator[LogLine]:
         """The container's log lines; see "Logs and exec" above."""
         raise ContainerRuntimeError(f"runtime {self.name} does not support logs")
+
+    async def remove_pod_logs(self, pod_uid: str) -> None:
+        """Delete the pod's log directory once the pod is gone. Nothing by default."""
+        return None
 
     async def close(self) -> None:
         """Release connections (a CRI channel, a Docker client). Nothing by default."""

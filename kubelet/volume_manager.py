@@ -1,0 +1,187 @@
+"""What a pod's containers need from outside the pod spec (Kubernetes' volume manager and the
+configMap/secret lookups of generateContainerConfig).
+
+Before the kubelet creates a container it must have, on the host, every
+volume of the pod (emptyDir, hostPath, configMap, secret) and, in hand, every
+ConfigMap and Secret the pod's env refers to. `VolumeManager.prepare(pod)`
+gathers both into a `PodInputs`:
+
+1. collect the names: `env[].valueFrom.configMapKeyRef/secretKeyRef` of
+   every container and the pod's configMap/secret volumes;
+2. read each object once through the kubelet's API client (NotFound is
+   "absent", which an `optional` reference tolerates; any other API error is
+   a CreateContainerConfigError and the pod worker retries with backoff);
+3. lay the volumes out under `<root-dir>/pods/<uid>/volumes/...`
+   (cri_convert.prepare_volumes, Kubernetes' layout) -- or, on a hollow node
+   (`on_disk=False`), only check them and compute the paths, so a fake
+   runtime never writes to the host.
+
+Failure modes. A volume with no known source, or a missing non-optional
+configMap/secret, raises cri_convert.VolumeError (reason FailedMount); the
+runtime manager turns it into a FailedMount event and a waiting container
+with reason CreateContainerConfigError. Preparation runs only when a
+container is about to be created: a running pod keeps running while the API
+server is down, since nothing has to be read for it.
+
+`cleanup(uid)` removes `<root-dir>/pods/<uid>` once the pod is gone. It
+never follows the hostPath volumes (they are not under the pod's directory),
+and bind mounts of configMap/secret/emptyDir directories are made by the
+runtime inside the container's mount namespace, so nothing on the host is
+mounted there when the containers have been removed.
+
+Worked example: a pod `web` (uid u1) with an env var from configMap `cfg`
+key `mode` and a volume `conf` from the same configMap reads `cfg` once;
+`prepare` returns volume_paths {"conf": "<root>/pods/u1/volumes/
+kubernetes.io~configmap/conf"} and `inputs.configmap("cfg")` for the env.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apimachinery import errors as api_errors
+from kubelet.runtime.cri_convert import ContainerConfigError, VolumeError, prepare_volumes
+
+log = logging.getLogger(__name__)
+
+# (resource, namespace, name) -> the API object; raises apimachinery.errors.NotFound if absent.
+ObjectGetter = Callable[[str, str, str], Awaitable[Any]]
+
+Data = Mapping[str, str | bytes]
+
+
+@dataclass
+class PodInputs:
+    """Volume host paths and the ConfigMaps/Secrets (name -> data) a pod's containers need."""
+
+    volume_paths: dict[str, str] = field(default_factory=dict)
+    configmaps: dict[str, Data] = field(default_factory=dict)
+    secrets: dict[str, Data] = field(default_factory=dict)
+
+    def configmap(self, name: str) -> Data | None:
+        return self.configmaps.get(name)
+
+    def secret(self, name: str) -> Data | None:
+        return self.secrets.get(name)
+
+
+def referenced_objects(pod: Any) -> tuple[set[str], set[str]]:
+    """The names of the ConfigMaps and Secrets the pod refers to (env and volumes)."""
+    configmaps: set[str] = set()
+    secrets: set[str] = set()
+    for spec in pod.spec.containers:
+        for var in spec.env:
+            if not var.HasField("value_from"):
+                continue
+            source = var.value_from
+            if source.HasField("config_map_key_ref"):
+                configmaps.add(source.config_map_key_ref.name)
+            elif source.HasField("secret_key_ref"):
+                secrets.add(source.secret_key_ref.name)
+    for volume in pod.spec.volumes:
+        if volume.HasField("config_map"):
+            configmaps.add(volume.config_map.name)
+        elif volume.HasField("secret"):
+            secrets.add(volume.secret.secret_name)
+    return configmaps, secrets
+
+
+def _configmap_data(obj: Any) -> Data:
+    data: dict[str, str | bytes] = dict(obj.binary_data)
+    data.update(obj.data)
+    return data
+
+
+def _secret_data(obj: Any) -> Data:
+    data: dict[str, str | bytes] = dict(obj.data)
+    data.update(obj.string_data)
+    return data
+
+
+def check_volumes(pod: Any, root_dir: str, inputs: PodInputs) -> dict[str, str]:
+    """prepare_volumes without touching the host: the same errors, the paths it would use."""
+    base = Path(root_dir or "/var/lib/kubelet") / "pods" / pod.metadata.uid / "volumes"
+    paths: dict[str, str] = {}
+    for volume in pod.spec.volumes:
+        if volume.HasField("empty_dir"):
+            paths[volume.name] = str(base / "kubernetes.io~empty-dir" / volume.name)
+        elif volume.HasField("host_path"):
+            paths[volume.name] = volume.host_path.path
+        elif volume.HasField("config_map"):
+            src = volume.config_map
+            if inputs.configmap(src.name) is None and not src.optional:
+                raise VolumeError(f'configmap "{src.name}" not found (volume {volume.name})')
+            paths[volume.name] = str(base / "kubernetes.io~configmap" / volume.name)
+        elif volume.HasField("secret"):
+            sec = volume.secret
+            if inputs.secret(sec.secret_name) is None and not sec.optional:
+                raise VolumeError(f'secret "{sec.secret_name}" not found (volume {volume.name})')
+            paths[volume.name] = str(base / "kubernetes.io~secret" / volume.name)
+        else:
+            raise VolumeError(f"volume {volume.name!r} has an unsupported volume type")
+    return paths
+
+
+class VolumeManager:
+    def __init__(
+        self, root_dir: str = "", get_object: ObjectGetter | None = None, *, on_disk: bool = True
+    ) -> None:
+        self.root_dir = root_dir
+        self.get_object = get_object
+        self.on_disk = on_disk and bool(root_dir)
+
+    def pod_dir(self, pod_uid: str) -> Path:
+        return Path(self.root_dir) / "pods" / pod_uid
+
+    async def _read(self, resource: str, namespace: str, name: str) -> Any | None:
+        if self.get_object is None:
+            return None
+        try:
+            return await self.get_object(resource, namespace, name)
+        except api_errors.NotFound:
+            return None
+        except api_errors.StatusError as exc:
+            raise ContainerConfigError(f"cannot read {resource} {namespace}/{name}: {exc}") from exc
+
+    async def prepare(self, pod: Any) -> PodInputs:
+        """Read the referenced objects and set up the volumes; see the module docstring."""
+        namespace = pod.metadata.namespace
+        cm_names, secret_names = referenced_objects(pod)
+        inputs = PodInputs()
+        cms = sorted(cm_names)
+        secrets = sorted(secret_names)
+        found = await asyncio.gather(
+            *(self._read("configmaps", namespace, n) for n in cms),
+            *(self._read("secrets", namespace, n) for n in secrets),
+        )
+        for name, obj in zip(cms, found[: len(cms)], strict=True):
+            if obj is not None:
+                inputs.configmaps[name] = _configmap_data(obj)
+        for name, obj in zip(secrets, found[len(cms) :], strict=True):
+            if obj is not None:
+                inputs.secrets[name] = _secret_data(obj)
+        if self.on_disk:
+            inputs.volume_paths = await asyncio.to_thread(
+                prepare_volumes,
+                pod,
+                self.root_dir,
+                configmaps=inputs.configmap,
+                secrets=inputs.secret,
+            )
+        else:
+            inputs.volume_paths = check_volumes(pod, self.root_dir, inputs)
+        return inputs
+
+    async def cleanup(self, pod_uid: str) -> None:
+        """Remove the pod's directory (its emptyDir, configMap and secret volumes)."""
+        if not self.on_disk or not pod_uid or "/" in pod_uid:
+            return
+        directory = self.pod_dir(pod_uid)
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+        log.debug("pod volumes removed", extra={"uid": pod_uid, "dir": str(directory)})
