@@ -366,6 +366,68 @@ class Client:
         finally:
             call.cancel()
 
+    async def pod_logs(
+        self,
+        name: str,
+        namespace: str = "",
+        *,
+        container: str = "",
+        follow: bool = False,
+        previous: bool = False,
+        tail: int | None = None,
+    ) -> AsyncIterator[str]:
+        """The pods/log subresource: a container's log lines, oldest first (kubectl logs).
+
+        The apiserver proxies to the pod's kubelet. Without `follow` the
+        iteration ends at the current end of the log; with it, once the
+        container has exited. `tail` keeps the last N lines only.
+        """
+        request = api_pb2.PodLogsRequest(
+            namespace=namespace or DEFAULT_NAMESPACE,
+            name=name,
+            container=container,
+            follow=follow,
+            previous=previous,
+        )
+        if tail is not None and tail >= 0:
+            request.tail_lines = tail
+        call = self._resources().PodLogs(request)
+        try:
+            async for chunk in call:
+                for line in chunk.lines:
+                    yield line
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            call.cancel()
+
+    async def pod_exec(
+        self,
+        name: str,
+        command: builtins.list[str],
+        namespace: str = "",
+        *,
+        container: str = "",
+        timeout_seconds: int = 0,
+    ) -> api_pb2.PodExecResponse:
+        """The pods/exec subresource: run `command` in the container (CRI ExecSync).
+
+        Returns stdout, stderr and the exit code; a command that fails is not
+        an error (exit_code != 0). `timeout_seconds` 0 is the kubelet's default.
+        """
+        request = api_pb2.PodExecRequest(
+            namespace=namespace or DEFAULT_NAMESPACE,
+            name=name,
+            container=container,
+            command=command,
+            timeout_seconds=timeout_seconds,
+        )
+        wait = None if timeout_seconds <= 0 else timeout_seconds + self.timeout
+        reply: api_pb2.PodExecResponse = await self._unary(
+            self._resources().PodExec(request, timeout=wait)
+        )
+        return reply
+
     async def version(self) -> api_pb2.VersionInfo:
         request = api_pb2.VersionRequest()
         reply: api_pb2.VersionInfo = await self._unary(

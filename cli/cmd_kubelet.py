@@ -9,11 +9,16 @@
 With `--runtime fake` the node is hollow (kubemark): it registers, renews
 its Lease, takes the pods bound to it and reports them Running with an IP
 from its podCIDR, without starting anything -- so several can run on one
-machine. The process logs structured lines on stderr, like `tinykube
-apiserver`; SIGTERM or SIGINT stops the kubelet's loops and exits 0. The
-pods are not stopped: a real runtime keeps them running for the next
-kubelet, and a hollow node's pods vanish with its process (the node
-lifecycle controller then notices the silent Lease).
+machine, each with its own `--kubelet-port` (0: any free port; the Node's
+daemonEndpoints publish the one it got, which is how the apiserver reaches
+its logs and exec) and, if wanted, `--address`. A real node keeps its pods'
+volumes under `--root-dir` (default /var/lib/kubelet).
+
+The process logs structured lines on stderr, like `tinykube apiserver`;
+SIGTERM or SIGINT stops the kubelet's loops and exits 0. The pods are not
+stopped: a real runtime keeps them running for the next kubelet, and a
+hollow node's pods vanish with its process (the node lifecycle controller
+then notices the silent Lease).
 
 The API server address is `--server` here, else the global `tinykube
 --server`, else $TINYKUBE_SERVER / the config file / 127.0.0.1:6443.
@@ -63,7 +68,27 @@ def _pairs(text: str, flag: str) -> dict[str, str]:
     show_default=True,
     help="Where the containerd runtime writes container logs.",
 )
+@click.option(
+    "--root-dir",
+    default="/var/lib/kubelet",
+    show_default=True,
+    help="The kubelet's directory: pods' volumes under <root-dir>/pods/<uid>.",
+)
 @click.option("--node-ip", default="", help="The node's InternalIP (default: the host's address).")
+@click.option(
+    "--kubelet-port",
+    default=10250,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the kubelet server (logs, exec); 0 = any free port.",
+)
+@click.option(
+    "--address",
+    "kubelet_address",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address the kubelet server listens on.",
+)
 @click.option("--capacity-cpu", default="4", show_default=True, help="CPU capacity reported.")
 @click.option("--capacity-memory", default="8Gi", show_default=True, help="Memory capacity.")
 @click.option("--max-pods", default=110, show_default=True, type=click.IntRange(min=1))
@@ -85,7 +110,10 @@ def kubelet(
     runtime_name: str,
     runtime_endpoint: str,
     pod_log_dir: str,
+    root_dir: str,
     node_ip: str,
+    kubelet_port: int,
+    kubelet_address: str,
     capacity_cpu: str,
     capacity_memory: str,
     max_pods: int,
@@ -125,6 +153,9 @@ def kubelet(
             lease_renew_interval=max(lease_duration / 4, 0.1),
             node_status_update_frequency=node_status_update_frequency,
             sync_frequency=sync_frequency,
+            kubelet_port=kubelet_port,
+            kubelet_address=kubelet_address,
+            root_dir=root_dir,
         )
         config.validate()
         options = {}

@@ -23,14 +23,12 @@ becomes tinykube's own, as with kubectl (`exec web -- false` exits 1).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
-import grpc
 
 from cli import context
 from cli.context import CommandError, Options, effective, namespace_option
-from protos import api_pb2
 
 if TYPE_CHECKING:
     from apimachinery.client import Client
@@ -46,10 +44,6 @@ def pod_name(text: str) -> str:
     return name
 
 
-def _stub(client: Client) -> Any:
-    return client._resources()
-
-
 async def stream_logs(
     client: Client,
     namespace: str,
@@ -60,30 +54,18 @@ async def stream_logs(
     previous: bool = False,
     tail: int | None = None,
 ) -> int:
-    request = api_pb2.PodLogsRequest(
-        namespace=namespace, name=name, container=container, follow=follow, previous=previous
+    lines = client.pod_logs(
+        name, namespace, container=container, follow=follow, previous=previous, tail=tail
     )
-    if tail is not None and tail >= 0:
-        request.tail_lines = tail
-    try:
-        async for chunk in _stub(client).PodLogs(request):
-            for line in chunk.lines:
-                click.echo(line)
-    except grpc.aio.AioRpcError as exc:
-        raise client._error(exc) from None
+    async for line in lines:
+        click.echo(line)
     return 0
 
 
 async def run_exec(
     client: Client, namespace: str, name: str, command: list[str], *, container: str = ""
 ) -> int:
-    request = api_pb2.PodExecRequest(
-        namespace=namespace, name=name, container=container, command=command
-    )
-    try:
-        answer = await _stub(client).PodExec(request)
-    except grpc.aio.AioRpcError as exc:
-        raise client._error(exc) from None
+    answer = await client.pod_exec(name, command, namespace, container=container)
     sys.stdout.buffer.write(answer.stdout)
     sys.stdout.flush()
     sys.stderr.buffer.write(answer.stderr)

@@ -122,3 +122,21 @@ def test_pod_name_forms() -> None:
     assert pod_name("web") == pod_name("pod/web") == pod_name("pods/web") == "web"
     with pytest.raises(CommandError):
         pod_name("deploy/web")
+
+
+async def test_client_pod_logs_and_exec(client: Client, harness: Harness) -> None:
+    runtime = FakeRuntime()
+    runtime.behave("web", logs=["alpha", "beta"])
+    runtime.files[("web", "/etc/motd")] = b"hello\n"
+    await _node(client, harness, runtime)
+    await client.create(pod("web", "node1", "web"))
+    await eventually(lambda: _running(client, "web"))
+
+    assert [line async for line in client.pod_logs("web")] == ["alpha", "beta"]
+    assert [line async for line in client.pod_logs("web", "default", tail=1)] == ["beta"]
+    answer = await client.pod_exec("web", ["cat", "/etc/motd"], timeout_seconds=5)
+    assert (answer.exit_code, answer.stdout) == (0, b"hello\n")
+    failed = await client.pod_exec("web", ["cat", "/nope"])
+    assert failed.exit_code == 1 and b"No such file" in failed.stderr
+    with pytest.raises(errors.NotFound):
+        await client.pod_exec("ghost", ["true"])
