@@ -47,6 +47,17 @@ def _pairs(text: str, flag: str) -> dict[str, str]:
     return out
 
 
+def _backoff(text: str, flag: str) -> tuple[float, float]:
+    """`INITIAL,MAX` in seconds."""
+    first, sep, most = text.partition(",")
+    try:
+        return float(first), float(most if sep else first)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected INITIAL,MAX seconds, got {text!r}", param_hint=flag
+        ) from None
+
+
 @click.command("kubelet")
 @click.option("--node-name", required=True, help="The Node this kubelet registers and runs.")
 @click.option(
@@ -102,6 +113,20 @@ def _pairs(text: str, flag: str) -> dict[str, str]:
 @click.option("--lease-duration", default=40, show_default=True, type=click.IntRange(min=1))
 @click.option("--node-status-update-frequency", default=10.0, show_default=True, type=float)
 @click.option("--sync-frequency", default=60.0, show_default=True, type=float)
+@click.option(
+    "--crash-backoff",
+    default="10,300",
+    show_default=True,
+    metavar="INITIAL,MAX",
+    help="CrashLoopBackOff in seconds: first delay, doubling up to MAX (tests shorten it).",
+)
+@click.option(
+    "--image-backoff",
+    default="10,300",
+    show_default=True,
+    metavar="INITIAL,MAX",
+    help="ImagePullBackOff in seconds: first delay, doubling up to MAX.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
 def kubelet(
@@ -125,6 +150,8 @@ def kubelet(
     lease_duration: int,
     node_status_update_frequency: float,
     sync_frequency: float,
+    crash_backoff: str,
+    image_backoff: str,
     verbose: bool,
 ) -> None:
     """Run a kubelet for one node in the foreground."""
@@ -157,6 +184,14 @@ def kubelet(
             kubelet_address=kubelet_address,
             root_dir=root_dir,
         )
+        (
+            config.crash_backoff_initial,
+            config.crash_backoff_max,
+        ) = _backoff(crash_backoff, "--crash-backoff")
+        (
+            config.image_backoff_initial,
+            config.image_backoff_max,
+        ) = _backoff(image_backoff, "--image-backoff")
         config.validate()
         options = {}
         if runtime_name == "containerd":

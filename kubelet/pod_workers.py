@@ -220,7 +220,11 @@ class PodWorkers:
                     grace = grace_period(pod, self.default_grace_seconds)
                     await self.syncer.sync_terminating_pod(pod, grace)
                     worker.state = WorkerState.TERMINATED
-                await self.syncer.sync_terminated_pod(pod, worker.removed)
+                removed = worker.removed
+                await self.syncer.sync_terminated_pod(pod, removed)
+                if worker.removed and not removed:
+                    # The object went away while we deleted it: clean up as "removed" too.
+                    await self.syncer.sync_terminated_pod(pod, True)
                 worker.failures = 0
                 if worker.removed:
                     if self._workers.get(uid) is worker:

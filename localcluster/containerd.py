@@ -234,6 +234,18 @@ class Containerd:
         except OSError:
             return ""
 
+    def restart(self, timeout: float = 20.0) -> None:
+        """Stop the daemon alone and start it again: the shims, and so the containers, live on.
+
+        This is what an upgrade or a crash of containerd looks like to the
+        kubelet: the CRI socket goes away for a while, the pods keep running,
+        and the new daemon finds them again through its shims.
+        """
+        if self.proc is not None:
+            _terminate(self.proc, 5.0)
+            self.proc = None
+        self.start(timeout)
+
     def stop(self) -> None:
         """Everything in the module docstring's teardown; safe to call twice."""
         if self.running:

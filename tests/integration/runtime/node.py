@@ -1,0 +1,192 @@
+"""One real node for process-level tests: an API server process and a `tinykube kubelet
+--runtime containerd` process on the session's private containerd (conftest.py).
+
+The kubelet runs with the flags a user would pass, shortened for tests:
+CrashLoopBackOff and ImagePullBackOff start at 1 s, the kubelet server takes
+any free port (`--kubelet-port 0`, so a stale kubelet never blocks a new
+one), and its root dir, pod logs and process log live under the test's
+temporary directory. Pods are created from YAML through the API client, and
+the state is read back the same way, so a test reads like the user's
+session: apply, wait for a status, look at events.
+
+Cleanup: `remove_pods()` removes, through CRI, every sandbox made since
+`start()` (the session's containerd is shared with other test modules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from apimachinery import codec
+from apimachinery import errors as api_errors
+from apimachinery.client import Client
+from kubelet.runtime.cri import CRIRuntime
+from localcluster.processes import ApiServerProcess, KubeletProcess
+from tests.integration.runtime.conftest import RuntimeEnv
+
+T = TypeVar("T")
+
+TEST_LABEL = "tinykube-test"
+
+
+def pod_yaml(name: str, marker: str, body: str) -> str:
+    """A Pod manifest; `body` is the indented text under `spec:`."""
+    return (
+        f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n"
+        f"  labels:\n    {TEST_LABEL}: {marker}\nspec:\n{body}"
+    )
+
+
+class RealNode:
+    def __init__(self, root: Path, env: RuntimeEnv, marker: str) -> None:
+        self.root = root
+        self.env = env
+        self.marker = marker
+        self.apiserver = ApiServerProcess(root / "apiserver")
+        self.before: set[str] = set()
+        self.pod_logs = root / "pod-logs"
+        self.kubelet_root = root / "kubelet"
+        self.kubelet = KubeletProcess(
+            "node1",
+            self.apiserver.address,
+            root / "logs",
+            runtime="containerd",
+            extra_args=(
+                "--runtime-endpoint",
+                env.endpoint,
+                "--pod-log-dir",
+                str(self.pod_logs),
+                "--root-dir",
+                str(self.kubelet_root),
+                "--node-ip",
+                env.network.gateway,
+                "--kubelet-port",
+                "0",
+                "--node-status-update-frequency",
+                "1",
+                "--sync-frequency",
+                "5",
+                "--crash-backoff",
+                "1,8",
+                "--image-backoff",
+                "1,4",
+            ),
+        )
+
+    # ---- processes ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.before = {s.id for s in self.cri(lambda rt: rt.list_pod_sandboxes())}
+        self.apiserver.start()
+        self.kubelet.start()
+        self.wait(lambda: self.kubelet_starts() >= 1, "the kubelet to start", 30)
+
+    def stop(self) -> None:
+        self.kubelet.stop()
+        self.apiserver.stop()
+
+    def kubelet_starts(self) -> int:
+        """How many times a kubelet process logged that it started (the log is appended to)."""
+        try:
+            return self.kubelet.log.read_text(errors="replace").count("kubelet started")
+        except OSError:
+            return 0
+
+    def logs(self) -> str:
+        parts = [f"==== kubelet\n{_tail(self.kubelet.log)}"]
+        parts.append(f"==== apiserver\n{_tail(self.apiserver.log)}")
+        return "\n".join(parts)
+
+    # ---- the API -----------------------------------------------------------------------
+
+    def api(self, fn: Callable[[Client], Any]) -> Any:
+        async def call() -> Any:
+            async with Client(self.apiserver.address, timeout=10) as client:
+                return await fn(client)
+
+        return asyncio.run(call())
+
+    def create(self, manifest: str) -> None:
+        async def create(client: Client) -> None:
+            for obj in codec.decode_documents(manifest):
+                await client.create(obj)
+
+        self.api(create)
+
+    def pod(self, name: str) -> Any:
+        def get(client: Client) -> Any:
+            return client.get("pods", name, "default")
+
+        try:
+            return self.api(get)
+        except api_errors.NotFound:
+            return None
+
+    def events(self, name: str) -> list[Any]:
+        async def read(client: Client) -> list[Any]:
+            items, _ = await client.list("events", "default")
+            return [e for e in items if e.involved_object.name == name]
+
+        out: list[Any] = self.api(read)
+        return out
+
+    def delete(self, name: str) -> None:
+        async def delete(client: Client) -> None:
+            await client.delete("pods", name, "default")
+
+        self.api(delete)
+
+    def wait(self, check: Callable[[], T | None], what: str, timeout: float = 30) -> T:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = check()
+            except (api_errors.StatusError, OSError):
+                value = None
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
+            time.sleep(0.2)
+
+    def running(self, name: str) -> Any:
+        """The pod once Running with every container running, else None."""
+        pod = self.pod(name)
+        if pod is None or pod.status.phase != "Running" or not pod.status.pod_ip:
+            return None
+        statuses = pod.status.container_statuses
+        if not statuses or not all(s.state.HasField("running") for s in statuses):
+            return None
+        return pod
+
+    # ---- the runtime -------------------------------------------------------------------
+
+    def cri(self, fn: Callable[[CRIRuntime], Any]) -> Any:
+        async def call() -> Any:
+            runtime = CRIRuntime(self.env.endpoint, log_root=str(self.pod_logs))
+            try:
+                return await fn(runtime)
+            finally:
+                await runtime.close()
+
+        return asyncio.run(call())
+
+    def remove_pods(self) -> None:
+        async def remove(runtime: CRIRuntime) -> None:
+            for sandbox in await runtime.list_pod_sandboxes():
+                if sandbox.id not in self.before:
+                    await runtime.stop_pod_sandbox(sandbox.id)
+                    await runtime.remove_pod_sandbox(sandbox.id)
+
+        self.cri(remove)
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
