@@ -187,6 +187,13 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
         )
 
 
+def _response(batch: ApiBatch) -> api_pb2.WatchResponse:
+    response = api_pb2.WatchResponse()
+    for ev in batch.events:
+        response.events.add(type=ev.type, object=ev.object, resource_version=str(ev.revision))
+    return response
+
+
 async def _wire(
     batches: AsyncIterator[ApiBatch], allow_bookmarks: bool
 ) -> AsyncIterator[api_pb2.WatchResponse]:
@@ -203,18 +210,24 @@ async def _wire(
     pending: asyncio.Future[ApiBatch] | None = None
     try:
         while True:
+            if not allow_bookmarks:
+                # No timer to race against: await the next batch directly (no Task per batch).
+                try:
+                    batch = await it.__anext__()
+                except StopAsyncIteration:
+                    return
+                if batch.events:
+                    yield _response(batch)
+                continue
             if pending is None:
                 pending = asyncio.ensure_future(it.__anext__())
-            if allow_bookmarks:
-                done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL_SECONDS)
-                if not done:
-                    if last_seen > last_sent:
-                        last_sent = last_seen
-                        bookmark = api_pb2.WatchEvent(
-                            type="BOOKMARK", resource_version=str(last_seen)
-                        )
-                        yield api_pb2.WatchResponse(events=[bookmark])
-                    continue
+            done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL_SECONDS)
+            if not done:
+                if last_seen > last_sent:
+                    last_sent = last_seen
+                    bookmark = api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(last_seen))
+                    yield api_pb2.WatchResponse(events=[bookmark])
+                continue
             try:
                 batch = await pending
             except StopAsyncIteration:
@@ -225,12 +238,7 @@ async def _wire(
             if not batch.events:
                 continue
             last_sent = last_seen
-            response = api_pb2.WatchResponse()
-            for ev in batch.events:
-                response.events.add(
-                    type=ev.type, object=ev.object, resource_version=str(ev.revision)
-                )
-            yield response
+            yield _response(batch)
     finally:
         # A cancelled watch (client gone, server stopping) may leave an __anext__ running:
         # finish it first, or closing the generator would fail with "already running".
