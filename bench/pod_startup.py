@@ -335,6 +335,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=1, help="pods starting at once")
     ap.add_argument("--steady-pods", type=int, default=20, help="pods kept for the footprint")
     ap.add_argument("--sample-seconds", type=float, default=10.0, help="footprint sampling")
+    ap.add_argument("--workdir", default="", help="keep logs here (default: a temporary dir)")
     args = ap.parse_args()
     if args.steady_pods > args.pods or args.pods < 1 or args.concurrency < 1:
         ap.error("need 1 <= --steady-pods <= --pods and --concurrency >= 1")
@@ -342,6 +343,9 @@ def main() -> None:
         sys.exit("pod_startup needs root (containerd, network namespaces)")
     if missing_tools():
         sys.exit("missing: " + ", ".join(missing_tools()) + " (sudo make system-deps)")
+    if args.workdir:
+        run(args, Path(args.workdir))
+        return
     with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as tmp:
         run(args, Path(tmp))
 
