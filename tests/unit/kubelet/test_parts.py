@@ -249,3 +249,24 @@ async def test_pod_worker_coalesces_and_never_restarts_after_termination() -> No
     ]
     assert workers.known_uids() == set()
     await workers.stop()
+
+
+async def test_pod_removed_while_its_object_is_deleted_is_cleaned_up() -> None:
+    """The DELETED event can arrive while the worker deletes the object: clean up all the same."""
+    syncer = _RecordingSyncer()
+    workers = PodWorkers(syncer, resync_interval=60)
+    p = _pod("u6")
+    p.metadata.deletion_timestamp.seconds = 1
+    p.metadata.deletion_grace_period_seconds = 3
+
+    async def deleting(pod: Any, removed: bool) -> None:
+        syncer.calls.append(("terminated", removed))
+        if not removed:
+            workers.remove_pod(pod)  # the informer's DELETED, during the delete call
+
+    syncer.sync_terminated_pod = deleting  # type: ignore[method-assign]
+    workers.update_pod(p)
+    await asyncio.sleep(0.05)
+    assert syncer.calls == [("terminating", 3), ("terminated", False), ("terminated", True)]
+    assert workers.known_uids() == set()
+    await workers.stop()
