@@ -11,6 +11,7 @@ put them side by side:
     pod_workers.py         one serialised worker per pod (pod_workers.go)
     kuberuntime_manager.py sandbox + containers through the runtime (kuberuntime_manager.go)
     kuberuntime_container.py graceful stop with preStop; restartPolicy (kuberuntime_container.go)
+    volume_manager.py      a pod's volumes under --root-dir, its ConfigMaps/Secrets (volumemanager/)
     backoff.py             CrashLoopBackOff and ImagePullBackOff (util/flowcontrol/backoff.go)
     pleg.py                relist the runtime, wake pods whose containers changed (pleg/generic.go)
     prober/                liveness, readiness, startup probes (prober/)
@@ -23,7 +24,8 @@ The data path for one pod, from the scheduler's Bind to `Running`:
 
     informer (spec.nodeName=node1) ADDED pod
       -> PodWorkers.update_pod -> worker(uid) -> Kubelet.sync_pod
-           runtime step: RunPodSandbox (IP from the podCIDR), PullImage, Create/StartContainer
+           runtime step: volumes + ConfigMaps/Secrets, RunPodSandbox (IP from the podCIDR),
+                         PullImage, Create/StartContainer (env valueFrom, mounts, limits)
            status step:  PodStatus{phase: Running, podIP, conditions, containerStatuses}
       -> StatusManager: UpdateStatus (only if it differs from what the server has)
 
