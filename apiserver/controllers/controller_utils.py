@@ -105,6 +105,30 @@ def controller_ref(obj: Any) -> meta_pb2.OwnerReference | None:
 # ------------------------------------------------------------------ pods
 
 
+def resolve_controller_ref(owners: Indexer[Any], obj: Any, kind: str) -> Any:
+    """The cached owner of kind `kind` that controls `obj`, or None (Kubernetes'
+    resolveControllerRef): the name must resolve and the uid must match, so a new
+    owner that took a deleted owner's name is not mistaken for it."""
+    ref = controller_ref(obj)
+    if ref is None or ref.kind != kind:
+        return None
+    owner = owners.get(f"{obj.metadata.namespace}/{ref.name}")
+    if owner is None or owner.metadata.uid != ref.uid:
+        return None
+    return owner
+
+
+def selecting(owners: Indexer[Any], obj: Any) -> list[Any]:
+    """The cached owners in `obj`'s namespace whose selector matches its labels."""
+    from apimachinery import labels
+
+    return [
+        owner
+        for owner in owners.by_index(NAMESPACE_INDEX, obj.metadata.namespace)
+        if labels.from_label_selector(owner.spec.selector).matches(obj.metadata.labels)
+    ]
+
+
 def is_pod_active(pod: Any) -> bool:
     return not pod.metadata.HasField("deletion_timestamp") and pod.status.phase not in (
         "Succeeded",

@@ -67,6 +67,8 @@ from apiserver.controllers.controller_utils import (
     owner_reference,
     pod_key,
     pods_to_delete,
+    resolve_controller_ref,
+    selecting,
 )
 from protos import apps_pb2, core_pb2
 
@@ -149,19 +151,12 @@ class ReplicaSetController(Controller):
         self.expectations.forget(meta_namespace_key(rs))
 
     def _owner(self, pod: Any) -> Any:
-        ref = controller_ref(pod)
-        if ref is None or ref.kind != "ReplicaSet":
-            return None
-        rs = self.rs_store.get(f"{pod.metadata.namespace}/{ref.name}")
-        if rs is None or rs.metadata.uid != ref.uid:
-            return None
-        return rs
+        return resolve_controller_ref(self.rs_store, pod, "ReplicaSet")
 
     def _enqueue_matching(self, pod: Any) -> None:
         """An orphan appeared or changed: every ReplicaSet that could adopt it takes a look."""
-        for rs in self.rs_store.by_index(NAMESPACE_INDEX, pod.metadata.namespace):
-            if labels.from_label_selector(rs.spec.selector).matches(pod.metadata.labels):
-                self.enqueue_obj(rs)
+        for rs in selecting(self.rs_store, pod):
+            self.enqueue_obj(rs)
 
     def _add_pod(self, pod: Any) -> None:
         if pod.metadata.HasField("deletion_timestamp"):

@@ -49,6 +49,8 @@ from apiserver.controllers.controller_utils import (
     is_pod_active,
     namespace_index,
     owner_reference,
+    resolve_controller_ref,
+    selecting,
 )
 from apiserver.controllers.deployment import progress, recreate, rolling, sync
 from apiserver.controllers.deployment.util import RECREATE
@@ -86,18 +88,11 @@ class DeploymentController(Controller):
     # ---- handlers --------------------------------------------------------------------------
 
     def _deployment_for(self, obj: Any) -> Any:
-        ref = controller_ref(obj)
-        if ref is None or ref.kind != "Deployment":
-            return None
-        d = self.d_store.get(f"{obj.metadata.namespace}/{ref.name}")
-        if d is None or d.metadata.uid != ref.uid:
-            return None
-        return d
+        return resolve_controller_ref(self.d_store, obj, "Deployment")
 
     def _enqueue_matching(self, rs: Any) -> None:
-        for d in self.d_store.by_index(NAMESPACE_INDEX, rs.metadata.namespace):
-            if labels.from_label_selector(d.spec.selector).matches(rs.metadata.labels):
-                self.enqueue_obj(d)
+        for d in selecting(self.d_store, rs):
+            self.enqueue_obj(d)
 
     def _add_rs(self, rs: Any) -> None:
         d = self._deployment_for(rs)
