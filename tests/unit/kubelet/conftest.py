@@ -6,39 +6,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from apimachinery import errors
 from apimachinery.client import Client, retry_on_conflict
-from apiserver.server import APIServer
-from apiserver.storage import open_storage
 from kubelet.config import KubeletConfig
 from kubelet.kubelet import Kubelet
 from kubelet.runtime.fake import FakeRuntime
 from protos import core_pb2
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[APIServer]:
-    storage = await open_storage("sqlite", str(tmp_path))
-    srv = APIServer(storage, "127.0.0.1:0")
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop(grace=0)
-
-
-@pytest.fixture
-async def client(server: APIServer) -> AsyncIterator[Client]:
-    c = Client(f"127.0.0.1:{server.port}", timeout=10)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 def fast_config(node: str, **overrides: Any) -> KubeletConfig:

@@ -1,4 +1,6 @@
-"""A real API server on a loopback port over SQLite in a temporary directory."""
+"""Shared fixtures for unit tests: a real API server on a loopback port over SQLite in a
+temporary directory (no scheduler, no controllers), and a client to it. Directories can
+override either fixture with their own."""
 
 from __future__ import annotations
 
