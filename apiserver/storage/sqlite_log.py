@@ -25,7 +25,10 @@ in place of etcd)::
   deleted every row or the newest rows.
 
 Durability: WAL with `synchronous=FULL` fsyncs the WAL at each COMMIT, so a
-write that returned survives `kill -9` (and power loss). `locking_mode=
+write that returned survives `kill -9` (and power loss). Writes arrive in
+groups (group commit, see sqlite.py): `apply(ops)` runs a whole group in one
+transaction, each op behind its own SAVEPOINT and compare-and-swap check, so
+one COMMIT and one fsync cover them all. `locking_mode=
 EXCLUSIVE` holds the database lock for the connection's lifetime: a second
 API server pointed at the same data directory fails at open instead of
 keeping its own revision counter.
@@ -54,7 +57,8 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from apiserver.storage.interface import (
     Compacted,
@@ -68,6 +72,23 @@ from apiserver.storage.interface import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WriteOp:
+    """One queued write. `kind` names the event it produces: ADDED is a create,
+    MODIFIED an update, DELETED a delete. `expected_revision` is the compare-
+    and-swap of update and delete (None: unconditional); `value` is unused by
+    delete."""
+
+    kind: EventType
+    key: str
+    value: bytes = b""
+    expected_revision: int | None = None
+
+
+# What `RevisionLog.apply` returns per op: what was stored and its event, or the error.
+WriteResult = tuple[KeyValue, Event] | StorageError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -198,38 +219,62 @@ class RevisionLog:
 
     # ---------------------------------------------------------------- writes
 
-    def create(self, key: str, value: bytes) -> tuple[KeyValue, Event]:
+    def apply(self, ops: Sequence[WriteOp]) -> builtins.list[WriteResult]:
+        """Apply `ops` in order in ONE transaction (one COMMIT, one fsync).
+
+        Each op gets its own outcome: `(KeyValue, Event)` or the StorageError it
+        failed with. An op sees the effects of the ops before it (they share the
+        transaction), so its compare-and-swap check is against the newest state.
+        A failed check raises before the op writes anything; a SQLite error in
+        the middle of an op is undone by rolling back to its SAVEPOINT. Either
+        way only that op fails and it consumes no revision, so the revisions of
+        the ops that succeed are consecutive.
+
+        If the COMMIT itself fails (or SQLite aborted the whole transaction),
+        nothing in the batch happened: StorageError is raised and the revision
+        counter is unchanged.
+        """
         db = self._db
-        rev = self.revision + 1
+        results: builtins.list[WriteResult] = []
+        rev = self.revision
         with self._transaction():
+            for op in ops:
+                db.execute("SAVEPOINT write")
+                try:
+                    result = self._apply_one(op, rev + 1)
+                except sqlite3.Error as err:
+                    if not db.in_transaction:  # SQLite rolled back everything
+                        raise
+                    db.execute("ROLLBACK TO write")
+                    db.execute("RELEASE write")
+                    results.append(StorageError(f"sqlite: {err}"))
+                    continue
+                except StorageError as err:  # the check failed before any change
+                    db.execute("RELEASE write")
+                    results.append(err)
+                    continue
+                db.execute("RELEASE write")
+                rev += 1
+                results.append(result)
+        self.revision = rev
+        return results
+
+    def _apply_one(self, op: WriteOp, rev: int) -> tuple[KeyValue, Event]:
+        db, key, value = self._db, op.key, op.value
+        if op.kind is EventType.ADDED:
             if db.execute(_SELECT_CURRENT, (key,)).fetchone() is not None:
                 raise KeyExists(key)
             db.execute(_INSERT_LOG, (rev, key, value, rev, 0, 0))
             db.execute(_UPSERT_CURRENT, (key, value, rev, rev))
-        self.revision = rev
-        return KeyValue(key, value, rev, rev), Event(EventType.ADDED, key, value, rev, rev)
-
-    def update(
-        self, key: str, value: bytes, expected_revision: int | None
-    ) -> tuple[KeyValue, Event]:
-        db = self._db
-        rev = self.revision + 1
-        with self._transaction():
-            old = self._current_for_write(key, expected_revision)
+            return KeyValue(key, value, rev, rev), Event(EventType.ADDED, key, value, rev, rev)
+        old = self._current_for_write(key, op.expected_revision)
+        if op.kind is EventType.MODIFIED:
             db.execute(_INSERT_LOG, (rev, key, value, old.create_revision, old.mod_revision, 0))
             db.execute(_UPSERT_CURRENT, (key, value, old.create_revision, rev))
-        self.revision = rev
-        kv = KeyValue(key, value, old.create_revision, rev)
-        return kv, Event(EventType.MODIFIED, key, value, rev, old.create_revision, old.value)
-
-    def delete(self, key: str, expected_revision: int | None) -> tuple[KeyValue, Event]:
-        db = self._db
-        rev = self.revision + 1
-        with self._transaction():
-            old = self._current_for_write(key, expected_revision)
-            db.execute(_INSERT_LOG, (rev, key, old.value, old.create_revision, old.mod_revision, 1))
-            db.execute("DELETE FROM current WHERE key = ?", (key,))
-        self.revision = rev
+            kv = KeyValue(key, value, old.create_revision, rev)
+            return kv, Event(EventType.MODIFIED, key, value, rev, old.create_revision, old.value)
+        db.execute(_INSERT_LOG, (rev, key, old.value, old.create_revision, old.mod_revision, 1))
+        db.execute("DELETE FROM current WHERE key = ?", (key,))
         kv = KeyValue(key, old.value, old.create_revision, rev)
         event = Event(EventType.DELETED, key, old.value, rev, old.create_revision, old.value)
         return kv, event
