@@ -15,11 +15,16 @@ GRPC_PROTOS := protos/api.proto protos/kubelet.proto protos/cri.proto
 
 setup: $(STAMP)
 
-# System packages: only when something is missing, and only as root.
+# System packages: only when something is missing, and only as root. Debian starts a package's
+# service on install (containerd, nginx on :80, docker-registry on :5000); the tests start their
+# own instances, so a policy-rc.d that refuses service starts is in place while apt runs.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then guard=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; fi; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; rc=$$?; \
+	    [ -n "$$guard" ] && rm -f /usr/sbin/policy-rc.d; [ $$rc = 0 ] || exit $$rc; \
 	  else echo "missing system packages:$$missing (run as root: sudo make setup)"; exit 1; fi; \
 	fi
 
