@@ -7,7 +7,8 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make iproute2 nftables procps \
-	containerd runc containernetworking-plugins nginx-light busybox-static docker-registry
+	containerd runc containernetworking-plugins nginx-light busybox-static docker-registry \
+	docker.io iperf3 curl
 # Protos with a gRPC service get client/server stubs too.
 GRPC_PROTOS := protos/api.proto protos/kubelet.proto protos/cri.proto
 
@@ -52,7 +53,7 @@ lint: setup protos-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/vermin -q --no-tips --violations -t=3.10- --exclude-regex '(^|/)(\.venv|protos)/' apimachinery apiserver cli kubelet localcluster bench tests
+	$(BIN)/vermin -q --no-tips --violations -t=3.10- --exclude-regex '(^|/)(\.venv|protos)/' apimachinery apiserver cli kubelet netplugin localcluster bench tests
 
 # Regenerate the Python code from protos/*.proto (committed; protos-check fails when stale).
 protos: setup
