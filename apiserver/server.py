@@ -26,7 +26,7 @@ import logging
 import os
 import platform
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -255,11 +255,19 @@ class APIServer:
     """The running server: storage, registry and the gRPC port. Used by `serve` and tests."""
 
     def __init__(
-        self, storage: Storage, listen: str, *, default_toleration_seconds: int = 300
+        self,
+        storage: Storage,
+        listen: str,
+        *,
+        default_toleration_seconds: int = 300,
+        extra_listen: Sequence[str] = (),
     ) -> None:
         self.storage = storage
         self.store = Store(storage, default_toleration_seconds=default_toleration_seconds)
         self.listen = listen
+        # More addresses served by the same server, e.g. a unix socket beside a TCP port:
+        # `tinykube up` serves node namespaces over TCP and the host's CLI over the socket.
+        self.extra_listen = tuple(extra_listen)
         self.port = 0
         self._server: grpc.aio.Server | None = None
 
@@ -283,9 +291,25 @@ class APIServer:
         self.port = server.add_insecure_port(self.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.listen}")
+        for address in self.extra_listen:
+            if server.add_insecure_port(address) == 0:
+                raise OSError(f"cannot listen on {address}")
         await server.start()
         self._server = server
-        log.info("apiserver listening", extra={"address": self.listen, "port": self.port})
+        log.info(
+            "apiserver listening",
+            extra={"address": self.listen, "port": self.port, "also": ",".join(self.extra_listen)},
+        )
+
+    @property
+    def local_address(self) -> str:
+        """Where processes beside the server (scheduler, controllers) reach it."""
+        if self.listen.startswith("unix:"):
+            return self.listen
+        host = self.listen.rsplit(":", 1)[0] or "127.0.0.1"
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
 
     async def stop(self, grace: float = 1.0) -> None:
         if self._server is not None:
@@ -298,6 +322,7 @@ async def serve(
     data_dir: str,
     listen: str = "127.0.0.1:6443",
     *,
+    extra_listen: Sequence[str] = (),
     storage: str = "sqlite",
     scheduler: bool = True,
     controllers: bool = True,
@@ -310,16 +335,18 @@ async def serve(
     start_compactor = getattr(backend, "start_compactor", None)
     if start_compactor is not None:
         start_compactor()
-    server = APIServer(backend, listen, default_toleration_seconds=default_toleration_seconds)
+    server = APIServer(
+        backend,
+        listen,
+        default_toleration_seconds=default_toleration_seconds,
+        extra_listen=extra_listen,
+    )
     control_plane: asyncio.Task[None] | None = None
     try:
         await server.start()
-        host = listen.rsplit(":", 1)[0] or "127.0.0.1"
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1"
         control_plane = asyncio.ensure_future(
             run_control_plane(
-                f"{host}:{server.port}",
+                server.local_address,
                 scheduler=scheduler,
                 controllers=controllers,
                 options=options,

@@ -112,7 +112,14 @@ def cli(ctx: click.Context, server: str | None, namespace: str | None) -> None:
     type=click.Path(file_okay=False),
     help="Directory for the store (created if missing).",
 )
-@click.option("--listen", default="127.0.0.1:6443", show_default=True, help="gRPC listen address.")
+@click.option(
+    "--listen",
+    "listen_addresses",
+    multiple=True,
+    default=["127.0.0.1:6443"],
+    show_default=True,
+    help="gRPC listen address: HOST:PORT or unix:/PATH; repeat to serve several.",
+)
 @click.option("--storage", default="sqlite", show_default=True, help="Storage backend.")
 @click.option(
     "--scheduler/--no-scheduler", default=True, show_default=True, help="Run the scheduler here."
@@ -140,7 +147,7 @@ def cli(ctx: click.Context, server: str | None, namespace: str | None) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def apiserver(
     data_dir: str,
-    listen: str,
+    listen_addresses: tuple[str, ...],
     storage: str,
     scheduler: bool,
     controllers: bool,
@@ -159,11 +166,14 @@ def apiserver(
         default_toleration_seconds=default_toleration_seconds,
     )
 
+    listen, *extra_listen = listen_addresses
+
     async def run() -> None:
         task = asyncio.ensure_future(
             serve(
                 data_dir,
                 listen,
+                extra_listen=extra_listen,
                 storage=storage,
                 scheduler=scheduler,
                 controllers=controllers,
