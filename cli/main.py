@@ -36,6 +36,7 @@ from cli import (
     cmd_node,
     cmd_placement,
     cmd_rollout,
+    cmd_run,
     config,
 )
 from cli.context import Options
@@ -220,6 +221,7 @@ cli.add_command(cmd_kubelet.kubelet)
 cli.add_command(cmd_logs.logs)
 cli.add_command(cmd_logs.exec_cmd)
 cli.add_command(cmd_controlplane.controller_manager)
+cli.add_command(cmd_run.run)
 
 
 def main() -> None:
