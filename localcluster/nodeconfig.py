@@ -1,0 +1,397 @@
+"""What a node's daemons are configured with: one source for the VMs and `tinykube up`.
+
+A tinykube node runs three or four daemons -- a container runtime (containerd,
+or dockerd), the kubelet, the network plugin agent, and on the control-plane
+node the API server -- and each needs a config file or a command line that
+agrees with the others: the kubelet's `--runtime-endpoint` must be the socket
+containerd listens on, containerd's `cni.conf_dir` must be where the netplugin
+agent writes its conflist, and so on. kind keeps these facts in one Go
+template per node; tinykube keeps them in `NodeConfig` and the `render_*`
+functions below, so that the Vagrant VMs (through `tinykube node
+render-config`) and the namespace nodes of `tinykube up` run exactly the same
+configuration, and the local end-to-end tests exercise what the VMs run.
+
+Two path layouts, one set of fields:
+
+    NodePaths()                  a real machine (the Vagrant VMs): containerd's
+                                 own defaults (/etc/containerd/config.toml,
+                                 /var/lib/containerd, /run/containerd/...), the
+                                 CNI directories every runtime looks in
+                                 (/etc/cni/net.d, /opt/cni/bin), /var/lib/kubelet
+    NodePaths.under(base)        a namespace node of `tinykube up`: every path
+                                 under one directory, so several nodes share a
+                                 host's filesystem without meeting (DESIGN §6)
+
+Every path is absolute. `render_all(cfg)` maps each path to the file's
+content; `write_all(cfg, root)` writes them below `root` (a DESTDIR: the
+content still names the real paths, so a test can render into a temporary
+directory and read what a VM would get).
+
+Worked example -- node2 of the Vagrant cluster, containerd, no mirror:
+
+    cfg = NodeConfig(node_name="node2", node_ip="192.168.56.12",
+                     server="192.168.56.11:6443")
+    render_all(cfg) ==
+        /etc/containerd/config.toml   (root /var/lib/containerd, socket
+                                       /run/containerd/containerd.sock, CNI
+                                       /opt/cni/bin + /etc/cni/net.d,
+                                       restrict_oom_score_adj = true)
+        /etc/tinykube/kubelet.env     TINYKUBE_KUBELET_ARGS=--node-name node2
+                                      --node-ip 192.168.56.12 --server
+                                      192.168.56.11:6443 --runtime containerd ...
+        /etc/tinykube/netplugin.env   TINYKUBE_NETPLUGIN_ARGS=--node-name node2 ...
+        /etc/tinykube/config          server: 192.168.56.11:6443 (the CLI's config)
+
+With `registry_mirror="127.0.0.1:5000"` (an offline cluster) the containerd
+config gains `registry.config_path` and the tree under it one hosts.toml per
+mirrored registry (docker.io, registry.k8s.io). With `runtime="docker"` the
+containerd files give way to /etc/docker/daemon.json, and the kubelet talks
+to dockerd's socket.
+
+The systemd units (vagrant/systemd/) are static files that read the `.env`
+files: `ExecStart=/opt/tinykube/bin/tinykube kubelet $TINYKUBE_KUBELET_ARGS`
+(an unbraced `$VAR` is split on whitespace by systemd into separate words), so
+arguments may not hold whitespace or quotes: NodeConfig.validate() refuses
+them with the field's name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from localcluster.containerd import ContainerdConfig
+from localcluster.registry import MIRRORED_HOSTS
+from netplugin.constants import CNI_DATA_DIR
+
+Runtime = Literal["containerd", "docker"]
+RUNTIMES: tuple[Runtime, ...] = ("containerd", "docker")
+
+DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.9"
+APISERVER_PORT = 6443
+
+# Names of the variables in the EnvironmentFiles the systemd units read.
+KUBELET_ENV = "TINYKUBE_KUBELET_ARGS"
+NETPLUGIN_ENV = "TINYKUBE_NETPLUGIN_ARGS"
+APISERVER_ENV = "TINYKUBE_APISERVER_ARGS"
+
+_UNSAFE = re.compile(r"[\s\"'\\$%]")
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class NodeConfigError(ValueError):
+    """A NodeConfig field is unusable; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """Every path a node's daemons use (absolute); the defaults are a real machine's."""
+
+    containerd_base: str = "/var/lib/containerd"  # ContainerdConfig.base: its opt dir and log
+    containerd_config: str = "/etc/containerd/config.toml"
+    containerd_root: str = "/var/lib/containerd"
+    containerd_state: str = "/run/containerd"
+    containerd_socket: str = "/run/containerd/containerd.sock"
+    runc_root: str = "/run/containerd/runc"
+    registry_hosts_dir: str = "/etc/containerd/certs.d"  # containerd's registry.config_path
+    docker_config: str = "/etc/docker/daemon.json"
+    docker_data_root: str = "/var/lib/docker"
+    docker_exec_root: str = "/run/docker"
+    docker_socket: str = "/run/docker.sock"
+    cni_bin_dir: str = "/opt/cni/bin"
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_data_dir: str = CNI_DATA_DIR
+    kubelet_root_dir: str = "/var/lib/kubelet"
+    pod_log_dir: str = "/var/log/pods"
+    apiserver_data_dir: str = "/var/lib/tinykube/apiserver"
+    env_dir: str = "/etc/tinykube"  # the EnvironmentFiles and the CLI's config
+
+    @classmethod
+    def under(cls, base: str | Path) -> NodePaths:
+        """A namespace node's layout: everything below `base` (containerd's as ContainerdConfig's).
+
+        `NodePaths.under("/var/lib/tinykube/clusters/demo/node1")` puts containerd at
+        .../node1/containerd/{config.toml,root,state,containerd.sock,runc}, the CNI
+        directories at .../node1/cni/{bin,net.d,data}, the kubelet at .../node1/kubelet.
+        """
+        b = Path(base)
+        if not b.is_absolute():
+            raise NodeConfigError(f"node directory must be an absolute path, got {str(base)!r}")
+        c = b / "containerd"
+        return cls(
+            containerd_base=str(c),
+            containerd_config=str(c / "config.toml"),
+            containerd_root=str(c / "root"),
+            containerd_state=str(c / "state"),
+            containerd_socket=str(c / "containerd.sock"),
+            runc_root=str(c / "runc"),
+            registry_hosts_dir=str(c / "certs.d"),
+            docker_config=str(b / "docker" / "daemon.json"),
+            docker_data_root=str(b / "docker" / "data"),
+            docker_exec_root=str(b / "docker" / "exec"),
+            docker_socket=str(b / "docker" / "docker.sock"),
+            cni_bin_dir=str(b / "cni" / "bin"),
+            cni_conf_dir=str(b / "cni" / "net.d"),
+            cni_data_dir=str(b / "cni" / "data"),
+            kubelet_root_dir=str(b / "kubelet"),
+            pod_log_dir=str(b / "pods"),
+            apiserver_data_dir=str(b / "apiserver"),
+            env_dir=str(b / "etc"),
+        )
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One node: who it is, where its API server is, which runtime, and its paths."""
+
+    node_name: str
+    node_ip: str
+    server: str = f"127.0.0.1:{APISERVER_PORT}"  # the API server as this node reaches it
+    runtime: Runtime = "containerd"
+    iface: str = ""  # the underlay interface (informational when node_ip is set)
+    control_plane: bool = False  # runs the API server too
+    registry_mirror: str = ""  # HOST:PORT of a plain-HTTP mirror for docker.io; "" = none
+    sandbox_image: str = DEFAULT_SANDBOX_IMAGE
+    kubelet_port: int = 10250
+    paths: NodePaths = field(default_factory=NodePaths)
+
+    def validate(self) -> None:
+        """Raise NodeConfigError naming the first unusable field."""
+        if not _NODE_NAME.match(self.node_name):
+            raise NodeConfigError(f"node name {self.node_name!r} is not a lowercase RFC 1123 name")
+        try:
+            ipaddress.ip_address(self.node_ip)
+        except ValueError:
+            raise NodeConfigError(f"node IP {self.node_ip!r} is not an IP address") from None
+        if self.runtime not in RUNTIMES:
+            raise NodeConfigError(f"runtime {self.runtime!r} is not one of {', '.join(RUNTIMES)}")
+        if not self.server:
+            raise NodeConfigError("server (the API server address) is empty")
+        if not 0 <= self.kubelet_port <= 65535:
+            raise NodeConfigError(f"kubelet port {self.kubelet_port} is out of range")
+        for name, value in (
+            ("server", self.server),
+            ("iface", self.iface),
+            ("registry mirror", self.registry_mirror),
+            ("sandbox image", self.sandbox_image),
+            *((f"path {key}", str(val)) for key, val in vars(self.paths).items()),
+        ):
+            if _UNSAFE.search(value):
+                raise NodeConfigError(f"{name} {value!r} holds whitespace, a quote, $ or %")
+        for key, val in vars(self.paths).items():
+            if not str(val).startswith("/"):
+                raise NodeConfigError(f"path {key} {val!r} is not absolute")
+
+    @property
+    def runtime_endpoint(self) -> str:
+        """The kubelet's --runtime-endpoint: the runtime's unix socket."""
+        sock = (
+            self.paths.containerd_socket
+            if self.runtime == "containerd"
+            else self.paths.docker_socket
+        )
+        return f"unix://{sock}"
+
+
+@dataclass
+class _ContainerdAt(ContainerdConfig):
+    """ContainerdConfig at explicit paths: a VM keeps config, root and state apart."""
+
+    config_path: str = ""
+    root_path: str = ""
+    state_path: str = ""
+    socket_path: str = ""
+    runc_root_path: str = ""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.root_path) if self.root_path else super().root
+
+    @property
+    def state(self) -> Path:
+        return Path(self.state_path) if self.state_path else super().state
+
+    @property
+    def socket(self) -> Path:
+        return Path(self.socket_path) if self.socket_path else super().socket
+
+    @property
+    def runc_root(self) -> Path:
+        return Path(self.runc_root_path) if self.runc_root_path else super().runc_root
+
+    @property
+    def config_file(self) -> Path:
+        return Path(self.config_path) if self.config_path else super().config_file
+
+
+def containerd_config(cfg: NodeConfig) -> ContainerdConfig:
+    """The ContainerdConfig for `cfg` (`Containerd(containerd_config(cfg)).start()` runs it)."""
+    p = cfg.paths
+    return _ContainerdAt(
+        base=Path(p.containerd_base),
+        sandbox_image=cfg.sandbox_image,
+        cni_bin_dir=p.cni_bin_dir,
+        cni_conf_dir=p.cni_conf_dir,
+        registry_config_path=p.registry_hosts_dir if cfg.registry_mirror else "",
+        config_path=p.containerd_config,
+        root_path=p.containerd_root,
+        state_path=p.containerd_state,
+        socket_path=p.containerd_socket,
+        runc_root_path=p.runc_root,
+    )
+
+
+def render_containerd(cfg: NodeConfig) -> str:
+    """containerd's config.toml (ContainerdConfig.render at this node's paths)."""
+    return containerd_config(cfg).render()
+
+
+def hosts_toml(upstream: str, mirror: str) -> str:
+    """One registry's hosts.toml: try the plain-HTTP `mirror` first, then `upstream`."""
+    server = f'server = "{upstream}"\n' if upstream else ""
+    return f'{server}\n[host."http://{mirror}"]\n  capabilities = ["pull", "resolve"]\n'
+
+
+def render_registry_hosts(cfg: NodeConfig) -> dict[str, str]:
+    """{"docker.io/hosts.toml": ..., ...} relative to registry_hosts_dir; {} without a mirror."""
+    if not cfg.registry_mirror:
+        return {}
+    return {
+        f"{host}/hosts.toml": hosts_toml(upstream, cfg.registry_mirror)
+        for host, upstream in MIRRORED_HOSTS.items()
+    }
+
+
+def _dockerd_settings(cfg: NodeConfig) -> dict[str, Any]:
+    """dockerd's settings as daemon.json keys (the flags are the same names)."""
+    p = cfg.paths
+    settings: dict[str, Any] = {
+        "data-root": p.docker_data_root,
+        "exec-root": p.docker_exec_root,
+        "bridge": "none",  # pods get their network from tinykube-cni, not docker0
+        "iptables": False,  # the netplugin owns the packet filter
+        "ip-masq": False,
+    }
+    if cfg.registry_mirror:
+        settings["registry-mirrors"] = [f"http://{cfg.registry_mirror}"]
+        settings["insecure-registries"] = [cfg.registry_mirror]
+    return settings
+
+
+_SINGULAR = {"registry-mirrors": "registry-mirror", "insecure-registries": "insecure-registry"}
+
+
+def render_dockerd_flags(cfg: NodeConfig) -> list[str]:
+    """dockerd's command line for a private instance (the socket included)."""
+    flags = ["-H", f"unix://{cfg.paths.docker_socket}"]
+    for key, value in _dockerd_settings(cfg).items():
+        if isinstance(value, bool):
+            flags.append(f"--{key}={'true' if value else 'false'}")
+        elif isinstance(value, list):
+            flags.extend(f"--{_SINGULAR[key]}={item}" for item in value)
+        else:
+            flags.append(f"--{key}={value}")
+    return flags
+
+
+def render_daemon_json(cfg: NodeConfig) -> str:
+    """/etc/docker/daemon.json: the flags' settings without `hosts`.
+
+    Ubuntu's docker.service already passes `-H fd://`; dockerd refuses a setting
+    given both as a flag and in the file, so the socket stays the unit's.
+    """
+    return json.dumps(_dockerd_settings(cfg), indent=2, sort_keys=True) + "\n"
+
+
+def kubelet_args(cfg: NodeConfig) -> list[str]:
+    """`tinykube kubelet` arguments for this node."""
+    p = cfg.paths
+    return [
+        "--node-name",
+        cfg.node_name,
+        "--node-ip",
+        cfg.node_ip,
+        "--server",
+        cfg.server,
+        "--runtime",
+        cfg.runtime,
+        "--runtime-endpoint",
+        cfg.runtime_endpoint,
+        "--root-dir",
+        p.kubelet_root_dir,
+        "--pod-log-dir",
+        p.pod_log_dir,
+        "--kubelet-port",
+        str(cfg.kubelet_port),
+    ]
+
+
+def netplugin_args(cfg: NodeConfig) -> list[str]:
+    """`tinykube netplugin` arguments: always the explicit node IP, never a guess."""
+    return [
+        "--node-name",
+        cfg.node_name,
+        "--node-ip",
+        cfg.node_ip,
+        "--server",
+        cfg.server,
+    ]
+
+
+def apiserver_args(cfg: NodeConfig, listen: str = f"0.0.0.0:{APISERVER_PORT}") -> list[str]:
+    """`tinykube apiserver` arguments on the control-plane node."""
+    return ["--data-dir", cfg.paths.apiserver_data_dir, "--listen", listen]
+
+
+def env_file(name: str, args: list[str]) -> str:
+    """A systemd EnvironmentFile holding one variable with the arguments."""
+    for arg in args:
+        if _UNSAFE.search(arg) or not arg:
+            raise NodeConfigError(f"argument {arg!r} cannot be passed through {name}")
+    return f"{name}={' '.join(args)}\n"
+
+
+def render_all(cfg: NodeConfig) -> dict[str, str]:
+    """Every file the node needs: absolute path -> content."""
+    cfg.validate()
+    p = cfg.paths
+    files: dict[str, str] = {}
+    if cfg.runtime == "containerd":
+        files[p.containerd_config] = render_containerd(cfg)
+        for rel, content in render_registry_hosts(cfg).items():
+            files[f"{p.registry_hosts_dir}/{rel}"] = content
+    else:
+        files[p.docker_config] = render_daemon_json(cfg)
+    env = p.env_dir
+    files[f"{env}/kubelet.env"] = env_file(KUBELET_ENV, kubelet_args(cfg))
+    files[f"{env}/netplugin.env"] = env_file(NETPLUGIN_ENV, netplugin_args(cfg))
+    if cfg.control_plane:
+        files[f"{env}/apiserver.env"] = env_file(APISERVER_ENV, apiserver_args(cfg))
+    files[f"{env}/config"] = f"server: {cfg.server}\n"
+    return files
+
+
+def write_all(cfg: NodeConfig, root: str | Path = "/") -> list[Path]:
+    """Write render_all(cfg) below `root`; returns the files whose content changed.
+
+    Each file is written to a temporary name and renamed, so a daemon never
+    reads half a config; an unchanged file is left alone (its mtime too).
+    """
+    changed: list[Path] = []
+    for path, content in sorted(render_all(cfg).items()):
+        target = Path(root) / path.lstrip("/")
+        try:
+            if target.read_text() == content:
+                continue
+        except FileNotFoundError:
+            pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(content)
+        tmp.replace(target)
+        changed.append(target)
+    return changed
