@@ -35,6 +35,7 @@ from cli import (
     cmd_logs,
     cmd_node,
     cmd_placement,
+    cmd_render,
     cmd_rollout,
     cmd_run,
     config,
@@ -221,6 +222,7 @@ cli.add_command(cmd_kubelet.kubelet)
 cli.add_command(cmd_logs.logs)
 cli.add_command(cmd_logs.exec_cmd)
 cli.add_command(cmd_controlplane.controller_manager)
+cli.add_command(cmd_render.node)
 cli.add_command(cmd_run.run)
 
 

@@ -375,6 +375,11 @@ def render_all(cfg: NodeConfig) -> dict[str, str]:
     return files
 
 
+def destination(path: str, root: str | Path = "/") -> Path:
+    """Where render_all's `path` is written below `root` (a DESTDIR)."""
+    return Path(root) / path.lstrip("/")
+
+
 def write_all(cfg: NodeConfig, root: str | Path = "/") -> list[Path]:
     """Write render_all(cfg) below `root`; returns the files whose content changed.
 
@@ -383,7 +388,7 @@ def write_all(cfg: NodeConfig, root: str | Path = "/") -> list[Path]:
     """
     changed: list[Path] = []
     for path, content in sorted(render_all(cfg).items()):
-        target = Path(root) / path.lstrip("/")
+        target = destination(path, root)
         try:
             if target.read_text() == content:
                 continue

@@ -1,0 +1,212 @@
+"""localcluster.nodeconfig and `tinykube node render-config`: what a node's daemons get."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from localcluster import nodeconfig
+from localcluster.containerd import ContainerdConfig
+from localcluster.nodeconfig import NodeConfig, NodeConfigError, NodePaths
+
+NODE1 = NodeConfig(
+    node_name="node1",
+    node_ip="192.168.56.11",
+    server="192.168.56.11:6443",
+    control_plane=True,
+)
+NODE2 = NodeConfig(node_name="node2", node_ip="192.168.56.12", server="192.168.56.11:6443")
+
+
+def _value(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def test_vm_containerd_config_has_what_tinykube_needs() -> None:
+    files = nodeconfig.render_all(NODE2)
+    toml = files["/etc/containerd/config.toml"]
+    assert "restrict_oom_score_adj = true" in toml
+    assert 'bin_dir = "/opt/cni/bin"' in toml
+    assert 'conf_dir = "/etc/cni/net.d"' in toml
+    assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in toml
+    assert 'address = "/run/containerd/containerd.sock"' in toml
+    assert 'root = "/var/lib/containerd"' in toml
+    assert 'state = "/run/containerd"' in toml
+    assert 'Root = "/run/containerd/runc"' in toml
+    assert "config_path" not in toml  # no mirror: the VMs pull from the internet
+    assert not any("hosts.toml" in path for path in files)
+
+
+def test_mirror_adds_registry_config_path_and_hosts_tree() -> None:
+    cfg = NodeConfig(node_name="node1", node_ip="10.201.0.11", registry_mirror="127.0.0.1:5000")
+    files = nodeconfig.render_all(cfg)
+    assert 'config_path = "/etc/containerd/certs.d"' in files["/etc/containerd/config.toml"]
+    docker_io = files["/etc/containerd/certs.d/docker.io/hosts.toml"]
+    assert 'server = "https://registry-1.docker.io"' in docker_io
+    assert '[host."http://127.0.0.1:5000"]' in docker_io
+    assert 'capabilities = ["pull", "resolve"]' in docker_io
+    assert "/etc/containerd/certs.d/registry.k8s.io/hosts.toml" in files
+    assert set(nodeconfig.render_registry_hosts(cfg)) == {
+        "docker.io/hosts.toml",
+        "registry.k8s.io/hosts.toml",
+    }
+
+
+def test_kubelet_and_netplugin_args_carry_the_node_ip() -> None:
+    kubelet = nodeconfig.kubelet_args(NODE2)
+    assert _value(kubelet, "--node-name") == "node2"
+    assert _value(kubelet, "--node-ip") == "192.168.56.12"
+    assert _value(kubelet, "--server") == "192.168.56.11:6443"
+    assert _value(kubelet, "--runtime") == "containerd"
+    assert _value(kubelet, "--runtime-endpoint") == "unix:///run/containerd/containerd.sock"
+    net = nodeconfig.netplugin_args(NODE2)
+    assert _value(net, "--node-ip") == "192.168.56.12"
+    assert _value(net, "--node-name") == "node2"
+    files = nodeconfig.render_all(NODE2)
+    assert files["/etc/tinykube/kubelet.env"] == (
+        "TINYKUBE_KUBELET_ARGS=" + " ".join(kubelet) + "\n"
+    )
+    assert "--node-ip 192.168.56.12" in files["/etc/tinykube/netplugin.env"]
+    assert files["/etc/tinykube/config"] == "server: 192.168.56.11:6443\n"
+
+
+def test_apiserver_env_only_on_the_control_plane() -> None:
+    assert "/etc/tinykube/apiserver.env" not in nodeconfig.render_all(NODE2)
+    env = nodeconfig.render_all(NODE1)["/etc/tinykube/apiserver.env"]
+    assert env.startswith("TINYKUBE_APISERVER_ARGS=--data-dir /var/lib/tinykube/apiserver ")
+
+
+def test_local_layout_matches_a_private_containerd() -> None:
+    """NodePaths.under(base) puts containerd where ContainerdConfig(base/containerd) would."""
+    base = Path("/srv/cluster/node1")
+    cfg = NodeConfig(node_name="node1", node_ip="10.201.0.11", paths=NodePaths.under(base))
+    ours = nodeconfig.containerd_config(cfg)
+    plain = ContainerdConfig(
+        base=base / "containerd", cni_bin_dir=str(base / "cni" / "bin"),
+        cni_conf_dir=str(base / "cni" / "net.d"),
+    )  # fmt: skip
+    assert ours.render() == plain.render()
+    assert ours.config_file == plain.config_file
+    assert (
+        ours.endpoint
+        == plain.endpoint
+        == _value(nodeconfig.kubelet_args(cfg), "--runtime-endpoint")
+    )
+    for path in nodeconfig.render_all(cfg):
+        assert path.startswith(str(base) + "/")
+
+
+def test_docker_runtime_renders_daemon_json_and_flags() -> None:
+    cfg = NodeConfig(
+        node_name="node1",
+        node_ip="10.201.0.11",
+        runtime="docker",
+        registry_mirror="127.0.0.1:5000",
+        paths=NodePaths.under("/srv/n1"),
+    )
+    files = nodeconfig.render_all(cfg)
+    assert not any(path.endswith("config.toml") for path in files)
+    daemon = json.loads(files["/srv/n1/docker/daemon.json"])
+    assert daemon["bridge"] == "none"
+    assert daemon["iptables"] is False
+    assert "hosts" not in daemon
+    assert daemon["registry-mirrors"] == ["http://127.0.0.1:5000"]
+    flags = nodeconfig.render_dockerd_flags(cfg)
+    assert flags[:2] == ["-H", "unix:///srv/n1/docker/docker.sock"]
+    assert "--data-root=/srv/n1/docker/data" in flags
+    assert "--exec-root=/srv/n1/docker/exec" in flags
+    assert "--bridge=none" in flags and "--iptables=false" in flags
+    assert "--insecure-registry=127.0.0.1:5000" in flags
+    kubelet = nodeconfig.kubelet_args(cfg)
+    assert _value(kubelet, "--runtime-endpoint") == "unix:///srv/n1/docker/docker.sock"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"node_ip": "192.168.56"}, "node IP '192.168.56' is not an IP address"),
+        ({"node_name": "Node_1"}, "node name 'Node_1'"),
+        ({"runtime": "cri-o"}, "runtime 'cri-o' is not one of containerd, docker"),
+        ({"server": "a b:6443"}, "server 'a b:6443' holds whitespace"),
+        ({"paths": NodePaths(cni_bin_dir="opt/cni")}, "path cni_bin_dir 'opt/cni' is not absolute"),
+    ],
+)
+def test_bad_input_names_the_field(changes: dict[str, object], message: str) -> None:
+    fields: dict[str, object] = {"node_name": "node1", "node_ip": "10.0.0.1", **changes}
+    cfg = NodeConfig(**fields)  # type: ignore[arg-type]
+    with pytest.raises(NodeConfigError, match=message):
+        nodeconfig.render_all(cfg)
+
+
+def test_under_refuses_a_relative_directory() -> None:
+    with pytest.raises(NodeConfigError, match="absolute"):
+        NodePaths.under("nodes/node1")
+
+
+def _files_below(root: Path) -> dict[str, str]:
+    return {"/" + str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+def test_render_config_writes_exactly_render_all(tmp_path: Path) -> None:
+    args = ["node", "render-config", "--node-name", "node1", "--node-ip", "192.168.56.11"]
+    args += ["--control-plane", "--registry-mirror", "127.0.0.1:5000", "--root", str(tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    expected = nodeconfig.render_all(
+        NodeConfig(
+            node_name="node1",
+            node_ip="192.168.56.11",
+            server="192.168.56.11:6443",
+            control_plane=True,
+            registry_mirror="127.0.0.1:5000",
+        )
+    )
+    assert _files_below(tmp_path) == expected
+    assert result.output.count("wrote ") == len(expected)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0
+    assert again.output.count("unchanged ") == len(expected)
+    assert "wrote" not in again.output
+
+
+def test_render_config_print_writes_nothing(tmp_path: Path) -> None:
+    args = ["node", "render-config", "--node-name", "node2", "--node-ip", "192.168.56.12"]
+    args += ["--server", "192.168.56.11:6443", "--root", str(tmp_path), "--print"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "# /etc/containerd/config.toml\n" in result.output
+    assert "restrict_oom_score_adj = true" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_config_node_dir_layout(tmp_path: Path) -> None:
+    node_dir = tmp_path / "node2"
+    args = ["node", "render-config", "--node-name", "node2", "--node-ip", "10.201.0.12"]
+    args += ["--server", "unix:/srv/api.sock", "--node-dir", str(node_dir)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    cfg = NodeConfig(
+        node_name="node2",
+        node_ip="10.201.0.12",
+        server="unix:/srv/api.sock",
+        paths=NodePaths.under(node_dir),
+    )
+    written = {str(p): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
+    assert written == nodeconfig.render_all(cfg)
+
+
+def test_render_config_worker_needs_server(tmp_path: Path) -> None:
+    args = ["node", "render-config", "--node-name", "node2", "--node-ip", "192.168.56.12"]
+    result = CliRunner().invoke(cli, [*args, "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--server is required on a worker node" in result.output
+    bad = CliRunner().invoke(cli, ["node", "render-config", "--node-name", "node2",
+                                   "--node-ip", "10.0.0", "--server", "x:1",
+                                   "--root", str(tmp_path)])  # fmt: skip
+    assert bad.exit_code == 1
+    assert "node IP '10.0.0' is not an IP address" in bad.output
+    assert list(tmp_path.iterdir()) == []
