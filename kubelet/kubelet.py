@@ -79,7 +79,7 @@ from kubelet.pod_workers import PodWorkers, full_name
 from kubelet.prober.manager import ProberManager
 from kubelet.runtime.interface import Container, ContainerRuntime, RuntimeVersion
 from kubelet.server import KubeletServer
-from kubelet.sources import NodeSource, PodSource
+from kubelet.sources import NodeSource, PodSource, ServiceSource
 from kubelet.status import StatusManager, generate_pod_status
 from kubelet.volume_manager import VolumeManager
 from protos import core_pb2
@@ -110,6 +110,7 @@ class Kubelet:
         self.config = config
         self.runtime = runtime
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
+        self.service_source = ServiceSource(client)
         self.prober = ProberManager(
             runtime, self.recorder, self.wake_pod, time_unit=config.probe_time_unit
         )
@@ -123,6 +124,7 @@ class Kubelet:
                 config.root_dir, self._get_object, on_disk=runtime.name != "fake"
             ),
             host_ip=config.node_ip,
+            services=self.service_source.in_namespace,
         )
         self.pleg = GenericPLEG(
             runtime, self._on_pod_events, relist_period=config.pleg_relist_period
@@ -189,6 +191,9 @@ class Kubelet:
                 await self._apply_pod_cidr(seen.spec.pod_cidr)
             self._spawn(self.lease.run(), "lease")
             self._spawn(self.node_status.run(), "node status")
+            # Service variables are part of a container's config: know the Services first.
+            self._spawn(self.service_source.run(), "service informer")
+            await self.service_source.informer.wait_for_sync()
             self._spawn(self.pod_source.run(), "pod source")
             await self.pod_source.informer.wait_for_sync()
             self._spawn(self.pleg.run(), "pleg")

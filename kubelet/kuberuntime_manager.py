@@ -47,11 +47,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from apimachinery.events import EventRecorder
-from kubelet import errors
+from kubelet import envvars, errors
 from kubelet.backoff import (
     CRASH_BACKOFF_INITIAL,
     CRASH_BACKOFF_MAX,
@@ -186,8 +187,11 @@ class KubeRuntimeManager:
         dead_containers_per_name: int = 1,
         volumes: VolumeManager | None = None,
         host_ip: str = "",
+        services: Callable[[str], list[Any]] | None = None,
     ) -> None:
         self.runtime = runtime
+        # The Services of a namespace, for the containers' service variables (kubelet/envvars.py).
+        self.services = services
         # Without one (unit tests, a bare manager): volumes are checked, nothing is read or written.
         self.volumes = volumes if volumes is not None else VolumeManager(on_disk=False)
         self.host_ip = host_ip
@@ -417,11 +421,17 @@ class KubeRuntimeManager:
             volume_paths=inputs.volume_paths,
             configmaps=inputs.configmap,
             secrets=inputs.secret,
+            service_env=self._service_env(pod),
         )
         cid = await self.runtime.create_container(sandbox.id, container_config, config)
         self._event(pod, "Normal", "Created", f"Created container {spec.name}")
         await self.runtime.start_container(cid)
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")
+
+    def _service_env(self, pod: Any) -> list[tuple[str, str]]:
+        if self.services is None or not envvars.links_enabled(pod):
+            return []
+        return envvars.service_env(self.services(pod.metadata.namespace))
 
     async def kill_pod(self, pod: Any | None, sandboxes: list[PodSandbox], grace: int) -> None:
         """Stop and remove every container and sandbox given (KillPod + removal).

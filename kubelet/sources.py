@@ -17,6 +17,10 @@ loses its watch still sees every delete that happened meanwhile.
 A second, tiny informer watches the kubelet's own Node (`metadata.name=
 <node>`): that is how the kubelet sees the podCIDR the node IPAM controller
 assigns, and the node's status as the control plane last left it.
+
+A third watches every Service: containers get the service environment
+variables of their namespace (kubelet/envvars.py), as Kubernetes' kubelet
+keeps a Service lister for the same purpose.
 """
 
 from __future__ import annotations
@@ -55,6 +59,19 @@ class PodSource:
 
     def has_synced(self) -> bool:
         return self.informer.has_synced()
+
+    async def run(self) -> None:
+        await self.informer.run()
+
+
+class ServiceSource:
+    """Every Service, for the containers' service environment variables (kubelet/envvars.py)."""
+
+    def __init__(self, client: Client) -> None:
+        self.informer = Informer(client, "services")
+
+    def in_namespace(self, namespace: str) -> list[Any]:
+        return [s for s in self.informer.store.list() if s.metadata.namespace == namespace]
 
     async def run(self) -> None:
         await self.informer.run()

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,9 +160,13 @@ def resolve_env(
     host_ip: str = "",
     configmaps: Lookup | None = None,
     secrets: Lookup | None = None,
+    service_env: Sequence[tuple[str, str]] = (),
 ) -> tuple[tuple[str, str], ...]:
-    """The container's env as (name, value) pairs, in order, references expanded."""
-    env: dict[str, str] = {}
+    """The container's env as (name, value) pairs, in order, references expanded.
+
+    `service_env` (kubelet/envvars.py) comes first, so the container's own
+    variables can refer to it and override it."""
+    env: dict[str, str] = dict(service_env)
     for var in spec.env:
         source = var.value_from if var.HasField("value_from") else None
         value: str | None
@@ -316,10 +320,17 @@ def container_config(
     volume_paths: Mapping[str, str] | None = None,
     configmaps: Lookup | None = None,
     secrets: Lookup | None = None,
+    service_env: Sequence[tuple[str, str]] = (),
 ) -> ContainerConfig:
     """generateContainerConfig: env resolved, command/args expanded, mounts, resources."""
     env = resolve_env(
-        pod, spec, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps, secrets=secrets
+        pod,
+        spec,
+        pod_ip=pod_ip,
+        host_ip=host_ip,
+        configmaps=configmaps,
+        secrets=secrets,
+        service_env=service_env,
     )
     table = dict(env)
     return ContainerConfig(

@@ -110,6 +110,7 @@ class FakeRuntime(ContainerRuntime):
         self.ipam = PodIPAM(pod_cidr)
         self.sandboxes: dict[str, PodSandbox] = {}
         self.containers: dict[str, Container] = {}
+        self.container_configs: dict[str, ContainerConfig] = {}  # what each container was created with
         self.calls: list[tuple[Any, ...]] = []
         self.behaviours: dict[str, ContainerBehaviour] = {}
         self.image_errors: dict[str, str] = {}
@@ -252,6 +253,7 @@ class FakeRuntime(ContainerRuntime):
         if sandbox is None or sandbox.state != SandboxState.READY:
             raise NotFoundError(f"pod sandbox {sandbox_id} not found or not ready")
         container_id = self._new_id("c")
+        self.container_configs[container_id] = config
         labels = dict(config.labels)
         labels[CONTAINER_NAME_LABEL] = config.name
         labels[POD_UID_LABEL] = sandbox.pod_uid
