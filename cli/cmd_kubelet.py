@@ -3,6 +3,8 @@
     tinykube kubelet --node-name node1 --runtime fake
     tinykube kubelet --node-name node1 --runtime containerd \\
         --runtime-endpoint unix:///run/containerd/containerd.sock --node-ip 192.168.56.11
+    tinykube kubelet --node-name node1 --runtime docker \\
+        --runtime-endpoint unix:///var/run/docker.sock --cni-conf-dir /etc/cni/net.d
     tinykube kubelet --node-name node2 --runtime fake --node-ip 10.0.0.12 \\
         --capacity-cpu 8 --capacity-memory 16Gi --max-pods 50 --server 10.0.0.1:6443
 
@@ -30,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 import click
 
@@ -65,19 +68,37 @@ def _backoff(text: str, flag: str) -> tuple[float, float]:
     "runtime_name",
     default="fake",
     show_default=True,
-    help="Container runtime: fake (hollow node) or containerd (CRI).",
+    help="Container runtime: fake (hollow node), containerd (CRI) or docker (Docker Engine API).",
 )
 @click.option(
     "--runtime-endpoint",
-    default="unix:///run/containerd/containerd.sock",
-    show_default=True,
-    help="The CRI socket of the containerd runtime.",
+    default=None,
+    help="The runtime's socket [containerd: unix:///run/containerd/containerd.sock, "
+    "docker: unix:///var/run/docker.sock].",
 )
 @click.option(
     "--pod-log-dir",
     default="/var/log/pods",
     show_default=True,
-    help="Where the containerd runtime writes container logs.",
+    help="Where the containerd and docker runtimes keep container logs.",
+)
+@click.option(
+    "--cni-conf-dir",
+    default="/etc/cni/net.d",
+    show_default=True,
+    help="docker runtime: where the kubelet finds the CNI network config.",
+)
+@click.option(
+    "--cni-bin-dir",
+    default="/opt/cni/bin:/usr/lib/cni",
+    show_default=True,
+    help="docker runtime: where the kubelet finds CNI plugins (a : separated list).",
+)
+@click.option(
+    "--pod-infra-container-image",
+    default="registry.k8s.io/pause:3.9",
+    show_default=True,
+    help="docker runtime: the image of each pod's sandbox (pause) container.",
 )
 @click.option(
     "--root-dir",
@@ -133,8 +154,11 @@ def kubelet(
     ctx: click.Context,
     node_name: str,
     runtime_name: str,
-    runtime_endpoint: str,
+    runtime_endpoint: str | None,
     pod_log_dir: str,
+    cni_conf_dir: str,
+    cni_bin_dir: str,
+    pod_infra_container_image: str,
     root_dir: str,
     node_ip: str,
     kubelet_port: int,
@@ -193,9 +217,19 @@ def kubelet(
             config.image_backoff_max,
         ) = _backoff(image_backoff, "--image-backoff")
         config.validate()
-        options = {}
+        options: dict[str, str] = {}
         if runtime_name == "containerd":
-            options = {"endpoint": runtime_endpoint, "log_root": pod_log_dir}
+            endpoint = runtime_endpoint or "unix:///run/containerd/containerd.sock"
+            options = {"endpoint": endpoint, "log_root": pod_log_dir}
+        elif runtime_name == "docker":
+            options = {
+                "endpoint": runtime_endpoint or "unix:///var/run/docker.sock",
+                "log_root": pod_log_dir,
+                "cni_conf_dir": cni_conf_dir,
+                "cni_bin_dir": cni_bin_dir,
+                "cni_cache_dir": str(Path(root_dir) / "cni-results"),
+                "pause_image": pod_infra_container_image,
+            }
         runtime = runtimes.new_runtime(runtime_name, **options)
     except KubeletError as err:
         click.echo(f"error: {err}", err=True)

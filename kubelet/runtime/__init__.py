@@ -27,6 +27,7 @@ RuntimeFactory = Callable[..., ContainerRuntime]
 _FACTORIES: dict[str, str] = {
     "fake": "kubelet.runtime.fake:FakeRuntime",
     "containerd": "kubelet.runtime.cri:CRIRuntime",
+    "docker": "kubelet.runtime.docker:DockerRuntime",
 }
 _REGISTERED: dict[str, RuntimeFactory] = {}
 

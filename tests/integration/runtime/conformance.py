@@ -7,8 +7,8 @@ a test module subclasses `RuntimeConformance` and provides two fixtures,
     target   -> ConformanceTarget: the busybox image name the runtime has (or can pull)
                 and how the host reaches a pod IP
 
-test_containerd.py does so for containerd over CRI; the Docker runtime
-(issue 7) will do the same with its own fixtures.
+test_conformance.py does so for both real runtimes at once: conftest's
+`runtime` fixture is parametrized over containerd (CRI) and docker.
 
 Each check is one behaviour the kubelet relies on: identity labels come
 back (adoption after a restart), sandboxes get an IP, a container's exit

@@ -1,4 +1,4 @@
-"""Fixtures for runtime tests: a private containerd with offline images and a test network.
+"""Fixtures for runtime tests: a private containerd and dockerd, offline images, a test network.
 
 Everything lives under one temporary directory per session: the images'
 archives, containerd's root/state/socket, the CNI config and leases, and
@@ -8,9 +8,20 @@ removes the sandboxes it made, and the session's teardown removes whatever
 is left, stops containerd, kills leftover shims, unmounts and deletes the
 bridge (localcluster/containerd.py and network.py).
 
+The Docker runtime's fixtures (`docker_env`, `docker_runtime`) add a
+private dockerd (localcluster/dockerd.py) beside it, sharing the registry
+and the test network: its images are pulled through the registry (the
+pause image by the registry's address, then tagged), and the kubelet-side
+adapter calls the same CNI config containerd uses.
+
+`runtime` is parametrized over both (`containerd`, `docker`): a test that
+asks for it runs once per runtime -- the shared conformance suite
+(test_conformance.py) does.
+
 The tests need root, containerd, runc, the CNI plugins, busybox-static,
 nginx and gcc (the Makefile's APT_PACKAGES); without them they are skipped
-with the reason, so `make test` as a normal user still runs the rest.
+with the reason, so `make test` as a normal user still runs the rest. The
+Docker tests also need dockerd (docker.io); without it they alone are skipped.
 """
 
 from __future__ import annotations
@@ -25,8 +36,11 @@ from pathlib import Path
 import pytest
 
 from kubelet.runtime.cri import CRIRuntime
+from kubelet.runtime.docker import DockerRuntime
+from kubelet.runtime.interface import ContainerRuntime
 from localcluster import images
 from localcluster.containerd import CNI_BIN_DIR, Containerd, ContainerdConfig
+from localcluster.dockerd import Dockerd, DockerdConfig
 from localcluster.registry import LocalRegistry
 from tests.integration.runtime.network import TestBridgeNetwork
 
@@ -60,6 +74,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def needs_dockerd() -> None:
+    if shutil.which("dockerd") is None:
+        pytest.skip("missing: dockerd (docker.io)")
 
 
 @dataclass
@@ -120,6 +139,63 @@ def runtime_env(
         network.teardown()
 
 
+@dataclass
+class DockerEnv:
+    """The session's dockerd, beside the containerd of RuntimeEnv (same registry, network)."""
+
+    dockerd: Dockerd
+    runtime_env: RuntimeEnv
+    base: Path
+
+    @property
+    def endpoint(self) -> str:
+        return self.dockerd.endpoint
+
+    @property
+    def log_root(self) -> Path:
+        return self.base / "pods-logs"
+
+    @property
+    def cni_cache_dir(self) -> Path:
+        return self.base / "cni-results"
+
+    def new_runtime(self) -> DockerRuntime:
+        return DockerRuntime(
+            self.endpoint,
+            log_root=str(self.log_root),
+            cni_conf_dir=str(self.runtime_env.network.conf_dir),
+            cni_bin_dir=CNI_BIN_DIR,
+            cni_cache_dir=str(self.cni_cache_dir),
+            pause_image=images.PAUSE_IMAGE,
+        )
+
+
+@pytest.fixture(scope="session")
+def docker_env(
+    tmp_path_factory: pytest.TempPathFactory, runtime_env: RuntimeEnv
+) -> Iterator[DockerEnv]:
+    needs_dockerd()
+    base = tmp_path_factory.mktemp("dockerd")
+    registry = runtime_env.registry
+    daemon = Dockerd(DockerdConfig(base=base / "daemon", registry_mirror=registry.address))
+    try:
+        daemon.start()
+        # The pause image is not under docker.io, so the mirror does not serve it:
+        # pull it by the registry's address and tag it (localcluster/dockerd.py).
+        daemon.preload_images([images.PAUSE_IMAGE], registry.address)
+        yield DockerEnv(daemon, runtime_env, base)
+    finally:
+        daemon.stop()
+
+
+async def _cleanup_after(runtime: ContainerRuntime, before: set[str]) -> None:
+    for sandbox in await runtime.list_pod_sandboxes():
+        if sandbox.id not in before:
+            await runtime.stop_pod_sandbox(sandbox.id)
+            await runtime.remove_pod_sandbox(sandbox.id)
+    await runtime.close()
+
+
 @pytest.fixture
 async def cri_runtime(runtime_env: RuntimeEnv) -> AsyncIterator[CRIRuntime]:
     """A CRI client for one test; the sandboxes it leaves are removed afterwards."""
@@ -128,8 +204,29 @@ async def cri_runtime(runtime_env: RuntimeEnv) -> AsyncIterator[CRIRuntime]:
     try:
         yield runtime
     finally:
-        for sandbox in await runtime.list_pod_sandboxes():
-            if sandbox.id not in before:
-                await runtime.stop_pod_sandbox(sandbox.id)
-                await runtime.remove_pod_sandbox(sandbox.id)
-        await runtime.close()
+        await _cleanup_after(runtime, before)
+
+
+@pytest.fixture
+async def docker_runtime(docker_env: DockerEnv) -> AsyncIterator[DockerRuntime]:
+    """A Docker runtime for one test; the sandboxes it leaves are removed afterwards."""
+    runtime = docker_env.new_runtime()
+    before = {s.id for s in await runtime.list_pod_sandboxes()}
+    try:
+        yield runtime
+    finally:
+        await _cleanup_after(runtime, before)
+
+
+@pytest.fixture(params=["containerd", "docker"])
+def runtime_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest, runtime_name: str) -> ContainerRuntime:
+    """The runtime under test, once per runtime: the conformance suite runs on both."""
+    fixture = "cri_runtime" if runtime_name == "containerd" else "docker_runtime"
+    found: ContainerRuntime = request.getfixturevalue(fixture)
+    return found

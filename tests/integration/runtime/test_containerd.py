@@ -1,4 +1,5 @@
-"""containerd over CRI: the conformance suite, plus what only a real CRI runtime shows.
+"""containerd over CRI: what only a real CRI runtime shows (the shared conformance suite
+runs on it from test_conformance.py).
 
 The fixtures (conftest.py) start a private containerd with the offline
 images imported and a test bridge network; `target.http_get` fetches from
@@ -20,8 +21,6 @@ from kubelet.runtime.cri_convert import LinuxResources, Mount, ResolvedContainer
 from kubelet.runtime.interface import ContainerState
 from localcluster import images
 from tests.integration.runtime.conformance import (
-    ConformanceTarget,
-    RuntimeConformance,
     container,
     sandbox_config,
     wait_state,
@@ -34,15 +33,6 @@ pytestmark = pytest.mark.root
 @pytest.fixture
 def runtime(cri_runtime: CRIRuntime) -> CRIRuntime:
     return cri_runtime
-
-
-@pytest.fixture
-def target() -> ConformanceTarget:
-    return ConformanceTarget(busybox=images.BUSYBOX_IMAGES[0], http_get=http_get)
-
-
-class TestContainerdConformance(RuntimeConformance):
-    pass
 
 
 def test_registered_by_name(runtime_env: RuntimeEnv) -> None:
