@@ -28,3 +28,9 @@ CNI_DATA_DIR = "/var/lib/tinykube/cni"  # the on-disk IPAM (one file per address
 # the same facts in flannel.alpha.coreos.com/backend-data and .../public-ip).
 ANNOTATION_VTEP_MAC = "netplugin.tinykube.io/vtep-mac"
 ANNOTATION_NODE_IP = "netplugin.tinykube.io/node-ip"
+
+# Cluster DNS on every node (netplugin/dns): NodeLocal DNSCache's well-known link-local
+# address, held by a dummy link in the node's namespace; the kubelet's --cluster-dns.
+DNS_ADDRESS = "169.254.20.10"
+DNS_INTERFACE = "tinykube-dns"
+CLUSTER_DOMAIN = "cluster.local"
