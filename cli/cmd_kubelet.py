@@ -121,6 +121,13 @@ def _backoff(text: str, flag: str) -> tuple[float, float]:
     show_default=True,
     help="Address the kubelet server listens on.",
 )
+@click.option(
+    "--cluster-dns",
+    multiple=True,
+    metavar="IP",
+    help="DNS server for pods' resolv.conf (repeatable); the node agent serves 169.254.20.10.",
+)
+@click.option("--cluster-domain", default="cluster.local", show_default=True)
 @click.option("--capacity-cpu", default="4", show_default=True, help="CPU capacity reported.")
 @click.option("--capacity-memory", default="8Gi", show_default=True, help="Memory capacity.")
 @click.option("--max-pods", default=110, show_default=True, type=click.IntRange(min=1))
@@ -163,6 +170,8 @@ def kubelet(
     node_ip: str,
     kubelet_port: int,
     kubelet_address: str,
+    cluster_dns: tuple[str, ...],
+    cluster_domain: str,
     capacity_cpu: str,
     capacity_memory: str,
     max_pods: int,
@@ -207,6 +216,8 @@ def kubelet(
             kubelet_port=kubelet_port,
             kubelet_address=kubelet_address,
             root_dir=root_dir,
+            cluster_dns=cluster_dns,
+            cluster_domain=cluster_domain,
         )
         (
             config.crash_backoff_initial,

@@ -130,6 +130,9 @@ class KubeletConfig:
     image_backoff_initial: float = 10.0
     image_backoff_max: float = 300.0
     probe_time_unit: float = 1.0
+    # Pods' resolv.conf (kubelet/network_dns.py): the cluster DNS servers and domain.
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
     # Grace period when a pod names none (Kubernetes' terminationGracePeriodSeconds default).
     default_termination_grace_seconds: int = 30
 

@@ -125,6 +125,8 @@ class Kubelet:
             ),
             host_ip=config.node_ip,
             services=self.service_source.in_namespace,
+            cluster_dns=tuple(config.cluster_dns),
+            cluster_domain=config.cluster_domain,
         )
         self.pleg = GenericPLEG(
             runtime, self._on_pod_events, relist_period=config.pleg_relist_period

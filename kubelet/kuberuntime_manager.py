@@ -66,6 +66,7 @@ from kubelet.kuberuntime_container import (
     pod_description,
     restart_decision,
 )
+from kubelet.network_dns import pod_dns
 from kubelet.runtime import cri_convert
 from kubelet.runtime.interface import (
     POD_NAME_LABEL,
@@ -74,6 +75,7 @@ from kubelet.runtime.interface import (
     Container,
     ContainerRuntime,
     ContainerState,
+    DNSConfig,
     PodSandbox,
     PodSandboxConfig,
     PortMapping,
@@ -93,7 +95,7 @@ def pod_labels(pod: Any) -> dict[str, str]:
     }
 
 
-def sandbox_config(pod: Any, attempt: int = 0) -> PodSandboxConfig:
+def sandbox_config(pod: Any, attempt: int = 0, dns: DNSConfig | None = None) -> PodSandboxConfig:
     """CRI PodSandboxConfig from the pod (generatePodSandboxConfig)."""
     ports = tuple(
         PortMapping(p.container_port, p.protocol or "TCP", p.host_port, p.host_ip)
@@ -110,6 +112,7 @@ def sandbox_config(pod: Any, attempt: int = 0) -> PodSandboxConfig:
         port_mappings=ports,
         labels={**dict(pod.metadata.labels), **pod_labels(pod)},
         annotations=dict(pod.metadata.annotations),
+        dns=dns,
     )
 
 
@@ -188,10 +191,14 @@ class KubeRuntimeManager:
         volumes: VolumeManager | None = None,
         host_ip: str = "",
         services: Callable[[str], list[Any]] | None = None,
+        cluster_dns: tuple[str, ...] = (),
+        cluster_domain: str = "cluster.local",
     ) -> None:
         self.runtime = runtime
         # The Services of a namespace, for the containers' service variables (kubelet/envvars.py).
         self.services = services
+        self.cluster_dns = cluster_dns
+        self.cluster_domain = cluster_domain
         # Without one (unit tests, a bare manager): volumes are checked, nothing is read or written.
         self.volumes = volumes if volumes is not None else VolumeManager(on_disk=False)
         self.host_ip = host_ip
@@ -280,7 +287,9 @@ class KubeRuntimeManager:
                     "Pod sandbox changed, it will be killed and re-created.",
                 )
             try:
-                sandbox = await self.runtime.run_pod_sandbox(sandbox_config(pod, actions.attempt))
+                sandbox = await self.runtime.run_pod_sandbox(
+                    self._sandbox_config(pod, actions.attempt)
+                )
             except errors.ContainerRuntimeError as exc:
                 self._event(
                     pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"
@@ -293,7 +302,7 @@ class KubeRuntimeManager:
             )
         assert sandbox is not None
         result.sandbox = sandbox
-        config = sandbox_config(pod, sandbox.attempt)
+        config = self._sandbox_config(pod, sandbox.attempt)
         for spec in actions.start:
             try:
                 await self._start_container(
@@ -427,6 +436,10 @@ class KubeRuntimeManager:
         self._event(pod, "Normal", "Created", f"Created container {spec.name}")
         await self.runtime.start_container(cid)
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")
+
+    def _sandbox_config(self, pod: Any, attempt: int) -> PodSandboxConfig:
+        dns = pod_dns(pod, self.cluster_dns, self.cluster_domain)
+        return sandbox_config(pod, attempt, dns)
 
     def _service_env(self, pod: Any) -> list[tuple[str, str]]:
         if self.services is None or not envvars.links_enabled(pod):

@@ -76,6 +76,14 @@ def to_cri_sandbox_config(config: PodSandboxConfig, log_root: str) -> cri.PodSan
             )
         ),
     )
+    if config.dns is not None:
+        out.dns_config.CopyFrom(
+            cri.DNSConfig(
+                servers=config.dns.servers,
+                searches=config.dns.searches,
+                options=config.dns.options,
+            )
+        )
     return out
 
 

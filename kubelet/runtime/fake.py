@@ -110,7 +110,8 @@ class FakeRuntime(ContainerRuntime):
         self.ipam = PodIPAM(pod_cidr)
         self.sandboxes: dict[str, PodSandbox] = {}
         self.containers: dict[str, Container] = {}
-        self.container_configs: dict[str, ContainerConfig] = {}  # what each container was created with
+        # What each container was created with (its env, mounts, ...), for tests to read.
+        self.container_configs: dict[str, ContainerConfig] = {}
         self.calls: list[tuple[Any, ...]] = []
         self.behaviours: dict[str, ContainerBehaviour] = {}
         self.image_errors: dict[str, str] = {}

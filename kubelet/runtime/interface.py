@@ -138,6 +138,15 @@ class PortMapping:
 
 
 @dataclass(frozen=True)
+class DNSConfig:
+    """CRI DNSConfig: the sandbox's resolv.conf (kubelet/network_dns.py decides it)."""
+
+    servers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PodSandboxConfig:
     """CRI PodSandboxConfig: what a runtime needs to set up a pod's shared namespaces."""
 
@@ -150,6 +159,7 @@ class PodSandboxConfig:
     port_mappings: tuple[PortMapping, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    dns: DNSConfig | None = None  # None: the node's own resolv.conf
 
 
 @dataclass
