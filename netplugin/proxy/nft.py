@@ -1,0 +1,170 @@
+"""Running `nft` and `ip route` for the proxy, in this network namespace or a named one.
+
+The node agent runs inside its node's network namespace, so by default every
+command here runs in the current one. Tests and the benchmark drive a proxy
+for a namespace they built from the outside: `netns="tk-node1"` runs the same
+commands under `nsenter --net=/run/netns/tk-node1` and opens pyroute2's
+netlink socket in that namespace -- the kernel state is the same either way.
+
+Every change goes through the CommandLog first (logged at INFO as the shell
+command, skipped in a dry run):
+
+    nft -f - <<'EOF'                        # one sync: the whole table, atomically
+    add table ip tinykube
+    flush table ip tinykube
+    ...
+    EOF
+    ip route replace 10.96.0.0/12 dev tk0   # the node can reach ClusterIPs
+    sysctl -w net.bridge.bridge-nf-call-iptables=1
+
+Reads (`nft -j list chains`, a route dump) change nothing and are not logged.
+`nft -f` either applies the whole script or nothing; its error text (line and
+column of the offending statement) is kept in NftError.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pyroute2 import IPRoute, NetNS
+
+from netplugin.commands import CommandLog
+
+log = logging.getLogger(__name__)
+
+NETNS_DIR = Path("/run/netns")
+
+
+class NftError(RuntimeError):
+    """`nft` failed; the message carries its stderr (which names the failing line)."""
+
+
+class Nft:
+    """`nft` and the proxy's route, in the current network namespace or in `netns`."""
+
+    def __init__(self, cmds: CommandLog, netns: str | None = None, binary: str = "nft") -> None:
+        self.cmds = cmds
+        self.netns = netns
+        self.binary = binary
+        self.last_apply_seconds = 0.0  # how long the last transaction took in the kernel
+
+    # ---- running nft ---------------------------------------------------------------------
+
+    def prefix(self) -> list[str]:
+        return [] if self.netns is None else ["nsenter", f"--net={NETNS_DIR / self.netns}", "--"]
+
+    def _run(self, args: Sequence[str], stdin: str | None = None) -> str:
+        argv = [*self.prefix(), self.binary, *args]
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise NftError(
+                f"{' '.join(args)}: {proc.stderr.strip() or 'exit ' + str(proc.returncode)}"
+            )
+        return proc.stdout
+
+    def apply(self, script: str) -> bool:
+        """Run `script` as one transaction (`nft -f -`); False when the log is a dry run."""
+        if not self.cmds.script("nft -f -", script):
+            return False
+        started = time.perf_counter()
+        self._run(["-f", "-"], stdin=script)
+        self.last_apply_seconds = time.perf_counter() - started
+        return True
+
+    def check(self, script: str) -> None:
+        """Let nft parse and validate `script` against the kernel without applying it (-c)."""
+        self._run(["-c", "-f", "-"], stdin=script)
+
+    def list_table(self, table: str) -> tuple[set[str], set[str]] | None:
+        """(chains, sets) of `ip table`, or None when there is no such table."""
+        try:
+            chains = json.loads(self._run(["-j", "list", "chains", "ip"]))
+            sets = json.loads(self._run(["-j", "list", "sets", "ip"]))
+        except NftError:
+            return None
+        found_chains = {
+            o["chain"]["name"]
+            for o in chains.get("nftables", [])
+            if "chain" in o and o["chain"]["table"] == table
+        }
+        found_sets: set[str] = set()
+        for o in sets.get("nftables", []):
+            for kind in ("set", "map"):
+                if kind in o and o[kind]["table"] == table:
+                    found_sets.add(o[kind]["name"])
+        if not found_chains and not found_sets and not self.has_table(table):
+            return None
+        return found_chains, found_sets
+
+    def has_table(self, table: str) -> bool:
+        try:
+            self._run(["list", "table", "ip", table, "-t"])
+        except NftError:
+            return False
+        return True
+
+    def list_ruleset(self, table: str) -> str:
+        """The table as nft prints it ("" when absent): for tests and debugging."""
+        try:
+            return self._run(["list", "table", "ip", table])
+        except NftError:
+            return ""
+
+    # ---- the route to the service CIDR ---------------------------------------------------
+
+    def _ipr(self) -> IPRoute | NetNS:
+        return IPRoute() if self.netns is None else NetNS(self.netns)
+
+    def ensure_route(self, cidr: str, dev: str) -> bool:
+        """`ip route replace CIDR dev DEV` unless already so; False if DEV does not exist yet."""
+        net, _, length = cidr.partition("/")
+        with self._ipr() as ipr:
+            links = ipr.link_lookup(ifname=dev)
+            if not links:
+                return False
+            for route in ipr.get_routes(table=254):
+                if (
+                    route.get("dst") == net
+                    and route["dst_len"] == int(length)
+                    and route.get("oif") == links[0]
+                ):
+                    return True
+            if self.cmds.change("ip", "route", "replace", cidr, "dev", dev):
+                ipr.route("replace", dst=cidr, oif=links[0])
+        return True
+
+    def delete_route(self, cidr: str) -> None:
+        """`ip route del CIDR` if present."""
+        net, _, length = cidr.partition("/")
+        with self._ipr() as ipr:
+            present = any(
+                r.get("dst") == net and r["dst_len"] == int(length)
+                for r in ipr.get_routes(table=254)
+            )
+            if present and self.cmds.change("ip", "route", "del", cidr):
+                ipr.route("del", dst=cidr)
+
+    # ---- sysctl --------------------------------------------------------------------------
+
+    def sysctl_path(self, key: str) -> Path:
+        return Path("/proc/sys") / key.replace(".", "/")
+
+    def read_sysctl(self, key: str) -> str | None:
+        """A sysctl's value in the target namespace; None when the kernel has no such key."""
+        argv = [*self.prefix(), "cat", str(self.sysctl_path(key))]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def set_sysctl(self, key: str, value: str) -> None:
+        if self.read_sysctl(key) == value:
+            return
+        if self.cmds.change("sysctl", "-w", f"{key}={value}"):
+            argv = [*self.prefix(), "sysctl", "-q", "-w", f"{key}={value}"]
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise NftError(f"sysctl -w {key}={value}: {proc.stderr.strip()}")
