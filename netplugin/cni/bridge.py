@@ -4,7 +4,7 @@ Every pod on a node has one end of a veth pair on the bridge `tk0`; the bridge
 holds the gateway address of the node's podCIDR, so the node routes pod
 traffic like any directly connected subnet:
 
-    ip link add tk0 mtu 1450 type bridge
+    ip link add tk0 address 0a:58:0a:f4:01:01 mtu 1450 type bridge
     ip addr add 10.244.1.1/24 dev tk0          # the connected route 10.244.1.0/24 comes with it
     ip link set tk0 up
     # per pod:
@@ -48,6 +48,17 @@ def ensure_bridge(bridge: str, gateway_cidr: str, mtu: int, cmds: CommandLog) ->
         ensure_bridge_with(ipr, bridge, gateway_cidr, mtu, cmds)
 
 
+def bridge_mac(gateway: ipaddress.IPv4Address) -> str:
+    """A fixed MAC for the bridge: 0a:58 + the gateway's four bytes (0a:58:0a:f4:01:01).
+
+    Without one, a Linux bridge takes the lowest MAC among its ports and changes
+    it as pods come and go, and every pod's ARP entry for the gateway goes stale.
+    0a is a locally administered unicast prefix; the address bytes keep it unique
+    per node.
+    """
+    return "0a:58:" + ":".join(f"{b:02x}" for b in gateway.packed)
+
+
 def link_index(ipr: Any, name: str) -> int | None:
     """The index of link `name` in the socket's namespace, or None."""
     found = ipr.link_lookup(ifname=name)
@@ -61,10 +72,12 @@ def ensure_bridge_with(
     gateway = ipaddress.IPv4Interface(gateway_cidr)
     index = link_index(ipr, bridge)
     if index is None:
-        if not cmds.change("ip", "link", "add", bridge, "mtu", str(mtu), "type", "bridge"):
+        mac = bridge_mac(gateway.ip)
+        argv = ["ip", "link", "add", bridge, "address", mac, "mtu", str(mtu), "type", "bridge"]
+        if not cmds.change(*argv):
             return None
         try:
-            ipr.link("add", ifname=bridge, kind="bridge", mtu=mtu)
+            ipr.link("add", ifname=bridge, kind="bridge", address=mac, mtu=mtu)
         except NetlinkError as e:
             if e.code != errno.EEXIST:  # another ADD made it a moment ago
                 raise

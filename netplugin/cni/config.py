@@ -31,7 +31,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +101,8 @@ def write_conflist(conf_dir: str, conflist: dict[str, Any]) -> bool:
             return False
     except FileNotFoundError:
         pass
+    import tempfile  # not at the top: every CNI call imports this module, few write
+
     fd, tmp = tempfile.mkstemp(prefix=f".{CNI_CONF_FILE}.", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:

@@ -1,0 +1,189 @@
+"""The `tinykube-cni` executable: the CNI protocol around plugin.py.
+
+The runtime runs the plugin once per operation, as the CNI spec 1.0 says:
+
+    CNI_COMMAND=ADD CNI_CONTAINERID=4f1c... CNI_NETNS=/run/netns/cni-1234 \\
+    CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin CNI_ARGS='K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0' \\
+        tinykube-cni < <network configuration JSON>
+
+and reads stdout: for ADD the result object (result.py), for DEL and CHECK
+nothing, for VERSION the versions it speaks; on failure an error object
+(errors.py) and a non-zero exit status. Everything else -- the commands the
+plugin runs, as `ip`/`bridge` lines, and what it decided -- goes to stderr,
+which containerd copies into its own log: stdout must stay pure JSON.
+
+Required variables: CNI_COMMAND always; CNI_CONTAINERID and CNI_IFNAME for
+ADD, DEL and CHECK; CNI_NETNS for ADD and CHECK (DEL may come after the
+namespace is gone). CNI_PATH is accepted and unused: this plugin delegates to
+no other plugin.
+
+Start-up time matters: containerd waits for this process on every pod
+start, so VERSION and the argument checks import nothing heavy, and pyroute2
+is loaded only for ADD, DEL and CHECK, without the parts of it (its package
+__init__ imports every netlink family it knows) this plugin never uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from typing import IO, Any
+
+from netplugin.cni.config import SUPPORTED_VERSIONS, NetConf, parse_netconf
+from netplugin.cni.errors import CNIError, InvalidEnvironment, IOFailure
+from netplugin.constants import CNI_VERSION
+
+log = logging.getLogger("netplugin.cni")
+
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION")
+_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
+class _Formatter(logging.Formatter):
+    """`tinykube-cni INFO message key=value ...`: structured fields after the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD)
+        text = f"tinykube-cni[{record.process}] {record.levelname} {record.getMessage()}"
+        return f"{text} {fields}" if fields else text
+
+
+def main() -> None:
+    """Console-script entry point."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    sys.exit(run(os.environ, sys.stdin.buffer, sys.stdout))
+
+
+def run(environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str]) -> int:
+    """One CNI invocation; the exit status."""
+    version = CNI_VERSION
+    try:
+        command = environ.get("CNI_COMMAND", "")
+        if command not in COMMANDS:
+            raise InvalidEnvironment(f"CNI_COMMAND {command!r} is not one of {', '.join(COMMANDS)}")
+        if command == "VERSION":
+            _print(stdout, {"cniVersion": CNI_VERSION, "supportedVersions": SUPPORTED_VERSIONS})
+            return 0
+        container_id = _container_id(environ)
+        ifname = _ifname(environ)
+        netns = environ.get("CNI_NETNS", "")
+        if command != "DEL" and not netns:
+            raise InvalidEnvironment(f"CNI_NETNS is required for {command}")
+        cni_args = _cni_args(environ.get("CNI_ARGS", ""))
+        try:
+            raw = stdin.read()
+        except OSError as e:
+            raise IOFailure("cannot read the network configuration from stdin", str(e)) from e
+        conf = parse_netconf(raw)
+        version = conf.cni_version
+        pod = f"{cni_args.get('K8S_POD_NAMESPACE', '')}/{cni_args.get('K8S_POD_NAME', '')}"
+        log.info(
+            command,
+            extra={
+                "container": container_id,
+                "netns": netns,
+                "ifname": ifname,
+                "pod": pod,
+            },
+        )
+        result = _dispatch(command, conf, container_id, netns, ifname)
+        if result is not None:
+            _print(stdout, result)
+        return 0
+    except CNIError as e:
+        log.error("failed", extra={"code": e.code, "error": e.msg})
+        _print(stdout, e.to_json(version))
+        return 1
+    except Exception as e:  # a bug or an unexpected kernel answer: still the spec's JSON
+        log.exception("unexpected error")
+        _print(stdout, CNIError(f"{type(e).__name__}: {e}").to_json(version))
+        return 1
+
+
+def _dispatch(
+    command: str, conf: NetConf, container_id: str, netns: str, ifname: str
+) -> dict[str, Any] | None:
+    _light_pyroute2()
+    from netplugin.cni import plugin
+    from netplugin.commands import CommandLog
+
+    cmds = CommandLog()
+    if command == "ADD":
+        return plugin.add(conf, container_id, netns, ifname, cmds)
+    if command == "DEL":
+        plugin.delete(conf, container_id, netns, ifname, cmds)
+    else:
+        plugin.check(conf, container_id, netns, ifname)
+    return None
+
+
+def _light_pyroute2() -> None:
+    """Load pyroute2's netlink core without its package __init__ (about 0.15 s less).
+
+    `import pyroute2` imports every netlink family the library knows (IPVS,
+    nl80211, WireGuard, NDB, ...); this plugin uses IPRoute alone. Registering
+    the package as an empty module whose __path__ is the real directory lets
+    `from pyroute2.iproute.linux import IPRoute` load just what it needs. Done
+    only in this short-lived process, and only if nothing imported pyroute2 yet.
+    """
+    if "pyroute2" in sys.modules:
+        return
+    import importlib.util
+    import types
+
+    spec = importlib.util.find_spec("pyroute2")
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    package = types.ModuleType("pyroute2")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__file__ = spec.origin
+    sys.modules["pyroute2"] = package
+    from pyroute2.iproute.linux import IPRoute
+
+    package.IPRoute = IPRoute  # type: ignore[attr-defined]
+
+
+def _container_id(environ: Mapping[str, str]) -> str:
+    value = environ.get("CNI_CONTAINERID", "")
+    if not _CONTAINER_ID.match(value):
+        raise InvalidEnvironment(
+            f"CNI_CONTAINERID {value!r} must be non-empty: letters, digits, '_', '.' and '-'"
+        )
+    return value
+
+
+def _ifname(environ: Mapping[str, str]) -> str:
+    value = environ.get("CNI_IFNAME", "")
+    if not 0 < len(value) <= 15 or value in (".", "..") or any(c in value for c in "/: \t\n"):
+        raise InvalidEnvironment(
+            f"CNI_IFNAME {value!r} must be an interface name of 1-15 characters "
+            "without '/', ':' or spaces"
+        )
+    return value
+
+
+def _cni_args(value: str) -> dict[str, str]:
+    """CNI_ARGS "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0" as a dict."""
+    out: dict[str, str] = {}
+    for pair in filter(None, value.split(";")):
+        key, sep, val = pair.partition("=")
+        if not sep or not key:
+            raise InvalidEnvironment(f"CNI_ARGS item {pair!r} is not KEY=VALUE")
+        out[key] = val
+    return out
+
+
+def _print(stdout: IO[str], obj: Mapping[str, Any]) -> None:
+    stdout.write(json.dumps(obj) + "\n")
+    stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
