@@ -33,6 +33,7 @@ from cli import (
     cmd_get,
     cmd_kubelet,
     cmd_logs,
+    cmd_netplugin,
     cmd_node,
     cmd_placement,
     cmd_render,
@@ -219,6 +220,7 @@ cli.add_command(cmd_rollout.scale)
 cli.add_command(cmd_rollout.set_group)
 cli.add_command(cmd_rollout.rollout)
 cli.add_command(cmd_kubelet.kubelet)
+cli.add_command(cmd_netplugin.netplugin)
 cli.add_command(cmd_logs.logs)
 cli.add_command(cmd_logs.exec_cmd)
 cli.add_command(cmd_controlplane.controller_manager)
