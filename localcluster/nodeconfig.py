@@ -275,6 +275,7 @@ def _dockerd_settings(cfg: NodeConfig) -> dict[str, Any]:
         "bridge": "none",  # pods get their network from tinykube-cni, not docker0
         "iptables": False,  # the netplugin owns the packet filter
         "ip-masq": False,
+        "ip-forward": False,  # the provisioning (or `tinykube up`) sets the sysctl itself
     }
     if cfg.registry_mirror:
         settings["registry-mirrors"] = [f"http://{cfg.registry_mirror}"]

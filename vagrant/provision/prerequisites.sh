@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Kernel prerequisites and Ubuntu 22.04 packages for a tinykube node.
+#
+#   prerequisites.sh RUNTIME        RUNTIME: containerd (default) or docker
+#
+# Idempotent: a module already loaded, a sysctl file already right and a
+# package already installed are left alone; apt runs only when a package is
+# missing. Everything it changes persists across reboots (modules-load.d,
+# sysctl.d).
+set -euo pipefail
+
+runtime=${1:-containerd}
+case "$runtime" in
+  containerd) runtime_packages=(containerd runc containernetworking-plugins) ;;
+  docker) runtime_packages=(docker.io containerd runc containernetworking-plugins) ;;
+  *)
+    echo "prerequisites.sh: unknown runtime '$runtime' (containerd or docker)" >&2
+    exit 2
+    ;;
+esac
+# Ubuntu 22.04 (jammy) names; containerd, docker.io and containernetworking-plugins
+# are in universe, which the Ubuntu boxes enable.
+packages=("${runtime_packages[@]}" nftables iproute2 ethtool kmod python3-venv iperf3 curl)
+
+log() { echo "==> $*"; }
+
+# write_if_changed PATH: stdin becomes PATH's content unless it already is; true if written.
+write_if_changed() {
+  local path=$1 tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [[ -f "$path" ]] && cmp -s "$tmp" "$path"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  install -D -m 0644 "$tmp" "$path"
+  rm -f "$tmp"
+  log "wrote $path"
+}
+
+# --- kernel modules: overlayfs for the snapshotter, br_netfilter so bridged pod
+# traffic meets the service proxy's nftables rules, vxlan for the overlay.
+modules=(overlay br_netfilter vxlan)
+printf '%s\n' "${modules[@]}" | write_if_changed /etc/modules-load.d/tinykube.conf || true
+for module in "${modules[@]}"; do
+  if ! grep -q "^${module} " /proc/modules; then
+    log "modprobe $module"
+    modprobe "$module"
+  fi
+done
+
+# --- sysctls: routing between pods, nodes and the overlay; bridged packets through nftables.
+if write_if_changed /etc/sysctl.d/90-tinykube.conf <<'SYSCTL'
+net.ipv4.ip_forward = 1
+net.bridge.bridge-nf-call-iptables = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+SYSCTL
+then
+  sysctl -q -p /etc/sysctl.d/90-tinykube.conf
+fi
+
+# --- packages: apt runs only when one is missing.
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # --force-confold: a config file tinykube wrote stays ours on a later upgrade
+  apt-get install -y -q -o Dpkg::Options::=--force-confold "${missing[@]}"
+fi
+
+# Debian's containernetworking-plugins installs the plugins to /usr/lib/cni; the
+# CNI bin dir (/opt/cni/bin) links the ones containerd runs itself (loopback).
+if [[ ! -x /usr/lib/cni/loopback ]]; then
+  echo "prerequisites.sh: /usr/lib/cni/loopback is missing after installing containernetworking-plugins" >&2
+  echo "  (dpkg -L containernetworking-plugins shows where this release puts the plugins)" >&2
+  exit 1
+fi
+log "prerequisites ready (runtime $runtime)"
