@@ -24,12 +24,15 @@ column of the offending statement) is kept in NftError.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pyroute2 import IPRoute, NetNS
 
@@ -38,6 +41,24 @@ from netplugin.commands import CommandLog
 log = logging.getLogger(__name__)
 
 NETNS_DIR = Path("/run/netns")
+
+
+T = TypeVar("T")
+
+
+def _off_loop(fn: Callable[[], T]) -> T:
+    """Run `fn` here, or in a helper thread when this thread runs an event loop.
+
+    pyroute2's synchronous API drives an event loop of its own, which cannot
+    start inside a running one (a caller such as the agent's cleanup may be
+    async); a short-lived thread has none.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn).result()
 
 
 class NftError(RuntimeError):
@@ -122,6 +143,13 @@ class Nft:
 
     def ensure_route(self, cidr: str, dev: str) -> bool:
         """`ip route replace CIDR dev DEV` unless already so; False if DEV does not exist yet."""
+        return _off_loop(lambda: self._ensure_route(cidr, dev))
+
+    def delete_route(self, cidr: str) -> None:
+        """`ip route del CIDR` if present."""
+        _off_loop(lambda: self._delete_route(cidr))
+
+    def _ensure_route(self, cidr: str, dev: str) -> bool:
         net, _, length = cidr.partition("/")
         with self._ipr() as ipr:
             links = ipr.link_lookup(ifname=dev)
@@ -138,8 +166,7 @@ class Nft:
                 ipr.route("replace", dst=cidr, oif=links[0])
         return True
 
-    def delete_route(self, cidr: str) -> None:
-        """`ip route del CIDR` if present."""
+    def _delete_route(self, cidr: str) -> None:
         net, _, length = cidr.partition("/")
         with self._ipr() as ipr:
             present = any(

@@ -322,7 +322,8 @@ def render(
         out.append(f"add {decl.replace(name, f'{t} {name}', 1)}")
         out.append(f"flush {decl.split()[0]} {t} {name}")
     out.extend(f"delete chain {t} {name}" for name in sorted(set(existing_chains) - set(chains)))
-    out.extend(f"delete set {t} {name}" for name in sorted(set(existing_sets) - set(b.affinity)))
+    stale_sets = set(existing_sets) - set(b.affinity) - set(FIXED_SETS)
+    out.extend(f"delete set {t} {name}" for name in sorted(stale_sets))
     out.append(f"table {t} {{")
     for name, timeout in b.affinity.items():
         out.append(f"\tset {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}")
