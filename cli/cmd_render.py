@@ -51,7 +51,13 @@ def node() -> None:
     help="The API server as this node reaches it (default on --control-plane: NODE_IP:6443).",
 )
 @click.option("--control-plane", is_flag=True, help="This node runs the API server too.")
-@click.option("--iface", default="", help="The underlay interface (recorded; the IP decides).")
+@click.option("--iface", default="", help="The underlay interface (must hold the node IP).")
+@click.option(
+    "--masquerade/--no-masquerade",
+    default=True,
+    show_default=True,
+    help="The netplugin masquerades pod traffic leaving the cluster CIDR.",
+)
 @click.option(
     "--registry-mirror",
     default="",
@@ -85,6 +91,7 @@ def render_config(
     server: str | None,
     control_plane: bool,
     iface: str,
+    masquerade: bool,
     registry_mirror: str,
     sandbox_image: str,
     node_dir: str | None,
@@ -106,6 +113,7 @@ def render_config(
             server=server,
             runtime=runtime,
             iface=iface,
+            masquerade=masquerade,
             control_plane=control_plane,
             registry_mirror=registry_mirror,
             sandbox_image=sandbox_image,

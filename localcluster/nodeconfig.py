@@ -152,11 +152,12 @@ class NodeConfig:
     node_ip: str
     server: str = f"127.0.0.1:{APISERVER_PORT}"  # the API server as this node reaches it
     runtime: Runtime = "containerd"
-    iface: str = ""  # the underlay interface (informational when node_ip is set)
+    iface: str = ""  # the underlay interface; the netplugin checks it holds node_ip
     control_plane: bool = False  # runs the API server too
     registry_mirror: str = ""  # HOST:PORT of a plain-HTTP mirror for docker.io; "" = none
     sandbox_image: str = DEFAULT_SANDBOX_IMAGE
     kubelet_port: int = 10250
+    masquerade: bool = True  # pod traffic leaving the cluster CIDR (off in local tests)
     paths: NodePaths = field(default_factory=NodePaths)
 
     def validate(self) -> None:
@@ -328,19 +329,35 @@ def kubelet_args(cfg: NodeConfig) -> list[str]:
         p.pod_log_dir,
         "--kubelet-port",
         str(cfg.kubelet_port),
+        # the docker runtime's own CNI calls and sandbox (containerd has them in its config)
+        "--cni-conf-dir",
+        p.cni_conf_dir,
+        "--cni-bin-dir",
+        p.cni_bin_dir,
+        "--pod-infra-container-image",
+        cfg.sandbox_image,
     ]
 
 
 def netplugin_args(cfg: NodeConfig) -> list[str]:
     """`tinykube netplugin` arguments: always the explicit node IP, never a guess."""
-    return [
+    args = [
         "--node-name",
         cfg.node_name,
         "--node-ip",
         cfg.node_ip,
         "--server",
         cfg.server,
+        "--cni-conf-dir",
+        cfg.paths.cni_conf_dir,
+        "--cni-data-dir",
+        cfg.paths.cni_data_dir,
     ]
+    if cfg.iface:
+        args += ["--iface", cfg.iface]  # then the agent checks that it holds the node IP
+    if not cfg.masquerade:
+        args.append("--no-masquerade")
+    return args
 
 
 def apiserver_args(cfg: NodeConfig, listen: str = f"0.0.0.0:{APISERVER_PORT}") -> list[str]:

@@ -63,15 +63,36 @@ def test_kubelet_and_netplugin_args_carry_the_node_ip() -> None:
     assert _value(kubelet, "--server") == "192.168.56.11:6443"
     assert _value(kubelet, "--runtime") == "containerd"
     assert _value(kubelet, "--runtime-endpoint") == "unix:///run/containerd/containerd.sock"
+    assert _value(kubelet, "--cni-conf-dir") == "/etc/cni/net.d"
+    assert _value(kubelet, "--cni-bin-dir") == "/opt/cni/bin"
+    assert _value(kubelet, "--pod-infra-container-image") == "registry.k8s.io/pause:3.9"
     net = nodeconfig.netplugin_args(NODE2)
     assert _value(net, "--node-ip") == "192.168.56.12"
     assert _value(net, "--node-name") == "node2"
+    assert _value(net, "--cni-conf-dir") == "/etc/cni/net.d"
+    assert _value(net, "--cni-data-dir") == "/var/lib/tinykube/cni"
+    assert "--iface" not in net and "--no-masquerade" not in net
     files = nodeconfig.render_all(NODE2)
     assert files["/etc/tinykube/kubelet.env"] == (
         "TINYKUBE_KUBELET_ARGS=" + " ".join(kubelet) + "\n"
     )
     assert "--node-ip 192.168.56.12" in files["/etc/tinykube/netplugin.env"]
     assert files["/etc/tinykube/config"] == "server: 192.168.56.11:6443\n"
+
+
+def test_netplugin_iface_and_masquerade() -> None:
+    cfg = NodeConfig(
+        node_name="node1",
+        node_ip="10.201.0.11",
+        iface="eth1",
+        masquerade=False,
+        paths=NodePaths.under("/srv/n1"),
+    )
+    net = nodeconfig.netplugin_args(cfg)
+    assert _value(net, "--iface") == "eth1"
+    assert net[-1] == "--no-masquerade"
+    assert _value(net, "--cni-conf-dir") == "/srv/n1/cni/net.d"
+    assert _value(net, "--cni-data-dir") == "/srv/n1/cni/data"
 
 
 def test_apiserver_env_only_on_the_control_plane() -> None:
@@ -210,3 +231,31 @@ def test_render_config_worker_needs_server(tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert "node IP '10.0.0' is not an IP address" in bad.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("runtime", ["containerd", "docker"])
+def test_daemons_accept_the_rendered_arguments(runtime: str) -> None:
+    """Every flag nodeconfig renders is one `tinykube kubelet/netplugin/apiserver` parses."""
+    import click
+
+    from cli import cmd_kubelet, cmd_netplugin
+    from cli.main import apiserver
+
+    cfg = NodeConfig(
+        node_name="node1",
+        node_ip="10.201.0.11",
+        runtime=runtime,  # type: ignore[arg-type]
+        iface="eth1",
+        masquerade=False,
+        control_plane=True,
+        paths=NodePaths.under("/srv/n1"),
+    )
+    for command, args in (
+        (cmd_kubelet.kubelet, nodeconfig.kubelet_args(cfg)),
+        (cmd_netplugin.netplugin, nodeconfig.netplugin_args(cfg)),
+        (apiserver, nodeconfig.apiserver_args(cfg)),
+    ):
+        with command.make_context(command.name or "", list(args)) as ctx:
+            assert isinstance(ctx, click.Context)
+            assert not ctx.args, f"{command.name} left {ctx.args} unparsed"
+            assert "node_name" not in ctx.params or ctx.params["node_name"] == "node1"
