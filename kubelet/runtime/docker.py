@@ -73,6 +73,9 @@ from kubelet.runtime import docker_convert as conv
 from kubelet.runtime import docker_logs
 from kubelet.runtime.cni_invoke import CNIInvoker, PodNetworkArgs
 from kubelet.runtime.interface import (
+    CONTAINER_NAME_LABEL,
+    POD_NAME_LABEL,
+    POD_NAMESPACE_LABEL,
     POD_UID_LABEL,
     Container,
     ContainerConfig,
@@ -243,13 +246,16 @@ class DockerRuntime(ContainerRuntime):
 
         name = request.pop("name")
         try:
-            created = await asyncio.to_thread(create, name)
-        except docker.errors.APIError as err:
-            if err.status_code != 409:
+            try:
+                created = await asyncio.to_thread(create, name)
+            except docker.errors.APIError as err:
+                if err.status_code != 409:
+                    return await self._call(what, _reraise, err)
+                created = await self._call(what, create, conv.randomized(name))
+            except Exception as err:
                 return await self._call(what, _reraise, err)
-            created = await self._call(what, create, conv.randomized(name))
-        except Exception as err:
-            return await self._call(what, _reraise, err)
+        except NotFoundError as err:  # "No such image": not an unknown id
+            raise ContainerRuntimeError(str(err)) from None
         return str(created["Id"])
 
     async def _inspect(self, what: str, cid: str, kind: str) -> dict[str, Any]:
@@ -280,8 +286,8 @@ class DockerRuntime(ContainerRuntime):
         if await asyncio.to_thread(self.cni.cached_result, sandbox_id) is not None:
             labels = (attrs.get("Config") or {}).get("Labels") or {}
             args = PodNetworkArgs(
-                labels.get("io.kubernetes.pod.namespace", ""),
-                labels.get("io.kubernetes.pod.name", ""),
+                labels.get(POD_NAMESPACE_LABEL, ""),
+                labels.get(POD_NAME_LABEL, ""),
                 sandbox_id,
             )
             await self.cni.delete(sandbox_id, f"/proc/{pid}/ns/net" if pid else "", args)
@@ -372,13 +378,7 @@ class DockerRuntime(ContainerRuntime):
         self, sandbox_id: str, config: ContainerConfig, sandbox_config: PodSandboxConfig
     ) -> str:
         request = conv.container_create(config, sandbox_id, sandbox_config)
-        cid = await self._create(f"create container {config.name}", request)
-        attrs = await self._call("inspect container", self.api.inspect_container, cid)
-        target = str(attrs.get("LogPath") or "")
-        link = self._pod_log_dir(sandbox_config) / config.name / f"{config.attempt}.log"
-        if target:
-            await asyncio.to_thread(_symlink, link, target)
-        return cid
+        return await self._create(f"create container {config.name}", request)
 
     async def start_container(self, container_id: str) -> None:
         await self._call(
@@ -387,6 +387,18 @@ class DockerRuntime(ContainerRuntime):
             container_id,
             error=ContainerStartError,
         )
+        # Docker names the json log file at start (LogPath is empty before): link it now,
+        # as dockershim's StartContainer did.
+        attrs = await self._call("inspect container", self.api.inspect_container, container_id)
+        target = str(attrs.get("LogPath") or "")
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        pod_dir = "_".join(labels.get(k, "") for k in (POD_NAMESPACE_LABEL, POD_NAME_LABEL))
+        uid = labels.get(POD_UID_LABEL, "")
+        name = labels.get(CONTAINER_NAME_LABEL, "")
+        if target and uid and name:
+            attempt = conv.attempt_of(str(attrs.get("Name", "")))
+            link = Path(self.log_root) / f"{pod_dir}_{uid}" / name / f"{attempt}.log"
+            await asyncio.to_thread(_symlink, link, target)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
         seconds = max(0, math.ceil(timeout))

@@ -182,7 +182,7 @@ def docker_env(
         daemon.start()
         # The pause image is not under docker.io, so the mirror does not serve it:
         # pull it by the registry's address and tag it (localcluster/dockerd.py).
-        daemon.preload_images([images.PAUSE_IMAGE], registry.address)
+        daemon.preload_images([images.PAUSE_IMAGE, *images.BUSYBOX_IMAGES], registry.address)
         yield DockerEnv(daemon, runtime_env, base)
     finally:
         daemon.stop()

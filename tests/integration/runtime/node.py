@@ -1,5 +1,6 @@
 """One real node for process-level tests: an API server process and a `tinykube kubelet
---runtime containerd` process on the session's private containerd (conftest.py).
+--runtime containerd` (or `--runtime docker`) process on the session's private containerd
+(or dockerd) (conftest.py).
 
 The kubelet runs with the flags a user would pass, shortened for tests:
 CrashLoopBackOff and ImagePullBackOff start at 1 s, the kubelet server takes
@@ -9,8 +10,12 @@ temporary directory. Pods are created from YAML through the API client, and
 the state is read back the same way, so a test reads like the user's
 session: apply, wait for a status, look at events.
 
-Cleanup: `remove_pods()` removes, through CRI, every sandbox made since
-`start()` (the session's containerd is shared with other test modules).
+Cleanup: `remove_pods()` removes, through the runtime, every sandbox made
+since `start()` (the session's daemons are shared with other test modules).
+With `docker_env`, the kubelet runs `--runtime docker` against the session's
+dockerd, calls CNI with the test network's config itself, and keeps its
+CNI result cache under its root dir (so does `runtime()` here: the test's
+own adapter sees the same pod IPs and its DEL frees them).
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ from apimachinery import codec
 from apimachinery import errors as api_errors
 from apimachinery.client import Client
 from kubelet.runtime.cri import CRIRuntime
+from kubelet.runtime.docker import DockerRuntime
+from kubelet.runtime.interface import ContainerRuntime
+from localcluster import images
+from localcluster.containerd import CNI_BIN_DIR
 from localcluster.processes import ApiServerProcess, KubeletProcess
-from tests.integration.runtime.conftest import RuntimeEnv
+from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv
 
 T = TypeVar("T")
 
@@ -42,22 +51,36 @@ def pod_yaml(name: str, marker: str, body: str) -> str:
 
 
 class RealNode:
-    def __init__(self, root: Path, env: RuntimeEnv, marker: str) -> None:
+    def __init__(
+        self, root: Path, env: RuntimeEnv, marker: str, docker_env: DockerEnv | None = None
+    ) -> None:
         self.root = root
         self.env = env
+        self.docker_env = docker_env
         self.marker = marker
         self.apiserver = ApiServerProcess(root / "apiserver")
         self.before: set[str] = set()
         self.pod_logs = root / "pod-logs"
         self.kubelet_root = root / "kubelet"
+        runtime_args: tuple[str, ...] = ("--runtime-endpoint", env.endpoint)
+        if docker_env is not None:
+            runtime_args = (
+                "--runtime-endpoint",
+                docker_env.endpoint,
+                "--cni-conf-dir",
+                str(env.network.conf_dir),
+                "--cni-bin-dir",
+                CNI_BIN_DIR,
+                "--pod-infra-container-image",
+                images.PAUSE_IMAGE,
+            )
         self.kubelet = KubeletProcess(
             "node1",
             self.apiserver.address,
             root / "logs",
-            runtime="containerd",
+            runtime="containerd" if docker_env is None else "docker",
             extra_args=(
-                "--runtime-endpoint",
-                env.endpoint,
+                *runtime_args,
                 "--pod-log-dir",
                 str(self.pod_logs),
                 "--root-dir",
@@ -165,9 +188,28 @@ class RealNode:
 
     # ---- the runtime -------------------------------------------------------------------
 
-    def cri(self, fn: Callable[[CRIRuntime], Any]) -> Any:
+    @property
+    def runtime_name(self) -> str:
+        return "containerd" if self.docker_env is None else "docker"
+
+    def new_runtime(self) -> ContainerRuntime:
+        """An adapter for the node's runtime, seeing what the kubelet sees."""
+        if self.docker_env is None:
+            return CRIRuntime(self.env.endpoint, log_root=str(self.pod_logs))
+        return DockerRuntime(
+            self.docker_env.endpoint,
+            log_root=str(self.pod_logs),
+            cni_conf_dir=str(self.env.network.conf_dir),
+            cni_bin_dir=CNI_BIN_DIR,
+            cni_cache_dir=str(self.kubelet_root / "cni-results"),
+            pause_image=images.PAUSE_IMAGE,
+        )
+
+    def cri(self, fn: Callable[[Any], Any]) -> Any:
+        """`fn(runtime)` with a fresh adapter of the node's runtime (CRI or Docker)."""
+
         async def call() -> Any:
-            runtime = CRIRuntime(self.env.endpoint, log_root=str(self.pod_logs))
+            runtime = self.new_runtime()
             try:
                 return await fn(runtime)
             finally:
@@ -176,7 +218,7 @@ class RealNode:
         return asyncio.run(call())
 
     def remove_pods(self) -> None:
-        async def remove(runtime: CRIRuntime) -> None:
+        async def remove(runtime: ContainerRuntime) -> None:
             for sandbox in await runtime.list_pod_sandboxes():
                 if sandbox.id not in self.before:
                     await runtime.stop_pod_sandbox(sandbox.id)

@@ -1,0 +1,259 @@
+"""One real node on Docker: the user's session, then issue 7's faults, in order.
+
+One API server process and one `tinykube kubelet --runtime docker` process
+(node.py) on the session's private dockerd, calling CNI with the test
+bridge's config itself. The seed's nginx pods run from the first test on;
+each fault is then checked against them:
+
+* `kill -9` of the kubelet: the new kubelet adopts every container by its
+  Docker labels (same ids, no restarts);
+* a pause container killed from outside: the pod's sandbox is NOTREADY, so
+  the kubelet kills what is left of it, makes a new sandbox (new network
+  namespace, CNI ADD) and starts the pod's containers in it;
+* a container removed by hand (`docker rm -f`): the kubelet creates it again;
+* dockerd stopped: the Node turns NotReady with Docker's own message, and
+  Ready again once dockerd is back, with the pods running again (last: it
+  stops every container on the node).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from localcluster import images
+from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv, http_get
+from tests.integration.runtime.node import RealNode
+from tests.procs import REPO, run_cli
+
+pytestmark = pytest.mark.root
+
+SEED = str(REPO / "examples" / "web-app.yaml")
+MARK = "docker-node"
+
+
+@pytest.fixture(scope="module")
+def node(
+    tmp_path_factory: pytest.TempPathFactory, runtime_env: RuntimeEnv, docker_env: DockerEnv
+) -> Iterator[RealNode]:
+    real = RealNode(tmp_path_factory.mktemp("docker-node"), runtime_env, MARK, docker_env)
+    try:
+        real.start()
+        yield real
+    finally:
+        real.stop()
+        if not docker_env.dockerd.running:
+            docker_env.dockerd.start()
+        real.remove_pods()
+
+
+def _docker(node: RealNode) -> Any:
+    assert node.docker_env is not None
+    return docker.APIClient(base_url=node.docker_env.endpoint, version="1.41")
+
+
+def _web_pods(node: RealNode) -> list[Any]:
+    async def read(client: Any) -> list[Any]:
+        items, _ = await client.list("pods", "default", label_selector="app=web-app")
+        return list(items)
+
+    pods: list[Any] = node.api(read)
+    return pods
+
+
+def _web_running(node: RealNode) -> list[Any] | None:
+    pods = _web_pods(node)
+    ok = len(pods) == 2 and all(node.running(p.metadata.name) is not None for p in pods)
+    return [node.pod(p.metadata.name) for p in pods] if ok else None
+
+
+def _serves(ip: str, attempts: int = 50) -> str:
+    for _ in range(attempts):
+        try:
+            return http_get(f"http://{ip}/", timeout=2)
+        except OSError:
+            time.sleep(0.1)
+    return ""
+
+
+def _identity(node: RealNode) -> dict[str, tuple[str, int]]:
+    out = {}
+    for pod in _web_pods(node):
+        status = pod.status.container_statuses[0]
+        out[pod.metadata.name] = (status.container_id, status.restart_count)
+    return out
+
+
+def _ready(node: RealNode) -> tuple[str, str]:
+    async def get(client: Any) -> Any:
+        return await client.get("nodes", "node1")
+
+    found = node.api(get)
+    for condition in found.status.conditions:
+        if condition.type == "Ready":
+            return condition.status, condition.message
+    return "", ""
+
+
+def test_seed_session_on_docker(node: RealNode) -> None:
+    server = node.apiserver.address
+    out = run_cli(server, "apply", "-f", SEED)
+    assert out.returncode == 0, out.stderr
+    pods = node.wait(lambda: _web_running(node), "two web-app pods Running", 60)
+    for pod in pods:
+        assert images.NGINX_WELCOME in _serves(pod.status.pod_ip), pod.status.pod_ip
+    name = pods[0].metadata.name
+    logs = run_cli(server, "logs", name)
+    assert logs.returncode == 0 and "GET / HTTP/1.1" in logs.stdout, logs.stderr
+    conf = run_cli(server, "exec", name, "--", "cat", "/etc/nginx/nginx.conf")
+    assert conf.returncode == 0 and "daemon off;" in conf.stdout, conf.stderr
+    described = run_cli(server, "describe", "pod", name)
+    assert described.returncode == 0, described.stderr
+    for text in ("Running", "docker://", pods[0].status.pod_ip):
+        assert text in described.stdout, (text, described.stdout)
+    # dockershim's names, as `docker ps` lists them.
+    client = _docker(node)
+    try:
+        names = [
+            c["Names"][0]
+            for c in client.containers(filters={"label": "io.kubernetes.pod.namespace"})
+        ]
+    finally:
+        client.close()
+    assert sum(n.startswith("/k8s_POD_web-app-") for n in names) == 2, names
+    assert sum(n.startswith("/k8s_web-app_web-app-") for n in names) == 2, names
+
+
+def test_kill9_kubelet_adopts_without_restarts(node: RealNode) -> None:
+    before = _identity(node)
+    assert len(before) == 2
+    starts = node.kubelet_starts()
+    node.kubelet.kill9()
+    node.kubelet.start()
+    node.wait(lambda: node.kubelet_starts() > starts, "the new kubelet to start", 30)
+    time.sleep(3)  # several relists and syncs of the adopted pods
+    assert _identity(node) == before
+    for pod in _web_pods(node):
+        assert images.NGINX_WELCOME in _serves(pod.status.pod_ip)
+
+
+def test_killed_pause_container_recreates_the_sandbox(node: RealNode) -> None:
+    victim = _web_pods(node)[0]
+    uid = victim.metadata.uid
+    [old] = node.cri(lambda rt: rt.list_pod_sandboxes(pod_uid=uid))
+    client = _docker(node)
+    try:
+        pid = client.inspect_container(old.id)["State"]["Pid"]
+    finally:
+        client.close()
+    os.kill(pid, signal.SIGKILL)
+
+    def new_sandbox() -> Any:
+        sandboxes = node.cri(lambda rt: rt.list_pod_sandboxes(pod_uid=uid))
+        ready = [s for s in sandboxes if s.state.name == "READY" and s.id != old.id]
+        pod = node.running(victim.metadata.name)
+        if not ready or pod is None or pod.status.pod_ip != ready[0].ip:
+            return None  # (the old container may still report Running at the old IP)
+        return ready[0], pod
+
+    sandbox, _ = node.wait(new_sandbox, "a new sandbox with the pod running in it", 45)
+    assert sandbox.attempt == old.attempt + 1
+    assert images.NGINX_WELCOME in _serves(sandbox.ip)
+    node.wait(
+        lambda: any(e.reason == "SandboxChanged" for e in node.events(victim.metadata.name)),
+        "a SandboxChanged event",
+        10,
+    )
+    # The old sandbox and its containers are removed.
+    node.wait(
+        lambda: old.id not in {s.id for s in node.cri(lambda rt: rt.list_pod_sandboxes())},
+        "the old sandbox removed",
+        30,
+    )
+
+
+def test_container_removed_by_hand_is_recreated(node: RealNode) -> None:
+    pod = node.wait(lambda: _web_running(node), "both pods Running", 30)[1]
+    name = pod.metadata.name
+    old_id = pod.status.container_statuses[0].container_id
+    client = _docker(node)
+    try:
+        client.remove_container(old_id.split("//", 1)[1], force=True)
+    finally:
+        client.close()
+
+    def recreated() -> Any:
+        now = node.running(name)
+        if now is None:
+            return None
+        status = now.status.container_statuses[0]
+        return now if status.container_id not in ("", old_id) else None
+
+    now = node.wait(recreated, "a new container for the removed one", 45)
+    assert images.NGINX_WELCOME in _serves(now.status.pod_ip)
+
+
+@pytest.mark.skip(
+    reason="needs the kubelet to carry restartCount over a container that vanished from the "
+    "runtime (kuberuntime_manager.compute_pod_actions starts it at attempt 0 again; Kubernetes "
+    "takes the last reported restartCount + 1 / counts <attempt>.log files)"
+)
+def test_container_removed_by_hand_counts_as_a_restart(node: RealNode) -> None:
+    pod = node.wait(lambda: _web_running(node), "both pods Running", 30)[1]
+    name = pod.metadata.name
+    before = pod.status.container_statuses[0]
+    client = _docker(node)
+    try:
+        client.remove_container(before.container_id.split("//", 1)[1], force=True)
+    finally:
+        client.close()
+
+    def counted() -> Any:
+        now = node.running(name)
+        ok = (
+            now is not None and now.status.container_statuses[0].container_id != before.container_id
+        )
+        return now if ok else None
+
+    now = node.wait(counted, "a new container", 45)
+    assert now.status.container_statuses[0].restart_count == before.restart_count + 1
+
+
+def test_dockerd_down_node_not_ready_then_recovers(node: RealNode) -> None:
+    assert node.docker_env is not None
+    daemon = node.docker_env.dockerd
+    node.wait(lambda: _ready(node)[0] == "True", "the Node Ready", 30)
+    before = _identity(node)
+    daemon.stop_daemon()
+    try:
+        _, message = node.wait(
+            lambda: (lambda r: r if r[0] == "False" else None)(_ready(node)),
+            "the Node NotReady",
+            30,
+        )
+        assert "Cannot connect to the Docker daemon" in message, message
+        assert str(daemon.socket) in message
+    finally:
+        daemon.start()
+    node.wait(lambda: _ready(node)[0] == "True", "the Node Ready again", 30)
+
+    # dockerd stopped every container when it went down: the kubelet starts the pods again,
+    # in new sandboxes (until then the API still shows the old, stale Running status).
+    def restarted() -> list[Any] | None:
+        pods = _web_running(node)
+        if pods is None:
+            return None
+        fresh = all(
+            p.status.container_statuses[0].container_id != before[p.metadata.name][0] for p in pods
+        )
+        return pods if fresh else None
+
+    pods = node.wait(restarted, "both pods Running again in new containers", 60)
+    for pod in pods:
+        assert images.NGINX_WELCOME in _serves(pod.status.pod_ip)
