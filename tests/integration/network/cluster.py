@@ -1,0 +1,541 @@
+"""A multi-node network cluster made of namespaces, for network tests and benchmarks.
+
+Everything runs for real: a `tinykube apiserver` on a unix socket, one node
+namespace per node on the `underlay` fixture's bridge, a `tinykube netplugin`
+agent per node (run inside its namespace with nsenter), and pods as network
+namespaces wired by `tinykube-cni ADD`, exactly as containerd would call it.
+There are no kubelets and no containers: the test creates the Node objects
+(the node IPAM controller gives each a podCIDR) and the pods' namespaces.
+
+    def test_pod_to_pod(tmp_path, underlay):
+        with NetworkCluster(underlay, tmp_path, nodes=2) as cluster:
+            ip2 = cluster.add_pod("node2", "web")
+            cluster.serve("node2", "web", port=8080)          # replies with its pod name
+            cluster.add_pod("node1", "client")
+            assert cluster.http_get(cluster.pod("node1", "client"), ip2, 8080) == "web"
+
+Layout (prefix from the fixture, e.g. tkn123x1):
+
+    tkn123x1-ul           the underlay bridge ul0, 10.201.0.1: "outside the cluster"
+    tkn123x1-node1        eth1 10.201.0.11, tinykube.1, tk0, the agent's nft tables
+    tkn123x1-p-node1-web  a pod: eth0 from node1's podCIDR, default route via tk0
+    /tmp/tkapi-<prefix>/api.sock   the API server (a short path: unix sockets allow 107 bytes)
+    <workdir>/apiserver/  its data and log; <workdir>/<node>/ a node's net.d, CNI data and
+                          agent log (agent.log)
+
+`NetworkCluster` is a context manager; leaving it (also on a failed assert)
+stops every agent, server and helper process, deletes every pod namespace and
+removes the socket directory. The `underlay` fixture deletes the node
+namespaces. Agents run with `--no-masquerade` (traffic must not leave the
+namespaces) and `--resync-period 1` so drift is repaired quickly.
+
+Useful pieces for other tests: `exec(ns, argv)` (ns: a node name, a Pod, a
+NetNS), `serve()` (a tiny HTTP, TCP-echo or UDP server inside a pod),
+`http_get()`, `api()` (run an async function with a Client),
+`agent_log(node)`, `kill_agent` / `start_agent`, `wait_converged()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from apimachinery.client import Client
+from localcluster.netns import Machine, NetNS, Underlay
+from localcluster.processes import REPO, ApiServerProcess, ChildProcess, tinykube_cmd
+from netplugin.constants import CNI_CONF_FILE, VXLAN_DEVICE
+from protos import core_pb2, meta_pb2
+
+T = TypeVar("T")
+
+BIN = Path(sys.executable).parent
+CNI_PLUGIN = str(BIN / "tinykube-cni")
+
+# A server for pods: `http` answers GET with its name, `echo` echoes TCP lines, `udp`
+# answers each datagram with "<name> <datagram>".
+SERVER_SCRIPT = r"""
+import http.server, socket, socketserver, sys
+mode, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if mode == "http":
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def do_GET(self):
+            body = (name + "\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *args):
+            pass
+    http.server.ThreadingHTTPServer.allow_reuse_address = True
+    http.server.ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
+elif mode == "echo":
+    class E(socketserver.StreamRequestHandler):
+        def handle(self):
+            for line in self.rfile:
+                self.wfile.write(line)
+                self.wfile.flush()
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    socketserver.ThreadingTCPServer.daemon_threads = True
+    socketserver.ThreadingTCPServer(("0.0.0.0", port), E).serve_forever()
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    while True:
+        data, peer = s.recvfrom(65535)
+        s.sendto(name.encode() + b" " + data, peer)
+"""
+
+# GET http://IP:PORT/ once; prints the body; exit 1 with the error on stderr.
+HTTP_GET_SCRIPT = r"""
+import sys, urllib.request
+try:
+    url = f"http://{sys.argv[1]}:{sys.argv[2]}/"
+    with urllib.request.urlopen(url, timeout=float(sys.argv[3])) as r:
+        sys.stdout.write(r.read().decode())
+except Exception as e:
+    sys.stderr.write(f"{type(e).__name__}: {e}\n")
+    sys.exit(1)
+"""
+
+# One TCP connection held for DURATION seconds, a line every 0.05 s, each echo checked.
+# Prints "sent N received N maxgap S"; exit 1 if any echo is missing or wrong.
+ECHO_CLIENT_SCRIPT = r"""
+import socket, sys, time
+ip, port, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.create_connection((ip, port), timeout=10)
+f = s.makefile("rwb")
+sent = received = 0
+maxgap, last = 0.0, time.monotonic()
+end = time.monotonic() + duration
+ok = True
+while time.monotonic() < end:
+    msg = f"ping {sent}\n".encode()
+    f.write(msg); f.flush(); sent += 1
+    if f.readline() != msg:
+        ok = False
+        break
+    received += 1
+    now = time.monotonic()
+    maxgap, last = max(maxgap, now - last), now
+    time.sleep(0.05)
+print(f"sent {sent} received {received} maxgap {maxgap:.3f}", flush=True)
+sys.exit(0 if ok else 1)
+"""
+
+
+class UnixApiServer(ApiServerProcess):
+    """`tinykube apiserver --listen unix:PATH` (scheduler and controllers in-process)."""
+
+    def __init__(self, data_dir: Path, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        super().__init__(data_dir)
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.socket_path}"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        self.spawn()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket(socket.AF_UNIX) as s:
+                if s.connect_ex(str(self.socket_path)) == 0:
+                    return
+            if not self.running:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("apiserver did not start:\n" + self.log.read_text())
+
+
+class NsProcess(ChildProcess):
+    """A command run inside a network namespace (nsenter), in its own session."""
+
+    def __init__(self, ns: NetNS, argv: Sequence[str], log: Path) -> None:
+        super().__init__(list(argv), log)
+        self.ns = ns
+
+    def spawn(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [*self.ns.prefix(), *self.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                start_new_session=True,
+            )
+
+
+@dataclass
+class Pod:
+    """A pod: a network namespace wired by tinykube-cni on `node`."""
+
+    name: str
+    node: str
+    ns: NetNS
+    ip: str
+    container_id: str
+
+
+@dataclass
+class ClusterNode:
+    name: str
+    machine: Machine
+    workdir: Path
+    agent: NsProcess | None = None
+    pods: dict[str, Pod] = field(default_factory=dict)
+
+    @property
+    def ns(self) -> NetNS:
+        return self.machine.ns
+
+    @property
+    def ip(self) -> str:
+        return self.machine.ip
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.workdir / "net.d"
+
+    @property
+    def cni_data_dir(self) -> Path:
+        return self.workdir / "cni"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.workdir / "agent.log"
+
+    def conflist(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.conf_dir / CNI_CONF_FILE).read_text())
+            return data
+        except (OSError, ValueError):
+            return None
+
+
+Target = str | Pod | NetNS | ClusterNode
+
+
+class NetworkCluster:
+    """An API server, N node namespaces with agents, and pods (see the module docstring)."""
+
+    def __init__(
+        self,
+        underlay: Underlay,
+        workdir: Path,
+        *,
+        nodes: int = 2,
+        proxy: bool = True,
+        masquerade: bool = False,
+        agent_args: Sequence[str] = (),
+    ) -> None:
+        self.underlay = underlay
+        self.workdir = workdir
+        self.initial_nodes = nodes
+        self.proxy = proxy
+        self.masquerade = masquerade
+        self.agent_args = list(agent_args)
+        self.socket_dir = Path(f"/tmp/tkapi-{underlay.prefix}")
+        self.apiserver = UnixApiServer(workdir / "apiserver", self.socket_dir / "api.sock")
+        self.nodes: dict[str, ClusterNode] = {}
+        self.helpers: list[NsProcess] = []
+        self._index = 0
+
+    @property
+    def server(self) -> str:
+        """The API server's address for `--server` and Client (unix:/tmp/tkapi-.../api.sock)."""
+        return self.apiserver.address
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> NetworkCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """The API server, then `nodes` nodes with agents; waits until the overlay is complete."""
+        self.apiserver.start()
+        for i in range(1, self.initial_nodes + 1):
+            self.add_node(f"node{i}", wait=False)
+        self.wait_converged()
+
+    def close(self) -> None:
+        """Stop every process and delete every pod namespace; safe to call twice."""
+        for proc in self.helpers:
+            proc.kill9()
+        self.helpers.clear()
+        for node in self.nodes.values():
+            if node.agent is not None:
+                node.agent.kill9()
+            for pod in node.pods.values():
+                pod.ns.delete()
+            node.pods.clear()
+        self.apiserver.stop()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    # ---- API ---------------------------------------------------------------------------------
+
+    def api(self, fn: Callable[[Client], Awaitable[T]]) -> T:
+        """Run `fn(client)` on a fresh event loop with a client of this cluster's server."""
+
+        async def run() -> T:
+            async with Client(self.server) as client:
+                return await fn(client)
+
+        return asyncio.run(run())
+
+    def get_node(self, name: str) -> Any:
+        return self.api(lambda c: c.get("nodes", name))
+
+    def pod_cidr(self, name: str) -> str:
+        return str(self.get_node(name).spec.pod_cidr)
+
+    # ---- nodes and agents --------------------------------------------------------------------
+
+    def add_node(self, name: str, *, wait: bool = True) -> ClusterNode:
+        """A node namespace on the underlay, its Node object, and its agent."""
+        self._index += 1
+        machine = self.underlay.add_machine(name, self._index)
+        node = ClusterNode(name, machine, self.workdir / name)
+        node.workdir.mkdir(parents=True, exist_ok=True)
+        self.nodes[name] = node
+        obj = core_pb2.Node(metadata=meta_pb2.ObjectMeta(name=name))
+        self.api(lambda c: c.create(obj))
+        self.start_agent(name)
+        if wait:
+            self.wait_converged()
+        return node
+
+    def agent_argv(self, name: str, extra: Sequence[str] = ()) -> list[str]:
+        node = self.nodes[name]
+        argv = [
+            *tinykube_cmd(), "netplugin", "--node-name", name,
+            "--node-ip", node.ip, "--server", self.server,
+            "--cni-conf-dir", str(node.conf_dir), "--cni-data-dir", str(node.cni_data_dir),
+            "--resync-period", "1",
+        ]  # fmt: skip
+        argv.append("--masquerade" if self.masquerade else "--no-masquerade")
+        if not self.proxy:
+            argv.append("--no-proxy")
+        return [*argv, *self.agent_args, *extra]
+
+    def start_agent(self, name: str, extra: Sequence[str] = ()) -> None:
+        node = self.nodes[name]
+        if node.agent is not None and node.agent.running:
+            raise RuntimeError(f"the agent of {name} is already running")
+        node.agent = NsProcess(node.ns, self.agent_argv(name, extra), node.agent_log)
+        node.agent.spawn()
+
+    def kill_agent(self, name: str) -> None:
+        """SIGKILL: the agent gets no chance to clean up, as in a crash."""
+        agent = self.nodes[name].agent
+        if agent is not None:
+            agent.kill9()
+
+    def stop_agent(self, name: str) -> None:
+        agent = self.nodes[name].agent
+        if agent is not None:
+            agent.stop()
+
+    def agent_log(self, name: str) -> str:
+        try:
+            return self.nodes[name].agent_log.read_text()
+        except OSError:
+            return ""
+
+    def delete_node(self, name: str) -> None:
+        """Delete the Node object and stop its agent (its namespace stays until teardown)."""
+        self.kill_agent(name)
+        self.api(lambda c: c.delete("nodes", name))
+
+    def wait_converged(self, timeout: float = 30.0) -> None:
+        """Until every node with a running agent has its conflist and a route to every other."""
+        deadline = time.monotonic() + timeout
+        missing: list[str] = []
+        while time.monotonic() < deadline:
+            missing = self._not_converged()
+            if not missing:
+                return
+            for node in self.nodes.values():
+                proc = node.agent.proc if node.agent is not None else None
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(
+                        f"the agent of {node.name} exited:\n{self.agent_log(node.name)}"
+                    )
+            time.sleep(0.1)
+        logs = "\n".join(f"--- {n}\n{self.agent_log(n)[-3000:]}" for n in self.nodes)
+        raise TimeoutError(f"overlay not converged: {missing}\n{logs}")
+
+    def _not_converged(self) -> list[str]:
+        live = [n for n in self.nodes.values() if n.agent is not None and n.agent.running]
+        cidrs = {}
+        for node in live:
+            obj = self.get_node(node.name)
+            if not obj.spec.pod_cidr:
+                return [f"{node.name}: no podCIDR"]
+            cidrs[node.name] = obj.spec.pod_cidr
+        missing = []
+        for node in live:
+            if node.conflist() is None:
+                missing.append(f"{node.name}: no conflist")
+                continue
+            routes = self.routes(node.name)
+            for other in live:
+                wanted = cidrs[other.name] + " "
+                if other is not node and not any(r.startswith(wanted) for r in routes):
+                    missing.append(f"{node.name}: no route to {other.name}")
+        return missing
+
+    # ---- kernel views (for assertions) -------------------------------------------------------
+
+    def routes(self, node: str) -> list[str]:
+        """`ip route show dev tinykube.1` lines ([] without the device)."""
+        out = self.nodes[node].ns.ip("route", "show", "dev", VXLAN_DEVICE, check=False)
+        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+    def neighbours(self, node: str) -> list[str]:
+        out = self.nodes[node].ns.ip("neigh", "show", "dev", VXLAN_DEVICE, check=False)
+        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+    def fdb(self, node: str) -> list[str]:
+        out = self.exec(node, ["bridge", "fdb", "show", "dev", VXLAN_DEVICE], check=False)
+        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+    # ---- pods --------------------------------------------------------------------------------
+
+    def pod(self, node: str, name: str) -> Pod:
+        return self.nodes[node].pods[name]
+
+    def _cni(self, node: ClusterNode, command: str, pod: Pod) -> subprocess.CompletedProcess[str]:
+        conflist = node.conflist()
+        if conflist is None:
+            raise RuntimeError(f"{node.name} has no CNI conflist yet (is its agent running?)")
+        # As libcni does: the one plugin's config with the list's name and cniVersion.
+        conf = {
+            **conflist["plugins"][0],
+            "name": conflist["name"],
+            "cniVersion": conflist["cniVersion"],
+        }
+        env = {
+            **os.environ,
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": pod.container_id,
+            "CNI_NETNS": str(pod.ns.path),
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": str(BIN),
+            "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod.name}",
+        }
+        return subprocess.run(
+            [*node.ns.prefix(), CNI_PLUGIN],
+            input=json.dumps(conf),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+
+    def add_pod(self, node: str, name: str) -> str:
+        """A pod namespace on `node`, wired by `tinykube-cni ADD`; returns the pod's IP."""
+        n = self.nodes[node]
+        ns = NetNS(f"{self.underlay.prefix}-p-{node}-{name}")
+        ns.create()
+        pod = Pod(name, node, ns, "", f"{node}-{name}")
+        n.pods[name] = pod
+        proc = self._cni(n, "ADD", pod)
+        if proc.returncode != 0:
+            raise RuntimeError(f"CNI ADD {node}/{name} failed: {proc.stdout} {proc.stderr}")
+        result = json.loads(proc.stdout)
+        pod.ip = str(result["ips"][0]["address"]).split("/")[0]
+        return pod.ip
+
+    def remove_pod(self, node: str, name: str) -> None:
+        """`tinykube-cni DEL`, then delete the namespace."""
+        n = self.nodes[node]
+        pod = n.pods.pop(name)
+        proc = self._cni(n, "DEL", pod)
+        pod.ns.delete()
+        if proc.returncode != 0:
+            raise RuntimeError(f"CNI DEL {node}/{name} failed: {proc.stdout} {proc.stderr}")
+
+    # ---- running things ----------------------------------------------------------------------
+
+    def netns(self, target: Target) -> NetNS:
+        if isinstance(target, Pod):
+            return target.ns
+        if isinstance(target, ClusterNode):
+            return target.ns
+        if isinstance(target, NetNS):
+            return target
+        if target == "underlay":
+            return self.underlay.ns
+        return self.nodes[target].ns
+
+    def exec(
+        self, target: Target, argv: Sequence[str], check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv inside a node ("node1"), a pod, "underlay", or any NetNS; wait for it."""
+        return self.netns(target).exec(argv, check=check, timeout=timeout)
+
+    def spawn(self, target: Target, argv: Sequence[str], log_name: str) -> NsProcess:
+        """A background process in `target`, stopped at teardown; its output in workdir/log_name."""
+        proc = NsProcess(self.netns(target), argv, self.workdir / "helpers" / log_name)
+        proc.spawn()
+        self.helpers.append(proc)
+        return proc
+
+    def serve(self, node: str, pod: str, port: int = 8080, mode: str = "http") -> NsProcess:
+        """A server in the pod: "http" (GET -> pod name), "echo" (TCP lines) or "udp"."""
+        target = self.pod(node, pod)
+        argv = [sys.executable, "-c", SERVER_SCRIPT, mode, str(port), pod]
+        proc = self.spawn(target, argv, f"{mode}-{node}-{pod}-{port}.log")
+        proto = "-u" if mode == "udp" else "-t"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            out = self.exec(target, ["ss", "-Hln", proto, f"sport = :{port}"], check=False)
+            if out.stdout.strip():
+                return proc
+            time.sleep(0.05)
+        raise TimeoutError(f"{mode} server in {node}/{pod} not listening on {port}")
+
+    def http_get(self, target: Target, ip: str, port: int = 8080, timeout: float = 5.0) -> str:
+        """GET http://ip:port/ from inside `target`; the body stripped (raises on failure)."""
+        argv = [sys.executable, "-c", HTTP_GET_SCRIPT, ip, str(port), str(timeout)]
+        proc = self.exec(target, argv, check=False, timeout=timeout + 10)
+        if proc.returncode != 0:
+            raise ConnectionError(f"GET http://{ip}:{port}/ from {target}: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    def echo_client(self, target: Target, ip: str, port: int, duration: float) -> NsProcess:
+        """One TCP connection to an echo server held for `duration` s (ECHO_CLIENT_SCRIPT);
+        wait for `proc.proc`, exit 0 if every echo came back; its line is in `proc.log`."""
+        argv = [sys.executable, "-c", ECHO_CLIENT_SCRIPT, ip, str(port), str(duration)]
+        name = f"echo-client-{len(self.helpers)}.log"
+        return self.spawn(target, argv, name)
