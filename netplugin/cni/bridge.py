@@ -13,9 +13,15 @@ traffic like any directly connected subnet:
     ip link set veth1a2b3c4d up
 
 Hairpin mode lets a frame leave through the port it came in on. A pod that
-connects to its own Service's ClusterIP is DNATed back to itself by the node:
-the reply path goes out of the pod's veth and must come back in through the
-same bridge port, which a bridge refuses without hairpin.
+connects to its own Service's ClusterIP is DNATed back to itself by the node.
+With br_netfilter loaded (net.bridge.bridge-nf-call-iptables = 1, which
+Kubernetes nodes need and which is the default once the module is loaded), that
+DNAT happens while the frame crosses the bridge, and the bridge then forwards
+it back out of the pod's own port -- which it refuses unless the port has
+hairpin on. (The proxy also masquerades such a connection, or the pod would
+answer itself directly and the client would drop the reply.)
+tests/integration/network/test_cni.py shows both: with hairpin the pod reaches
+itself through a DNATed address, without it the connection times out.
 
 Both the node agent (once at start, before the first pod) and each CNI ADD call
 ensure_bridge(); they can race (containerd starts pods in parallel), so every

@@ -307,3 +307,55 @@ def test_version_and_an_old_config_version(cni: CNI, pods: list[NetNS]) -> None:
     assert result["cniVersion"] == "0.4.0" and result["ips"][0]["version"] == "4"
     assert old.run("CHECK", "c1", str(pods[0].path))[:2] == (0, {})
     assert old.run("DEL", "c1", str(pods[0].path))[:2] == (0, {})
+
+
+HAIRPIN_RULES = """
+table ip tkcnihairpin {
+  chain pre {
+    type nat hook prerouting priority dstnat;
+    ip daddr 10.96.0.10 tcp dport 80 dnat to POD:8080
+  }
+  chain post {
+    type nat hook postrouting priority srcnat;
+    ct status dnat ip saddr 10.244.1.0/24 ip daddr 10.244.1.0/24 masquerade
+  }
+}
+"""
+SELF_CLIENT = """
+import socket, sys
+s = socket.socket()
+s.bind((sys.argv[1], 8080))
+s.listen(1)
+c = socket.create_connection(("10.96.0.10", 80), timeout=3)
+conn, peer = s.accept()
+print(peer[0])
+"""
+
+
+def reach_self_through_dnat(cni: CNI, pod: NetNS, hairpin: bool, container: str) -> bool:
+    """ADD with hairpinMode, DNAT a "Service" address to the pod; can it reach itself?"""
+    plugin = CNI(cni.node, {**cni.conf, "hairpinMode": hairpin})
+    address = plugin.add(container, pod)["ips"][0]["address"].split("/")[0]
+    rules = HAIRPIN_RULES.replace("POD", address)
+    nft = [*cni.node.ns.prefix(), "nft"]
+    subprocess.run([*nft, "-f", "-"], input=rules, text=True, check=True, capture_output=True)
+    try:
+        proc = pod.exec([sys.executable, "-c", SELF_CLIENT, address], check=False, timeout=30)
+        if proc.returncode == 0:
+            assert proc.stdout.strip() == "10.244.1.1"  # masqueraded to the gateway
+        return proc.returncode == 0
+    finally:
+        subprocess.run([*nft, "delete", "table", "ip", "tkcnihairpin"], check=False)
+        assert plugin.run("DEL", container, str(pod.path))[0] == 0
+
+
+def test_a_pod_reaches_itself_through_a_dnat_thanks_to_hairpin(cni: CNI, pods: list[NetNS]) -> None:
+    """The Service hairpin: DNAT back to the sender crosses the bridge port twice."""
+    cni.node.ns.sysctl("net.ipv4.ip_forward", "1")  # the node namespace's own sysctl
+    bridge_nf = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if bridge_nf.exists():  # br_netfilter loaded: DNAT happens on the bridge path
+        cni.node.ns.sysctl("net.bridge.bridge-nf-call-iptables", "1")
+    assert reach_self_through_dnat(cni, pods[0], hairpin=True, container="h1")
+    if not bridge_nf.exists():
+        return  # without br_netfilter the DNAT is routed, and hairpin makes no difference
+    assert not reach_self_through_dnat(cni, pods[1], hairpin=False, container="h2")
