@@ -6,8 +6,20 @@ else, since its API has no authentication yet:
 
     1. `--server HOST:PORT`                    the flag wins
     2. $TINYKUBE_SERVER                        per shell
-    3. the config file's `server: HOST:PORT`   $TINYKUBE_CONFIG, else ~/.tinykube/config
-    4. 127.0.0.1:6443                          the apiserver's default listen address
+    3. `--cluster NAME` / $TINYKUBE_CLUSTER    a local cluster of `tinykube up`, by name
+    4. $TINYKUBE_CONFIG                        a config file the user named
+    5. the most recent local cluster           the one `tinykube up` made last
+    6. ~/.tinykube/config                      the config file's `server: HOST:PORT`
+    7. 127.0.0.1:6443                          the apiserver's default listen address
+
+Local clusters (3 and 5) are found through localcluster.clusterstate: each
+has a state file under /var/lib/tinykube/clusters/<name>/, and the API
+server listens on a unix socket there (`unix:/var/.../<name>/api.sock`), so
+the host's CLI needs no address on any network. A running local cluster
+comes before ~/.tinykube/config as `kind create cluster` switches kubectl's
+current context: the cluster just made is the one a user means next; after
+`tinykube down` the file applies again. A cluster named by `--cluster` that
+does not exist is an error, not a fall-through.
 
 The config file is YAML with one key that matters:
 
@@ -33,6 +45,7 @@ import yaml
 DEFAULT_SERVER = "127.0.0.1:6443"
 ENV_SERVER = "TINYKUBE_SERVER"
 ENV_CONFIG = "TINYKUBE_CONFIG"
+ENV_CLUSTER = "TINYKUBE_CLUSTER"
 
 
 class ConfigError(Exception):
@@ -85,13 +98,37 @@ def read_config_file(path: Path, *, required: bool = False) -> str:
     return normalize_server(server)
 
 
-def resolve_server(flag: str | None = None, env: Mapping[str, str] | None = None) -> str:
+def local_cluster_server(name: str, env: Mapping[str, str] | None = None) -> str:
+    """The CLI's address of local cluster `name` (its API server's unix socket)."""
+    from localcluster import clusterstate
+
+    try:
+        return clusterstate.load(name, env).client_address
+    except clusterstate.ClusterStateError as err:
+        raise ConfigError(str(err)) from None
+
+
+def resolve_server(
+    flag: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cluster: str | None = None,
+) -> str:
     """The API server address, by the precedence in the module docstring."""
+    from localcluster import clusterstate
+
     env = os.environ if env is None else env
     if flag:
         return normalize_server(flag)
     if env.get(ENV_SERVER):
         return normalize_server(env[ENV_SERVER])
+    name = cluster or env.get(ENV_CLUSTER, "")
+    if name:
+        return local_cluster_server(name, env)
     path, explicit = default_config_path(env)
-    from_file = read_config_file(path, required=explicit)
+    if explicit:
+        return read_config_file(path, required=True) or DEFAULT_SERVER
+    latest = clusterstate.current(env)
+    if latest:
+        return local_cluster_server(latest, env)
+    from_file = read_config_file(path)
     return from_file or DEFAULT_SERVER

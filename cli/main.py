@@ -39,6 +39,7 @@ from cli import (
     cmd_render,
     cmd_rollout,
     cmd_run,
+    cmd_up,
     config,
 )
 from cli.context import Options
@@ -95,13 +96,20 @@ def configure_logging(level: int = logging.INFO) -> None:
 @click.option(
     "-n", "--namespace", default=None, help="Namespace for the request (default: default)."
 )
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="NAME",
+    help="A local cluster of `tinykube up` (else $TINYKUBE_CLUSTER, the most recent).",
+)
 @click.pass_context
-def cli(ctx: click.Context, server: str | None, namespace: str | None) -> None:
+def cli(ctx: click.Context, server: str | None, namespace: str | None, cluster: str | None) -> None:
     """tinykube controls a tinykube cluster, as kubectl controls Kubernetes."""
-    if ctx.invoked_subcommand == "apiserver":
+    ctx.meta[cmd_up.CLUSTER_META] = cluster or ""
+    if ctx.invoked_subcommand in ("apiserver", "up", "down", "status", "node-shell"):
         return
     try:
-        address = config.resolve_server(server)
+        address = config.resolve_server(server, cluster=cluster)
     except config.ConfigError as err:
         click.echo(f"error: {err}", err=True)
         raise click.exceptions.Exit(1) from None
@@ -226,6 +234,8 @@ cli.add_command(cmd_logs.exec_cmd)
 cli.add_command(cmd_controlplane.controller_manager)
 cli.add_command(cmd_render.node)
 cli.add_command(cmd_run.run)
+for _command in (cmd_up.up, cmd_up.down, cmd_up.status, cmd_up.node_shell):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -32,7 +32,9 @@ The images:
 * nginx (`docker.io/library/nginx:latest` and `:1.25`): Debian's nginx
   binary, the shared libraries `ldd` lists, a minimal /etc (passwd and group
   with www-data), an nginx.conf running in the foreground (`daemon off;`)
-  on port 80, and a default page saying "Welcome to nginx!"; busybox's
+  on port 80, and a default page saying "Welcome to nginx!" and, through
+  nginx's SSI, "Served by pod <hostname> at <address>" -- the pod's name
+  and IP, so a test can tell which replica answered; busybox's
   applets are included so `tinykube exec ... -- cat /etc/nginx/nginx.conf`
   works as on the real image.
 
@@ -130,6 +132,7 @@ http {
         server_name _;
         root /usr/share/nginx/html;
         index index.html;
+        ssi on;  # the page names the pod serving it: $hostname is the pod's name
     }
 }
 """
@@ -141,6 +144,7 @@ NGINX_INDEX = """<!DOCTYPE html>
 <h1>Welcome to nginx!</h1>
 <p>If you see this page, the nginx web server is successfully installed and
 working. This copy was built offline by tinykube from the host's nginx.</p>
+<p>Served by pod <!--# echo var="hostname" --> at <!--# echo var="server_addr" -->.</p>
 </body>
 </html>
 """

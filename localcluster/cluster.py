@@ -1,0 +1,506 @@
+"""`tinykube up`: a cluster whose nodes are network namespaces on one host (kind's role).
+
+The layout, for `Cluster("demo", nodes=2)` (addresses from the underlay
+subnet 10.201.0.0/24; every namespace is the cluster's own, so two clusters
+can use the same addresses side by side):
+
+    namespace tk-demo-ul      bridge ul0 10.201.0.1   the "host on the private network":
+                              docker-registry :5000 (the image mirror), NodePort clients
+    namespace tk-demo-node1   eth1 10.201.0.11        control plane + worker, as on Vagrant:
+                              tinykube apiserver (listen 10.201.0.11:6443 and
+                              unix:<dir>/api.sock), containerd, kubelet, netplugin
+    namespace tk-demo-node2   eth1 10.201.0.12        containerd, kubelet, netplugin
+
+Where the API server is, and why. The kubelets and netplugin agents reach it
+as they do on the VMs, at node1's address (10.201.0.11:6443); it reaches the
+kubelets (logs, exec) at each Node's InternalIP:10250 over the same bridge.
+The host's CLI has no address on the underlay and gets none: the API server
+also listens on a unix socket in the cluster directory, and the CLI finds it
+through the state file (cli/config.py, localcluster/clusterstate.py). So
+nothing of the cluster is on the host's network (DESIGN §5): no host address,
+no route, no forwarding, no NAT, and no namespace has a default route.
+
+`up`, step by step (each timed in the progress output; the state file is
+rewritten after each process starts, so `down` can undo a half-made cluster):
+
+    1. prerequisites (localcluster.prereqs): root, kernel, binaries, with the
+       Debian package for each missing one
+    2. namespaces and the underlay bridge (localcluster.netns)
+    3. images built offline once per host (localcluster.images, cached in
+       /var/lib/tinykube/images), registry started in the underlay, images pushed
+    4. the API server in node1's namespace; waits until it answers
+    5. per node: config rendered by localcluster.nodeconfig (the same files the
+       VMs get), containerd (waits for CRI), kubelet, netplugin agent
+    6. waits until every Node is Ready with a podCIDR (the kubelet reports
+       Ready once containerd's CNI config exists, which the agent writes)
+
+On failure, `up` names the component and its log, and removes everything it
+made. `up` on a cluster that exists reports it, restarting first any process
+found dead (so a test's "node2 back" is `up` again). `down` works from the
+state file and the exact namespace names, so it is complete even after a
+`kill -9` of everything (see `down()` for the order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from localcluster import clusterstate, images, nodeconfig, prereqs
+from localcluster.clusterstate import ClusterState, ProcessRecord
+from localcluster.containerd import unmount_under
+from localcluster.mirror import UnderlayRegistry
+from localcluster.netns import Machine, NetNS, Underlay, run
+from localcluster.node import FAST_APISERVER, LocalNode, NodeError, spawn, stop_process
+from localcluster.processes import tinykube_cmd
+
+T = TypeVar("T")
+Progress = Callable[[str], None]
+
+DEFAULT_SUBNET = "10.201.0.0/24"
+IMAGE_CACHE = Path("/var/lib/tinykube/images")  # + a hash of images.py: rebuilt when it changes
+READY_TIMEOUT = 120.0
+
+
+class ClusterError(RuntimeError):
+    """`up` failed; names the component and its log (empty when not a process)."""
+
+    def __init__(self, message: str, component: str = "", log_path: str = "") -> None:
+        super().__init__(message)
+        self.component = component
+        self.log_path = log_path
+
+
+@dataclass
+class ComponentStatus:
+    key: str
+    node: str
+    pid: int
+    alive: bool
+    log: str
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class Cluster:
+    """A local cluster by name; `up()`, `down()`, `status()`, and running commands on its nodes."""
+
+    def __init__(
+        self,
+        name: str = clusterstate.DEFAULT_NAME,
+        nodes: int = 2,
+        runtime: str = "containerd",
+        *,
+        fast_failover: bool = False,
+        make_current: bool = True,
+        subnet: str = DEFAULT_SUBNET,
+    ) -> None:
+        clusterstate.validate_name(name)
+        if not 1 <= nodes <= 9:
+            raise ClusterError(f"--nodes must be between 1 and 9, got {nodes}")
+        if runtime not in nodeconfig.RUNTIMES:
+            raise ClusterError(f"--runtime must be one of {', '.join(nodeconfig.RUNTIMES)}")
+        self.name = name
+        self.make_current = make_current
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            self.state = clusterstate.load(name)
+        except clusterstate.ClusterStateError:
+            self.state = ClusterState(
+                name=name,
+                runtime=runtime,
+                subnet=subnet,
+                nodes=[f"node{i}" for i in range(1, nodes + 1)],
+                fast_failover=fast_failover,
+                root=str(clusterstate.clusters_root()),
+            )
+        self.underlay = Underlay(self.state.prefix, self.state.subnet)
+        self.state.namespaces = [
+            self.underlay.ns.name,
+            *(f"{self.state.prefix}-{n}" for n in self.state.nodes),
+        ]
+        self.state.server = f"{self.underlay.host_address(1)}:{nodeconfig.APISERVER_PORT}"
+
+    # ---- what the cluster is ------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        return self.state.directory
+
+    @property
+    def client_address(self) -> str:
+        """The API server for a client on the host: `unix:<dir>/api.sock`."""
+        return self.state.client_address
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(self.state.nodes)
+
+    @property
+    def registry_address(self) -> str:
+        return f"{self.underlay.address}:5000"
+
+    def exists(self) -> bool:
+        return self.state.path.exists()
+
+    def node(self, name: str) -> LocalNode:
+        if name not in self.state.nodes:
+            raise ClusterError(f"cluster {self.name!r} has no node {name!r}")
+        index = self.state.nodes.index(name) + 1
+        ip = self.underlay.host_address(index)
+        machine = Machine(name, NetNS(f"{self.state.prefix}-{name}"), ip)
+        config = nodeconfig.NodeConfig(
+            node_name=name,
+            node_ip=ip,
+            server=self.state.server,
+            runtime=self.state.runtime,  # type: ignore[arg-type]
+            iface=machine.iface,
+            control_plane=index == 1,
+            registry_mirror=self.registry_address,
+            paths=nodeconfig.NodePaths.under(self.directory / name),
+        )
+        return LocalNode(machine, config, self.state.log_dir, self.state.fast_failover)
+
+    def node_ns(self, name: str) -> NetNS:
+        return self.node(name).ns
+
+    def node_exec(
+        self, node: str, argv: Sequence[str], timeout: float | None = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv in a node's namespace; never raises for a non-zero exit."""
+        return self.node_ns(node).exec(argv, check=False, timeout=timeout)
+
+    def underlay_exec(
+        self, argv: Sequence[str], timeout: float | None = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv in the underlay namespace (outside the cluster, on its network)."""
+        return self.underlay.ns.exec(argv, check=False, timeout=timeout)
+
+    def components(self) -> list[str]:
+        """Every process key, in start order."""
+        keys = ["registry", "apiserver"]
+        for name in self.state.nodes:
+            keys.extend(f"{name}-{part}" for part in ("containerd", "kubelet", "netplugin"))
+        return keys
+
+    # ---- up -------------------------------------------------------------------------------------
+
+    def up(self, progress: Progress = print) -> ClusterState:
+        """Make the cluster (or repair a running one) and wait until every node is Ready."""
+        if self.exists():
+            return self._repair(progress)
+        problems = prereqs.check(self.state.runtime)
+        if problems:
+            raise ClusterError(
+                "tinykube up cannot start:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        progress(
+            f"creating cluster {self.name!r}: {len(self.state.nodes)} nodes, "
+            f"runtime {self.state.runtime}, in {self.directory}"
+        )
+        started = time.monotonic()
+        self.state.log_dir.mkdir(parents=True, exist_ok=True)
+        self.state.save()
+        try:
+            with self._step(progress, "namespaces " + ", ".join(self.state.namespaces)):
+                self.underlay.create()
+                for index, name in enumerate(self.state.nodes, start=1):
+                    self.underlay.add_machine(name, index)
+            with self._step(progress, "images (pause, busybox, nginx)"):
+                archives = images.build_all(image_cache())
+            for key in self.components():
+                self._start(key, progress)
+                if key == "registry":
+                    with self._step(progress, f"push images to {self.registry_address}"):
+                        self._registry().push_in_namespace(archives)
+            with self._step(progress, "nodes Ready"):
+                self.wait_ready()
+        except BaseException as err:
+            component = getattr(err, "component", "")
+            log_path = getattr(err, "log_path", "")
+            progress(f"FAILED: {err}")
+            if log_path:
+                progress(f"  see {log_path}")
+            progress("removing what was started (the logs stay) ...")
+            self.down(_quiet, keep_logs=True)
+            if isinstance(err, (NodeError, ClusterError)):
+                raise ClusterError(str(err), component, log_path) from None
+            raise
+        if self.make_current:
+            clusterstate.set_current(self.name)
+        progress(f"cluster {self.name!r} is up in {time.monotonic() - started:.1f} s")
+        self._describe(progress)
+        return self.state
+
+    def _repair(self, progress: Progress) -> ClusterState:
+        dead = [k for k in self.components() if not self._alive(k)]
+        missing = [ns for ns in self.state.namespaces if not NetNS(ns).exists()]
+        if missing:
+            raise ClusterError(
+                f"cluster {self.name!r} is broken (namespaces {', '.join(missing)} are gone): "
+                f"run `tinykube down --name {self.name}` and `up` again"
+            )
+        if not dead:
+            progress(f"cluster {self.name!r} is already running")
+            self._describe(progress)
+            return self.state
+        progress(f"cluster {self.name!r}: restarting {', '.join(dead)}")
+        for key in dead:
+            self._start(key, progress)
+        with self._step(progress, "nodes Ready"):
+            self.wait_ready()
+        return self.state
+
+    def _describe(self, progress: Progress) -> None:
+        progress(f"  API server   {self.state.server} (nodes), {self.client_address} (this host)")
+        progress(f"  logs         {self.state.log_dir}")
+        progress("  try          tinykube get nodes -o wide")
+        progress(f"               tinykube node-shell {self.state.nodes[0]} -- ip addr")
+        progress(f"               tinykube down --name {self.name}")
+
+    @contextlib.contextmanager
+    def _step(self, progress: Progress, what: str) -> Iterator[None]:
+        progress(f"  {what} ...")
+        began = time.monotonic()
+        yield
+        progress(f"  {what}: done in {time.monotonic() - began:.2f} s")
+
+    def _registry(self) -> UnderlayRegistry:
+        return UnderlayRegistry(
+            self.directory / "registry", self.underlay.ns, self.underlay.address
+        )
+
+    def _alive(self, key: str) -> bool:
+        record = self.state.processes.get(key)
+        return record is not None and record.alive()
+
+    def _record(self, key: str, proc: subprocess.Popen[bytes], record: ProcessRecord) -> None:
+        self.procs[key] = proc
+        self.state.processes[key] = record
+        self.state.save()
+
+    def _start(self, key: str, progress: Progress) -> None:
+        """Start one component by its key (`registry`, `apiserver`, `node1-kubelet`, ...)."""
+        with self._step(progress, f"start {key}"):
+            if key == "registry":
+                self._record(key, *self._registry().start_in_namespace(self._log(key)))
+            elif key == "apiserver":
+                self._record(key, *self._start_apiserver())
+            else:
+                name, _, part = key.partition("-")
+                node = self.node(name)
+                if part == "containerd":
+                    node.write_config()
+                    self._record(key, *node.start_containerd())
+                elif part == "kubelet":
+                    self._record(key, *node.start_kubelet())
+                elif part == "netplugin":
+                    self._record(key, *node.start_netplugin())
+                else:
+                    raise ClusterError(f"unknown component {key!r}")
+
+    def _log(self, key: str) -> Path:
+        return self.state.log_dir / f"{key}.log"
+
+    def _start_apiserver(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        first = self.node(self.state.nodes[0])
+        self.state.socket.unlink(missing_ok=True)
+        argv = [
+            *tinykube_cmd(),
+            "apiserver",
+            *nodeconfig.apiserver_args(first.config, listen=self.state.server),
+            "--listen",
+            self.client_address,
+        ]
+        if self.state.fast_failover:
+            argv.extend(FAST_APISERVER)
+        log_path = self._log("apiserver")
+        proc, record = spawn(argv, log_path, first.ns)
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise NodeError("apiserver", str(log_path), f"exited with {proc.returncode}")
+            if self.state.socket.exists():
+                with contextlib.suppress(Exception):
+                    self.api(lambda c: c.list("namespaces"))
+                    return proc, record
+            if time.monotonic() > deadline:
+                stop_process(record, 5.0)
+                raise NodeError("apiserver", str(log_path), "did not answer in 30 s")
+            time.sleep(0.2)
+
+    # ---- the API --------------------------------------------------------------------------------
+
+    def api(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `fn(client)` against the cluster's API server (from the host)."""
+        from apimachinery.client import Client
+
+        async def call() -> T:
+            async with Client(self.client_address, timeout=10) as client:
+                return await fn(client)
+
+        return asyncio.run(call())
+
+    def node_conditions(self) -> dict[str, bool]:
+        """Node name -> Ready (True only with a podCIDR too)."""
+
+        async def read(client: Any) -> dict[str, bool]:
+            nodes, _ = await client.list("nodes")
+            return {
+                n.metadata.name: bool(n.spec.pod_cidr)
+                and any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+                for n in nodes
+            }
+
+        return self.api(read)
+
+    def wait_ready(self, nodes: Sequence[str] = (), timeout: float = READY_TIMEOUT) -> None:
+        """Until the nodes are Ready; a process found dead meanwhile fails at once, by name."""
+        wanted = list(nodes or self.state.nodes)
+        deadline = time.monotonic() + timeout
+        ready: dict[str, bool] = {}
+        while time.monotonic() < deadline:
+            for key in self.components():
+                if key in self.procs and not self._alive(key):
+                    record = self.state.processes[key]
+                    raise ClusterError(f"{key} exited", key, record.log)
+            with contextlib.suppress(Exception):
+                ready = self.node_conditions()
+            if all(ready.get(n) for n in wanted):
+                return
+            time.sleep(0.5)
+        late = [n for n in wanted if not ready.get(n)]
+        node = late[0]
+        conf = Path(self.node(node).paths.cni_conf_dir)
+        part = "kubelet" if node in ready and any(conf.glob("*.conflist")) else "netplugin"
+        if node not in ready:
+            part = "kubelet"
+        key = f"{node}-{part}"
+        raise ClusterError(
+            f"nodes {', '.join(late)} not Ready after {timeout:.0f} s (suspect {key})",
+            key,
+            str(self._log(key)),
+        )
+
+    # ---- status ---------------------------------------------------------------------------------
+
+    def status(self) -> list[ComponentStatus]:
+        out = []
+        for key in self.components():
+            record = self.state.processes.get(key)
+            out.append(
+                ComponentStatus(
+                    key=key,
+                    node=record.node if record else "",
+                    pid=record.pid if record else 0,
+                    alive=record.alive() if record else False,
+                    log=record.log if record else str(self._log(key)),
+                )
+            )
+        return out
+
+    # ---- stopping -------------------------------------------------------------------------------
+
+    def stop_component(self, key: str, kill: bool = True) -> None:
+        """Stop one process: SIGKILL to its group (a crash) or a clean stop (tests)."""
+        from localcluster.node import kill9
+
+        record = self.state.processes.get(key)
+        if record is None:
+            raise ClusterError(f"cluster {self.name!r} has no process {key!r}")
+        if kill:
+            kill9(record)
+        else:
+            stop_process(record)
+        self.procs.pop(key, None)
+
+    def down(self, progress: Progress = print, keep_logs: bool = False) -> None:
+        """Remove everything `up` made; idempotent, and complete after a crash.
+
+        Order: kubelets and agents first (so nothing restarts pods), then each
+        containerd with its sandboxes, shims and mounts (LocalNode.stop_containerd),
+        the API server and registry, then any process still inside our namespaces
+        (found by namespace inode: only ours can be there), the namespaces (their
+        links, addresses, routes and nftables rules go with them), the mounts
+        left under the cluster directory, and the directory (but for logs/ with
+        `keep_logs`, which a failed `up` leaves for the user to read).
+        """
+        state = self.state
+        started = time.monotonic()
+        for key in self.components():
+            if key.endswith(("-kubelet", "-netplugin")) and key in state.processes:
+                stop_process(state.processes[key], 10.0)
+        for name in state.nodes:
+            with contextlib.suppress(Exception):
+                self.node(name).stop_containerd(state.processes.get(f"{name}-containerd"))
+        for key in ("apiserver", "registry"):
+            if key in state.processes:
+                stop_process(state.processes[key], 10.0)
+        namespaces = sorted(
+            set(state.namespaces)
+            | {ns for ns in _all_namespaces() if clusterstate.owns_namespace(state.prefix, ns)}
+        )
+        kill_processes_in(namespaces)
+        for ns in namespaces:
+            NetNS(ns).delete()
+        unmount_under(self.directory)
+        if keep_logs and self.directory.is_dir():
+            for child in self.directory.iterdir():
+                if child != self.state.log_dir:
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        clusterstate.clear_current(self.name)
+        self.procs.clear()
+        progress(f"cluster {self.name!r} removed in {time.monotonic() - started:.1f} s")
+
+
+def image_cache() -> Path:
+    """Where this version of localcluster/images.py keeps its archives."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(images.__file__).read_bytes()).hexdigest()[:12]
+    return IMAGE_CACHE / digest
+
+
+def _all_namespaces() -> list[str]:
+    root = Path("/run/netns")
+    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+def kill_processes_in(namespaces: Sequence[str]) -> list[int]:
+    """SIGKILL every process whose network namespace is one of `namespaces`; their pids."""
+    import os
+    import signal
+
+    inodes = set()
+    for name in namespaces:
+        with contextlib.suppress(OSError):
+            inodes.add(os.stat(f"/run/netns/{name}").st_ino)
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            inode = os.stat(entry / "ns" / "net").st_ino
+        except OSError:
+            continue
+        if inode in inodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
+def namespace_links(namespace: str) -> str:
+    """`ip -n NS -o link` (for tests and status)."""
+    return run(["ip", "-n", namespace, "-o", "link"], check=False).stdout

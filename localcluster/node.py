@@ -1,0 +1,291 @@
+"""One namespace node of a local cluster: its config, its daemons, and how each is stopped.
+
+A node of `tinykube up` is what a Vagrant VM is, minus the VM: a network
+namespace (`tk-<cluster>-node1`, eth1 on the underlay bridge) in which run
+
+    containerd     --config <node>/containerd/config.toml   (its own root, state, socket, runc root)
+    tinykube kubelet  --node-name node1 --node-ip 10.201.0.11 --address 10.201.0.11 ...
+    tinykube netplugin --node-name node1 --node-ip 10.201.0.11 --iface eth1 ...
+
+each started as `nsenter --net=/run/netns/tk-<cluster>-node1 -- <argv>`, so it
+sees the node's links and addresses but the host's filesystem (paths stay
+valid from outside, which is what lets `down` clean up from the host).
+Every config file and command line comes from localcluster.nodeconfig --
+the same renderer the VMs' provisioning uses -- with the namespace layout
+`NodePaths.under(<cluster dir>/node1)`; only what a namespace node adds on
+top is here: `--address` (the kubelet server on eth1's address alone) and
+the netplugin's per-node CNI directories.
+
+Processes. `spawn()` starts each in its own session (so its process group
+is its pid and a stop reaches its children), stdout and stderr to
+`<cluster>/logs/<node>-<component>.log`, and returns a ProcessRecord (pid
++ start time) that the cluster saves at once. `stop_process()` sends SIGTERM
+to the group, waits, then SIGKILL -- only when the record still matches
+the live process (clusterstate.ProcessRecord.alive).
+
+containerd's teardown (`stop_containerd`) works with or without a live
+daemon, because `down` must also work after a crash: through CRI, stop and
+remove every sandbox while containerd answers (CNI DEL frees the pod
+addresses); stop containerd; kill the shims and runc containers it left
+(found by its socket path and runc root); unmount everything under the
+node's directory. Equivalent commands:
+
+    crictl -r unix://<sock> stopp $(crictl -r unix://<sock> pods -q); crictl ... rmp -a
+    kill -TERM -<containerd pid>
+    runc --root <node>/containerd/runc/k8s.io delete --force <id>   # each leftover
+    umount -l <each mount under <node>>                              # deepest first
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from localcluster import nodeconfig
+from localcluster.clusterstate import ProcessRecord, process_start_time
+from localcluster.containerd import Containerd, ContainerdError, unmount_under
+from localcluster.netns import Machine, NetNS
+from localcluster.processes import REPO, tinykube_cmd
+
+log = logging.getLogger(__name__)
+
+# Short timings for failover tests (as tests/e2e/hollow.py): a dead node is
+# NotReady after ~6 s and its pods are evicted 5 s later.
+FAST_APISERVER = ("--node-monitor-grace-period", "6", "--default-toleration-seconds", "5")
+FAST_KUBELET = ("--lease-duration", "3", "--node-status-update-frequency", "1")
+
+
+class NodeError(RuntimeError):
+    """A node daemon would not start; carries the component and its log path."""
+
+    def __init__(self, component: str, log_path: str, detail: str) -> None:
+        super().__init__(f"{component} failed: {detail} (log: {log_path})")
+        self.component = component
+        self.log_path = log_path
+
+
+def spawn(
+    argv: Sequence[str], log_path: Path, ns: NetNS | None = None
+) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+    """Start argv (inside `ns` if given) in its own session, output to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full = [*(ns.prefix() if ns is not None else []), *argv]
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            start_new_session=True,
+        )
+    record = ProcessRecord(
+        pid=proc.pid, start_time=process_start_time(proc.pid), argv=full, log=str(log_path)
+    )
+    log.info("process started", extra={"pid": proc.pid, "argv": " ".join(full)})
+    return proc, record
+
+
+def _wait_gone(record: ProcessRecord, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(record.pid)
+        if not record.alive():
+            return True
+        time.sleep(0.05)
+    return not record.alive()
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def signal_process(record: ProcessRecord, sig: signal.Signals) -> bool:
+    """Send `sig` to the record's process group if it is still the process we started."""
+    if not record.alive():
+        return False
+    try:
+        os.killpg(record.pid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        os.kill(record.pid, sig)
+    return True
+
+
+def stop_process(record: ProcessRecord, grace: float = 10.0) -> None:
+    """SIGTERM the group, SIGKILL after `grace` seconds; a dead or foreign pid is left alone."""
+    if not record.alive():
+        return
+    if signal_process(record, signal.SIGTERM) and not _wait_gone(record, grace):
+        signal_process(record, signal.SIGKILL)
+        _wait_gone(record, 5.0)
+    # Members of its group may outlive the leader (children it did not stop).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if _group_has_members(record.pid):
+            os.killpg(record.pid, signal.SIGKILL)
+
+
+def _group_has_members(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def kill9(record: ProcessRecord) -> None:
+    """SIGKILL to the group, as a crash would (tests)."""
+    signal_process(record, signal.SIGKILL)
+    _wait_gone(record, 5.0)
+
+
+@dataclass
+class LocalNode:
+    """A node namespace and the configuration of its daemons."""
+
+    machine: Machine
+    config: nodeconfig.NodeConfig
+    log_dir: Path
+    fast_failover: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.machine.name
+
+    @property
+    def ns(self) -> NetNS:
+        return self.machine.ns
+
+    @property
+    def paths(self) -> nodeconfig.NodePaths:
+        return self.config.paths
+
+    def log_path(self, component: str) -> Path:
+        return self.log_dir / f"{self.name}-{component}.log"
+
+    def key(self, component: str) -> str:
+        """The process's key in the state file: `node1-kubelet`."""
+        return f"{self.name}-{component}"
+
+    def write_config(self) -> None:
+        """Render the node's files (nodeconfig) and make the directories its daemons use."""
+        nodeconfig.write_all(self.config)
+        p = self.paths
+        for path in (
+            p.containerd_root,
+            p.containerd_state,
+            p.runc_root,
+            p.cni_bin_dir,
+            p.cni_conf_dir,
+            p.cni_data_dir,
+            p.kubelet_root_dir,
+            p.pod_log_dir,
+        ):
+            Path(path).mkdir(parents=True, exist_ok=True)
+        install_cni_bin_dir(p.cni_bin_dir)
+
+    # ---- containerd -----------------------------------------------------------------------
+
+    def containerd(self) -> Containerd:
+        """A handle on this node's containerd (for CRI calls and teardown; not started)."""
+        return Containerd(nodeconfig.containerd_config(self.config))
+
+    def start_containerd(
+        self, timeout: float = 30.0
+    ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        daemon = self.containerd()
+        with contextlib.suppress(FileNotFoundError):
+            daemon.socket.unlink()
+        log_path = self.log_path("containerd")
+        proc, record = spawn(
+            ["containerd", "--config", self.paths.containerd_config], log_path, self.ns
+        )
+        record.node = self.name
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise NodeError(
+                    self.key("containerd"), str(log_path), f"exited with {proc.returncode}"
+                )
+            try:
+                daemon.wait_ready(min(2.0, max(0.1, deadline - time.monotonic())))
+                return proc, record
+            except ContainerdError:
+                if time.monotonic() >= deadline:
+                    stop_process(record, 5.0)
+                    raise NodeError(
+                        self.key("containerd"), str(log_path), f"no CRI answer in {timeout:.0f}s"
+                    ) from None
+
+    def stop_containerd(self, record: ProcessRecord | None) -> None:
+        """The module docstring's teardown; works when containerd is dead too."""
+        daemon = self.containerd()
+        if record is not None and record.alive():
+            try:
+                daemon.remove_all_sandboxes()
+            except Exception as err:  # a hung or half-started daemon: kill it anyway
+                log.warning("sandbox teardown failed", extra={"node": self.name, "error": err})
+            stop_process(record, 10.0)
+        daemon.kill_leftovers()
+        unmount_under(Path(self.paths.containerd_base))
+
+    # ---- kubelet and netplugin --------------------------------------------------------------
+
+    def kubelet_argv(self) -> list[str]:
+        args = [
+            *tinykube_cmd(),
+            "kubelet",
+            *nodeconfig.kubelet_args(self.config),
+            "--address",
+            self.config.node_ip,
+        ]
+        if self.fast_failover:
+            args.extend(FAST_KUBELET)
+        return args
+
+    def netplugin_argv(self) -> list[str]:
+        return [
+            *tinykube_cmd(),
+            "netplugin",
+            *nodeconfig.netplugin_args(self.config),
+            "--iface",
+            self.machine.iface,
+            "--cni-conf-dir",
+            self.paths.cni_conf_dir,
+            "--cni-data-dir",
+            self.paths.cni_data_dir,
+            "--no-masquerade",
+        ]
+
+    def start_kubelet(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        proc, record = spawn(self.kubelet_argv(), self.log_path("kubelet"), self.ns)
+        record.node = self.name
+        return proc, record
+
+    def start_netplugin(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        proc, record = spawn(self.netplugin_argv(), self.log_path("netplugin"), self.ns)
+        record.node = self.name
+        return proc, record
+
+
+def install_cni_bin_dir(dest: str) -> None:
+    """The node's CNI bin dir: tinykube-cni and the loopback plugin containerd runs first."""
+    from netplugin.cni.install import install_bin_dir
+
+    install_bin_dir(dest)

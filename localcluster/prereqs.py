@@ -1,0 +1,82 @@
+"""What `tinykube up` needs from the host, checked before anything is started.
+
+A cluster that fails half-way through because `nft` is missing leaves the
+user reading a containerd log to find out; kind checks for Docker first for
+the same reason. `check()` returns one line per missing thing, naming the
+Debian package that provides it, so the fix is one `apt-get install`:
+
+    $ tinykube up
+    error: tinykube up cannot start:
+      - not running as root (namespaces, mounts and nftables need it): run it with sudo
+      - docker-registry not found: apt-get install docker-registry
+
+What is checked:
+
+* root: creating network namespaces, mounting overlays and programming
+  nftables all need CAP_SYS_ADMIN / CAP_NET_ADMIN;
+* /proc/sys/net exists (a kernel with network namespaces and sysctls);
+* every binary the cluster runs, by the package that ships it (the table
+  below); the Docker runtime adds dockerd.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+
+# binary -> the Debian package that provides it
+BINARIES: dict[str, str] = {
+    "containerd": "containerd",
+    "ctr": "containerd",
+    "runc": "runc",
+    "nft": "nftables",
+    "ip": "iproute2",
+    "bridge": "iproute2",
+    "nsenter": "util-linux",
+    "sysctl": "procps",
+    "docker-registry": "docker-registry",
+    "gcc": "gcc",
+    "ldd": "libc-bin",
+}
+FILES: dict[str, str] = {
+    "/usr/sbin/nginx": "nginx-light",
+    "/bin/busybox": "busybox-static",
+    "/usr/lib/cni/loopback": "containernetworking-plugins",
+}
+DOCKER_BINARIES: dict[str, str] = {"dockerd": "docker.io"}
+
+
+def check(
+    runtime: str = "containerd",
+    *,
+    which: Callable[[str], str | None] = shutil.which,
+    exists: Callable[[str], bool] = os.path.exists,
+    euid: Callable[[], int] = os.geteuid,
+) -> list[str]:
+    """Problems that stop `tinykube up`, each with its fix; [] when all is there."""
+    problems: list[str] = []
+    if euid() != 0:
+        problems.append(
+            "not running as root (namespaces, mounts and nftables need it): run it with sudo"
+        )
+    if not exists("/proc/sys/net"):
+        problems.append("/proc/sys/net is missing: the kernel lacks network namespace support")
+    binaries = dict(BINARIES)
+    if runtime == "docker":
+        binaries.update(DOCKER_BINARIES)
+    missing: dict[str, list[str]] = {}
+    for binary, package in binaries.items():
+        if which(binary) is None:
+            missing.setdefault(package, []).append(binary)
+    for path, package in FILES.items():
+        if not exists(path):
+            missing.setdefault(package, []).append(path)
+    for package, what in sorted(missing.items()):
+        problems.append(f"{', '.join(what)} not found: apt-get install {package}")
+    return problems
+
+
+def missing_packages(problems: list[str]) -> list[str]:
+    """The package names mentioned in `problems` (for one combined install line)."""
+    return [p.rsplit("apt-get install ", 1)[1] for p in problems if "apt-get install " in p]
