@@ -56,7 +56,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netplugin.cni.bridge import IFF_UP, attach_port, ensure_bridge_with, link_index
 from netplugin.cni.config import NetConf
-from netplugin.cni.errors import CheckFailed, ContainerUnknown, KernelError
+from netplugin.cni.errors import CheckFailed, ContainerUnknown, InvalidEnvironment, KernelError
 from netplugin.cni.ipam import DiskIPAM
 from netplugin.cni.result import Interface, add_result, prev_result_addresses
 from netplugin.commands import CommandLog
@@ -136,7 +136,7 @@ def delete(conf: NetConf, container_id: str, netns: str, ifname: str, cmds: Comm
         try:
             with _netns_socket(netns) as pod:
                 _delete_link(pod, ifname, cmds, ["nsenter", f"--net={netns}"])
-        except OSError as e:  # the namespace went away between the check and the open
+        except (OSError, InvalidEnvironment) as e:  # gone meanwhile, or never a netns
             log.info("netns gone", extra={"netns": netns, "error": str(e)})
     with IPRoute() as node:
         _delete_link(node, host_veth_name(container_id, ifname), cmds, [])
@@ -211,7 +211,11 @@ def _open_netns(netns: str) -> Iterator[int]:
 def _netns_socket(netns: str) -> Iterator[Any]:
     """An IPRoute inside `netns`; never creates the namespace (flags=0)."""
     _require_netns(netns)
-    with IPRoute(netns=netns, flags=0) as ipr:
+    try:
+        ipr = IPRoute(netns=netns, flags=0)
+    except OSError as e:
+        raise InvalidEnvironment(f"CNI_NETNS {netns} is not a network namespace", str(e)) from e
+    with ipr:
         yield ipr
 
 

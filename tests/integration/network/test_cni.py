@@ -211,6 +211,16 @@ def test_add_for_a_missing_netns_is_a_json_error_and_reserves_nothing(cni: CNI) 
     assert cni.run("DEL", "c1", missing)[:2] == (0, {})
 
 
+def test_add_for_a_path_that_is_no_netns(cni: CNI, tmp_path: Path) -> None:
+    not_a_netns = tmp_path / "plain-file"
+    not_a_netns.write_text("")
+    code, out, _ = cni.run("ADD", "c1", str(not_a_netns))
+    assert code != 0
+    assert out["code"] == 4 and "is not a network namespace" in out["msg"]
+    assert cni.reserved() == set()
+    assert cni.run("DEL", "c1", str(not_a_netns))[:2] == (0, {})
+
+
 def test_exhausted_subnet_is_a_clear_error(
     node: Machine, pods: list[NetNS], tmp_path: Path
 ) -> None:
