@@ -166,6 +166,7 @@ class Cluster:
             iface=machine.iface,
             control_plane=index == 1,
             registry_mirror=self.registry_address,
+            masquerade=False,
             paths=nodeconfig.NodePaths.under(self.directory / name),
         )
         return LocalNode(machine, config, self.state.log_dir, self.state.fast_failover)

@@ -12,9 +12,10 @@ sees the node's links and addresses but the host's filesystem (paths stay
 valid from outside, which is what lets `down` clean up from the host).
 Every config file and command line comes from localcluster.nodeconfig --
 the same renderer the VMs' provisioning uses -- with the namespace layout
-`NodePaths.under(<cluster dir>/node1)`; only what a namespace node adds on
-top is here: `--address` (the kubelet server on eth1's address alone) and
-the netplugin's per-node CNI directories.
+`NodePaths.under(<cluster dir>/node1)` (so each node has its own CNI conf,
+bin and IPAM data directories) and no masquerade (nothing leaves the
+machine); only `--address` (the kubelet server on eth1's address alone) and
+the short timings of `--fast-failover` are added here.
 
 Processes. `spawn()` starts each in its own session (so its process group
 is its pid and a stop reaches its children), stdout and stderr to
@@ -260,18 +261,7 @@ class LocalNode:
         return args
 
     def netplugin_argv(self) -> list[str]:
-        return [
-            *tinykube_cmd(),
-            "netplugin",
-            *nodeconfig.netplugin_args(self.config),
-            "--iface",
-            self.machine.iface,
-            "--cni-conf-dir",
-            self.paths.cni_conf_dir,
-            "--cni-data-dir",
-            self.paths.cni_data_dir,
-            "--no-masquerade",
-        ]
+        return [*tinykube_cmd(), "netplugin", *nodeconfig.netplugin_args(self.config)]
 
     def start_kubelet(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
         proc, record = spawn(self.kubelet_argv(), self.log_path("kubelet"), self.ns)
