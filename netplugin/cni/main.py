@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from netplugin.cni.config import SUPPORTED_VERSIONS, NetConf, parse_netconf
-from netplugin.cni.errors import CNIError, InvalidEnvironment, IOFailure
+from netplugin.cni.errors import CNIError, IncompatibleVersion, InvalidEnvironment, IOFailure
 from netplugin.constants import CNI_VERSION
 
 log = logging.getLogger("netplugin.cni")
@@ -83,6 +83,8 @@ def run(environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str]) -> int:
             raise IOFailure("cannot read the network configuration from stdin", str(e)) from e
         conf = parse_netconf(raw)
         version = conf.cni_version
+        if command == "CHECK" and version.startswith("0.3."):
+            raise IncompatibleVersion(f"CHECK needs cniVersion 0.4.0 or later, got {version}")
         pod = f"{cni_args.get('K8S_POD_NAMESPACE', '')}/{cni_args.get('K8S_POD_NAME', '')}"
         log.info(
             command,

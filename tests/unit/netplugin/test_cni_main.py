@@ -85,6 +85,11 @@ def test_bad_config_is_code_7_naming_the_field() -> None:
     assert code == 1 and out["code"] == 7 and '"subnet"' in out["msg"]
 
 
+def test_check_needs_version_0_4_0() -> None:
+    code, out = invoke(env("CHECK"), {**CONF, "cniVersion": "0.3.1"})
+    assert code == 1 and out["code"] == 1 and "CHECK" in out["msg"]
+
+
 def test_garbage_on_stdin_is_code_6() -> None:
     code, out = invoke(env("ADD"), b"{{{")
     assert code == 1 and out["code"] == 6
