@@ -1,16 +1,19 @@
-"""Pod startup on a real node: `sudo python bench/pod_startup.py [--pods 30] [--concurrency 1]`.
+"""Pod startup on a real node: `sudo python bench/pod_startup.py [--runtime containerd|docker]
+[--pods 30] [--concurrency 1]`.
 
 What is measured, in one run, on one private containerd (its own root,
-state and socket under a temporary directory; localcluster/containerd.py),
-with the pause and busybox images built offline and imported first, so no
+state and socket under a temporary directory; localcluster/containerd.py)
+or, with `--runtime docker`, one private dockerd (localcluster/dockerd.py),
+with the pause and busybox images built offline and loaded first (imported
+into containerd; pushed to a local registry and pulled by dockerd), so no
 pull is ever timed (the "image present" case of Kubernetes' pod startup SLO):
 
 1. The floor: for each of `--pods` pods, RunPodSandbox + CreateContainer +
-   StartContainer straight through kubelet/runtime/cri.py -- what any
-   kubelet must pay on this containerd, this CNI plugin and this disk. The
-   sandboxes are removed afterwards.
+   StartContainer straight through the runtime adapter (kubelet/runtime/cri.py,
+   or docker.py with its own CNI call) -- what any kubelet must pay on this
+   runtime, this CNI plugin and this disk. The sandboxes are removed afterwards.
 2. The kubelet: an API server process and one `tinykube kubelet --runtime
-   containerd` process. Each pod is created with spec.nodeName already set
+   containerd|docker` process. Each pod is created with spec.nodeName already set
    (scheduling is not the kubelet's latency) and its startup is the time from
    the Create call returning to a watch on pods delivering it Running with
    every container running -- the status write included, as a user sees it.
@@ -27,10 +30,9 @@ end); kubelet <= 50 MiB RSS and <= 0.1 core with 20 pods (Kubernetes'
 density limits). The last line is a one-line summary.
 
 Needs root, containerd, runc, ctr, gcc, busybox-static and the CNI plugins
-(`sudo make system-deps`). The pods run on a bridge of their own
-(10.98.0.0/24) that nothing is routed to; all of it is removed at the end.
-`--runtime` names the runtime under test: only containerd for now (docker
-arrives with issue 7).
+(`sudo make system-deps`); `--runtime docker` also dockerd and docker-registry.
+The pods run on a bridge of their own (10.98.0.0/24) that nothing is routed
+to; all of it is removed at the end.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
 from kubelet.runtime.cri import CRIRuntime
-from kubelet.runtime.interface import ContainerConfig, PodSandboxConfig
+from kubelet.runtime.docker import DockerRuntime
+from kubelet.runtime.interface import ContainerConfig, ContainerRuntime, PodSandboxConfig
 from localcluster import images
-from localcluster.containerd import Containerd, ContainerdConfig
+from localcluster.containerd import CNI_BIN_DIR, Containerd, ContainerdConfig
+from localcluster.dockerd import Dockerd, DockerdConfig
 from localcluster.processes import ApiServerProcess, KubeletProcess
+from localcluster.registry import LocalRegistry
 from protos import core_pb2
 from tests.integration.runtime.network import TestBridgeNetwork
 
@@ -89,8 +94,10 @@ async def bounded(
 # ---- 1. the floor -----------------------------------------------------------------------------
 
 
-async def measure_floor(endpoint: str, log_root: str, count: int, concurrency: int) -> list[float]:
-    runtime = CRIRuntime(endpoint, log_root=log_root)
+async def measure_floor(
+    new_runtime: Callable[[], ContainerRuntime], count: int, concurrency: int
+) -> list[float]:
+    runtime = new_runtime()
 
     async def one(i: int) -> float:
         sandbox_config = PodSandboxConfig(
@@ -222,22 +229,82 @@ def footprint(pid: int, seconds: float) -> tuple[float, float]:
 # ---- the run ----------------------------------------------------------------------------------
 
 
-def missing_tools() -> list[str]:
-    tools = ("containerd", "runc", "ctr", "gcc", images.BUSYBOX_BINARY)
+def missing_tools(runtime: str) -> list[str]:
+    tools: tuple[str, ...] = ("containerd", "runc", "ctr", "gcc", images.BUSYBOX_BINARY)
+    if runtime == "docker":
+        tools = ("dockerd", "docker-registry", "runc", "gcc", images.BUSYBOX_BINARY)
     out = [t for t in tools if shutil.which(t) is None and not Path(t).exists()]
-    if not Path("/usr/lib/cni/bridge").exists():
-        out.append("/usr/lib/cni/bridge")
+    if not Path(CNI_BIN_DIR, "bridge").exists():
+        out.append(f"{CNI_BIN_DIR}/bridge")
     return out
+
+
+class RuntimeUnderTest:
+    """The daemon for `--runtime` with its images loaded; how the kubelet and the floor reach it."""
+
+    def __init__(self, name: str, base: Path, network: TestBridgeNetwork) -> None:
+        self.name = name
+        self.base = base
+        self.network = network
+        self.containerd = Containerd(
+            ContainerdConfig(
+                base=base / "containerd",
+                sandbox_image=images.PAUSE_IMAGE,
+                cni_conf_dir=str(network.conf_dir),
+            )
+        )
+        self.registry = LocalRegistry(base / "registry")
+        self.dockerd = Dockerd(
+            DockerdConfig(base=base / "dockerd", registry_mirror=self.registry.address)
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self.containerd.endpoint if self.name == "containerd" else self.dockerd.endpoint
+
+    def start(self) -> None:
+        archives = images.build_all(self.base / "images", ("pause", "busybox"))
+        if self.name == "containerd":
+            self.containerd.start()
+            for archive in archives:
+                images.import_archive(archive, self.containerd.socket)
+            return
+        self.registry.start()
+        for archive in archives:
+            self.registry.push_archive(archive)
+        self.dockerd.start()
+        self.dockerd.preload_images([images.PAUSE_IMAGE, IMAGE], self.registry.address)
+
+    def stop(self) -> None:
+        if self.name == "containerd":
+            self.containerd.stop()
+        else:
+            self.dockerd.stop()
+            self.registry.stop()
+
+    def new_runtime(self, log_root: Path, cni_cache: Path) -> ContainerRuntime:
+        if self.name == "containerd":
+            return CRIRuntime(self.endpoint, log_root=str(log_root))
+        return DockerRuntime(
+            self.endpoint,
+            log_root=str(log_root),
+            cni_conf_dir=str(self.network.conf_dir),
+            cni_bin_dir=CNI_BIN_DIR,
+            cni_cache_dir=str(cni_cache),
+            pause_image=images.PAUSE_IMAGE,
+        )
+
+    def kubelet_args(self) -> tuple[str, ...]:
+        args: tuple[str, ...] = ("--runtime-endpoint", self.endpoint)
+        if self.name == "docker":
+            args += ("--cni-conf-dir", str(self.network.conf_dir), "--cni-bin-dir", CNI_BIN_DIR)
+            args += ("--pod-infra-container-image", images.PAUSE_IMAGE)
+        return args
 
 
 def run(args: argparse.Namespace, base: Path) -> None:
     network = TestBridgeNetwork(base / "cni" / "net.d", base / "cni" / "ipam", "10.98.0.0/24")
-    config = ContainerdConfig(
-        base=base / "containerd",
-        sandbox_image=images.PAUSE_IMAGE,
-        cni_conf_dir=str(network.conf_dir),
-    )
-    daemon = Containerd(config)
+    daemon = RuntimeUnderTest(args.runtime, base, network)
     apiserver = ApiServerProcess(base / "apiserver")
     kubelet = KubeletProcess(
         NODE,
@@ -245,8 +312,7 @@ def run(args: argparse.Namespace, base: Path) -> None:
         base / "logs",
         runtime=args.runtime,
         extra_args=(
-            "--runtime-endpoint",
-            config.endpoint,
+            *daemon.kubelet_args(),
             "--pod-log-dir",
             str(base / "pod-logs"),
             "--root-dir",
@@ -260,11 +326,13 @@ def run(args: argparse.Namespace, base: Path) -> None:
     try:
         network.setup()
         daemon.start()
-        for archive in images.build_all(base / "images", ("pause", "busybox")):
-            images.import_archive(archive, config.socket)
-        version = asyncio.run(_version(config.endpoint))
+        version = asyncio.run(_version(daemon.new_runtime(base / "floor-logs", base / "cni")))
         floor = asyncio.run(
-            measure_floor(config.endpoint, str(base / "floor-logs"), args.pods, args.concurrency)
+            measure_floor(
+                lambda: daemon.new_runtime(base / "floor-logs", base / "floor-cni"),
+                args.pods,
+                args.concurrency,
+            )
         )
         apiserver.start()
         kubelet.start()
@@ -283,8 +351,7 @@ def run(args: argparse.Namespace, base: Path) -> None:
     report(args, version, floor, startup, rss, cpu)
 
 
-async def _version(endpoint: str) -> str:
-    runtime = CRIRuntime(endpoint)
+async def _version(runtime: ContainerRuntime) -> str:
     try:
         return str(await runtime.version())
     finally:
@@ -312,7 +379,8 @@ def report(
         f"pod startup: {args.pods} pods, concurrency {args.concurrency}, {version}, image present"
     )
     print(f"{'':<28}{'p50 s':>8}{'p99 s':>8}{'max s':>8}")
-    print(f"{'floor (raw CRI, cri.py)':<28}{f50:>8.3f}{f99:>8.3f}{max(floor):>8.3f}")
+    adapter = "raw CRI, cri.py" if args.runtime == "containerd" else "docker.py + CNI"
+    print(f"{'floor (' + adapter + ')':<28}{f50:>8.3f}{f99:>8.3f}{max(floor):>8.3f}")
     print(f"{'kubelet (create->Running)':<28}{p50:>8.3f}{p99:>8.3f}{max(startup):>8.3f}")
     print(f"{'kubelet - floor':<28}{p50 - f50:>+8.3f}{p99 - f99:>+8.3f}")
     print(f"kubelet with {args.steady_pods} pods: RSS {rss:.1f} MiB, CPU {cpu:.3f} core")
@@ -330,7 +398,7 @@ def report(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runtime", default="containerd", choices=["containerd"])
+    ap.add_argument("--runtime", default="containerd", choices=["containerd", "docker"])
     ap.add_argument("--pods", type=int, default=30, help="pods started in each run")
     ap.add_argument("--concurrency", type=int, default=1, help="pods starting at once")
     ap.add_argument("--steady-pods", type=int, default=20, help="pods kept for the footprint")
@@ -340,9 +408,10 @@ def main() -> None:
     if args.steady_pods > args.pods or args.pods < 1 or args.concurrency < 1:
         ap.error("need 1 <= --steady-pods <= --pods and --concurrency >= 1")
     if os.geteuid() != 0:
-        sys.exit("pod_startup needs root (containerd, network namespaces)")
-    if missing_tools():
-        sys.exit("missing: " + ", ".join(missing_tools()) + " (sudo make system-deps)")
+        sys.exit("pod_startup needs root (containerd or dockerd, network namespaces)")
+    missing = missing_tools(args.runtime)
+    if missing:
+        sys.exit("missing: " + ", ".join(missing) + " (sudo make system-deps)")
     if args.workdir:
         run(args, Path(args.workdir))
         return
