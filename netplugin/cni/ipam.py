@@ -124,12 +124,18 @@ class DiskIPAM:
                 yield address
 
     def _reserve(self, address: ipaddress.IPv4Address, owner: bytes) -> bool:
+        path = self.dir / str(address)
         try:
-            fd = os.open(self.dir / str(address), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return False
+        except OSError as e:
+            raise IOFailure(f"cannot reserve {address} in {self.dir}", str(e)) from e
         try:
             os.write(fd, owner)
+        except OSError as e:
+            path.unlink(missing_ok=True)  # no half-written reservation
+            raise IOFailure(f"cannot reserve {address} in {self.dir}", str(e)) from e
         finally:
             os.close(fd)
         return True
@@ -167,8 +173,11 @@ class DiskIPAM:
 
     def _write_last_reserved(self, address: ipaddress.IPv4Address) -> None:
         tmp = self.dir / f".{LAST_RESERVED}.{os.getpid()}"
-        tmp.write_text(f"{address}\n")
-        os.replace(tmp, self.dir / LAST_RESERVED)
+        try:
+            tmp.write_text(f"{address}\n")
+            os.replace(tmp, self.dir / LAST_RESERVED)
+        except OSError as e:
+            raise IOFailure(f"cannot write {self.dir / LAST_RESERVED}", str(e)) from e
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

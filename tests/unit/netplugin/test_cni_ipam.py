@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netplugin.cni.errors import AddressesExhausted
+from netplugin.cni.errors import AddressesExhausted, IOFailure
 from netplugin.cni.ipam import DiskIPAM
 
 NET29 = ipaddress.IPv4Network("10.0.0.0/29")
@@ -135,3 +135,10 @@ def test_concurrent_allocators_in_several_processes_get_distinct_addresses(
     assert {owner for owner, _ in reserved.values()} == {
         f"w{n}-{i}" for n in range(workers) for i in range(each)
     }
+
+
+def test_an_unusable_directory_is_an_io_error(tmp_path: Path) -> None:
+    (tmp_path / "tinykube").write_text("a file where the directory should be")
+    with pytest.raises(IOFailure) as info:
+        DiskIPAM(str(tmp_path), "tinykube", NET29).allocate("c1", "eth0")
+    assert info.value.code == 5 and str(tmp_path / "tinykube") in info.value.msg
