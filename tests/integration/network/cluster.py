@@ -319,8 +319,8 @@ class NetworkCluster:
 
     # ---- nodes and agents --------------------------------------------------------------------
 
-    def add_node(self, name: str, *, wait: bool = True) -> ClusterNode:
-        """A node namespace on the underlay, its Node object, and its agent."""
+    def add_node(self, name: str, *, wait: bool = True, agent: bool = True) -> ClusterNode:
+        """A node namespace on the underlay, its Node object, and (unless agent=False) its agent."""
         self._index += 1
         machine = self.underlay.add_machine(name, self._index)
         node = ClusterNode(name, machine, self.workdir / name)
@@ -328,6 +328,8 @@ class NetworkCluster:
         self.nodes[name] = node
         obj = core_pb2.Node(metadata=meta_pb2.ObjectMeta(name=name))
         self.api(lambda c: c.create(obj))
+        if not agent:
+            return node
         self.start_agent(name)
         if wait:
             self.wait_converged()
@@ -369,6 +371,26 @@ class NetworkCluster:
             return self.nodes[name].agent_log.read_text()
         except OSError:
             return ""
+
+    def log_offset(self, name: str) -> int:
+        """The agent log's length now: pass it to wait_for_log to look only at what follows."""
+        return len(self.agent_log(name))
+
+    def wait_for_log(self, name: str, text: str, since: int = 0, timeout: float = 30.0) -> str:
+        """Wait until the agent log (from offset `since`) contains `text`; that part of it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            part = self.agent_log(name)[since:]
+            if text in part:
+                return part
+            time.sleep(0.1)
+        raise TimeoutError(f"{text!r} not in the log of {name}:\n{self.agent_log(name)[since:]}")
+
+    def netplugin(
+        self, name: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`tinykube netplugin ARGS` once inside node `name` (for --dry-run, --cleanup)."""
+        return self.exec(name, [*tinykube_cmd(), "netplugin", *args], check=check, timeout=60)
 
     def delete_node(self, name: str) -> None:
         """Delete the Node object and stop its agent (its namespace stays until teardown)."""
