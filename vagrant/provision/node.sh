@@ -21,7 +21,8 @@ if [[ ! -d "$units_src" ]]; then
   # Vagrant's shell provisioner runs a copy of this script from /tmp
   units_src=/vagrant/vagrant/systemd
 fi
-tinykube=${TINYKUBE_BIN:-/opt/tinykube/bin/tinykube}
+prefix=${TINYKUBE_PREFIX:-/opt/tinykube}
+tinykube=$prefix/bin/tinykube
 
 log() { echo "==> $*"; }
 die() {
@@ -29,7 +30,7 @@ die() {
   exit 1
 }
 
-node_name="" node_ip="" runtime=containerd control_plane=0
+node_name="" node_ip="" server="" runtime=containerd control_plane=0
 args=("$@")
 while (($#)); do
   case "$1" in
@@ -37,12 +38,13 @@ while (($#)); do
     --node-ip) node_ip=${2:?--node-ip needs a value}; shift 2 ;;
     --runtime) runtime=${2:?--runtime needs a value}; shift 2 ;;
     --control-plane) control_plane=1; shift ;;
-    --server) shift 2 ;;
+    --server) server=${2:?--server needs a value}; shift 2 ;;
     *) die "unknown argument '$1'" ;;
   esac
 done
 [[ -n "$node_name" ]] || die "--node-name is required"
 [[ -n "$node_ip" ]] || die "--node-ip is required"
+[[ -n "$server" ]] || die "--server is required (node1's HOST:PORT)"
 
 # --- the node IP must be on this machine: the private network's interface
 # (on VirtualBox every VM's NAT interface holds the same 10.0.2.15: never that one)
@@ -90,7 +92,7 @@ esac
 
 # --- VXLAN checksum offload off as the device appears (flannel's VirtualBox issue:
 # checksums of encapsulated packets come out wrong and the peer drops them)
-vxlan_device=$(/opt/tinykube/bin/python -c 'from netplugin.constants import VXLAN_DEVICE; print(VXLAN_DEVICE)')
+vxlan_device=$("$prefix/bin/python" -c 'from netplugin.constants import VXLAN_DEVICE; print(VXLAN_DEVICE)')
 rule=$(mktemp)
 printf 'ACTION=="add", SUBSYSTEM=="net", KERNEL=="%s", RUN+="/sbin/ethtool -K %s tx-checksum-ip-generic off"\n' \
   "$vxlan_device" "$vxlan_device" >"$rule"
@@ -140,8 +142,9 @@ done
 
 # --- wait (not fail) for the Node to register and turn Ready: on libvirt the
 # VMs come up in parallel and node1's API server may not answer yet
-for _ in $(seq 1 60); do
-  if "$tinykube" get node "$node_name" 2>/dev/null | grep -qw Ready; then
+ready_wait=${TINYKUBE_READY_WAIT:-120}
+for _ in $(seq 1 $((ready_wait / 2))); do
+  if "$tinykube" --server "$server" get node "$node_name" 2>/dev/null | grep -qw Ready; then
     log "node $node_name is Ready"
     exit 0
   fi

@@ -43,21 +43,20 @@ write_if_changed() {
 modules=(overlay br_netfilter vxlan)
 printf '%s\n' "${modules[@]}" | write_if_changed /etc/modules-load.d/tinykube.conf || true
 for module in "${modules[@]}"; do
-  if ! grep -q "^${module} " /proc/modules; then
+  if [[ ! -d "/sys/module/$module" ]]; then  # loaded, or built into the kernel
     log "modprobe $module"
     modprobe "$module"
   fi
 done
 
 # --- sysctls: routing between pods, nodes and the overlay; bridged packets through nftables.
-if write_if_changed /etc/sysctl.d/90-tinykube.conf <<'SYSCTL'
+write_if_changed /etc/sysctl.d/90-tinykube.conf <<'SYSCTL' || true
 net.ipv4.ip_forward = 1
 net.bridge.bridge-nf-call-iptables = 1
 net.bridge.bridge-nf-call-ip6tables = 1
 SYSCTL
-then
-  sysctl -q -p /etc/sysctl.d/90-tinykube.conf
-fi
+# applied every time: setting a value it already has changes nothing
+sysctl -q -p /etc/sysctl.d/90-tinykube.conf
 
 # --- packages: apt runs only when one is missing.
 missing=()
@@ -68,9 +67,11 @@ done
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
+  # a fresh Ubuntu box runs unattended-upgrades at first boot: wait for its dpkg lock
+  lock=(-o DPkg::Lock::Timeout=600)
+  apt-get "${lock[@]}" update -q
   # --force-confold: a config file tinykube wrote stays ours on a later upgrade
-  apt-get install -y -q -o Dpkg::Options::=--force-confold "${missing[@]}"
+  apt-get "${lock[@]}" install -y -q -o Dpkg::Options::=--force-confold "${missing[@]}"
 fi
 
 # Debian's containernetworking-plugins installs the plugins to /usr/lib/cni; the

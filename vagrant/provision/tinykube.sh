@@ -23,12 +23,17 @@ if [[ ! -f "$src/pyproject.toml" ]]; then
   exit 1
 fi
 
-# --- a copy of the source without VCS, venv and caches
-mkdir -p "$prefix/src"
+# --- a fresh copy of the source without VCS, venv and caches (a file deleted in the
+# repository must not live on in the copy)
+mkdir -p "$prefix"
+rm -rf "$prefix/src.new"
+mkdir "$prefix/src.new"
 tar -C "$src" --exclude=./.git --exclude=./.venv --exclude=./vagrant/.vagrant \
   --exclude='*.egg-info' --exclude=./build --exclude='__pycache__' \
   --exclude=./.mypy_cache --exclude=./.pytest_cache --exclude=./.ruff_cache -cf - . |
-  tar -C "$prefix/src" -xf -
+  tar -C "$prefix/src.new" -xf -
+rm -rf "$prefix/src"
+mv "$prefix/src.new" "$prefix/src"
 digest=$(cd "$prefix/src" && find . -type f \( -name '*.py' -o -name '*.toml' -o -name '*.pyi' \) \
   -not -path './build/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 
