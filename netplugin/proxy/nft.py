@@ -124,7 +124,7 @@ class Nft:
 
     def has_table(self, table: str) -> bool:
         try:
-            self._run(["list", "table", "ip", table, "-t"])
+            self._run(["-t", "list", "table", "ip", table])
         except NftError:
             return False
         return True

@@ -32,6 +32,15 @@ undone by `cleanup`):
                                              # this, its own connections to a ClusterIP
                                              # fail before the nat output hook runs
     sysctl -w net.bridge.bridge-nf-call-iptables=1   # see rules.py: same-bridge replies
+    sysctl -w net.ipv4.conf.all.send_redirects=0     # and net.ipv4.conf.tk0.send_redirects=0
+
+Why no redirects: a pod's packet to a ClusterIP comes in on tk0 and, routed
+by the service route, goes out on tk0 again, so the kernel answers it with an
+ICMP redirect ("that host is on your link"). That is wrong for a virtual
+address, and worse, the redirect spends the per-host ICMP rate-limit token:
+the "port unreachable" that rejects a UDP packet to a Service without
+endpoints right after it was then never sent, and the client hung instead of
+being refused (measured; nstat shows IcmpOutRedirects and IcmpOutRateLimitHost).
 
 Failure modes: a failed `nft -f` changes nothing (atomic); the Proxier
 forgets what it believed the table held, re-reads it, and retries with
@@ -112,6 +121,7 @@ class Proxier:
             )
         self._dirty = asyncio.Event()
         self._prepared = False
+        self._redirects_off = False
         self._masquerade_bridged = False
         self._chains: set[str] | None = None  # what the table holds; None: read it first
         self._sets: set[str] = set()
@@ -127,7 +137,7 @@ class Proxier:
     # ---- one sync ------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Route to the service CIDR and bridge netfilter, once (and again after a failure)."""
+        """Bridge netfilter, once (and again after a failure)."""
         value = self.nft.read_sysctl(BRIDGE_NF_SYSCTL)
         if value is None:
             # No br_netfilter: fall back to masquerading same-bridge service traffic.
@@ -146,6 +156,15 @@ class Proxier:
                 "bridge missing, no route to the service CIDR yet",
                 extra={"node": self.node_name, "bridge": self.bridge, "cidr": self.service_cidr},
             )
+            return
+        if not self._redirects_off:
+            # Service traffic enters and leaves by tk0; see the module docstring.
+            for key in (
+                "net.ipv4.conf.all.send_redirects",
+                f"net.ipv4.conf.{self.bridge}.send_redirects",
+            ):
+                self.nft.set_sysctl(key, "0")
+            self._redirects_off = True
 
     def build_model(self) -> list[model.ServicePort]:
         """The service ports of everything cached now (call on the event loop's thread)."""
