@@ -197,11 +197,6 @@ class Dockerd:
             self.stop()
             raise
 
-    def _client(self, timeout: float = 10.0) -> object:
-        import docker
-
-        return docker.DockerClient(base_url=self.endpoint, timeout=int(timeout))
-
     def wait_ready(self, timeout: float) -> None:
         """Poll GET /_ping until it answers (the socket appears before the API is up)."""
         import docker
@@ -212,7 +207,7 @@ class Dockerd:
             if self.proc is not None and self.proc.poll() is not None:
                 raise DockerdError(f"dockerd exited: {self.log_tail()}")
             if self.socket.exists():
-                client = docker.DockerClient(base_url=self.endpoint, timeout=2)
+                client = docker.DockerClient(base_url=self.endpoint, timeout=2, version="1.41")
                 try:
                     client.ping()
                     return
@@ -240,7 +235,7 @@ class Dockerd:
 
         from localcluster.registry import split_name
 
-        client = docker.DockerClient(base_url=self.endpoint, timeout=120)
+        client = docker.DockerClient(base_url=self.endpoint, timeout=120, version="1.41")
         try:
             for name in names:
                 _, repo, tag = split_name(name)
@@ -258,14 +253,32 @@ class Dockerd:
             client.close()
 
     def stop_daemon(self, grace: float = 10.0) -> None:
-        """Stop dockerd alone (containers keep running only with live-restore, which is off)."""
+        """Stop dockerd alone; it stops its containers (live-restore is off).
+
+        A dockerd this object did not start (spawned elsewhere, e.g. inside a node's
+        network namespace by `tinykube up`) is found by its pidfile.
+        """
         if self.proc is not None:
             _terminate(self.proc, grace)
             self.proc = None
+            return
+        try:
+            pid = int(self.config.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if str(self.config.exec_root).encode() not in _cmdline(pid):
+            return  # a stale pidfile: that pid is someone else now
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and _cmdline(pid):
+                time.sleep(0.1)
+            if _cmdline(pid):
+                os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         """Everything in the module docstring's teardown; safe to call twice."""
-        if self.running:
+        if self.running or (self.proc is None and self.socket.exists()):
             with contextlib.suppress(Exception):
                 self.remove_kubelet_containers()
         self.stop_daemon()
@@ -275,7 +288,7 @@ class Dockerd:
     def remove_kubelet_containers(self) -> None:
         import docker
 
-        client = docker.DockerClient(base_url=self.endpoint, timeout=30)
+        client = docker.DockerClient(base_url=self.endpoint, timeout=30, version="1.41")
         try:
             found = client.containers.list(all=True, filters={"label": TYPE_LABEL})
             for container in found:
@@ -316,6 +329,14 @@ def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _cmdline(pid: int) -> bytes:
+    """The process's command line, b"" once it is gone (or a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _pids_mentioning(marker: bytes) -> list[int]:

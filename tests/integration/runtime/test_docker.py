@@ -12,6 +12,8 @@ fault: dockerd not running -> not ready with Docker's message, then ready.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
 from pathlib import Path
 
@@ -47,6 +49,52 @@ async def _get(url: str) -> str:
         except OSError:
             await asyncio.sleep(0.1)
     return ""
+
+
+def test_dockerd_flags_keep_the_host_untouched(tmp_path: Path) -> None:
+    config = DockerdConfig(
+        base=tmp_path, socket_path="/run/x/d.sock", registry_mirror="10.0.0.1:5000"
+    )
+    args = config.command()
+    for flag in ("--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false"):
+        assert flag in args
+    pairs = dict(itertools.pairwise(args))
+    assert pairs["--data-root"] == str(tmp_path / "data")
+    assert pairs["--exec-root"] == str(tmp_path / "exec")
+    assert pairs["--pidfile"] == str(tmp_path / "docker.pid")
+    assert pairs["-H"] == "unix:///run/x/d.sock" == config.endpoint
+    assert pairs["--registry-mirror"] == "http://10.0.0.1:5000"
+    assert pairs["--insecure-registry"] == "10.0.0.1:5000"
+
+
+async def test_stop_finds_a_dockerd_it_did_not_start(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`tinykube up` spawns dockerd itself (in a node namespace); Dockerd.stop() still stops it."""
+    config = DockerdConfig(base=tmp_path_factory.mktemp("dockerd-foreign"))
+    owner = Dockerd(config)
+    await asyncio.to_thread(owner.start)
+    proc, owner.proc = owner.proc, None  # a handle made from the config alone knows no process
+    assert proc is not None
+    try:
+        await asyncio.to_thread(Dockerd(config).stop)
+        assert await asyncio.to_thread(proc.wait, 5) is not None  # found by its pidfile, stopped
+        assert not config.socket.exists() or not _answers(config)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.to_thread(proc.wait)
+
+
+def _answers(config: DockerdConfig) -> bool:
+    client = docker.APIClient(base_url=config.endpoint, version="1.41", timeout=2)
+    try:
+        client.ping()
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()
 
 
 def test_registered_by_name(docker_env: DockerEnv) -> None:
