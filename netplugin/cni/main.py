@@ -147,8 +147,12 @@ def _light_pyroute2() -> None:
     package.__path__ = list(spec.submodule_search_locations)
     package.__file__ = spec.origin
     sys.modules["pyroute2"] = package
-    from pyroute2.iproute.linux import IPRoute
-
+    try:
+        from pyroute2.iproute.linux import IPRoute
+    except ImportError:  # another pyroute2 layout: fall back to the whole package
+        for name in [m for m in sys.modules if m == "pyroute2" or m.startswith("pyroute2.")]:
+            del sys.modules[name]
+        return
     package.IPRoute = IPRoute  # type: ignore[attr-defined]
 
 

@@ -155,3 +155,21 @@ def test_install_bin_dir(tmp_path: Path) -> None:
     names = {p.name for p in dest.iterdir()}
     assert {CNI_PLUGIN_TYPE, "loopback"} <= names
     assert not any(n.startswith(".") for n in names)
+
+
+LIGHT = """
+import sys
+from netplugin.cni.main import _light_pyroute2
+_light_pyroute2()
+from netplugin.cni import plugin
+from netplugin.cni.bridge import link_index
+with plugin.IPRoute() as ipr:
+    print(link_index(ipr, "lo"), "pyroute2.ndb.main" in sys.modules, "pyroute2.ipdb" in sys.modules)
+"""
+
+
+def test_the_light_pyroute2_loader_gives_a_working_iproute_alone() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", LIGHT], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.split() == ["1", "False", "False"]
