@@ -39,6 +39,7 @@ from cli.printers import (
     timestamp_seconds,
 )
 from cli.printers import human_duration as _human
+from netplugin.constants import ANNOTATION_VTEP_MAC  # published by `tinykube netplugin`
 
 # ------------------------------------------------------------------ shared cells
 
@@ -276,6 +277,8 @@ NODE_COLUMNS = [
     Column("VERSION", lambda o, c: o.status.node_info.kubelet_version or NONE),
     Column("INTERNAL-IP", lambda o, c: node_address(o, "InternalIP"), wide=True),
     Column("EXTERNAL-IP", lambda o, c: node_address(o, "ExternalIP"), wide=True),
+    Column("POD-CIDR", lambda o, c: o.spec.pod_cidr or NONE, wide=True),
+    Column("VTEP", lambda o, c: o.metadata.annotations.get(ANNOTATION_VTEP_MAC) or NONE, wide=True),
     Column("OS-IMAGE", lambda o, c: o.status.node_info.os_image or "<unknown>", wide=True),
     Column(
         "KERNEL-VERSION", lambda o, c: o.status.node_info.kernel_version or "<unknown>", wide=True
