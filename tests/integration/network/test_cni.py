@@ -369,3 +369,25 @@ def test_a_pod_reaches_itself_through_a_dnat_thanks_to_hairpin(cni: CNI, pods: l
     if not bridge_nf.exists():
         return  # without br_netfilter the DNAT is routed, and hairpin makes no difference
     assert not reach_self_through_dnat(cni, pods[1], hairpin=False, container="h2")
+
+
+def test_a_proc_pid_netns_path_as_the_docker_kubelet_passes_it(cni: CNI, pods: list[NetNS]) -> None:
+    """For Docker the kubelet passes /proc/<pause pid>/ns/net, not a /run/netns name."""
+    holder = subprocess.Popen([*pods[0].prefix(), "sleep", "60"])
+    try:
+        path = f"/proc/{holder.pid}/ns/net"
+        deadline = time.monotonic() + 10
+        while os.readlink(path) == os.readlink("/proc/self/ns/net"):  # nsenter not done yet
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        code, result, err = cni.run("ADD", "d1", path)
+        assert code == 0, err
+        assert result["interfaces"][2]["sandbox"] == path
+        assert result["ips"][0]["address"].split("/")[0] in pods[0].ip("-o", "addr").stdout
+        assert cni.run("CHECK", "d1", path)[:2] == (0, {})
+        assert cni.run("DEL", "d1", path)[:2] == (0, {})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cni.run("DEL", "d1", path)[:2] == (0, {})  # the process (and its path) gone
+    assert cni.reserved() == set()
