@@ -61,6 +61,9 @@ Hairpin: pod 10.244.1.5 connects to its own Service and numgen picks
 itself and answer locally, never through the DNAT. The endpoint chain's
 `ip saddr 10.244.1.5 jump mark-for-masquerade` makes the source the bridge
 address 10.244.1.1, so the reply comes back through the node and is un-NATed.
+With bridge netfilter on (below), the DNATed packet is bridged straight back
+out of the port it came in on, which the bridge only does for a port in
+hairpin mode: tinykube-cni sets it (`hairpinMode: true`).
 
 Pod → ClusterIP → another pod on the same bridge: the reply from the second
 pod is addressed to the first one's own subnet and goes straight across the
