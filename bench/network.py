@@ -1,0 +1,378 @@
+"""Network data path and service proxy: `sudo python bench/network.py [--quick] [--workdir D]`.
+
+What is measured, in one run, on a cluster made of network namespaces (the
+multi-node harness of tests/integration/network/cluster.py: an API server on
+a unix socket, two node namespaces on an underlay bridge, a `tinykube
+netplugin` agent per node, pods wired by `tinykube-cni`):
+
+1. Throughput with iperf3 (`-c IP -t 3 -J`, with `-P 1` and `-P 8`), each row
+   also as a ratio to the underlay (the best of --repeat runs: the machine is
+   shared, and the best run is the one least disturbed by other work):
+     underlay          node1 -> node2 over eth1 (the "physical" network)
+     pod, one node     pod -> pod over the bridge tk0
+     pod, two nodes    pod -> pod over VXLAN (tinykube.1, UDP 8472)
+     ClusterIP, two n. pod -> ClusterIP (DNAT to the pod on node2) over VXLAN
+     ClusterIP, one n. pod -> ClusterIP (DNAT to the pod on node1)
+   The two ClusterIP rows are compared with their direct-pod rows too
+   (Service path / direct pod). iperf3 opens a control connection and then
+   the data connections to the same address: the Service has one endpoint.
+2. The service proxy at scale, in a namespace of its own (one node, two pods
+   on a bridge, a Proxier driven directly with a model of N Services, one
+   endpoint each): for N = 100, 1000, 5000, the time of one full sync (render
+   + `nft -f -`, and the nft transaction alone), then the TCP connect latency
+   (p50 over 200 connects) from a pod to the first and to the last Service,
+   beside a direct connect to the pod. Flat means: the last of 5000 costs what
+   the first of 100 does (one hash lookup in the service-ips verdict map).
+
+Targets (issue 5): pod-to-pod across nodes >= 0.9 of the underlay with 8
+streams; Service path >= 0.95 of the direct pod path; 5000 Services programmed
+in <= 2 s with flat first-packet latency. They are printed beside the figures,
+not asserted. Everything runs on this machine's CPUs: the "underlay" is a veth
+pair through a bridge, so the ratios measure the cost of the overlay and of
+NAT in the kernel, not of any NIC. The last line is a one-line summary.
+
+Needs root, iproute2, nftables, iperf3 (`sudo make system-deps`). All
+namespaces and processes are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apimachinery.client import Client
+from apimachinery.factory import SharedInformerFactory
+from localcluster.netns import NetNS, Underlay, delete_namespaces
+from netplugin.commands import CommandLog
+from netplugin.proxy import Proxier
+from netplugin.proxy.model import Endpoint, ServicePort
+from tests.integration.network.cluster import NetworkCluster, Target
+from tests.unit.netplugin.test_proxy_model import endpoints, service
+
+IPERF_PORT = 5201
+
+LISTENER = r"""
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen(4096)
+print("ready", flush=True)
+while True:
+    s.accept()[0].close()
+"""
+
+# N connects to IP:PORT; prints the connect times in seconds, JSON.
+CONNECTS = r"""
+import json, socket, sys, time
+ip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out = []
+for i in range(n + 10):  # the first 10 warm caches (ARP, route, conntrack) and are dropped
+    s = socket.socket()
+    t = time.perf_counter()
+    s.connect((ip, port))
+    if i >= 10:
+        out.append(time.perf_counter() - t)
+    s.close()
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class Throughput:
+    name: str
+    one: float  # Gbit/s with -P 1
+    eight: float  # Gbit/s with -P 8
+
+
+def iperf(cluster: NetworkCluster, client: Target, ip: str, seconds: int, streams: int) -> float:
+    """Gbit/s received by the server for `iperf3 -c ip -P streams -t seconds`."""
+    argv = ["iperf3", "-c", ip, "-p", str(IPERF_PORT), "-t", str(seconds), "-P", str(streams)]
+    proc = cluster.exec(client, [*argv, "-J"], check=False, timeout=seconds + 30)
+    data = json.loads(proc.stdout or "{}")
+    if "error" in data or proc.returncode != 0:
+        raise RuntimeError(f"iperf3 to {ip}: {data.get('error') or proc.stderr.strip()}")
+    return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
+
+
+def iperf_server(cluster: NetworkCluster, target: Target, name: str) -> None:
+    cluster.spawn(target, ["iperf3", "-s", "-p", str(IPERF_PORT)], f"iperf3-{name}.log")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = cluster.exec(target, ["ss", "-Hltn", f"sport = :{IPERF_PORT}"], check=False)
+        if out.stdout.strip():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"iperf3 server in {name} not listening")
+
+
+def cluster_ip_service(cluster: NetworkCluster, name: str, ip: str) -> str:
+    """A selector-less Service on the iperf3 port with `ip` as its one endpoint; its ClusterIP."""
+    svc = service(name, "", [{"name": "iperf", "port": IPERF_PORT}])
+    svc.spec.ClearField("selector")
+    ep = endpoints(name, [([ip], [], [("iperf", IPERF_PORT, "TCP")])])
+
+    async def create(client: Client) -> str:
+        created = await client.create(svc)
+        await client.create(ep)
+        return str(created.spec.cluster_ip)
+
+    vip = cluster.api(create)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listed = cluster.exec("node1", ["nft", "list", "map", "ip", "tinykube", "service-ips"])
+        if vip in listed.stdout:
+            return vip
+        time.sleep(0.1)
+    raise TimeoutError(f"Service {name} ({vip}) not programmed on node1")
+
+
+def throughput(cluster: NetworkCluster, seconds: int, repeat: int) -> list[Throughput]:
+    cluster.add_pod("node1", "client")
+    local_ip = cluster.add_pod("node1", "local")
+    remote_ip = cluster.add_pod("node2", "remote")
+    client = cluster.pod("node1", "client")
+    iperf_server(cluster, "node2", "node2")
+    iperf_server(cluster, cluster.pod("node1", "local"), "local")
+    iperf_server(cluster, cluster.pod("node2", "remote"), "remote")
+    vip_remote = cluster_ip_service(cluster, "iperf-remote", remote_ip)
+    vip_local = cluster_ip_service(cluster, "iperf-local", local_ip)
+    rows: list[tuple[str, Target, str]] = [
+        ("underlay", "node1", cluster.nodes["node2"].ip),
+        ("pod, one node", client, local_ip),
+        ("pod, two nodes (VXLAN)", client, remote_ip),
+        ("ClusterIP, two nodes", client, vip_remote),
+        ("ClusterIP, one node", client, vip_local),
+    ]
+    results = []
+    for name, source, ip in rows:
+        one = max(iperf(cluster, source, ip, seconds, 1) for _ in range(repeat))
+        eight = max(iperf(cluster, source, ip, seconds, 8) for _ in range(repeat))
+        results.append(Throughput(name, one, eight))
+        print(f"  measured {name}: {one:.2f} / {eight:.2f} Gbit/s", file=sys.stderr)
+    return results
+
+
+# ---- the service proxy at scale -------------------------------------------------------------
+
+
+@dataclass
+class ScaleRow:
+    services: int
+    sync_s: float
+    nft_s: float
+    lines: int
+    first_ms: float
+    last_ms: float
+    direct_ms: float
+
+
+class ProxyNode:
+    """One node namespace with tk0 and two pods (a listener and a client), built by hand."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.node = NetNS(f"{prefix}-pnode")
+        self.server = NetNS(f"{prefix}-psrv")
+        self.client = NetNS(f"{prefix}-pcli")
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def create(self) -> None:
+        self.node.create()
+        self.node.ip("link", "add", "tk0", "type", "bridge")
+        self.node.ip("addr", "add", "10.244.1.1/24", "dev", "tk0")
+        self.node.ip("link", "set", "tk0", "up")
+        self.node.sysctl("net.ipv4.ip_forward", "1")
+        for i, pod in enumerate((self.server, self.client)):
+            pod.create()
+            self.node.ip(
+                "link", "add", f"vb{i}", "type", "veth", "peer", "name", "eth0", "netns", pod.name
+            )
+            self.node.ip("link", "set", f"vb{i}", "master", "tk0", "up")
+            pod.ip("addr", "add", f"10.244.1.{10 + i}/24", "dev", "eth0")
+            pod.ip("link", "set", "eth0", "up")
+            pod.ip("route", "add", "default", "via", "10.244.1.1")
+        proc = subprocess.Popen(
+            [*self.server.prefix(), sys.executable, "-c", LISTENER],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+
+    def connect_ms(self, ip: str, port: int, count: int) -> float:
+        argv = [sys.executable, "-c", CONNECTS, ip, str(port), str(count)]
+        times = json.loads(self.client.exec(argv, timeout=120).stdout)
+        return float(statistics.median(times)) * 1000
+
+    def destroy(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        for ns in (self.client, self.server, self.node):
+            ns.delete()
+
+
+def service_ports(n: int) -> list[ServicePort]:
+    base = ipaddress.IPv4Address("10.96.0.10")
+    ep = (Endpoint("10.244.1.10", 8080),)
+    return [
+        ServicePort("bench", f"svc{i:05d}", "http", "tcp", str(base + i), 80, 0, ep)
+        for i in range(n)
+    ]
+
+
+def proxy_scale(prefix: str, sizes: list[int], connects: int) -> list[ScaleRow]:
+    world = ProxyNode(prefix)
+    world.create()
+    try:
+        factory = SharedInformerFactory(Client("unix:/nonexistent"))  # fed a model directly
+        proxier = Proxier(
+            factory,
+            node_name="bench",
+            node_ips=[],
+            cluster_cidr="10.244.0.0/16",
+            cmds=CommandLog(keep=0),
+            netns=world.node.name,
+        )
+        rows = []
+        for n in sizes:
+            ports = service_ports(n)
+            proxier.apply(ports)
+            proxier.apply([])  # start the next size from an empty table
+            started = time.perf_counter()
+            script = proxier.apply(ports)
+            sync_s = time.perf_counter() - started
+            first, last = ports[0].cluster_ip, ports[-1].cluster_ip
+            rows.append(
+                ScaleRow(
+                    services=n,
+                    sync_s=sync_s,
+                    nft_s=proxier.nft.last_apply_seconds,
+                    lines=script.count("\n"),
+                    first_ms=world.connect_ms(first, 80, connects),
+                    last_ms=world.connect_ms(last, 80, connects),
+                    direct_ms=world.connect_ms("10.244.1.10", 8080, connects),
+                )
+            )
+            print(f"  measured {n} Services: sync {sync_s:.3f} s", file=sys.stderr)
+        return rows
+    finally:
+        world.destroy()
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def report(rows: list[Throughput], scale: list[ScaleRow], seconds: int) -> None:
+    base = rows[0]
+    print(f"iperf3 throughput, Gbit/s ({seconds} s per run; ratio to the underlay)")
+    print(f"{'path':<26}{'1 stream':>10}{'ratio':>7}{'8 streams':>11}{'ratio':>7}")
+    for r in rows:
+        print(
+            f"{r.name:<26}{r.one:>10.2f}{r.one / base.one:>7.2f}"
+            f"{r.eight:>11.2f}{r.eight / base.eight:>7.2f}"
+        )
+    by_name = {r.name: r for r in rows}
+    cross = by_name["pod, two nodes (VXLAN)"]
+    svc_remote = by_name["ClusterIP, two nodes"]
+    svc_local = by_name["ClusterIP, one node"]
+    local = by_name["pod, one node"]
+    print(
+        f"Service path / direct pod: two nodes {svc_remote.one / cross.one:.2f} (1) "
+        f"{svc_remote.eight / cross.eight:.2f} (8); one node {svc_local.one / local.one:.2f} (1) "
+        f"{svc_local.eight / local.eight:.2f} (8)"
+    )
+    print()
+    print("service proxy: one full sync of N Services (one endpoint each); TCP connect p50")
+    print(
+        f"{'services':>9}{'sync s':>9}{'nft s':>8}{'lines':>9}"
+        f"{'first ms':>10}{'last ms':>9}{'direct ms':>11}"
+    )
+    for s in scale:
+        print(
+            f"{s.services:>9}{s.sync_s:>9.3f}{s.nft_s:>8.3f}{s.lines:>9}"
+            f"{s.first_ms:>10.3f}{s.last_ms:>9.3f}{s.direct_ms:>11.3f}"
+        )
+    print()
+    biggest = scale[-1]
+    cross_ratio = cross.eight / base.eight
+    svc_ratio = min(svc_remote.eight / cross.eight, svc_local.eight / local.eight)
+    flat = biggest.last_ms / scale[0].first_ms
+    print(
+        "targets: cross-node/underlay (8 streams) >= 0.90: "
+        f"{cross_ratio:.2f} {'met' if cross_ratio >= 0.9 else 'NOT met'}; "
+        f"Service/direct >= 0.95: {svc_ratio:.2f} {'met' if svc_ratio >= 0.95 else 'NOT met'}; "
+        f"{biggest.services} Services <= 2 s: {biggest.sync_s:.2f} s "
+        f"{'met' if biggest.sync_s <= 2.0 else 'NOT met'}; "
+        f"last-of-{biggest.services} / first-of-{scale[0].services} connect: {flat:.2f}"
+    )
+    print(
+        f"summary: underlay {base.eight:.1f} Gbit/s (8), VXLAN {cross_ratio:.2f}x, "
+        f"Service {svc_ratio:.2f}x of direct, {biggest.services} Services in "
+        f"{biggest.sync_s:.2f} s (nft {biggest.nft_s:.2f} s), connect first/last "
+        f"{biggest.first_ms:.3f}/{biggest.last_ms:.3f} ms"
+    )
+
+
+@contextlib.contextmanager
+def workdir(path: str) -> Iterator[Path]:
+    if path:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        yield Path(path)
+        return
+    tmp = tempfile.mkdtemp(prefix="tkbench-net-")
+    try:
+        yield Path(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 s iperf3 runs, 100 and 1000 Services")
+    ap.add_argument("--seconds", type=int, default=3, help="iperf3 -t")
+    ap.add_argument("--repeat", type=int, default=2, help="iperf3 runs per figure (the best)")
+    ap.add_argument("--workdir", default="", help="keep logs here (default: a temporary dir)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/network.py needs root (network namespaces, nftables)")
+    missing = [t for t in ("ip", "nft", "nsenter", "iperf3", "ss") if shutil.which(t) is None]
+    if missing:
+        sys.exit("missing: " + ", ".join(missing) + " (sudo make system-deps)")
+    seconds = 1 if args.quick else args.seconds
+    repeat = 1 if args.quick else args.repeat
+    sizes = [100, 1000] if args.quick else [100, 1000, 5000]
+    prefix = f"tkb{os.getpid()}"
+    underlay = Underlay(prefix)
+    with workdir(args.workdir) as base:
+        try:
+            underlay.create()
+            with NetworkCluster(underlay, base, nodes=2) as cluster:
+                rows = throughput(cluster, seconds, repeat)
+            scale = proxy_scale(prefix, sizes, 50 if args.quick else 200)
+        finally:
+            underlay.destroy()
+            delete_namespaces(prefix)
+    report(rows, scale, seconds)
+
+
+if __name__ == "__main__":
+    main()
