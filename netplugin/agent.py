@@ -19,8 +19,9 @@ Startup, in order (each step idempotent, so a restart changes nothing):
        masquerade unless --no-masquerade (agent_node.py)
     8. run, until SIGTERM: the overlay's reconcile loop and the Proxier
 
-The overlay loop is level-triggered, as Kubernetes' controllers are: every
-Node event (add, update, delete) only enqueues the one key "overlay"; a worker
+The overlay loop is level-triggered, as Kubernetes' controllers are: a Node
+event (add, delete, an update that changes a node's podCIDR, VTEP MAC or node
+IP -- not the kubelet's heartbeats) only enqueues the one key "overlay"; a worker
 takes it, reads the whole Node cache and applies desired minus actual
 (overlay/vxlan.py). Ten node events in a burst are one reconcile; a reconcile
 never runs twice at once; a failure (netlink error, API error while
@@ -33,7 +34,10 @@ backoff and the agent waits; the API server lost later -> the cache keeps its
 last state and the overlay stays as it is (existing routes keep working); the
 agent killed -> the kernel keeps every entry, pods keep talking, and the next
 agent finds nothing to change; the node's own podCIDR changed while running ->
-logged as an error (the podCIDR is fixed for a node's life, as in Kubernetes).
+logged as an error (the podCIDR is fixed for a node's life, as in Kubernetes);
+the node's own address changed -> restart the agent with the new --node-ip: it
+replaces the device, publishes the new MAC and IP, and every other agent
+replaces its neighbour and FDB entries for this node.
 
 `--dry-run` runs steps 1-7 and one proxy sync with a dry-run CommandLog: the
 commands are printed, nothing is changed (not the kernel, not the Node).
@@ -63,7 +67,7 @@ from netplugin.constants import (
     CNI_DATA_DIR,
     VXLAN_OVERHEAD,
 )
-from netplugin.overlay import VXLANBackend, VxlanSpec
+from netplugin.overlay import VXLANBackend, VxlanSpec, lease_from_node
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +110,30 @@ class NetPluginAgent:
 
     # ---- event handlers: enqueue only --------------------------------------------------------
 
-    def _on_event(self, *objs: Any) -> None:
+    def _on_add_or_delete(self, obj: Any) -> None:
         self.queue.add(OVERLAY_KEY)
-        if any(o.metadata.name == self.config.node_name for o in objs):
+        if obj.metadata.name == self.config.node_name:
             self._own_changed.set()
+
+    def _on_update(self, old: Any, new: Any) -> None:
+        """Enqueue only when what the overlay uses changed: every kubelet rewrites its Node's
+        status every few seconds, and a reconcile per heartbeat per node would be waste."""
+        if new.metadata.name == self.config.node_name:
+            self._own_changed.set()
+            if old.spec.pod_cidr != new.spec.pod_cidr or dict(old.metadata.annotations) != dict(
+                new.metadata.annotations
+            ):
+                self.queue.add(OVERLAY_KEY)  # e.g. our annotations removed: publish again
+        elif lease_from_node(old) != lease_from_node(new):
+            self.queue.add(OVERLAY_KEY)
 
     # ---- startup ------------------------------------------------------------------------------
 
     def _setup_informers(self) -> None:
         self.nodes.add_handlers(
-            on_add=self._on_event, on_update=self._on_event, on_delete=self._on_event
+            on_add=self._on_add_or_delete,
+            on_update=self._on_update,
+            on_delete=self._on_add_or_delete,
         )
         if self.config.proxy:
             from netplugin.proxy import Proxier

@@ -129,6 +129,12 @@ def test_masquerade_lets_pods_reach_outside_the_cluster(underlay: Underlay, tmp_
         cluster.wait_for_log("node1", f"table ip {NFT_NAT_TABLE}")
         got = cluster.http_get(cluster.pod("node1", "a"), outside, 8081)
         assert got == cluster.nodes["node1"].ip  # the server saw the node, not the pod
+        # a restarted agent finds the table right and leaves it alone
+        offset = cluster.log_offset("node1")
+        cluster.kill_agent("node1")
+        cluster.start_agent("node1", extra=["--masquerade"])
+        part = cluster.wait_for_log("node1", "agent running", since=offset)
+        assert NFT_NAT_TABLE not in part, part
 
 
 SERVER = r"""
