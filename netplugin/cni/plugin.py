@@ -79,6 +79,9 @@ def add(
     host = host_veth_name(container_id, ifname)
     ns = ["nsenter", f"--net={netns}"]
     with IPRoute() as node, _netns_socket(netns) as pod, contextlib.ExitStack() as undo:
+        # Our own leftover (an ADD retried after a crash): deleting the node end of
+        # the pair takes the pod's end with it, and the ADD starts afresh.
+        _delete_link(node, host, cmds, [])
         if link_index(pod, ifname) is not None:
             raise KernelError(f"interface {ifname} already exists in network namespace {netns}")
         with _kernel(f"ensure bridge {conf.bridge}"):
@@ -91,7 +94,6 @@ def add(
         pod_cidr = ipaddress.IPv4Interface(f"{address}/{conf.subnet.prefixlen}")
         log.info("address reserved", extra={"container": container_id, "address": str(pod_cidr)})
 
-        _delete_link(node, host, cmds, [])  # a leftover of an earlier, interrupted ADD
         mtu = str(conf.mtu)
         argv = ["ip", "link", "add", host, "mtu", mtu, "type", "veth"]
         argv += ["peer", "name", ifname, "mtu", mtu, "netns", netns]

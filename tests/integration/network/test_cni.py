@@ -391,3 +391,17 @@ def test_a_proc_pid_netns_path_as_the_docker_kubelet_passes_it(cni: CNI, pods: l
         holder.wait()
     assert cni.run("DEL", "d1", path)[:2] == (0, {})  # the process (and its path) gone
     assert cni.reserved() == set()
+
+
+def test_an_add_repeated_for_the_same_container_rewires_with_the_same_address(
+    cni: CNI, pods: list[NetNS]
+) -> None:
+    """A runtime retrying ADD (say, after its own crash) finds our leftover and starts afresh."""
+    first = cni.add("c1", pods[0])
+    code, again, err = cni.run("ADD", "c1", str(pods[0].path))
+    assert code == 0, err
+    assert again["ips"] == first["ips"]
+    assert "ip link del " + host_veth_name("c1", "eth0") in err
+    assert [n for n in cni.node_links() if n.startswith("veth")] == [host_veth_name("c1", "eth0")]
+    assert cni.run("CHECK", "c1", str(pods[0].path))[:2] == (0, {})
+    assert len(cni.reserved()) == 1
