@@ -125,7 +125,8 @@ class Proxier:
         self._masquerade_bridged = False
         self._chains: set[str] | None = None  # what the table holds; None: read it first
         self._sets: set[str] = set()
-        self._last_script = ""
+        self.last_script = ""  # the last script handed to nft (tests and debugging read it)
+        self._fingerprint = ""  # what the table holds since the last sync (Ruleset.fingerprint)
         self.transactions = 0  # `nft -f -` runs so far (tests count them)
         self.last_sync_seconds = 0.0
 
@@ -190,18 +191,19 @@ class Proxier:
             self._prepare()
         self._ensure_route()
         ruleset = self.render(ports)
-        if ruleset.script == self._last_script and not force:
+        if ruleset.fingerprint == self._fingerprint and not force:
             return ruleset.script
         try:
             applied = self.nft.apply(ruleset.script)
         except NftError:
             self._chains = None  # re-read the table before the next attempt
-            self._last_script = ""
+            self._fingerprint = ""
             raise
+        self._fingerprint = ruleset.fingerprint
         if applied:
             self.transactions += 1
             self._chains, self._sets = set(ruleset.chains), set(ruleset.sets)
-        self._last_script = ruleset.script
+        self.last_script = ruleset.script
         self.last_sync_seconds = time.perf_counter() - started
         log.info(
             "proxy rules synced",

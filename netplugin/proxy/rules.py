@@ -96,6 +96,7 @@ across syncs.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -153,6 +154,7 @@ class Ruleset:
     chains: frozenset[str]  # every chain in the table afterwards
     sets: frozenset[str]  # the affinity sets afterwards (the fixed ones are not listed)
     lines: int  # lines in the script, for logs and benchmarks
+    fingerprint: str  # sha256 of the script without its deletes: the state it leaves
 
 
 def service_chain(port: ServicePort) -> str:
@@ -324,9 +326,10 @@ def render(
     for name, decl in FIXED_SETS.items():
         out.append(f"add {decl.replace(name, f'{t} {name}', 1)}")
         out.append(f"flush {decl.split()[0]} {t} {name}")
-    out.extend(f"delete chain {t} {name}" for name in sorted(set(existing_chains) - set(chains)))
+    deletes = [f"delete chain {t} {name}" for name in sorted(set(existing_chains) - set(chains))]
     stale_sets = set(existing_sets) - set(b.affinity) - set(FIXED_SETS)
-    out.extend(f"delete set {t} {name}" for name in sorted(stale_sets))
+    deletes.extend(f"delete set {t} {name}" for name in sorted(stale_sets))
+    head = len(out)
     out.append(f"table {t} {{")
     for name, timeout in b.affinity.items():
         out.append(f"\tset {name} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}")
@@ -349,8 +352,12 @@ def render(
             out.append(f"add element {t} {name} {{")
             out.extend(f"\t{e}," for e in elements)
             out.append("}")
+    # What the table will hold, whatever it held before: equal fingerprints, equal tables.
+    fingerprint = hashlib.sha256("\n".join(out).encode()).hexdigest()
+    out[head:head] = deletes
     script = "\n".join(out) + "\n"
     return Ruleset(
+        fingerprint=fingerprint,
         script=script,
         chains=frozenset(chains),
         sets=frozenset(b.affinity),

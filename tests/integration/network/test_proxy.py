@@ -359,7 +359,7 @@ async def _api_session(world: World, address: str, a: Pod, b: Pod, c: Pod) -> No
     task = asyncio.ensure_future(proxier.run())
     try:
         await _until(lambda: proxier.transactions == 1, 30)
-        assert f"{ip} . tcp . 80 : goto service-" in proxier._last_script
+        assert f"{ip} . tcp . 80 : goto service-" in proxier.last_script
         replies = await asyncio.to_thread(world.request, c.ns, ip, 80, 50)
         assert names(replies) == {"a", "b"}, replies
         before = proxier.transactions
@@ -374,7 +374,7 @@ async def _api_session(world: World, address: str, a: Pod, b: Pod, c: Pod) -> No
 
         await asyncio.gather(*(one(i) for i in range(1000)))
         created_in = time.monotonic() - started
-        await _until(lambda: proxier._last_script.count("goto reject-chain,") == 1000, 30)
+        await _until(lambda: proxier.last_script.count("goto reject-chain,") == 1000, 30)
         assert created_in < 15.0, f"creating 1000 Services took {created_in:.1f} s"
         await asyncio.sleep(1.0)
         assert proxier.transactions == before + 1

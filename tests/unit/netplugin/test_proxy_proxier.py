@@ -125,7 +125,7 @@ async def test_syncs_are_rate_limited_by_min_sync_interval(api: FakeApiServer) -
         for i in range(30):  # a change every 50 ms for 1.5 s
             api.resources.put(service(f"s{i}", f"10.96.2.{i + 1}", [{"port": 80}]))
             await asyncio.sleep(0.05)
-        await until(lambda: "10.96.2.30 " in proxier._last_script)
+        await until(lambda: "10.96.2.30 " in proxier.last_script)
         elapsed = time.monotonic() - started
         syncs = proxier.transactions - 1
         assert 2 <= syncs <= elapsed / 0.3 + 2, (syncs, elapsed)
@@ -148,6 +148,15 @@ async def test_endpoints_change_resyncs_and_an_unchanged_state_does_not(
         api.resources.put(ep)  # a new resourceVersion, the same content
         await asyncio.sleep(0.5)
         assert proxier.transactions == 2
+        api.resources.remove("endpoints", "web", "default")
+        await until(lambda: proxier.transactions == 3)
+        assert (
+            "delete chain ip tinykube endpoint-default/web/tcp/80__10.244.1.5/8080"
+            in (nft.scripts[-1])
+        )
+        api.resources.put(service("web", "10.96.0.10", [{"name": "http", "port": 80}]))
+        await asyncio.sleep(0.5)  # the same state again: nothing to delete, nothing to do
+        assert proxier.transactions == 3
     finally:
         await stop()
 

@@ -145,7 +145,10 @@ def test_masquerade_from_outside_the_cluster_cidr_and_without_br_netfilter() -> 
 
 def test_the_script_replaces_the_table_and_deletes_what_is_gone() -> None:
     first = render([port("web", A, B, affinity_timeout=60), port("db", A, cluster_ip="10.96.0.11")])
-    second = render([port("web", A)], existing_chains=first.chains, existing_sets=first.sets).script
+    after = render([port("web", A)], existing_chains=first.chains, existing_sets=first.sets)
+    second = after.script
+    # The fingerprint names the resulting table, whatever was deleted to get there.
+    assert after.fingerprint == render([port("web", A)]).fingerprint != first.fingerprint
     head = second.splitlines()[1:3]
     assert head == ["add table ip tinykube", "flush table ip tinykube"]
     assert "flush map ip tinykube service-ips" in second
