@@ -59,6 +59,12 @@ from cli.context import Options
     help="Run the service proxy (ClusterIP/NodePort nftables rules).",
 )
 @click.option(
+    "--cluster-dns/--no-cluster-dns",
+    default=False,
+    show_default=True,
+    help="Serve cluster DNS on this node's link-local address (needs the dummy link type).",
+)
+@click.option(
     "--resync-period",
     default=30.0,
     show_default=True,
@@ -81,6 +87,7 @@ def netplugin(
     cni_data_dir: str | None,
     masquerade: bool,
     proxy: bool,
+    cluster_dns: bool,
     resync_period: float,
     dry_run: bool,
     cleanup: bool,
@@ -119,6 +126,7 @@ def netplugin(
         cni_data_dir=cni_data_dir or CNI_DATA_DIR,
         masquerade=masquerade,
         proxy=proxy,
+        dns=cluster_dns,
         resync_period=resync_period,
     )
 

@@ -17,7 +17,8 @@ Startup, in order (each step idempotent, so a restart changes nothing):
        the other nodes' agents (retry on conflict: the kubelet writes it too)
     7. the bridge tk0 with the gateway, the CNI conflist (MTU = underlay - 50),
        masquerade unless --no-masquerade (agent_node.py)
-    8. run, until SIGTERM: the overlay's reconcile loop and the Proxier
+    8. run, until SIGTERM: the overlay's reconcile loop, the Proxier and, with
+       --cluster-dns, the node-local DNS server (netplugin/dns)
 
 The overlay loop is level-triggered, as Kubernetes' controllers are: a Node
 event (add, delete, an update that changes a node's podCIDR, VTEP MAC or node
@@ -87,6 +88,7 @@ class AgentConfig:
     cni_data_dir: str = CNI_DATA_DIR
     masquerade: bool = True
     proxy: bool = True
+    dns: bool = False  # NodeLocalDNS (netplugin/dns): needs the kernel's dummy link type
     cluster_cidr: str = CLUSTER_CIDR
     resync_period: float = 30.0
     pod_cidr_timeout: float = 0.0  # 0 = wait forever (a dry run gives up after 10 s)
@@ -106,6 +108,7 @@ class NetPluginAgent:
         self.pod_cidr = ""
         self.backend: VXLANBackend | None = None
         self.proxier: Any = None
+        self.dns: Any = None
         self._own_changed = asyncio.Event()
 
     # ---- event handlers: enqueue only --------------------------------------------------------
@@ -146,6 +149,10 @@ class NetPluginAgent:
                 cluster_cidr=self.config.cluster_cidr,
                 cmds=self.cmds,
             )
+        if self.config.dns:
+            from netplugin.dns import NodeLocalDNS
+
+            self.dns = NodeLocalDNS(self.factory, self.cmds)
 
     async def _wait_for_pod_cidr(self, timeout: float) -> Any:
         """This node's Node once it has spec.podCIDR (from the informer cache)."""
@@ -274,6 +281,8 @@ class NetPluginAgent:
             ]
             if self.proxier is not None:
                 tasks.append(asyncio.ensure_future(self.proxier.run()))
+            if self.dns is not None:
+                tasks.append(asyncio.ensure_future(self.dns.run()))
             log.info("agent running", extra={"node": self.config.node_name})
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -304,6 +313,8 @@ class NetPluginAgent:
             )
             if self.proxier is not None:
                 self.proxier.sync_once()
+            if self.dns is not None:
+                await self.dns.run()  # a dry run only logs the link it would add
         finally:
             await self.factory.stop()
         return list(self.cmds.commands)

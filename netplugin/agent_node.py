@@ -14,7 +14,7 @@ shell command; writing the config file is logged as `cat > FILE <<'EOF'` with
 its content, so a dry run shows it too.
 
 `cleanup` undoes everything the plugin created on the node, in reverse: the
-proxy's nft table, the masquerade table, the conflist, tk0, the VXLAN device
+cluster DNS link, the proxy's nft table, the masquerade table, the conflist, tk0, the VXLAN device
 (with its routes, neighbours and FDB entries). Pods' veths go with tk0's
 ports; their addresses stay reserved in the CNI data dir (removed by the CNI
 plugin's DEL as the runtime tears pods down), because removing reservations of
@@ -80,8 +80,10 @@ def ensure_conflist(
 
 def cleanup(cmds: CommandLog, conf_dir: str, *, proxy: bool = True) -> None:
     """Remove everything the plugin created on this node; idempotent."""
+    from netplugin import dns
     from netplugin.overlay import kernel
 
+    dns.cleanup(cmds)
     if proxy:
         from netplugin import proxy as proxy_module
 
