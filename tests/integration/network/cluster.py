@@ -41,7 +41,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -53,132 +52,21 @@ from typing import Any, TypeVar
 
 from apimachinery.client import Client
 from localcluster.netns import Machine, NetNS, Underlay
-from localcluster.processes import REPO, ApiServerProcess, ChildProcess, tinykube_cmd
+from localcluster.processes import tinykube_cmd
 from netplugin.constants import CNI_CONF_FILE, VXLAN_DEVICE
 from protos import core_pb2, meta_pb2
+from tests.integration.network.cluster_processes import (
+    ECHO_CLIENT_SCRIPT,
+    HTTP_GET_SCRIPT,
+    SERVER_SCRIPT,
+    NsProcess,
+    UnixApiServer,
+)
 
 T = TypeVar("T")
 
 BIN = Path(sys.executable).parent
 CNI_PLUGIN = str(BIN / "tinykube-cni")
-
-# A server for pods: `http` answers GET with its name, `echo` echoes TCP lines, `udp`
-# answers each datagram with "<name> <datagram>".
-SERVER_SCRIPT = r"""
-import http.server, socket, socketserver, sys
-mode, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-if mode == "http":
-    class H(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        def do_GET(self):
-            body = (name + "\n").encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        def log_message(self, *args):
-            pass
-    http.server.ThreadingHTTPServer.allow_reuse_address = True
-    http.server.ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
-elif mode == "echo":
-    class E(socketserver.StreamRequestHandler):
-        def handle(self):
-            for line in self.rfile:
-                self.wfile.write(line)
-                self.wfile.flush()
-    socketserver.ThreadingTCPServer.allow_reuse_address = True
-    socketserver.ThreadingTCPServer.daemon_threads = True
-    socketserver.ThreadingTCPServer(("0.0.0.0", port), E).serve_forever()
-else:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
-    while True:
-        data, peer = s.recvfrom(65535)
-        s.sendto(name.encode() + b" " + data, peer)
-"""
-
-# GET http://IP:PORT/ once; prints the body; exit 1 with the error on stderr.
-HTTP_GET_SCRIPT = r"""
-import sys, urllib.request
-try:
-    url = f"http://{sys.argv[1]}:{sys.argv[2]}/"
-    with urllib.request.urlopen(url, timeout=float(sys.argv[3])) as r:
-        sys.stdout.write(r.read().decode())
-except Exception as e:
-    sys.stderr.write(f"{type(e).__name__}: {e}\n")
-    sys.exit(1)
-"""
-
-# One TCP connection held for DURATION seconds, a line every 0.05 s, each echo checked.
-# Prints "sent N received N maxgap S"; exit 1 if any echo is missing or wrong.
-ECHO_CLIENT_SCRIPT = r"""
-import socket, sys, time
-ip, port, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-s = socket.create_connection((ip, port), timeout=10)
-f = s.makefile("rwb")
-sent = received = 0
-maxgap, last = 0.0, time.monotonic()
-end = time.monotonic() + duration
-ok = True
-while time.monotonic() < end:
-    msg = f"ping {sent}\n".encode()
-    f.write(msg); f.flush(); sent += 1
-    if f.readline() != msg:
-        ok = False
-        break
-    received += 1
-    now = time.monotonic()
-    maxgap, last = max(maxgap, now - last), now
-    time.sleep(0.05)
-print(f"sent {sent} received {received} maxgap {maxgap:.3f}", flush=True)
-sys.exit(0 if ok else 1)
-"""
-
-
-class UnixApiServer(ApiServerProcess):
-    """`tinykube apiserver --listen unix:PATH` (scheduler and controllers in-process)."""
-
-    def __init__(self, data_dir: Path, socket_path: Path) -> None:
-        self.socket_path = socket_path
-        super().__init__(data_dir)
-
-    @property
-    def address(self) -> str:
-        return f"unix:{self.socket_path}"
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
-        self.spawn()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket(socket.AF_UNIX) as s:
-                if s.connect_ex(str(self.socket_path)) == 0:
-                    return
-            if not self.running:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("apiserver did not start:\n" + self.log.read_text())
-
-
-class NsProcess(ChildProcess):
-    """A command run inside a network namespace (nsenter), in its own session."""
-
-    def __init__(self, ns: NetNS, argv: Sequence[str], log: Path) -> None:
-        super().__init__(list(argv), log)
-        self.ns = ns
-
-    def spawn(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [*self.ns.prefix(), *self.args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                start_new_session=True,
-            )
 
 
 @dataclass
