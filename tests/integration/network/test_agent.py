@@ -41,12 +41,9 @@ def test_restarted_agents_change_nothing_and_connections_keep_flowing(
         for n in cluster.nodes:
             cluster.kill_agent(n)
             cluster.start_agent(n)
-        restarted = {}
         for n in cluster.nodes:
             cluster.wait_for_log(n, "agent running", since=offsets[n])
-            # let the first reconcile and a periodic one (--resync-period 1) pass
-            restarted[n] = cluster.wait_for_log(n, "proxy rules synced", since=offsets[n])
-        time.sleep(2.5)
+        time.sleep(2.5)  # the first reconcile and two periodic ones (--resync-period 1)
         assert client.proc is not None and client.proc.wait(timeout=30) == 0, client.log.read_text()
         assert client.log.read_text().startswith("sent ")
         for n in cluster.nodes:
