@@ -222,19 +222,29 @@ for probe in "${probes[@]}"; do
 done
 ok "probe pods running: ${probes[*]}"
 
-# in_probe PROBE URL COUNT: fetch URL COUNT times inside PROBE; one body per ===END=== block
+# in_probe PROBE HOST PORT COUNT: COUNT plain HTTP GETs of / from inside PROBE, with busybox
+# nc (the local busybox's static wget crashes on every request); each answer is printed
+# (headers and body), or FETCH-FAILED, then a line ===END===
 in_probe() {
   # shellcheck disable=SC2016  # expanded by the probe's sh, not here
-  "${tk[@]}" exec "$1" -- sh -c \
-    'i=0; while [ $i -lt "$2" ]; do wget -qO- -T 5 "$1" || echo WGET-FAILED; echo ===END===; i=$((i+1)); done' \
-    sh "$2" "$3" </dev/null
+  "${tk[@]}" exec "$1" -- sh -c '
+    i=0
+    while [ "$i" -lt "$3" ]; do
+      out=$(printf "GET / HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" | nc -w 5 "$1" "$2" 2>&1)
+      case "$out" in
+        "HTTP/1."[01]" 200"*) echo "$out" ;;
+        *) echo FETCH-FAILED ;;
+      esac
+      echo ===END===
+      i=$((i + 1))
+    done' sh "$2" "$3" "$4" </dev/null
 }
 access_lines() { "${tk[@]}" logs "$1" </dev/null 2>/dev/null | grep -c '"GET / ' || true; }
-# fetch_ok PROBE URL: one request from PROBE's node answered (an exec that failed is no answer)
+# fetch_ok PROBE HOST PORT: one request from PROBE's node answered (a failed exec is no answer)
 fetch_ok() {
   local out
-  out=$(in_probe "$1" "$2" 1 2>&1) || return 1
-  [[ "$out" == *===END===* && "$out" != *WGET-FAILED* ]]
+  out=$(in_probe "$1" "$2" "$3" 1 2>&1) || return 1
+  [[ "$out" == *===END===* && "$out" != *FETCH-FAILED* ]]
 }
 probe_node() {
   local node=${1#verify-probe-}
@@ -250,11 +260,11 @@ url="http://$cluster_ip:$port/"
 for probe in "${probes[@]}"; do
   node=$(probe_node "$probe")
   for _ in $(seq 1 "$retries"); do
-    fetch_ok "$probe" "$url" && break
+    fetch_ok "$probe" "$cluster_ip" "$port" && break
     sleep 1
   done
-  in_probe "$probe" "$url" "$requests" >"$work/cluster-$node" 2>&1 || true
-  failed=$(grep -c WGET-FAILED "$work/cluster-$node" || true)
+  in_probe "$probe" "$cluster_ip" "$port" "$requests" >"$work/cluster-$node" 2>&1 || true
+  failed=$(grep -c FETCH-FAILED "$work/cluster-$node" || true)
   answered=$(grep -c ===END=== "$work/cluster-$node" || true)
   if ((failed == 0 && answered == requests)); then
     ok "from $node: ClusterIP $url answered $requests of $requests"
@@ -280,7 +290,7 @@ done <"$work/pods"
 for probe in "${probes[@]}"; do
   node=$(probe_node "$probe")
   while read -r name _ ip pod_node _; do
-    if fetch_ok "$probe" "http://$ip:$pod_port/"; then
+    if fetch_ok "$probe" "$ip" "$pod_port"; then
       ok "from $node: pod $name at $ip (on $pod_node)"
     else
       fail "from $node: pod $name at $ip (on $pod_node)"

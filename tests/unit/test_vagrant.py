@@ -354,13 +354,17 @@ elif verb == "get":
     name = args[2] if len(args) > 2 and not args[2].startswith("-") else ""
     print(json.dumps(get(args[1], name)))
 elif verb == "exec":
-    probe, url, count = args[1], args[-2], int(args[-1])
+    probe, host, port, count = args[1], args[-3], args[-2], int(args[-1])
+    assert args[2:5] == ["--", "sh", "-c"] and "nc -w 5" in args[5] and port == "80", args
     down = env("FAKE_CLUSTERIP_DOWN", "")
+    if env("FAKE_EXEC_BROKEN") == "1":
+        sys.exit("error: pod exec: connection refused")
     for _ in range(count):
-        if down and f"-{down}-" in probe and CLUSTER_IP in url:
-            print("WGET-FAILED")
-        elif env("FAKE_BODY", "named") == "named" and CLUSTER_IP in url:
-            print(f"<p>served by {list(PODS)[counter() % 2]}</p>")
+        print("HTTP/1.1 200 OK")
+        if down and f"-{down}-" in probe and host == CLUSTER_IP:
+            print("FETCH-FAILED")
+        elif env("FAKE_BODY", "named") == "named" and host == CLUSTER_IP:
+            print(f"<p>Served by pod {list(PODS)[counter() % 2]}</p>")
         else:
             print("<h1>Welcome to nginx!</h1>")
         print("===END===")
@@ -444,6 +448,7 @@ def test_verify_counts_access_logs_when_pages_name_no_pod(tmp_path: Path) -> Non
             "from node2: ClusterIP http://10.96.0.10:80/ answered 0",
         ),
         ({"FAKE_EXTERNAL_RC": "7"}, "NodePort http://10.201.0.11:30080/ (node node1) from outside"),
+        ({"FAKE_EXEC_BROKEN": "1"}, "from node1: ClusterIP http://10.96.0.10:80/ answered 0 of 6"),
         (
             {"FAKE_BODY": "plain", "FAKE_LOGS_SILENT": "1"},
             "replica web-app-7d4b9-aaaaa never answered through the ClusterIP",
