@@ -185,7 +185,11 @@ class NetPluginAgent:
         await asyncio.to_thread(agent_node.enable_ip_forward, self.cmds)
         self._setup_informers()
         self.factory.start()
-        await self.factory.wait_for_sync()
+        if not await self.factory.wait_for_sync(pod_cidr_timeout or None):
+            raise AgentError(
+                f"cannot list from the API server at {self.client.server}"
+                f" (waited {pod_cidr_timeout:g} s)"
+            )
         node = await self._wait_for_pod_cidr(pod_cidr_timeout)
         self.pod_cidr = str(ipaddress.IPv4Network(node.spec.pod_cidr))
         gateway = str(ipaddress.IPv4Network(self.pod_cidr).network_address)

@@ -84,3 +84,13 @@ async def test_dry_run_for_a_missing_node(client: Client, tmp_path: Path) -> Non
     agent = NetPluginAgent(config(tmp_path, pod_cidr_timeout=0.3), client, CommandLog(True))
     with pytest.raises(AgentError, match=r"^node node1 does not exist"):
         await agent.dry_run()
+
+
+async def test_dry_run_without_an_api_server_is_a_clear_error(tmp_path: Path) -> None:
+    client = Client(f"unix:{tmp_path}/nothing.sock", timeout=1)
+    agent = NetPluginAgent(config(tmp_path, pod_cidr_timeout=0.5), client, CommandLog(True))
+    try:
+        with pytest.raises(AgentError, match=r"^cannot list from the API server at unix:"):
+            await agent.dry_run()
+    finally:
+        await client.close()
