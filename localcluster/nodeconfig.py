@@ -360,9 +360,20 @@ def netplugin_args(cfg: NodeConfig) -> list[str]:
     return args
 
 
-def apiserver_args(cfg: NodeConfig, listen: str = f"0.0.0.0:{APISERVER_PORT}") -> list[str]:
-    """`tinykube apiserver` arguments on the control-plane node."""
-    return ["--data-dir", cfg.paths.apiserver_data_dir, "--listen", listen]
+def apiserver_args(cfg: NodeConfig, listen: str = "") -> list[str]:
+    """`tinykube apiserver` arguments on the control-plane node.
+
+    By default it listens on the node IP (the other nodes' kubelets and agents,
+    and the scheduler and controllers in-process, which dial the first address)
+    and on 127.0.0.1 (a CLI on the node with no config); `listen` replaces both.
+    """
+    addresses = (
+        [listen] if listen else [f"{cfg.node_ip}:{APISERVER_PORT}", f"127.0.0.1:{APISERVER_PORT}"]
+    )
+    args = ["--data-dir", cfg.paths.apiserver_data_dir]
+    for address in addresses:
+        args += ["--listen", address]
+    return args
 
 
 def env_file(name: str, args: list[str]) -> str:

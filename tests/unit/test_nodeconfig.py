@@ -98,7 +98,13 @@ def test_netplugin_iface_and_masquerade() -> None:
 def test_apiserver_env_only_on_the_control_plane() -> None:
     assert "/etc/tinykube/apiserver.env" not in nodeconfig.render_all(NODE2)
     env = nodeconfig.render_all(NODE1)["/etc/tinykube/apiserver.env"]
-    assert env.startswith("TINYKUBE_APISERVER_ARGS=--data-dir /var/lib/tinykube/apiserver ")
+    assert env == (
+        "TINYKUBE_APISERVER_ARGS=--data-dir /var/lib/tinykube/apiserver"
+        " --listen 192.168.56.11:6443 --listen 127.0.0.1:6443\n"
+    )
+    # tinykube up gives its own address (the node's, and a unix socket for the host's CLI)
+    args = nodeconfig.apiserver_args(NODE1, listen="10.201.0.11:6443")
+    assert args == ["--data-dir", "/var/lib/tinykube/apiserver", "--listen", "10.201.0.11:6443"]
 
 
 def test_local_layout_matches_a_private_containerd() -> None:
