@@ -154,6 +154,9 @@ class Nft:
         with self._ipr() as ipr:
             links = ipr.link_lookup(ifname=dev)
             if not links:
+                if self.cmds.dry_run:  # a dry run creates no bridge: show the route anyway
+                    self.cmds.change("ip", "route", "replace", cidr, "dev", dev)
+                    return True
                 return False
             for route in ipr.get_routes(table=254):
                 if (

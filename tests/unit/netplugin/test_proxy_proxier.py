@@ -209,3 +209,9 @@ def test_bad_arguments_are_named() -> None:
         Proxier(factory, node_name="n", node_ips=["eth1"], cluster_cidr="", cmds=CommandLog())
     with pytest.raises(ValueError, match="cluster_cidr: 'pods' is not an IPv4 network"):
         Proxier(factory, node_name="n", node_ips=[], cluster_cidr="pods", cmds=CommandLog())
+
+
+def test_dry_run_shows_the_route_even_before_the_bridge_exists() -> None:
+    cmds = CommandLog(dry_run=True)
+    assert Nft(cmds).ensure_route("10.96.0.0/12", "tknobridge0")
+    assert cmds.commands == ["ip route replace 10.96.0.0/12 dev tknobridge0"]
