@@ -1,12 +1,12 @@
-"""One real node on Docker: the user's session, then issue 7's faults, in order.
+"""One real node on Docker: the seed, then issue 7's Docker-only faults, in order.
 
 One API server process and one `tinykube kubelet --runtime docker` process
 (node.py) on the session's private dockerd, calling CNI with the test
 bridge's config itself. The seed's nginx pods run from the first test on;
-each fault is then checked against them:
+each fault is then checked against them (the faults both runtimes share --
+`kill -9` of the kubelet and adoption by Docker labels, the API server down,
+crash loops -- run in test_real_node.py, parametrized over the runtime):
 
-* `kill -9` of the kubelet: the new kubelet adopts every container by its
-  Docker labels (same ids, no restarts);
 * a pause container killed from outside: the pod's sandbox is NOTREADY, so
   the kubelet kills what is left of it, makes a new sandbox (new network
   namespace, CNI ADD) and starts the pod's containers in it;
@@ -128,19 +128,6 @@ def test_seed_session_on_docker(node: RealNode) -> None:
         client.close()
     assert sum(n.startswith("/k8s_POD_web-app-") for n in names) == 2, names
     assert sum(n.startswith("/k8s_web-app_web-app-") for n in names) == 2, names
-
-
-def test_kill9_kubelet_adopts_without_restarts(node: RealNode) -> None:
-    before = _identity(node)
-    assert len(before) == 2
-    starts = node.kubelet_starts()
-    node.kubelet.kill9()
-    node.kubelet.start()
-    node.wait(lambda: node.kubelet_starts() > starts, "the new kubelet to start", 30)
-    time.sleep(3)  # several relists and syncs of the adopted pods
-    assert _identity(node) == before
-    for pod in _web_pods(node):
-        assert images.NGINX_WELCOME in _serves(pod.status.pod_ip)
 
 
 def test_killed_pause_container_recreates_the_sandbox(node: RealNode) -> None:

@@ -1,7 +1,11 @@
 """The user's session on one real node, then the faults of issue 4, in one module.
 
 One API server process and one `tinykube kubelet --runtime containerd`
-process (node.py) serve every test here, in order: the session first (apply
+process (node.py) serve every test here -- and then, the module being
+parametrized over the runtime, one `tinykube kubelet --runtime docker` on the
+session's dockerd: the same session and faults give the same results on
+both (the containerd restart is containerd's own; test_docker_node.py has
+Docker's daemon fault). In order: the session first (apply
 the seed, get/logs/exec/describe, curl each pod IP), then the pod inputs
 (env valueFrom, configMap and emptyDir volumes), then the bad input (a
 missing configMap volume, a crashing command, a failing liveness probe, an
@@ -37,9 +41,14 @@ MARK = "real-node"
 SLEEPER = '["sh", "-c", "trap \'exit 0\' TERM; while true; do sleep 1; done"]'
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory, runtime_env: RuntimeEnv) -> Iterator[RealNode]:
-    real = RealNode(tmp_path_factory.mktemp("real-node"), runtime_env, MARK)
+@pytest.fixture(scope="module", params=["containerd", "docker"])
+def node(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    runtime_env: RuntimeEnv,
+) -> Iterator[RealNode]:
+    docker_env = request.getfixturevalue("docker_env") if request.param == "docker" else None
+    real = RealNode(tmp_path_factory.mktemp("real-node"), runtime_env, MARK, docker_env)
     try:
         real.start()
         yield real
@@ -58,9 +67,9 @@ def _web_pods(node: RealNode) -> list[Any]:
 
 
 def _web_running(node: RealNode) -> list[Any] | None:
-    pods = _web_pods(node)
-    ok = len(pods) == 2 and all(node.running(p.metadata.name) is not None for p in pods)
-    return pods if ok else None
+    # Read each pod again: the list may predate the status that made it Running.
+    pods = [node.running(p.metadata.name) for p in _web_pods(node)]
+    return pods if len(pods) == 2 and all(p is not None for p in pods) else None
 
 
 def _serves(ip: str, attempts: int = 50) -> str:
@@ -108,7 +117,8 @@ def test_user_session(node: RealNode) -> None:
 
     described = run_cli(server, "describe", "pod", name)
     assert described.returncode == 0, described.stderr
-    for text in ("Running", "Restart Count:", "containerd://", "Started", pods[0].status.pod_ip):
+    scheme = f"{node.runtime_name}://"
+    for text in ("Running", "Restart Count:", scheme, "Started", pods[0].status.pod_ip):
         assert text in described.stdout, (text, described.stdout)
 
 
@@ -297,12 +307,14 @@ def test_kill9_kubelet_adopts_without_restarts(node: RealNode) -> None:
         assert images.NGINX_WELCOME in _serves(pod.status.pod_ip)
     # The runtime holds one container per pod: nothing was started again.
     containers = node.cri(lambda rt: rt.list_containers())
-    ids = {f"containerd://{c.id}" for c in containers}
+    ids = {f"{node.runtime_name}://{c.id}" for c in containers}
     assert {cid for cid, _ in before.values()} <= ids
 
 
 def test_containerd_restart_pods_keep_running(node: RealNode) -> None:
     before = _identity(node)
+    if node.runtime_name != "containerd":
+        pytest.skip("containerd's own restart (dockerd's: test_docker_node.py)")
     node.env.containerd.restart()
     for pod in _web_pods(node):
         assert images.NGINX_WELCOME in _serves(pod.status.pod_ip)
