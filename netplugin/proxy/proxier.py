@@ -4,8 +4,9 @@ kube-proxy's nftables Proxier, cut to its mechanism. Informer events never
 touch the kernel: each one only marks the state dirty. A loop then syncs:
 
     event(s) -> dirty -> wait until min_sync_interval after the last sync
+             -> snapshot the caches (on the event loop; then, in a thread:)
              -> model.build(every cached Service, every cached Endpoints)
-             -> rules.render(...)  -> identical to the last applied script? done
+             -> rules.render(...)  -> the same resulting table as last time? done
              -> `nft -f -` (the whole table, one transaction)
 
 So a burst -- `tinykube apply` of 1000 Services, a Deployment scaled from 2 to
@@ -167,10 +168,21 @@ class Proxier:
                 self.nft.set_sysctl(key, "0")
             self._redirects_off = True
 
-    def build_model(self) -> list[model.ServicePort]:
-        """The service ports of everything cached now (call on the event loop's thread)."""
-        endpoints = {meta_namespace_key(ep): ep for ep in self.endpoints.store.list()}
-        return model.build(self.services.store.list(), endpoints)
+    def snapshot(self) -> tuple[list[Any], list[Any]]:
+        """The cached Services and Endpoints now (on the event loop's thread: a cheap copy).
+
+        The cached objects themselves are never changed in place (an informer
+        replaces them), so the lists can be read from another thread.
+        """
+        return self.services.store.list(), self.endpoints.store.list()
+
+    @staticmethod
+    def build_model(services: list[Any], endpoints: list[Any]) -> list[model.ServicePort]:
+        return model.build(services, {meta_namespace_key(ep): ep for ep in endpoints})
+
+    def sync_snapshot(self, snapshot: tuple[list[Any], list[Any]], *, force: bool) -> str:
+        """Model, render and apply a snapshot (5000 Services: ~0.5 s of model, off the loop)."""
+        return self.apply(self.build_model(*snapshot), force=force)
 
     def render(self, ports: Sequence[model.ServicePort]) -> rules.Ruleset:
         if self._chains is None:
@@ -219,7 +231,7 @@ class Proxier:
 
     def sync_once(self) -> str:
         """One sync now, from the informers' caches; returns the ruleset script."""
-        return self.apply(self.build_model(), force=True)
+        return self.sync_snapshot(self.snapshot(), force=True)
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -241,9 +253,9 @@ class Proxier:
                 await asyncio.sleep(delay)
             self._dirty.clear()
             last = time.monotonic()
-            ports = self.build_model()
+            snapshot = self.snapshot()
             try:
-                await asyncio.to_thread(self.apply, ports, force=force or failures > 0)
+                await asyncio.to_thread(self.sync_snapshot, snapshot, force=force or failures > 0)
                 failures = 0
             except Exception as exc:  # every failure is retried the same way
                 failures += 1
