@@ -230,10 +230,24 @@ def test_node_itself_and_node_port_from_the_underlay(world: World) -> None:
     # reply returns through the node (the pod sees the bridge address).
     ((reply, _),) = world.request(world.underlay.ns, world.node.ip, NODE_PORT)
     assert reply == f"a {world.gateway}"
-    # A pod to its own node's NodePort works too.
+    # A pod to its own node's NodePort works too, on any of the node's addresses
+    # (`fib daddr type local`): here the bridge's.
     c = world.add_pod("c", 2)
-    ((reply, _),) = world.request(c.ns, world.node.ip, NODE_PORT)
-    assert reply.startswith("a "), reply
+    for address in (world.node.ip, world.gateway):
+        ((reply, _),) = world.request(c.ns, address, NODE_PORT)
+        assert reply.startswith("a "), (address, reply)
+
+
+def test_three_endpoints_share_the_connections(world: World) -> None:
+    pods = [world.add_pod(name, i) for i, name in enumerate(("a", "b", "d"))]
+    for pod in pods:
+        world.serve(pod)
+    c = world.add_pod("c", 3)
+    world.proxier().apply([web(*pods)])
+    replies = world.request(c.ns, CLUSTER_IP, 80, count=150)
+    counts = {name: sum(r.startswith(name + " ") for r, _ in replies) for name in "abd"}
+    # 1/3 each: 50 expected; 20..80 fails with probability below 1e-6.
+    assert all(20 <= n <= 80 for n in counts.values()), counts
 
 
 def test_hairpin_a_pod_reaches_itself_through_its_service(world: World) -> None:
