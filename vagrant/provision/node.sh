@@ -46,8 +46,10 @@ done
 [[ -n "$node_ip" ]] || die "--node-ip is required"
 [[ -n "$server" ]] || die "--server is required (node1's HOST:PORT)"
 
-# --- the node IP must be on this machine: the private network's interface
-# (on VirtualBox every VM's NAT interface holds the same 10.0.2.15: never that one)
+# --- the node IP: the private network's, on this machine
+if [[ "$node_ip" == 10.0.2.15 ]]; then
+  die "--node-ip 10.0.2.15 is VirtualBox's NAT address, the same on every VM: use the private network's"
+fi
 iface=$(ip -o -4 addr show | awk -v ip="$node_ip" '{split($4, a, "/"); if (a[1] == ip) {print $2; exit}}')
 [[ -n "$iface" ]] || die "no interface holds $node_ip: is the Vagrantfile's private_network up? ($(ip -o -4 addr show | awk '{printf "%s=%s ", $2, $4}'))"
 log "node $node_name: $node_ip on $iface"
