@@ -24,11 +24,12 @@ the `docker` Python SDK (its low-level APIClient):
     container_logs          the json-file log (docker_logs.py), like a CRI log file
 
 Names, labels, the create requests and the state mapping are pure functions
-in docker_convert.py. Design notes:
+in docker_convert.py; the thread hop and the error translation are in
+docker_client.py; the json-file log reader in docker_logs.py. Design notes:
 
 * Every SDK call blocks (requests over a unix socket), so each goes through
-  asyncio.to_thread in `_call`, which also turns the SDK's exceptions into
-  the kubelet's: 404 -> NotFoundError, a failed pull -> ImagePullError
+  asyncio.to_thread in `_call` (docker_client.call), which also turns the
+  SDK's exceptions into the kubelet's: 404 -> NotFoundError, a failed pull -> ImagePullError
   (ErrImagePull with Docker's message), a failed start -> ContainerStartError,
   an unreachable daemon -> ContainerRuntimeError with Docker's own words
   ("Cannot connect to the Docker daemon at unix://...").
@@ -72,6 +73,15 @@ from kubelet.errors import (
 from kubelet.runtime import docker_convert as conv
 from kubelet.runtime import docker_logs
 from kubelet.runtime.cni_invoke import CNIInvoker, PodNetworkArgs
+from kubelet.runtime.docker_client import (
+    DEFAULT_ENDPOINT,
+    base_url,
+    call,
+    image_ref,
+    new_api_client,
+    reraise,
+    symlink,
+)
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
     POD_NAME_LABEL,
@@ -92,20 +102,13 @@ from kubelet.runtime.interface import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 DEFAULT_LOG_ROOT = "/var/log/pods"
 DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
 DEFAULT_CNI_BIN_DIR = "/opt/cni/bin:/usr/lib/cni"
 DEFAULT_CNI_CACHE_DIR = "/var/lib/cni/results"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
-API_VERSION = "1.41"  # dockerd 20.10
 PAUSE_STOP_TIMEOUT = 2  # seconds; dockershim's defaultSandboxGracePeriod
 T = TypeVar("T")
-
-
-def base_url(endpoint: str) -> str:
-    """`/var/run/docker.sock` or `unix:///var/run/docker.sock` -> the SDK's base_url."""
-    return f"unix://{endpoint}" if endpoint.startswith("/") else endpoint
 
 
 class DockerRuntime(ContainerRuntime):
@@ -140,11 +143,7 @@ class DockerRuntime(ContainerRuntime):
     def api(self) -> Any:
         """The SDK's low-level client, made on first use (it connects lazily)."""
         if self._client is None:
-            import docker
-
-            self._client = docker.APIClient(
-                base_url=base_url(self.endpoint), version=API_VERSION, timeout=int(self.timeout)
-            )
+            self._client = new_api_client(self.endpoint, self.timeout)
         return self._client
 
     async def _call(
@@ -156,25 +155,7 @@ class DockerRuntime(ContainerRuntime):
         **kwargs: Any,
     ) -> T:
         """`fn(*args, **kwargs)` in a thread, its exceptions turned into the kubelet's."""
-        import docker.errors
-        import requests.exceptions
-
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except docker.errors.NotFound as err:
-            if error is ImagePullError:
-                raise ImagePullError(f"{what}: {_explain(err)}") from None
-            raise NotFoundError(f"{what}: {_explain(err)}") from None
-        except docker.errors.APIError as err:
-            raise (error or ContainerRuntimeError)(f"{what}: {_explain(err)}") from None
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
-            raise ContainerRuntimeError(f"{what}: {self._unreachable(err)}") from None
-
-    def _unreachable(self, err: Exception) -> str:
-        return (
-            f"Cannot connect to the Docker daemon at {base_url(self.endpoint)}. "
-            f"Is the docker daemon running? ({type(err).__name__})"
-        )
+        return await call(self.endpoint, what, fn, *args, error=error, **kwargs)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -250,10 +231,10 @@ class DockerRuntime(ContainerRuntime):
                 created = await asyncio.to_thread(create, name)
             except docker.errors.APIError as err:
                 if err.status_code != 409:
-                    return await self._call(what, _reraise, err)
+                    return await self._call(what, reraise, err)
                 created = await self._call(what, create, conv.randomized(name))
             except Exception as err:
-                return await self._call(what, _reraise, err)
+                return await self._call(what, reraise, err)
         except NotFoundError as err:  # "No such image": not an unknown id
             raise ContainerRuntimeError(str(err)) from None
         return str(created["Id"])
@@ -350,7 +331,7 @@ class DockerRuntime(ContainerRuntime):
             attrs = await self._call(f"image status {image}", self.api.inspect_image, image)
         except NotFoundError:
             return None
-        ref = _image_ref(attrs)
+        ref = image_ref(attrs)
         self._image_refs[str(attrs.get("Id", ""))] = ref
         return ref
 
@@ -398,7 +379,7 @@ class DockerRuntime(ContainerRuntime):
         if target and uid and name:
             attempt = conv.attempt_of(str(attrs.get("Name", "")))
             link = Path(self.log_root) / f"{pod_dir}_{uid}" / name / f"{attempt}.log"
-            await asyncio.to_thread(_symlink, link, target)
+            await asyncio.to_thread(symlink, link, target)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
         seconds = max(0, math.ceil(timeout))
@@ -437,7 +418,7 @@ class DockerRuntime(ContainerRuntime):
         ref = self._image_refs.get(image_id)
         if ref is None:
             try:
-                ref = _image_ref(await self._call("image", self.api.inspect_image, image_id))
+                ref = image_ref(await self._call("image", self.api.inspect_image, image_id))
             except NotFoundError:
                 ref = image_id
             self._image_refs[image_id] = ref
@@ -483,29 +464,8 @@ class DockerRuntime(ContainerRuntime):
             yield line
 
 
-def _explain(err: Any) -> str:
-    text = getattr(err, "explanation", None) or str(err)
-    return str(text)
-
-
-def _reraise(err: BaseException) -> Any:
-    raise err
-
-
-def _image_ref(attrs: dict[str, Any]) -> str:
-    digests = attrs.get("RepoDigests") or []
-    return str(digests[0] if digests else attrs.get("Id", ""))
-
-
-def _symlink(link: Path, target: str) -> None:
-    link.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        link.unlink()
-    link.symlink_to(target)
-
-
 def _copy(container: Container) -> Container:
     return replace(container, labels=dict(container.labels))
 
 
-__all__ = ["DockerRuntime", "SandboxState"]
+__all__ = ["DEFAULT_ENDPOINT", "DockerRuntime", "SandboxState", "base_url"]
