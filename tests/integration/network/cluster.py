@@ -207,21 +207,30 @@ class NetworkCluster:
 
     # ---- nodes and agents --------------------------------------------------------------------
 
-    def add_node(self, name: str, *, wait: bool = True, agent: bool = True) -> ClusterNode:
-        """A node namespace on the underlay, its Node object, and (unless agent=False) its agent."""
+    def add_node(
+        self, name: str, *, wait: bool = True, agent: bool = True, register: bool = True
+    ) -> ClusterNode:
+        """A node namespace on the underlay, its Node object (unless register=False: then
+        `register_node` later, as a kubelet starting after the agent does) and its agent."""
         self._index += 1
         machine = self.underlay.add_machine(name, self._index)
         node = ClusterNode(name, machine, self.workdir / name)
         node.workdir.mkdir(parents=True, exist_ok=True)
         self.nodes[name] = node
-        obj = core_pb2.Node(metadata=meta_pb2.ObjectMeta(name=name))
-        self.api(lambda c: c.create(obj))
+        if register:
+            self.register_node(name)
         if not agent:
             return node
         self.start_agent(name)
-        if wait:
+        if wait and register:
             self.wait_converged()
         return node
+
+    def register_node(self, name: str) -> None:
+        """Create the Node object (what the kubelet does); the node IPAM controller gives
+        it a podCIDR."""
+        obj = core_pb2.Node(metadata=meta_pb2.ObjectMeta(name=name))
+        self.api(lambda c: c.create(obj))
 
     def agent_argv(self, name: str, extra: Sequence[str] = ()) -> list[str]:
         node = self.nodes[name]

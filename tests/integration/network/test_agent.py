@@ -156,3 +156,20 @@ def wait_listening(cluster: NetworkCluster, port: int) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {port} in the underlay")
+
+
+def test_an_agent_started_before_its_node_exists_waits_for_it(
+    underlay: Underlay, tmp_path: Path
+) -> None:
+    """On a VM the agent starts before the kubelet registers the Node: it waits, then joins."""
+    with NetworkCluster(underlay, tmp_path, nodes=1) as cluster:
+        cluster.add_node("node2", register=False)
+        cluster.wait_for_log("node2", "waiting for the node's podCIDR")
+        time.sleep(1.0)
+        assert cluster.nodes["node2"].agent is not None and cluster.nodes["node2"].agent.running
+        cluster.register_node("node2")
+        cluster.wait_converged()
+        ip_b = cluster.add_pod("node2", "b")
+        cluster.serve("node2", "b")
+        cluster.add_pod("node1", "a")
+        assert cluster.http_get(cluster.pod("node1", "a"), ip_b) == "b"
