@@ -37,6 +37,7 @@ from kubelet.runtime.interface import (
     ContainerConfig,
     ContainerRuntime,
     ContainerState,
+    LinuxResources,
     PodSandboxConfig,
     PortMapping,
     SandboxState,
@@ -203,6 +204,25 @@ class RuntimeConformance:
         # before its start was recorded, so only "close together" is asked.
         assert failed.started_at > 0 and failed.finished_at > 0, failed
         assert abs(failed.finished_at - failed.started_at) < 5
+
+    async def test_out_of_memory_is_oom_killed(
+        self, runtime: ContainerRuntime, target: ConformanceTarget
+    ) -> None:
+        config = sandbox_config()
+        sandbox = await runtime.run_pod_sandbox(config)
+        hog = ContainerConfig(
+            name="hog",
+            image=target.busybox,
+            # A shell variable of 64 MiB in a container limited to 16 MiB.
+            command=("sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"),
+            labels={CONTAINER_NAME_LABEL: "hog"},
+            resources=LinuxResources(memory_limit_in_bytes=16 << 20),
+        )
+        cid = await runtime.create_container(sandbox.id, hog, config)
+        await runtime.start_container(cid)
+        await wait_state(runtime, cid, ContainerState.EXITED, timeout=30)
+        status = await runtime.container_status(cid)
+        assert (status.reason, status.exit_code) == ("OOMKilled", 137), status
 
     async def test_restart_attempts_are_kept_apart(
         self, runtime: ContainerRuntime, target: ConformanceTarget
