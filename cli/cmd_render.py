@@ -59,6 +59,11 @@ def node() -> None:
     help="The netplugin masquerades pod traffic leaving the cluster CIDR.",
 )
 @click.option(
+    "--cluster-dns",
+    is_flag=True,
+    help="The netplugin serves cluster DNS on 169.254.20.10; the kubelet points pods at it.",
+)
+@click.option(
     "--registry-mirror",
     default="",
     metavar="HOST:PORT",
@@ -92,6 +97,7 @@ def render_config(
     control_plane: bool,
     iface: str,
     masquerade: bool,
+    cluster_dns: bool,
     registry_mirror: str,
     sandbox_image: str,
     node_dir: str | None,
@@ -114,6 +120,7 @@ def render_config(
             runtime=runtime,
             iface=iface,
             masquerade=masquerade,
+            cluster_dns=cluster_dns,
             control_plane=control_plane,
             registry_mirror=registry_mirror,
             sandbox_image=sandbox_image,

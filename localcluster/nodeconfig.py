@@ -66,7 +66,7 @@ from typing import Any, Literal
 
 from localcluster.containerd import ContainerdConfig
 from localcluster.registry import MIRRORED_HOSTS
-from netplugin.constants import CNI_DATA_DIR
+from netplugin.constants import CNI_DATA_DIR, DNS_ADDRESS
 
 Runtime = Literal["containerd", "docker"]
 RUNTIMES: tuple[Runtime, ...] = ("containerd", "docker")
@@ -158,6 +158,7 @@ class NodeConfig:
     sandbox_image: str = DEFAULT_SANDBOX_IMAGE
     kubelet_port: int = 10250
     masquerade: bool = True  # pod traffic leaving the cluster CIDR (off in local tests)
+    cluster_dns: bool = False  # the netplugin serves DNS_ADDRESS; pods' resolv.conf names it
     paths: NodePaths = field(default_factory=NodePaths)
 
     def validate(self) -> None:
@@ -336,6 +337,7 @@ def kubelet_args(cfg: NodeConfig) -> list[str]:
         p.cni_bin_dir,
         "--pod-infra-container-image",
         cfg.sandbox_image,
+        *(["--cluster-dns", DNS_ADDRESS] if cfg.cluster_dns else []),
     ]
 
 
@@ -357,6 +359,8 @@ def netplugin_args(cfg: NodeConfig) -> list[str]:
         args += ["--iface", cfg.iface]  # then the agent checks that it holds the node IP
     if not cfg.masquerade:
         args.append("--no-masquerade")
+    if cfg.cluster_dns:
+        args.append("--cluster-dns")
     return args
 
 

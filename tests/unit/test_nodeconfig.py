@@ -72,6 +72,7 @@ def test_kubelet_and_netplugin_args_carry_the_node_ip() -> None:
     assert _value(net, "--cni-conf-dir") == "/etc/cni/net.d"
     assert _value(net, "--cni-data-dir") == "/var/lib/tinykube/cni"
     assert "--iface" not in net and "--no-masquerade" not in net
+    assert "--cluster-dns" not in net and "--cluster-dns" not in kubelet
     files = nodeconfig.render_all(NODE2)
     assert files["/etc/tinykube/kubelet.env"] == (
         "TINYKUBE_KUBELET_ARGS=" + " ".join(kubelet) + "\n"
@@ -93,6 +94,12 @@ def test_netplugin_iface_and_masquerade() -> None:
     assert net[-1] == "--no-masquerade"
     assert _value(net, "--cni-conf-dir") == "/srv/n1/cni/net.d"
     assert _value(net, "--cni-data-dir") == "/srv/n1/cni/data"
+
+
+def test_cluster_dns_reaches_kubelet_and_netplugin() -> None:
+    cfg = NodeConfig(node_name="node1", node_ip="192.168.56.11", cluster_dns=True)
+    assert _value(nodeconfig.kubelet_args(cfg), "--cluster-dns") == "169.254.20.10"
+    assert "--cluster-dns" in nodeconfig.netplugin_args(cfg)
 
 
 def test_apiserver_env_only_on_the_control_plane() -> None:
@@ -253,6 +260,7 @@ def test_daemons_accept_the_rendered_arguments(runtime: str) -> None:
         runtime=runtime,  # type: ignore[arg-type]
         iface="eth1",
         masquerade=False,
+        cluster_dns=True,
         control_plane=True,
         paths=NodePaths.under("/srv/n1"),
     )

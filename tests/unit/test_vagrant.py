@@ -177,6 +177,7 @@ def test_vagrantfile_two_nodes_with_defaults(tmp_path: Path) -> None:
         assert args[args.index("--node-ip") + 1] == ip
         assert args[args.index("--server") + 1] == "192.168.56.11:6443"
         assert ("--control-plane" in args) == (name == "node1")
+        assert "--cluster-dns" in args
 
 
 def test_vagrantfile_environment_overrides(tmp_path: Path) -> None:

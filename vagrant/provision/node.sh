@@ -2,7 +2,7 @@
 # Configure and start a node's daemons as systemd services.
 #
 #   node.sh --node-name NAME --node-ip IP --server HOST:PORT [--runtime containerd|docker]
-#           [--control-plane]
+#           [--control-plane] [--cluster-dns]
 #
 # Every argument goes on to `tinykube node render-config`, which writes the
 # runtime's config and the daemons' arguments (/etc/tinykube/*.env) -- the same
@@ -38,6 +38,7 @@ while (($#)); do
     --node-ip) node_ip=${2:?--node-ip needs a value}; shift 2 ;;
     --runtime) runtime=${2:?--runtime needs a value}; shift 2 ;;
     --control-plane) control_plane=1; shift ;;
+    --cluster-dns) shift ;;
     --server) server=${2:?--server needs a value}; shift 2 ;;
     *) die "unknown argument '$1'" ;;
   esac
