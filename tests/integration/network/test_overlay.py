@@ -118,3 +118,28 @@ def test_drift_is_repaired(underlay: Underlay, tmp_path: Path) -> None:
             ),
             "node1's entries restored",
         )
+
+
+def test_the_overlay_outlives_the_api_server_and_catches_up(
+    underlay: Underlay, tmp_path: Path
+) -> None:
+    """API server down: traffic keeps flowing on the kernel's entries. Back up: the agents'
+    informers resume, and a node that joins meanwhile is added everywhere."""
+    with NetworkCluster(underlay, tmp_path, nodes=2) as cluster:
+        ip_b = cluster.add_pod("node2", "b")
+        cluster.serve("node2", "b")
+        cluster.add_pod("node1", "a")
+        cluster.apiserver.stop()
+        time.sleep(2.0)
+        assert cluster.http_get(cluster.pod("node1", "a"), ip_b) == "b"
+        for n in ("node1", "node2"):
+            agent = cluster.nodes[n].agent
+            assert agent is not None and agent.running
+        cluster.apiserver.start()
+        cluster.add_node("node3", wait=False)
+        cluster.wait_converged(timeout=60)
+        ip_c = cluster.add_pod("node3", "c")
+        cluster.serve("node3", "c")
+        assert cluster.http_get(cluster.pod("node1", "a"), ip_c) == "c"
+        for n in cluster.nodes:
+            no_duplicates(cluster, n)
