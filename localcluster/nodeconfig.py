@@ -408,17 +408,30 @@ def render_all(cfg: NodeConfig) -> dict[str, str]:
     return files
 
 
+def directories(cfg: NodeConfig) -> list[str]:
+    """The directories the node's daemons expect to exist (write_all makes them)."""
+    p = cfg.paths
+    dirs = [p.cni_bin_dir, p.cni_conf_dir, p.cni_data_dir, p.kubelet_root_dir, p.pod_log_dir]
+    if cfg.runtime == "containerd":
+        dirs += [p.containerd_root, p.containerd_state, p.runc_root]
+    if cfg.control_plane:
+        dirs.append(p.apiserver_data_dir)
+    return dirs
+
+
 def destination(path: str, root: str | Path = "/") -> Path:
     """Where render_all's `path` is written below `root` (a DESTDIR)."""
     return Path(root) / path.lstrip("/")
 
 
 def write_all(cfg: NodeConfig, root: str | Path = "/") -> list[Path]:
-    """Write render_all(cfg) below `root`; returns the files whose content changed.
+    """Write render_all(cfg) below `root`, make directories(cfg); returns the changed files.
 
     Each file is written to a temporary name and renamed, so a daemon never
     reads half a config; an unchanged file is left alone (its mtime too).
     """
+    for directory in directories(cfg):
+        destination(directory, root).mkdir(parents=True, exist_ok=True)
     changed: list[Path] = []
     for path, content in sorted(render_all(cfg).items()):
         target = destination(path, root)

@@ -200,6 +200,9 @@ def test_render_config_writes_exactly_render_all(tmp_path: Path) -> None:
         )
     )
     assert _files_below(tmp_path) == expected
+    for directory in ("/etc/cni/net.d", "/opt/cni/bin", "/var/lib/kubelet", "/var/log/pods"):
+        assert (tmp_path / directory.lstrip("/")).is_dir()
+    assert (tmp_path / "var/lib/tinykube/apiserver").is_dir()  # --control-plane
     assert result.output.count("wrote ") == len(expected)
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0
