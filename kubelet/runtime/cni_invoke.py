@@ -32,9 +32,17 @@ module is that caller, following the CNI specification:
    A failed ADD is undone with a DEL of the whole list, as libcni's
    callers do, so no IP stays allocated.
 
+Capabilities (libcni's CapabilityArgs): a plugin that declares
+`"capabilities": {"portMappings": true}` (Debian's `portmap`) gets the pod's
+hostPorts as `"runtimeConfig": {"portMappings": [{"hostPort": 8080,
+"containerPort": 80, "protocol": "tcp"}]}` in its input, on ADD and on DEL;
+other plugins never see them.
+
 Result cache (libcni's /var/lib/cni/results): `<cache dir>/<network>-<id>-eth0`
-holds the ADD result, so DEL has its prevResult and the adapter can tell a
-sandbox's IP after a kubelet restart without entering the namespace.
+holds `{"kind": "cniCacheV1", "containerId", "ifName", "networkName",
+"capabilityArgs", "result"}`, so DEL has its prevResult and the same
+runtimeConfig as ADD even after a kubelet restart, and the adapter can tell
+a sandbox's IP without entering its namespace.
 
 Worked example, Debian's bridge + host-local and a conflist of one plugin:
 
@@ -60,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from kubelet.errors import ContainerRuntimeError, NetworkNotReady
+from kubelet.runtime.interface import PortMapping
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +104,21 @@ class PodNetworkArgs:
     namespace: str = ""
     name: str = ""
     infra_container_id: str = ""
+    port_mappings: tuple[PortMapping, ...] = ()
+
+    def capability_args(self) -> dict[str, Any]:
+        """libcni's CapabilityArgs: the hostPorts, for plugins declaring portMappings."""
+        ports = [
+            {
+                "hostPort": p.host_port,
+                "containerPort": p.container_port,
+                "protocol": (p.protocol or "TCP").lower(),
+                **({"hostIP": p.host_ip} if p.host_ip else {}),
+            }
+            for p in self.port_mappings
+            if p.host_port > 0
+        ]
+        return {"portMappings": ports} if ports else {}
 
     def cni_args(self) -> str:
         pairs = [
@@ -155,14 +179,25 @@ def parse_config(doc: Any, path: str = "") -> NetworkConfig:
 
 
 def plugin_input(
-    network: NetworkConfig, plugin: dict[str, Any], prev_result: dict[str, Any] | None
+    network: NetworkConfig,
+    plugin: dict[str, Any],
+    prev_result: dict[str, Any] | None,
+    capability_args: dict[str, Any] | None = None,
 ) -> bytes:
-    """The JSON a plugin reads on stdin: its object + the list's version and name (+ prevResult)."""
+    """The JSON a plugin reads on stdin: its object + the list's version and name
+    (+ prevResult, + runtimeConfig for the capabilities it declares)."""
     doc = dict(plugin)
     doc["cniVersion"] = network.cni_version
     doc["name"] = network.name
     if prev_result is not None:
         doc["prevResult"] = prev_result
+    declared = plugin.get("capabilities")
+    if isinstance(declared, dict) and capability_args:
+        runtime_config = {
+            key: value for key, value in capability_args.items() if declared.get(key) is True
+        }
+        if runtime_config:
+            doc["runtimeConfig"] = runtime_config
     return json.dumps(doc).encode()
 
 
@@ -278,14 +313,22 @@ class CNIInvoker:
     def _cache_path(self, network: str, container_id: str) -> Path:
         return self.cache_dir / f"{network}-{container_id}-{IFNAME}"
 
-    def cached_result(self, container_id: str) -> dict[str, Any] | None:
-        """The ADD result cached for this container on any network, if one is there."""
+    def cached_entry(self, container_id: str) -> dict[str, Any] | None:
+        """The cache entry for this container on any network, if one is there."""
         for path in sorted(self.cache_dir.glob(f"*-{container_id}-{IFNAME}")):
             with contextlib.suppress(OSError, ValueError):
                 doc = json.loads(path.read_text())
                 if isinstance(doc, dict):
                     return doc
         return None
+
+    def cached_result(self, container_id: str) -> dict[str, Any] | None:
+        """The ADD result cached for this container, if one is there."""
+        entry = self.cached_entry(container_id)
+        if entry is None:
+            return None
+        result = entry.get("result")
+        return result if isinstance(result, dict) else None
 
     def cached_ip(self, container_id: str) -> str:
         result = self.cached_result(container_id)
@@ -296,32 +339,41 @@ class CNIInvoker:
     async def add(self, container_id: str, netns: str, args: PodNetworkArgs) -> CNIResult:
         """Run ADD through the whole list; on failure undo it with DEL and raise CNIError."""
         network = await asyncio.to_thread(load_config, self.conf_dir)
+        capabilities = args.capability_args()
         prev: dict[str, Any] | None = None
         try:
             for plugin in network.plugins:
-                stdin = plugin_input(network, plugin, prev)
+                stdin = plugin_input(network, plugin, prev, capabilities)
                 prev = await self._exec("ADD", plugin, stdin, container_id, netns, args)
         except BaseException:
             with contextlib.suppress(Exception):
-                await self._delete(network, container_id, netns, args, prev)
+                await self._delete(network, container_id, netns, args, prev, capabilities)
             raise
         result = prev or {}
         ip = result_ip(result)
         if not ip:
-            await self._delete(network, container_id, netns, args, result)
+            await self._delete(network, container_id, netns, args, result, capabilities)
             raise CNIError(f"network {network.name}: the ADD result has no IP address")
-        await asyncio.to_thread(self._write_cache, network.name, container_id, result)
+        entry = {
+            "kind": "cniCacheV1",
+            "containerId": container_id,
+            "ifName": IFNAME,
+            "networkName": network.name,
+            "capabilityArgs": capabilities,
+            "result": result,
+        }
+        await asyncio.to_thread(self._write_cache, network.name, container_id, entry)
         log.info(
             "pod network added",
             extra={"container": container_id, "network": network.name, "ip": ip},
         )
         return CNIResult(ip, result)
 
-    def _write_cache(self, network: str, container_id: str, result: dict[str, Any]) -> None:
+    def _write_cache(self, network: str, container_id: str, entry: dict[str, Any]) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         path = self._cache_path(network, container_id)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(result))
+        tmp.write_text(json.dumps(entry))
         tmp.replace(path)
 
     async def delete(self, container_id: str, netns: str, args: PodNetworkArgs) -> None:
@@ -332,8 +384,10 @@ class CNIInvoker:
             # No config any more: nothing can be called; forget the cached result.
             await asyncio.to_thread(self._drop_cache, container_id)
             return
-        prev = await asyncio.to_thread(self.cached_result, container_id)
-        await self._delete(network, container_id, netns, args, prev)
+        entry = await asyncio.to_thread(self.cached_entry, container_id) or {}
+        prev = entry.get("result") if isinstance(entry.get("result"), dict) else None
+        capabilities = entry.get("capabilityArgs") or args.capability_args()
+        await self._delete(network, container_id, netns, args, prev, capabilities)
         await asyncio.to_thread(self._drop_cache, container_id)
 
     async def _delete(
@@ -343,9 +397,10 @@ class CNIInvoker:
         netns: str,
         args: PodNetworkArgs,
         prev: dict[str, Any] | None,
+        capabilities: dict[str, Any] | None = None,
     ) -> None:
         for plugin in reversed(network.plugins):
-            stdin = plugin_input(network, plugin, prev)
+            stdin = plugin_input(network, plugin, prev, capabilities)
             await self._exec("DEL", plugin, stdin, container_id, netns, args)
         log.info("pod network deleted", extra={"container": container_id, "network": network.name})
 

@@ -197,7 +197,9 @@ class DockerRuntime(ContainerRuntime):
             ip = ""
             if not config.host_network:
                 pid = int(attrs["State"]["Pid"])
-                args = PodNetworkArgs(config.namespace, config.name, sandbox_id)
+                args = PodNetworkArgs(
+                    config.namespace, config.name, sandbox_id, config.port_mappings
+                )
                 result = await self.cni.add(sandbox_id, f"/proc/{pid}/ns/net", args)
                 ip = result.ip
                 self._ips[sandbox_id] = ip

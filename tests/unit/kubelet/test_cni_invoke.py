@@ -28,6 +28,7 @@ from kubelet.runtime.cni_invoke import (
     plugin_input,
     result_ip,
 )
+from kubelet.runtime.interface import PortMapping
 
 PLUGIN = """#!{python}
 import json, os, sys
@@ -44,7 +45,7 @@ if env["CNI_COMMAND"] == "DEL":
 if kind == "fakebridge":
     print(json.dumps({{"cniVersion": data["cniVersion"], "interfaces": [{{"name": "eth0"}}],
                        "ips": [{{"address": "10.1.0.5/24", "interface": 0}}]}}))
-elif kind == "fakechain":
+elif kind in ("fakechain", "fakeportmap"):
     result = dict(data["prevResult"])
     result["interfaces"] = result["interfaces"] + [{{"name": "chained"}}]
     print(json.dumps(result))
@@ -59,7 +60,7 @@ def dirs(tmp_path: Path) -> dict[str, Path]:
     for path in out.values():
         path.mkdir()
     journal = tmp_path / "journal"
-    for name in ("fakebridge", "fakechain", "fakefail", "fakenoip"):
+    for name in ("fakebridge", "fakechain", "fakefail", "fakenoip", "fakeportmap"):
         script = out["bin"] / name
         script.write_text(PLUGIN.format(python=sys.executable, journal=str(journal), name=name))
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -211,3 +212,34 @@ async def test_delete_without_config_forgets_the_cache(dirs: dict[str, Path]) ->
 def test_bin_dirs_split_on_path_separator(dirs: dict[str, Path]) -> None:
     cni = CNIInvoker(dirs["conf"], f"/nonexistent{os.pathsep}{dirs['bin']}", dirs["cache"])
     assert cni.bin_dirs == ("/nonexistent", str(dirs["bin"]))
+
+
+async def test_port_mappings_reach_only_plugins_declaring_the_capability(
+    dirs: dict[str, Path],
+) -> None:
+    doc = json.loads(conflist("fakebridge"))
+    doc["plugins"].append({"type": "fakeportmap", "capabilities": {"portMappings": True}})
+    (dirs["conf"] / "10-net.conflist").write_text(json.dumps(doc))
+    ports = (
+        PortMapping(80, "TCP", 8080),
+        PortMapping(53, "UDP"),
+        PortMapping(9, "UDP", 9, "1.2.3.4"),
+    )
+    args = PodNetworkArgs("default", "web", "abc", ports)
+    await invoker(dirs).add("abc", "/proc/42/ns/net", args)
+    expected = {
+        "portMappings": [
+            {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+            {"hostPort": 9, "containerPort": 9, "protocol": "udp", "hostIP": "1.2.3.4"},
+        ]
+    }
+    calls = journal(dirs)
+    assert "runtimeConfig" not in calls[0]["stdin"]
+    assert calls[1]["stdin"]["runtimeConfig"] == expected
+    entry = json.loads((dirs["cache"] / "podnet-abc-eth0").read_text())
+    assert entry["kind"] == "cniCacheV1" and entry["capabilityArgs"] == expected
+    # DEL after a restart knows the ports from the cache alone.
+    dirs["journal"].unlink()
+    await invoker(dirs).delete("abc", "", PodNetworkArgs("default", "web", "abc"))
+    dels = journal(dirs)
+    assert dels[0]["plugin"] == "fakeportmap" and dels[0]["stdin"]["runtimeConfig"] == expected
