@@ -144,17 +144,18 @@ def ensure_device(spec: VxlanSpec, cmds: CommandLog) -> VxlanLink | None:
                     mtu=spec.mtu,
                 )
         fixes = device_fixes(spec, actual)
-        index = _link_index(ipr, spec.name)
-        for argv in fixes.argv(spec.name):
-            if not cmds.change(*argv) or index is None:
-                continue
-            if argv[:3] == ["ip", "link", "set"] and argv[4] == "mtu":
-                ipr.link("set", index=index, mtu=int(argv[5]))
-            elif argv[:2] == ["ip", "addr"]:
-                ip, _, plen = argv[3].partition("/")
-                ipr.addr(argv[2], index=index, address=ip, prefixlen=int(plen))
-            else:
-                ipr.link("set", index=index, state="up")
+        index = _link_index(ipr, spec.name)  # None only in a dry run that "created" it
+        name = spec.name
+        mtu = fixes.mtu
+        if mtu is not None and cmds.change("ip", "link", "set", name, "mtu", str(mtu)) and index:
+            ipr.link("set", index=index, mtu=mtu)
+        for op, cidrs in (("del", fixes.del_addresses), ("add", fixes.add_addresses)):
+            for cidr in cidrs:
+                if cmds.change("ip", "addr", op, cidr, "dev", name) and index is not None:
+                    ip, _, plen = cidr.partition("/")
+                    ipr.addr(op, index=index, address=ip, prefixlen=int(plen))
+        if fixes.set_up and cmds.change("ip", "link", "set", name, "up") and index is not None:
+            ipr.link("set", index=index, state="up")
     return read_device(spec.name)
 
 

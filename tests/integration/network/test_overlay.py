@@ -143,3 +143,45 @@ def test_the_overlay_outlives_the_api_server_and_catches_up(
         assert cluster.http_get(cluster.pod("node1", "a"), ip_c) == "c"
         for n in cluster.nodes:
             no_duplicates(cluster, n)
+
+
+def test_a_wrong_device_is_replaced_and_a_drifted_one_fixed_in_place(
+    underlay: Underlay, tmp_path: Path
+) -> None:
+    with NetworkCluster(underlay, tmp_path, nodes=2) as cluster:
+        ip_b = cluster.add_pod("node2", "b")
+        cluster.serve("node2", "b")
+        cluster.add_pod("node1", "a")
+        node2 = cluster.nodes["node2"].ns
+        gateway = cluster.pod_cidr("node2").split("/")[0]
+
+        # drift: MTU and address changed by hand -> corrected on the same device (same MAC)
+        mac = cluster.get_node("node2").metadata.annotations[ANNOTATION_VTEP_MAC]
+        node2.ip("link", "set", "tinykube.1", "mtu", "1300")
+        node2.ip("addr", "flush", "dev", "tinykube.1")
+        eventually(
+            lambda: (
+                "mtu 1450" in node2.ip("link", "show", "tinykube.1").stdout
+                and f"{gateway}/32" in node2.ip("addr", "show", "dev", "tinykube.1").stdout
+            ),
+            "node2's tinykube.1 back to MTU 1450 with its address",
+        )
+        assert mac in node2.ip("link", "show", "tinykube.1").stdout
+
+        # wrong: someone re-made it with learning on -> replaced, new MAC published everywhere
+        node2.ip("link", "del", "tinykube.1")
+        node2.ip(
+            "link", "add", "tinykube.1", "type", "vxlan", "id", "1", "local", "10.201.0.12",
+            "dev", "eth1", "dstport", "8472", "learning",
+        )  # fmt: skip
+
+        def replaced() -> bool:
+            new = cluster.get_node("node2").metadata.annotations[ANNOTATION_VTEP_MAC]
+            details = node2.ip("-d", "link", "show", "tinykube.1", check=False).stdout
+            return new != mac and "nolearning" in details and new in " ".join(cluster.fdb("node1"))
+
+        eventually(replaced, "node2's device replaced and node1 told its new MAC")
+        cluster.wait_converged()
+        assert cluster.http_get(cluster.pod("node1", "a"), ip_b) == "b"
+        for n in cluster.nodes:
+            no_duplicates(cluster, n)
