@@ -88,7 +88,10 @@ trap cleanup EXIT
 json() {
   "$python" -c '
 import json, sys
-doc = json.load(sys.stdin)
+try:
+    doc = json.load(sys.stdin)
+except ValueError:  # the CLI failed and said why on its stderr
+    sys.exit(1)
 items = doc.get("items", []) if doc.get("kind") == "List" else [doc]
 for o in items:
     meta, spec, status = o.get("metadata", {}), o.get("spec", {}), o.get("status", {})
