@@ -29,7 +29,7 @@ import pytest
 
 from localcluster import images
 from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv, http_get
-from tests.integration.runtime.node import RealNode
+from tests.integration.runtime.node import RealNode, pod_yaml
 from tests.procs import REPO, run_cli
 
 pytestmark = pytest.mark.root
@@ -128,6 +128,41 @@ def test_seed_session_on_docker(node: RealNode) -> None:
         client.close()
     assert sum(n.startswith("/k8s_POD_web-app-") for n in names) == 2, names
     assert sum(n.startswith("/k8s_web-app_web-app-") for n in names) == 2, names
+
+
+def test_logs_previous_tail_and_follow(node: RealNode) -> None:
+    """`tinykube logs` on Docker: the json-file log through the kubelet server."""
+    body = """  terminationGracePeriodSeconds: 1
+  containers:
+  - name: counter
+    image: busybox:1.36
+    command: ["sh", "-c", "for i in 1 2 3; do echo line-$i; done; echo err >&2; sleep 2; exit 1"]
+"""
+    node.create(pod_yaml("counter", MARK, body))
+    server = node.apiserver.address
+
+    def restarted() -> Any:
+        pod = node.pod("counter")
+        statuses = pod.status.container_statuses if pod is not None else []
+        return pod if statuses and statuses[0].restart_count >= 1 else None
+
+    node.wait(restarted, "the counter container restarted", 45)
+    previous = run_cli(server, "logs", "counter", "--previous")
+    assert previous.returncode == 0, previous.stderr
+    # (stdout and stderr are copied separately by Docker: order is kept within each only)
+    words = previous.stdout.split()
+    assert [w for w in words if w != "err"] == ["line-1", "line-2", "line-3"], words
+    assert words.count("err") == 1, words
+    node.wait(
+        lambda: "line-3" in run_cli(server, "logs", "counter").stdout, "the new instance's log", 20
+    )
+    tail = run_cli(server, "logs", "counter", "--tail", "1")
+    assert tail.returncode == 0 and tail.stdout.split() in (["line-3"], ["err"]), tail.stdout
+    # --follow ends by itself when the container exits (sleep 2; exit 1).
+    followed = run_cli(server, "logs", "counter", "--follow", timeout=30)
+    assert followed.returncode == 0, followed.stderr
+    assert "line-1" in followed.stdout and "err" in followed.stdout
+    node.delete("counter")
 
 
 def test_killed_pause_container_recreates_the_sandbox(node: RealNode) -> None:
