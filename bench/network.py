@@ -20,8 +20,8 @@ netplugin` agent per node, pods wired by `tinykube-cni`):
    on a bridge, a Proxier driven directly with a model of N Services, one
    endpoint each): for N = 100, 1000, 5000, the time of one full sync (render
    + `nft -f -`, and the nft transaction alone), then the TCP connect latency
-   (p50 over 200 connects) from a pod to the first and to the last Service,
-   beside a direct connect to the pod. Flat means: the last of 5000 costs what
+   (p50 over 200 rounds, each round one connect to the first Service, one to
+   the last and one straight to the pod) from a pod. Flat means: the last of 5000 costs what
    the first of 100 does (one hash lookup in the service-ips verdict map).
 
 Targets (issue 5): pod-to-pod across nodes >= 0.9 of the underlay with 8
@@ -75,18 +75,20 @@ while True:
     s.accept()[0].close()
 """
 
-# N connects to IP:PORT; prints the connect times in seconds, JSON.
+# N rounds of one connect to each IP:PORT given, in turn (so every target sees the same
+# moments of load); prints each target's connect times in seconds, JSON.
 CONNECTS = r"""
 import json, socket, sys, time
-ip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-out = []
-for i in range(n + 10):  # the first 10 warm caches (ARP, route, conntrack) and are dropped
-    s = socket.socket()
-    t = time.perf_counter()
-    s.connect((ip, port))
-    if i >= 10:
-        out.append(time.perf_counter() - t)
-    s.close()
+n, targets = int(sys.argv[1]), [(a.split(":")[0], int(a.split(":")[1])) for a in sys.argv[2:]]
+out = [[] for _ in targets]
+for i in range(n + 10):  # the first 10 rounds warm caches (ARP, route) and are dropped
+    for j, target in enumerate(targets):
+        s = socket.socket()
+        t = time.perf_counter()
+        s.connect(target)
+        if i >= 10:
+            out[j].append(time.perf_counter() - t)
+        s.close()
 print(json.dumps(out))
 """
 
@@ -219,10 +221,11 @@ class ProxyNode:
         self.procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
 
-    def connect_ms(self, ip: str, port: int, count: int) -> float:
-        argv = [sys.executable, "-c", CONNECTS, ip, str(port), str(count)]
-        times = json.loads(self.client.exec(argv, timeout=120).stdout)
-        return float(statistics.median(times)) * 1000
+    def connect_ms(self, targets: list[str], count: int) -> list[float]:
+        """p50 TCP connect time in ms to each "ip:port", measured in interleaved rounds."""
+        argv = [sys.executable, "-c", CONNECTS, str(count), *targets]
+        times = json.loads(self.client.exec(argv, timeout=300).stdout)
+        return [float(statistics.median(t)) * 1000 for t in times]
 
     def destroy(self) -> None:
         for proc in self.procs:
@@ -266,15 +269,17 @@ def proxy_scale(prefix: str, sizes: list[int], connects: int) -> list[ScaleRow]:
             script = proxier.apply(ports)
             sync_s = time.perf_counter() - started
             first, last = ports[0].cluster_ip, ports[-1].cluster_ip
+            targets = [f"{first}:80", f"{last}:80", "10.244.1.10:8080"]
+            first_ms, last_ms, direct_ms = world.connect_ms(targets, connects)
             rows.append(
                 ScaleRow(
                     services=n,
                     sync_s=sync_s,
                     nft_s=proxier.nft.last_apply_seconds,
                     lines=script.count("\n"),
-                    first_ms=world.connect_ms(first, 80, connects),
-                    last_ms=world.connect_ms(last, 80, connects),
-                    direct_ms=world.connect_ms("10.244.1.10", 8080, connects),
+                    first_ms=first_ms,
+                    last_ms=last_ms,
+                    direct_ms=direct_ms,
                 )
             )
             print(f"  measured {n} Services: sync {sync_s:.3f} s", file=sys.stderr)
@@ -327,7 +332,9 @@ def report(rows: list[Throughput], scale: list[ScaleRow], seconds: int) -> None:
         f"Service/direct >= 0.95: {svc_ratio:.2f} {'met' if svc_ratio >= 0.95 else 'NOT met'}; "
         f"{biggest.services} Services <= 2 s: {biggest.sync_s:.2f} s "
         f"{'met' if biggest.sync_s <= 2.0 else 'NOT met'}; "
-        f"last-of-{biggest.services} / first-of-{scale[0].services} connect: {flat:.2f}"
+        f"connect to the last of {biggest.services} / the first of {scale[0].services}: "
+        f"{flat:.2f} (/ the first of {biggest.services}: "
+        f"{biggest.last_ms / biggest.first_ms:.2f})"
     )
     print(
         f"summary: underlay {base.eight:.1f} Gbit/s (8), VXLAN {cross_ratio:.2f}x, "

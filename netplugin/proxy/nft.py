@@ -72,7 +72,7 @@ class Nft:
         self.cmds = cmds
         self.netns = netns
         self.binary = binary
-        self.last_apply_seconds = 0.0  # how long the last transaction took in the kernel
+        self.last_apply_seconds = 0.0  # the last `nft -f -` run: parsing and the kernel commit
 
     # ---- running nft ---------------------------------------------------------------------
 
