@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -53,11 +52,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from localcluster import clusterstate, images, nodeconfig, prereqs
+from localcluster import clusterstate, images, nodeconfig, prereqs, teardown
 from localcluster.clusterstate import ClusterState, ProcessRecord
-from localcluster.containerd import unmount_under
 from localcluster.mirror import UnderlayRegistry
-from localcluster.netns import Machine, NetNS, Underlay, run
+from localcluster.netns import Machine, NetNS, Underlay
 from localcluster.node import FAST_APISERVER, LocalNode, NodeError, spawn, stop_process
 from localcluster.processes import tinykube_cmd
 
@@ -190,7 +188,8 @@ class Cluster:
         """Every process key, in start order."""
         keys = ["registry", "apiserver"]
         for name in self.state.nodes:
-            keys.extend(f"{name}-{part}" for part in ("containerd", "kubelet", "netplugin"))
+            runtime = "containerd" if self.state.runtime == "containerd" else "dockerd"
+            keys.extend(f"{name}-{part}" for part in (runtime, "kubelet", "netplugin"))
         return keys
 
     # ---- up -------------------------------------------------------------------------------------
@@ -299,9 +298,8 @@ class Cluster:
             else:
                 name, _, part = key.partition("-")
                 node = self.node(name)
-                if part == "containerd":
-                    node.write_config()
-                    self._record(key, *node.start_containerd())
+                if part == node.runtime_component:
+                    self._record(key, *node.start_runtime(preload=[images.PAUSE_IMAGE]))
                 elif part == "kubelet":
                     self._record(key, *node.start_kubelet())
                 elif part == "netplugin":
@@ -371,7 +369,8 @@ class Cluster:
         ready: dict[str, bool] = {}
         while time.monotonic() < deadline:
             for key in self.components():
-                if key in self.procs and not self._alive(key):
+                proc = self.procs.get(key)
+                if proc is not None and proc.poll() is not None:
                     record = self.state.processes[key]
                     raise ClusterError(f"{key} exited", key, record.log)
             with contextlib.suppress(Exception):
@@ -425,41 +424,12 @@ class Cluster:
         self.procs.pop(key, None)
 
     def down(self, progress: Progress = print, keep_logs: bool = False) -> None:
-        """Remove everything `up` made; idempotent, and complete after a crash.
+        """Remove everything `up` made (localcluster.teardown); idempotent, complete after a crash.
 
-        Order: kubelets and agents first (so nothing restarts pods), then each
-        containerd with its sandboxes, shims and mounts (LocalNode.stop_containerd),
-        the API server and registry, then any process still inside our namespaces
-        (found by namespace inode: only ours can be there), the namespaces (their
-        links, addresses, routes and nftables rules go with them), the mounts
-        left under the cluster directory, and the directory (but for logs/ with
-        `keep_logs`, which a failed `up` leaves for the user to read).
+        With `keep_logs` the logs/ directory stays (a failed `up` leaves it for the user).
         """
-        state = self.state
         started = time.monotonic()
-        for key in self.components():
-            if key.endswith(("-kubelet", "-netplugin")) and key in state.processes:
-                stop_process(state.processes[key], 10.0)
-        for name in state.nodes:
-            with contextlib.suppress(Exception):
-                self.node(name).stop_containerd(state.processes.get(f"{name}-containerd"))
-        for key in ("apiserver", "registry"):
-            if key in state.processes:
-                stop_process(state.processes[key], 10.0)
-        namespaces = sorted(
-            set(state.namespaces)
-            | {ns for ns in _all_namespaces() if clusterstate.owns_namespace(state.prefix, ns)}
-        )
-        kill_processes_in(namespaces)
-        for ns in namespaces:
-            NetNS(ns).delete()
-        unmount_under(self.directory)
-        if keep_logs and self.directory.is_dir():
-            for child in self.directory.iterdir():
-                if child != self.state.log_dir:
-                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
-        else:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        teardown.delete_cluster(self.state, [self.node(n) for n in self.state.nodes], keep_logs)
         clusterstate.clear_current(self.name)
         self.procs.clear()
         progress(f"cluster {self.name!r} removed in {time.monotonic() - started:.1f} s")
@@ -471,37 +441,3 @@ def image_cache() -> Path:
 
     digest = hashlib.sha256(Path(images.__file__).read_bytes()).hexdigest()[:12]
     return IMAGE_CACHE / digest
-
-
-def _all_namespaces() -> list[str]:
-    root = Path("/run/netns")
-    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
-
-
-def kill_processes_in(namespaces: Sequence[str]) -> list[int]:
-    """SIGKILL every process whose network namespace is one of `namespaces`; their pids."""
-    import os
-    import signal
-
-    inodes = set()
-    for name in namespaces:
-        with contextlib.suppress(OSError):
-            inodes.add(os.stat(f"/run/netns/{name}").st_ino)
-    killed = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            inode = os.stat(entry / "ns" / "net").st_ino
-        except OSError:
-            continue
-        if inode in inodes:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-    return killed
-
-
-def namespace_links(namespace: str) -> str:
-    """`ip -n NS -o link` (for tests and status)."""
-    return run(["ip", "-n", namespace, "-o", "link"], check=False).stdout

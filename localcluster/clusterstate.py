@@ -90,15 +90,18 @@ def owns_namespace(prefix: str, namespace: str) -> bool:
     return re.fullmatch(re.escape(prefix) + r"-(ul|node[0-9]+)", namespace) is not None
 
 
-def process_start_time(pid: int) -> int:
-    """Field 22 of /proc/PID/stat (start time in ticks since boot); 0 when there is no such pid."""
+def process_start_time(pid: int, zombie_ok: bool = False) -> int:
+    """Field 22 of /proc/PID/stat (start time in ticks since boot); 0 when there is no such pid.
+
+    A zombie counts as no process, unless `zombie_ok` (recording a child that died at once).
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0
     # The command name (field 2) is in parentheses and may hold spaces: split after it.
     fields = stat.rsplit(")", 1)[-1].split()
-    if fields and fields[0] == "Z":  # a zombie is as good as dead
+    if fields and fields[0] == "Z" and not zombie_ok:  # a zombie is as good as dead
         return 0
     try:
         return int(fields[19])
@@ -117,7 +120,9 @@ class ProcessRecord:
     node: str = ""  # "" for the cluster-wide ones (registry, apiserver)
 
     def alive(self) -> bool:
-        return self.pid > 0 and process_start_time(self.pid) == self.start_time
+        return (
+            self.pid > 0 and self.start_time > 0 and process_start_time(self.pid) == self.start_time
+        )
 
 
 @dataclass

@@ -4,6 +4,7 @@ A node of `tinykube up` is what a Vagrant VM is, minus the VM: a network
 namespace (`tk-<cluster>-node1`, eth1 on the underlay bridge) in which run
 
     containerd     --config <node>/containerd/config.toml   (its own root, state, socket, runc root)
+      or dockerd   --config-file <node>/docker/daemon.json -H unix://<node>/docker/docker.sock
     tinykube kubelet  --node-name node1 --node-ip 10.201.0.11 --address 10.201.0.11 ...
     tinykube netplugin --node-name node1 --node-ip 10.201.0.11 --iface eth1 ...
 
@@ -29,7 +30,12 @@ daemon, because `down` must also work after a crash: through CRI, stop and
 remove every sandbox while containerd answers (CNI DEL frees the pod
 addresses); stop containerd; kill the shims and runc containers it left
 (found by its socket path and runc root); unmount everything under the
-node's directory. Equivalent commands:
+node's directory. dockerd's (`stop_dockerd`, for `--runtime docker`) is the
+same in Docker's terms: remove the kubelet's containers through the API,
+stop dockerd, kill what names its exec root, unmount. With Docker, the
+pause image is not behind a docker.io mirror: `start_dockerd` pulls it from
+the registry by address and tags it `registry.k8s.io/pause:3.9`
+(Dockerd.preload_images). containerd's teardown, as commands:
 
     crictl -r unix://<sock> stopp $(crictl -r unix://<sock> pods -q); crictl ... rmp -a
     kill -TERM -<containerd pid>
@@ -52,6 +58,7 @@ from pathlib import Path
 from localcluster import nodeconfig
 from localcluster.clusterstate import ProcessRecord, process_start_time
 from localcluster.containerd import Containerd, ContainerdError, unmount_under
+from localcluster.dockerd import Dockerd, DockerdConfig, DockerdError
 from localcluster.netns import Machine, NetNS
 from localcluster.processes import REPO, tinykube_cmd
 
@@ -88,7 +95,10 @@ def spawn(
             start_new_session=True,
         )
     record = ProcessRecord(
-        pid=proc.pid, start_time=process_start_time(proc.pid), argv=full, log=str(log_path)
+        pid=proc.pid,
+        start_time=process_start_time(proc.pid, zombie_ok=True),
+        argv=full,
+        log=str(log_path),
     )
     log.info("process started", extra={"pid": proc.pid, "argv": " ".join(full)})
     return proc, record
@@ -189,9 +199,6 @@ class LocalNode:
         nodeconfig.write_all(self.config)
         p = self.paths
         for path in (
-            p.containerd_root,
-            p.containerd_state,
-            p.runc_root,
             p.cni_bin_dir,
             p.cni_conf_dir,
             p.cni_data_dir,
@@ -210,6 +217,9 @@ class LocalNode:
     def start_containerd(
         self, timeout: float = 30.0
     ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        p = self.paths
+        for path in (p.containerd_root, p.containerd_state, p.runc_root):
+            Path(path).mkdir(parents=True, exist_ok=True)
         daemon = self.containerd()
         with contextlib.suppress(FileNotFoundError):
             daemon.socket.unlink()
@@ -245,6 +255,95 @@ class LocalNode:
             stop_process(record, 10.0)
         daemon.kill_leftovers()
         unmount_under(Path(self.paths.containerd_base))
+
+    # ---- dockerd (--runtime docker) ----------------------------------------------------------
+
+    def dockerd(self) -> Dockerd:
+        """A handle on this node's dockerd (readiness, image preload, teardown; not started)."""
+        base = Path(self.paths.docker_config).parent
+        return Dockerd(DockerdConfig(base=base, socket_path=self.paths.docker_socket))
+
+    def dockerd_argv(self) -> list[str]:
+        """dockerd with the rendered daemon.json (the VMs' file) plus what a unit passes."""
+        daemon = self.dockerd()
+        return [
+            "dockerd",
+            "--config-file",
+            self.paths.docker_config,
+            "-H",
+            daemon.endpoint,
+            "--pidfile",
+            str(daemon.config.pidfile),
+            "--exec-opt",
+            "native.cgroupdriver=cgroupfs",
+        ]
+
+    def start_dockerd(
+        self, preload: Sequence[str] = (), timeout: float = 60.0
+    ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        """Start dockerd in the namespace, wait for its API, pull `preload` via the mirror."""
+        daemon = self.dockerd()
+        for stale in (daemon.socket, daemon.config.pidfile):
+            stale.unlink(missing_ok=True)
+        Path(self.paths.docker_data_root).mkdir(parents=True, exist_ok=True)
+        Path(self.paths.docker_exec_root).mkdir(parents=True, exist_ok=True)
+        log_path = self.log_path("dockerd")
+        proc, record = spawn(self.dockerd_argv(), log_path, self.ns)
+        record.node = self.name
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise NodeError(self.key("dockerd"), str(log_path), "exited")
+                try:
+                    daemon.wait_ready(2.0)
+                    break
+                except DockerdError:
+                    if time.monotonic() >= deadline:
+                        raise NodeError(
+                            self.key("dockerd"), str(log_path), "no API answer"
+                        ) from None
+            if preload:
+                try:
+                    daemon.preload_images(preload, self.config.registry_mirror)
+                except DockerdError as err:
+                    raise NodeError(self.key("dockerd"), str(log_path), str(err)) from None
+        except BaseException:
+            stop_process(record, 5.0)
+            raise
+        return proc, record
+
+    def stop_dockerd(self, record: ProcessRecord | None) -> None:
+        """Remove the kubelet's containers, stop dockerd, kill leftovers, unmount."""
+        daemon = self.dockerd()
+        if record is not None and record.alive():
+            try:
+                daemon.remove_kubelet_containers()
+            except Exception as err:
+                log.warning("container teardown failed", extra={"node": self.name, "error": err})
+            stop_process(record, 15.0)
+        daemon.kill_leftovers()
+        unmount_under(daemon.config.base)
+
+    # ---- either runtime ------------------------------------------------------------------
+
+    @property
+    def runtime_component(self) -> str:
+        return "containerd" if self.config.runtime == "containerd" else "dockerd"
+
+    def start_runtime(
+        self, preload: Sequence[str] = ()
+    ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        self.write_config()
+        if self.config.runtime == "containerd":
+            return self.start_containerd()
+        return self.start_dockerd(preload)
+
+    def stop_runtime(self, record: ProcessRecord | None) -> None:
+        if self.config.runtime == "containerd":
+            self.stop_containerd(record)
+        else:
+            self.stop_dockerd(record)
 
     # ---- kubelet and netplugin --------------------------------------------------------------
 

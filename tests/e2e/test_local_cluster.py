@@ -30,9 +30,10 @@ from typing import Any
 import pytest
 
 from localcluster import clusterstate
-from localcluster.cluster import Cluster
+from localcluster.cluster import Cluster, ClusterError
 from localcluster.containerd import mounts_under
 from localcluster.netns import namespaces_with_prefix
+from localcluster.node import LocalNode
 from tests.e2e.localcluster_fixture import (
     SEED,
     cli,
@@ -144,6 +145,25 @@ def endpoints_of(cluster: Cluster) -> set[str]:
         return {a.ip for s in ep.subsets for a in s.addresses}
 
     return cluster.api(read)
+
+
+def test_a_component_that_fails_is_named_with_its_log_and_up_undoes_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = ["sh", "-c", "echo netplugin is broken; exit 3"]
+    monkeypatch.setattr(LocalNode, "netplugin_argv", lambda self: broken)
+    failing = Cluster(f"{NAME}f", nodes=2, make_current=False)
+    lines: list[str] = []
+    try:
+        with pytest.raises(ClusterError) as caught:
+            failing.up(progress=lines.append)
+        assert caught.value.component.endswith("-netplugin")
+        assert "netplugin is broken" in Path(caught.value.log_path).read_text()
+        assert any(caught.value.log_path in line for line in lines)
+        assert namespaces_with_prefix(clusterstate.namespace_prefix(failing.name)) == []
+        assert not failing.state.path.exists()
+    finally:
+        failing.down(progress=lines.append)
 
 
 def test_nodes_ready_with_pod_cidrs_and_addresses(cluster: Cluster) -> None:
@@ -272,7 +292,9 @@ def test_node_failure_moves_the_replica_and_recovery_runs_nothing_twice(cluster:
     assert len(web_pods(cluster)) == 2
 
 
-def test_status_and_node_shell(cluster: Cluster) -> None:
+def test_status_node_shell_and_up_again(cluster: Cluster) -> None:
+    again = cli(cluster, "up", "--name", cluster.name)
+    assert "already running" in again.stdout
     out = cli(cluster, "status")
     assert out.stdout.count("running") == len(cluster.components())
     assert "node/node2" in out.stdout and "NotReady" not in out.stdout
