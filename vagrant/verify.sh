@@ -36,8 +36,9 @@
 #   VERIFY_PROBE_IMAGE  the probe pods' image           (default: busybox:latest)
 #   VERIFY_REQUESTS     ClusterIP requests per node     (default: 20)
 #   VERIFY_TIMEOUT      seconds to wait for pods        (default: 180)
-#   VERIFY_RETRIES      tries, a second apart, for the first ClusterIP and
-#                       each NodePort answer (rules trail the objects) (default: 15)
+#   VERIFY_RETRIES      tries for the first ClusterIP and each NodePort answer
+#                       (the proxy's rules trail the objects)        (default: 15)
+#   VERIFY_INTERVAL     seconds between tries and polls               (default: 1)
 set -euo pipefail
 
 manifest=${1:-/vagrant/examples/web-app.yaml}
@@ -52,6 +53,7 @@ probe_image=${VERIFY_PROBE_IMAGE:-busybox:latest}
 requests=${VERIFY_REQUESTS:-20}
 timeout=${VERIFY_TIMEOUT:-180}
 retries=${VERIFY_RETRIES:-15}
+interval=${VERIFY_INTERVAL:-1}
 
 run_id=$(date +%s)-$$
 probe_label=tinykube-verify
@@ -135,7 +137,7 @@ while :; do
     "${tk[@]}" get pods -o wide || true
     finish
   fi
-  sleep 2
+  sleep "$interval"
 done
 ok "$replicas replicas of $selector Running and ready"
 while read -r name _ ip node _; do
@@ -220,7 +222,7 @@ for probe in "${probes[@]}"; do
       fail "probe pod $probe Running within ${timeout}s"
       finish
     fi
-    sleep 1
+    sleep "$interval"
   done
 done
 ok "probe pods running: ${probes[*]}"
@@ -264,7 +266,7 @@ for probe in "${probes[@]}"; do
   node=$(probe_node "$probe")
   for _ in $(seq 1 "$retries"); do
     fetch_ok "$probe" "$cluster_ip" "$port" && break
-    sleep 1
+    sleep "$interval"
   done
   in_probe "$probe" "$cluster_ip" "$port" "$requests" >"$work/cluster-$node" 2>&1 || true
   failed=$(grep -c FETCH-FAILED "$work/cluster-$node" || true)
@@ -310,7 +312,7 @@ while read -r node address; do
       success=1
       break
     fi
-    sleep 1
+    sleep "$interval"
   done
   if ((success)); then
     ok "NodePort $url (node $node) from outside"

@@ -399,6 +399,7 @@ def run_verify(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[
             "VERIFY_EXTERNAL": str(external),
             "PYTHON": sys.executable,
             "VERIFY_RETRIES": "2",
+            "VERIFY_INTERVAL": "0.1",
             "VERIFY_TIMEOUT": "3",
             "VERIFY_REQUESTS": "6",
             "FAKE_LOG": str(log),
