@@ -276,3 +276,36 @@ def test_daemons_accept_the_rendered_arguments(runtime: str) -> None:
             assert isinstance(ctx, click.Context)
             assert not ctx.args, f"{command.name} left {ctx.args} unparsed"
             assert "node_name" not in ctx.params or ctx.params["node_name"] == "node1"
+
+
+def test_local_cluster_nodes_run_what_render_config_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `tinykube up` node's files and command lines are render-config's, flag for flag."""
+    from localcluster import clusterstate
+    from localcluster.cluster import Cluster
+
+    monkeypatch.setenv(clusterstate.ENV_ROOT, str(tmp_path / "clusters"))
+    node = Cluster("nc", nodes=2, make_current=False).node("node2")  # nothing is started
+    cfg = node.config
+    node_dir = tmp_path / "clusters" / "nc" / "node2"
+    assert cfg.paths == NodePaths.under(node_dir)
+    kubelet, netplugin = node.kubelet_argv(), node.netplugin_argv()
+    start = kubelet.index("kubelet") + 1
+    assert kubelet[start : start + len(nodeconfig.kubelet_args(cfg))] == (
+        nodeconfig.kubelet_args(cfg)
+    )
+    assert netplugin[netplugin.index("netplugin") + 1 :] == nodeconfig.netplugin_args(cfg)
+    assert node.containerd().config.render() == nodeconfig.render_containerd(cfg)
+
+    # the same node through the CLI the VMs' provisioning runs
+    root = tmp_path / "root"
+    args = ["node", "render-config", "--node-name", cfg.node_name, "--node-ip", cfg.node_ip]
+    args += ["--server", cfg.server, "--iface", cfg.iface, "--no-masquerade"]
+    args += ["--registry-mirror", cfg.registry_mirror, "--node-dir", str(node_dir)]
+    result = CliRunner().invoke(cli, [*args, "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    written = {
+        "/" + str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()
+    }
+    assert written == nodeconfig.render_all(cfg)
