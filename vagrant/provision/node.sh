@@ -11,7 +11,7 @@
 # offload off, and the CLI's config for the vagrant user.
 #
 # Idempotent: a file is replaced only when its content differs, and a daemon
-# restarts only when one of its files changed (else `enable --now` leaves a
+# restarts only when one of its files changed (else `systemctl start` leaves a
 # running one alone).
 set -euo pipefail
 
