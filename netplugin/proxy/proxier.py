@@ -43,6 +43,9 @@ the "port unreachable" that rejects a UDP packet to a Service without
 endpoints right after it was then never sent, and the client hung instead of
 being refused (measured; nstat shows IcmpOutRedirects and IcmpOutRateLimitHost).
 
+After a sync, UDP flows to endpoints that left their Service are deleted
+from conntrack (netplugin/proxy/conntrack.py explains why).
+
 Failure modes: a failed `nft -f` changes nothing (atomic); the Proxier
 forgets what it believed the table held, re-reads it, and retries with
 backoff (0.5 s doubling to 30 s) while staying dirty. The API server going
@@ -64,7 +67,7 @@ from apimachinery.factory import SharedInformerFactory
 from apimachinery.informer import wait_for_cache_sync
 from netplugin.commands import CommandLog
 from netplugin.constants import BRIDGE, NFT_TABLE, SERVICE_CIDR
-from netplugin.proxy import model, rules
+from netplugin.proxy import conntrack, model, rules
 from netplugin.proxy.nft import Nft, NftError
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,7 @@ class Proxier:
         self._sets: set[str] = set()
         self.last_script = ""  # the last script handed to nft (tests and debugging read it)
         self._fingerprint = ""  # what the table holds since the last sync (Ruleset.fingerprint)
+        self._udp: conntrack.UdpEndpoints = {}  # UDP endpoints as of the last sync
         self.transactions = 0  # `nft -f -` runs so far (tests count them)
         self.last_sync_seconds = 0.0
 
@@ -215,6 +219,16 @@ class Proxier:
         if applied:
             self.transactions += 1
             self._chains, self._sets = set(ruleset.chains), set(ruleset.sets)
+        udp = conntrack.udp_endpoints(ports)
+        flows = conntrack.stale_flows(self._udp, udp)
+        self._udp = udp
+        if flows:
+            try:
+                conntrack.clear(flows, self.cmds, self.nft.netns)
+            except OSError as exc:  # the rules are right; old flows just live until they expire
+                log.warning(
+                    "stale UDP flows not deleted", extra={"node": self.node_name, "error": str(exc)}
+                )
         self.last_script = ruleset.script
         self.last_sync_seconds = time.perf_counter() - started
         log.info(

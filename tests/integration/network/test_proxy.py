@@ -66,11 +66,13 @@ print("ready", flush=True)
 for t in threads: t.join()
 """
 
-# COUNT requests to IP:PORT over PROTO; prints a JSON list of [reply or error, seconds].
+# COUNT requests to IP:PORT over PROTO (from source port SPORT unless 0); prints a JSON
+# list of [reply or error, seconds].
 CLIENT = r"""
 import json, socket, sys, time
 proto, ip = sys.argv[1], sys.argv[2]
 port, count, timeout = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+sport = int(sys.argv[6])
 out = []
 for _ in range(count):
     t = time.monotonic()
@@ -80,6 +82,8 @@ for _ in range(count):
                 reply = s.makefile().readline().strip()
         else:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("0.0.0.0", sport))
                 s.settimeout(timeout); s.connect((ip, port)); s.send(b"x")
                 reply = s.recv(2048).decode()
     except OSError as e:
@@ -137,9 +141,17 @@ class World:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
 
     def request(
-        self, ns: NetNS, ip: str, port: int, count: int = 1, proto: str = "tcp", timeout: float = 2
+        self,
+        ns: NetNS,
+        ip: str,
+        port: int,
+        count: int = 1,
+        proto: str = "tcp",
+        timeout: float = 2,
+        sport: int = 0,
     ) -> list[tuple[str, float]]:
         argv = [sys.executable, "-c", CLIENT, proto, ip, str(port), str(count), str(timeout)]
+        argv.append(str(sport))
         proc = ns.exec(argv, timeout=count * timeout + 30)
         return [(reply, seconds) for reply, seconds in json.loads(proc.stdout)]
 
@@ -406,3 +418,25 @@ async def _until(cond: object, timeout: float) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.05)
+
+
+def test_udp_flows_from_one_source_port_follow_the_endpoints(world: World) -> None:
+    """A UDP client that never changes its source port (conntrack.py explains the cleanup)."""
+    a, b, c = world.add_pod("a", 0), world.add_pod("b", 1), world.add_pod("c", 2)
+    for pod in (a, b):
+        world.serve(pod, tcp=(), udp=(5353,))
+    dns = web(a, port=5353, protocol="udp", port_name="dns", node_port=0)
+    proxier = world.proxier()
+    proxier.apply([dns])
+
+    def ask() -> str:
+        return world.request(c.ns, CLUSTER_IP, 80, proto="udp", sport=40053)[0][0]
+
+    assert ask().startswith("a ")
+    proxier.apply([web(port=5353, protocol="udp", port_name="dns", node_port=0)])
+    assert ask() == "ConnectionRefusedError"  # not the old endpoint, through a stale flow
+    assert any(cmd.startswith("conntrack -D -p udp") for cmd in world.cmds.commands)
+    proxier.apply([web(b, port=5353, protocol="udp", port_name="dns", node_port=0)])
+    assert ask().startswith("b ")
+    proxier.apply([web(a, port=5353, protocol="udp", port_name="dns", node_port=0)])
+    assert ask().startswith("a ")  # moved from b to a, same client port
