@@ -17,7 +17,8 @@ the `docker` Python SDK (its low-level APIClient):
     list_pod_sandboxes      GET /containers/json?filters={"label":["io.kubernetes.docker.type=
                             podsandbox", "io.kubernetes.pod.uid=<uid>"]}
     create_container        POST /containers/create, network and IPC container:<pause id>
-    start/stop/remove       POST /containers/<id>/start, /stop?t=<grace>, DELETE ?force=1
+    start/stop/remove       POST /containers/<id>/start; /kill with the stop signal, then
+                            SIGKILL after the grace (docker_stop.py); DELETE ?force=1
     list_containers         GET /containers/json (labels), inspect for what changed
     image_status/pull_image GET /images/<name>/json, POST /images/create
     exec_sync               POST /containers/<id>/exec, /exec/<id>/start, GET /exec/<id>/json
@@ -25,7 +26,8 @@ the `docker` Python SDK (its low-level APIClient):
 
 Names, labels, the create requests and the state mapping are pure functions
 in docker_convert.py; the thread hop and the error translation are in
-docker_client.py; the json-file log reader in docker_logs.py. Design notes:
+docker_client.py; the json-file log reader in docker_logs.py; the graceful
+stop in docker_stop.py. Design notes:
 
 * Every SDK call blocks (requests over a unix socket), so each goes through
   asyncio.to_thread in `_call` (docker_client.call), which also turns the
@@ -56,7 +58,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import shutil
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
@@ -71,7 +72,7 @@ from kubelet.errors import (
     NotFoundError,
 )
 from kubelet.runtime import docker_convert as conv
-from kubelet.runtime import docker_logs
+from kubelet.runtime import docker_logs, docker_stop
 from kubelet.runtime.cni_invoke import CNIInvoker, PodNetworkArgs
 from kubelet.runtime.docker_client import (
     DEFAULT_ENDPOINT,
@@ -275,13 +276,7 @@ class DockerRuntime(ContainerRuntime):
             )
             await self.cni.delete(sandbox_id, f"/proc/{pid}/ns/net" if pid else "", args)
         self._ips.pop(sandbox_id, None)
-        with contextlib.suppress(NotFoundError):
-            await self._call(
-                f"stop pod sandbox {sandbox_id}",
-                self.api.stop,
-                sandbox_id,
-                timeout=PAUSE_STOP_TIMEOUT,
-            )
+        await self.stop_container(sandbox_id, PAUSE_STOP_TIMEOUT)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         await self.stop_pod_sandbox(sandbox_id)
@@ -384,11 +379,8 @@ class DockerRuntime(ContainerRuntime):
             await asyncio.to_thread(symlink, link, target)
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
-        seconds = max(0, math.ceil(timeout))
-        with contextlib.suppress(NotFoundError):
-            await self._call(
-                f"stop container {container_id}", self.api.stop, container_id, timeout=seconds
-            )
+        """Stop signal, SIGKILL after `timeout` s, without holding a thread (docker_stop.py)."""
+        await docker_stop.stop(self._call, self.api, container_id, timeout)
 
     async def remove_container(self, container_id: str) -> None:
         with contextlib.suppress(NotFoundError):
@@ -403,16 +395,26 @@ class DockerRuntime(ContainerRuntime):
     async def list_containers(self, *, sandbox_id: str = "") -> list[Container]:
         labels = {conv.SANDBOX_ID_LABEL: sandbox_id} if sandbox_id else {}
         items = await self._list(conv.TYPE_CONTAINER, labels)
-        out: list[Container] = []
+        out: list[Container | None] = []
+        stale: list[tuple[int, str]] = []
         for item in items:
             cid, state = conv.container_from_summary(item)
             cached = self._statuses.get(cid)
             if cached is not None and cached.state == state:
                 out.append(_copy(cached))
-                continue
-            with contextlib.suppress(NotFoundError):
-                out.append(await self.container_status(cid))
-        return out
+            else:
+                stale.append((len(out), cid))
+                out.append(None)
+        if stale:
+            found = await asyncio.gather(
+                *(self.container_status(cid) for _, cid in stale), return_exceptions=True
+            )
+            for (index, _), status in zip(stale, found, strict=True):
+                if isinstance(status, Container):
+                    out[index] = status
+                elif not isinstance(status, NotFoundError):
+                    raise status  # removed meanwhile is fine; anything else is not
+        return [c for c in out if c is not None]
 
     async def container_status(self, container_id: str) -> Container:
         attrs = await self._inspect(f"container {container_id}", container_id, conv.TYPE_CONTAINER)
