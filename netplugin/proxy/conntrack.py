@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pyroute2 import Conntrack
+from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
 from netplugin.commands import CommandLog
@@ -138,7 +139,7 @@ def clear(flows: Sequence[StaleFlow], cmds: CommandLog, netns: str | None = None
                     try:
                         ct.entry("del", tuple_orig=entry.tuple_orig)
                         deleted += 1
-                    except OSError:  # gone meanwhile (expired or deleted by someone else)
+                    except NetlinkError:  # gone meanwhile (expired or deleted by someone else)
                         continue
         return deleted
 

@@ -62,6 +62,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from pyroute2.netlink.exceptions import NetlinkError
+
 from apimachinery.cache import meta_namespace_key
 from apimachinery.factory import SharedInformerFactory
 from apimachinery.informer import wait_for_cache_sync
@@ -225,7 +227,7 @@ class Proxier:
         if flows:
             try:
                 conntrack.clear(flows, self.cmds, self.nft.netns)
-            except OSError as exc:  # the rules are right; old flows just live until they expire
+            except (OSError, NetlinkError) as exc:  # rules are right; old flows expire later
                 log.warning(
                     "stale UDP flows not deleted", extra={"node": self.node_name, "error": str(exc)}
                 )
