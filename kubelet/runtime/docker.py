@@ -58,7 +58,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
+import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -435,19 +437,39 @@ class DockerRuntime(ContainerRuntime):
     async def exec_sync(
         self, container_id: str, command: Sequence[str], timeout: float
     ) -> ExecResult:
+        """POST /containers/<id>/exec, /exec/<id>/start (output demultiplexed), /exec/<id>/json.
+
+        On timeout the command's process is killed (its host pid from the exec's
+        inspect; the kubelet shares dockerd's pid namespace), which also ends the
+        blocked start call, so no thread is left waiting on a hung probe.
+        """
+        what = f"exec in {container_id}"
+        created = await self._call(
+            what, self.api.exec_create, container_id, list(command), stdout=True, stderr=True
+        )
+        exec_id = str(created["Id"])
+
         def run() -> ExecResult:
-            created = self.api.exec_create(container_id, list(command), stdout=True, stderr=True)
-            out, err = self.api.exec_start(created["Id"], demux=True)
-            code = self.api.exec_inspect(created["Id"]).get("ExitCode")
+            out, err = self.api.exec_start(exec_id, demux=True)
+            code = self.api.exec_inspect(exec_id).get("ExitCode")
             return ExecResult(int(code if code is not None else 126), out or b"", err or b"")
 
-        call = self._call(f"exec in {container_id}", run)
+        task = asyncio.ensure_future(self._call(what, run))
         try:
-            if timeout > 0:
-                return await asyncio.wait_for(call, timeout)
-            return await call
+            return await asyncio.wait_for(asyncio.shield(task), timeout if timeout > 0 else None)
         except asyncio.TimeoutError:
+            await self._kill_exec(exec_id)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
             raise ExecTimeout(f"command {list(command)} timed out after {timeout}s") from None
+
+    async def _kill_exec(self, exec_id: str) -> None:
+        with contextlib.suppress(ContainerRuntimeError):
+            info = await self._call("exec inspect", self.api.exec_inspect, exec_id)
+            pid = int(info.get("Pid") or 0)
+            if pid > 0 and info.get("Running"):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
     async def container_logs(
         self, container_id: str, *, follow: bool = False, tail: int | None = None

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from kubelet.errors import ImagePullError, NotFoundError
+from kubelet.errors import ExecTimeout, ImagePullError, NotFoundError
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
     POD_NAME_LABEL,
@@ -223,6 +223,28 @@ class RuntimeConformance:
         await wait_state(runtime, cid, ContainerState.EXITED, timeout=30)
         status = await runtime.container_status(cid)
         assert (status.reason, status.exit_code) == ("OOMKilled", 137), status
+
+    async def test_exec_past_its_timeout(
+        self, runtime: ContainerRuntime, target: ConformanceTarget
+    ) -> None:
+        config = sandbox_config()
+        sandbox = await runtime.run_pod_sandbox(config)
+        cid = await runtime.create_container(
+            sandbox.id, container("idle", target.busybox, "sleep", "60"), config
+        )
+        await runtime.start_container(cid)
+        await wait_state(runtime, cid, ContainerState.RUNNING)
+        started = time.monotonic()
+        with pytest.raises(ExecTimeout):
+            await runtime.exec_sync(cid, ["sleep", "7"], 1)
+        assert time.monotonic() - started < 6
+        # The timed-out command does not linger (a probe's command must not pile up).
+        for _ in range(50):
+            ps = await runtime.exec_sync(cid, ["ps", "-o", "args"], 5)
+            if b"sleep 7" not in ps.stdout:
+                break
+            await asyncio.sleep(0.1)
+        assert b"sleep 7" not in ps.stdout, ps.stdout
 
     async def test_restart_attempts_are_kept_apart(
         self, runtime: ContainerRuntime, target: ConformanceTarget
