@@ -30,7 +30,7 @@ ANNOTATION_VTEP_MAC = "netplugin.tinykube.io/vtep-mac"
 ANNOTATION_NODE_IP = "netplugin.tinykube.io/node-ip"
 
 # Cluster DNS on every node (netplugin/dns): NodeLocal DNSCache's well-known link-local
-# address, held by a dummy link in the node's namespace; the kubelet's --cluster-dns.
+# address, held by the node namespace's loopback link; the kubelet's --cluster-dns.
 DNS_ADDRESS = "169.254.20.10"
-DNS_INTERFACE = "tinykube-dns"
+DNS_DEVICE = "lo"
 CLUSTER_DOMAIN = "cluster.local"

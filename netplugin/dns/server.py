@@ -3,8 +3,9 @@
 Why per node, on a link-local address. Kubernetes runs CoreDNS as pods behind
 the kube-dns Service, and NodeLocal DNSCache puts a resolver on every node at
 the link-local 169.254.20.10 so pods never leave their node to ask. tinykube
-does the second only: the node agent (`tinykube netplugin`) adds a dummy link
-holding 169.254.20.10/32 in the node's network namespace and answers there,
+does the second only: the node agent (`tinykube netplugin`) puts
+169.254.20.10/32 on the loopback link of the node's network namespace (an
+address on any link is local to the whole namespace) and answers there,
 from its own informers; the kubelet (`--cluster-dns 169.254.20.10`) writes that
 address into every pod's resolv.conf with the search path
 
@@ -29,11 +30,9 @@ so `wget -qO- http://web-app-service/` in a pod of `default` resolves through
 the first search domain. Answers carry TTL 5 s, as CoreDNS's default: a
 changed clusterIP is seen within seconds.
 
-Equivalent commands for the address, as logged:
+The equivalent command for the address, as logged:
 
-    ip link add tinykube-dns type dummy
-    ip addr add 169.254.20.10/32 dev tinykube-dns
-    ip link set tinykube-dns up
+    ip addr add 169.254.20.10/32 dev lo
 """
 
 from __future__ import annotations
