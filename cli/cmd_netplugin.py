@@ -60,9 +60,9 @@ from cli.context import Options
 )
 @click.option(
     "--cluster-dns/--no-cluster-dns",
-    default=False,
+    default=True,
     show_default=True,
-    help="Serve cluster DNS on this node's link-local address (needs the dummy link type).",
+    help="Serve cluster DNS on 169.254.20.10 (on this node's loopback) for the pods here.",
 )
 @click.option(
     "--resync-period",

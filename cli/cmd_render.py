@@ -59,8 +59,9 @@ def node() -> None:
     help="The netplugin masquerades pod traffic leaving the cluster CIDR.",
 )
 @click.option(
-    "--cluster-dns",
-    is_flag=True,
+    "--cluster-dns/--no-cluster-dns",
+    default=True,
+    show_default=True,
     help="The netplugin serves cluster DNS on 169.254.20.10; the kubelet points pods at it.",
 )
 @click.option(

@@ -158,7 +158,7 @@ class NodeConfig:
     sandbox_image: str = DEFAULT_SANDBOX_IMAGE
     kubelet_port: int = 10250
     masquerade: bool = True  # pod traffic leaving the cluster CIDR (off in local tests)
-    cluster_dns: bool = False  # the netplugin serves DNS_ADDRESS; pods' resolv.conf names it
+    cluster_dns: bool = True  # the netplugin serves DNS_ADDRESS; pods' resolv.conf names it
     paths: NodePaths = field(default_factory=NodePaths)
 
     def validate(self) -> None:

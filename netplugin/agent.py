@@ -17,8 +17,8 @@ Startup, in order (each step idempotent, so a restart changes nothing):
        the other nodes' agents (retry on conflict: the kubelet writes it too)
     7. the bridge tk0 with the gateway, the CNI conflist (MTU = underlay - 50),
        masquerade unless --no-masquerade (agent_node.py)
-    8. run, until SIGTERM: the overlay's reconcile loop, the Proxier and, with
-       --cluster-dns, the node-local DNS server (netplugin/dns)
+    8. run, until SIGTERM: the overlay's reconcile loop, the Proxier and
+       (unless --no-cluster-dns) the node-local DNS server (netplugin/dns)
 
 The overlay loop is level-triggered, as Kubernetes' controllers are: a Node
 event (add, delete, an update that changes a node's podCIDR, VTEP MAC or node
@@ -88,7 +88,7 @@ class AgentConfig:
     cni_data_dir: str = CNI_DATA_DIR
     masquerade: bool = True
     proxy: bool = True
-    dns: bool = False  # NodeLocalDNS (netplugin/dns): needs the kernel's dummy link type
+    dns: bool = True  # NodeLocalDNS (netplugin/dns) on DNS_ADDRESS
     cluster_cidr: str = CLUSTER_CIDR
     resync_period: float = 30.0
     pod_cidr_timeout: float = 0.0  # 0 = wait forever (a dry run gives up after 10 s)
