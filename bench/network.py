@@ -325,16 +325,18 @@ def report(rows: list[Throughput], scale: list[ScaleRow], seconds: int) -> None:
     biggest = scale[-1]
     cross_ratio = cross.eight / base.eight
     svc_ratio = min(svc_remote.eight / cross.eight, svc_local.eight / local.eight)
-    flat = biggest.last_ms / scale[0].first_ms
+    # Flat: within one size, the last Service costs what the first does and what a
+    # direct connect does (measured in the same rounds; across sizes, the machine's
+    # load moves all three together, as the direct column shows).
+    flat = max(s.last_ms / s.first_ms for s in scale)
+    over_direct = max(s.last_ms / s.direct_ms for s in scale)
     print(
         "targets: cross-node/underlay (8 streams) >= 0.90: "
         f"{cross_ratio:.2f} {'met' if cross_ratio >= 0.9 else 'NOT met'}; "
         f"Service/direct >= 0.95: {svc_ratio:.2f} {'met' if svc_ratio >= 0.95 else 'NOT met'}; "
         f"{biggest.services} Services <= 2 s: {biggest.sync_s:.2f} s "
         f"{'met' if biggest.sync_s <= 2.0 else 'NOT met'}; "
-        f"connect to the last of {biggest.services} / the first of {scale[0].services}: "
-        f"{flat:.2f} (/ the first of {biggest.services}: "
-        f"{biggest.last_ms / biggest.first_ms:.2f})"
+        f"connect last/first Service <= {flat:.2f}, last Service/direct <= {over_direct:.2f}"
     )
     print(
         f"summary: underlay {base.eight:.1f} Gbit/s (8), VXLAN {cross_ratio:.2f}x, "
