@@ -47,9 +47,11 @@ After a sync, UDP flows to endpoints that left their Service are deleted
 from conntrack (netplugin/proxy/conntrack.py explains why).
 
 Failure modes: a failed `nft -f` changes nothing (atomic); the Proxier
-forgets what it believed the table held, re-reads it, and retries with
-backoff (0.5 s doubling to 30 s) while staying dirty. The API server going
-away only stops events: the table keeps serving the last state.
+forgets what it believed the table held, re-reads it and tries once more at
+once (a table deleted behind its back is rebuilt in the same sync); if that
+fails too, it retries with backoff (0.5 s doubling to 30 s) while staying
+dirty. The API server going away only stops events: the table keeps serving
+the last state.
 """
 
 from __future__ import annotations
@@ -213,10 +215,14 @@ class Proxier:
             return ruleset.script
         try:
             applied = self.nft.apply(ruleset.script)
-        except NftError:
-            self._chains = None  # re-read the table before the next attempt
+        except NftError as exc:
+            # Most often the table is not what we believed (someone flushed or deleted
+            # it, so a `delete chain` names a chain that is gone): read it and try once more.
+            log.warning("proxy transaction failed, rereading the table", extra={"error": str(exc)})
+            self._chains = None
             self._fingerprint = ""
-            raise
+            ruleset = self.render(ports)
+            applied = self.nft.apply(ruleset.script)  # a second failure goes to the caller
         self._fingerprint = ruleset.fingerprint
         if applied:
             self.transactions += 1

@@ -333,6 +333,20 @@ def test_client_ip_affinity_keeps_a_client_on_one_endpoint_across_syncs(world: W
     assert names(world.request(c.ns, "10.96.0.11", 80, count=40)) == {"a", "b"}
 
 
+def test_a_table_deleted_behind_its_back_is_rebuilt_in_one_sync(world: World) -> None:
+    a, c = world.add_pod("a", 0), world.add_pod("c", 2)
+    world.serve(a)
+    proxier = world.proxier()
+    other = web(a, name="other", cluster_ip="10.96.0.11", node_port=0)
+    proxier.apply([web(a), other])
+    world.node.ns.exec(["nft", "delete", "table", "ip", "tinykube"])
+    # The Proxier still believes in other's chains and deletes them: nft refuses, the
+    # Proxier rereads the (missing) table and the second attempt rebuilds it.
+    proxier.apply([web(a)])
+    assert proxier.transactions == 2
+    assert world.request(c.ns, CLUSTER_IP, 80)[0][0].startswith("a ")
+
+
 def test_cleanup_removes_table_and_route_and_is_idempotent(world: World) -> None:
     a = world.add_pod("a", 0)
     world.proxier().apply([web(a)])
