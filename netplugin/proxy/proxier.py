@@ -24,8 +24,8 @@ depend on how many events led to it. Worked example with the default 0.1 s:
 Full syncs only: every transaction carries the whole table. That keeps the
 code small and the kernel state exactly the render of the cache; the price
 is that a sync's cost grows with the number of Services (measured in
-bench/network.py: 5000 Services in 1.0-1.5 s on a busy 2-core machine, the
-same with two endpoints each in about 1.5 s in the render tests' runs).
+bench/network.py: 5000 Services with one endpoint each in 1.0-1.5 s on a busy
+2-core machine; with two endpoints each, about 1.5 s).
 
 Before the first sync the Proxier prepares the node (each change logged;
 `cleanup` removes the route, the sysctls stay as they are harmless):
