@@ -33,14 +33,16 @@ def skip_reason() -> str:
     if os.geteuid() != 0:
         return "needs root (namespaces, containerd, nftables)"
     problems = prereqs.check()
+    if shutil.which("dockerd") is None:
+        problems.append("dockerd not found: apt-get install docker.io")
     if shutil.which("curl") is None:
         problems.append("curl not found: apt-get install curl")
     return "; ".join(problems)
 
 
 @contextmanager
-def local_cluster(name: str) -> Iterator[Cluster]:
-    cluster = Cluster(name, nodes=2, fast_failover=True, make_current=False)
+def local_cluster(name: str, runtime: str = "containerd") -> Iterator[Cluster]:
+    cluster = Cluster(name, nodes=2, runtime=runtime, fast_failover=True, make_current=False)
     try:
         cluster.up(progress=print)
         yield cluster
@@ -137,7 +139,7 @@ def host_snapshot() -> set[str]:
     return {*links, *routes, *tables}
 
 
-CLUSTER_MARKS = ("tk0", "tinykube", "ul0", "v-node", "10.244.", "10.201.", "10.96.", "eth1")
+CLUSTER_MARKS = ("tk0", "tinykube", "ul0", "v-node", "10.244.", "10.201.", "10.96.")
 
 
 def cluster_traces(before: set[str], after: set[str]) -> list[str]:
