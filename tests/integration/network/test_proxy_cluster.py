@@ -63,7 +63,12 @@ def cluster(underlay: Underlay, tmp_path: Path) -> Iterator[NetworkCluster]:
 
 
 def create_service(
-    cluster: NetworkCluster, name: str, ips: list[str], *, node_port: bool = False
+    cluster: NetworkCluster,
+    name: str,
+    ips: list[str],
+    *,
+    node_port: bool = False,
+    affinity: str = "None",
 ) -> Any:
     """A selector-less Service on port 80 -> 8080 with `ips` as its ready endpoints."""
     svc = service(
@@ -71,6 +76,7 @@ def create_service(
         "",
         [{"name": "http", "port": 80, "targetPort": 8080}],
         type_="NodePort" if node_port else "ClusterIP",
+        affinity=affinity,
     )
     svc.spec.ClearField("selector")
 
@@ -164,3 +170,15 @@ def test_no_endpoints_refused_then_served_again(cluster: NetworkCluster) -> None
     set_endpoints(cluster, "web", [ip_b])
     wait_programmed(cluster, f"dnat to {ip_b}:8080")
     assert bodies(gets(cluster, client, vip, 80)) == {"b"}
+
+
+def test_client_ip_affinity_through_the_api(cluster: NetworkCluster) -> None:
+    ip_a = cluster.add_pod("node1", "a")
+    ip_b = cluster.add_pod("node2", "b")
+    cluster.add_pod("node1", "c")
+    cluster.serve("node1", "a")
+    cluster.serve("node2", "b")
+    svc = create_service(cluster, "sticky", [ip_a, ip_b], affinity="ClientIP")
+    wait_programmed(cluster, "update @affinity-default/sticky/tcp/80__")
+    replies = gets(cluster, cluster.pod("node1", "c"), svc.spec.cluster_ip, 80, count=20)
+    assert len(bodies(replies)) == 1, replies
