@@ -116,22 +116,23 @@ def status(ctx: click.Context, name: str | None) -> None:
         f"cluster {state.name}: {len(state.nodes)} nodes, runtime {state.runtime}, "
         f"API {state.server} and {state.client_address}"
     )
-    rows = [("COMPONENT", "NODE", "PID", "STATUS", "LOG")]
+    rows = [("COMPONENT", "NODE", "PID", "STATUS", "RSS", "LOG")]
     healthy = True
     for part in cluster.status():
         healthy = healthy and part.alive
         alive = "running" if part.alive else "DEAD"
-        rows.append((part.key, part.node or "-", str(part.pid or "-"), alive, part.log))
+        rss = f"{part.rss_kib / 1024:.0f}Mi" if part.rss_kib else "-"
+        rows.append((part.key, part.node or "-", str(part.pid or "-"), alive, rss, part.log))
     try:
         ready = cluster.node_conditions()
     except Exception as err:  # the API server is down: say so, keep the process table
         ready = {}
-        rows.append(("nodes", "-", "-", "UNKNOWN", f"API server unreachable: {err}"))
+        rows.append(("nodes", "-", "-", "UNKNOWN", "-", f"API server unreachable: {err}"))
         healthy = False
     for node in state.nodes:
         is_ready = ready.get(node, False)
         healthy = healthy and is_ready
-        rows.append((f"node/{node}", node, "-", "Ready" if is_ready else "NotReady", ""))
+        rows.append((f"node/{node}", node, "-", "Ready" if is_ready else "NotReady", "-", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

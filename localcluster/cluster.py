@@ -83,6 +83,18 @@ class ComponentStatus:
     pid: int
     alive: bool
     log: str
+    rss_kib: int = 0  # resident memory of the process (its group leader), 0 when dead
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process in KiB (0 if unknown)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _quiet(_: str) -> None:
@@ -109,6 +121,7 @@ class Cluster:
             raise ClusterError(f"--runtime must be one of {', '.join(nodeconfig.RUNTIMES)}")
         self.name = name
         self.make_current = make_current
+        self.requested_nodes, self.requested_runtime = nodes, runtime
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         try:
             self.state = clusterstate.load(name)
@@ -197,6 +210,14 @@ class Cluster:
     def up(self, progress: Progress = print) -> ClusterState:
         """Make the cluster (or repair a running one) and wait until every node is Ready."""
         if self.exists():
+            if (self.requested_nodes, self.requested_runtime) != (
+                len(self.state.nodes),
+                self.state.runtime,
+            ):
+                progress(
+                    f"note: cluster {self.name!r} exists with {len(self.state.nodes)} nodes "
+                    f"and runtime {self.state.runtime}; `down` it first to change them"
+                )
             return self._repair(progress)
         problems = prereqs.check(self.state.runtime)
         if problems:
@@ -324,6 +345,7 @@ class Cluster:
             argv.extend(FAST_APISERVER)
         log_path = self._log("apiserver")
         proc, record = spawn(argv, log_path, first.ns)
+        record.node = first.name
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
@@ -397,13 +419,15 @@ class Cluster:
         out = []
         for key in self.components():
             record = self.state.processes.get(key)
+            alive = record.alive() if record else False
             out.append(
                 ComponentStatus(
                     key=key,
                     node=record.node if record else "",
                     pid=record.pid if record else 0,
-                    alive=record.alive() if record else False,
+                    alive=alive,
                     log=record.log if record else str(self._log(key)),
+                    rss_kib=rss_kib(record.pid) if record and alive else 0,
                 )
             )
         return out

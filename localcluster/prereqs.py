@@ -15,6 +15,10 @@ What is checked:
 * root: creating network namespaces, mounting overlays and programming
   nftables all need CAP_SYS_ADMIN / CAP_NET_ADMIN;
 * /proc/sys/net exists (a kernel with network namespaces and sysctls);
+* as root, the kernel features the cluster uses, tried for real in a
+  throw-away namespace (`tk-prereq-<pid>`, deleted at once): a bridge, a
+  veth pair, a VXLAN device and an nftables table -- a missing module
+  shows up here, not as a netplugin crash later;
 * every binary the cluster runs, by the package that ships it (the table
   below); the Docker runtime adds dockerd.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 
 # binary -> the Debian package that provides it
@@ -53,6 +58,7 @@ def check(
     which: Callable[[str], str | None] = shutil.which,
     exists: Callable[[str], bool] = os.path.exists,
     euid: Callable[[], int] = os.geteuid,
+    kernel: Callable[[], list[str]] | None = None,
 ) -> list[str]:
     """Problems that stop `tinykube up`, each with its fix; [] when all is there."""
     problems: list[str] = []
@@ -74,6 +80,39 @@ def check(
             missing.setdefault(package, []).append(path)
     for package, what in sorted(missing.items()):
         problems.append(f"{', '.join(what)} not found: apt-get install {package}")
+    if not problems and euid() == 0:
+        problems.extend((kernel or kernel_problems)())
+    return problems
+
+
+KERNEL_TRIALS = (
+    ("a bridge", ["ip", "link", "add", "br-probe", "type", "bridge"]),
+    ("a veth pair", ["ip", "link", "add", "ve-probe", "type", "veth", "peer", "name", "ve-peer"]),
+    ("a VXLAN device (module vxlan)", ["ip", "link", "add", "vx-probe", "type", "vxlan", "id", "1",
+                                        "dstport", "8472", "nolearning"]),
+    ("an nftables table (nf_tables)", ["nft", "add", "table", "ip", "tkprobe"]),
+)  # fmt: skip
+
+
+def kernel_problems() -> list[str]:
+    """Try each kernel feature in a throw-away namespace; what failed, with the error."""
+    name = f"tk-prereq-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        return [f"cannot create a network namespace: {made.stderr.strip()}"]
+    problems = []
+    try:
+        for what, argv in KERNEL_TRIALS:
+            tried = subprocess.run(
+                ["nsenter", f"--net=/run/netns/{name}", "--", *argv],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if tried.returncode != 0:
+                problems.append(f"the kernel cannot make {what}: {tried.stderr.strip()}")
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
     return problems
 
 

@@ -133,8 +133,15 @@ def test_prerequisites_name_the_debian_package() -> None:
     assert "docker-registry not found: apt-get install docker-registry" in text
     assert "/bin/busybox not found: apt-get install busybox-static" in text
     assert prereqs.missing_packages(problems) == ["busybox-static", "docker-registry", "nftables"]
-    everything = prereqs.check(which=lambda b: "/x", exists=lambda p: True, euid=lambda: 0)
+    everything = prereqs.check(
+        which=lambda b: "/x", exists=lambda p: True, euid=lambda: 0, kernel=lambda: []
+    )
     assert everything == []
     docker = prereqs.check("docker", which=lambda b: None if b == "dockerd" else "/x",
                            exists=lambda p: True, euid=lambda: 0)  # fmt: skip
     assert docker == ["dockerd not found: apt-get install docker.io"]
+    no_vxlan = prereqs.check(
+        which=lambda b: "/x", exists=lambda p: True, euid=lambda: 0,
+        kernel=lambda: ["the kernel cannot make a VXLAN device (module vxlan): ..."],
+    )  # fmt: skip
+    assert no_vxlan and "VXLAN" in no_vxlan[0]
