@@ -29,14 +29,18 @@ so a restarted kubelet finds everything again with label filters alone:
 Sandbox (the pause container): network mode `none` (the kubelet runs CNI
 on its netns afterwards) or `host` for hostNetwork pods, IPC `shareable`
 (so the pod's containers may join it), the pod's hostname, restart policy
-no. Containers: network and IPC `container:<pause id>` (Docker then also
+no, and the pod's DNS config as Docker's Dns/DnsSearch/DnsOptions, from
+which Docker writes the resolv.conf every container of the pod shares.
+
+Containers: network and IPC `container:<pause id>` (Docker then also
 shares the UTS namespace, hence the hostname), command as Entrypoint and
 args as Cmd (Kubernetes' override rules: Docker keeps the image's Cmd only
 when no Entrypoint is given), env, working dir, bind mounts, and the cgroup
 limits of cri_convert.linux_resources: CpuPeriod/CpuQuota/CpuShares/Memory,
 with MemorySwap = Memory (no swap, as dockershim set it). Ports are not
 published: Docker refuses port publishing for a container that shares
-another's network, and pods are reached at their own IP.
+another's network, and pods are reached at their own IP (hostPorts go to
+CNI's portmap as runtimeConfig, cni_invoke.py).
 
 States (dockershim's toRuntimeAPIContainerState):
 
@@ -320,6 +324,12 @@ def sandbox_create(config: PodSandboxConfig, pause_image: str) -> dict[str, Any]
     }
     if config.hostname and not config.host_network:
         request["hostname"] = config.hostname
+    if config.dns is not None and not config.host_network:
+        # Docker writes the pause container's resolv.conf from these; containers
+        # joining its network (container:<pause id>) share that file.
+        host["dns"] = list(config.dns.servers)
+        host["dns_search"] = list(config.dns.searches)
+        host["dns_opt"] = list(config.dns.options)
     return request
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -24,7 +25,7 @@ from kubelet import runtime as runtimes
 from kubelet.errors import ContainerRuntimeError, NotFoundError
 from kubelet.runtime.cri_convert import LinuxResources, Mount, ResolvedContainerConfig
 from kubelet.runtime.docker import DockerRuntime
-from kubelet.runtime.interface import ContainerState, PodSandboxConfig, SandboxState
+from kubelet.runtime.interface import ContainerState, DNSConfig, PodSandboxConfig, SandboxState
 from localcluster import images
 from localcluster.dockerd import Dockerd, DockerdConfig
 from tests.integration.runtime.conformance import container, sandbox_config, wait_state
@@ -252,6 +253,24 @@ async def test_a_fresh_adapter_adopts_everything(
         assert again.state == ContainerState.RUNNING and again.image_ref
     finally:
         await fresh.close()
+
+
+async def test_pod_dns_config_is_the_containers_resolv_conf(
+    docker_runtime: DockerRuntime,
+) -> None:
+    base = sandbox_config()
+    dns = DNSConfig(("10.96.0.10",), ("default.svc.cluster.local", "cluster.local"), ("ndots:5",))
+    config = replace(base, dns=dns)
+    sandbox = await docker_runtime.run_pod_sandbox(config)
+    cid = await docker_runtime.create_container(
+        sandbox.id, container("app", images.BUSYBOX_IMAGES[0], "sleep", "30"), config
+    )
+    await docker_runtime.start_container(cid)
+    result = await docker_runtime.exec_sync(cid, ["cat", "/etc/resolv.conf"], 5)
+    text = result.stdout.decode()
+    assert "nameserver 10.96.0.10" in text, text
+    assert "search default.svc.cluster.local cluster.local" in text, text
+    assert "options ndots:5" in text, text
 
 
 async def test_host_network_sandbox(docker_runtime: DockerRuntime) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from kubelet.runtime.docker import DockerRuntime, base_url
 from kubelet.runtime.interface import (
     ContainerConfig,
     ContainerState,
+    DNSConfig,
     LinuxResources,
     Mount,
     PodSandboxConfig,
@@ -71,6 +73,13 @@ def test_sandbox_request() -> None:
     host = PodSandboxConfig(name="h", namespace="kube-system", uid="u", host_network=True)
     request = conv.sandbox_create(host, "pause:1")
     assert request["host_config"]["network_mode"] == "host" and "hostname" not in request
+    dns = DNSConfig(("10.96.0.10",), ("default.svc.cluster.local",), ("ndots:5",))
+    host = conv.sandbox_create(replace(SANDBOX, dns=dns), "pause:1")["host_config"]
+    assert (host["dns"], host["dns_search"], host["dns_opt"]) == (
+        ["10.96.0.10"],
+        ["default.svc.cluster.local"],
+        ["ndots:5"],
+    )
 
 
 def test_container_request() -> None:
