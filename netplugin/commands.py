@@ -27,23 +27,33 @@ log = logging.getLogger("netplugin.commands")
 class CommandLog:
     """Log each kernel change as a shell command; keep them for a dry run's report."""
 
-    def __init__(self, dry_run: bool = False, keep: int = 10_000) -> None:
+    def __init__(self, dry_run: bool = False, keep: int | None = None) -> None:
         self.dry_run = dry_run
         self.commands: list[str] = []
-        self._keep = keep
+        # A dry run's report keeps (almost) everything; a long-running agent keeps only the
+        # latest few -- its log has them all, and a proxy script can be megabytes.
+        self._keep = keep if keep is not None else (10_000 if dry_run else 50)
+
+    def _remember(self, text: str) -> None:
+        if self._keep <= 0:
+            return
+        self.commands.append(text)
+        if len(self.commands) > self._keep:
+            if self.dry_run:
+                self.commands.pop()  # the report's first commands matter most
+            else:
+                del self.commands[0]
 
     def change(self, *argv: str) -> bool:
         """Record the command `argv`; True when the caller should now make the change."""
         text = shlex.join(argv)
-        if len(self.commands) < self._keep:
-            self.commands.append(text)
+        self._remember(text)
         log.info("%s%s", "(dry run) " if self.dry_run else "", text)
         return not self.dry_run
 
     def script(self, command: str, body: str) -> bool:
         """Record a command fed a script on stdin (`nft -f -` with the ruleset)."""
         shown = f"{command} <<'EOF'\n{body.rstrip()}\nEOF"
-        if len(self.commands) < self._keep:
-            self.commands.append(shown)
+        self._remember(shown)
         log.info("%s%s", "(dry run) " if self.dry_run else "", shown)
         return not self.dry_run
