@@ -256,7 +256,19 @@ class KubeRuntimeManager:
                 actions.retry_after = _soonest(actions.retry_after, decision.retry_after)
             if needed:
                 actions.start.append(spec)
-                actions.attempts[spec.name] = next_attempt if seen else 0
+                # A container the runtime lost (removed by hand) keeps counting, as in Kubernetes.
+                actions.attempts[spec.name] = (
+                    next_attempt
+                    if seen
+                    else next(
+                        (
+                            s.restart_count + 1
+                            for s in pod.status.container_statuses
+                            if s.name == spec.name and s.container_id
+                        ),
+                        0,
+                    )
+                )
         return actions
 
     async def sync_pod(self, pod: Any) -> SyncResult:
