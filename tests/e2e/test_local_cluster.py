@@ -6,6 +6,7 @@ In order, on one cluster (module scope; each test leaves it as the next expects)
     pod-to-pod across nodes                             tinykube exec POD -- wget <other pod>
     ClusterIP from each node reaches both replicas      tinykube node-shell nodeN -- curl ...
     ClusterIP from a pod reaches both replicas          tinykube exec probe -- wget ...
+        and by the Service's DNS name                   tinykube run --rm -it ... web-app-service
     NodePort from the underlay namespace                curl http://10.201.0.1{1,2}:30080/
     two containers of one pod talk over localhost       tinykube exec pair -c side -- wget localhost
     a deleted pod is replaced
@@ -224,6 +225,10 @@ def test_cluster_ip_from_a_pod_reaches_both_replicas(cluster: Cluster) -> None:
         lambda: cli(cluster, "exec", "probe", "--", "sh", "-c", loop).stdout, want, 3
     )
     assert seen == want
+    # the issue's own line: a throw-away pod, the Service by its DNS name
+    out = cli(cluster, "run", "dns-probe", "--rm", "-it", "--image", "busybox", "--",
+              "wget", "-qO-", "web-app-service")  # fmt: skip
+    assert served_by(out.stdout)[0] in want
 
 
 def test_nodeport_from_the_underlay(cluster: Cluster) -> None:
@@ -333,6 +338,7 @@ def test_status_node_shell_and_up_again(cluster: Cluster) -> None:
 
 @pytest.mark.timeout(600)
 def test_verify_script_passes(cluster: Cluster) -> None:
+    spread(cluster)  # after the failover both replicas are on node1; verify.sh wants one each
     env = dict(os.environ, TINYKUBE_CLUSTER=cluster.name, TINYKUBE=str(REPO / ".venv/bin/tinykube"))
     env.pop("TINYKUBE_SERVER", None)
     env["VERIFY_EXTERNAL"] = f"ip netns exec {cluster.underlay.ns.name} curl -fsS -m 5"
