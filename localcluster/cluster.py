@@ -35,10 +35,26 @@ rewritten after each process starts, so `down` can undo a half-made cluster):
        Ready once containerd's CNI config exists, which the agent writes)
 
 On failure, `up` names the component and its log, and removes everything it
-made. `up` on a cluster that exists reports it, restarting first any process
-found dead (so a test's "node2 back" is `up` again). `down` works from the
-state file and the exact namespace names, so it is complete even after a
-`kill -9` of everything (see `down()` for the order).
+made but the logs. `up` on a cluster that exists reports it, restarting first
+any process found dead (so a test's "node2 back" is `up` again). `down` works
+from the state file and the exact namespace names, so it is complete even
+after a `kill -9` of everything (localcluster.teardown has the order).
+
+The Python API (the CLI, the demo and the end-to-end tests use it):
+
+    cluster = Cluster("demo", nodes=2, runtime="containerd")  # or Cluster("demo") to find one
+    cluster.up(progress=print)           # make it (or report/repair it); ClusterError on failure
+    cluster.client_address               # "unix:/var/lib/tinykube/clusters/demo/api.sock"
+    cluster.api(lambda c: c.list("nodes"))      # a coroutine on an apimachinery Client
+    cluster.node_exec("node1", ["curl", "-s", "http://10.96.0.10/"])   # CompletedProcess
+    cluster.underlay_exec(["curl", "-s", "http://10.201.0.12:30080/"])
+    cluster.status()                     # [ComponentStatus(key, node, pid, alive, log, rss_kib)]
+    cluster.node_conditions()            # {"node1": True, "node2": True} (Ready + podCIDR)
+    cluster.stop_component("node2-kubelet", kill=True)   # a crash, for tests; up() restarts it
+    cluster.down(progress=print)
+
+Options: `fast_failover=True` (NotReady after ~6 s, eviction 5 s later: tests),
+`make_current=False` (do not become the CLI's default cluster: tests).
 """
 
 from __future__ import annotations
@@ -229,6 +245,9 @@ class Cluster:
             f"runtime {self.state.runtime}, in {self.directory}"
         )
         started = time.monotonic()
+        if self.directory.exists():  # what a failed `up` left: its logs, nothing running
+            leftovers = [self.node(n) for n in self.state.nodes]
+            teardown.delete_cluster(self.state, leftovers, keep_logs=False)
         self.state.log_dir.mkdir(parents=True, exist_ok=True)
         self.state.save()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +146,46 @@ def test_prerequisites_name_the_debian_package() -> None:
         kernel=lambda: ["the kernel cannot make a VXLAN device (module vxlan): ..."],
     )  # fmt: skip
     assert no_vxlan and "VXLAN" in no_vxlan[0]
+
+
+def run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    monkeypatch.setenv(clusterstate.ENV_ROOT, str(tmp_path / "c"))
+    for name in ("TINYKUBE_SERVER", "TINYKUBE_CLUSTER", "TINYKUBE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_status_and_node_shell_name_a_missing_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = run_cli(tmp_path, monkeypatch, "status", "--name", "nope")
+    assert out.exit_code == 1
+    assert "no cluster named 'nope'" in out.output
+    out = run_cli(tmp_path, monkeypatch, "--cluster", "nope", "node-shell", "node1", "--", "true")
+    assert out.exit_code == 1 and "no cluster named 'nope'" in out.output
+
+
+def test_node_shell_names_the_nodes_it_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make(tmp_path, "demo")
+    out = run_cli(tmp_path, monkeypatch, "node-shell", "--name", "demo", "node9", "--", "true")
+    assert out.exit_code == 1
+    assert "has no node 'node9' (nodes: node1, node2)" in out.output
+
+
+def test_up_refuses_a_bad_name_before_doing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = run_cli(tmp_path, monkeypatch, "up", "--name", "Bad_Name")
+    assert out.exit_code == 1
+    assert "cluster name 'Bad_Name'" in out.output
+    assert not (tmp_path / "c").exists()
+
+
+def test_get_uses_the_named_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = run_cli(tmp_path, monkeypatch, "--cluster", "ghost", "get", "nodes")
+    assert out.exit_code == 1
+    assert "no cluster named 'ghost'" in out.output
