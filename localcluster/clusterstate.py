@@ -72,8 +72,9 @@ def validate_name(name: str) -> str:
 
 
 def clusters_root(env: Mapping[str, str] | None = None) -> Path:
+    """$TINYKUBE_CLUSTERS_DIR (from `env`, else the process's), else /var/lib/tinykube/clusters."""
     env = os.environ if env is None else env
-    return Path(env.get(ENV_ROOT) or DEFAULT_ROOT)
+    return Path(env.get(ENV_ROOT) or os.environ.get(ENV_ROOT) or DEFAULT_ROOT)
 
 
 def cluster_dir(name: str, env: Mapping[str, str] | None = None) -> Path:

@@ -32,3 +32,9 @@ async def client(server: APIServer) -> AsyncIterator[Client]:
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_local_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `tinykube up` cluster running on this machine is no unit test's default server."""
+    monkeypatch.setenv("TINYKUBE_CLUSTERS_DIR", "/nonexistent/tinykube-clusters")
