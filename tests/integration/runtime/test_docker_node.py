@@ -166,6 +166,24 @@ def test_logs_previous_tail_and_follow(node: RealNode) -> None:
     node.delete("counter")
 
 
+def test_host_network_pod(node: RealNode) -> None:
+    """hostNetwork: the pause container takes the host's network (no CNI), so does the pod."""
+    body = """  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"""
+    node.create(pod_yaml("on-host", MARK, body))
+    pod = node.wait(lambda: node.running("on-host"), "the hostNetwork pod Running", 30)
+    assert pod.status.pod_ip == node.env.network.gateway  # the node's own address
+    links = run_cli(node.apiserver.address, "exec", "on-host", "--", "ip", "-o", "link")
+    assert node.env.network.bridge in links.stdout, links.stdout  # the host's links
+    node.delete("on-host")
+    node.wait(lambda: node.pod("on-host") is None, "the hostNetwork pod deleted", 30)
+
+
 def test_killed_pause_container_recreates_the_sandbox(node: RealNode) -> None:
     victim = _web_pods(node)[0]
     uid = victim.metadata.uid
