@@ -194,18 +194,20 @@ class DockerRuntime(ContainerRuntime):
             await self.pull_image(self.pause_image)
         request = conv.sandbox_create(config, self.pause_image)
         sandbox_id = await self._create("run pod sandbox", request)
+        step = "start sandbox container"
         try:
             await self._call("start pod sandbox", self.api.start, sandbox_id)
             attrs = await self._call("inspect pod sandbox", self.api.inspect_container, sandbox_id)
             ip = ""
             if not config.host_network:
+                step = "set up sandbox container network"
                 pid = int(attrs["State"]["Pid"])
                 args = PodNetworkArgs(
                     config.namespace, config.name, sandbox_id, config.port_mappings
                 )
                 result = await self.cni.add(sandbox_id, f"/proc/{pid}/ns/net", args)
                 ip = result.ip
-                self._ips[sandbox_id] = ip
+            self._ips[sandbox_id] = ip
             await asyncio.to_thread(self._pod_log_dir(config).mkdir, parents=True, exist_ok=True)
         except BaseException as err:
             with contextlib.suppress(Exception):
@@ -213,8 +215,8 @@ class DockerRuntime(ContainerRuntime):
                     "remove pod sandbox", self.api.remove_container, sandbox_id, force=True
                 )
             if isinstance(err, ContainerRuntimeError):
-                raise ContainerRuntimeError(
-                    f"failed to set up sandbox container network for pod {config.name!r}: {err}"
+                raise type(err)(
+                    f"failed to {step} {sandbox_id[:12]} for pod {config.name!r}: {err}"
                 ) from None
             raise
         log.info("sandbox created", extra={"pod": config.name, "sandbox": sandbox_id, "ip": ip})
@@ -253,10 +255,9 @@ class DockerRuntime(ContainerRuntime):
 
     async def _ip(self, sandbox_id: str) -> str:
         ip = self._ips.get(sandbox_id)
-        if ip is None:
+        if ip is None:  # made by an earlier kubelet: its ADD result is in the CNI cache
             ip = await asyncio.to_thread(self.cni.cached_ip, sandbox_id)
-            if ip:
-                self._ips[sandbox_id] = ip
+            self._ips[sandbox_id] = ip
         return ip
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:

@@ -273,6 +273,32 @@ async def test_pod_dns_config_is_the_containers_resolv_conf(
     assert "options ndots:5" in text, text
 
 
+async def test_failed_cni_add_leaves_no_sandbox(docker_env: DockerEnv, tmp_path: Path) -> None:
+    conf_dir = tmp_path / "net.d"
+    conf_dir.mkdir()
+    (conf_dir / "10-broken.conflist").write_text(
+        '{"cniVersion": "1.0.0", "name": "broken", "plugins": [{"type": "no-such-plugin"}]}'
+    )
+    runtime = DockerRuntime(
+        docker_env.endpoint,
+        log_root=str(tmp_path / "logs"),
+        cni_conf_dir=str(conf_dir),
+        cni_bin_dir="/usr/lib/cni",
+        cni_cache_dir=str(tmp_path / "cni"),
+        pause_image=images.PAUSE_IMAGE,
+    )
+    config = sandbox_config()
+    try:
+        with pytest.raises(ContainerRuntimeError) as caught:
+            await runtime.run_pod_sandbox(config)
+        message = str(caught.value)
+        assert "failed to set up sandbox container network" in message, message
+        assert 'failed to find plugin "no-such-plugin"' in message, message
+        assert await runtime.list_pod_sandboxes(pod_uid=config.uid) == []
+    finally:
+        await runtime.close()
+
+
 async def test_host_network_sandbox(docker_runtime: DockerRuntime) -> None:
     base = sandbox_config()
     config = PodSandboxConfig(
