@@ -36,7 +36,8 @@ rewritten after each process starts, so `down` can undo a half-made cluster):
 
 On failure, `up` names the component and its log, and removes everything it
 made but the logs. `up` on a cluster that exists reports it, restarting first
-any process found dead (so a test's "node2 back" is `up` again). `down` works
+any process found dead (so a test's "node2 back" is `up` again); a cluster
+of which nothing runs (after a reboot) is removed and made again. `down` works
 from the state file and the exact namespace names, so it is complete even
 after a `kill -9` of everything (localcluster.teardown has the order).
 
@@ -117,6 +118,17 @@ def _quiet(_: str) -> None:
     pass
 
 
+def _tolerant(progress: Progress) -> Progress:
+    """`progress` that cannot fail: a closed stdout (`tinykube up | head`) must not stop
+    `up` half-way, nor its cleanup."""
+
+    def say(line: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            progress(line)
+
+    return say
+
+
 class Cluster:
     """A local cluster by name; `up()`, `down()`, `status()`, and running commands on its nodes."""
 
@@ -138,18 +150,25 @@ class Cluster:
         self.name = name
         self.make_current = make_current
         self.requested_nodes, self.requested_runtime = nodes, runtime
+        self.requested_fast_failover, self.requested_subnet = fast_failover, subnet
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         try:
-            self.state = clusterstate.load(name)
+            self._use(clusterstate.load(name))
         except clusterstate.ClusterStateError:
-            self.state = ClusterState(
-                name=name,
-                runtime=runtime,
-                subnet=subnet,
-                nodes=[f"node{i}" for i in range(1, nodes + 1)],
-                fast_failover=fast_failover,
-                root=str(clusterstate.clusters_root()),
-            )
+            self._use(self._fresh_state())
+
+    def _fresh_state(self) -> ClusterState:
+        return ClusterState(
+            name=self.name,
+            runtime=self.requested_runtime,
+            subnet=self.requested_subnet,
+            nodes=[f"node{i}" for i in range(1, self.requested_nodes + 1)],
+            fast_failover=self.requested_fast_failover,
+            root=str(clusterstate.clusters_root()),
+        )
+
+    def _use(self, state: ClusterState) -> None:
+        self.state = state
         self.underlay = Underlay(self.state.prefix, self.state.subnet)
         self.state.namespaces = [
             self.underlay.ns.name,
@@ -225,6 +244,11 @@ class Cluster:
 
     def up(self, progress: Progress = print) -> ClusterState:
         """Make the cluster (or repair a running one) and wait until every node is Ready."""
+        progress = _tolerant(progress)
+        if self.exists() and not any(map(self._alive, self.components())):
+            progress(f"cluster {self.name!r} is left from before (nothing of it runs): remaking it")
+            self.down(_quiet)
+            self._use(self._fresh_state())
         if self.exists():
             if (self.requested_nodes, self.requested_runtime) != (
                 len(self.state.nodes),
@@ -308,11 +332,22 @@ class Cluster:
         progress(f"               tinykube down --name {self.name}")
 
     @contextlib.contextmanager
-    def _step(self, progress: Progress, what: str) -> Iterator[None]:
-        progress(f"  {what} ...")
+    def _step(self, progress: Progress, what: str, where: str = "") -> Iterator[None]:
+        """`  starting X (where) ...` then `  X ready in 0.12 s`."""
+        progress(f"  {what}{f' ({where})' if where else ''} ...")
         began = time.monotonic()
         yield
-        progress(f"  {what}: done in {time.monotonic() - began:.2f} s")
+        progress(f"  {what}: ok, {time.monotonic() - began:.2f} s")
+
+    def _where(self, key: str) -> str:
+        """Where a component runs and listens, for the progress output."""
+        if key == "registry":
+            return f"{self.underlay.ns.name}, {self.registry_address}"
+        if key == "apiserver":
+            ns = f"{self.state.prefix}-{self.state.nodes[0]}"
+            return f"{ns}, {self.state.server} and {self.client_address}"
+        name = key.partition("-")[0]
+        return f"{self.state.prefix}-{name}, {self.node(name).config.node_ip}"
 
     def _registry(self) -> UnderlayRegistry:
         return UnderlayRegistry(
@@ -330,7 +365,7 @@ class Cluster:
 
     def _start(self, key: str, progress: Progress) -> None:
         """Start one component by its key (`registry`, `apiserver`, `node1-kubelet`, ...)."""
-        with self._step(progress, f"start {key}"):
+        with self._step(progress, key, self._where(key)):
             if key == "registry":
                 self._record(key, *self._registry().start_in_namespace(self._log(key)))
             elif key == "apiserver":
