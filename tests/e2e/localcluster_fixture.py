@@ -10,6 +10,7 @@ host's network.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ SEED = str(REPO / "examples" / "web-app.yaml")
 SERVED_BY = re.compile(r"Served by pod ([a-z0-9-]+)")
 
 
+@functools.lru_cache(maxsize=1)
 def skip_reason() -> str:
     if os.geteuid() != 0:
         return "needs root (namespaces, containerd, nftables)"

@@ -177,6 +177,7 @@ def test_nodes_ready_with_pod_cidrs_and_addresses(cluster: Cluster) -> None:
     # no namespace has a route out, and the CLI reached the cluster over its unix socket
     for node in cluster.nodes:
         assert "default" not in cluster.node_exec(node, ["ip", "route"]).stdout
+    assert "default" not in cluster.underlay_exec(["ip", "route"]).stdout
     assert cluster.client_address.startswith("unix:")
 
 
@@ -213,6 +214,9 @@ def test_cluster_ip_from_each_node_reaches_both_replicas(cluster: Cluster) -> No
         assert seen == want, f"from {node}: {seen}"
         shell = cli(cluster, "node-shell", node, "--", "curl", "-s", "-m", "5", f"http://{ip}/")
         assert served_by(shell.stdout)[0] in want
+    # the API server reaches each node's kubelet (logs) at its InternalIP over the underlay
+    for pod in want:
+        assert '"GET / HTTP/1.1" 200' in cli(cluster, "logs", pod).stdout
 
 
 def test_cluster_ip_from_a_pod_reaches_both_replicas(cluster: Cluster) -> None:
@@ -239,6 +243,8 @@ def test_nodeport_from_the_underlay(cluster: Cluster) -> None:
         wait(lambda: bool(fetch()), f"NodePort {url}", cluster, 30)  # noqa: B023
         seen = replicas_seen(fetch, want)
         assert seen == want, f"through {url}: {seen}"
+    shell = cli(cluster, "node-shell", "underlay", "--", "curl", "-s", "-m", "5", url)
+    assert served_by(shell.stdout)[0] in want
 
 
 def test_two_containers_of_one_pod_talk_over_localhost(cluster: Cluster) -> None:
