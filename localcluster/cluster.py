@@ -73,8 +73,7 @@ from localcluster import clusterstate, images, nodeconfig, prereqs, teardown
 from localcluster.clusterstate import ClusterState, ProcessRecord
 from localcluster.mirror import UnderlayRegistry
 from localcluster.netns import Machine, NetNS, Underlay
-from localcluster.node import FAST_APISERVER, LocalNode, NodeError, spawn, stop_process
-from localcluster.processes import tinykube_cmd
+from localcluster.node import LocalNode, NodeError, stop_process
 
 T = TypeVar("T")
 Progress = Callable[[str], None]
@@ -103,15 +102,11 @@ class ComponentStatus:
     rss_kib: int = 0  # resident memory of the process (its group leader), 0 when dead
 
 
-def rss_kib(pid: int) -> int:
-    """VmRSS of a process in KiB (0 if unknown)."""
+def _tail(path: Path, lines: int) -> list[str]:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
 
 
 def _quiet(_: str) -> None:
@@ -293,7 +288,9 @@ class Cluster:
             log_path = getattr(err, "log_path", "")
             progress(f"FAILED: {err}")
             if log_path:
-                progress(f"  see {log_path}")
+                progress(f"  the last lines of {log_path}:")
+                for line in _tail(Path(log_path), 10):
+                    progress(f"    {line}")
             progress("removing what was started (the logs stay) ...")
             self.down(_quiet, keep_logs=True)
             if isinstance(err, (NodeError, ClusterError)):
@@ -387,31 +384,11 @@ class Cluster:
 
     def _start_apiserver(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
         first = self.node(self.state.nodes[0])
-        self.state.socket.unlink(missing_ok=True)
-        argv = [
-            *tinykube_cmd(),
-            "apiserver",
-            *nodeconfig.apiserver_args(first.config, listen=self.state.server),
-            "--listen",
-            self.client_address,
-        ]
-        if self.state.fast_failover:
-            argv.extend(FAST_APISERVER)
-        log_path = self._log("apiserver")
-        proc, record = spawn(argv, log_path, first.ns)
-        record.node = first.name
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise NodeError("apiserver", str(log_path), f"exited with {proc.returncode}")
-            if self.state.socket.exists():
-                with contextlib.suppress(Exception):
-                    self.api(lambda c: c.list("namespaces"))
-                    return proc, record
-            if time.monotonic() > deadline:
-                stop_process(record, 5.0)
-                raise NodeError("apiserver", str(log_path), "did not answer in 30 s")
-            time.sleep(0.2)
+        return first.start_apiserver(
+            listen=[self.state.server, self.client_address],
+            log_path=self._log("apiserver"),
+            ready=lambda: self.api(lambda c: c.list("namespaces")),
+        )
 
     # ---- the API --------------------------------------------------------------------------------
 
@@ -481,7 +458,7 @@ class Cluster:
                     pid=record.pid if record else 0,
                     alive=alive,
                     log=record.log if record else str(self._log(key)),
-                    rss_kib=rss_kib(record.pid) if record and alive else 0,
+                    rss_kib=record.rss_kib() if record and alive else 0,
                 )
             )
         return out

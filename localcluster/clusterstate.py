@@ -125,6 +125,16 @@ class ProcessRecord:
             self.pid > 0 and self.start_time > 0 and process_start_time(self.pid) == self.start_time
         )
 
+    def rss_kib(self) -> int:
+        """The process's resident memory (VmRSS) in KiB; 0 when unknown."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0
+
 
 @dataclass
 class ClusterState:

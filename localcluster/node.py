@@ -51,7 +51,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,6 +207,42 @@ class LocalNode:
         ):
             Path(path).mkdir(parents=True, exist_ok=True)
         install_cni_bin_dir(p.cni_bin_dir)
+
+    # ---- the API server (the control-plane node) ----------------------------------------
+
+    def start_apiserver(
+        self,
+        listen: Sequence[str],
+        log_path: Path,
+        ready: Callable[[], object],
+        timeout: float = 30.0,
+    ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        """`tinykube apiserver` in this node's namespace on each `listen` address (the first
+        is the one its own scheduler and controllers dial); waits until `ready()` succeeds."""
+        for address in listen:
+            if address.startswith("unix:"):
+                Path(address.removeprefix("unix:")).unlink(missing_ok=True)
+        argv = [
+            *tinykube_cmd(),
+            "apiserver",
+            *nodeconfig.apiserver_args(self.config, listen=listen[0]),
+            *(arg for address in listen[1:] for arg in ("--listen", address)),
+        ]
+        if self.fast_failover:
+            argv.extend(FAST_APISERVER)
+        proc, record = spawn(argv, log_path, self.ns)
+        record.node = self.name
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise NodeError("apiserver", str(log_path), f"exited with {proc.returncode}")
+            with contextlib.suppress(Exception):
+                ready()
+                return proc, record
+            if time.monotonic() > deadline:
+                stop_process(record, 5.0)
+                raise NodeError("apiserver", str(log_path), f"did not answer in {timeout:.0f} s")
+            time.sleep(0.2)
 
     # ---- containerd -----------------------------------------------------------------------
 
