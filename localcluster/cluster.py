@@ -16,7 +16,8 @@ as they do on the VMs, at node1's address (10.201.0.11:6443); it reaches the
 kubelets (logs, exec) at each Node's InternalIP:10250 over the same bridge.
 The host's CLI has no address on the underlay and gets none: the API server
 also listens on a unix socket in the cluster directory, and the CLI finds it
-through the state file (cli/config.py, localcluster/clusterstate.py). So
+through the state file (cli/config.py, localcluster/clusterstate.py); the user
+who ran `sudo tinykube up` may use it without sudo (node.share_with_sudo_user). So
 nothing of the cluster is on the host's network (DESIGN §5): no host address,
 no route, no forwarding, no NAT, and no namespace has a default route.
 
@@ -71,7 +72,7 @@ from typing import Any, TypeVar
 
 from localcluster import clusterstate, images, nodeconfig, prereqs, teardown
 from localcluster.clusterstate import ClusterState, ProcessRecord
-from localcluster.mirror import UnderlayRegistry
+from localcluster.mirror import UnderlayRegistry, image_cache
 from localcluster.netns import Machine, NetNS, Underlay
 from localcluster.node import LocalNode, NodeError, stop_process
 
@@ -79,7 +80,6 @@ T = TypeVar("T")
 Progress = Callable[[str], None]
 
 DEFAULT_SUBNET = "10.201.0.0/24"
-IMAGE_CACHE = Path("/var/lib/tinykube/images")  # + a hash of images.py: rebuilt when it changes
 READY_TIMEOUT = 120.0
 
 
@@ -488,11 +488,3 @@ class Cluster:
         clusterstate.clear_current(self.name)
         self.procs.clear()
         progress(f"cluster {self.name!r} removed in {time.monotonic() - started:.1f} s")
-
-
-def image_cache() -> Path:
-    """Where this version of localcluster/images.py keeps its archives."""
-    import hashlib
-
-    digest = hashlib.sha256(Path(images.__file__).read_bytes()).hexdigest()[:12]
-    return IMAGE_CACHE / digest

@@ -34,12 +34,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from localcluster import images
 from localcluster.clusterstate import ProcessRecord
 from localcluster.netns import NetNS
 from localcluster.node import NodeError, spawn, stop_process
 from localcluster.registry import LocalRegistry
 
 REGISTRY_PORT = 5000
+IMAGE_CACHE = Path("/var/lib/tinykube/images")  # + a hash of images.py: rebuilt when it changes
 
 
 class UnderlayRegistry(LocalRegistry):
@@ -97,6 +99,14 @@ class UnderlayRegistry(LocalRegistry):
         if result.returncode != 0:
             raise NodeError("registry push", "", result.stderr.strip()[-2000:])
         return result.stdout.split()
+
+
+def image_cache() -> Path:
+    """Where this version of localcluster/images.py keeps its archives."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(images.__file__).read_bytes()).hexdigest()[:12]
+    return IMAGE_CACHE / digest
 
 
 class _Pusher(LocalRegistry):

@@ -238,6 +238,9 @@ class LocalNode:
                 raise NodeError("apiserver", str(log_path), f"exited with {proc.returncode}")
             with contextlib.suppress(Exception):
                 ready()
+                for address in listen:
+                    if address.startswith("unix:"):
+                        share_with_sudo_user(Path(address.removeprefix("unix:")))
                 return proc, record
             if time.monotonic() > deadline:
                 stop_process(record, 5.0)
@@ -407,6 +410,21 @@ class LocalNode:
         proc, record = spawn(self.netplugin_argv(), self.log_path("netplugin"), self.ns)
         record.node = self.name
         return proc, record
+
+
+def share_with_sudo_user(socket: Path) -> None:
+    """Let the user who ran `sudo tinykube up` use the API socket without sudo.
+
+    The API has no authentication, and whoever can reach it can run privileged
+    pods, so the socket is not opened to everyone: only to the invoking user's
+    primary group ($SUDO_GID), mode 0660 -- as kind hands its kubeconfig to the
+    user who created the cluster. Without sudo (a root shell) it stays root's.
+    """
+    gid = os.environ.get("SUDO_GID", "")
+    if gid.isdigit() and int(gid) != 0:
+        with contextlib.suppress(OSError):
+            os.chown(socket, -1, int(gid))
+            os.chmod(socket, 0o660)
 
 
 def install_cni_bin_dir(dest: str) -> None:
