@@ -14,6 +14,10 @@ or "tinykube"). `node-shell` accepts a node's name or `underlay` (the
 namespace that plays the host on the cluster's private network, where
 NodePorts are reached from); without a command it starts $SHELL there.
 
+`up`, `down` and `node-shell` need root. The user who ran `sudo tinykube
+up` may then use every other command without sudo (`tinykube get nodes`):
+the API socket belongs to their group (localcluster.node.share_with_sudo_user).
+
 `up --fast-failover` (hidden; or TINYKUBE_FAST_FAILOVER=1) shortens the
 node lifecycle timings -- NotReady after ~6 s, eviction 5 s later -- for the
 end-to-end tests' node failure scenarios.

@@ -7,6 +7,7 @@ namespace (`tk-<cluster>-node1`, eth1 on the underlay bridge) in which run
       or dockerd   --config-file <node>/docker/daemon.json -H unix://<node>/docker/docker.sock
     tinykube kubelet  --node-name node1 --node-ip 10.201.0.11 --address 10.201.0.11 ...
     tinykube netplugin --node-name node1 --node-ip 10.201.0.11 --iface eth1 ...
+    tinykube apiserver --listen 10.201.0.11:6443 --listen unix:<dir>/api.sock   (node1 only)
 
 each started as `nsenter --net=/run/netns/tk-<cluster>-node1 -- <argv>`, so it
 sees the node's links and addresses but the host's filesystem (paths stay
