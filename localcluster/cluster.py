@@ -72,7 +72,7 @@ from typing import Any, TypeVar
 
 from localcluster import clusterstate, images, nodeconfig, prereqs, teardown
 from localcluster.clusterstate import ClusterState, ProcessRecord
-from localcluster.mirror import UnderlayRegistry, image_cache
+from localcluster.mirror import UnderlayRegistry, build_images
 from localcluster.netns import Machine, NetNS, Underlay
 from localcluster.node import LocalNode, NodeError, stop_process
 
@@ -275,7 +275,7 @@ class Cluster:
                 for index, name in enumerate(self.state.nodes, start=1):
                     self.underlay.add_machine(name, index)
             with self._step(progress, "images (pause, busybox, nginx)"):
-                archives = images.build_all(image_cache())
+                archives = build_images()
             for key in self.components():
                 self._start(key, progress)
                 if key == "registry":

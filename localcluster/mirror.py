@@ -102,11 +102,32 @@ class UnderlayRegistry(LocalRegistry):
 
 
 def image_cache() -> Path:
-    """Where this version of localcluster/images.py keeps its archives."""
+    """Where the archives of this images.py and these host binaries are kept.
+
+    The key hashes images.py and the size and mtime of the binaries copied in
+    (nginx, busybox): a change to either builds the images again.
+    """
     import hashlib
 
-    digest = hashlib.sha256(Path(images.__file__).read_bytes()).hexdigest()[:12]
-    return IMAGE_CACHE / digest
+    digest = hashlib.sha256(Path(images.__file__).read_bytes())
+    for binary in (images.NGINX_BINARY, images.BUSYBOX_BINARY):
+        try:
+            info = Path(binary).stat()
+            digest.update(f"{binary}:{info.st_size}:{info.st_mtime_ns}".encode())
+        except OSError:
+            pass
+    return IMAGE_CACHE / digest.hexdigest()[:12]
+
+
+def build_images() -> list[Path]:
+    """The offline images' archives, built once per host (under a lock: two `up`s at once)."""
+    import fcntl
+
+    cache = image_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return images.build_all(cache)
 
 
 class _Pusher(LocalRegistry):
