@@ -129,3 +129,21 @@ async def test_restart_adopts_node_and_pods_without_duplicates(
     assert after.status.pod_ip == before.status.pod_ip  # type: ignore[attr-defined]
     assert again.status_manager.writes == 0  # nothing changed, nothing written
     assert kubelet is not again
+
+
+async def test_a_new_node_turns_ready_as_soon_as_its_network_is(
+    client: Client, harness: Harness
+) -> None:
+    """Until first Ready the status is recomputed every 0.2 s, whatever the usual frequency."""
+    runtime = FakeRuntime()
+    runtime.network_ready = False  # as before the network plugin writes its CNI config
+    await harness.start("node1", runtime, node_status_update_frequency=30.0)
+    node = await client.get("nodes", "node1")
+    assert condition(node, "Ready").status == "False"  # type: ignore[attr-defined]
+    runtime.network_ready = True
+
+    async def ready() -> bool:
+        n = await client.get("nodes", "node1")
+        return bool(condition(n, "Ready").status == "True")  # type: ignore[attr-defined]
+
+    await eventually(ready, timeout=3.0)
