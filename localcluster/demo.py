@@ -167,7 +167,7 @@ The cluster "{NAME}" keeps running. Try:
   tinykube node-shell node1 -- curl -s http://{cluster_ip}/
   tinykube run probe --rm -it --image busybox -- wget -qO- http://web-app-service/
   tinykube logs {sorted(pods)[0]}
-  tinykube scale deployment web-app --replicas 4 && tinykube get pods -o wide
+  tinykube scale deployment/web-app --replicas 4 && tinykube get pods -o wide
   tinykube set image deployment/web-app web-app=nginx:1.25 && tinykube rollout status deploy/web-app
   tinykube node-shell node1 -- nft list table ip tinykube     # the Service rules
   tinykube status
