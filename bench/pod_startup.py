@@ -1,6 +1,11 @@
 """Pod startup on a real node: `sudo python bench/pod_startup.py [--runtime containerd|docker]
 [--pods 30] [--concurrency 1]`.
 
+With `--local-cluster [--nodes 2] [--runtime containerd|docker] [--pods 20]`
+it measures a whole `tinykube up` cluster instead -- scheduling included, and
+the memory of every process: bench/pod_startup_cluster.py, whose docstring
+tells what and how.
+
 What is measured, in one run, on one private containerd (its own root,
 state and socket under a temporary directory; localcluster/containerd.py)
 or, with `--runtime docker`, one private dockerd (localcluster/dockerd.py),
@@ -397,6 +402,11 @@ def report(
 
 
 def main() -> None:
+    if "--local-cluster" in sys.argv[1:]:
+        from bench.pod_startup_cluster import main as cluster_main
+
+        cluster_main(sys.argv[1:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runtime", default="containerd", choices=["containerd", "docker"])
     ap.add_argument("--pods", type=int, default=30, help="pods started in each run")
