@@ -19,6 +19,7 @@ its own `finally` and the process exits 0, which is what systemd and
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 import sys
@@ -26,23 +27,6 @@ import time
 from typing import Any
 
 import click
-
-from cli import (
-    cmd_apply,
-    cmd_controlplane,
-    cmd_get,
-    cmd_kubelet,
-    cmd_logs,
-    cmd_netplugin,
-    cmd_node,
-    cmd_placement,
-    cmd_render,
-    cmd_rollout,
-    cmd_run,
-    cmd_up,
-    config,
-)
-from cli.context import Options
 
 # The attributes every LogRecord has; anything else came in through `extra=`.
 _RECORD_ATTRS = frozenset(
@@ -85,7 +69,175 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The global --cluster flag travels in ctx.meta under this key; cmd_up reads it
+# (cli.cmd_up.CLUSTER_META is the same string, kept here so that no command
+# module is imported before the verb is known).
+CLUSTER_META = "tinykube.cluster"
+
+# Every verb but `apiserver` (defined below): name -> (module, attribute, short
+# help). The short help is what `tinykube --help` prints without importing the
+# module; tests/unit/test_cli_lazy.py checks it against the command itself.
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "api-resources": (
+        "cli.cmd_get",
+        "api_resources",
+        "Print the supported API resources on the server.",
+    ),
+    "apply": (
+        "cli.cmd_apply",
+        "apply",
+        "Apply a configuration to a resource by file name or stdin.",
+    ),
+    "controller-manager": (
+        "cli.cmd_controlplane",
+        "controller_manager",
+        "Run the controllers against the API server (--server) in the foreground.",
+    ),
+    "cordon": ("cli.cmd_node", "cordon", "Mark NODE as unschedulable."),
+    "create": (
+        "cli.cmd_apply",
+        "create",
+        "Create a resource from a file or stdin, or a node / namespace by name.",
+    ),
+    "delete": (
+        "cli.cmd_apply",
+        "delete",
+        "Delete resources by file names, stdin, resources and names, or by selector.",
+    ),
+    "describe": (
+        "cli.cmd_get",
+        "describe_cmd",
+        "Show details of a resource or group of resources.",
+    ),
+    "down": (
+        "cli.cmd_up",
+        "down",
+        "Stop every process of the cluster and remove its namespaces, mounts and files.",
+    ),
+    "drain": (
+        "cli.cmd_node",
+        "drain",
+        "Drain NODE in preparation for maintenance: cordon it and evict its pods.",
+    ),
+    "exec": (
+        "cli.cmd_logs",
+        "exec_cmd",
+        "Run a command in a container: tinykube exec POD [-c C] -- CMD [ARG...].",
+    ),
+    "explain-placement": (
+        "cli.cmd_placement",
+        "explain_placement",
+        "Re-run the scheduler's filters and scores for a pod on today's cluster state.",
+    ),
+    "get": ("cli.cmd_get", "get", "Display one or many resources."),
+    "kubelet": (
+        "cli.cmd_kubelet",
+        "kubelet",
+        "Run a kubelet for one node in the foreground.",
+    ),
+    "logs": ("cli.cmd_logs", "logs", "Print the logs of a container in a pod."),
+    "netplugin": (
+        "cli.cmd_netplugin",
+        "netplugin",
+        "Run the network agent for one node in the foreground.",
+    ),
+    "node": ("cli.cmd_render", "node", "Node-level tools: render a node's daemon configuration."),
+    "node-shell": (
+        "cli.cmd_up",
+        "node_shell",
+        "Run COMMAND (default: a shell) in NODE's network namespace; its exit code is ours.",
+    ),
+    "rollout": ("cli.cmd_rollout", "rollout", "Manage the rollout of a deployment."),
+    "run": (
+        "cli.cmd_run",
+        "run",
+        "Create a pod running IMAGE: tinykube run NAME --image IMG [--rm -it] [-- ARGS...].",
+    ),
+    "scale": (
+        "cli.cmd_rollout",
+        "scale",
+        "Set a new size for a deployment or replica set.",
+    ),
+    "scheduler": (
+        "cli.cmd_placement",
+        "scheduler",
+        "Run the scheduler against the API server (--server) in the foreground.",
+    ),
+    "set": ("cli.cmd_rollout", "set_group", "Set specific features on objects."),
+    "status": (
+        "cli.cmd_up",
+        "status",
+        "Show the cluster's processes and nodes; exit 1 when something is down.",
+    ),
+    "uncordon": ("cli.cmd_node", "uncordon", "Mark NODE as schedulable again."),
+    "up": (
+        "cli.cmd_up",
+        "up",
+        "Create a cluster whose nodes are network namespaces on this host.",
+    ),
+    "version": (
+        "cli.cmd_get",
+        "version",
+        "Print the client and server version information.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a verb's module only when that verb runs.
+
+    Each process runs one verb, so importing every command module up front
+    costs every process -- the long-lived kubelet and netplugin included --
+    the modules of all the others (YAML, tar and HTTP for the image registry,
+    the table printers, ...). Here the module is imported in get_command, the
+    one place click asks for a command object; `--help` lists the verbs from
+    LAZY_COMMANDS without importing any of them.
+
+    Example: `tinykube kubelet --node-name n1 ...` imports cli.main, then
+    cli.cmd_kubelet alone; `tinykube --help` imports neither.
+    """
+
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str, str]] = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is not None or cmd_name not in self.lazy:
+            return command
+        module_name, attribute, _ = self.lazy[cmd_name]
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module_name}.{attribute} is not a click command")
+        self.commands[cmd_name] = command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's own layout, with the short help of unloaded verbs from the table."""
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is None:
+                command = click.Command(name, help=self.lazy[name][2])
+            if not command.hidden:
+                rows.append((name, command))
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--server",
     "-s",
@@ -105,9 +257,12 @@ def configure_logging(level: int = logging.INFO) -> None:
 @click.pass_context
 def cli(ctx: click.Context, server: str | None, namespace: str | None, cluster: str | None) -> None:
     """tinykube controls a tinykube cluster, as kubectl controls Kubernetes."""
-    ctx.meta[cmd_up.CLUSTER_META] = cluster or ""
+    ctx.meta[CLUSTER_META] = cluster or ""
     if ctx.invoked_subcommand in ("apiserver", "up", "down", "status", "node-shell"):
         return
+    from cli import config
+    from cli.context import Options
+
     try:
         address = config.resolve_server(server, cluster=cluster)
     except config.ConfigError as err:
@@ -207,35 +362,6 @@ def apiserver(
     except (OSError, RuntimeError) as err:  # e.g. the listen address is taken
         logging.getLogger("cli.apiserver").error("failed", extra={"error": str(err)})
         raise click.exceptions.Exit(1) from None
-
-
-for _command in (
-    cmd_apply.apply,
-    cmd_apply.create,
-    cmd_apply.delete,
-    cmd_get.get,
-    cmd_get.describe_cmd,
-    cmd_get.api_resources,
-    cmd_get.version,
-):
-    cli.add_command(_command)
-cli.add_command(cmd_node.cordon)
-cli.add_command(cmd_node.uncordon)
-cli.add_command(cmd_node.drain)
-cli.add_command(cmd_placement.explain_placement)
-cli.add_command(cmd_placement.scheduler)
-cli.add_command(cmd_rollout.scale)
-cli.add_command(cmd_rollout.set_group)
-cli.add_command(cmd_rollout.rollout)
-cli.add_command(cmd_kubelet.kubelet)
-cli.add_command(cmd_netplugin.netplugin)
-cli.add_command(cmd_logs.logs)
-cli.add_command(cmd_logs.exec_cmd)
-cli.add_command(cmd_controlplane.controller_manager)
-cli.add_command(cmd_render.node)
-cli.add_command(cmd_run.run)
-for _command in (cmd_up.up, cmd_up.down, cmd_up.status, cmd_up.node_shell):
-    cli.add_command(_command)
 
 
 def main() -> None:
