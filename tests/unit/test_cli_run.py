@@ -8,7 +8,6 @@ that runs something; that path is exercised on the local cluster
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,15 +16,7 @@ from cli.cmd_run import build_pod, container_state
 from cli.context import CommandError
 from protos import core_pb2
 from tests.unit.test_cli_commands import ServerProcess, run
-
-
-@pytest.fixture
-def server() -> Iterator[ServerProcess]:
-    srv = ServerProcess()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+from tests.unit.test_cli_commands import server as server  # the fake server in a child process
 
 
 def _pod(**overrides: object) -> core_pb2.Pod:
