@@ -8,7 +8,7 @@ The session a user would type, run for real and printed command by command:
     tinykube get nodes -o wide                 Ready, with podCIDRs, addresses, VTEPs
     tinykube apply -f examples/web-app.yaml    the seed, unchanged
     tinykube get pods -o wide                  one nginx replica on each node
-    tinykube apply -f - (a NodePort Service)   the seed's Service is ClusterIP only
+    tinykube apply -f examples/web-app-nodeport.yaml   the seed's Service is ClusterIP only
     node-shell node1/node2 -- curl ClusterIP   the Service from each node: both replicas answer
     run probe --rm --image busybox -- wget     from a pod, by the Service's DNS name
     node-shell underlay -- curl NODE:NODEPORT  from outside the cluster, through each node
@@ -39,19 +39,7 @@ SEED = "examples/web-app.yaml"
 SERVED_BY = re.compile(r"Served by pod ([a-z0-9-]+)")
 NODE_IPS = {"node1": "10.201.0.11", "node2": "10.201.0.12"}
 NODEPORT = 30080
-NODEPORT_SERVICE = f"""apiVersion: v1
-kind: Service
-metadata:
-  name: web-app-nodeport
-spec:
-  type: NodePort
-  selector:
-    app: web-app
-  ports:
-  - port: 80
-    targetPort: 80
-    nodePort: {NODEPORT}
-"""
+NODEPORT_SERVICE = "examples/web-app-nodeport.yaml"  # nodePort 30080
 
 
 class DemoFailed(SystemExit):
@@ -136,7 +124,7 @@ def main() -> None:
         wait_for(lambda: len(set(running_pods().values())) == 2, "one replica per node")
         pods = running_pods()
     tk("get", "pods", "-o", "wide")
-    tk("apply", "-f", "-", stdin=NODEPORT_SERVICE)
+    tk("apply", "-f", NODEPORT_SERVICE)
     tk("get", "services")
     service = json.loads(tk("get", "service", "web-app-service", "-o", "json", show=False))
     cluster_ip = service["spec"]["clusterIP"]

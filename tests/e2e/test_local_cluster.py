@@ -58,20 +58,8 @@ pytestmark = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "re
 NAME = f"e2e{os.getpid() % 100000}"
 NODEPORT = 30080
 
+NODEPORT_SERVICE = str(REPO / "examples" / "web-app-nodeport.yaml")  # nodePort 30080
 EXTRA = """
-apiVersion: v1
-kind: Service
-metadata:
-  name: web-app-nodeport
-spec:
-  type: NodePort
-  selector:
-    app: web-app
-  ports:
-  - port: 80
-    targetPort: 80
-    nodePort: 30080
----
 apiVersion: v1
 kind: Pod
 metadata:
@@ -220,6 +208,7 @@ def test_cluster_ip_from_each_node_reaches_both_replicas(cluster: Cluster) -> No
 
 
 def test_cluster_ip_from_a_pod_reaches_both_replicas(cluster: Cluster) -> None:
+    cli(cluster, "apply", "-f", NODEPORT_SERVICE)
     cli(cluster, "apply", "-f", "-", stdin=EXTRA)
     wait(lambda: pod_ready(cluster, "probe"), "the probe pod Running", cluster)
     ip = cluster_ip(cluster)
