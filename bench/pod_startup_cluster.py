@@ -188,10 +188,11 @@ class Startup:
     placement: dict[str, int] = field(default_factory=dict)
     burst_placement: dict[str, int] = field(default_factory=dict)
     warmup: dict[str, float] = field(default_factory=dict)
+    load: float = 0.0  # the host's 1-minute load average before the runs (2 cores, shared)
 
 
 async def measure_startup(address: str, nodes: list[str], count: int) -> Startup:
-    out = Startup()
+    out = Startup(load=os.getloadavg()[0])
     async with Client(address, timeout=30) as client:
         watch = PodWatch(client)
         await watch.start()
@@ -351,7 +352,7 @@ def report(args: argparse.Namespace, up_seconds: float, s: Startup, memory: list
     print(
         f"pod startup on a local cluster: {args.nodes} nodes, runtime {args.runtime}, "
         f"image {IMAGE} present (warm-up {_spread(warm)} s), "
-        f"cluster up in {up_seconds:.1f} s"
+        f"cluster up in {up_seconds:.1f} s, load average {s.load:.2f}"
     )
     print(_row("sequential", s.sequential, _spread(s.placement)))
     print(
@@ -364,6 +365,7 @@ def report(args: argparse.Namespace, up_seconds: float, s: Startup, memory: list
     )
     print(f"{'process':<12}{'node':<8}{'pid':>8}{'RSS MB':>9}{'PSS MB':>9}  target")
     totals: dict[str, float] = {}
+    pss_totals: dict[str, float] = {}
     apiserver_rss = 0.0
     for m in memory:
         target = ""
@@ -373,6 +375,7 @@ def report(args: argparse.Namespace, up_seconds: float, s: Startup, memory: list
             target = f"<= {APISERVER_TARGET_MB:.0f} MB RSS {verdict}"
         elif m.component in ("kubelet", "netplugin"):
             totals[m.node] = totals.get(m.node, 0.0) + m.rss_mb
+            pss_totals[m.node] = pss_totals.get(m.node, 0.0) + m.pss_mb
             target = "kubelet + netplugin"
         elif m.component == "shims":
             target = f"reference ({m.count} shims)"
@@ -383,7 +386,7 @@ def report(args: argparse.Namespace, up_seconds: float, s: Startup, memory: list
     for node, total in totals.items():
         verdict = "ok" if total <= NODE_TARGET_MB else "MISSED"
         print(
-            f"{'  = node':<12}{node:<8}{'':>8}{total:>9.1f}{'':>9}  "
+            f"{'  = node':<12}{node:<8}{'':>8}{total:>9.1f}{pss_totals[node]:>9.1f}  "
             f"<= {NODE_TARGET_MB:.0f} MB RSS {verdict}"
         )
     seq99, burst99 = percentile(s.sequential, 99), percentile(s.burst, 99)
