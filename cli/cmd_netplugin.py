@@ -94,6 +94,12 @@ def netplugin(
     verbose: bool,
 ) -> None:
     """Run the network agent for one node in the foreground."""
+    # First, before anything imports pyroute2: a long-lived process should not
+    # carry every netlink family pyroute2's package __init__ imports.
+    from netplugin import pyroute2_light
+
+    pyroute2_light.load()
+
     from apimachinery.client import Client
     from cli.main import configure_logging
     from netplugin.agent import AgentConfig, AgentError, NetPluginAgent
