@@ -119,10 +119,12 @@ class PodWatch:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.running_at: dict[str, float] = {}
+        self.bound_at: dict[str, float] = {}
         self.node_of: dict[str, str] = {}
         self.events: dict[str, asyncio.Event] = {}
         self.alive: set[str] = set()
         self.changed = asyncio.Event()
+        self.bound: dict[str, float] = {}
         self.task: asyncio.Future[None] | None = None
 
     def event(self, name: str) -> asyncio.Event:
@@ -144,6 +146,8 @@ class PodWatch:
                 self.alive.discard(name)
             elif ev.type in ("ADDED", "MODIFIED"):
                 self.alive.add(name)
+                if name not in self.bound_at and pod.spec.node_name:
+                    self.bound_at[name] = time.perf_counter()
                 if name not in self.running_at and is_running(pod):
                     self.running_at[name] = time.perf_counter()
                     self.node_of[name] = pod.spec.node_name
@@ -156,8 +160,12 @@ class PodWatch:
             await asyncio.gather(self.task, return_exceptions=True)
 
     async def start_one(self, name: str, node: str = "") -> float:
-        """Create the pod; seconds from Create returning to Running seen by the watch."""
+        """Create the pod; seconds from Create returning to Running seen by the watch.
+
+        `bound[name]` becomes the part of it until the watch saw spec.nodeName set
+        (the scheduler's share; the rest is the kubelet's and the runtime's)."""
         self.running_at.pop(name, None)
+        self.bound_at.pop(name, None)
         self.events[name] = asyncio.Event()
         await self.client.create(make_pod(name, node))
         created = time.perf_counter()
@@ -165,6 +173,7 @@ class PodWatch:
             await asyncio.wait_for(self.event(name).wait(), POD_TIMEOUT)
         except asyncio.TimeoutError:
             raise RuntimeError(f"pod {name} not Running after {POD_TIMEOUT:.0f} s") from None
+        self.bound[name] = self.bound_at.get(name, created) - created
         return self.running_at[name] - created
 
     async def delete_all(self, names: list[str]) -> None:
@@ -188,6 +197,8 @@ class Startup:
     placement: dict[str, int] = field(default_factory=dict)
     burst_placement: dict[str, int] = field(default_factory=dict)
     warmup: dict[str, float] = field(default_factory=dict)
+    sequential_bound: list[float] = field(default_factory=list)  # Create -> nodeName seen
+    burst_bound: list[float] = field(default_factory=list)
     load: float = 0.0  # the host's 1-minute load average before the runs (2 cores, shared)
 
 
@@ -207,6 +218,7 @@ async def measure_startup(address: str, nodes: list[str], count: int) -> Startup
             seq = [f"seq-{i}" for i in range(count)]
             for name in seq:
                 out.sequential.append(await watch.start_one(name))
+            out.sequential_bound = [watch.bound[p] for p in seq]
             out.placement = {n: sum(watch.node_of[p] == n for p in seq) for n in nodes}
             await watch.delete_all(seq)
 
@@ -214,6 +226,7 @@ async def measure_startup(address: str, nodes: list[str], count: int) -> Startup
             began = time.perf_counter()
             out.burst = list(await asyncio.gather(*(watch.start_one(p) for p in burst)))
             out.burst_wall = max(watch.running_at[p] for p in burst) - began
+            out.burst_bound = [watch.bound[p] for p in burst]
             out.burst_placement = {n: sum(watch.node_of[p] == n for p in burst) for n in nodes}
         finally:
             await watch.stop()
@@ -355,9 +368,11 @@ def report(args: argparse.Namespace, up_seconds: float, s: Startup, memory: list
         f"cluster up in {up_seconds:.1f} s, load average {s.load:.2f}"
     )
     print(_row("sequential", s.sequential, _spread(s.placement)))
+    print(_row("  bound", s.sequential_bound, "of it, Create -> spec.nodeName seen"))
     print(
         _row("burst", s.burst, f"{_spread(s.burst_placement)}; all Running in {s.burst_wall:.2f} s")
     )
+    print(_row("  bound", s.burst_bound, "of it, Create -> spec.nodeName seen"))
     print()
     print(
         f"memory with {len(s.burst)} pods running ({args.settle:.0f} s after the burst), "
