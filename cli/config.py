@@ -40,8 +40,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 DEFAULT_SERVER = "127.0.0.1:6443"
 ENV_SERVER = "TINYKUBE_SERVER"
 ENV_CONFIG = "TINYKUBE_CONFIG"
@@ -84,6 +82,8 @@ def read_config_file(path: Path, *, required: bool = False) -> str:
         return ""
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    import yaml  # here, not at the top: most processes (every daemon) have no config file
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
