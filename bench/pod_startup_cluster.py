@@ -334,16 +334,21 @@ def read_memory(cluster: Cluster) -> list[Memory]:
 
 @contextlib.contextmanager
 def interrupts_as_keyboard() -> Iterator[None]:
-    """SIGTERM behaves as Ctrl-C (KeyboardInterrupt), so `finally` tears the cluster down."""
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so `finally` tears the cluster down.
+
+    SIGINT's handler is set explicitly: a shell without job control starts a
+    background command with SIGINT ignored, and Python then leaves it ignored."""
 
     def raise_interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    old_term = signal.signal(signal.SIGTERM, raise_interrupt)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def teardown(cluster: Cluster, keep_logs: bool) -> None:
@@ -467,6 +472,9 @@ def main(argv: list[str] | None = None) -> None:
         run(args)
     except ClusterError as err:  # `up` has printed the component's log lines already
         sys.exit(f"pod_startup --local-cluster: {err}")
+    except KeyboardInterrupt:  # the cluster is down already (run's finally)
+        print("pod_startup --local-cluster: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
