@@ -11,6 +11,11 @@ as key=value pairs:
 
     2024-05-01T10:00:00.123Z INFO apiserver.server serving listen=127.0.0.1:6443 storage=sqlite
 
+Every other verb lives in a cli.cmd_* module that is imported only when that
+verb runs (LazyGroup, LAZY_COMMANDS): the long-lived daemons (`apiserver`,
+`kubelet`, `netplugin`) then carry only their own modules, and `tinykube
+--help` imports none of them. A new verb is one line in LAZY_COMMANDS.
+
 SIGTERM and SIGINT cancel the server task; `serve` shuts down gracefully in
 its own `finally` and the process exits 0, which is what systemd and
 `tinykube up` expect from a clean stop.
