@@ -33,6 +33,9 @@ Teardown, in order, each step idempotent and run even when start failed:
 4. unmount everything mounted under <base>, deepest first (rootfs overlays,
    netns bind mounts, shm).
 
+The spawn, readiness loop, signals and leftover hunt are localcluster/daemon.py's
+(PrivateDaemon), shared with dockerd.py.
+
 Failure modes: a containerd that does not answer within `timeout` raises
 ContainerdError with the tail of its log; the instance is stopped first.
 """
@@ -41,13 +44,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
-import subprocess
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from localcluster.daemon import PrivateDaemon, kill_leftovers, started
+from localcluster.daemon import mounts_under as mounts_under  # callers import them from here
+from localcluster.daemon import unmount_under as unmount_under
 
 log = logging.getLogger(__name__)
 
@@ -159,24 +161,12 @@ disabled_plugins = [
 {registry}"""
 
 
-class Containerd:
+class Containerd(PrivateDaemon[ContainerdConfig]):
     """One containerd process for `config`; `start()` waits until CRI answers."""
 
-    def __init__(self, config: ContainerdConfig) -> None:
-        self.config = config
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def socket(self) -> Path:
-        return self.config.socket
-
-    @property
-    def endpoint(self) -> str:
-        return self.config.endpoint
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    name = "containerd"
+    error = ContainerdError
+    poll_interval = 0.05
 
     def start(self, timeout: float = 20.0) -> None:
         cfg = self.config
@@ -185,54 +175,21 @@ class Containerd:
         cfg.config_file.write_text(cfg.render())
         with contextlib.suppress(FileNotFoundError):
             cfg.socket.unlink()
-        logfile = cfg.log_file.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                ["containerd", "--config", str(cfg.config_file)],
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, **cfg.extra_env},
-            )
-        finally:
-            logfile.close()
-        log.info("containerd started", extra={"pid": self.proc.pid, "socket": str(cfg.socket)})
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self.spawn(["containerd", "--config", str(cfg.config_file)], timeout)
 
-    def wait_ready(self, timeout: float) -> None:
-        """Poll CRI Version until it answers (the socket appears before CRI is up)."""
+    def probe(self) -> str | None:
+        """CRI Version (the socket appears before CRI is up)."""
         import grpc
 
         from protos import cri_pb2, cri_pb2_grpc
 
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise ContainerdError(f"containerd exited: {self.log_tail()}")
-            if self.socket.exists():
-                with grpc.insecure_channel(f"unix://{self.socket}") as channel:
-                    stub = cri_pb2_grpc.RuntimeServiceStub(channel)
-                    try:
-                        stub.Version(cri_pb2.VersionRequest(), timeout=2)
-                        return
-                    except grpc.RpcError as err:
-                        last = str(err.details())
-            time.sleep(0.05)
-        raise ContainerdError(
-            f"containerd did not answer in {timeout}s ({last}): {self.log_tail()}"
-        )
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.config.log_file.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        with grpc.insecure_channel(f"unix://{self.socket}") as channel:
+            stub = cri_pb2_grpc.RuntimeServiceStub(channel)
+            try:
+                stub.Version(cri_pb2.VersionRequest(), timeout=2)
+                return None
+            except grpc.RpcError as err:
+                return str(err.details())
 
     def restart(self, timeout: float = 20.0) -> None:
         """Stop the daemon alone and start it again: the shims, and so the containers, live on.
@@ -241,9 +198,7 @@ class Containerd:
         kubelet: the CRI socket goes away for a while, the pods keep running,
         and the new daemon finds them again through its shims.
         """
-        if self.proc is not None:
-            _terminate(self.proc, 5.0)
-            self.proc = None
+        self.terminate(5.0)
         self.start(timeout)
 
     def stop(self) -> None:
@@ -251,9 +206,7 @@ class Containerd:
         if self.running:
             with contextlib.suppress(Exception):
                 self.remove_all_sandboxes()
-        if self.proc is not None:
-            _terminate(self.proc, 5.0)
-            self.proc = None
+        self.terminate(5.0)
         self.kill_leftovers()
         unmount_under(self.config.base)
 
@@ -280,79 +233,12 @@ class Containerd:
 
     def kill_leftovers(self) -> None:
         """Kill runc containers under our runc root and shims bound to our socket."""
-        runc_root = self.config.runc_root
-        if runc_root.is_dir():
-            for ns_dir in runc_root.iterdir():
-                if not ns_dir.is_dir():
-                    continue
-                for container in ns_dir.iterdir():
-                    subprocess.run(
-                        ["runc", "--root", str(ns_dir), "delete", "--force", container.name],
-                        capture_output=True,
-                        check=False,
-                    )
         marker = str(self.socket).encode()
-        for pid in _pids_with_arg(marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                log.info("killed leftover shim", extra={"pid": pid})
+        kill_leftovers(self.config.runc_root, lambda arg: arg in (marker, marker + b".ttrpc"))
 
 
-def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _pids_with_arg(marker: bytes) -> list[int]:
-    """Processes whose command line contains `marker` (our socket path), not ourselves."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(arg == marker or arg == marker + b".ttrpc" for arg in args):
-            out.append(int(entry.name))
-    return out
-
-
-def mounts_under(base: Path) -> list[str]:
-    """Mount points at or below `base` (from /proc/self/mountinfo), deepest first."""
-    prefix = str(base.resolve())
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(point)
-    return sorted(set(found), key=lambda p: (-p.count("/"), p))
-
-
-def unmount_under(base: Path) -> None:
-    """Detach every mount under `base` (lazy: a busy one goes when its last user does)."""
-    if not base.exists():
-        return
-    for point in mounts_under(base):
-        result = subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-        if result.returncode != 0:
-            log.warning(
-                "unmount failed", extra={"path": point, "error": result.stderr.decode().strip()}
-            )
-
-
-@contextlib.contextmanager
-def running(config: ContainerdConfig, timeout: float = 20.0) -> Iterator[Containerd]:
+def running(
+    config: ContainerdConfig, timeout: float = 20.0
+) -> contextlib.AbstractContextManager[Containerd]:
     """A started containerd, stopped and cleaned up however the block ends."""
-    daemon = Containerd(config)
-    try:
-        daemon.start(timeout)
-        yield daemon
-    finally:
-        daemon.stop()
+    return started(Containerd(config), timeout)

@@ -48,6 +48,9 @@ Teardown (`stop()`), each step idempotent and run even when start failed:
    root (containerd, its shims) and runc containers under its runc root;
 4. unmount everything under `base` (overlay rootfs, shm), deepest first.
 
+Steps 2-4 and the start/readiness loop are localcluster/daemon.py's
+(PrivateDaemon), shared with containerd.py.
+
 Network namespaces made by CNI for a pause container are the container's
 own (/proc/<pid>/ns/net): they go with its process. The kubelet's CNI DEL
 frees the IP; a test that kills dockerd without it cleans its bridge itself.
@@ -60,13 +63,12 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localcluster.containerd import unmount_under
+from localcluster.daemon import PrivateDaemon, cmdline, kill_leftovers, started, unmount_under
 
 log = logging.getLogger(__name__)
 
@@ -151,24 +153,11 @@ class DockerdConfig:
         return [*args, *self.extra_args]
 
 
-class Dockerd:
+class Dockerd(PrivateDaemon[DockerdConfig]):
     """One dockerd process for `config`; `start()` waits until its API answers."""
 
-    def __init__(self, config: DockerdConfig) -> None:
-        self.config = config
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def socket(self) -> Path:
-        return self.config.socket
-
-    @property
-    def endpoint(self) -> str:
-        return self.config.endpoint
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    name = "dockerd"
+    error = DockerdError
 
     def start(self, timeout: float = 60.0) -> None:
         cfg = self.config
@@ -178,51 +167,20 @@ class Dockerd:
         for stale in (cfg.socket, cfg.pidfile):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-        logfile = cfg.log_file.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                cfg.command(),
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env={**os.environ, **cfg.extra_env},
-            )
-        finally:
-            logfile.close()
-        log.info("dockerd started", extra={"pid": self.proc.pid, "socket": str(cfg.socket)})
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self.spawn(cfg.command(), timeout)
 
-    def wait_ready(self, timeout: float) -> None:
-        """Poll GET /_ping until it answers (the socket appears before the API is up)."""
+    def probe(self) -> str | None:
+        """GET /_ping (the socket appears before the API is up)."""
         import docker
 
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise DockerdError(f"dockerd exited: {self.log_tail()}")
-            if self.socket.exists():
-                client = docker.DockerClient(base_url=self.endpoint, timeout=2, version="1.41")
-                try:
-                    client.ping()
-                    return
-                except Exception as err:
-                    last = str(err)
-                finally:
-                    client.close()
-            time.sleep(0.1)
-        raise DockerdError(f"dockerd did not answer in {timeout}s ({last}): {self.log_tail()}")
-
-    def log_tail(self, chars: int = 3000) -> str:
+        client = docker.DockerClient(base_url=self.endpoint, timeout=2, version="1.41")
         try:
-            return self.config.log_file.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+            client.ping()
+            return None
+        except Exception as err:
+            return str(err)
+        finally:
+            client.close()
 
     def preload_images(self, names: Sequence[str], registry: str) -> None:
         """Pull each image through `registry` (HOST:PORT) and tag it with its own name.
@@ -259,21 +217,20 @@ class Dockerd:
         network namespace by `tinykube up`) is found by its pidfile.
         """
         if self.proc is not None:
-            _terminate(self.proc, grace)
-            self.proc = None
+            self.terminate(grace)
             return
         try:
             pid = int(self.config.pidfile.read_text().strip())
         except (OSError, ValueError):
             return
-        if str(self.config.exec_root).encode() not in _cmdline(pid):
+        if str(self.config.exec_root).encode() not in cmdline(pid):
             return  # a stale pidfile: that pid is someone else now
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and _cmdline(pid):
+            while time.monotonic() < deadline and cmdline(pid):
                 time.sleep(0.1)
-            if _cmdline(pid):
+            if cmdline(pid):
                 os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
@@ -303,63 +260,15 @@ class Dockerd:
 
     def kill_leftovers(self) -> None:
         """Kill containerd/shims started for our exec root, and runc containers under it."""
-        exec_root = str(self.config.exec_root)
-        runc_root = self.config.exec_root / "runtime-runc"
-        if runc_root.is_dir():
-            for ns_dir in runc_root.iterdir():
-                if not ns_dir.is_dir():
-                    continue
-                for container in ns_dir.iterdir():
-                    subprocess.run(
-                        ["runc", "--root", str(ns_dir), "delete", "--force", container.name],
-                        capture_output=True,
-                        check=False,
-                    )
-        for pid in _pids_mentioning(exec_root.encode()):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                log.info("killed leftover process", extra={"pid": pid})
+        marker = str(self.config.exec_root).encode()
+        kill_leftovers(
+            self.config.exec_root / "runtime-runc",
+            lambda arg: arg == marker or arg.startswith(marker + b"/"),
+        )
 
 
-def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _cmdline(pid: int) -> bytes:
-    """The process's command line, b"" once it is gone (or a zombie)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _pids_mentioning(marker: bytes) -> list[int]:
-    """Processes with an argument at or under `marker` (our exec root), not ourselves."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(arg == marker or arg.startswith(marker + b"/") for arg in args):
-            out.append(int(entry.name))
-    return out
-
-
-@contextlib.contextmanager
-def running(config: DockerdConfig, timeout: float = 60.0) -> Iterator[Dockerd]:
+def running(
+    config: DockerdConfig, timeout: float = 60.0
+) -> contextlib.AbstractContextManager[Dockerd]:
     """A started dockerd, stopped and cleaned up however the block ends."""
-    daemon = Dockerd(config)
-    try:
-        daemon.start(timeout)
-        yield daemon
-    finally:
-        daemon.stop()
+    return started(Dockerd(config), timeout)
