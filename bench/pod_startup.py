@@ -409,6 +409,11 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runtime", default="containerd", choices=["containerd", "docker"])
+    ap.add_argument(
+        "--local-cluster",
+        action="store_true",
+        help="measure a `tinykube up` cluster instead (see bench/pod_startup_cluster.py --help)",
+    )
     ap.add_argument("--pods", type=int, default=30, help="pods started in each run")
     ap.add_argument("--concurrency", type=int, default=1, help="pods starting at once")
     ap.add_argument("--steady-pods", type=int, default=20, help="pods kept for the footprint")
