@@ -18,7 +18,8 @@ a dict per stream), so the follow loop in `read_log` only deals with files:
 read what was appended, parse, yield; at end of file check whether the
 container has exited (the `exited` callback) and stop if so, else sleep
 0.2 s. A line half-written at the end of the file (no newline yet) is
-left for the next read.
+left for the next read. That loop, `follow_records`, takes the parser as an
+argument: docker_logs.py runs it over Docker's json-file format.
 """
 
 from __future__ import annotations
@@ -76,28 +77,41 @@ def parse_records(data: bytes, partial: dict[str, str]) -> list[LogLine]:
     return out
 
 
-async def read_log(
+ParseRecords = Callable[[bytes, dict[str, str]], list[LogLine]]
+
+
+def _read_from(file: Path, offset: int) -> bytes:
+    """The file's bytes from `offset` on; b"" while it does not exist yet."""
+    try:
+        with file.open("rb") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+async def follow_records(
     path: str | Path,
+    parse: ParseRecords,
     *,
     follow: bool,
     tail: int | None,
     exited: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[LogLine]:
-    """Yield the log's lines (the last `tail` when given); with `follow`, keep going
-    until `exited()` says the container is gone and the file is drained."""
+    """The read/parse/yield loop for a record-per-line log file, whatever the format.
+
+    `parse` turns complete lines into LogLines (this module's parse_records, or
+    docker_logs' for Docker's json-file). Reads go through a thread, so a slow
+    disk never blocks the event loop.
+    """
     file = Path(path)
     partial: dict[str, str] = {}
     offset = 0
     first = True
     while True:
-        try:
-            with file.open("rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            chunk = b""
+        chunk = await asyncio.to_thread(_read_from, file, offset)
         end = chunk.rfind(b"\n") + 1  # keep an unfinished record for later
-        lines = parse_records(chunk[:end], partial)
+        lines = parse(chunk[:end], partial)
         offset += end
         if first and tail is not None:
             lines = list(deque(lines, maxlen=tail)) if tail > 0 else []
@@ -109,13 +123,20 @@ async def read_log(
         if end == 0:
             if await exited():
                 # One last read: the runtime may have flushed after we looked.
-                try:
-                    with file.open("rb") as f:
-                        f.seek(offset)
-                        rest = f.read()
-                except FileNotFoundError:
-                    rest = b""
-                for line in parse_records(rest, partial):
+                rest = await asyncio.to_thread(_read_from, file, offset)
+                for line in parse(rest, partial):
                     yield line
                 return
             await asyncio.sleep(POLL_INTERVAL)
+
+
+def read_log(
+    path: str | Path,
+    *,
+    follow: bool,
+    tail: int | None,
+    exited: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[LogLine]:
+    """Yield the log's lines (the last `tail` when given); with `follow`, keep going
+    until `exited()` says the container is gone and the file is drained."""
+    return follow_records(path, parse_records, follow=follow, tail=tail, exited=exited)

@@ -16,8 +16,8 @@ kubelet's /var/log/pods/<ns>_<pod>_<uid>/<container>/<attempt>.log at this
 file with a symlink -- docker.py does the same, so the pod log directory
 looks alike on both runtimes.
 
-`parse_records` is pure; `read_log` is cri_logs.read_log's loop for this
-format: read what was appended, parse the complete lines, yield; with
+`parse_records` is pure; `read_log` is cri_logs.follow_records run with
+this format's parser: read what was appended, parse the complete lines, yield; with
 `follow`, at the end of the file ask `exited()` and stop once the container
 is gone and the file drained, else sleep 0.2 s. Reading the file instead of
 streaming GET /containers/<id>/logs keeps every blocking call out of the
@@ -26,16 +26,13 @@ event loop without a thread per follower, and `tail` is the same deque.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from kubelet.runtime import cri_logs
 from kubelet.runtime.docker_convert import parse_time
 from kubelet.runtime.interface import LogLine
-
-POLL_INTERVAL = 0.2
 
 
 def parse_records(data: bytes, partial: dict[str, str]) -> list[LogLine]:
@@ -64,16 +61,7 @@ def parse_records(data: bytes, partial: dict[str, str]) -> list[LogLine]:
     return out
 
 
-def _read_from(file: Path, offset: int) -> bytes:
-    try:
-        with file.open("rb") as f:
-            f.seek(offset)
-            return f.read()
-    except FileNotFoundError:
-        return b""
-
-
-async def read_log(
+def read_log(
     path: str | Path,
     *,
     follow: bool,
@@ -82,26 +70,4 @@ async def read_log(
 ) -> AsyncIterator[LogLine]:
     """Yield the log's lines (the last `tail` when given); with `follow`, keep going
     until `exited()` says the container has stopped and the file is drained."""
-    file = Path(path)
-    partial: dict[str, str] = {}
-    offset = 0
-    first = True
-    while True:
-        chunk = await asyncio.to_thread(_read_from, file, offset)
-        end = chunk.rfind(b"\n") + 1  # keep an unfinished record for later
-        lines = parse_records(chunk[:end], partial)
-        offset += end
-        if first and tail is not None:
-            lines = list(deque(lines, maxlen=tail)) if tail > 0 else []
-        first = False
-        for line in lines:
-            yield line
-        if not follow:
-            return
-        if end == 0:
-            if await exited():
-                rest = await asyncio.to_thread(_read_from, file, offset)
-                for line in parse_records(rest, partial):
-                    yield line
-                return
-            await asyncio.sleep(POLL_INTERVAL)
+    return cri_logs.follow_records(path, parse_records, follow=follow, tail=tail, exited=exited)
