@@ -133,15 +133,22 @@ def add(
 
 
 def delete(conf: NetConf, container_id: str, netns: str, ifname: str, cmds: CommandLog) -> None:
-    """Unwire the sandbox; succeeds when any or all of it is already gone."""
-    if netns and os.path.exists(netns):
+    """Unwire the sandbox; succeeds when any or all of it is already gone.
+
+    Deleting the node's end of the veth pair deletes the pod's end with it, so
+    the pod's namespace is entered only when the node's end is already gone
+    and an interface might be left behind there (entering a namespace is the
+    slow part of a DEL)."""
+    host = host_veth_name(container_id, ifname)
+    with IPRoute() as node:
+        had_host_end = link_index(node, host) is not None
+        _delete_link(node, host, cmds, [])
+    if not had_host_end and netns and os.path.exists(netns):
         try:
             with _netns_socket(netns) as pod:
                 _delete_link(pod, ifname, cmds, ["nsenter", f"--net={netns}"])
         except (OSError, InvalidEnvironment) as e:  # gone meanwhile, or never a netns
             log.info("netns gone", extra={"netns": netns, "error": str(e)})
-    with IPRoute() as node:
-        _delete_link(node, host_veth_name(container_id, ifname), cmds, [])
     ipam = DiskIPAM(conf.data_dir, conf.name, conf.subnet, conf.gateway)
     released = ipam.release(container_id, ifname)
     log.info(
