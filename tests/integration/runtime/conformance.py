@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,8 @@ from kubelet.runtime.interface import (
     ContainerRuntime,
     ContainerState,
     LinuxResources,
+    Mount,
+    PodSandbox,
     PodSandboxConfig,
     PortMapping,
     SandboxState,
@@ -94,6 +97,47 @@ async def wait_state(
         if time.monotonic() > deadline:
             raise AssertionError(f"container {cid} is {status.state}, not {state}")
         await asyncio.sleep(0.05)
+
+
+async def fetch(get: Callable[[str], str], url: str, attempts: int = 50) -> str:
+    """`get(url)`, retried every 0.1 s while the server comes up; "" if it never answers."""
+    for _ in range(attempts):
+        try:
+            return await asyncio.to_thread(get, url)
+        except OSError:
+            await asyncio.sleep(0.1)
+    return ""
+
+
+async def run_reader(
+    runtime: ContainerRuntime, busybox: str, tmp_path: Path, script: str
+) -> tuple[PodSandboxConfig, PodSandbox, str]:
+    """A pod whose container `reader` runs `script` (sh -c) to its end; (config, sandbox, id).
+
+    Its working dir /data is `tmp_path`/shared, mounted read-only, holding a
+    file `greeting` ("hello from the host"); $POD_IP is the sandbox's IP; its
+    limits are half a CPU (quota 50000 of period 100000), 256 shares, 64 MiB.
+    """
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "greeting").write_text("hello from the host\n")
+    config = sandbox_config()
+    sandbox = await runtime.run_pod_sandbox(config)
+    spec = ContainerConfig(
+        name="reader",
+        image=busybox,
+        command=("sh", "-c", script),
+        env=(("POD_IP", sandbox.ip),),
+        working_dir="/data",
+        mounts=(Mount("/data", str(shared), read_only=True),),
+        resources=LinuxResources(
+            cpu_period=100000, cpu_quota=50000, cpu_shares=256, memory_limit_in_bytes=64 << 20
+        ),
+    )
+    cid = await runtime.create_container(sandbox.id, spec, config)
+    await runtime.start_container(cid)
+    await wait_state(runtime, cid, ContainerState.EXITED)
+    return config, sandbox, cid
 
 
 class RuntimeConformance:
@@ -162,13 +206,7 @@ class RuntimeConformance:
         )
         await runtime.start_container(cid)
         await wait_state(runtime, cid, ContainerState.RUNNING)
-        body = ""
-        for _ in range(50):
-            try:
-                body = await asyncio.to_thread(target.http_get, f"http://{sandbox.ip}/")
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
+        body = await fetch(target.http_get, f"http://{sandbox.ip}/")
         assert body.strip() == "conformance-ok"
         listed = await runtime.list_containers(sandbox_id=sandbox.id)
         assert [(c.id, c.name, c.state) for c in listed] == [(cid, "web", ContainerState.RUNNING)]

@@ -8,7 +8,10 @@ any free port (`--kubelet-port 0`, so a stale kubelet never blocks a new
 one), and its root dir, pod logs and process log live under the test's
 temporary directory. Pods are created from YAML through the API client, and
 the state is read back the same way, so a test reads like the user's
-session: apply, wait for a status, look at events.
+session: apply, wait for a status, look at events. The seed (SEED: two
+nginx pods, app=web-app) is what both real-node modules check each fault
+against: `web_pods()`, `web_running()`, `identity()` (container id and
+restart count per pod) and `serves(ip)`.
 
 Cleanup: `remove_pods()` removes, through the runtime, every sandbox made
 since `start()` (the session's daemons are shared with other test modules).
@@ -21,8 +24,9 @@ own adapter sees the same pod IPs and its DEL frees them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,11 +39,13 @@ from kubelet.runtime.interface import ContainerRuntime
 from localcluster import images
 from localcluster.containerd import CNI_BIN_DIR
 from localcluster.processes import ApiServerProcess, KubeletProcess
-from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv
+from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv, http_get
+from tests.procs import REPO
 
 T = TypeVar("T")
 
 TEST_LABEL = "tinykube-test"
+SEED = str(REPO / "examples" / "web-app.yaml")  # two nginx pods labelled app=web-app
 
 
 def pod_yaml(name: str, marker: str, body: str) -> str:
@@ -217,7 +223,35 @@ class RealNode:
 
         return asyncio.run(call())
 
+    # ---- the seed's web-app pods ------------------------------------------------------------
+
+    def web_pods(self) -> list[Any]:
+        async def read(client: Client) -> list[Any]:
+            items, _ = await client.list("pods", "default", label_selector="app=web-app")
+            return list(items)
+
+        pods: list[Any] = self.api(read)
+        return pods
+
+    def web_running(self) -> list[Any] | None:
+        """Both seed pods once Running, else None."""
+        # Read each pod again: the list may predate the status that made it Running.
+        pods = [self.running(p.metadata.name) for p in self.web_pods()]
+        return pods if len(pods) == 2 and all(p is not None for p in pods) else None
+
+    def identity(self) -> dict[str, tuple[str, int]]:
+        """pod name -> (container id, restart count) of the seed's pods."""
+        out = {}
+        for pod in self.web_pods():
+            status = pod.status.container_statuses[0]
+            out[pod.metadata.name] = (status.container_id, status.restart_count)
+        return out
+
     def remove_pods(self) -> None:
+        """Remove the sandboxes made since `start()` (restarting a dockerd a test stopped)."""
+        if self.docker_env is not None and not self.docker_env.dockerd.running:
+            self.docker_env.dockerd.start()
+
         async def remove(runtime: ContainerRuntime) -> None:
             for sandbox in await runtime.list_pod_sandboxes():
                 if sandbox.id not in self.before:
@@ -225,6 +259,30 @@ class RealNode:
                     await runtime.remove_pod_sandbox(sandbox.id)
 
         self.cri(remove)
+
+
+@contextlib.contextmanager
+def started_node(
+    root: Path, env: RuntimeEnv, marker: str, docker_env: DockerEnv | None = None
+) -> Iterator[RealNode]:
+    """A started RealNode; stopped, and its pods removed, however the block ends."""
+    node = RealNode(root, env, marker, docker_env)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+        node.remove_pods()
+
+
+def serves(ip: str, attempts: int = 50) -> str:
+    """The page at http://IP/, retried every 0.1 s while the server comes up; "" if never."""
+    for _ in range(attempts):
+        try:
+            return http_get(f"http://{ip}/", timeout=2)
+        except OSError:
+            time.sleep(0.1)
+    return ""
 
 
 def _tail(path: Path, chars: int = 4000) -> str:

@@ -8,7 +8,6 @@ the host through the test bridge's own address.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -17,14 +16,9 @@ import pytest
 
 from kubelet import runtime as runtimes
 from kubelet.runtime.cri import CRIRuntime
-from kubelet.runtime.cri_convert import LinuxResources, Mount, ResolvedContainerConfig
 from kubelet.runtime.interface import ContainerState
 from localcluster import images
-from tests.integration.runtime.conformance import (
-    container,
-    sandbox_config,
-    wait_state,
-)
+from tests.integration.runtime.conformance import container, fetch, run_reader, sandbox_config
 from tests.integration.runtime.conftest import RuntimeEnv, http_get
 
 pytestmark = pytest.mark.root
@@ -63,14 +57,7 @@ async def test_nginx_serves_welcome_page(runtime: CRIRuntime, runtime_env: Runti
     sandbox = await runtime.run_pod_sandbox(config)
     cid = await runtime.create_container(sandbox.id, container("nginx", "nginx:latest"), config)
     await runtime.start_container(cid)
-    body = ""
-    for _ in range(50):
-        try:
-            body = await asyncio.to_thread(http_get, f"http://{sandbox.ip}/")
-            break
-        except OSError:
-            await asyncio.sleep(0.1)
-    assert images.NGINX_WELCOME in body
+    assert images.NGINX_WELCOME in await fetch(http_get, f"http://{sandbox.ip}/")
     conf = await runtime.exec_sync(cid, ["cat", "/etc/nginx/nginx.conf"], 5)
     assert b"daemon off;" in conf.stdout
     started = time.monotonic()
@@ -82,25 +69,8 @@ async def test_nginx_serves_welcome_page(runtime: CRIRuntime, runtime_env: Runti
 async def test_mounts_env_and_limits(
     runtime: CRIRuntime, runtime_env: RuntimeEnv, tmp_path: Path
 ) -> None:
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    (shared / "greeting").write_text("hello from the host\n")
-    config = sandbox_config()
-    sandbox = await runtime.run_pod_sandbox(config)
-    spec = ResolvedContainerConfig(
-        name="reader",
-        image=images.BUSYBOX_IMAGES[0],
-        command=("sh", "-c", "cat /data/greeting; echo $POD_IP; cat /data/../proc/self/cgroup"),
-        env=(("POD_IP", sandbox.ip),),
-        working_dir="/data",
-        mounts=(Mount("/data", str(shared), read_only=True),),
-        resources=LinuxResources(
-            cpu_period=100000, cpu_quota=50000, cpu_shares=256, memory_limit_in_bytes=64 << 20
-        ),
-    )
-    cid = await runtime.create_container(sandbox.id, spec, config)
-    await runtime.start_container(cid)
-    await wait_state(runtime, cid, ContainerState.EXITED)
+    script = "cat /data/greeting; echo $POD_IP; cat /data/../proc/self/cgroup"
+    config, sandbox, cid = await run_reader(runtime, images.BUSYBOX_IMAGES[0], tmp_path, script)
     status = await runtime.container_status(cid)
     assert status.exit_code == 0, status.message
     text = [line.text async for line in runtime.container_logs(cid)]

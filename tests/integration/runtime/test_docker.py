@@ -23,12 +23,17 @@ import pytest
 
 from kubelet import runtime as runtimes
 from kubelet.errors import ContainerRuntimeError, NotFoundError
-from kubelet.runtime.cri_convert import LinuxResources, Mount, ResolvedContainerConfig
 from kubelet.runtime.docker import DockerRuntime
 from kubelet.runtime.interface import ContainerState, DNSConfig, PodSandboxConfig, SandboxState
 from localcluster import images
 from localcluster.dockerd import Dockerd, DockerdConfig
-from tests.integration.runtime.conformance import container, sandbox_config, wait_state
+from tests.integration.runtime.conformance import (
+    container,
+    fetch,
+    run_reader,
+    sandbox_config,
+    wait_state,
+)
 from tests.integration.runtime.conftest import DockerEnv, http_get
 
 pytestmark = pytest.mark.root
@@ -41,15 +46,6 @@ def _inspect(env: DockerEnv, cid: str) -> dict[str, object]:
         return attrs
     finally:
         client.close()
-
-
-async def _get(url: str) -> str:
-    for _ in range(50):
-        try:
-            return await asyncio.to_thread(http_get, url)
-        except OSError:
-            await asyncio.sleep(0.1)
-    return ""
 
 
 def test_dockerd_flags_keep_the_host_untouched(tmp_path: Path) -> None:
@@ -180,7 +176,7 @@ async def test_nginx_graceful_stop(docker_runtime: DockerRuntime) -> None:
         sandbox.id, container("nginx", "nginx:latest"), config
     )
     await docker_runtime.start_container(cid)
-    assert images.NGINX_WELCOME in await _get(f"http://{sandbox.ip}/")
+    assert images.NGINX_WELCOME in await fetch(http_get, f"http://{sandbox.ip}/")
     logs = [line.text async for line in docker_runtime.container_logs(cid)]
     assert any("GET / HTTP/1.1" in text for text in logs), logs
     started = time.monotonic()
@@ -193,25 +189,10 @@ async def test_nginx_graceful_stop(docker_runtime: DockerRuntime) -> None:
 async def test_mounts_env_limits_and_log_link(
     docker_runtime: DockerRuntime, docker_env: DockerEnv, tmp_path: Path
 ) -> None:
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    (shared / "greeting").write_text("hello from the host\n")
-    config = sandbox_config()
-    sandbox = await docker_runtime.run_pod_sandbox(config)
-    spec = ResolvedContainerConfig(
-        name="reader",
-        image=images.BUSYBOX_IMAGES[0],
-        command=("sh", "-c", "cat greeting; echo $POD_IP; touch /data/x || echo read-only"),
-        env=(("POD_IP", sandbox.ip),),
-        working_dir="/data",
-        mounts=(Mount("/data", str(shared), read_only=True),),
-        resources=LinuxResources(
-            cpu_period=100000, cpu_quota=50000, cpu_shares=256, memory_limit_in_bytes=64 << 20
-        ),
+    script = "cat greeting; echo $POD_IP; touch /data/x || echo read-only"
+    config, sandbox, cid = await run_reader(
+        docker_runtime, images.BUSYBOX_IMAGES[0], tmp_path, script
     )
-    cid = await docker_runtime.create_container(sandbox.id, spec, config)
-    await docker_runtime.start_container(cid)
-    await wait_state(docker_runtime, cid, ContainerState.EXITED)
     status = await docker_runtime.container_status(cid)
     assert (status.exit_code, status.reason) == (0, "Completed"), status.message
     # Docker copies stdout and stderr separately: their order is kept within a stream only.

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,13 +28,12 @@ import docker
 import pytest
 
 from localcluster import images
-from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv, http_get
-from tests.integration.runtime.node import RealNode, pod_yaml
-from tests.procs import REPO, run_cli
+from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv
+from tests.integration.runtime.node import SEED, RealNode, pod_yaml, serves, started_node
+from tests.procs import run_cli
 
 pytestmark = pytest.mark.root
 
-SEED = str(REPO / "examples" / "web-app.yaml")
 MARK = "docker-node"
 
 
@@ -43,52 +41,15 @@ MARK = "docker-node"
 def node(
     tmp_path_factory: pytest.TempPathFactory, runtime_env: RuntimeEnv, docker_env: DockerEnv
 ) -> Iterator[RealNode]:
-    real = RealNode(tmp_path_factory.mktemp("docker-node"), runtime_env, MARK, docker_env)
-    try:
-        real.start()
+    with started_node(
+        tmp_path_factory.mktemp("docker-node"), runtime_env, MARK, docker_env
+    ) as real:
         yield real
-    finally:
-        real.stop()
-        if not docker_env.dockerd.running:
-            docker_env.dockerd.start()
-        real.remove_pods()
 
 
 def _docker(node: RealNode) -> Any:
     assert node.docker_env is not None
     return docker.APIClient(base_url=node.docker_env.endpoint, version="1.41")
-
-
-def _web_pods(node: RealNode) -> list[Any]:
-    async def read(client: Any) -> list[Any]:
-        items, _ = await client.list("pods", "default", label_selector="app=web-app")
-        return list(items)
-
-    pods: list[Any] = node.api(read)
-    return pods
-
-
-def _web_running(node: RealNode) -> list[Any] | None:
-    pods = _web_pods(node)
-    ok = len(pods) == 2 and all(node.running(p.metadata.name) is not None for p in pods)
-    return [node.pod(p.metadata.name) for p in pods] if ok else None
-
-
-def _serves(ip: str, attempts: int = 50) -> str:
-    for _ in range(attempts):
-        try:
-            return http_get(f"http://{ip}/", timeout=2)
-        except OSError:
-            time.sleep(0.1)
-    return ""
-
-
-def _identity(node: RealNode) -> dict[str, tuple[str, int]]:
-    out = {}
-    for pod in _web_pods(node):
-        status = pod.status.container_statuses[0]
-        out[pod.metadata.name] = (status.container_id, status.restart_count)
-    return out
 
 
 def _ready(node: RealNode) -> tuple[str, str]:
@@ -106,9 +67,9 @@ def test_seed_session_on_docker(node: RealNode) -> None:
     server = node.apiserver.address
     out = run_cli(server, "apply", "-f", SEED)
     assert out.returncode == 0, out.stderr
-    pods = node.wait(lambda: _web_running(node), "two web-app pods Running", 60)
+    pods = node.wait(lambda: node.web_running(), "two web-app pods Running", 60)
     for pod in pods:
-        assert images.NGINX_WELCOME in _serves(pod.status.pod_ip), pod.status.pod_ip
+        assert images.NGINX_WELCOME in serves(pod.status.pod_ip), pod.status.pod_ip
     name = pods[0].metadata.name
     logs = run_cli(server, "logs", name)
     assert logs.returncode == 0 and "GET / HTTP/1.1" in logs.stdout, logs.stderr
@@ -185,7 +146,7 @@ def test_host_network_pod(node: RealNode) -> None:
 
 
 def test_killed_pause_container_recreates_the_sandbox(node: RealNode) -> None:
-    victim = _web_pods(node)[0]
+    victim = node.web_pods()[0]
     uid = victim.metadata.uid
     [old] = node.cri(lambda rt: rt.list_pod_sandboxes(pod_uid=uid))
     client = _docker(node)
@@ -205,7 +166,7 @@ def test_killed_pause_container_recreates_the_sandbox(node: RealNode) -> None:
 
     sandbox, _ = node.wait(new_sandbox, "a new sandbox with the pod running in it", 45)
     assert sandbox.attempt == old.attempt + 1
-    assert images.NGINX_WELCOME in _serves(sandbox.ip)
+    assert images.NGINX_WELCOME in serves(sandbox.ip)
     node.wait(
         lambda: any(e.reason == "SandboxChanged" for e in node.events(victim.metadata.name)),
         "a SandboxChanged event",
@@ -220,7 +181,7 @@ def test_killed_pause_container_recreates_the_sandbox(node: RealNode) -> None:
 
 
 def test_container_removed_by_hand_is_recreated_as_a_restart(node: RealNode) -> None:
-    pod = node.wait(lambda: _web_running(node), "both pods Running", 30)[1]
+    pod = node.wait(lambda: node.web_running(), "both pods Running", 30)[1]
     name = pod.metadata.name
     before = pod.status.container_statuses[0]
     client = _docker(node)
@@ -239,14 +200,14 @@ def test_container_removed_by_hand_is_recreated_as_a_restart(node: RealNode) -> 
     now = node.wait(recreated, "a new container for the removed one", 45)
     # The runtime has no trace of the old one: the count comes from the pod's last status.
     assert now.status.container_statuses[0].restart_count == before.restart_count + 1
-    assert images.NGINX_WELCOME in _serves(now.status.pod_ip)
+    assert images.NGINX_WELCOME in serves(now.status.pod_ip)
 
 
 def test_dockerd_down_node_not_ready_then_recovers(node: RealNode) -> None:
     assert node.docker_env is not None
     daemon = node.docker_env.dockerd
     node.wait(lambda: _ready(node)[0] == "True", "the Node Ready", 30)
-    before = _identity(node)
+    before = node.identity()
     daemon.stop_daemon()
     try:
         _, message = node.wait(
@@ -263,7 +224,7 @@ def test_dockerd_down_node_not_ready_then_recovers(node: RealNode) -> None:
     # dockerd stopped every container when it went down: the kubelet starts the pods again,
     # in new sandboxes (until then the API still shows the old, stale Running status).
     def restarted() -> list[Any] | None:
-        pods = _web_running(node)
+        pods = node.web_running()
         if pods is None:
             return None
         fresh = all(
@@ -273,4 +234,4 @@ def test_dockerd_down_node_not_ready_then_recovers(node: RealNode) -> None:
 
     pods = node.wait(restarted, "both pods Running again in new containers", 60)
     for pod in pods:
-        assert images.NGINX_WELCOME in _serves(pod.status.pod_ip)
+        assert images.NGINX_WELCOME in serves(pod.status.pod_ip)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import time
-import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,12 @@ from typing import Any
 import pytest
 
 from localcluster import images
-from tests.integration.runtime.conftest import RuntimeEnv, http_get
-from tests.integration.runtime.node import RealNode, pod_yaml
-from tests.procs import REPO, run_cli
+from tests.integration.runtime.conftest import RuntimeEnv
+from tests.integration.runtime.node import SEED, RealNode, pod_yaml, serves, started_node
+from tests.procs import run_cli
 
 pytestmark = pytest.mark.root
 
-SEED = str(REPO / "examples" / "web-app.yaml")
 MARK = "real-node"
 # A busybox container that stops at once on SIGTERM (PID 1 ignores it otherwise).
 SLEEPER = '["sh", "-c", "trap \'exit 0\' TERM; while true; do sleep 1; done"]'
@@ -48,58 +46,18 @@ def node(
     runtime_env: RuntimeEnv,
 ) -> Iterator[RealNode]:
     docker_env = request.getfixturevalue("docker_env") if request.param == "docker" else None
-    real = RealNode(tmp_path_factory.mktemp("real-node"), runtime_env, MARK, docker_env)
-    try:
-        real.start()
+    with started_node(tmp_path_factory.mktemp("real-node"), runtime_env, MARK, docker_env) as real:
         yield real
-    finally:
-        real.stop()
-        real.remove_pods()
-
-
-def _web_pods(node: RealNode) -> list[Any]:
-    async def read(client: Any) -> list[Any]:
-        items, _ = await client.list("pods", "default", label_selector="app=web-app")
-        return list(items)
-
-    pods: list[Any] = node.api(read)
-    return pods
-
-
-def _web_running(node: RealNode) -> list[Any] | None:
-    # Read each pod again: the list may predate the status that made it Running.
-    pods = [node.running(p.metadata.name) for p in _web_pods(node)]
-    return pods if len(pods) == 2 and all(p is not None for p in pods) else None
-
-
-def _serves(ip: str, attempts: int = 50) -> str:
-    body = ""
-    for _ in range(attempts):
-        try:
-            body = http_get(f"http://{ip}/", timeout=2)
-            break
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.1)
-    return body
-
-
-def _identity(node: RealNode) -> dict[str, tuple[str, int]]:
-    """pod name -> (container id, restart count) of the seed's pods."""
-    out = {}
-    for pod in _web_pods(node):
-        status = pod.status.container_statuses[0]
-        out[pod.metadata.name] = (status.container_id, status.restart_count)
-    return out
 
 
 def test_user_session(node: RealNode) -> None:
     server = node.apiserver.address
     out = run_cli(server, "apply", "-f", SEED)
     assert out.returncode == 0, out.stderr
-    pods = node.wait(lambda: _web_running(node), "two web-app pods Running", 45)
+    pods = node.wait(lambda: node.web_running(), "two web-app pods Running", 45)
     ips = sorted(p.status.pod_ip for p in pods)
     for ip in ips:
-        assert images.NGINX_WELCOME in _serves(ip), ip
+        assert images.NGINX_WELCOME in serves(ip), ip
 
     table = run_cli(server, "get", "pods", "-o", "wide")
     assert table.returncode == 0, table.stderr
@@ -295,16 +253,16 @@ def test_missing_image_backs_off_others_run(node: RealNode) -> None:
 
 
 def test_kill9_kubelet_adopts_without_restarts(node: RealNode) -> None:
-    before = _identity(node)
+    before = node.identity()
     assert len(before) == 2 and all(cid for cid, _ in before.values())
     starts = node.kubelet_starts()
     node.kubelet.kill9()
     node.kubelet.start()
     node.wait(lambda: node.kubelet_starts() > starts, "the new kubelet to start", 30)
     time.sleep(3)  # several PLEG relists and syncs of the adopted pods
-    assert _identity(node) == before
-    for pod in _web_pods(node):
-        assert images.NGINX_WELCOME in _serves(pod.status.pod_ip)
+    assert node.identity() == before
+    for pod in node.web_pods():
+        assert images.NGINX_WELCOME in serves(pod.status.pod_ip)
     # The runtime holds one container per pod: nothing was started again.
     containers = node.cri(lambda rt: rt.list_containers())
     ids = {f"{node.runtime_name}://{c.id}" for c in containers}
@@ -312,12 +270,12 @@ def test_kill9_kubelet_adopts_without_restarts(node: RealNode) -> None:
 
 
 def test_containerd_restart_pods_keep_running(node: RealNode) -> None:
-    before = _identity(node)
+    before = node.identity()
     if node.runtime_name != "containerd":
         pytest.skip("containerd's own restart (dockerd's: test_docker_node.py)")
     node.env.containerd.restart()
-    for pod in _web_pods(node):
-        assert images.NGINX_WELCOME in _serves(pod.status.pod_ip)
+    for pod in node.web_pods():
+        assert images.NGINX_WELCOME in serves(pod.status.pod_ip)
     # The kubelet reconnects: a new pod starts, the old ones are untouched.
     body = f"""  terminationGracePeriodSeconds: 2
   containers:
@@ -327,13 +285,13 @@ def test_containerd_restart_pods_keep_running(node: RealNode) -> None:
 """
     node.create(pod_yaml("after-restart", MARK, body))
     node.wait(lambda: node.running("after-restart"), "a new pod after the restart", 30)
-    assert _identity(node) == before
+    assert node.identity() == before
     node.delete("after-restart")
 
 
 def test_apiserver_down_containers_keep_serving(node: RealNode) -> None:
-    pods = _web_pods(node)
-    before = _identity(node)
+    pods = node.web_pods()
+    before = node.identity()
     victim = pods[0]
     node.apiserver.stop()
     down_until = time.monotonic() + 10
@@ -341,12 +299,12 @@ def test_apiserver_down_containers_keep_serving(node: RealNode) -> None:
     node.cri(lambda rt: rt.stop_container(before[victim.metadata.name][0].split("//")[1], 2))
     while time.monotonic() < down_until:
         for pod in pods:
-            assert images.NGINX_WELCOME in _serves(pod.status.pod_ip, attempts=30)
+            assert images.NGINX_WELCOME in serves(pod.status.pod_ip, attempts=30)
         time.sleep(1)
     node.apiserver.start()
 
     def converged() -> bool:
-        now = _identity(node)
+        now = node.identity()
         cid, restarts = now.get(victim.metadata.name, ("", 0))
         return (
             restarts == before[victim.metadata.name][1] + 1
@@ -354,13 +312,13 @@ def test_apiserver_down_containers_keep_serving(node: RealNode) -> None:
         )
 
     node.wait(converged, "the restart reported once the API server is back", 30)
-    node.wait(lambda: _web_running(node), "both pods Running", 20)
+    node.wait(lambda: node.web_running(), "both pods Running", 20)
     other = pods[1].metadata.name
-    assert _identity(node)[other] == before[other]
+    assert node.identity()[other] == before[other]
 
 
 def test_logs_dir_under_test_root(node: RealNode) -> None:
     """Nothing of the session's pods is written outside the test's directory."""
-    uids = {p.metadata.uid for p in _web_pods(node)}
+    uids = {p.metadata.uid for p in node.web_pods()}
     assert all(list(node.pod_logs.glob(f"*_{uid}")) for uid in uids)
     assert Path(node.kubelet_root).is_relative_to(node.root)
