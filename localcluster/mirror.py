@@ -56,17 +56,6 @@ class UnderlayRegistry(LocalRegistry):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def write_config(self) -> Path:
-        self.base.mkdir(parents=True, exist_ok=True)
-        config = self.base / "config.yml"
-        config.write_text(
-            "version: 0.1\n"
-            "log:\n  level: warn\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.base / 'data'}\n"
-            f"http:\n  addr: {self.address}\n"
-        )
-        return config
-
     def ready(self) -> bool:
         probe = ["busybox", "wget", "-q", "-O", "/dev/null", f"http://{self.address}/v2/"]
         return self.ns.exec(probe, check=False, timeout=5).returncode == 0

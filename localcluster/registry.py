@@ -76,7 +76,8 @@ class LocalRegistry:
         """containerd's registry.config_path for this mirror."""
         return self.base / "hosts"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def write_config(self) -> Path:
+        """<base>/config.yml: listen on `address`, store under <base>/data, log warnings only."""
         self.base.mkdir(parents=True, exist_ok=True)
         config = self.base / "config.yml"
         config.write_text(
@@ -85,6 +86,10 @@ class LocalRegistry:
             f"storage:\n  filesystem:\n    rootdirectory: {self.base / 'data'}\n"
             f"http:\n  addr: {self.address}\n"
         )
+        return config
+
+    def start(self, timeout: float = 10.0) -> None:
+        config = self.write_config()
         with (self.base / "registry.log").open("ab") as out:
             self.proc = subprocess.Popen(
                 ["docker-registry", "serve", str(config)],
@@ -126,13 +131,13 @@ class LocalRegistry:
         self.proc = None
 
     def write_hosts(self) -> None:
+        """A hosts.toml per mirrored registry under `hosts_dir` (the nodes' own files' text)."""
+        from localcluster.nodeconfig import hosts_toml  # nodeconfig imports this module
+
         for host, upstream in MIRRORED_HOSTS.items():
             directory = self.hosts_dir / host
             directory.mkdir(parents=True, exist_ok=True)
-            server = f'server = "{upstream}"\n' if upstream else ""
-            (directory / "hosts.toml").write_text(
-                f'{server}\n[host."http://{self.address}"]\n  capabilities = ["pull", "resolve"]\n'
-            )
+            (directory / "hosts.toml").write_text(hosts_toml(upstream, self.address))
 
     # ---- pushing ---------------------------------------------------------------------------
 
