@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import functools
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -92,8 +93,8 @@ def _read_from(file: Path, offset: int) -> bytes:
 
 async def follow_records(
     path: str | Path,
-    parse: ParseRecords,
     *,
+    parse: ParseRecords,
     follow: bool,
     tail: int | None,
     exited: Callable[[], Awaitable[bool]],
@@ -130,13 +131,6 @@ async def follow_records(
             await asyncio.sleep(POLL_INTERVAL)
 
 
-def read_log(
-    path: str | Path,
-    *,
-    follow: bool,
-    tail: int | None,
-    exited: Callable[[], Awaitable[bool]],
-) -> AsyncIterator[LogLine]:
-    """Yield the log's lines (the last `tail` when given); with `follow`, keep going
-    until `exited()` says the container is gone and the file is drained."""
-    return follow_records(path, parse_records, follow=follow, tail=tail, exited=exited)
+# read_log(path, follow=, tail=, exited=): the log's lines (the last `tail` when given);
+# with `follow`, on until `exited()` says the container is gone and the file is drained.
+read_log = functools.partial(follow_records, parse=parse_records)

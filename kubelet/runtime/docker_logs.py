@@ -26,9 +26,8 @@ event loop without a thread per follower, and `tail` is the same deque.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 from kubelet.runtime import cri_logs
 from kubelet.runtime.docker_convert import parse_time
@@ -61,13 +60,5 @@ def parse_records(data: bytes, partial: dict[str, str]) -> list[LogLine]:
     return out
 
 
-def read_log(
-    path: str | Path,
-    *,
-    follow: bool,
-    tail: int | None,
-    exited: Callable[[], Awaitable[bool]],
-) -> AsyncIterator[LogLine]:
-    """Yield the log's lines (the last `tail` when given); with `follow`, keep going
-    until `exited()` says the container has stopped and the file is drained."""
-    return cri_logs.follow_records(path, parse_records, follow=follow, tail=tail, exited=exited)
+# read_log(path, follow=, tail=, exited=): as cri_logs.read_log, for json-file records.
+read_log = functools.partial(cri_logs.follow_records, parse=parse_records)
