@@ -94,6 +94,12 @@ def running_pods() -> dict[str, str]:
     }
 
 
+def settled() -> bool:
+    """Two web-app pods, both Running, none on its way out (a rollout has finished)."""
+    listed = json.loads(tk("get", "pods", "-l", "app=web-app", "-o", "json", show=False))
+    return len(listed.get("items", [])) == 2 and len(running_pods()) == 2
+
+
 def replicas_answering(argv_prefix: list[str], url: str, tries: int = 12) -> set[str]:
     """Ask `url` several times (through `tinykube ...argv_prefix curl`); the pods that answered."""
     seen: set[str] = set()
@@ -117,11 +123,12 @@ def main() -> None:
     tk("up", "--nodes", "2", "--name", NAME)
     tk("get", "nodes", "-o", "wide")
     tk("apply", "-f", SEED)
-    wait_for(lambda: len(running_pods()) == 2, "two web-app replicas Running")
+    tk("rollout", "status", "deployment/web-app")  # on a rerun, the seed may change the app back
+    wait_for(settled, "exactly two web-app replicas Running")
     pods = running_pods()
     if len(set(pods.values())) != 2:  # a rerun after a node failure: spread them again
         tk("rollout", "restart", "deployment/web-app", check=False)
-        wait_for(lambda: len(set(running_pods().values())) == 2, "one replica per node")
+        wait_for(lambda: settled() and len(set(running_pods().values())) == 2, "one per node")
         pods = running_pods()
     tk("get", "pods", "-o", "wide")
     tk("apply", "-f", NODEPORT_SERVICE)
