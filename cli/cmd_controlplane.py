@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 import click
 
-from cli.context import Options
+from cli.context import Options, until_signalled
 
 
 @click.command("controller-manager")
@@ -55,14 +54,9 @@ def controller_manager(
 
     async def run() -> None:
         client = Client(opts.server)
-        task = asyncio.ensure_future(run_controller_manager(client, options, only=names))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
         try:
-            await task
-        except asyncio.CancelledError:
-            logger.info("stopped", extra={"server": opts.server})
+            if await until_signalled(run_controller_manager(client, options, only=names)):
+                logger.info("stopped", extra={"server": opts.server})
         finally:
             await client.close()
 

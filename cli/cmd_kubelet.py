@@ -31,12 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from pathlib import Path
 
 import click
 
-from cli.context import Options
+from cli.context import Options, until_signalled
 
 
 def _pairs(text: str, flag: str) -> dict[str, str]:
@@ -249,14 +248,9 @@ def kubelet(
 
     async def run() -> None:
         client = Client(address)
-        task = asyncio.ensure_future(Kubelet(client, config, runtime).run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
         try:
-            await task
-        except asyncio.CancelledError:
-            logger.info("stopped", extra={"node": node_name})
+            if await until_signalled(Kubelet(client, config, runtime).run()):
+                logger.info("stopped", extra={"node": node_name})
         finally:
             await runtime.close()
             await client.close()

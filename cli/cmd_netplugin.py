@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import click
 
-from cli.context import Options
+from cli.context import Options, until_signalled
 
 
 @click.command("netplugin")
@@ -144,13 +143,7 @@ def netplugin(
                 commands = await agent.dry_run()
                 click.echo("\n".join(commands))
                 return
-            task = asyncio.ensure_future(agent.run())
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, task.cancel)
-            try:
-                await task
-            except asyncio.CancelledError:
+            if await until_signalled(agent.run()):
                 logger.info("stopped", extra={"node": node_name})
         finally:
             await client.close()

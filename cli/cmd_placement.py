@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from typing import TYPE_CHECKING
 
 import click
 
 from cli import context
-from cli.context import CommandError, Options, effective, namespace_option
+from cli.context import CommandError, Options, effective, namespace_option, until_signalled
 
 if TYPE_CHECKING:
     from apimachinery.client import Client
@@ -79,14 +78,9 @@ def scheduler(opts: Options, verbose: bool) -> None:
 
     async def run() -> None:
         client = Client(opts.server)
-        task = asyncio.ensure_future(run_scheduler(client))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
         try:
-            await task
-        except asyncio.CancelledError:
-            logger.info("stopped", extra={"server": opts.server})
+            if await until_signalled(run_scheduler(client)):
+                logger.info("stopped", extra={"server": opts.server})
         finally:
             await client.close()
 

@@ -20,6 +20,7 @@ without a server: `monkeypatch.setattr(context, "make_client", ...)`.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -101,6 +102,22 @@ def run(opts: Options, verb: Callable[[Client], Awaitable[int]]) -> int:
     except (errors.StatusError, CommandError) as err:
         echo_err(describe_error(err, opts.server))
         return 1
+
+
+async def until_signalled(main: Awaitable[Any]) -> bool:
+    """Run a daemon's main coroutine until it ends, or SIGTERM / SIGINT cancels it.
+
+    True when a signal stopped it (the daemon's tasks have then seen CancelledError and
+    cleaned up, as `kill` or Ctrl-C on kubelet or kube-proxy lets them)."""
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        return True
+    return False
 
 
 def exit_with(code: int) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import signal
 import sys
 import time
 from typing import Any
@@ -330,6 +329,7 @@ def apiserver(
     configure_logging(logging.DEBUG if verbose else logging.INFO)
     from apiserver.controllers.base import ControllerOptions
     from apiserver.server import serve
+    from cli.context import until_signalled
 
     options = ControllerOptions(
         node_monitor_grace_period=node_monitor_grace_period,
@@ -340,24 +340,17 @@ def apiserver(
     listen, *extra_listen = listen_addresses
 
     async def run() -> None:
-        task = asyncio.ensure_future(
-            serve(
-                data_dir,
-                listen,
-                extra_listen=extra_listen,
-                storage=storage,
-                scheduler=scheduler,
-                controllers=controllers,
-                options=options,
-                default_toleration_seconds=default_toleration_seconds,
-            )
+        server = serve(
+            data_dir,
+            listen,
+            extra_listen=extra_listen,
+            storage=storage,
+            scheduler=scheduler,
+            controllers=controllers,
+            options=options,
+            default_toleration_seconds=default_toleration_seconds,
         )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await task
-        except asyncio.CancelledError:
+        if await until_signalled(server):
             logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})
 
     try:
