@@ -67,7 +67,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import os
 import signal
 import sys
@@ -80,6 +79,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
+from bench.pod_startup import percentile
 from localcluster.cluster import Cluster, ClusterError
 from protos import core_pb2
 
@@ -92,13 +92,6 @@ P99_TARGET_S = 1.5
 APISERVER_TARGET_MB = 100.0
 NODE_TARGET_MB = 80.0
 POD_TIMEOUT = 120.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least q% of the values at or below."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def make_pod(name: str, node: str = "") -> core_pb2.Pod:

@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from localcluster.processes import REPO, tinykube_cmd
+from localcluster.processes import REPO, cluster_env, tinykube_cmd
 
 NAME = "demo"
 SEED = "examples/web-app.yaml"
@@ -48,12 +48,6 @@ class DemoFailed(SystemExit):
         super().__init__(f"\ndemo failed: {message}\n(the cluster's logs: {logs})")
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TINYKUBE_SERVER", "TINYKUBE_CONFIG")}
-    env["TINYKUBE_CLUSTER"] = NAME
-    return env
-
-
 def tk(*args: str, show: bool = True, stdin: str | None = None, check: bool = True) -> str:
     """Run `tinykube ARGS`; print the command and its output like a terminal when `show`."""
     if show:
@@ -64,7 +58,7 @@ def tk(*args: str, show: bool = True, stdin: str | None = None, check: bool = Tr
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=_env(),
+        env=cluster_env(NAME),
         timeout=180,
     )
     if show:

@@ -28,6 +28,16 @@ def tinykube_cmd() -> list[str]:
     return [sys.executable, "-m", "cli.main"]
 
 
+def cluster_env(name: str) -> dict[str, str]:
+    """The environment for a `tinykube` command aimed at the local cluster `name`: its
+    name in $TINYKUBE_CLUSTER, and nothing that would take precedence over it."""
+    from cli.config import ENV_CLUSTER, ENV_CONFIG, ENV_SERVER
+
+    env = {k: v for k, v in os.environ.items() if k not in (ENV_SERVER, ENV_CONFIG)}
+    env[ENV_CLUSTER] = name
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ import pytest
 
 from localcluster import prereqs
 from localcluster.cluster import Cluster
-from localcluster.processes import REPO, tinykube_cmd
+from localcluster.processes import REPO, cluster_env, tinykube_cmd
 
 SEED = str(REPO / "examples" / "web-app.yaml")
 SERVED_BY = re.compile(r"Served by pod ([a-z0-9-]+)")
@@ -56,8 +56,6 @@ def cli(
     cluster: Cluster, *args: str, check: bool = True, timeout: float = 90, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`tinykube ARGS` as a user types it, finding the cluster by TINYKUBE_CLUSTER."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TINYKUBE_SERVER", "TINYKUBE_CONFIG")}
-    env["TINYKUBE_CLUSTER"] = cluster.name
     out = subprocess.run(
         [*tinykube_cmd(), *args],
         input=stdin,
@@ -65,7 +63,7 @@ def cli(
         text=True,
         timeout=timeout,
         cwd=REPO,
-        env=env,
+        env=cluster_env(cluster.name),
         check=False,
     )
     if check:
