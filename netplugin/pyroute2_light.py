@@ -3,9 +3,9 @@
 Why: `import pyroute2` runs the package __init__, which imports every netlink
 family the library knows -- IPDB, NDB (with sqlite), IPVS, nl80211,
 WireGuard, devlink, ethtool, plan9, ... -- about 160 modules and 20 MB of
-heap, and 0.15 s of start-up. The network plugin needs three classes of it:
-IPRoute and NetNS (rtnetlink: links, addresses, routes, neighbours, FDB) and
-Conntrack (nfnetlink conntrack), plus NetlinkError. Both of our pyroute2
+heap, and 0.15 s of start-up. The network plugin needs two classes of it:
+IPRoute (rtnetlink: links, addresses, routes, neighbours, FDB) and Conntrack
+(nfnetlink conntrack), plus NetlinkError. Both of our pyroute2
 processes pay for the rest: `tinykube-cni`, which containerd waits for on
 every pod start, and `tinykube netplugin`, which lives as long as the node.
 

@@ -3,8 +3,10 @@
 The node agent runs inside its node's network namespace, so by default every
 command here runs in the current one. Tests and the benchmark drive a proxy
 for a namespace they built from the outside: `netns="tk-node1"` runs the same
-commands under `nsenter --net=/run/netns/tk-node1` and opens pyroute2's
-netlink socket in that namespace -- the kernel state is the same either way.
+commands under `nsenter --net=/run/netns/tk-node1` -- the kernel state is the
+same either way. (Not pyroute2's NetNS: it forks a Python child to open its
+socket, and a fork of a process full of gRPC and asyncio threads can hang on a
+lock some other thread held at the time.)
 
 Every change goes through the CommandLog first (logged at INFO as the shell
 command, skipped in a dry run):
@@ -17,48 +19,25 @@ command, skipped in a dry run):
     ip route replace 10.96.0.0/12 dev tk0   # the node can reach ClusterIPs
     sysctl -w net.bridge.bridge-nf-call-iptables=1
 
-Reads (`nft -j list chains`, a route dump) change nothing and are not logged.
+Reads (`nft -j list chains`, `ip -j route show`) change nothing and are not logged.
 `nft -f` either applies the whole script or nothing; its error text (line and
 column of the offending statement) is kept in NftError.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import logging
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
-
-from pyroute2 import IPRoute, NetNS
 
 from netplugin.commands import CommandLog
 
 log = logging.getLogger(__name__)
 
 NETNS_DIR = Path("/run/netns")
-
-
-T = TypeVar("T")
-
-
-def _off_loop(fn: Callable[[], T]) -> T:
-    """Run `fn` here, or in a helper thread when this thread runs an event loop.
-
-    pyroute2's synchronous API drives an event loop of its own, which cannot
-    start inside a running one (a caller such as the agent's cleanup may be
-    async); a short-lived thread has none.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return fn()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(fn).result()
 
 
 class NftError(RuntimeError):
@@ -138,46 +117,42 @@ class Nft:
 
     # ---- the route to the service CIDR ---------------------------------------------------
 
-    def _ipr(self) -> IPRoute | NetNS:
-        return IPRoute() if self.netns is None else NetNS(self.netns)
+    def _routes(self, cidr: str) -> list[dict[str, object]]:
+        out = self._run_ip(["-j", "route", "show", "exact", cidr, "table", "main"])
+        routes: list[dict[str, object]] = json.loads(out) if out.strip() else []
+        return routes
+
+    def _run_ip(self, args: Sequence[str]) -> str:
+        argv = [*self.prefix(), "ip", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise OSError(f"ip {' '.join(args)}: {proc.stderr.strip() or proc.returncode}")
+        return proc.stdout
+
+    def _run_ip_ok(self, args: Sequence[str]) -> bool:
+        try:
+            self._run_ip(args)
+        except OSError:
+            return False
+        return True
 
     def ensure_route(self, cidr: str, dev: str) -> bool:
         """`ip route replace CIDR dev DEV` unless already so; False if DEV does not exist yet."""
-        return _off_loop(lambda: self._ensure_route(cidr, dev))
+        if not self._run_ip_ok(["link", "show", "dev", dev]):
+            if self.cmds.dry_run:  # a dry run creates no bridge: show the route anyway
+                self.cmds.change("ip", "route", "replace", cidr, "dev", dev)
+                return True
+            return False
+        if any(r.get("dev") == dev for r in self._routes(cidr)):
+            return True
+        if self.cmds.change("ip", "route", "replace", cidr, "dev", dev):
+            self._run_ip(["route", "replace", cidr, "dev", dev])
+        return True
 
     def delete_route(self, cidr: str) -> None:
         """`ip route del CIDR` if present."""
-        _off_loop(lambda: self._delete_route(cidr))
-
-    def _ensure_route(self, cidr: str, dev: str) -> bool:
-        net, _, length = cidr.partition("/")
-        with self._ipr() as ipr:
-            links = ipr.link_lookup(ifname=dev)
-            if not links:
-                if self.cmds.dry_run:  # a dry run creates no bridge: show the route anyway
-                    self.cmds.change("ip", "route", "replace", cidr, "dev", dev)
-                    return True
-                return False
-            for route in ipr.get_routes(table=254):
-                if (
-                    route.get("dst") == net
-                    and route["dst_len"] == int(length)
-                    and route.get("oif") == links[0]
-                ):
-                    return True
-            if self.cmds.change("ip", "route", "replace", cidr, "dev", dev):
-                ipr.route("replace", dst=cidr, oif=links[0])
-        return True
-
-    def _delete_route(self, cidr: str) -> None:
-        net, _, length = cidr.partition("/")
-        with self._ipr() as ipr:
-            present = any(
-                r.get("dst") == net and r["dst_len"] == int(length)
-                for r in ipr.get_routes(table=254)
-            )
-            if present and self.cmds.change("ip", "route", "del", cidr):
-                ipr.route("del", dst=cidr)
+        if self._routes(cidr) and self.cmds.change("ip", "route", "del", cidr):
+            self._run_ip(["route", "del", cidr])
 
     # ---- sysctl --------------------------------------------------------------------------
 

@@ -139,6 +139,7 @@ class Proxier:
         self._udp: conntrack.UdpEndpoints = {}  # UDP endpoints as of the last sync
         self.transactions = 0  # `nft -f -` runs so far (tests count them)
         self.last_sync_seconds = 0.0
+        self.last_error = ""  # why the last sync failed ("" after a good one)
 
     # ---- events --------------------------------------------------------------------------
 
@@ -279,9 +280,10 @@ class Proxier:
             snapshot = self.snapshot()
             try:
                 await asyncio.to_thread(self.sync_snapshot, snapshot, force=force or failures > 0)
-                failures = 0
+                failures, self.last_error = 0, ""
             except Exception as exc:  # every failure is retried the same way
                 failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 backoff = min(0.5 * 2 ** (failures - 1), 30.0)
                 log.error(
                     "proxy sync failed",

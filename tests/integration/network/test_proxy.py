@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -398,7 +398,7 @@ async def _api_session(world: World, address: str, a: Pod, b: Pod, c: Pod) -> No
     factory.start()
     task = asyncio.ensure_future(proxier.run())
     try:
-        await _until(lambda: proxier.transactions == 1, 30)
+        await _until(lambda: proxier.transactions == 1, 30, lambda: proxier.last_error)
         assert f"{ip} . tcp . 80 : goto service-" in proxier.last_script
         replies = await asyncio.to_thread(world.request, c.ns, ip, 80, 50)
         assert names(replies) == {"a", "b"}, replies
@@ -414,7 +414,11 @@ async def _api_session(world: World, address: str, a: Pod, b: Pod, c: Pod) -> No
 
         await asyncio.gather(*(one(i) for i in range(1000)))
         created_in = time.monotonic() - started
-        await _until(lambda: proxier.last_script.count("goto reject-chain,") == 1000, 30)
+        await _until(
+            lambda: proxier.last_script.count("goto reject-chain,") == 1000,
+            30,
+            lambda: proxier.last_error,
+        )
         assert created_in < 15.0, f"creating 1000 Services took {created_in:.1f} s"
         await asyncio.sleep(1.0)
         assert proxier.transactions == before + 1
@@ -426,11 +430,11 @@ async def _api_session(world: World, address: str, a: Pod, b: Pod, c: Pod) -> No
         await client.close()
 
 
-async def _until(cond: object, timeout: float) -> None:
+async def _until(cond: object, timeout: float, why: Callable[[], str]) -> None:
     assert callable(cond)
     deadline = time.monotonic() + timeout
     while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, f"condition not reached in time; last error: {why()}"
         await asyncio.sleep(0.05)
 
 
