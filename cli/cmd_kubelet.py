@@ -16,6 +16,18 @@ daemonEndpoints publish the one it got, which is how the apiserver reaches
 its logs and exec) and, if wanted, `--address`. A real node keeps its pods'
 volumes under `--root-dir` (default /var/lib/kubelet).
 
+With `--network-agent` the same process also runs the node's network agent
+(`tinykube netplugin`: overlay, service proxy, cluster DNS on 169.254.20.10
+when --cluster-dns names it), as the API server runs the scheduler and the
+controllers: one interpreter and one gRPC channel per node instead of two
+(k3s's agent embeds flannel and kube-proxy the same way). This is how
+`tinykube up` and the Vagrant VMs run their nodes:
+
+    tinykube kubelet --node-name node1 --runtime containerd --node-ip 10.201.0.11 \\
+        --iface eth1 --cluster-dns 169.254.20.10 --network-agent
+
+If either loop fails, both stop and the process exits non-zero.
+
 The process logs structured lines on stderr, like `tinykube apiserver`;
 SIGTERM or SIGINT stops the kubelet's loops and exits 0. The pods are not
 stopped: a real runtime keeps them running for the next kubelet, and a
@@ -29,13 +41,17 @@ The API server address is `--server` here, else the global `tinykube
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli.context import Options, until_signalled
+from cli.context import Options, first_to_end, until_signalled
+from netplugin.constants import DNS_ADDRESS
+
+if TYPE_CHECKING:
+    from netplugin.agent import AgentConfig
 
 
 def _pairs(text: str, flag: str) -> dict[str, str]:
@@ -154,6 +170,23 @@ def _backoff(text: str, flag: str) -> tuple[float, float]:
     metavar="INITIAL,MAX",
     help="ImagePullBackOff in seconds: first delay, doubling up to MAX.",
 )
+@click.option(
+    "--network-agent",
+    is_flag=True,
+    help="Also run this node's network agent (`tinykube netplugin`) in this process.",
+)
+@click.option("--iface", default="", help="--network-agent: the underlay interface.")
+@click.option(
+    "--cni-data-dir",
+    default=None,
+    help="--network-agent: the IPAM directory the conflist names [default: /var/lib/tinykube/cni].",
+)
+@click.option(
+    "--masquerade/--no-masquerade",
+    default=True,
+    show_default=True,
+    help="--network-agent: masquerade pod traffic leaving the cluster CIDR.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
 def kubelet(
@@ -184,9 +217,17 @@ def kubelet(
     sync_frequency: float,
     crash_backoff: str,
     image_backoff: str,
+    network_agent: bool,
+    iface: str,
+    cni_data_dir: str | None,
+    masquerade: bool,
     verbose: bool,
 ) -> None:
     """Run a kubelet for one node in the foreground."""
+    agent = None
+    if network_agent:  # first: the agent's pyroute2 must load light (see cmd_netplugin)
+        agent = _agent_config(node_name, node_ip, iface, cni_conf_dir, cni_data_dir, masquerade)
+        agent.dns = DNS_ADDRESS in cluster_dns
     from apimachinery.client import Client
     from cli.main import configure_logging
     from kubelet import runtime as runtimes
@@ -248,12 +289,59 @@ def kubelet(
 
     async def run() -> None:
         client = Client(address)
+        daemons = [Kubelet(client, config, runtime).run()]
+        if agent is not None:
+            from netplugin.agent import NetPluginAgent
+            from netplugin.commands import CommandLog
+
+            daemons.append(NetPluginAgent(agent, client, CommandLog()).run())
         try:
-            if await until_signalled(Kubelet(client, config, runtime).run()):
+            if await until_signalled(first_to_end(*daemons)):
                 logger.info("stopped", extra={"node": node_name})
         finally:
             await runtime.close()
             await client.close()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    from netplugin.agent import AgentError
+    from netplugin.nodeip import NodeIPError
+
+    try:
         asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    except (AgentError, NodeIPError) as err:
+        click.echo(f"error: network agent: {err}", err=True)
+        raise click.exceptions.Exit(1) from None
+
+
+def _agent_config(
+    node_name: str,
+    node_ip: str,
+    iface: str,
+    cni_conf_dir: str,
+    cni_data_dir: str | None,
+    masquerade: bool,
+) -> AgentConfig:
+    """The in-process network agent's settings: the kubelet's own, plus the agent's few.
+
+    As `tinykube netplugin`, the node IP is never guessed: --node-ip or --iface.
+    Its DNS server runs when the kubelet's --cluster-dns names its address.
+    """
+    from netplugin import pyroute2_light
+
+    pyroute2_light.load()
+    from netplugin.agent import AgentConfig
+    from netplugin.constants import CNI_DATA_DIR
+
+    if not node_ip and not iface:
+        raise click.UsageError(
+            "--network-agent needs --node-ip or --iface: the node IP is never guessed"
+        )
+    return AgentConfig(
+        node_name=node_name,
+        node_ip=node_ip,
+        iface=iface,
+        cni_conf_dir=cni_conf_dir,
+        cni_data_dir=cni_data_dir or CNI_DATA_DIR,
+        masquerade=masquerade,
+    )

@@ -7,7 +7,6 @@ The Vagrant provisioning calls it on each VM, so the files there are the ones
           --server 192.168.56.11:6443
     wrote /etc/containerd/config.toml
     wrote /etc/tinykube/kubelet.env
-    wrote /etc/tinykube/netplugin.env
     wrote /etc/tinykube/config
 
 Running it again with the same flags prints `unchanged PATH` for each file and

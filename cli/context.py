@@ -120,6 +120,27 @@ async def until_signalled(main: Awaitable[Any]) -> bool:
     return False
 
 
+async def first_to_end(*daemons: Awaitable[Any]) -> None:
+    """Run daemons side by side until one ends: then stop the others, and raise its error.
+
+    One process, several loops (the kubelet and its in-process network agent):
+    if one fails, the process must fail as a whole, so that its supervisor
+    (systemd, `tinykube up`) restarts both rather than leaving one half running.
+    Cancelled from outside, it cancels every daemon.
+    """
+    tasks = [asyncio.ensure_future(d) for d in daemons]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+
+
 def exit_with(code: int) -> None:
     """Leave the click command with `code` (click's own way, so CliRunner sees it)."""
     if code:

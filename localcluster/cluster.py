@@ -8,10 +8,11 @@ can use the same addresses side by side):
                               docker-registry :5000 (the image mirror), NodePort clients
     namespace tk-demo-node1   eth1 10.201.0.11        control plane + worker, as on Vagrant:
                               tinykube apiserver (listen 10.201.0.11:6443 and
-                              unix:<dir>/api.sock), containerd, kubelet, netplugin
-    namespace tk-demo-node2   eth1 10.201.0.12        containerd, kubelet, netplugin
+                              unix:<dir>/api.sock), containerd, kubelet (with
+                              the netplugin agent in its process)
+    namespace tk-demo-node2   eth1 10.201.0.12        containerd, kubelet (+ agent)
 
-Where the API server is, and why. The kubelets and netplugin agents reach it
+Where the API server is, and why. The kubelets and their network agents reach it
 as they do on the VMs, at node1's address (10.201.0.11:6443); it reaches the
 kubelets (logs, exec) at each Node's InternalIP:10250 over the same bridge.
 The host's CLI has no address on the underlay and gets none: the API server
@@ -31,7 +32,7 @@ rewritten after each process starts, so `down` can undo a half-made cluster):
        /var/lib/tinykube/images), registry started in the underlay, images pushed
     4. the API server in node1's namespace; waits until it answers
     5. per node: config rendered by localcluster.nodeconfig (the same files the
-       VMs get), containerd (waits for CRI), kubelet, netplugin agent
+       VMs get), containerd (waits for CRI), the kubelet with its network agent
     6. waits until every Node is Ready with a podCIDR (the kubelet reports
        Ready once containerd's CNI config exists, which the agent writes)
 
@@ -232,7 +233,7 @@ class Cluster:
         keys = ["registry", "apiserver"]
         for name in self.state.nodes:
             runtime = "containerd" if self.state.runtime == "containerd" else "dockerd"
-            keys.extend(f"{name}-{part}" for part in (runtime, "kubelet", "netplugin"))
+            keys.extend(f"{name}-{part}" for part in (runtime, "kubelet"))
         return keys
 
     # ---- up -------------------------------------------------------------------------------------
@@ -374,8 +375,6 @@ class Cluster:
                     self._record(key, *node.start_runtime(preload=[images.PAUSE_IMAGE]))
                 elif part == "kubelet":
                     self._record(key, *node.start_kubelet())
-                elif part == "netplugin":
-                    self._record(key, *node.start_netplugin())
                 else:
                     raise ClusterError(f"unknown component {key!r}")
 
@@ -433,11 +432,7 @@ class Cluster:
             time.sleep(0.5)
         late = [n for n in wanted if not ready.get(n)]
         node = late[0]
-        conf = Path(self.node(node).paths.cni_conf_dir)
-        part = "kubelet" if node in ready and any(conf.glob("*.conflist")) else "netplugin"
-        if node not in ready:
-            part = "kubelet"
-        key = f"{node}-{part}"
+        key = f"{node}-kubelet"  # the kubelet and, in its process, the network agent
         raise ClusterError(
             f"nodes {', '.join(late)} not Ready after {timeout:.0f} s (suspect {key})",
             key,

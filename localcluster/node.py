@@ -6,7 +6,7 @@ namespace (`tk-<cluster>-node1`, eth1 on the underlay bridge) in which run
     containerd     --config <node>/containerd/config.toml   (its own root, state, socket, runc root)
       or dockerd   --config-file <node>/docker/daemon.json -H unix://<node>/docker/docker.sock
     tinykube kubelet  --node-name node1 --node-ip 10.201.0.11 --address 10.201.0.11 ...
-    tinykube netplugin --node-name node1 --node-ip 10.201.0.11 --iface eth1 ...
+                      --network-agent --iface eth1 ...   (the netplugin agent in-process)
     tinykube apiserver --listen 10.201.0.11:6443 --listen unix:<dir>/api.sock   (node1 only)
 
 each started as `nsenter --net=/run/netns/tk-<cluster>-node1 -- <argv>`, so it
@@ -385,7 +385,7 @@ class LocalNode:
         else:
             self.stop_dockerd(record)
 
-    # ---- kubelet and netplugin --------------------------------------------------------------
+    # ---- the kubelet, with the network agent in its process ---------------------------------
 
     def kubelet_argv(self) -> list[str]:
         args = [
@@ -399,16 +399,8 @@ class LocalNode:
             args.extend(FAST_KUBELET)
         return args
 
-    def netplugin_argv(self) -> list[str]:
-        return [*tinykube_cmd(), "netplugin", *nodeconfig.netplugin_args(self.config)]
-
     def start_kubelet(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
         proc, record = spawn(self.kubelet_argv(), self.log_path("kubelet"), self.ns)
-        record.node = self.name
-        return proc, record
-
-    def start_netplugin(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
-        proc, record = spawn(self.netplugin_argv(), self.log_path("netplugin"), self.ns)
         record.node = self.name
         return proc, record
 

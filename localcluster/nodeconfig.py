@@ -1,11 +1,12 @@
 """What a node's daemons are configured with: one source for the VMs and `tinykube up`.
 
-A tinykube node runs three or four daemons -- a container runtime (containerd,
-or dockerd), the kubelet, the network plugin agent, and on the control-plane
-node the API server -- and each needs a config file or a command line that
-agrees with the others: the kubelet's `--runtime-endpoint` must be the socket
-containerd listens on, containerd's `cni.conf_dir` must be where the netplugin
-agent writes its conflist, and so on. kind keeps these facts in one Go
+A tinykube node runs two or three daemons -- a container runtime (containerd,
+or dockerd), the kubelet with the network plugin's agent in its process
+(`--network-agent`), and on the control-plane node the API server -- and each
+needs a config file or a command line that agrees with the others: the
+kubelet's `--runtime-endpoint` must be the socket containerd listens on,
+containerd's `cni.conf_dir` must be where the network agent writes its
+conflist, and so on. kind keeps these facts in one Go
 template per node; tinykube keeps them in `NodeConfig` and the `render_*`
 functions below, so that the Vagrant VMs (through `tinykube node
 render-config`) and the namespace nodes of `tinykube up` run exactly the same
@@ -39,7 +40,7 @@ Worked example -- node2 of the Vagrant cluster, containerd, no mirror:
         /etc/tinykube/kubelet.env     TINYKUBE_KUBELET_ARGS=--node-name node2
                                       --node-ip 192.168.56.12 --server
                                       192.168.56.11:6443 --runtime containerd ...
-        /etc/tinykube/netplugin.env   TINYKUBE_NETPLUGIN_ARGS=--node-name node2 ...
+                                      --network-agent --cni-data-dir ...
         /etc/tinykube/config          server: 192.168.56.11:6443 (the CLI's config)
 
 With `registry_mirror="127.0.0.1:5000"` (an offline cluster) the containerd
@@ -76,7 +77,6 @@ APISERVER_PORT = 6443
 
 # Names of the variables in the EnvironmentFiles the systemd units read.
 KUBELET_ENV = "TINYKUBE_KUBELET_ARGS"
-NETPLUGIN_ENV = "TINYKUBE_NETPLUGIN_ARGS"
 APISERVER_ENV = "TINYKUBE_APISERVER_ARGS"
 
 _UNSAFE = re.compile(r"[\s\"'\\$%]")
@@ -338,29 +338,22 @@ def kubelet_args(cfg: NodeConfig) -> list[str]:
         "--pod-infra-container-image",
         cfg.sandbox_image,
         *(["--cluster-dns", DNS_ADDRESS] if cfg.cluster_dns else []),
+        *network_agent_args(cfg),
     ]
 
 
-def netplugin_args(cfg: NodeConfig) -> list[str]:
-    """`tinykube netplugin` arguments: always the explicit node IP, never a guess."""
-    args = [
-        "--node-name",
-        cfg.node_name,
-        "--node-ip",
-        cfg.node_ip,
-        "--server",
-        cfg.server,
-        "--cni-conf-dir",
-        cfg.paths.cni_conf_dir,
-        "--cni-data-dir",
-        cfg.paths.cni_data_dir,
-    ]
+def network_agent_args(cfg: NodeConfig) -> list[str]:
+    """The kubelet's flags for its in-process network agent (`tinykube netplugin`'s work).
+
+    The agent shares the kubelet's --node-name, --node-ip, --server and
+    --cni-conf-dir, and serves cluster DNS because --cluster-dns names its
+    address; these are the rest. The node IP is always explicit, never a guess.
+    """
+    args = ["--network-agent", "--cni-data-dir", cfg.paths.cni_data_dir]
     if cfg.iface:
         args += ["--iface", cfg.iface]  # then the agent checks that it holds the node IP
     if not cfg.masquerade:
         args.append("--no-masquerade")
-    if cfg.cluster_dns:
-        args.append("--cluster-dns")
     return args
 
 
@@ -401,7 +394,6 @@ def render_all(cfg: NodeConfig) -> dict[str, str]:
         files[p.docker_config] = render_daemon_json(cfg)
     env = p.env_dir
     files[f"{env}/kubelet.env"] = env_file(KUBELET_ENV, kubelet_args(cfg))
-    files[f"{env}/netplugin.env"] = env_file(NETPLUGIN_ENV, netplugin_args(cfg))
     if cfg.control_plane:
         files[f"{env}/apiserver.env"] = env_file(APISERVER_ENV, apiserver_args(cfg))
     files[f"{env}/config"] = f"server: {cfg.server}\n"

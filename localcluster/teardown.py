@@ -5,8 +5,9 @@ the state file (localcluster.clusterstate) and the exact namespace names
 (`tk-<name>-ul`, `tk-<name>-node<N>`) are all there is. Every step below is
 idempotent and runs whatever the previous one managed, in this order:
 
-1. kubelets and netplugin agents, all nodes at once (SIGTERM to each process
-   group, SIGKILL after 10 s): nothing restarts or rewires pods from here on;
+1. the kubelets (each with its network agent), all nodes at once (SIGTERM to
+   each process group, SIGKILL after 10 s): nothing restarts or rewires pods
+   from here on;
 2. each node's runtime, all nodes at once (LocalNode.stop_runtime): through
    the runtime's API if it answers, stop and remove the pods (CNI DEL frees
    their addresses); stop the daemon; kill the shims and runc containers it
@@ -24,7 +25,7 @@ idempotent and runs whatever the previous one managed, in this order:
 
 Equivalent commands for node1 of cluster "demo":
 
-    kill -TERM -<kubelet pid> -<netplugin pid>
+    kill -TERM -<kubelet pid>
     crictl -r unix:///var/lib/tinykube/clusters/demo/node1/containerd/containerd.sock rmp -af
     kill -TERM -<containerd pid>
     kill -TERM -<apiserver pid> -<registry pid>
@@ -72,13 +73,8 @@ def _all_at_once(calls: Sequence[Callable[[], Any]]) -> None:
 def delete_cluster(state: ClusterState, nodes: Sequence[LocalNode], keep_logs: bool) -> None:
     """The module docstring's steps for the cluster described by `state`."""
     records = state.processes
-    agents = [
-        records[f"{node.name}-{part}"]
-        for node in nodes
-        for part in ("kubelet", "netplugin")
-        if f"{node.name}-{part}" in records
-    ]
-    _all_at_once([partial(stop_process, r, 10.0) for r in agents])
+    kubelets = [records[k] for k in (f"{n.name}-kubelet" for n in nodes) if k in records]
+    _all_at_once([partial(stop_process, r, 10.0) for r in kubelets])
     _all_at_once([partial(n.stop_runtime, records.get(n.key(n.runtime_component))) for n in nodes])
     servers = [records[k] for k in ("apiserver", "registry") if k in records]
     _all_at_once([partial(stop_process, r, 10.0) for r in servers])

@@ -10,8 +10,9 @@ In order, on one cluster (module scope; each test leaves it as the next expects)
     NodePort from the underlay namespace                curl http://10.201.0.1{1,2}:30080/
     two containers of one pod talk over localhost       tinykube exec pair -c side -- wget localhost
     a deleted pod is replaced
-    node2 fails (kill -9 kubelet + netplugin, containerd stopped) -> NotReady, its replica
-        recreated on node1, the Service still serves; node2 back -> Ready, nothing runs twice
+    node2 fails (kill -9 its kubelet, which runs its netplugin agent; containerd stopped)
+        -> NotReady, its replica recreated on node1, the Service still serves;
+        node2 back -> Ready, nothing runs twice
     vagrant/verify.sh passes against this cluster
     kill -9 of every process, then tinykube down: no namespace, link, process, mount or
         nftables table is left behind
@@ -141,15 +142,15 @@ def endpoints_of(cluster: Cluster) -> set[str]:
 def test_a_component_that_fails_is_named_with_its_log_and_up_undoes_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    broken = ["sh", "-c", "echo netplugin is broken; exit 3"]
-    monkeypatch.setattr(LocalNode, "netplugin_argv", lambda self: broken)
+    broken = ["sh", "-c", "echo kubelet is broken; exit 3"]
+    monkeypatch.setattr(LocalNode, "kubelet_argv", lambda self: broken)
     failing = Cluster(f"{NAME}f", nodes=2, make_current=False)
     lines: list[str] = []
     try:
         with pytest.raises(ClusterError) as caught:
             failing.up(progress=lines.append)
-        assert caught.value.component.endswith("-netplugin")
-        assert "netplugin is broken" in Path(caught.value.log_path).read_text()
+        assert caught.value.component.endswith("-kubelet")
+        assert "kubelet is broken" in Path(caught.value.log_path).read_text()
         assert any(caught.value.log_path in line for line in lines)
         assert namespaces_with_prefix(clusterstate.namespace_prefix(failing.name)) == []
         assert not failing.state.path.exists()
@@ -283,8 +284,7 @@ def spread(cluster: Cluster) -> None:
 def test_node_failure_moves_the_replica_and_recovery_runs_nothing_twice(cluster: Cluster) -> None:
     spread(cluster)
     on_node2 = [name for name, (node, _) in running(cluster).items() if node == "node2"]
-    cluster.stop_component("node2-kubelet", kill=True)
-    cluster.stop_component("node2-netplugin", kill=True)
+    cluster.stop_component("node2-kubelet", kill=True)  # and the network agent in its process
     cluster.stop_component("node2-containerd", kill=False)
     wait(lambda: not cluster.node_conditions().get("node2"), "node2 NotReady", cluster, 60)
     wait(
@@ -305,7 +305,7 @@ def test_node_failure_moves_the_replica_and_recovery_runs_nothing_twice(cluster:
     want = set(running(cluster))
     assert replicas_seen(lambda: curl_from(cluster, "node1", f"http://{ip}/"), want) == want
 
-    cluster.up(progress=print)  # restarts node2's containerd, kubelet and netplugin
+    cluster.up(progress=print)  # restarts node2's containerd and kubelet (with its agent)
     assert cluster.node_conditions().get("node2")
     wait(
         lambda: running_containers(cluster, "node2", "web-app") == [],

@@ -57,7 +57,7 @@ def test_mirror_adds_registry_config_path_and_hosts_tree() -> None:
     }
 
 
-def test_kubelet_and_netplugin_args_carry_the_node_ip() -> None:
+def test_kubelet_args_carry_the_node_ip_and_run_the_network_agent() -> None:
     kubelet = nodeconfig.kubelet_args(NODE2)
     assert _value(kubelet, "--node-name") == "node2"
     assert _value(kubelet, "--node-ip") == "192.168.56.12"
@@ -67,25 +67,22 @@ def test_kubelet_and_netplugin_args_carry_the_node_ip() -> None:
     assert _value(kubelet, "--cni-conf-dir") == "/etc/cni/net.d"
     assert _value(kubelet, "--cni-bin-dir") == "/opt/cni/bin"
     assert _value(kubelet, "--pod-infra-container-image") == "registry.k8s.io/pause:3.9"
-    net = nodeconfig.netplugin_args(NODE2)
-    assert _value(net, "--node-ip") == "192.168.56.12"
-    assert _value(net, "--node-name") == "node2"
-    assert _value(net, "--cni-conf-dir") == "/etc/cni/net.d"
-    assert _value(net, "--cni-data-dir") == "/var/lib/tinykube/cni"
-    assert "--iface" not in net and "--no-masquerade" not in net
-    assert "--cluster-dns" in net and "--cluster-dns" in kubelet  # on by default
+    # the network agent, in the kubelet's process: its own flags ride along
+    assert "--network-agent" in kubelet
+    assert _value(kubelet, "--cni-data-dir") == "/var/lib/tinykube/cni"
+    assert "--iface" not in kubelet and "--no-masquerade" not in kubelet
+    assert _value(kubelet, "--cluster-dns") == "169.254.20.10"  # on by default: the agent serves it
     quiet = replace(NODE2, cluster_dns=False)
-    assert "--cluster-dns" not in nodeconfig.netplugin_args(quiet)
     assert "--cluster-dns" not in nodeconfig.kubelet_args(quiet)
     files = nodeconfig.render_all(NODE2)
     assert files["/etc/tinykube/kubelet.env"] == (
         "TINYKUBE_KUBELET_ARGS=" + " ".join(kubelet) + "\n"
     )
-    assert "--node-ip 192.168.56.12" in files["/etc/tinykube/netplugin.env"]
+    assert not [f for f in files if "netplugin" in f]  # no unit of its own
     assert files["/etc/tinykube/config"] == "server: 192.168.56.11:6443\n"
 
 
-def test_netplugin_iface_and_masquerade() -> None:
+def test_network_agent_iface_and_masquerade() -> None:
     cfg = NodeConfig(
         node_name="node1",
         node_ip="10.201.0.11",
@@ -93,17 +90,14 @@ def test_netplugin_iface_and_masquerade() -> None:
         masquerade=False,
         paths=NodePaths.under("/srv/n1"),
     )
-    net = nodeconfig.netplugin_args(cfg)
+    net = nodeconfig.network_agent_args(cfg)
+    assert net[0] == "--network-agent"
     assert _value(net, "--iface") == "eth1"
     assert "--no-masquerade" in net and "--masquerade" not in net
-    assert _value(net, "--cni-conf-dir") == "/srv/n1/cni/net.d"
     assert _value(net, "--cni-data-dir") == "/srv/n1/cni/data"
-
-
-def test_cluster_dns_reaches_kubelet_and_netplugin() -> None:
-    cfg = NodeConfig(node_name="node1", node_ip="192.168.56.11", cluster_dns=True)
-    assert _value(nodeconfig.kubelet_args(cfg), "--cluster-dns") == "169.254.20.10"
-    assert "--cluster-dns" in nodeconfig.netplugin_args(cfg)
+    kubelet = nodeconfig.kubelet_args(cfg)
+    assert kubelet[-len(net) :] == net
+    assert _value(kubelet, "--cni-conf-dir") == "/srv/n1/cni/net.d"  # the agent's too
 
 
 def test_apiserver_env_only_on_the_control_plane() -> None:
@@ -255,10 +249,10 @@ def test_render_config_worker_needs_server(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("runtime", ["containerd", "docker"])
 def test_daemons_accept_the_rendered_arguments(runtime: str) -> None:
-    """Every flag nodeconfig renders is one `tinykube kubelet/netplugin/apiserver` parses."""
+    """Every flag nodeconfig renders is one `tinykube kubelet/apiserver` parses."""
     import click
 
-    from cli import cmd_kubelet, cmd_netplugin
+    from cli import cmd_kubelet
     from cli.main import apiserver
 
     cfg = NodeConfig(
@@ -273,7 +267,6 @@ def test_daemons_accept_the_rendered_arguments(runtime: str) -> None:
     )
     for command, args in (
         (cmd_kubelet.kubelet, nodeconfig.kubelet_args(cfg)),
-        (cmd_netplugin.netplugin, nodeconfig.netplugin_args(cfg)),
         (apiserver, nodeconfig.apiserver_args(cfg)),
     ):
         with command.make_context(command.name or "", list(args)) as ctx:
@@ -294,12 +287,11 @@ def test_local_cluster_nodes_run_what_render_config_writes(
     cfg = node.config
     node_dir = tmp_path / "clusters" / "nc" / "node2"
     assert cfg.paths == NodePaths.under(node_dir)
-    kubelet, netplugin = node.kubelet_argv(), node.netplugin_argv()
+    kubelet = node.kubelet_argv()
     start = kubelet.index("kubelet") + 1
     assert kubelet[start : start + len(nodeconfig.kubelet_args(cfg))] == (
         nodeconfig.kubelet_args(cfg)
     )
-    assert netplugin[netplugin.index("netplugin") + 1 :] == nodeconfig.netplugin_args(cfg)
     assert node.containerd().config.render() == nodeconfig.render_containerd(cfg)
 
     # the same node through the CLI the VMs' provisioning runs

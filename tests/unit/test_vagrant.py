@@ -41,7 +41,6 @@ UNITS = sorted(VAGRANT.glob("systemd/*.service"))
 UNIT_ENV = {
     "tinykube-apiserver.service": ("apiserver.env", nodeconfig.APISERVER_ENV, "apiserver"),
     "tinykube-kubelet.service": ("kubelet.env", nodeconfig.KUBELET_ENV, "kubelet"),
-    "tinykube-netplugin.service": ("netplugin.env", nodeconfig.NETPLUGIN_ENV, "netplugin"),
 }
 
 

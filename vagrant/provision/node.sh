@@ -107,8 +107,15 @@ if ip link show "$vxlan_device" >/dev/null 2>&1; then
   ethtool -K "$vxlan_device" tx-checksum-ip-generic off
 fi
 
-# --- systemd units
-units=(tinykube-kubelet.service tinykube-netplugin.service)
+# --- systemd units (the network agent runs inside the kubelet's process: --network-agent)
+if [[ -f /etc/systemd/system/tinykube-netplugin.service ]]; then
+  # an older provisioning ran the agent as a unit of its own: two agents must not run
+  systemctl disable --now -q tinykube-netplugin.service || true
+  rm -f /etc/systemd/system/tinykube-netplugin.service /etc/tinykube/netplugin.env
+  systemctl daemon-reload
+  log "removed tinykube-netplugin.service (the kubelet runs the agent now)"
+fi
+units=(tinykube-kubelet.service)
 ((control_plane)) && units=(tinykube-apiserver.service "${units[@]}")
 reload=0
 declare -A restart=()
@@ -121,7 +128,6 @@ done
 ((reload)) && systemctl daemon-reload
 was_written /etc/tinykube/apiserver.env && restart[tinykube-apiserver.service]=1
 was_written /etc/tinykube/kubelet.env && restart[tinykube-kubelet.service]=1
-was_written /etc/tinykube/netplugin.env && restart[tinykube-netplugin.service]=1
 for unit in "${units[@]}"; do
   systemctl enable -q "$unit"
   if [[ -n "${restart[$unit]:-}" ]]; then
@@ -153,4 +159,4 @@ for _ in $(seq 1 $((ready_wait / 2))); do
   fi
   sleep 2
 done
-echo "node.sh: warning: node $node_name is not Ready yet; see journalctl -u tinykube-kubelet -u tinykube-netplugin" >&2
+echo "node.sh: warning: node $node_name is not Ready yet; see journalctl -u tinykube-kubelet" >&2

@@ -50,8 +50,7 @@ if [[ "$digest" != "$installed" || ! -x "$prefix/bin/tinykube" ]]; then
   "$prefix/bin/pip" install -q --upgrade "$prefix/src"
   echo "$digest" >"$prefix/installed.sha256"
   # running daemons pick up the new code (try-restart leaves stopped ones stopped)
-  systemctl try-restart tinykube-apiserver.service tinykube-kubelet.service \
-    tinykube-netplugin.service 2>/dev/null || true
+  systemctl try-restart tinykube-apiserver.service tinykube-kubelet.service 2>/dev/null || true
 fi
 
 for tool in tinykube tinykube-cni; do
