@@ -3,8 +3,9 @@
 The session a user would type, run for real and printed command by command:
 
     tinykube up --nodes 2 --name demo          nodes are network namespaces on an underlay
-                                               bridge, each with containerd, a kubelet and the
-                                               netplugin; the API server runs on node1
+                                               bridge, each with containerd and a kubelet (the
+                                               netplugin agent in its process); the API server
+                                               runs on node1
     tinykube get nodes -o wide                 Ready, with podCIDRs, addresses, VTEPs
     tinykube apply -f examples/web-app.yaml    the seed, unchanged
     tinykube get pods -o wide                  one nginx replica on each node
