@@ -302,14 +302,17 @@ def kubelet(
             await runtime.close()
             await client.close()
 
-    from netplugin.agent import AgentError
-    from netplugin.nodeip import NodeIPError
+    agent_errors: tuple[type[Exception], ...] = ()  # without the agent: catch nothing here
+    if agent is not None:  # (and a kubelet without it never imports the agent, nor pyroute2)
+        from netplugin.agent import AgentError
+        from netplugin.nodeip import NodeIPError
 
+        agent_errors = (AgentError, NodeIPError)
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
-    except (AgentError, NodeIPError) as err:
+    except agent_errors as err:
         click.echo(f"error: network agent: {err}", err=True)
         raise click.exceptions.Exit(1) from None
 

@@ -9,6 +9,9 @@ than leaving a node whose pods get no network.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,23 @@ def test_an_agent_that_cannot_start_stops_the_kubelet_with_exit_1(tmp_path: Path
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1, result.output
     assert "error: network agent: no interface holds 203.0.113.9" in result.output
+
+
+def test_a_kubelet_without_the_agent_loads_neither_it_nor_pyroute2(tmp_path: Path) -> None:
+    """Hollow nodes run by the dozen: they must not pay for the network agent's imports."""
+    script = f"""
+import json, os, signal, sys, threading
+from cli.main import cli
+threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+cli(["kubelet", "--node-name", "h1", "--runtime", "fake", "--server", "127.0.0.1:1",
+     "--kubelet-port", "0", "--address", "127.0.0.1", "--root-dir", {str(tmp_path)!r}],
+    standalone_mode=False)
+print(json.dumps(sorted(sys.modules)))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert "kubelet.kubelet" in loaded  # it did run
+    assert not {m for m in loaded if m.startswith("pyroute2") or m == "netplugin.agent"}
