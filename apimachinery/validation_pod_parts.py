@@ -12,11 +12,15 @@ ValidateEnv) with their wording:
         spec.containers[0].resources.requests[cpu]: Invalid value: "2":
             must be less than or equal to cpu limit of 1
     env[i]               a valid name; valueFrom exactly one source, not with value
+
+And the container a `logs` or `exec` request means (`choose_container`), which
+the API server checks before it calls the kubelet and the kubelet checks again.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 from apimachinery import errors, quantity
 from apimachinery.errors import FieldError
@@ -228,3 +232,22 @@ def validate_env(env: list[core_pb2.EnvVar], path: str) -> list[FieldError]:
                 errors.invalid(vf, "", "may not have more than one field specified at a time")
             )
     return out
+
+
+def choose_container(pod: Any, container: str) -> str:
+    """The container a logs/exec request names: any container or init container of the pod;
+    when none is named, the pod's only (app) container. BadRequest otherwise, with kubectl's
+    wording."""
+    names = [c.name for c in pod.spec.containers]
+    if container:
+        if container not in names and container not in {c.name for c in pod.spec.init_containers}:
+            raise errors.BadRequest(
+                f"container {container} is not valid for pod {pod.metadata.name}"
+            )
+        return container
+    if len(names) == 1:
+        return str(names[0])
+    raise errors.BadRequest(
+        f"a container name must be specified for pod {pod.metadata.name}, "
+        f"choose one of: [{' '.join(names)}]"
+    )

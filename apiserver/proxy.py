@@ -36,6 +36,7 @@ from typing import Any
 import grpc
 
 from apimachinery import errors, scheme
+from apimachinery.validation_pod_parts import choose_container
 from apiserver.registry.store import Store
 from protos import api_pb2, kubelet_pb2, kubelet_pb2_grpc
 
@@ -58,22 +59,6 @@ def kubelet_address(node: Any) -> str:
     port = node.status.daemon_endpoints.kubelet_endpoint.port or DEFAULT_KUBELET_PORT
     host = f"[{chosen}]" if ":" in chosen else chosen
     return f"{host}:{port}"
-
-
-def choose_container(pod: Any, container: str) -> str:
-    names = [c.name for c in pod.spec.containers]
-    if container:
-        if container not in names:
-            raise errors.BadRequest(
-                f"container {container} is not valid for pod {pod.metadata.name}"
-            )
-        return container
-    if len(names) == 1:
-        return str(names[0])
-    raise errors.BadRequest(
-        f"a container name must be specified for pod {pod.metadata.name}, "
-        f"choose one of: [{' '.join(names)}]"
-    )
 
 
 def _kubelet_error(exc: grpc.aio.AioRpcError, address: str) -> errors.StatusError:

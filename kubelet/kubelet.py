@@ -33,7 +33,7 @@ Syncing one pod (`sync_pod`, called by its pod worker) is a list of steps,
     status    status.generate_pod_status (readiness from the prober) +
               StatusManager (write if changed)
 
-More steps (admission, init containers) extend the list, not this code. A step that records an
+More steps (admission, say) extend the list, not this code. A step that records an
 error in the context still lets the following steps run (so the status
 shows ErrImagePull); the error is raised at the end and the pod worker
 retries with backoff.

@@ -101,7 +101,7 @@ def restart_decision(pod: Any, container: Container, backoff: Backoff) -> Restar
 
 
 def container_spec(pod: Any, name: str) -> Any | None:
-    for spec in pod.spec.containers:
+    for spec in [*pod.spec.init_containers, *pod.spec.containers]:
         if spec.name == name:
             return spec
     return None

@@ -6,7 +6,9 @@
    this pod uid. A READY sandbox is reused -- after a kubelet restart that is
    how the pod is adopted instead of started again. No READY sandbox: create
    one (attempt = the highest attempt seen + 1), and kill the dead ones.
-   Each spec container without a container in the current sandbox is to be
+   Init containers come first, one at a time, each to success
+   (init_containers.py); until the last has succeeded nothing else starts.
+   Then each spec container without a container in the current sandbox is to be
    started. A container that exited is started again if restartPolicy says
    so and its CrashLoopBackOff has run out (kuberuntime_container.
    restart_decision); meanwhile it shows `waiting: CrashLoopBackOff` and the
@@ -52,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from apimachinery.events import EventRecorder
-from kubelet import envvars, errors
+from kubelet import envvars, errors, init_containers
 from kubelet.backoff import (
     CRASH_BACKOFF_INITIAL,
     CRASH_BACKOFF_MAX,
@@ -233,9 +235,13 @@ class KubeRuntimeManager:
         attempt = max((s.attempt for s in sandboxes), default=-1) + 1
         actions = PodActions(sandbox=current, create_sandbox=current is None, attempt=attempt)
         actions.kill_sandboxes = [s.id for s in sandboxes if current is None or s.id != current.id]
+        sandbox_id = current.id if current is not None else ""
+        if not init_containers.init_actions(
+            pod, sandbox_id, containers, actions, self.crash_backoff
+        ):
+            return actions  # init containers first, one at a time (init_containers.py)
         for spec in pod.spec.containers:
             seen = [c for c in containers if c.name == spec.name]
-            next_attempt = max((c.attempt for c in seen), default=-1) + 1
             in_current = [c for c in seen if current is not None and c.sandbox_id == current.id]
             newest = max(in_current, key=lambda c: (c.attempt, c.created_at), default=None)
             if newest is None:
@@ -256,18 +262,8 @@ class KubeRuntimeManager:
                 actions.retry_after = _soonest(actions.retry_after, decision.retry_after)
             if needed:
                 actions.start.append(spec)
-                # A container the runtime lost (removed by hand) keeps counting, as in Kubernetes.
-                actions.attempts[spec.name] = (
-                    next_attempt
-                    if seen
-                    else next(
-                        (
-                            s.restart_count + 1
-                            for s in pod.status.container_statuses
-                            if s.name == spec.name and s.container_id
-                        ),
-                        0,
-                    )
+                actions.attempts[spec.name] = init_containers.next_attempt(
+                    spec.name, seen, pod.status.container_statuses
                 )
         return actions
 

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import grpc
 
 from apimachinery import errors
+from apimachinery.validation_pod_parts import choose_container
 from kubelet.errors import ContainerRuntimeError, ExecTimeout
 from kubelet.errors import NotFoundError as RuntimeNotFound
 from kubelet.runtime.interface import Container, ContainerRuntime, ContainerState
@@ -59,23 +60,6 @@ class PodLookup(Protocol):
     def find_pod(self, namespace: str, name: str) -> Any | None: ...
 
     async def pod_containers(self, pod: Any) -> list[Container]: ...
-
-
-def choose_container(pod: Any, container: str) -> str:
-    """The container name a request means (the only one when empty)."""
-    names = [c.name for c in pod.spec.containers]
-    if container:
-        if container not in names:
-            raise errors.BadRequest(
-                f"container {container} is not valid for pod {pod.metadata.name}"
-            )
-        return container
-    if len(names) == 1:
-        return str(names[0])
-    raise errors.BadRequest(
-        f"a container name must be specified for pod {pod.metadata.name}, "
-        f"choose one of: [{' '.join(names)}]"
-    )
 
 
 class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):

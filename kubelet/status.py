@@ -6,14 +6,18 @@ status/status_manager.go):
 `generate_pod_status(pod, base, ...)` turns what the runtime reports -- the
 pod's sandbox and containers -- into a PodStatus:
 
-    phase            Pending until every container has started; Running while
+    phase            Pending until every init container has succeeded and
+                     every container has started (Failed at once if an init
+                     container fails under restartPolicy Never); Running while
                      one runs; Succeeded / Failed once all have exited and the
                      restartPolicy will not restart them (getPhase)
-    conditions       Initialized, Ready, ContainersReady, PodScheduled
+    conditions       Initialized (False while init containers are incomplete),
+                     Ready, ContainersReady, PodScheduled
     hostIP           the node's InternalIP
     podIP, podIPs    the sandbox's IP (the node's for hostNetwork pods)
     startTime        when the kubelet first took the pod (kept afterwards)
-    containerStatuses per spec container, in spec order: state
+    initContainerStatuses, containerStatuses
+                     per spec container, in spec order: state
                      (waiting ContainerCreating / running startedAt /
                      terminated exitCode / waiting CrashLoopBackOff with the
                      exit as lastState), ready (the readiness probe's
@@ -68,6 +72,9 @@ log = logging.getLogger(__name__)
 KUBELET_CONDITIONS = ("Initialized", "Ready", "ContainersReady", "PodScheduled")
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+
+# What a container waits with while the pod's init containers run (kubelet/init_containers.py).
+INIT_PENDING_REASON = "PodInitializing"
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,7 @@ def _terminated(state: Any, c: Container, runtime_name: str) -> None:
 
 
 def pod_phase(pod: Any, statuses: list[core_pb2.ContainerStatus]) -> str:
-    """Kubernetes' getPhase for a pod without init containers."""
+    """Kubernetes' getPhase from the app containers (init_containers.init_phase goes first)."""
     waiting = running = stopped = succeeded = 0
     for s in statuses:
         if s.state.HasField("running"):
@@ -170,6 +177,31 @@ def pod_phase(pod: Any, statuses: list[core_pb2.ContainerStatus]) -> str:
             return "Succeeded"
         return "Running" if policy == "OnFailure" else "Failed"
     return "Pending"
+
+
+def _outcome(status: Any) -> str:
+    """ "done", "failed" or "pending" for one init container's status."""
+    state = status.state
+    if state.HasField("terminated"):
+        return "done" if state.terminated.exit_code == 0 else "failed"
+    if state.HasField("waiting") and status.last_state.HasField("terminated"):
+        return "done" if status.last_state.terminated.exit_code == 0 else "failed"
+    return "pending"
+
+
+def init_phase(pod: Any, statuses: list[Any]) -> str:
+    """ "Failed", "Pending", or "" when every init container has succeeded (getPhase)."""
+    outcomes = [_outcome(s) for s in statuses]
+    if "failed" in outcomes and (pod.spec.restart_policy or "Always") == "Never":
+        return "Failed"
+    if any(o != "done" for o in outcomes):
+        return "Pending"
+    return ""
+
+
+def incomplete_init(statuses: list[Any]) -> list[str]:
+    """The init containers that have not succeeded yet (Initialized's message)."""
+    return [s.name for s in statuses if _outcome(s) != "done"]
 
 
 def _set_condition(
@@ -205,23 +237,40 @@ def generate_pod_status(
     `is_ready` / `is_started` are the prober's verdicts for a running container
     (readiness probe; startup probe); without them a running container is both.
     """
-    waiting = waiting or {}
+    waiting = dict(waiting or {})
     ready_fn = is_ready or (lambda c: True)
     started_fn = is_started or (lambda c: True)
     status = core_pb2.PodStatus()
     history = latest_containers(containers)
-    for spec in pod.spec.containers:
-        status.container_statuses.append(
-            _container_status(
-                spec,
-                history.get(spec.name, []),
-                runtime_name,
-                waiting.get(spec.name),
-                ready_fn,
-                started_fn,
+    if pod.spec.init_containers:  # what has not started yet waits for them
+        for spec in [*pod.spec.init_containers, *pod.spec.containers]:
+            seen = history.get(spec.name)
+            if not seen or seen[0].state == ContainerState.CREATED:
+                waiting.setdefault(spec.name, Waiting(INIT_PENDING_REASON))
+    # Once an app container has run, the pod is initialized for this sandbox's life,
+    # even if its exited init containers were removed since (their last status stays).
+    initialized = any(history.get(spec.name) for spec in pod.spec.containers)
+    last = {s.name: s for s in base.init_container_statuses}
+    for specs, out in (
+        (pod.spec.init_containers, status.init_container_statuses),
+        (pod.spec.containers, status.container_statuses),
+    ):
+        for spec in specs:
+            if initialized and spec.name in last and not history.get(spec.name):
+                out.append(last[spec.name])
+                continue
+            out.append(
+                _container_status(
+                    spec,
+                    history.get(spec.name, []),
+                    runtime_name,
+                    waiting.get(spec.name),
+                    ready_fn,
+                    started_fn,
+                )
             )
-        )
-    phase = pod_phase(pod, list(status.container_statuses))
+    init_statuses = [] if initialized else list(status.init_container_statuses)
+    phase = init_phase(pod, init_statuses) or pod_phase(pod, list(status.container_statuses))
     if base.phase in TERMINAL_PHASES:
         phase = base.phase  # a terminal phase never changes back
     status.phase = phase
@@ -241,7 +290,12 @@ def generate_pod_status(
 
     unready = [s.name for s in status.container_statuses if not s.ready]
     terminal = phase in TERMINAL_PHASES
-    _set_condition(status, base, "Initialized", "True")  # init containers: issue 4
+    not_initialized = incomplete_init(init_statuses)
+    if not_initialized:
+        message = f"containers with incomplete status: [{' '.join(not_initialized)}]"
+        _set_condition(status, base, "Initialized", "False", "ContainersNotInitialized", message)
+    else:
+        _set_condition(status, base, "Initialized", "True")
     if terminal:
         reason, message = "PodCompleted", ""
     elif unready:

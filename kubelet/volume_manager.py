@@ -75,7 +75,7 @@ def referenced_objects(pod: Any) -> tuple[set[str], set[str]]:
     """The names of the ConfigMaps and Secrets the pod refers to (env and volumes)."""
     configmaps: set[str] = set()
     secrets: set[str] = set()
-    for spec in pod.spec.containers:
+    for spec in [*pod.spec.init_containers, *pod.spec.containers]:
         for var in spec.env:
             if not var.HasField("value_from"):
                 continue

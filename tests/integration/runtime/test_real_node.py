@@ -7,7 +7,8 @@ session's dockerd: the same session and faults give the same results on
 both (the containerd restart is containerd's own; test_docker_node.py has
 Docker's daemon fault). In order: the session first (apply
 the seed, get/logs/exec/describe, curl each pod IP), then the pod inputs
-(env valueFrom, configMap and emptyDir volumes), then the bad input (a
+(env valueFrom, configMap and emptyDir volumes, init containers preparing
+a volume), then the bad input (a
 missing configMap volume, a crashing command, a failing liveness probe, an
 image that does not exist), and last the faults that disturb the node
 itself: `kill -9` of the kubelet, a containerd restart, the API server down
@@ -132,6 +133,42 @@ def test_env_and_volumes_reach_the_container(node: RealNode) -> None:
         "the pod's volume and log directories removed",
         10,
     )
+
+
+def test_init_containers_run_in_order_before_the_app(node: RealNode) -> None:
+    body = f"""  terminationGracePeriodSeconds: 2
+  initContainers:
+  - name: first
+    image: busybox:1.36
+    command: ["sh", "-c", "echo first > /work/order; echo first ran"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  - name: second
+    image: busybox:1.36
+    command: ["sh", "-c", "test -f /work/order && echo second >> /work/order"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: {SLEEPER}
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  volumes:
+  - name: work
+    emptyDir: {{}}
+"""
+    node.create(pod_yaml("initialized", MARK, body))
+    pod = node.wait(lambda: node.running("initialized"), "pod initialized Running", 45)
+    assert [s.state.terminated.reason for s in pod.status.init_container_statuses] == [
+        "Completed",
+        "Completed",
+    ]
+    assert any(c.type == "Initialized" and c.status == "True" for c in pod.status.conditions)
+    server = node.apiserver.address
+    order = run_cli(server, "exec", "initialized", "--", "cat", "/work/order")
+    assert order.stdout.split() == ["first", "second"], order.stderr
+    logs = run_cli(server, "logs", "initialized", "-c", "first")
+    assert logs.stdout.strip() == "first ran", logs.stderr
+    node.delete("initialized")
+    node.wait(lambda: node.pod("initialized") is None, "pod initialized deleted", 30)
 
 
 def _reasons(pod: Any) -> dict[str, tuple[str, str]]:
