@@ -43,15 +43,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from cli.context import Options, first_to_end, until_signalled
 from netplugin.constants import DNS_ADDRESS
-
-if TYPE_CHECKING:
-    from netplugin.agent import AgentConfig
 
 
 def _pairs(text: str, flag: str) -> dict[str, str]:
@@ -226,8 +222,13 @@ def kubelet(
     """Run a kubelet for one node in the foreground."""
     agent = None
     if network_agent:  # first: the agent's pyroute2 must load light (see cmd_netplugin)
-        agent = _agent_config(node_name, node_ip, iface, cni_conf_dir, cni_data_dir, masquerade)
-        agent.dns = DNS_ADDRESS in cluster_dns
+        from cli.cmd_netplugin import agent_config
+
+        flag = "--network-agent"
+        agent = agent_config(
+            node_name, node_ip, iface, cni_conf_dir, cni_data_dir, masquerade, flag=flag
+        )
+        agent.dns = DNS_ADDRESS in cluster_dns  # served when the pods are told to use it
     from apimachinery.client import Client
     from cli.main import configure_logging
     from kubelet import runtime as runtimes
@@ -315,36 +316,3 @@ def kubelet(
     except agent_errors as err:
         click.echo(f"error: network agent: {err}", err=True)
         raise click.exceptions.Exit(1) from None
-
-
-def _agent_config(
-    node_name: str,
-    node_ip: str,
-    iface: str,
-    cni_conf_dir: str,
-    cni_data_dir: str | None,
-    masquerade: bool,
-) -> AgentConfig:
-    """The in-process network agent's settings: the kubelet's own, plus the agent's few.
-
-    As `tinykube netplugin`, the node IP is never guessed: --node-ip or --iface.
-    Its DNS server runs when the kubelet's --cluster-dns names its address.
-    """
-    from netplugin import pyroute2_light
-
-    pyroute2_light.load()
-    from netplugin.agent import AgentConfig
-    from netplugin.constants import CNI_DATA_DIR
-
-    if not node_ip and not iface:
-        raise click.UsageError(
-            "--network-agent needs --node-ip or --iface: the node IP is never guessed"
-        )
-    return AgentConfig(
-        node_name=node_name,
-        node_ip=node_ip,
-        iface=iface,
-        cni_conf_dir=cni_conf_dir,
-        cni_data_dir=cni_data_dir or CNI_DATA_DIR,
-        masquerade=masquerade,
-    )

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.context import Options, until_signalled
+
+if TYPE_CHECKING:
+    from netplugin.agent import AgentConfig
 
 
 @click.command("netplugin")
@@ -101,10 +105,9 @@ def netplugin(
 
     from apimachinery.client import Client
     from cli.main import configure_logging
-    from netplugin.agent import AgentConfig, AgentError, NetPluginAgent
+    from netplugin.agent import AgentError, NetPluginAgent
     from netplugin.agent_node import cleanup as cleanup_node
     from netplugin.commands import CommandLog
-    from netplugin.constants import CNI_DATA_DIR
     from netplugin.nodeip import NodeIPError
 
     configure_logging(logging.DEBUG if verbose else logging.INFO)
@@ -117,23 +120,10 @@ def netplugin(
         return
     if not node_name:
         raise click.UsageError("--node-name is required (unless --cleanup)")
-    if not node_ip and not iface:
-        raise click.UsageError(
-            "give --node-ip or --iface: the node IP is never guessed from the default route"
-        )
+    config = agent_config(node_name, node_ip, iface, cni_conf_dir, cni_data_dir, masquerade)
+    config.proxy, config.dns, config.resync_period = proxy, cluster_dns, resync_period
     opts = ctx.find_object(Options)
     address = server or (opts.server if opts is not None else "127.0.0.1:6443")
-    config = AgentConfig(
-        node_name=node_name,
-        node_ip=node_ip,
-        iface=iface,
-        cni_conf_dir=cni_conf_dir,
-        cni_data_dir=cni_data_dir or CNI_DATA_DIR,
-        masquerade=masquerade,
-        proxy=proxy,
-        dns=cluster_dns,
-        resync_period=resync_period,
-    )
 
     async def run() -> None:
         client = Client(address)
@@ -155,3 +145,39 @@ def netplugin(
     except (AgentError, NodeIPError) as err:
         click.echo(f"error: {err}", err=True)
         raise click.exceptions.Exit(1) from None
+
+
+def agent_config(
+    node_name: str,
+    node_ip: str,
+    iface: str,
+    cni_conf_dir: str,
+    cni_data_dir: str | None,
+    masquerade: bool,
+    *,
+    flag: str = "",
+) -> AgentConfig:
+    """The agent's settings from its flags, here or under the kubelet's --network-agent (`flag`).
+
+    Loads pyroute2 light first (netplugin/pyroute2_light.py), so call it before anything
+    imports pyroute2. The node IP is never guessed: --node-ip or --iface, or both.
+    """
+    from netplugin import pyroute2_light
+
+    pyroute2_light.load()
+    from netplugin.agent import AgentConfig
+    from netplugin.constants import CNI_DATA_DIR
+
+    if not node_ip and not iface:
+        needs = f"{flag} needs" if flag else "give"
+        raise click.UsageError(
+            f"{needs} --node-ip or --iface: the node IP is never guessed from the default route"
+        )
+    return AgentConfig(
+        node_name=node_name,
+        node_ip=node_ip,
+        iface=iface,
+        cni_conf_dir=cni_conf_dir,
+        cni_data_dir=cni_data_dir or CNI_DATA_DIR,
+        masquerade=masquerade,
+    )
