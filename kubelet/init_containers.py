@@ -38,23 +38,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kubelet.backoff import Backoff
-from kubelet.kuberuntime_container import restart_decision
+from kubelet.kuberuntime_container import next_attempt, restart_decision
 from kubelet.runtime.interface import Container, ContainerState
 
 if TYPE_CHECKING:
     from kubelet.kuberuntime_manager import PodActions
-
-
-def next_attempt(name: str, seen: list[Container], statuses: Any) -> int:
-    """The attempt number for the next start of container `name`.
-
-    The runtime's containers count it (so the count survives a kubelet
-    restart); a container the runtime lost (removed by hand) keeps counting
-    from the status the pod last had, as in Kubernetes.
-    """
-    if seen:
-        return max(c.attempt for c in seen) + 1
-    return next((s.restart_count + 1 for s in statuses if s.name == name and s.container_id), 0)
 
 
 def _newest(containers: list[Container], name: str, sandbox_id: str) -> Container | None:

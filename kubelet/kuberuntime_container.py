@@ -100,6 +100,18 @@ def restart_decision(pod: Any, container: Container, backoff: Backoff) -> Restar
     return RestartDecision(True)
 
 
+def next_attempt(name: str, seen: list[Container], statuses: Any) -> int:
+    """The attempt number for the next start of container `name`.
+
+    The runtime's containers count it (so the count survives a kubelet
+    restart); a container the runtime lost (removed by hand) keeps counting
+    from the status the pod last had, as in Kubernetes.
+    """
+    if seen:
+        return max(c.attempt for c in seen) + 1
+    return next((s.restart_count + 1 for s in statuses if s.name == name and s.container_id), 0)
+
+
 def container_spec(pod: Any, name: str) -> Any | None:
     for spec in [*pod.spec.init_containers, *pod.spec.containers]:
         if spec.name == name:

@@ -65,6 +65,7 @@ from kubelet.backoff import (
 from kubelet.kuberuntime_container import (
     ContainerKiller,
     container_spec,
+    next_attempt,
     pod_description,
     restart_decision,
 )
@@ -262,7 +263,7 @@ class KubeRuntimeManager:
                 actions.retry_after = _soonest(actions.retry_after, decision.retry_after)
             if needed:
                 actions.start.append(spec)
-                actions.attempts[spec.name] = init_containers.next_attempt(
+                actions.attempts[spec.name] = next_attempt(
                     spec.name, seen, pod.status.container_statuses
                 )
         return actions

@@ -152,7 +152,7 @@ def _terminated(state: Any, c: Container, runtime_name: str) -> None:
 
 
 def pod_phase(pod: Any, statuses: list[core_pb2.ContainerStatus]) -> str:
-    """Kubernetes' getPhase from the app containers (init_containers.init_phase goes first)."""
+    """Kubernetes' getPhase from the app containers (init_phase, below, goes first)."""
     waiting = running = stopped = succeeded = 0
     for s in statuses:
         if s.state.HasField("running"):
@@ -180,7 +180,7 @@ def pod_phase(pod: Any, statuses: list[core_pb2.ContainerStatus]) -> str:
 
 
 def _outcome(status: Any) -> str:
-    """ "done", "failed" or "pending" for one init container's status."""
+    """One init container's status, in a word: done, failed or pending."""
     state = status.state
     if state.HasField("terminated"):
         return "done" if state.terminated.exit_code == 0 else "failed"
@@ -190,7 +190,7 @@ def _outcome(status: Any) -> str:
 
 
 def init_phase(pod: Any, statuses: list[Any]) -> str:
-    """ "Failed", "Pending", or "" when every init container has succeeded (getPhase)."""
+    """The phase init containers decide (getPhase): Failed, Pending, or "" once all succeeded."""
     outcomes = [_outcome(s) for s in statuses]
     if "failed" in outcomes and (pod.spec.restart_policy or "Always") == "Never":
         return "Failed"
