@@ -57,6 +57,7 @@ NODE_PORT_MAX = 32767
 SERVICE_TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
 MAX_SECRET_SIZE = 1024 * 1024  # ConfigMaps and Secrets alike: 1 MiB of data
 CLUSTER_IP_MESSAGE = "must be empty, 'None', or a valid IP address"
+MAX_CLIENT_IP_TIMEOUT = 86400  # seconds: sessionAffinityConfig.clientIP.timeoutSeconds, a day
 
 
 def validate_pod(pod: core_pb2.Pod) -> list[FieldError]:
@@ -152,6 +153,7 @@ def validate_service(svc: core_pb2.Service) -> list[FieldError]:
     for i, ip in enumerate(spec.external_ips):
         out.extend(errors.invalid(f"spec.externalIPs[{i}]", ip, m) for m in is_valid_ip(ip))
     out.extend(one_of(spec.session_affinity, ["ClientIP", "None"], "spec.sessionAffinity"))
+    out.extend(_session_affinity_config(spec))
     out.extend(
         one_of(spec.external_traffic_policy, ["Cluster", "Local"], "spec.externalTrafficPolicy")
     )
@@ -167,6 +169,25 @@ def validate_service(svc: core_pb2.Service) -> list[FieldError]:
         one_of(spec.internal_traffic_policy, ["Cluster", "Local"], "spec.internalTrafficPolicy")
     )
     return out
+
+
+def _session_affinity_config(spec: core_pb2.ServiceSpec) -> list[FieldError]:
+    """ClientIP: a timeout in (0, 86400] s (defaulted to 10800); None: no config at all."""
+    path = "spec.sessionAffinityConfig"
+    if spec.session_affinity != "ClientIP":
+        if spec.HasField("session_affinity_config") and spec.session_affinity == "None":
+            client_ip = spec.session_affinity_config.client_ip
+            shown = {"clientIP": {"timeoutSeconds": client_ip.timeout_seconds}}
+            return [errors.invalid(path, shown, "must not be set when session affinity is None")]
+        return []
+    client_ip = spec.session_affinity_config.client_ip
+    if not client_ip.HasField("timeout_seconds"):
+        return [errors.required(f"{path}.clientIP.timeoutSeconds")]
+    seconds = client_ip.timeout_seconds
+    if not 0 < seconds <= MAX_CLIENT_IP_TIMEOUT:
+        message = f"must be greater than 0 and less than {MAX_CLIENT_IP_TIMEOUT}"
+        return [errors.invalid(f"{path}.clientIP.timeoutSeconds", seconds, message)]
+    return []
 
 
 def validate_node(node: core_pb2.Node) -> list[FieldError]:

@@ -27,6 +27,7 @@ from typing import Any
 from protos import apps_pb2, coordination_pb2, core_pb2, meta_pb2
 
 DEFAULT_GRACE_PERIOD_SECONDS = 30
+DEFAULT_CLIENT_IP_TIMEOUT = 10800  # seconds of ClientIP session affinity (3 h), as Kubernetes
 DEFAULT_SCHEDULER = "default-scheduler"
 
 
@@ -118,6 +119,10 @@ def _service(svc: core_pb2.Service) -> None:
     if s.type == "ExternalName":
         return
     s.session_affinity = s.session_affinity or "None"
+    if s.session_affinity == "ClientIP":
+        client_ip = s.session_affinity_config.client_ip
+        if not client_ip.HasField("timeout_seconds"):
+            client_ip.timeout_seconds = DEFAULT_CLIENT_IP_TIMEOUT
     s.internal_traffic_policy = s.internal_traffic_policy or "Cluster"
     if s.type in ("NodePort", "LoadBalancer"):
         s.external_traffic_policy = s.external_traffic_policy or "Cluster"

@@ -1833,6 +1833,7 @@ class ServiceSpec(google.protobuf.message.Message):
     PUBLISH_NOT_READY_ADDRESSES_FIELD_NUMBER: builtins.int
     IP_FAMILIES_FIELD_NUMBER: builtins.int
     IP_FAMILY_POLICY_FIELD_NUMBER: builtins.int
+    SESSION_AFFINITY_CONFIG_FIELD_NUMBER: builtins.int
     cluster_ip: builtins.str
     type: builtins.str
     """ClusterIP, NodePort, LoadBalancer, ExternalName"""
@@ -1853,6 +1854,8 @@ class ServiceSpec(google.protobuf.message.Message):
     def external_ips(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
     def ip_families(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def session_affinity_config(self) -> global___SessionAffinityConfig: ...
     def __init__(
         self,
         *,
@@ -1870,10 +1873,48 @@ class ServiceSpec(google.protobuf.message.Message):
         publish_not_ready_addresses: builtins.bool = ...,
         ip_families: collections.abc.Iterable[builtins.str] | None = ...,
         ip_family_policy: builtins.str = ...,
+        session_affinity_config: global___SessionAffinityConfig | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["cluster_ip", b"cluster_ip", "cluster_ips", b"cluster_ips", "external_ips", b"external_ips", "external_name", b"external_name", "external_traffic_policy", b"external_traffic_policy", "internal_traffic_policy", b"internal_traffic_policy", "ip_families", b"ip_families", "ip_family_policy", b"ip_family_policy", "load_balancer_ip", b"load_balancer_ip", "ports", b"ports", "publish_not_ready_addresses", b"publish_not_ready_addresses", "selector", b"selector", "session_affinity", b"session_affinity", "type", b"type"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["session_affinity_config", b"session_affinity_config"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["cluster_ip", b"cluster_ip", "cluster_ips", b"cluster_ips", "external_ips", b"external_ips", "external_name", b"external_name", "external_traffic_policy", b"external_traffic_policy", "internal_traffic_policy", b"internal_traffic_policy", "ip_families", b"ip_families", "ip_family_policy", b"ip_family_policy", "load_balancer_ip", b"load_balancer_ip", "ports", b"ports", "publish_not_ready_addresses", b"publish_not_ready_addresses", "selector", b"selector", "session_affinity", b"session_affinity", "session_affinity_config", b"session_affinity_config", "type", b"type"]) -> None: ...
 
 global___ServiceSpec = ServiceSpec
+
+@typing.final
+class SessionAffinityConfig(google.protobuf.message.Message):
+    """How long ClientIP affinity sticks (defaulted to 10800 s for ClientIP Services)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CLIENT_IP_FIELD_NUMBER: builtins.int
+    @property
+    def client_ip(self) -> global___ClientIPConfig: ...
+    def __init__(
+        self,
+        *,
+        client_ip: global___ClientIPConfig | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["client_ip", b"client_ip"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["client_ip", b"client_ip"]) -> None: ...
+
+global___SessionAffinityConfig = SessionAffinityConfig
+
+@typing.final
+class ClientIPConfig(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TIMEOUT_SECONDS_FIELD_NUMBER: builtins.int
+    timeout_seconds: builtins.int
+    def __init__(
+        self,
+        *,
+        timeout_seconds: builtins.int | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_timeout_seconds", b"_timeout_seconds", "timeout_seconds", b"timeout_seconds"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_timeout_seconds", b"_timeout_seconds", "timeout_seconds", b"timeout_seconds"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_timeout_seconds", b"_timeout_seconds"]) -> typing.Literal["timeout_seconds"] | None: ...
+
+global___ClientIPConfig = ClientIPConfig
 
 @typing.final
 class ServicePort(google.protobuf.message.Message):

@@ -34,8 +34,8 @@ endpoints only, and a Service whose endpoints are all unready gets the
 What is skipped, with the reason logged once per sync at DEBUG: headless
 Services (clusterIP None), ExternalName Services, a clusterIP that is not an
 IPv4 address (the table is family ip), SCTP ports (not supported here).
-sessionAffinity ClientIP keeps its timeout (Kubernetes' default 10800 s when
-the Service does not carry sessionAffinityConfig).
+sessionAffinity ClientIP keeps its timeout: sessionAffinityConfig.clientIP.
+timeoutSeconds, which the API server defaults to Kubernetes' 10800 s.
 """
 
 from __future__ import annotations
@@ -100,10 +100,8 @@ def _ipv4(text: str, what: str) -> str:
 def _affinity_timeout(spec: Any) -> int:
     if spec.session_affinity != "ClientIP":
         return 0
-    # sessionAffinityConfig.clientIP.timeoutSeconds, once the API carries it.
-    config = getattr(spec, "session_affinity_config", None)
-    client_ip = getattr(config, "client_ip", None)
-    seconds = int(getattr(client_ip, "timeout_seconds", 0) or 0)
+    # The API server defaults it; a Service stored before that carried none.
+    seconds = int(spec.session_affinity_config.client_ip.timeout_seconds)
     return seconds or DEFAULT_AFFINITY_TIMEOUT
 
 

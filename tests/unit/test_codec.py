@@ -71,6 +71,18 @@ def test_seed_manifest_decodes_to_deployment_and_service() -> None:
     assert svc.spec.ports[0].target_port.WhichOneof("value") == "int_val"
 
 
+def test_session_affinity_config_decodes_with_kubernetes_field_names() -> None:
+    text = (
+        "apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n"
+        "  ports: [{port: 80}]\n  sessionAffinity: ClientIP\n"
+        "  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n"
+    )
+    (svc,) = codec.decode_documents(text, "sticky.yaml")
+    assert isinstance(svc, core_pb2.Service)
+    assert svc.spec.session_affinity_config.client_ip.timeout_seconds == 60
+    assert "clientIP" in json.dumps(codec.to_dict(svc))
+
+
 # ---------------------------------------------------------------- strictness and paths
 
 

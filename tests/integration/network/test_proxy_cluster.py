@@ -69,6 +69,7 @@ def create_service(
     *,
     node_port: bool = False,
     affinity: str = "None",
+    affinity_seconds: int = 0,
 ) -> Any:
     """A selector-less Service on port 80 -> 8080 with `ips` as its ready endpoints."""
     svc = service(
@@ -79,6 +80,8 @@ def create_service(
         affinity=affinity,
     )
     svc.spec.ClearField("selector")
+    if affinity_seconds:
+        svc.spec.session_affinity_config.client_ip.timeout_seconds = affinity_seconds
 
     async def create(client: Client) -> Any:
         created = await client.create(svc)
@@ -178,7 +181,8 @@ def test_client_ip_affinity_through_the_api(cluster: NetworkCluster) -> None:
     cluster.add_pod("node1", "c")
     cluster.serve("node1", "a")
     cluster.serve("node2", "b")
-    svc = create_service(cluster, "sticky", [ip_a, ip_b], affinity="ClientIP")
+    svc = create_service(cluster, "sticky", [ip_a, ip_b], affinity="ClientIP", affinity_seconds=600)
     wait_programmed(cluster, "update @affinity-default/sticky/tcp/80__")
+    wait_programmed(cluster, "timeout 10m")  # the Service's own 600 s, as nft prints it
     replies = gets(cluster, cluster.pod("node1", "c"), svc.spec.cluster_ip, 80, count=20)
     assert len(bodies(replies)) == 1, replies

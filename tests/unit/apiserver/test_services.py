@@ -84,3 +84,28 @@ async def test_changing_type_releases_node_port(client: Client) -> None:
     assert flipped.spec.ports[0].node_port == 0 and not flipped.spec.external_traffic_policy
     reuse = await client.create(service("reuse", type_="NodePort", node_port=30123))
     assert reuse.spec.ports[0].node_port == 30123
+
+
+async def test_client_ip_affinity_timeout_is_defaulted_kept_and_checked(client: Client) -> None:
+    sticky = service("sticky")
+    sticky.spec.session_affinity = "ClientIP"
+    created = await client.create(sticky)
+    assert created.spec.session_affinity_config.client_ip.timeout_seconds == 10800  # defaulted
+    short = service("short")
+    short.spec.session_affinity = "ClientIP"
+    short.spec.session_affinity_config.client_ip.timeout_seconds = 60
+    assert (await client.create(short)).spec.session_affinity_config.client_ip.timeout_seconds == 60
+
+    too_long = service("too-long")
+    too_long.spec.session_affinity = "ClientIP"
+    too_long.spec.session_affinity_config.client_ip.timeout_seconds = 86401
+    with pytest.raises(errors.Invalid, match="must be greater than 0 and less than 86400") as exc:
+        await client.create(too_long)
+    assert exc.value.causes[0].path == "spec.sessionAffinityConfig.clientIP.timeoutSeconds"
+    stray = service("stray")
+    stray.spec.session_affinity_config.client_ip.timeout_seconds = 60  # affinity "None"
+    with pytest.raises(errors.Invalid, match="must not be set when session affinity is None"):
+        await client.create(stray)
+    for name in ("too-long", "stray"):
+        with pytest.raises(errors.NotFound):
+            await client.get("services", name)

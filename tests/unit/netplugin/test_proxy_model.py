@@ -150,6 +150,13 @@ def test_client_ip_affinity_gets_the_default_timeout() -> None:
     assert plain.affinity_timeout == 0
 
 
+def test_client_ip_affinity_keeps_the_services_own_timeout() -> None:
+    svc = service("a", "10.96.0.11", [{"port": 80}], affinity="ClientIP")
+    svc.spec.session_affinity_config.client_ip.timeout_seconds = 60
+    (port,) = service_ports(svc, None)
+    assert port.affinity_timeout == 60
+
+
 def test_bad_cluster_ip_is_named_and_skipped_without_stopping_the_others() -> None:
     bad = service("bad", "fd00::1", [{"port": 80}])
     with pytest.raises(ModelError, match=r"service default/bad clusterIP: 'fd00::1'"):
