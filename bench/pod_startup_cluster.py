@@ -79,7 +79,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
-from bench.pod_startup import percentile
+from bench.pod_startup import is_running, percentile
 from localcluster.cluster import Cluster, ClusterError
 from protos import core_pb2
 
@@ -106,15 +106,6 @@ def make_pod(name: str, node: str = "") -> core_pb2.Pod:
         name="app", image=IMAGE, command=list(COMMAND), image_pull_policy="IfNotPresent"
     )
     return pod
-
-
-def is_running(pod: core_pb2.Pod) -> bool:
-    statuses = pod.status.container_statuses
-    return (
-        pod.status.phase == "Running"
-        and bool(statuses)
-        and all(s.state.HasField("running") for s in statuses)
-    )
 
 
 # ---- the pods -----------------------------------------------------------------------------------

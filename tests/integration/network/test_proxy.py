@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from netplugin.proxy.model import Endpoint, ServicePort
 from netplugin.proxy.nft import Nft
 from netplugin.proxy.rules import RulesConfig, render
 from tests.unit.netplugin.test_proxy_model import endpoints, service
+from tests.unit.netplugin.test_proxy_proxier import until
 
 SERVER = r"""
 import socket, sys, threading
@@ -398,7 +399,7 @@ async def _api_session(world: World, address: str, a: Pod, b: Pod, c: Pod) -> No
     factory.start()
     task = asyncio.ensure_future(proxier.run())
     try:
-        await _until(lambda: proxier.transactions == 1, 30, lambda: proxier.last_error)
+        await until(lambda: proxier.transactions == 1, 30, lambda: proxier.last_error)
         assert f"{ip} . tcp . 80 : goto service-" in proxier.last_script
         replies = await asyncio.to_thread(world.request, c.ns, ip, 80, 50)
         assert names(replies) == {"a", "b"}, replies
@@ -414,7 +415,7 @@ async def _api_session(world: World, address: str, a: Pod, b: Pod, c: Pod) -> No
 
         await asyncio.gather(*(one(i) for i in range(1000)))
         created_in = time.monotonic() - started
-        await _until(
+        await until(
             lambda: proxier.last_script.count("goto reject-chain,") == 1000,
             30,
             lambda: proxier.last_error,
@@ -428,14 +429,6 @@ async def _api_session(world: World, address: str, a: Pod, b: Pod, c: Pod) -> No
             await task
         await factory.stop()
         await client.close()
-
-
-async def _until(cond: object, timeout: float, why: Callable[[], str]) -> None:
-    assert callable(cond)
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"condition not reached in time; last error: {why()}"
-        await asyncio.sleep(0.05)
 
 
 def test_udp_flows_from_one_source_port_follow_the_endpoints(world: World) -> None:

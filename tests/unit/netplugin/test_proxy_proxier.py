@@ -95,10 +95,13 @@ async def running_proxier(
     return proxier, nft, lambda: asyncio.ensure_future(stop())
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+async def until(
+    cond: Callable[[], bool], timeout: float = 10.0, why: Callable[[], str] = lambda: ""
+) -> None:
+    """Until `cond()` holds; past `timeout` the assertion says `why()` (the last error, say)."""
     deadline = time.monotonic() + timeout
     while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, f"condition not reached in time; {why()}"
         await asyncio.sleep(0.02)
 
 
