@@ -53,7 +53,7 @@ lint: setup protos-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/vermin -q --no-tips --violations -t=3.10- --exclude-regex '(^|/)(\.venv|protos)/' apimachinery apiserver cli kubelet netplugin localcluster bench tests
+	$(BIN)/vermin -q --no-tips --violations -t=3.10- --exclude-regex '(^|/)(\.venv|protos)/' apimachinery apiserver controllers scheduler controlplane.py cli kubelet netplugin localcluster bench tests
 
 # Regenerate the Python code from protos/*.proto (committed; protos-check fails when stale).
 protos: setup

@@ -32,8 +32,6 @@ from typing import Any, TypeVar
 import grpc
 
 from apimachinery import errors, scheme
-from apiserver.controllers.base import ControllerOptions
-from apiserver.controlplane import run_control_plane
 from apiserver.proxy import PodProxy
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
@@ -324,12 +322,15 @@ async def serve(
     *,
     extra_listen: Sequence[str] = (),
     storage: str = "sqlite",
-    scheduler: bool = True,
-    controllers: bool = True,
-    options: ControllerOptions | None = None,
     default_toleration_seconds: int = 300,
+    beside: Callable[[str], Awaitable[None]] | None = None,
 ) -> None:
-    """Run an API server (with the scheduler and controllers unless turned off) until cancelled."""
+    """Run an API server until cancelled.
+
+    `beside(address)` starts once the port is open and is cancelled when the
+    server stops: it is how `controlplane.py` runs the scheduler and the
+    controllers in this process without the server knowing what they are.
+    """
     os.makedirs(data_dir, exist_ok=True)
     backend = await open_storage(storage, data_dir)
     start_compactor = getattr(backend, "start_compactor", None)
@@ -341,20 +342,14 @@ async def serve(
         default_toleration_seconds=default_toleration_seconds,
         extra_listen=extra_listen,
     )
-    control_plane: asyncio.Task[None] | None = None
+    companion: asyncio.Future[None] | None = None
     try:
         await server.start()
-        control_plane = asyncio.ensure_future(
-            run_control_plane(
-                server.local_address,
-                scheduler=scheduler,
-                controllers=controllers,
-                options=options,
-            )
-        )
+        if beside is not None:
+            companion = asyncio.ensure_future(beside(server.local_address))
         await asyncio.Event().wait()
     finally:
-        if control_plane is not None:
-            control_plane.cancel()
-            await asyncio.gather(control_plane, return_exceptions=True)
+        if companion is not None:
+            companion.cancel()
+            await asyncio.gather(companion, return_exceptions=True)
         await asyncio.shield(server.stop())

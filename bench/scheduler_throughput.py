@@ -53,10 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
-from apiserver.scheduler.scheduler import Scheduler
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
 from protos import core_pb2
+from scheduler.scheduler import Scheduler
 
 TARGET = 680.0
 NAMESPACE = "default"

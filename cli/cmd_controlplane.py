@@ -40,9 +40,9 @@ def controller_manager(
 ) -> None:
     """Run the controllers against the API server (--server) in the foreground."""
     from apimachinery.client import Client
-    from apiserver.controllers.base import ControllerOptions
-    from apiserver.controllers.manager import run_controller_manager
     from cli.main import configure_logging
+    from controllers.base import ControllerOptions
+    from controllers.manager import run_controller_manager
 
     configure_logging(logging.DEBUG if verbose else logging.INFO)
     logger = logging.getLogger("cli.controller-manager")

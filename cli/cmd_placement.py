@@ -3,7 +3,7 @@
 `explain-placement pod/NAME [--node N]` answers "why is my pod (not) on that
 node?" for the cluster as it is now: it lists Nodes, Pods and Services
 through the client and re-runs the scheduler's framework locally
-(apiserver/scheduler/explain.py), printing every Filter's verdict and every
+(scheduler/explain.py), printing every Filter's verdict and every
 Score for that node, or for every node without `--node`. It changes
 nothing. The placement record shown by `describe pod` is the other half:
 what the scheduler saw when it decided.
@@ -49,7 +49,7 @@ def parse_pod_arg(arg: str) -> str:
 def explain_placement(opts: Options, target: str, node: str | None, namespace: str | None) -> None:
     """Re-run the scheduler's filters and scores for a pod on today's cluster state."""
     opts = effective(opts, namespace)
-    from apiserver.scheduler.explain import explain
+    from scheduler.explain import explain
 
     async def verb(client: Client) -> int:
         name = parse_pod_arg(target)
@@ -70,8 +70,8 @@ def explain_placement(opts: Options, target: str, node: str | None, namespace: s
 def scheduler(opts: Options, verbose: bool) -> None:
     """Run the scheduler against the API server (--server) in the foreground."""
     from apimachinery.client import Client
-    from apiserver.controlplane import run_scheduler
     from cli.main import configure_logging
+    from controlplane import run_scheduler
 
     configure_logging(logging.DEBUG if verbose else logging.INFO)
     logger = logging.getLogger("cli.scheduler")

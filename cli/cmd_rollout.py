@@ -241,7 +241,7 @@ async def _wait_for_change(
 
 
 async def _owned_replica_sets(client: Client, d: Any) -> list[Any]:
-    from apiserver.controllers.deployment import history
+    from controllers.deployment import history
 
     rss, _ = await client.list("replicasets", d.metadata.namespace)
     owned = [
@@ -261,9 +261,9 @@ def rollout_history(
     opts: Options, args: tuple[str, ...], revision: int, namespace: str | None
 ) -> None:
     """View previous rollout revisions."""
-    from apiserver.controllers.deployment import history
     from cli.describe import Writer
     from cli.describers import pod_template
+    from controllers.deployment import history
 
     opts = effective(opts, namespace)
 
@@ -301,7 +301,7 @@ def rollout_undo(
     opts: Options, args: tuple[str, ...], to_revision: int, namespace: str | None
 ) -> None:
     """Roll back to a previous rollout."""
-    from apiserver.controllers.deployment import history
+    from controllers.deployment import history
 
     opts = effective(opts, namespace)
 

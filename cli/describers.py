@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from apiserver.scheduler import record
 from cli import printers
 from cli.columns import format_endpoints, node_roles, pod_status
 from cli.describe import (
@@ -32,6 +31,7 @@ from cli.describe import (
     events_section,
     object_meta,
 )
+from scheduler import record
 
 NONE = printers.NONE
 

@@ -327,9 +327,9 @@ def apiserver(
 ) -> None:
     """Run the API server (with scheduler and controllers) in the foreground."""
     configure_logging(logging.DEBUG if verbose else logging.INFO)
-    from apiserver.controllers.base import ControllerOptions
-    from apiserver.server import serve
     from cli.context import until_signalled
+    from controllers.base import ControllerOptions
+    from controlplane import serve_control_plane
 
     options = ControllerOptions(
         node_monitor_grace_period=node_monitor_grace_period,
@@ -340,7 +340,7 @@ def apiserver(
     listen, *extra_listen = listen_addresses
 
     async def run() -> None:
-        server = serve(
+        server = serve_control_plane(
             data_dir,
             listen,
             extra_listen=extra_listen,
@@ -348,7 +348,6 @@ def apiserver(
             scheduler=scheduler,
             controllers=controllers,
             options=options,
-            default_toleration_seconds=default_toleration_seconds,
         )
         if await until_signalled(server):
             logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})

@@ -10,7 +10,7 @@ without ever looking at a protobuf message (DESIGN §7.4: protobuf stays at the
 boundary).
 
 Joining a Service with its Endpoints. The endpoints controller
-(apiserver/controllers/endpoints.py) has already resolved named targetPorts
+(controllers/endpoints.py) has already resolved named targetPorts
 per pod, so an EndpointPort carries a number. What ties it back to a Service
 port is the port *name* and protocol (kube-proxy matches the same way).
 Worked example:

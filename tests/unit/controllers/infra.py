@@ -18,10 +18,10 @@ from google.protobuf import timestamp_pb2
 
 from apimachinery import errors
 from apimachinery.client import Client
-from apiserver.controllers.base import ControllerOptions
-from apiserver.controllers.manager import run_controller_manager
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
+from controllers.base import ControllerOptions
+from controllers.manager import run_controller_manager
 from protos import apps_pb2, coordination_pb2, core_pb2, meta_pb2
 
 T = TypeVar("T")

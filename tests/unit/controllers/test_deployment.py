@@ -12,8 +12,8 @@ import pytest
 
 from apimachinery import errors
 from apimachinery.client import Client
-from apiserver.controllers.controller_utils import is_pod_active
-from apiserver.controllers.deployment import history
+from controllers.controller_utils import is_pod_active
+from controllers.deployment import history
 from tests.unit.controllers.workloads import (
     Manager,
     PodCensus,

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from apiserver.controllers.deployment import history, progress, rolling
-from apiserver.controllers.deployment import status as st
-from apiserver.controllers.deployment.util import (
+from controllers.deployment import history, progress, rolling
+from controllers.deployment import status as st
+from controllers.deployment.util import (
     max_surge,
     max_unavailable,
     resolve_fenceposts,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from apimachinery.client import Client
-from apiserver.controllers.endpoints import compute_subsets
+from controllers.endpoints import compute_subsets
 from protos import core_pb2
 from tests.unit.controllers.infra import (
     api_server,

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from apimachinery.client import Client
-from apiserver.controllers.base import ControllerOptions
-from apiserver.controlplane import run_control_plane
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
+from controllers.base import ControllerOptions
+from controlplane import run_control_plane
 from kubelet.config import KubeletConfig
 from kubelet.kubelet import Kubelet
 from kubelet.runtime.fake import FakeRuntime

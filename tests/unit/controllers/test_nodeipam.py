@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from apimachinery.client import Client
-from apiserver.controllers.base import ControllerOptions
-from apiserver.controllers.nodeipam import CIDRRangeFull, CIDRSet
+from controllers.base import ControllerOptions
+from controllers.nodeipam import CIDRRangeFull, CIDRSet
 from tests.unit.controllers.infra import api_server, controllers, eventually, node
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from apimachinery import errors
 from apimachinery.client import Client
-from apiserver.controllers.base import ControllerOptions
-from apiserver.controllers.nodelifecycle import desired_taints, reconcile_taints
-from apiserver.controllers.taint_eviction import eviction_deadline, timestamp_seconds
+from controllers.base import ControllerOptions
+from controllers.nodelifecycle import desired_taints, reconcile_taints
+from controllers.taint_eviction import eviction_deadline, timestamp_seconds
 from protos import core_pb2
 from tests.unit.controllers.infra import (
     api_server,

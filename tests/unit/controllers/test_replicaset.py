@@ -11,13 +11,13 @@ import pytest
 
 from apimachinery import errors
 from apimachinery.client import Client
-from apiserver.controllers.controller_utils import (
+from controllers.controller_utils import (
     ControllerExpectations,
     is_pod_active,
     is_pod_available,
     pods_to_delete,
 )
-from apiserver.controllers.replicaset import calculate_status, slow_start_batch
+from controllers.replicaset import calculate_status, slow_start_batch
 from protos import apps_pb2, core_pb2
 from tests.unit.controllers.workloads import Manager, PodRunner, api_server, wait_for
 

@@ -26,11 +26,11 @@ from google.protobuf import timestamp_pb2
 
 from apimachinery import errors
 from apimachinery.client import Client, retry_on_conflict
-from apiserver.controllers.base import ControllerOptions
-from apiserver.controllers.controller_utils import is_pod_active, is_pod_ready
-from apiserver.controllers.manager import run_controller_manager
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
+from controllers.base import ControllerOptions
+from controllers.controller_utils import is_pod_active, is_pod_ready
+from controllers.manager import run_controller_manager
 from protos import apps_pb2, core_pb2, meta_pb2
 
 WORKLOAD_CONTROLLERS = ["replicaset", "deployment"]

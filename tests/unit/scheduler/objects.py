@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from apiserver.scheduler.snapshot import Cache, Snapshot
-from apiserver.scheduler.types import NodeInfo, PodInfo
 from protos import core_pb2, meta_pb2
+from scheduler.snapshot import Cache, Snapshot
+from scheduler.types import NodeInfo, PodInfo
 
 
 def node(

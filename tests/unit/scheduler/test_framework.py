@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from apiserver.scheduler import record
-from apiserver.scheduler.framework import (
+from scheduler import record
+from scheduler.framework import (
     Code,
     CycleState,
     Framework,
@@ -17,15 +17,15 @@ from apiserver.scheduler.framework import (
     default_normalize,
     unschedulable,
 )
-from apiserver.scheduler.plugins import new_framework
-from apiserver.scheduler.schedule_one import (
+from scheduler.plugins import new_framework
+from scheduler.schedule_one import (
     Algorithm,
     FitError,
     fit_error_message,
     num_feasible_nodes_to_find,
 )
-from apiserver.scheduler.snapshot import Snapshot
-from apiserver.scheduler.types import NodeInfo, PodInfo
+from scheduler.snapshot import Snapshot
+from scheduler.types import NodeInfo, PodInfo
 
 from .objects import cache, node, pod, snapshot
 

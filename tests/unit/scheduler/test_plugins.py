@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from apiserver.scheduler.framework import SKIP, Code, CycleState
-from apiserver.scheduler.plugins.balanced_allocation import NodeResourcesBalancedAllocation
-from apiserver.scheduler.plugins.least_allocated import NodeResourcesLeastAllocated
-from apiserver.scheduler.plugins.node_affinity import NodeAffinity
-from apiserver.scheduler.plugins.node_name import NodeName
-from apiserver.scheduler.plugins.node_resources_fit import NodeResourcesFit
-from apiserver.scheduler.plugins.node_unschedulable import NodeUnschedulable
-from apiserver.scheduler.plugins.pod_topology_spread import PodTopologySpread
-from apiserver.scheduler.plugins.selector_spread import SelectorSpread
-from apiserver.scheduler.plugins.taint_toleration import TaintToleration
-from apiserver.scheduler.types import PodInfo
 from protos import core_pb2, meta_pb2
+from scheduler.framework import SKIP, Code, CycleState
+from scheduler.plugins.balanced_allocation import NodeResourcesBalancedAllocation
+from scheduler.plugins.least_allocated import NodeResourcesLeastAllocated
+from scheduler.plugins.node_affinity import NodeAffinity
+from scheduler.plugins.node_name import NodeName
+from scheduler.plugins.node_resources_fit import NodeResourcesFit
+from scheduler.plugins.node_unschedulable import NodeUnschedulable
+from scheduler.plugins.pod_topology_spread import PodTopologySpread
+from scheduler.plugins.selector_spread import SelectorSpread
+from scheduler.plugins.taint_toleration import TaintToleration
+from scheduler.types import PodInfo
 
 from .objects import node, node_info, pod, snapshot
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from apiserver.scheduler import queue as q
-from apiserver.scheduler.types import PodInfo
+from scheduler import queue as q
+from scheduler.types import PodInfo
 
 from .objects import pod
 

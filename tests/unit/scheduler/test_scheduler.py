@@ -12,13 +12,13 @@ import pytest
 
 from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
-from apiserver.scheduler import record
-from apiserver.scheduler.explain import explain
-from apiserver.scheduler.scheduler import Scheduler
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
 from cli import describers
 from cli.describe import Related
+from scheduler import record
+from scheduler.explain import explain
+from scheduler.scheduler import Scheduler
 
 from .objects import node, pod
 
