@@ -7,6 +7,11 @@ service that adds what callers should not have to repeat:
 
 * naming a kind any way a user would (`"pods"`, `"deploy"`, `core_pb2.Pod`,
   a `scheme.KindInfo`), resolved by `scheme_info`;
+* typed answers: a kind named by its message class comes back as that class
+  (`await client.get(core_pb2.Pod, "web")` is a `core_pb2.Pod`, a watch of
+  `core_pb2.Node` yields `WatchEvent[core_pb2.Node]`), as client-go's typed
+  clientsets do; a kind named by a word comes back untyped, for code that
+  treats every kind alike (the CLI, the garbage collector);
 * packing objects into `google.protobuf.Any` and unpacking typed messages back;
 * namespace defaulting: a namespaced get/create/update/delete with an empty
   namespace means `default`, as kubectl does; list and watch with an empty
@@ -47,7 +52,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import grpc
 import grpc.aio
@@ -59,6 +64,10 @@ from protos import api_pb2, api_pb2_grpc, core_pb2
 log = logging.getLogger(__name__)
 
 ResourceRef = str | scheme.KindInfo | type[Message]
+# A kind named by a word or a scheme row: its objects come back untyped (`Any`), for code that
+# handles every kind alike (the CLI, the garbage collector). Named by its message class, a kind's
+# objects come back as that class: `await client.get(core_pb2.Pod, "web")` is a `core_pb2.Pod`.
+DynamicRef = str | scheme.KindInfo
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
@@ -96,7 +105,7 @@ _TRANSPORT_REASONS: tuple[tuple[str, str], ...] = (
 
 
 @dataclass(frozen=True)
-class WatchEvent:
+class WatchEvent(Generic[M]):
     """One change seen by a watch: ADDED, MODIFIED, DELETED or BOOKMARK.
 
     For BOOKMARK the object is an empty object of the kind whose
@@ -104,7 +113,7 @@ class WatchEvent:
     """
 
     type: str
-    object: Any
+    object: M
     resource_version: str
 
 
@@ -204,6 +213,10 @@ class Client:
         created: M = scheme.unpack(reply)
         return created
 
+    @overload
+    async def get(self, resource: type[M], name: str, namespace: str = "") -> M: ...
+    @overload
+    async def get(self, resource: DynamicRef, name: str, namespace: str = "") -> Any: ...
     async def get(self, resource: ResourceRef, name: str, namespace: str = "") -> Any:
         info = scheme_info(resource)
         request = api_pb2.GetRequest(
@@ -212,6 +225,24 @@ class Client:
         reply = await self._unary(self._resources().Get(request, timeout=self.timeout))
         return scheme.unpack(reply)
 
+    @overload
+    async def list(
+        self,
+        resource: type[M],
+        namespace: str = "",
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> tuple[builtins.list[M], str]: ...
+    @overload
+    async def list(
+        self,
+        resource: DynamicRef,
+        namespace: str = "",
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> tuple[builtins.list[Any], str]: ...
     async def list(
         self,
         resource: ResourceRef,
@@ -219,7 +250,7 @@ class Client:
         *,
         label_selector: str = "",
         field_selector: str = "",
-    ) -> tuple[list[Any], str]:
+    ) -> tuple[builtins.list[Any], str]:
         """Every matching object and the list's resourceVersion (to watch from).
 
         If the server pages its answer (a `continue` token), the pages are
@@ -227,7 +258,7 @@ class Client:
         the snapshot every page is read from.
         """
         info = scheme_info(resource)
-        items: list[Any] = []
+        items: builtins.list[Any] = []
         version = ""
         token = ""
         while True:
@@ -268,6 +299,30 @@ class Client:
         applied: M = scheme.unpack(reply.object)
         return applied, reply.result
 
+    @overload
+    async def delete(
+        self,
+        resource: type[M],
+        name: str,
+        namespace: str = "",
+        *,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str = "",
+        precondition_resource_version: str = "",
+        precondition_uid: str = "",
+    ) -> M: ...
+    @overload
+    async def delete(
+        self,
+        resource: DynamicRef,
+        name: str,
+        namespace: str = "",
+        *,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str = "",
+        precondition_resource_version: str = "",
+        precondition_uid: str = "",
+    ) -> Any: ...
     async def delete(
         self,
         resource: ResourceRef,
@@ -302,7 +357,7 @@ class Client:
         *,
         uid: str = "",
         annotations: dict[str, str] | None = None,
-    ) -> Any:
+    ) -> core_pb2.Pod:
         """Bind a pod to a node (the pods/binding subresource); returns the bound pod.
 
         `uid` guards against binding a different pod that took the same name;
@@ -317,8 +372,31 @@ class Client:
         binding.target.name = node
         request = api_pb2.BindRequest(binding=binding)
         reply = await self._unary(self._resources().Bind(request, timeout=self.timeout))
-        return scheme.unpack(reply)
+        pod: core_pb2.Pod = scheme.unpack(reply)
+        return pod
 
+    @overload
+    def watch(
+        self,
+        resource: type[M],
+        namespace: str = "",
+        *,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        allow_bookmarks: bool = False,
+    ) -> AsyncIterator[WatchEvent[M]]: ...
+    @overload
+    def watch(
+        self,
+        resource: DynamicRef,
+        namespace: str = "",
+        *,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        allow_bookmarks: bool = False,
+    ) -> AsyncIterator[WatchEvent[Any]]: ...
     def watch(
         self,
         resource: ResourceRef,
@@ -328,7 +406,7 @@ class Client:
         label_selector: str = "",
         field_selector: str = "",
         allow_bookmarks: bool = False,
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncIterator[WatchEvent[Any]]:
         """Changes to matching objects, in order; see api.proto WatchRequest for `resource_version`.
 
         Raises (from the iteration) errors.Expired when resource_version has
@@ -349,7 +427,7 @@ class Client:
 
     async def _watch(
         self, info: scheme.KindInfo, request: api_pb2.WatchRequest
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncIterator[WatchEvent[Any]]:
         call = self._resources().Watch(request)
         try:
             async for batch in call:

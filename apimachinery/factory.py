@@ -7,7 +7,7 @@ controller the same informer for a resource, and each adds its own handlers.
 This is that factory.
 
     factory = SharedInformerFactory(client)
-    pods = factory.informer("pods")            # the same object for every caller
+    pods = factory.informer(core_pb2.Pod)      # Informer[core_pb2.Pod], the same for all callers
     pods.add_handlers(on_add=queue_pod)
     factory.start()                            # one task per informer
     await factory.wait_for_sync()
@@ -20,21 +20,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any, overload
 
-from apimachinery.client import Client, ResourceRef, scheme_info
+from apimachinery.client import Client, DynamicRef, M, ResourceRef, scheme_info
 from apimachinery.informer import Informer, wait_for_cache_sync
 
 _Key = tuple[str, str, str, str]
 
 
 class SharedInformerFactory:
+    """One informer per (resource, namespace, selectors), shared by every caller."""
+
     def __init__(self, client: Client, *, resync_period: float = 0.0) -> None:
         self.client = client
         self.resync_period = resync_period
-        self._informers: dict[_Key, Informer] = {}
+        self._informers: dict[_Key, Informer[Any]] = {}
         self._tasks: dict[_Key, asyncio.Task[None]] = {}
         self._started = False
 
+    @overload
+    def informer(
+        self,
+        resource: type[M],
+        namespace: str = "",
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Informer[M]: ...
+    @overload
+    def informer(
+        self,
+        resource: DynamicRef,
+        namespace: str = "",
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Informer[Any]: ...
     def informer(
         self,
         resource: ResourceRef,
@@ -42,13 +63,14 @@ class SharedInformerFactory:
         *,
         label_selector: str = "",
         field_selector: str = "",
-    ) -> Informer:
-        key = (scheme_info(resource).resource, namespace, label_selector, field_selector)
+    ) -> Informer[Any]:
+        info = scheme_info(resource)
+        key = (info.resource, namespace, label_selector, field_selector)
         inf = self._informers.get(key)
         if inf is None:
             inf = Informer(
                 self.client,
-                resource,
+                info,
                 namespace,
                 label_selector=label_selector,
                 field_selector=field_selector,
@@ -59,7 +81,7 @@ class SharedInformerFactory:
                 self._start_one(key, inf)
         return inf
 
-    def _start_one(self, key: _Key, inf: Informer) -> None:
+    def _start_one(self, key: _Key, inf: Informer[Any]) -> None:
         self._tasks[key] = asyncio.get_running_loop().create_task(inf.run())
 
     def start(self) -> None:

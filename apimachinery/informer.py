@@ -51,11 +51,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, overload
+
+from google.protobuf.message import Message
 
 from apimachinery import errors
 from apimachinery.cache import Indexer, meta_namespace_key, split_key
-from apimachinery.client import Client, ResourceRef, WatchEvent, scheme_info
+from apimachinery.client import Client, DynamicRef, M, ResourceRef, WatchEvent, scheme_info
+from protos import meta_pb2
 
 __all__ = [
     "Informer",
@@ -66,16 +69,18 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OnAdd = Callable[[Any], None]
-OnUpdate = Callable[[Any, Any], None]
-OnDelete = Callable[[Any], None]
+# Handlers receive objects of the informer's kind: an Informer[core_pb2.Pod] calls
+# on_add(pod), on_update(old_pod, new_pod), on_delete(pod).
+OnAdd = Callable[[M], None]
+OnUpdate = Callable[[M, M], None]
+OnDelete = Callable[[M], None]
 
 
 @dataclass(frozen=True)
-class _Handlers:
-    on_add: OnAdd | None
-    on_update: OnUpdate | None
-    on_delete: OnDelete | None
+class _Handlers(Generic[M]):
+    on_add: OnAdd[M] | None
+    on_update: OnUpdate[M] | None
+    on_delete: OnDelete[M] | None
 
 
 class _Backoff:
@@ -98,13 +103,40 @@ class _Backoff:
         return delay * (0.9 + 0.2 * random.random())
 
 
-class Informer:
-    """List + watch + cache + handlers for one resource (client-go's SharedIndexInformer)."""
+class Informer(Generic[M]):
+    """List + watch + cache + handlers for one resource (client-go's SharedIndexInformer).
+
+    Typed by the kind it holds: `Informer(client, core_pb2.Pod)` is an
+    `Informer[core_pb2.Pod]`, whose cache and handlers see Pods; a kind named by a
+    word (`Informer(client, "pods")`) gives an untyped `Informer[Any]`.
+    """
 
     # Backoff after a failed list or watch; tests shorten these on the instance.
     initial_backoff = 0.2
     max_backoff = 30.0
 
+    @overload
+    def __init__(
+        self: Informer[M],
+        client: Client,
+        resource: type[M],
+        namespace: str = "",
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        resync_period: float = 0.0,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self: Informer[Any],
+        client: Client,
+        resource: DynamicRef,
+        namespace: str = "",
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+        resync_period: float = 0.0,
+    ) -> None: ...
     def __init__(
         self,
         client: Client,
@@ -121,18 +153,18 @@ class Informer:
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.resync_period = resync_period
-        self.store: Indexer[Any] = Indexer(meta_namespace_key)
+        self.store: Indexer[M] = Indexer(meta_namespace_key)
         self.resource_version = ""  # the last revision seen by list or watch
-        self._handlers: list[_Handlers] = []
+        self._handlers: list[_Handlers[M]] = []
         self._synced = asyncio.Event()
 
     # ---- registration and status ----------------------------------------------------------
 
     def add_handlers(
         self,
-        on_add: OnAdd | None = None,
-        on_update: OnUpdate | None = None,
-        on_delete: OnDelete | None = None,
+        on_add: OnAdd[M] | None = None,
+        on_update: OnUpdate[M] | None = None,
+        on_delete: OnDelete[M] | None = None,
     ) -> None:
         """Register handlers. Registered after the first sync, on_add is called for the cache."""
         handlers = _Handlers(on_add, on_update, on_delete)
@@ -212,6 +244,7 @@ class Informer:
             await asyncio.sleep(delay)
 
     async def _list(self) -> None:
+        items: list[M]
         items, version = await self.client.list(
             self.info,
             self.namespace,
@@ -244,7 +277,7 @@ class Informer:
 
     # ---- turning lists and events into cache changes and handler calls ---------------------
 
-    def _replace(self, items: list[Any]) -> None:
+    def _replace(self, items: list[M]) -> None:
         """Store exactly `items`, telling handlers what differs from before."""
         old = dict(self.store.items())
         self.store.replace(items)
@@ -253,16 +286,16 @@ class Informer:
             if key not in fresh:
                 self._dispatch("delete", before)
         for key, obj in fresh.items():
-            before = old.get(key)
-            if before is None:
+            previous = old.get(key)
+            if previous is None:
                 self._dispatch("add", obj)
-            elif before.metadata.uid != obj.metadata.uid:
-                self._dispatch("delete", before)
+            elif _meta(previous).uid != _meta(obj).uid:
+                self._dispatch("delete", previous)
                 self._dispatch("add", obj)
-            elif before.metadata.resource_version != obj.metadata.resource_version:
-                self._dispatch("update", obj, before)
+            elif _meta(previous).resource_version != _meta(obj).resource_version:
+                self._dispatch("update", obj, previous)
 
-    def _apply(self, event: WatchEvent) -> None:
+    def _apply(self, event: WatchEvent[M]) -> None:
         obj = event.object
         key = meta_namespace_key(obj)
         if event.type in ("ADDED", "MODIFIED"):
@@ -288,15 +321,15 @@ class Informer:
                 for obj in self.store.list():
                     self._dispatch("update", obj, obj)
 
-    def _dispatch(self, what: str, obj: Any, old: Any = None) -> None:
+    def _dispatch(self, what: str, obj: M, old: M | None = None) -> None:
         for handlers in self._handlers:
             self._call(handlers, what, obj, old)
 
-    def _call(self, handlers: _Handlers, what: str, obj: Any, old: Any = None) -> None:
+    def _call(self, handlers: _Handlers[M], what: str, obj: M, old: M | None = None) -> None:
         try:
             if what == "add" and handlers.on_add is not None:
                 handlers.on_add(obj)
-            elif what == "update" and handlers.on_update is not None:
+            elif what == "update" and handlers.on_update is not None and old is not None:
                 handlers.on_update(old, obj)
             elif what == "delete" and handlers.on_delete is not None:
                 handlers.on_delete(obj)
@@ -311,7 +344,13 @@ class Informer:
             )
 
 
-async def wait_for_cache_sync(*informers: Informer, timeout: float | None = None) -> bool:
+def _meta(obj: Message) -> meta_pb2.ObjectMeta:
+    """Every kind in the scheme has ObjectMeta (the base Message class does not say so)."""
+    meta: meta_pb2.ObjectMeta = getattr(obj, "metadata")  # noqa: B009
+    return meta
+
+
+async def wait_for_cache_sync(*informers: Informer[Any], timeout: float | None = None) -> bool:
     """client-go's WaitForCacheSync: True once every informer has synced, False on timeout."""
     try:
         await asyncio.wait_for(asyncio.gather(*(i.wait_for_sync() for i in informers)), timeout)

@@ -102,7 +102,7 @@ class NetPluginAgent:
         self.client = client
         self.cmds = cmds
         self.factory = SharedInformerFactory(client)
-        self.nodes: Informer = self.factory.informer("nodes")
+        self.nodes: Informer[Any] = self.factory.informer("nodes")
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="overlay")
         self.address: nodeip.NodeAddress | None = None
         self.pod_cidr = ""

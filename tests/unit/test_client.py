@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -151,7 +152,7 @@ async def test_unreachable_server_is_one_clear_line() -> None:
 
 async def test_watch_streams_typed_events_in_order(client: Client, api: FakeApiServer) -> None:
     api.resources.put(pod("existing"))
-    seen: list[WatchEvent] = []
+    seen: list[WatchEvent[Any]] = []
 
     async def consume() -> None:
         async for event in client.watch("pods"):

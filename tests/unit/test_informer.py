@@ -53,7 +53,7 @@ class Recorder:
     def on_delete(self, obj: Any) -> None:
         self.events.append(("delete", meta_namespace_key(obj)))
 
-    def register(self, informer: Informer) -> None:
+    def register(self, informer: Informer[Any]) -> None:
         informer.add_handlers(self.on_add, self.on_update, self.on_delete)
 
     def kinds(self) -> list[tuple[str, str]]:
@@ -82,7 +82,7 @@ async def client(api: FakeApiServer) -> AsyncIterator[Client]:
 
 
 @contextlib.asynccontextmanager
-async def running(informer: Informer) -> AsyncIterator[Informer]:
+async def running(informer: Informer[Any]) -> AsyncIterator[Informer[Any]]:
     informer.initial_backoff = 0.02
     informer.max_backoff = 0.1
     task = asyncio.ensure_future(informer.run())
