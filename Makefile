@@ -12,9 +12,9 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make iproute2 nft
 # Protos with a gRPC service get client/server stubs too.
 GRPC_PROTOS := protos/api.proto protos/kubelet.proto protos/cri.proto
 
-.PHONY: setup system-deps demo test unit integration e2e lint protos protos-check bench clean
+.PHONY: setup cli-link system-deps demo test unit integration e2e lint protos protos-check bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) cli-link
 
 # System packages: only when something is missing, and only as root. Debian starts a package's
 # service on install (containerd, nginx on :80, docker-registry on :5000); the tests start their
@@ -37,7 +37,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: setup
+# As root, `tinykube` goes on everyone's PATH (sudo's too), as the demo tells the user to type it:
+# LINK -> this checkout's venv. Ours is a symlink to an absolute .../bin/tinykube inside a venv
+# (pyvenv.cfg beside bin/) or left dangling by a deleted checkout; an older link of ours is
+# replaced, anything else at LINK is left alone. As another user this does nothing (make unit).
+LINK := /usr/local/bin/tinykube
+OUR_CLI := $(abspath $(BIN))/tinykube
+
+cli-link: $(STAMP)
+	@[ "$$(id -u)" = 0 ] || exit 0; \
+	old=$$(readlink $(LINK) 2>/dev/null); [ "$$old" = "$(OUR_CLI)" ] && exit 0; \
+	if [ -e $(LINK) ] || [ -L $(LINK) ]; then \
+	  case "$$old" in /*/bin/tinykube) ;; *) old=/not-ours;; esac; \
+	  if [ "$$old" = /not-ours ] || { [ -e "$$old" ] && [ ! -f "$${old%/bin/tinykube}/pyvenv.cfg" ]; }; then \
+	    echo "$(LINK) is not a link of ours: left alone (the CLI is $(OUR_CLI))"; exit 0; fi; \
+	fi; \
+	mkdir -p $(dir $(LINK)) && ln -sfn $(OUR_CLI) $(LINK) && echo "$(LINK) -> $(OUR_CLI)"
+
+demo: system-deps setup
 	$(BIN)/python -m localcluster.demo
 
 unit: setup
@@ -74,4 +91,6 @@ bench: setup
 	$(BIN)/python bench/api_latency.py
 
 clean:
+	@if [ -L $(LINK) ] && [ "$$(readlink $(LINK))" = "$(OUR_CLI)" ]; then \
+	  rm -f $(LINK) && echo "removed $(LINK)" || echo "$(LINK) stays: run make clean as root"; fi
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
