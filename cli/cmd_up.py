@@ -30,6 +30,7 @@ import sys
 
 import click
 
+from apimachinery.clientcmd import ENV_CLUSTER
 from localcluster import clusterstate
 
 CLUSTER_META = "tinykube.cluster"  # ctx.meta key: the global --cluster flag
@@ -38,7 +39,7 @@ CLUSTER_META = "tinykube.cluster"  # ctx.meta key: the global --cluster flag
 def _name(ctx: click.Context, name: str | None) -> str:
     if name:
         return name
-    chosen = ctx.meta.get(CLUSTER_META) or os.environ.get("TINYKUBE_CLUSTER", "")
+    chosen = ctx.meta.get(CLUSTER_META) or os.environ.get(ENV_CLUSTER, "")
     return str(chosen) or clusterstate.current() or clusterstate.DEFAULT_NAME
 
 

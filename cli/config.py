@@ -21,6 +21,10 @@ current context: the cluster just made is the one a user means next; after
 `tinykube down` the file applies again. A cluster named by `--cluster` that
 does not exist is an error, not a fall-through.
 
+The variables' names live in apimachinery.clientcmd (as client-go's
+clientcmd keeps $KUBECONFIG's), where localcluster, which sets them for the
+`tinykube` commands it runs, finds them too.
+
 The config file is YAML with one key that matters:
 
     server: 192.168.56.10:6443
@@ -40,10 +44,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from apimachinery.clientcmd import ENV_CLUSTER, ENV_CONFIG, ENV_SERVER
+
 DEFAULT_SERVER = "127.0.0.1:6443"
-ENV_SERVER = "TINYKUBE_SERVER"
-ENV_CONFIG = "TINYKUBE_CONFIG"
-ENV_CLUSTER = "TINYKUBE_CLUSTER"
 
 
 class ConfigError(Exception):

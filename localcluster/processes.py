@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from apimachinery.clientcmd import ENV_CLUSTER, ENV_CONFIG, ENV_SERVER
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,8 +33,6 @@ def tinykube_cmd() -> list[str]:
 def cluster_env(name: str) -> dict[str, str]:
     """The environment for a `tinykube` command aimed at the local cluster `name`: its
     name in $TINYKUBE_CLUSTER, and nothing that would take precedence over it."""
-    from cli.config import ENV_CLUSTER, ENV_CONFIG, ENV_SERVER
-
     env = {k: v for k, v in os.environ.items() if k not in (ENV_SERVER, ENV_CONFIG)}
     env[ENV_CLUSTER] = name
     return env
