@@ -10,6 +10,8 @@ put them side by side:
     sources.py             pods bound to this node, and this Node (config/apiserver.go)
     pod_workers.py         one serialised worker per pod (pod_workers.go)
     kuberuntime_manager.py sandbox + containers through the runtime (kuberuntime_manager.go)
+    pod_actions.py         what one sync must do: computePodActions' podActions
+    init_containers.py     init containers, one at a time, each to success before the app
     kuberuntime_container.py graceful stop with preStop; restartPolicy (kuberuntime_container.go)
     volume_manager.py      a pod's volumes under --root-dir, its ConfigMaps/Secrets (volumemanager/)
     backoff.py             CrashLoopBackOff and ImagePullBackOff (util/flowcontrol/backoff.go)

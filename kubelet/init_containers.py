@@ -35,14 +35,12 @@ seed; seed exits 0: sync 5 starts web, and Initialized turns True.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubelet.backoff import Backoff
 from kubelet.kuberuntime_container import next_attempt, restart_decision
+from kubelet.pod_actions import PodActions
 from kubelet.runtime.interface import Container, ContainerState
-
-if TYPE_CHECKING:
-    from kubelet.kuberuntime_manager import PodActions
 
 
 def _newest(containers: list[Container], name: str, sandbox_id: str) -> Container | None:

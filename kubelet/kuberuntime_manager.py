@@ -3,8 +3,9 @@
 `sync_pod` makes the runtime match the pod spec in Kubernetes' order:
 
 1. compute_pod_actions: look at the runtime's sandboxes and containers for
-   this pod uid. A READY sandbox is reused -- after a kubelet restart that is
-   how the pod is adopted instead of started again. No READY sandbox: create
+   this pod uid, and decide what to do (a PodActions, pod_actions.py). A
+   READY sandbox is reused -- after a kubelet restart that is how the pod
+   is adopted instead of started again. No READY sandbox: create
    one (attempt = the highest attempt seen + 1), and kill the dead ones.
    Init containers come first, one at a time, each to success
    (init_containers.py); until the last has succeeded nothing else starts.
@@ -70,6 +71,7 @@ from kubelet.kuberuntime_container import (
     restart_decision,
 )
 from kubelet.network_dns import pod_dns
+from kubelet.pod_actions import PodActions, soonest
 from kubelet.runtime import cri_convert
 from kubelet.runtime.interface import (
     POD_NAME_LABEL,
@@ -133,22 +135,6 @@ def pull_policy(spec: Any) -> str:
 
 
 @dataclass
-class PodActions:
-    """What sync_pod must do (computePodActions' podActions)."""
-
-    sandbox: PodSandbox | None  # the READY sandbox to use, if any
-    create_sandbox: bool
-    attempt: int
-    kill_sandboxes: list[str] = field(default_factory=list)
-    start: list[Any] = field(default_factory=list)  # container specs, in order
-    attempts: dict[str, int] = field(default_factory=dict)  # container name -> next attempt
-    # Running containers to kill (a failed liveness/startup probe): id -> (container, message).
-    kill: dict[str, tuple[Container, str]] = field(default_factory=dict)
-    waiting: dict[str, Waiting] = field(default_factory=dict)  # CrashLoopBackOff
-    retry_after: float | None = None  # the soonest backoff that ends
-
-
-@dataclass
 class SyncResult:
     """What a sync saw and did, for the status that follows."""
 
@@ -163,14 +149,6 @@ class SyncResult:
 def _newest(sandboxes: list[PodSandbox]) -> PodSandbox | None:
     ready = [s for s in sandboxes if s.state == SandboxState.READY]
     return max(ready, key=lambda s: (s.attempt, s.created_at), default=None)
-
-
-def _soonest(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
 
 
 class ProbeResults(Protocol):
@@ -260,7 +238,7 @@ class KubeRuntimeManager:
                 needed = decision.restart
                 if decision.waiting is not None:
                     actions.waiting[spec.name] = decision.waiting
-                actions.retry_after = _soonest(actions.retry_after, decision.retry_after)
+                actions.retry_after = soonest(actions.retry_after, decision.retry_after)
             if needed:
                 actions.start.append(spec)
                 actions.attempts[spec.name] = next_attempt(
@@ -319,7 +297,7 @@ class KubeRuntimeManager:
                 )
             except errors.ImagePullBackOff as exc:
                 result.waiting[spec.name] = Waiting(exc.reason, str(exc))
-                result.retry_after = _soonest(result.retry_after, self._image_retry(pod, spec))
+                result.retry_after = soonest(result.retry_after, self._image_retry(pod, spec))
             except errors.ContainerRuntimeError as exc:
                 result.waiting[spec.name] = Waiting(exc.reason, str(exc))
                 result.error = result.error or exc

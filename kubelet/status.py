@@ -220,36 +220,30 @@ def _set_condition(
         c.last_transition_time.CopyFrom(now_seconds())
 
 
-def generate_pod_status(
+def _init_waiting(
+    pod: Any, history: Mapping[str, list[Container]], waiting: dict[str, Waiting]
+) -> None:
+    """With init containers, every container not started yet waits with PodInitializing."""
+    if not pod.spec.init_containers:
+        return
+    for spec in [*pod.spec.init_containers, *pod.spec.containers]:
+        seen = history.get(spec.name)
+        if not seen or seen[0].state == ContainerState.CREATED:
+            waiting.setdefault(spec.name, Waiting(INIT_PENDING_REASON))
+
+
+def _container_statuses(
     pod: Any,
     base: core_pb2.PodStatus,
-    *,
-    node_ip: str,
-    sandbox: PodSandbox | None,
-    containers: list[Container],
+    status: core_pb2.PodStatus,
+    history: Mapping[str, list[Container]],
+    initialized: bool,
     runtime_name: str,
-    waiting: Mapping[str, Waiting] | None = None,
-    is_ready: Callable[[Container], bool] | None = None,
-    is_started: Callable[[Container], bool] | None = None,
-) -> core_pb2.PodStatus:
-    """The status the pod should have now (see the module docstring).
-
-    `is_ready` / `is_started` are the prober's verdicts for a running container
-    (readiness probe; startup probe); without them a running container is both.
-    """
-    waiting = dict(waiting or {})
-    ready_fn = is_ready or (lambda c: True)
-    started_fn = is_started or (lambda c: True)
-    status = core_pb2.PodStatus()
-    history = latest_containers(containers)
-    if pod.spec.init_containers:  # what has not started yet waits for them
-        for spec in [*pod.spec.init_containers, *pod.spec.containers]:
-            seen = history.get(spec.name)
-            if not seen or seen[0].state == ContainerState.CREATED:
-                waiting.setdefault(spec.name, Waiting(INIT_PENDING_REASON))
-    # Once an app container has run, the pod is initialized for this sandbox's life,
-    # even if its exited init containers were removed since (their last status stays).
-    initialized = any(history.get(spec.name) for spec in pod.spec.containers)
+    waiting: Mapping[str, Waiting],
+    is_ready: Callable[[Container], bool],
+    is_started: Callable[[Container], bool],
+) -> None:
+    """Fill initContainerStatuses and containerStatuses, in spec order."""
     last = {s.name: s for s in base.init_container_statuses}
     for specs, out in (
         (pod.spec.init_containers, status.init_container_statuses),
@@ -265,15 +259,20 @@ def generate_pod_status(
                     history.get(spec.name, []),
                     runtime_name,
                     waiting.get(spec.name),
-                    ready_fn,
-                    started_fn,
+                    is_ready,
+                    is_started,
                 )
             )
-    init_statuses = [] if initialized else list(status.init_container_statuses)
-    phase = init_phase(pod, init_statuses) or pod_phase(pod, list(status.container_statuses))
-    if base.phase in TERMINAL_PHASES:
-        phase = base.phase  # a terminal phase never changes back
-    status.phase = phase
+
+
+def _addresses_and_start(
+    pod: Any,
+    base: core_pb2.PodStatus,
+    status: core_pb2.PodStatus,
+    node_ip: str,
+    sandbox: PodSandbox | None,
+) -> None:
+    """hostIP, podIP(s), startTime, and the fields the kubelet keeps from `base`."""
     status.host_ip = node_ip
     ip = node_ip if pod.spec.host_network else ""
     if sandbox is not None and sandbox.state == SandboxState.READY and sandbox.ip:
@@ -288,8 +287,15 @@ def generate_pod_status(
     status.qos_class = base.qos_class
     status.nominated_node_name = base.nominated_node_name
 
+
+def _pod_conditions(
+    status: core_pb2.PodStatus,
+    base: core_pb2.PodStatus,
+    init_statuses: list[core_pb2.ContainerStatus],
+) -> None:
+    """Initialized, Ready, ContainersReady, PodScheduled, then the others kept from `base`."""
     unready = [s.name for s in status.container_statuses if not s.ready]
-    terminal = phase in TERMINAL_PHASES
+    terminal = status.phase in TERMINAL_PHASES
     not_initialized = incomplete_init(init_statuses)
     if not_initialized:
         message = f"containers with incomplete status: [{' '.join(not_initialized)}]"
@@ -316,6 +322,50 @@ def generate_pod_status(
     for c in base.conditions:
         if c.type not in KUBELET_CONDITIONS:
             status.conditions.append(c)
+
+
+def generate_pod_status(
+    pod: Any,
+    base: core_pb2.PodStatus,
+    *,
+    node_ip: str,
+    sandbox: PodSandbox | None,
+    containers: list[Container],
+    runtime_name: str,
+    waiting: Mapping[str, Waiting] | None = None,
+    is_ready: Callable[[Container], bool] | None = None,
+    is_started: Callable[[Container], bool] | None = None,
+) -> core_pb2.PodStatus:
+    """The status the pod should have now (see the module docstring).
+
+    `is_ready` / `is_started` are the prober's verdicts for a running container
+    (readiness probe; startup probe); without them a running container is both.
+    """
+    waiting = dict(waiting or {})
+    status = core_pb2.PodStatus()
+    history = latest_containers(containers)
+    _init_waiting(pod, history, waiting)
+    # Once an app container has run, the pod is initialized for this sandbox's life,
+    # even if its exited init containers were removed since (their last status stays).
+    initialized = any(history.get(spec.name) for spec in pod.spec.containers)
+    _container_statuses(
+        pod,
+        base,
+        status,
+        history,
+        initialized,
+        runtime_name,
+        waiting,
+        is_ready or (lambda c: True),
+        is_started or (lambda c: True),
+    )
+    init_statuses = [] if initialized else list(status.init_container_statuses)
+    phase = init_phase(pod, init_statuses) or pod_phase(pod, list(status.container_statuses))
+    if base.phase in TERMINAL_PHASES:
+        phase = base.phase  # a terminal phase never changes back
+    status.phase = phase
+    _addresses_and_start(pod, base, status, node_ip, sandbox)
+    _pod_conditions(status, base, init_statuses)
     return status
 
 
