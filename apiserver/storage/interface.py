@@ -80,10 +80,13 @@ class WatcherTooSlow(StorageError):
 
 @dataclass(frozen=True)
 class KeyValue:
+    """A key's value at a revision. `stale`: read under an old encryption key (encrypted.py)."""
+
     key: str
     value: bytes
     create_revision: int
     mod_revision: int
+    stale: bool = False
 
 
 class EventType(Enum):

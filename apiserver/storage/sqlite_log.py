@@ -154,13 +154,28 @@ def _range_clause(prefix: str, column: str) -> tuple[str, tuple[str, ...]]:
     return f" AND {column} >= ? AND {column} < ?", (prefix, end)
 
 
+def _private_file(path: str) -> None:
+    """The database and its directory readable by the server's user alone (0600 in 0700).
+
+    Every Secret of the cluster is in this file. SQLite gives its -wal and -shm
+    files the database file's own mode, so creating the file 0600 before SQLite
+    opens it covers all three; an existing install is tightened on the next start.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
+
+
 class RevisionLog:
     """A revisioned key-value log in one SQLite file. Not thread-safe by design:
     exactly one thread (the storage's worker) may call it."""
 
     def __init__(self, path: str) -> None:
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        _private_file(path)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, timeout=0.5)
         try:
