@@ -44,6 +44,7 @@ from apimachinery.validation_names import (
     is_valid_port_num,
 )
 from apimachinery.validation_pod_parts import (
+    local_descending_path,
     one_of,
     validate_env,
     validate_resources,
@@ -180,6 +181,8 @@ def validate_container(
         elif mnt.mount_path in mount_paths:
             out.append(errors.invalid(f"{here}.mountPath", mnt.mount_path, "must be unique"))
         mount_paths.add(mnt.mount_path)
+        if mnt.sub_path:
+            out.extend(local_descending_path(mnt.sub_path, f"{here}.subPath"))
     for attr, json_name, must_be_one in (
         ("liveness_probe", "livenessProbe", True),
         ("readiness_probe", "readinessProbe", False),

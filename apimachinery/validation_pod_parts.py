@@ -76,6 +76,29 @@ def _attr(json_name: str) -> str:
     )
 
 
+def local_descending_path(target: str, path: str) -> list[FieldError]:
+    """A path that stays inside the directory it is joined to: relative, and no `..` step.
+
+    Kubernetes' rule for volumeMounts[].subPath and, with local_non_reserved_path,
+    for the items of configMap and secret volumes. `/etc/evil` or `a/../../x` would
+    have the kubelet write or mount outside the volume, on the host, as root.
+    """
+    out: list[FieldError] = []
+    if target.startswith("/"):
+        out.append(errors.invalid(path, target, "must be a relative path"))
+    if ".." in target.split("/"):
+        out.append(errors.invalid(path, target, "must not contain '..'"))
+    return out
+
+
+def local_non_reserved_path(target: str, path: str) -> list[FieldError]:
+    """local_descending_path, and no leading `..` (the kubelet's `..data` link is reserved)."""
+    out = local_descending_path(target, path)
+    if target.startswith("..") and not target.startswith("../"):
+        out.append(errors.invalid(path, target, "must not start with '..'"))
+    return out
+
+
 def _validate_items(items: list[core_pb2.KeyToPath], path: str) -> list[FieldError]:
     out: list[FieldError] = []
     for i, item in enumerate(items):
@@ -84,6 +107,8 @@ def _validate_items(items: list[core_pb2.KeyToPath], path: str) -> list[FieldErr
             out.append(errors.required(f"{here}.key"))
         if not item.path:
             out.append(errors.required(f"{here}.path"))
+        else:
+            out.extend(local_non_reserved_path(item.path, f"{here}.path"))
         if item.HasField("mode") and not 0 <= item.mode <= 0o777:
             out.append(
                 errors.invalid(

@@ -161,6 +161,46 @@ def test_volumes_and_mounts() -> None:
     ]
 
 
+def test_volume_paths_stay_inside_their_volume() -> None:
+    p = pod(
+        volumes=[
+            {
+                "name": "cm",
+                "configMap": {
+                    "name": "c",
+                    "items": [
+                        {"key": "a", "path": "/etc/evil"},
+                        {"key": "b", "path": "../x"},
+                        {"key": "c", "path": "..data"},
+                        {"key": "d", "path": "ok/sub/file"},
+                    ],
+                },
+            },
+            {
+                "name": "s",
+                "secret": {"secretName": "s", "items": [{"key": "k", "path": "a/../../b"}]},
+            },
+        ],
+        containers=[
+            container(
+                volumeMounts=[
+                    {"name": "cm", "mountPath": "/a", "subPath": "/etc"},
+                    {"name": "cm", "mountPath": "/b", "subPath": "x/../../y"},
+                    {"name": "cm", "mountPath": "/c", "subPath": "conf/nginx.conf"},
+                ]
+            )
+        ],
+    )
+    assert messages(p) == [
+        'spec.volumes[0].configMap.items[0].path: Invalid value: "/etc/evil": must be a relative path',
+        "spec.volumes[0].configMap.items[1].path: Invalid value: \"../x\": must not contain '..'",
+        "spec.volumes[0].configMap.items[2].path: Invalid value: \"..data\": must not start with '..'",
+        "spec.volumes[1].secret.items[0].path: Invalid value: \"a/../../b\": must not contain '..'",
+        'spec.containers[0].volumeMounts[0].subPath: Invalid value: "/etc": must be a relative path',
+        "spec.containers[0].volumeMounts[1].subPath: Invalid value: \"x/../../y\": must not contain '..'",
+    ]
+
+
 def test_env() -> None:
     p = pod(
         containers=[
