@@ -1,7 +1,7 @@
 """Network data path and service proxy: `sudo python bench/network.py [--quick] [--workdir D]`.
 
 What is measured, in one run, on a cluster made of network namespaces (the
-multi-node harness of tests/integration/network/cluster.py: an API server on
+multi-node harness of localcluster/netcluster.py: an API server on
 a unix socket, two node namespaces on an underlay bridge, a `tinykube
 netplugin` agent per node, pods wired by `tinykube-cni`):
 
@@ -57,12 +57,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
+from localcluster.netcluster import NetworkCluster, Target
+from localcluster.netcluster_objects import endpoints, service
 from localcluster.netns import NetNS, Underlay, delete_namespaces
 from netplugin.commands import CommandLog
 from netplugin.proxy import Proxier
 from netplugin.proxy.model import Endpoint, ServicePort
-from tests.integration.network.cluster import NetworkCluster, Target
-from tests.unit.netplugin.test_proxy_model import endpoints, service
 
 IPERF_PORT = 5201
 

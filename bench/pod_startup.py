@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import shutil
 import sys
@@ -56,16 +55,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
+from bench.measure import is_running, percentile
 from kubelet.runtime.cri import CRIRuntime
 from kubelet.runtime.docker import DockerRuntime
 from kubelet.runtime.interface import ContainerConfig, ContainerRuntime, PodSandboxConfig
 from localcluster import images
 from localcluster.containerd import CNI_BIN_DIR, Containerd, ContainerdConfig
 from localcluster.dockerd import Dockerd, DockerdConfig
+from localcluster.hostbridge import HostBridgeNetwork
 from localcluster.processes import ApiServerProcess, KubeletProcess
 from localcluster.registry import LocalRegistry
 from protos import core_pb2
-from tests.integration.runtime.network import TestBridgeNetwork
 
 IMAGE = "docker.io/library/busybox:1.36"
 # Stops at once on SIGTERM (a PID 1 without a handler ignores it).
@@ -74,13 +74,6 @@ NODE = "bench-node"
 SLO_MARGIN = 0.5
 RSS_TARGET_MIB = 50.0
 CPU_TARGET = 0.1
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least q% of the values at or below."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 async def bounded(
@@ -136,15 +129,6 @@ def make_pod(name: str) -> core_pb2.Pod:
     pod.spec.termination_grace_period_seconds = 2
     pod.spec.containers.add(name="app", image=IMAGE, command=list(COMMAND))
     return pod
-
-
-def is_running(pod: core_pb2.Pod) -> bool:
-    statuses = pod.status.container_statuses
-    return (
-        pod.status.phase == "Running"
-        and bool(statuses)
-        and all(s.state.HasField("running") for s in statuses)
-    )
 
 
 async def wait_node_ready(client: Client, timeout: float = 60) -> None:
@@ -247,7 +231,7 @@ def missing_tools(runtime: str) -> list[str]:
 class RuntimeUnderTest:
     """The daemon for `--runtime` with its images loaded; how the kubelet and the floor reach it."""
 
-    def __init__(self, name: str, base: Path, network: TestBridgeNetwork) -> None:
+    def __init__(self, name: str, base: Path, network: HostBridgeNetwork) -> None:
         self.name = name
         self.base = base
         self.network = network
@@ -308,7 +292,7 @@ class RuntimeUnderTest:
 
 
 def run(args: argparse.Namespace, base: Path) -> None:
-    network = TestBridgeNetwork(base / "cni" / "net.d", base / "cni" / "ipam", "10.98.0.0/24")
+    network = HostBridgeNetwork(base / "cni" / "net.d", base / "cni" / "ipam", "10.98.0.0/24")
     daemon = RuntimeUnderTest(args.runtime, base, network)
     apiserver = ApiServerProcess(base / "apiserver")
     kubelet = KubeletProcess(

@@ -79,7 +79,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
-from bench.pod_startup import is_running, percentile
+from bench.measure import is_running, percentile
 from localcluster.cluster import Cluster, ClusterError
 from protos import core_pb2
 

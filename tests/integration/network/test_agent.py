@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from localcluster.netcluster import NetworkCluster
 from localcluster.netns import Underlay
 from netplugin.constants import BRIDGE, CNI_CONF_FILE, NFT_NAT_TABLE, NFT_TABLE, VXLAN_DEVICE
-from tests.integration.network.cluster import NetworkCluster
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(180)]
 

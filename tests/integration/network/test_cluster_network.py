@@ -2,7 +2,7 @@
 
 Two and three node namespaces on an underlay bridge, an API server, a
 `tinykube netplugin` agent per node and pods wired by `tinykube-cni ADD`
-(tests/integration/network/cluster.py). Each test checks traffic end to end
+(localcluster/netcluster.py). Each test checks traffic end to end
 (an HTTP GET answered by the pod's name) and, where it matters, the kernel's
 entries (`ip route`, `ip neigh`, `bridge fdb` on tinykube.1).
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from localcluster.netcluster import NetworkCluster
 from localcluster.netns import Underlay
-from tests.integration.network.cluster import NetworkCluster
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(180)]
 

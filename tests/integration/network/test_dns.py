@@ -1,6 +1,6 @@
 """Cluster DNS on two nodes: pods ask 169.254.20.10 and get Services' addresses.
 
-Built on tests/integration/network/cluster.py with `--cluster-dns` agents: each
+Built on localcluster/netcluster.py with `--cluster-dns` agents: each
 agent puts 169.254.20.10 on its node's loopback and answers there. A pod's
 query follows its default route to its own node, so the same address works on
 every node. The query is sent by a small script inside the pod's namespace
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from apimachinery.client import Client
+from localcluster.netcluster import NetworkCluster
+from localcluster.netcluster_objects import endpoints, service
 from localcluster.netns import Underlay
 from netplugin.constants import DNS_ADDRESS
-from tests.integration.network.cluster import NetworkCluster
-from tests.unit.netplugin.test_proxy_model import endpoints, service
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from localcluster.netcluster import NetworkCluster
 from localcluster.netns import Underlay
 from netplugin.constants import ANNOTATION_NODE_IP, ANNOTATION_VTEP_MAC
-from tests.integration.network.cluster import NetworkCluster
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(180)]
 

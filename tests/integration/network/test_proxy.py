@@ -33,6 +33,7 @@ import pytest
 
 from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
+from localcluster.netcluster_objects import endpoints, service
 from localcluster.netns import Machine, NetNS, Underlay
 from localcluster.processes import ApiServerProcess
 from netplugin.commands import CommandLog
@@ -40,7 +41,6 @@ from netplugin.proxy import Proxier, cleanup
 from netplugin.proxy.model import Endpoint, ServicePort
 from netplugin.proxy.nft import Nft
 from netplugin.proxy.rules import RulesConfig, render
-from tests.unit.netplugin.test_proxy_model import endpoints, service
 from tests.unit.netplugin.test_proxy_proxier import until
 
 SERVER = r"""

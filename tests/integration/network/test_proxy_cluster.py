@@ -1,6 +1,6 @@
 """Services across a real two-node cluster: agents program the proxy from the API server.
 
-Built on tests/integration/network/cluster.py: an API server on a unix socket,
+Built on localcluster/netcluster.py: an API server on a unix socket,
 node namespaces with `tinykube netplugin` agents (overlay and proxy), pods
 wired by `tinykube-cni`. There are no kubelets, so the Services here have no
 selector and the test writes their Endpoints itself -- exactly what the
@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from apimachinery.client import Client
+from localcluster.netcluster import NetworkCluster, Target
+from localcluster.netcluster_objects import endpoints, service
 from localcluster.netns import Underlay
-from tests.integration.network.cluster import NetworkCluster, Target
-from tests.unit.netplugin.test_proxy_model import endpoints, service
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
 

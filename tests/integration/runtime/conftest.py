@@ -6,7 +6,7 @@ the pods' log files. The containerd instance is shared by the session (it
 starts in ~0.2 s, but importing the nginx image takes longer); each test
 removes the sandboxes it made, and the session's teardown removes whatever
 is left, stops containerd, kills leftover shims, unmounts and deletes the
-bridge (localcluster/containerd.py and network.py).
+bridge (localcluster/containerd.py and hostbridge.py).
 
 The Docker runtime's fixtures (`docker_env`, `docker_runtime`) add a
 private dockerd (localcluster/dockerd.py) beside it, sharing the registry
@@ -41,8 +41,8 @@ from kubelet.runtime.interface import ContainerRuntime
 from localcluster import images
 from localcluster.containerd import CNI_BIN_DIR, Containerd, ContainerdConfig
 from localcluster.dockerd import Dockerd, DockerdConfig
+from localcluster.hostbridge import HostBridgeNetwork
 from localcluster.registry import LocalRegistry
-from tests.integration.runtime.network import TestBridgeNetwork
 
 NEEDED = (
     "containerd",
@@ -86,7 +86,7 @@ class RuntimeEnv:
     """What runtime tests share: the daemon, the network, and where logs go."""
 
     containerd: Containerd
-    network: TestBridgeNetwork
+    network: HostBridgeNetwork
     registry: LocalRegistry
     log_root: Path
     image_dir: Path
@@ -113,7 +113,7 @@ def runtime_env(
     tmp_path_factory: pytest.TempPathFactory, image_archives: list[Path]
 ) -> Iterator[RuntimeEnv]:
     base = tmp_path_factory.mktemp("ctrd")
-    network = TestBridgeNetwork(base / "cni" / "net.d", base / "cni" / "ipam")
+    network = HostBridgeNetwork(base / "cni" / "net.d", base / "cni" / "ipam")
     registry = LocalRegistry(base / "registry")
     config = ContainerdConfig(
         base=base,

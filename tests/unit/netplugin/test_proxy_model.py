@@ -1,17 +1,17 @@
 """The service proxy's model: Services joined with Endpoints into ServicePorts.
 
-The builders here (`service`, `endpoints`) are shared by the other proxy tests:
-they write the objects as Kubernetes JSON and decode them with the real codec,
-so the tests speak the same language as a manifest.
+The objects come from localcluster.netcluster_objects (`service`, `endpoints`),
+which the other proxy tests and the network benchmark share: they write the
+objects as Kubernetes JSON and decode them with the real codec, so the tests
+speak the same language as a manifest. WEB and WEB_EP are shared with the
+rules tests.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from apimachinery.codec import from_dict
+from localcluster.netcluster_objects import endpoints, service
 from netplugin.proxy.model import (
     DEFAULT_AFFINITY_TIMEOUT,
     Endpoint,
@@ -20,62 +20,6 @@ from netplugin.proxy.model import (
     build,
     service_ports,
 )
-from protos import core_pb2
-
-
-def service(
-    name: str,
-    cluster_ip: str,
-    ports: list[dict[str, Any]],
-    *,
-    namespace: str = "default",
-    type_: str = "ClusterIP",
-    affinity: str = "None",
-) -> core_pb2.Service:
-    spec = {
-        "type": type_,
-        "clusterIP": cluster_ip,
-        "ports": ports,
-        "selector": {"app": name},
-        "sessionAffinity": affinity,
-    }
-    obj = from_dict(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": spec,
-        }
-    )
-    assert isinstance(obj, core_pb2.Service)
-    return obj
-
-
-def endpoints(
-    name: str,
-    subsets: list[tuple[list[str], list[str], list[tuple[str, int, str]]]],
-    *,
-    namespace: str = "default",
-) -> core_pb2.Endpoints:
-    """subsets: (ready IPs, not-ready IPs, [(port name, number, protocol)])."""
-    obj = from_dict(
-        {
-            "apiVersion": "v1",
-            "kind": "Endpoints",
-            "metadata": {"name": name, "namespace": namespace},
-            "subsets": [
-                {
-                    "addresses": [{"ip": ip} for ip in ready],
-                    "notReadyAddresses": [{"ip": ip} for ip in unready],
-                    "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
-                }
-                for ready, unready, ports in subsets
-            ],
-        }
-    )
-    assert isinstance(obj, core_pb2.Endpoints)
-    return obj
-
 
 WEB = service(
     "web",

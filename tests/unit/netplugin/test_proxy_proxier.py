@@ -18,11 +18,11 @@ import pytest
 
 from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
+from localcluster.netcluster_objects import endpoints, service
 from netplugin.commands import CommandLog
 from netplugin.proxy import Proxier, cleanup
 from netplugin.proxy.nft import Nft, NftError
 from tests.unit.fake_apiserver import FakeApiServer
-from tests.unit.netplugin.test_proxy_model import endpoints, service
 
 
 class RecordingNft(Nft):

@@ -18,12 +18,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from localcluster.netcluster_objects import endpoints
 from localcluster.netns import NetNS
 from netplugin.commands import CommandLog
 from netplugin.proxy.model import Endpoint, ServicePort, build
 from netplugin.proxy.nft import Nft
 from netplugin.proxy.rules import RenderError, RulesConfig, delete_script, render
-from tests.unit.netplugin.test_proxy_model import WEB, WEB_EP, endpoints
+from tests.unit.netplugin.test_proxy_model import WEB, WEB_EP
 
 CONFIG = RulesConfig(cluster_cidr="10.244.0.0/16")
 A = Endpoint("10.244.1.5", 8080)

@@ -1,23 +1,27 @@
-"""A test-owned pod network: a Linux bridge with a test subnet, and the CNI config using it.
+"""A pod network on the host for one runtime under test: a Linux bridge with a private
+subnet, and the CNI config using it.
 
-containerd's CRI plugin calls a CNI plugin for every sandbox. The tests use
-Debian's containernetworking-plugins (`bridge` + `host-local`) until
-tinykube-cni exists, configured so that nothing leaves the test's own
-addresses:
+The runtime integration tests and the single-node pod-startup benchmark
+(bench/pod_startup.py) run one containerd or dockerd on the host itself, not
+in a node namespace, so their pods need a network of their own that touches
+nothing else. containerd's CRI plugin (or the kubelet, for Docker) calls a
+CNI plugin for every sandbox; here it is Debian's containernetworking-plugins
+(`bridge` + `host-local`), configured so that nothing leaves the network's
+own addresses:
 
-* the test creates the bridge itself and gives it the subnet's first
-  address (10.99.0.1/24 by default): the host reaches pods through it, and
-  only those addresses;
+* the bridge is made here and gets the subnet's first address (10.99.0.1/24
+  by default): the host reaches pods through it, and only those addresses;
 * the plugin runs with `isGateway: false` and `ipMasq: false`, so it neither
   enables IP forwarding nor adds NAT rules, and the pods get no default
   route: they can talk to the host's bridge address and to each other,
   nothing else;
-* host-local keeps its leases under the test's directory, not
+* host-local keeps its leases under the caller's directory, not
   /var/lib/cni.
 
 `teardown()` deletes the bridge (which takes any leftover veth with it) and
 puts net.ipv4.ip_forward back to what it was, should anything have turned
-it on.
+it on. The whole local cluster (cluster.py) uses tinykube-cni in node
+namespaces instead.
 """
 
 from __future__ import annotations
@@ -36,10 +40,8 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
-class TestBridgeNetwork:
+class HostBridgeNetwork:
     """One bridge + one CNI conflist; `setup()` then `teardown()` (idempotent)."""
-
-    __test__ = False  # not a test class
 
     def __init__(self, conf_dir: Path, data_dir: Path, subnet: str = "10.99.0.0/24") -> None:
         self.conf_dir = conf_dir

@@ -1,11 +1,16 @@
-"""A multi-node network cluster made of namespaces, for network tests and benchmarks.
+"""A multi-node network cluster made of namespaces: the network tests' and benchmarks' harness.
 
-Everything runs for real: a `tinykube apiserver` on a unix socket, one node
-namespace per node on the `underlay` fixture's bridge, a `tinykube netplugin`
-agent per node (run inside its namespace with nsenter), and pods as network
-namespaces wired by `tinykube-cni ADD`, exactly as containerd would call it.
-There are no kubelets and no containers: the test creates the Node objects
-(the node IPAM controller gives each a podCIDR) and the pods' namespaces.
+The network plugin is tested and measured on several nodes without VMs,
+containers or kubelets; `tinykube up` (cluster.py) is the whole cluster, this
+is the network alone. Everything in it runs for real: a `tinykube apiserver`
+on a unix socket, one node namespace per node on an underlay bridge
+(netns.Underlay: the tests' `underlay` fixture, or one the benchmark makes),
+a `tinykube netplugin` agent per node (run inside its namespace with
+nsenter), and pods as network namespaces wired by `tinykube-cni ADD`, exactly
+as containerd would call it. There are no kubelets and no containers: the
+harness creates the Node objects (the node IPAM controller gives each a
+podCIDR) and the pods' namespaces; the caller writes Services and Endpoints
+(netcluster_objects builds them the way a manifest reads).
 
     def test_pod_to_pod(tmp_path, underlay):
         with NetworkCluster(underlay, tmp_path, nodes=2) as cluster:
@@ -14,7 +19,7 @@ There are no kubelets and no containers: the test creates the Node objects
             cluster.add_pod("node1", "client")
             assert cluster.http_get(cluster.pod("node1", "client"), ip2, 8080) == "web"
 
-Layout (prefix from the fixture, e.g. tkn123x1):
+Layout (prefix from the underlay, e.g. tkn123x1):
 
     tkn123x1-ul           the underlay bridge ul0, 10.201.0.1: "outside the cluster"
     tkn123x1-node1        eth1 10.201.0.11, tinykube.1, tk0, the agent's nft tables
@@ -25,14 +30,15 @@ Layout (prefix from the fixture, e.g. tkn123x1):
 
 `NetworkCluster` is a context manager; leaving it (also on a failed assert)
 stops every agent, server and helper process, deletes every pod namespace and
-removes the socket directory. The `underlay` fixture deletes the node
-namespaces. Agents run with `--no-masquerade` (traffic must not leave the
-namespaces) and `--resync-period 1` so drift is repaired quickly.
+removes the socket directory. Whoever made the underlay deletes the node
+namespaces (netns.delete_namespaces). Agents run with `--no-masquerade`
+(traffic must not leave the namespaces) and `--resync-period 1` so drift is
+repaired quickly.
 
-Useful pieces for other tests: `exec(ns, argv)` (ns: a node name, a Pod, a
-NetNS), `serve()` (a tiny HTTP, TCP-echo or UDP server inside a pod),
-`http_get()`, `api()` (run an async function with a Client),
-`agent_log(node)`, `kill_agent` / `start_agent`, `wait_converged()`.
+Useful pieces: `exec(ns, argv)` (ns: a node name, a Pod, a NetNS), `serve()`
+(a tiny HTTP, TCP-echo or UDP server inside a pod), `http_get()`, `api()`
+(run an async function with a Client), `agent_log(node)`, `kill_agent` /
+`start_agent`, `wait_converged()`.
 """
 
 from __future__ import annotations
@@ -51,17 +57,17 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from apimachinery.client import Client
-from localcluster.netns import Machine, NetNS, Underlay
-from localcluster.processes import tinykube_cmd
-from netplugin.constants import CNI_CONF_FILE, VXLAN_DEVICE
-from protos import core_pb2, meta_pb2
-from tests.integration.network.cluster_processes import (
+from localcluster.netcluster_processes import (
     ECHO_CLIENT_SCRIPT,
     HTTP_GET_SCRIPT,
     SERVER_SCRIPT,
     NsProcess,
     UnixApiServer,
 )
+from localcluster.netns import Machine, NetNS, Underlay
+from localcluster.processes import tinykube_cmd
+from netplugin.constants import CNI_CONF_FILE, VXLAN_DEVICE
+from protos import core_pb2, meta_pb2
 
 T = TypeVar("T")
 

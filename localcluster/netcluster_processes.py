@@ -1,7 +1,7 @@
-"""The processes of the network test cluster (cluster.py): API server, namespaced children,
-and the small Python programs tests run inside pods.
+"""The processes of the network cluster (netcluster.py): API server, namespaced children,
+and the small Python programs the tests and benchmarks run inside pods.
 
-`UnixApiServer` is localcluster's ApiServerProcess listening on a unix socket:
+`UnixApiServer` is processes.ApiServerProcess listening on a unix socket:
 node namespaces share the host's filesystem, so every agent reaches it at the
 same path without any route between namespaces. `NsProcess` is a ChildProcess
 run through `nsenter --net=...`, in its own session, so kill9() ends it like a
