@@ -465,6 +465,9 @@ class PodSpec(google.protobuf.message.Message):
     ENABLE_SERVICE_LINKS_FIELD_NUMBER: builtins.int
     PREEMPTION_POLICY_FIELD_NUMBER: builtins.int
     SHARE_PROCESS_NAMESPACE_FIELD_NUMBER: builtins.int
+    SECURITY_CONTEXT_FIELD_NUMBER: builtins.int
+    HOST_PID_FIELD_NUMBER: builtins.int
+    HOST_IPC_FIELD_NUMBER: builtins.int
     restart_policy: builtins.str
     """Always, OnFailure, Never"""
     termination_grace_period_seconds: builtins.int
@@ -481,6 +484,8 @@ class PodSpec(google.protobuf.message.Message):
     enable_service_links: builtins.bool
     preemption_policy: builtins.str
     share_process_namespace: builtins.bool
+    host_pid: builtins.bool
+    host_ipc: builtins.bool
     @property
     def volumes(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Volume]: ...
     @property
@@ -495,6 +500,8 @@ class PodSpec(google.protobuf.message.Message):
     def tolerations(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Toleration]: ...
     @property
     def topology_spread_constraints(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___TopologySpreadConstraint]: ...
+    @property
+    def security_context(self) -> global___PodSecurityContext: ...
     def __init__(
         self,
         *,
@@ -520,9 +527,12 @@ class PodSpec(google.protobuf.message.Message):
         enable_service_links: builtins.bool | None = ...,
         preemption_policy: builtins.str = ...,
         share_process_namespace: builtins.bool = ...,
+        security_context: global___PodSecurityContext | None = ...,
+        host_pid: builtins.bool = ...,
+        host_ipc: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_enable_service_links", b"_enable_service_links", "_priority", b"_priority", "_termination_grace_period_seconds", b"_termination_grace_period_seconds", "active_deadline_seconds", b"active_deadline_seconds", "affinity", b"affinity", "enable_service_links", b"enable_service_links", "priority", b"priority", "termination_grace_period_seconds", b"termination_grace_period_seconds"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_enable_service_links", b"_enable_service_links", "_priority", b"_priority", "_termination_grace_period_seconds", b"_termination_grace_period_seconds", "active_deadline_seconds", b"active_deadline_seconds", "affinity", b"affinity", "containers", b"containers", "dns_policy", b"dns_policy", "enable_service_links", b"enable_service_links", "host_network", b"host_network", "hostname", b"hostname", "init_containers", b"init_containers", "node_name", b"node_name", "node_selector", b"node_selector", "preemption_policy", b"preemption_policy", "priority", b"priority", "priority_class_name", b"priority_class_name", "restart_policy", b"restart_policy", "scheduler_name", b"scheduler_name", "service_account_name", b"service_account_name", "share_process_namespace", b"share_process_namespace", "subdomain", b"subdomain", "termination_grace_period_seconds", b"termination_grace_period_seconds", "tolerations", b"tolerations", "topology_spread_constraints", b"topology_spread_constraints", "volumes", b"volumes"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_enable_service_links", b"_enable_service_links", "_priority", b"_priority", "_termination_grace_period_seconds", b"_termination_grace_period_seconds", "active_deadline_seconds", b"active_deadline_seconds", "affinity", b"affinity", "enable_service_links", b"enable_service_links", "priority", b"priority", "security_context", b"security_context", "termination_grace_period_seconds", b"termination_grace_period_seconds"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_enable_service_links", b"_enable_service_links", "_priority", b"_priority", "_termination_grace_period_seconds", b"_termination_grace_period_seconds", "active_deadline_seconds", b"active_deadline_seconds", "affinity", b"affinity", "containers", b"containers", "dns_policy", b"dns_policy", "enable_service_links", b"enable_service_links", "host_ipc", b"host_ipc", "host_network", b"host_network", "host_pid", b"host_pid", "hostname", b"hostname", "init_containers", b"init_containers", "node_name", b"node_name", "node_selector", b"node_selector", "preemption_policy", b"preemption_policy", "priority", b"priority", "priority_class_name", b"priority_class_name", "restart_policy", b"restart_policy", "scheduler_name", b"scheduler_name", "security_context", b"security_context", "service_account_name", b"service_account_name", "share_process_namespace", b"share_process_namespace", "subdomain", b"subdomain", "termination_grace_period_seconds", b"termination_grace_period_seconds", "tolerations", b"tolerations", "topology_spread_constraints", b"topology_spread_constraints", "volumes", b"volumes"]) -> None: ...
     @typing.overload
     def WhichOneof(self, oneof_group: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds"]) -> typing.Literal["active_deadline_seconds"] | None: ...
     @typing.overload
@@ -1198,6 +1208,28 @@ class Capabilities(google.protobuf.message.Message):
 global___Capabilities = Capabilities
 
 @typing.final
+class SeccompProfile(google.protobuf.message.Message):
+    """RuntimeDefault, Localhost or Unconfined; localhostProfile only with Localhost."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: builtins.int
+    LOCALHOST_PROFILE_FIELD_NUMBER: builtins.int
+    type: builtins.str
+    localhost_profile: builtins.str
+    def __init__(
+        self,
+        *,
+        type: builtins.str = ...,
+        localhost_profile: builtins.str | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_localhost_profile", b"_localhost_profile", "localhost_profile", b"localhost_profile"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_localhost_profile", b"_localhost_profile", "localhost_profile", b"localhost_profile", "type", b"type"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_localhost_profile", b"_localhost_profile"]) -> typing.Literal["localhost_profile"] | None: ...
+
+global___SeccompProfile = SeccompProfile
+
+@typing.final
 class SecurityContext(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -1208,6 +1240,7 @@ class SecurityContext(google.protobuf.message.Message):
     READ_ONLY_ROOT_FILESYSTEM_FIELD_NUMBER: builtins.int
     ALLOW_PRIVILEGE_ESCALATION_FIELD_NUMBER: builtins.int
     CAPABILITIES_FIELD_NUMBER: builtins.int
+    SECCOMP_PROFILE_FIELD_NUMBER: builtins.int
     privileged: builtins.bool
     run_as_user: builtins.int
     run_as_group: builtins.int
@@ -1216,6 +1249,8 @@ class SecurityContext(google.protobuf.message.Message):
     allow_privilege_escalation: builtins.bool
     @property
     def capabilities(self) -> global___Capabilities: ...
+    @property
+    def seccomp_profile(self) -> global___SeccompProfile: ...
     def __init__(
         self,
         *,
@@ -1226,9 +1261,10 @@ class SecurityContext(google.protobuf.message.Message):
         read_only_root_filesystem: builtins.bool | None = ...,
         allow_privilege_escalation: builtins.bool | None = ...,
         capabilities: global___Capabilities | None = ...,
+        seccomp_profile: global___SeccompProfile | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["_allow_privilege_escalation", b"_allow_privilege_escalation", "_privileged", b"_privileged", "_read_only_root_filesystem", b"_read_only_root_filesystem", "_run_as_group", b"_run_as_group", "_run_as_non_root", b"_run_as_non_root", "_run_as_user", b"_run_as_user", "allow_privilege_escalation", b"allow_privilege_escalation", "capabilities", b"capabilities", "privileged", b"privileged", "read_only_root_filesystem", b"read_only_root_filesystem", "run_as_group", b"run_as_group", "run_as_non_root", b"run_as_non_root", "run_as_user", b"run_as_user"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["_allow_privilege_escalation", b"_allow_privilege_escalation", "_privileged", b"_privileged", "_read_only_root_filesystem", b"_read_only_root_filesystem", "_run_as_group", b"_run_as_group", "_run_as_non_root", b"_run_as_non_root", "_run_as_user", b"_run_as_user", "allow_privilege_escalation", b"allow_privilege_escalation", "capabilities", b"capabilities", "privileged", b"privileged", "read_only_root_filesystem", b"read_only_root_filesystem", "run_as_group", b"run_as_group", "run_as_non_root", b"run_as_non_root", "run_as_user", b"run_as_user"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["_allow_privilege_escalation", b"_allow_privilege_escalation", "_privileged", b"_privileged", "_read_only_root_filesystem", b"_read_only_root_filesystem", "_run_as_group", b"_run_as_group", "_run_as_non_root", b"_run_as_non_root", "_run_as_user", b"_run_as_user", "allow_privilege_escalation", b"allow_privilege_escalation", "capabilities", b"capabilities", "privileged", b"privileged", "read_only_root_filesystem", b"read_only_root_filesystem", "run_as_group", b"run_as_group", "run_as_non_root", b"run_as_non_root", "run_as_user", b"run_as_user", "seccomp_profile", b"seccomp_profile"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_allow_privilege_escalation", b"_allow_privilege_escalation", "_privileged", b"_privileged", "_read_only_root_filesystem", b"_read_only_root_filesystem", "_run_as_group", b"_run_as_group", "_run_as_non_root", b"_run_as_non_root", "_run_as_user", b"_run_as_user", "allow_privilege_escalation", b"allow_privilege_escalation", "capabilities", b"capabilities", "privileged", b"privileged", "read_only_root_filesystem", b"read_only_root_filesystem", "run_as_group", b"run_as_group", "run_as_non_root", b"run_as_non_root", "run_as_user", b"run_as_user", "seccomp_profile", b"seccomp_profile"]) -> None: ...
     @typing.overload
     def WhichOneof(self, oneof_group: typing.Literal["_allow_privilege_escalation", b"_allow_privilege_escalation"]) -> typing.Literal["allow_privilege_escalation"] | None: ...
     @typing.overload
@@ -1243,6 +1279,49 @@ class SecurityContext(google.protobuf.message.Message):
     def WhichOneof(self, oneof_group: typing.Literal["_run_as_user", b"_run_as_user"]) -> typing.Literal["run_as_user"] | None: ...
 
 global___SecurityContext = SecurityContext
+
+@typing.final
+class PodSecurityContext(google.protobuf.message.Message):
+    """The pod-wide defaults of every container's SecurityContext, and the pod's groups."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    RUN_AS_USER_FIELD_NUMBER: builtins.int
+    RUN_AS_GROUP_FIELD_NUMBER: builtins.int
+    RUN_AS_NON_ROOT_FIELD_NUMBER: builtins.int
+    SUPPLEMENTAL_GROUPS_FIELD_NUMBER: builtins.int
+    FS_GROUP_FIELD_NUMBER: builtins.int
+    SECCOMP_PROFILE_FIELD_NUMBER: builtins.int
+    run_as_user: builtins.int
+    run_as_group: builtins.int
+    run_as_non_root: builtins.bool
+    fs_group: builtins.int
+    @property
+    def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
+    @property
+    def seccomp_profile(self) -> global___SeccompProfile: ...
+    def __init__(
+        self,
+        *,
+        run_as_user: builtins.int | None = ...,
+        run_as_group: builtins.int | None = ...,
+        run_as_non_root: builtins.bool | None = ...,
+        supplemental_groups: collections.abc.Iterable[builtins.int] | None = ...,
+        fs_group: builtins.int | None = ...,
+        seccomp_profile: global___SeccompProfile | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_fs_group", b"_fs_group", "_run_as_group", b"_run_as_group", "_run_as_non_root", b"_run_as_non_root", "_run_as_user", b"_run_as_user", "fs_group", b"fs_group", "run_as_group", b"run_as_group", "run_as_non_root", b"run_as_non_root", "run_as_user", b"run_as_user", "seccomp_profile", b"seccomp_profile"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_fs_group", b"_fs_group", "_run_as_group", b"_run_as_group", "_run_as_non_root", b"_run_as_non_root", "_run_as_user", b"_run_as_user", "fs_group", b"fs_group", "run_as_group", b"run_as_group", "run_as_non_root", b"run_as_non_root", "run_as_user", b"run_as_user", "seccomp_profile", b"seccomp_profile", "supplemental_groups", b"supplemental_groups"]) -> None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_fs_group", b"_fs_group"]) -> typing.Literal["fs_group"] | None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_run_as_group", b"_run_as_group"]) -> typing.Literal["run_as_group"] | None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_run_as_non_root", b"_run_as_non_root"]) -> typing.Literal["run_as_non_root"] | None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_run_as_user", b"_run_as_user"]) -> typing.Literal["run_as_user"] | None: ...
+
+global___PodSecurityContext = PodSecurityContext
 
 @typing.final
 class Toleration(google.protobuf.message.Message):
