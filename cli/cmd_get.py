@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from apimachinery import errors, scheme
-from cli import context, describe, inputs, printers
+from cli import cells, context, describe, inputs, printers
 from cli.context import CommandError, Options, describe_error, echo_err, effective, namespace_option
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def print_watch_row(
         if table is None:
             table = printers.new_table(info, wide=output == "wide", with_namespace=all_namespaces)
             rows.append(table.headers())
-        rows.append(table.cells(obj, printers.PrintContext(now=time.time())))
+        rows.append(table.cells(obj, cells.PrintContext(now=time.time())))
         for line in table.format(rows):
             click.echo(line)
     sys.stdout.flush()

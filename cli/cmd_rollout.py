@@ -261,7 +261,7 @@ def rollout_history(
     opts: Options, args: tuple[str, ...], revision: int, namespace: str | None
 ) -> None:
     """View previous rollout revisions."""
-    from cli.describe import Writer
+    from cli.describe_sections import Writer
     from cli.describers import pod_template
     from controllers.deployment import history
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli.printers import (
+from cli.cells import (
     NONE,
     Column,
     PrintContext,
@@ -38,7 +38,7 @@ from cli.printers import (
     format_labels,
     timestamp_seconds,
 )
-from cli.printers import human_duration as _human
+from cli.cells import human_duration as _human
 from netplugin.constants import ANNOTATION_VTEP_MAC  # published by `tinykube netplugin`
 
 # ------------------------------------------------------------------ shared cells

@@ -23,7 +23,10 @@ nested block lines up on its own. For example
                   tier=frontend
     Annotations:  <none>
 
-A kind without a describer of its own (`DESCRIBERS` in cli.describers) gets
+The Writer, `Related` and the sections every page shares (metadata, events,
+conditions) are in cli.describe_sections, below both this module and the
+kind pages. A kind without a describer of its own (`DESCRIBERS` in
+cli.describers) gets
 the generic page: the metadata block, then every other field of the
 object's JSON form with keys turned into words (`holderIdentity` ->
 `Holder Identity:`), which is what kubectl's generic describer does too.
@@ -32,123 +35,16 @@ object's JSON form with keys turned into words (`holderIdentity` ->
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from apimachinery import errors, scheme
-from cli import printers, tabwriter
+from cli import cells
+from cli.describe_sections import LEVEL, Writer, events_section, object_meta
+from cli.describe_sections import Related as Related  # describe()'s argument, gather()'s answer
+from cli.describers import DESCRIBERS
 
 if TYPE_CHECKING:
     from apimachinery.client import Client
-
-LEVEL = ("", "  ", "    ", "      ", "        ")
-
-
-@dataclass
-class Related:
-    """What `gather` fetched beside the object itself."""
-
-    events: list[Any] = field(default_factory=list)
-    replica_sets: list[Any] = field(default_factory=list)  # a Deployment's
-    pods: list[Any] = field(default_factory=list)  # a ReplicaSet's, or those on a Node
-    endpoints: Any = None  # a Service's
-
-
-class Writer:
-    """kubectl's PrefixWriter: lines at an indent level, cells split by tabs."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def line(self, level: int, *cells: object) -> None:
-        self.lines.append(LEVEL[level] + "\t".join(str(c) for c in cells))
-
-    def blank(self) -> None:
-        self.lines.append("")
-
-    def map_lines(self, level: int, title: str, data: Mapping[str, str], sep: str = "=") -> None:
-        """`Labels:  a=b` then one more aligned line per extra entry; `<none>` when empty."""
-        if not data:
-            self.line(level, f"{title}:", printers.NONE)
-            return
-        for i, key in enumerate(sorted(data)):
-            self.line(level, f"{title}:" if i == 0 else "", f"{key}{sep}{data[key]}")
-
-    def text(self) -> str:
-        """The aligned page; trailing blanks (a padded cell before an empty value) trimmed."""
-        aligned = tabwriter.align(
-            self.lines,
-            min_width=tabwriter.DESCRIBE_MIN_WIDTH,
-            padding=tabwriter.DESCRIBE_PADDING,
-        )
-        return "".join(line.rstrip() + "\n" for line in aligned)
-
-
-# ------------------------------------------------------------------ shared sections
-
-
-def object_meta(w: Writer, obj: Any, *, created: bool = True) -> None:
-    """Name, Namespace, Labels, Annotations (+ CreationTimestamp): every page starts so."""
-    meta = obj.metadata
-    w.line(0, "Name:", meta.name)
-    if scheme.for_message(obj).namespaced:
-        w.line(0, "Namespace:", meta.namespace)
-    w.map_lines(0, "Labels", meta.labels)
-    w.map_lines(0, "Annotations", meta.annotations, sep=": ")
-    if created:
-        w.line(0, "CreationTimestamp:", printers.format_time(meta, "creation_timestamp"))
-
-
-def controlled_by(w: Writer, obj: Any) -> None:
-    for ref in obj.metadata.owner_references:
-        if ref.HasField("controller") and ref.controller:
-            w.line(0, "Controlled By:", f"{ref.kind}/{ref.name}")
-
-
-def event_age(ev: Any, now: float) -> str:
-    """`10s`, or `3m (x5 over 10m)` for a repeated event."""
-    last = next(
-        (f for f in ("last_timestamp", "event_time", "first_timestamp") if ev.HasField(f)), ""
-    )
-    age = printers.age_of(ev, last, now) if last else printers.UNKNOWN
-    if ev.count > 1 and ev.HasField("first_timestamp"):
-        return f"{age} (x{ev.count} over {printers.age_of(ev, 'first_timestamp', now)})"
-    return age
-
-
-def events_section(w: Writer, events: list[Any], now: float) -> None:
-    if not events:
-        w.line(0, "Events:", printers.NONE)
-        return
-
-    def when(ev: Any) -> float:
-        for f in ("last_timestamp", "event_time", "first_timestamp"):
-            at = printers.timestamp_seconds(ev, f)
-            if at is not None:
-                return at
-        return 0.0
-
-    w.line(0, "Events:")
-    w.line(1, "Type", "Reason", "Age", "From", "Message")
-    w.line(1, "----", "------", "----", "----", "-------")
-    from cli.columns import event_source
-
-    for ev in sorted(events, key=when):
-        w.line(1, ev.type, ev.reason, event_age(ev, now), event_source(ev), ev.message.strip())
-
-
-def conditions_table(w: Writer, conditions: Any, extra: tuple[str, ...] = ("Reason",)) -> None:
-    """`Conditions:` then a Type/Status[/Reason] table (kubectl's deployment/RS form)."""
-    if not conditions:
-        return
-    w.line(0, "Conditions:")
-    w.line(1, "Type", "Status", *extra)
-    w.line(1, "----", "------", *("-" * len(e) for e in extra))
-    for c in conditions:
-        cells = [getattr(c, e.lower()) for e in extra]
-        w.line(1, c.type, c.status, *cells)
-
 
 # ------------------------------------------------------------------ generic
 
@@ -180,7 +76,7 @@ def nested(w: Writer, level: int, value: Any) -> None:
 
 def _scalar(value: Any) -> str:
     if value is None or value == {} or value == []:
-        return printers.NONE
+        return cells.NONE
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -202,13 +98,8 @@ def describe_generic(obj: Any, related: Related, now: float) -> str:
 # ------------------------------------------------------------------ entry points
 
 
-Describer = Callable[[Any, Related, float], str]
-
-
 def describe(obj: Any, related: Related, now: float) -> str:
     """The describe page for `obj` (kind-specific when there is a describer, else generic)."""
-    from cli.describers import DESCRIBERS
-
     info = scheme.for_message(obj)
     return DESCRIBERS.get(info.kind, describe_generic)(obj, related, now)
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli import printers
+from cli import cells
 from cli.columns import format_endpoints, node_roles, pod_status
-from cli.describe import (
+from cli.describe_sections import (
     Describer,
     Related,
     Writer,
@@ -33,7 +33,7 @@ from cli.describe import (
 )
 from scheduler import record
 
-NONE = printers.NONE
+NONE = cells.NONE
 
 
 def _int_or_string(v: Any) -> str:
@@ -67,7 +67,7 @@ def _probe(p: Any) -> str:
 def _state(w: Writer, level: int, title: str, state: Any) -> None:
     if state.HasField("running"):
         w.line(level, f"{title}:", "Running")
-        w.line(level + 1, "Started:", printers.format_time(state.running, "started_at"))
+        w.line(level + 1, "Started:", cells.format_time(state.running, "started_at"))
     elif state.HasField("waiting"):
         w.line(level, f"{title}:", "Waiting")
         w.line(level + 1, "Reason:", state.waiting.reason)
@@ -78,8 +78,8 @@ def _state(w: Writer, level: int, title: str, state: Any) -> None:
         if t.message:
             w.line(level + 1, "Message:", t.message)
         w.line(level + 1, "Exit Code:", t.exit_code)
-        w.line(level + 1, "Started:", printers.format_time(t, "started_at"))
-        w.line(level + 1, "Finished:", printers.format_time(t, "finished_at"))
+        w.line(level + 1, "Started:", cells.format_time(t, "started_at"))
+        w.line(level + 1, "Finished:", cells.format_time(t, "finished_at"))
     elif title == "State":
         w.line(level, f"{title}:", "Waiting")
 
@@ -186,15 +186,13 @@ def describe_pod(pod: Any, related: Related, now: float) -> str:
     w.line(0, "Service Account:", spec.service_account_name or "default")
     node = f"{spec.node_name}/{status.host_ip}" if status.host_ip else spec.node_name
     w.line(0, "Node:", node or NONE)
-    w.line(0, "Start Time:", printers.format_time(status, "start_time"))
+    w.line(0, "Start Time:", cells.format_time(status, "start_time"))
     w.map_lines(0, "Labels", meta.labels)
     shown_annotations = {k: v for k, v in meta.annotations.items() if k != record.ANNOTATION}
     w.map_lines(0, "Annotations", shown_annotations, sep=": ")  # the record: under Scheduling
     shown = pod_status(pod)
     if meta.HasField("deletion_timestamp"):
-        w.line(
-            0, "Status:", f"Terminating (lasts {printers.age_of(meta, 'deletion_timestamp', now)})"
-        )
+        w.line(0, "Status:", f"Terminating (lasts {cells.age_of(meta, 'deletion_timestamp', now)})")
     else:
         w.line(0, "Status:", status.phase or shown)
     if status.reason:
@@ -220,7 +218,7 @@ def describe_pod(pod: Any, related: Related, now: float) -> str:
             w.line(1, c.type, c.status)
     volumes(w, 0, spec.volumes)
     w.line(0, "QoS Class:", status.qos_class or "BestEffort")
-    w.line(0, "Node-Selectors:", printers.format_labels(spec.node_selector).replace(",", " "))
+    w.line(0, "Node-Selectors:", cells.format_labels(spec.node_selector).replace(",", " "))
     tolerations = [
         f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}"
         if t.effect
@@ -253,7 +251,7 @@ def describe_deployment(d: Any, related: Related, now: float) -> str:
     # kubectl prints CreationTimestamp before Labels on this page
     w.lines.insert(2, w.lines.pop())
     spec, status = d.spec, d.status
-    w.line(0, "Selector:", printers.format_label_selector(spec.selector))
+    w.line(0, "Selector:", cells.format_label_selector(spec.selector))
     desired = spec.replicas if spec.HasField("replicas") else 1
     w.line(
         0,
@@ -288,7 +286,7 @@ def describe_deployment(d: Any, related: Related, now: float) -> str:
 def describe_replica_set(rs: Any, related: Related, now: float) -> str:
     w = Writer()
     object_meta(w, rs, created=False)
-    w.lines.insert(2, "Selector:\t" + printers.format_label_selector(rs.spec.selector))
+    w.lines.insert(2, "Selector:\t" + cells.format_label_selector(rs.spec.selector))
     controlled_by(w, rs)
     desired = rs.spec.replicas if rs.spec.HasField("replicas") else 1
     w.line(0, "Replicas:", f"{rs.status.replicas} current / {desired} desired")
@@ -310,7 +308,7 @@ def describe_service(svc: Any, related: Related, now: float) -> str:
     w = Writer()
     object_meta(w, svc, created=False)
     spec = svc.spec
-    w.line(0, "Selector:", printers.format_labels(spec.selector))
+    w.line(0, "Selector:", cells.format_labels(spec.selector))
     w.line(0, "Type:", spec.type or "ClusterIP")
     if spec.ip_family_policy:
         w.line(0, "IP Family Policy:", spec.ip_family_policy)
@@ -372,7 +370,7 @@ def describe_node(node: Any, related: Related, now: float) -> str:
     w.line(0, "Roles:", node_roles(node))
     w.map_lines(0, "Labels", node.metadata.labels)
     w.map_lines(0, "Annotations", node.metadata.annotations, sep=": ")
-    w.line(0, "CreationTimestamp:", printers.format_time(node.metadata, "creation_timestamp"))
+    w.line(0, "CreationTimestamp:", cells.format_time(node.metadata, "creation_timestamp"))
     taints = [f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in spec.taints]
     for i, taint in enumerate(taints or [NONE]):
         w.line(0, "Taints:" if i == 0 else "", taint)
@@ -385,8 +383,8 @@ def describe_node(node: Any, related: Related, now: float) -> str:
             1,
             c.type,
             c.status,
-            printers.format_time(c, "last_heartbeat_time"),
-            printers.format_time(c, "last_transition_time"),
+            cells.format_time(c, "last_heartbeat_time"),
+            cells.format_time(c, "last_transition_time"),
             c.reason,
             c.message,
         )
@@ -423,7 +421,7 @@ def describe_node(node: Any, related: Related, now: float) -> str:
             1,
             p.metadata.namespace,
             p.metadata.name,
-            printers.age_of(p.metadata, "creation_timestamp", now),
+            cells.age_of(p.metadata, "creation_timestamp", now),
         )
     events_section(w, related.events, now)
     return w.text()

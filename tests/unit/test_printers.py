@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from apimachinery import scheme
-from cli import columns, describe, printers, tabwriter
+from cli import cells, columns, describe, printers, tabwriter
 from protos import apps_pb2, coordination_pb2, core_pb2, meta_pb2
 
 NOW = 1_700_000_000.0
@@ -70,7 +70,7 @@ def web_deployment() -> apps_pb2.Deployment:
     ],
 )
 def test_human_duration_matches_kubectl(seconds: float, text: str) -> None:
-    assert printers.human_duration(seconds) == text
+    assert cells.human_duration(seconds) == text
 
 
 def test_tabwriter_aligns_blocks_separately() -> None:
@@ -119,7 +119,7 @@ def test_pod_status_waiting_reason_wins() -> None:
     pod.status.container_statuses[0].state.Clear()
     pod.status.container_statuses[0].state.waiting.reason = "ContainerCreating"
     assert columns.pod_status(pod) == "ContainerCreating"
-    ctx = printers.PrintContext(now=NOW)
+    ctx = cells.PrintContext(now=NOW)
     assert columns.pod_ready(pod, ctx) == "0/1"
 
 
@@ -132,7 +132,7 @@ def test_pod_status_crashloop_and_restarts_with_last_exit() -> None:
     cs.last_state.terminated.exit_code = 1
     cs.last_state.terminated.finished_at.seconds = int(NOW - 300)
     assert columns.pod_status(pod) == "CrashLoopBackOff"
-    assert columns.pod_restarts(pod, printers.PrintContext(now=NOW)) == "3 (5m ago)"
+    assert columns.pod_restarts(pod, cells.PrintContext(now=NOW)) == "3 (5m ago)"
 
 
 def test_pod_status_terminated_without_reason_shows_exit_code() -> None:
@@ -198,7 +198,7 @@ def test_service_ports_and_types() -> None:
         "app=web-app",
     ]  # fmt: skip
     svc.spec.type = "LoadBalancer"
-    assert columns.service_external_ip(svc, printers.PrintContext(NOW)) == "<pending>"
+    assert columns.service_external_ip(svc, cells.PrintContext(NOW)) == "<pending>"
 
 
 def test_node_status_roles_and_wide() -> None:
@@ -268,23 +268,23 @@ def test_small_kinds() -> None:
         "leases": (lease, ["node1", "node1", "30s"]),
         "ns": (ns, ["default", "Active", "30s"]),
     }
-    for word, (obj, cells) in rows.items():
+    for word, (obj, want) in rows.items():
         text = printers.render_table(scheme.for_resource(word), [obj], now=NOW)
-        assert text.splitlines()[1].split() == cells, word
+        assert text.splitlines()[1].split() == want, word
 
 
 def test_watch_rows_keep_header_widths() -> None:
     info = scheme.for_resource("pods")
     table = printers.new_table(info)
     first = printers.render_table(info, [running_pod("a-much-longer-name")], table=table, now=NOW)
-    later = table.format([table.cells(running_pod("b"), printers.PrintContext(NOW))])[0]
+    later = table.format([table.cells(running_pod("b"), cells.PrintContext(NOW))])[0]
     assert first.splitlines()[0].index("READY") == later.index("1/1")
 
 
 def test_missing_creation_time_is_unknown() -> None:
     pod = running_pod()
     pod.metadata.ClearField("creation_timestamp")
-    assert columns.age(pod, printers.PrintContext(NOW)) == "<unknown>"
+    assert columns.age(pod, cells.PrintContext(NOW)) == "<unknown>"
 
 
 # ------------------------------------------------------------------ names, yaml, json
@@ -321,8 +321,8 @@ def test_label_selector_format_sorts_requirements() -> None:
     sel = meta_pb2.LabelSelector(match_labels={"tier": "web", "app": "x"})
     sel.match_expressions.add(key="env", operator="In", values=["prod", "dev"])
     sel.match_expressions.add(key="legacy", operator="DoesNotExist")
-    assert printers.format_label_selector(sel) == "app=x,env in (dev,prod),!legacy,tier=web"
-    assert printers.format_label_selector(meta_pb2.LabelSelector()) == "<none>"
+    assert cells.format_label_selector(sel) == "app=x,env in (dev,prod),!legacy,tier=web"
+    assert cells.format_label_selector(meta_pb2.LabelSelector()) == "<none>"
 
 
 # ------------------------------------------------------------------ describe
