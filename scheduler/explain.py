@@ -34,21 +34,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
 
-from scheduler.framework import CycleState, Framework, Scores
+from protos import core_pb2
+from scheduler.framework import CycleState, Framework, Scores, Status
 from scheduler.plugins import new_framework
 from scheduler.snapshot import Snapshot, is_terminal
 from scheduler.types import NodeInfo, PodInfo
 
 
 def explain(
-    pod: Any,
-    nodes: list[Any],
-    pods: list[Any],
+    pod: core_pb2.Pod,
+    nodes: list[core_pb2.Node],
+    pods: list[core_pb2.Pod],
     node_name: str | None = None,
     *,
-    services: Iterable[Any] = (),
+    services: Iterable[core_pb2.Service] = (),
     framework: Framework | None = None,
 ) -> list[str]:
     """Every plugin's verdict (and score) for `pod` on `node_name`, or on every node."""
@@ -96,7 +96,7 @@ def _node_lines(
     fwk: Framework,
     state: CycleState,
     node: NodeInfo,
-    verdicts: list[tuple[str, Any]],
+    verdicts: list[tuple[str, Status | None]],
     feasible: list[NodeInfo],
     scores: Scores | None,
 ) -> list[str]:

@@ -10,8 +10,12 @@ For each pod, one *scheduling cycle* runs:
     NormalizeScore          per plugin: rescale its raw scores to 0..100
     total = sum(weight[plugin] * score[plugin])      the highest total wins
 
-A plugin implements any subset of these methods; the framework finds them by
-name (`pre_filter`, `filter`, `pre_score`, `score`, `normalize`).
+A plugin implements any subset of these methods (`pre_filter`, `filter`,
+`pre_score`, `score`, `normalize`); each extension point is a Protocol below
+(PreFilterPlugin, FilterPlugin, ...), as each is a Go interface in Kubernetes,
+and the framework sorts the plugins it is given by the ones they satisfy.
+Plugins pass data from PreFilter to Filter through the CycleState, under a
+`StateKey` that also names the type stored (Kubernetes' StateKey/StateData).
 
 Status. A plugin answers with a `Status` whose `Code` says how bad the
 answer is, as Kubernetes' framework.Code:
@@ -54,16 +58,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 if TYPE_CHECKING:
     from scheduler.snapshot import Snapshot
     from scheduler.types import NodeInfo, PodInfo
 
 MAX_NODE_SCORE = 100
+T = TypeVar("T")
 
 
 class Code(enum.IntEnum):
+    """How bad a plugin's answer is (framework.Code); see the module notes."""
+
     SUCCESS = 0
     ERROR = 1
     UNSCHEDULABLE = 2
@@ -108,24 +115,87 @@ def unschedulable(plugin: str, *reasons: str, resolvable: bool = True) -> Status
     return Status(code, reasons, plugin)
 
 
+@dataclass(frozen=True)
+class StateKey(Generic[T]):
+    """The name of one entry in a CycleState, and the type stored under it."""
+
+    name: str
+
+
 @dataclass
 class CycleState:
     """Scratch space for one pod's cycle (framework.CycleState): plugins share data here."""
 
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, object] = field(default_factory=dict)
     skip_filter: set[str] = field(default_factory=set)
     skip_score: set[str] = field(default_factory=set)
 
-    def write(self, key: str, value: Any) -> None:
-        self.data[key] = value
+    def write(self, key: StateKey[T], value: T) -> None:
+        self.data[key.name] = value
 
-    def read(self, key: str) -> Any:
-        return self.data.get(key)
+    def read(self, key: StateKey[T]) -> T | None:
+        """What was written under `key` in this cycle, or None."""
+        return cast("T | None", self.data.get(key.name))
 
 
 FilterFn = Callable[[CycleState, "PodInfo", "NodeInfo"], "Status | None"]
 Verdicts = tuple[list["NodeInfo"], list[tuple["NodeInfo", "Status"]]]
 BatchFilterFn = Callable[[CycleState, "PodInfo", list["NodeInfo"]], Verdicts]
+NormalizeFn = Callable[[CycleState, "PodInfo", list[int]], None]
+
+
+# ---- the extension points (framework/interface.go), one Protocol each -----------------------
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    """Every plugin has a name: the registry's key, the record's and the weights' label."""
+
+    name: str
+
+
+@runtime_checkable
+class PreFilterPlugin(Plugin, Protocol):
+    """Once per pod before Filter: prepare CycleState, reject the pod outright, or Skip."""
+
+    def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None: ...
+
+
+@runtime_checkable
+class FilterPlugin(Plugin, Protocol):
+    """Per node: None if the pod may run there, else the rejection."""
+
+    def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None: ...
+
+
+@runtime_checkable
+class BatchFilterPlugin(FilterPlugin, Protocol):
+    """A Filter that also judges a list of nodes at once (same verdicts as `filter`)."""
+
+    def filter_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> Verdicts: ...
+
+
+@runtime_checkable
+class PreScorePlugin(Plugin, Protocol):
+    """Once per pod over the feasible nodes, before Score; may Skip the plugin's Score."""
+
+    def pre_score(
+        self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], snapshot: Snapshot
+    ) -> Status | None: ...
+
+
+@runtime_checkable
+class ScorePlugin(Plugin, Protocol):
+    """A raw score for each of the feasible nodes, in their order."""
+
+    def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]: ...
+
+
+@runtime_checkable
+class NormalizeScorePlugin(ScorePlugin, Protocol):
+    """A Score plugin that rescales its raw scores to 0..100 in place (ScoreExtensions)."""
+
+    def normalize(self, state: CycleState, pod: PodInfo, scores: list[int]) -> None: ...
 
 
 def _one_by_one(fn: FilterFn) -> BatchFilterFn:
@@ -160,16 +230,25 @@ class Scores:
 class Framework:
     """One scheduling profile: the plugins, in order, and the score weights."""
 
-    def __init__(self, plugins: Sequence[Any], weights: Mapping[str, int] | None = None) -> None:
+    def __init__(self, plugins: Sequence[Plugin], weights: Mapping[str, int] | None = None) -> None:
         self.plugins = list(plugins)
-        self.weights = {p.name: 1 for p in self.plugins if hasattr(p, "score")}
+        self.pre_filter_plugins = [p for p in self.plugins if isinstance(p, PreFilterPlugin)]
+        self.filter_plugins = [p for p in self.plugins if isinstance(p, FilterPlugin)]
+        self.pre_score_plugins = [p for p in self.plugins if isinstance(p, PreScorePlugin)]
+        self.score_plugins = [p for p in self.plugins if isinstance(p, ScorePlugin)]
+        self.weights = {p.name: 1 for p in self.score_plugins}
         self.weights.update(weights or {})
-        self.pre_filter_plugins = [p for p in self.plugins if hasattr(p, "pre_filter")]
-        self.filter_plugins = [p for p in self.plugins if hasattr(p, "filter")]
-        self.pre_score_plugins = [p for p in self.plugins if hasattr(p, "pre_score")]
-        self.score_plugins = [p for p in self.plugins if hasattr(p, "score")]
+        # Looked up once here, not per cycle: each filter as a batch function, and the
+        # score plugins' normalisers.
+        self._batch_filters: dict[str, BatchFilterFn] = {
+            p.name: p.filter_nodes if isinstance(p, BatchFilterPlugin) else _one_by_one(p.filter)
+            for p in self.filter_plugins
+        }
+        self._normalizers: dict[str, NormalizeFn] = {
+            p.name: p.normalize for p in self.score_plugins if isinstance(p, NormalizeScorePlugin)
+        }
 
-    def plugin(self, name: str) -> Any:
+    def plugin(self, name: str) -> Plugin:
         return next(p for p in self.plugins if p.name == name)
 
     # ---- filtering --------------------------------------------------------------------------
@@ -177,7 +256,7 @@ class Framework:
     def run_pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:
         """PreFilter of every plugin; the first rejection stops (it rejects every node)."""
         for p in self.pre_filter_plugins:
-            st: Status | None = p.pre_filter(state, pod, snapshot)
+            st = p.pre_filter(state, pod, snapshot)
             if st is None:
                 continue
             if st.code == Code.SKIP:
@@ -192,13 +271,11 @@ class Framework:
 
     def batch_filters(self, state: CycleState) -> list[BatchFilterFn]:
         """Like `filters`, each as a function over a list of nodes (see the module notes)."""
-        out: list[BatchFilterFn] = []
-        for p in self.filter_plugins:
-            if p.name in state.skip_filter:
-                continue
-            batch = getattr(p, "filter_nodes", None)
-            out.append(batch if batch is not None else _one_by_one(p.filter))
-        return out
+        return [
+            self._batch_filters[p.name]
+            for p in self.filter_plugins
+            if p.name not in state.skip_filter
+        ]
 
     def run_filters(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         """The first rejection of `node`, or None if every filter passes."""
@@ -223,10 +300,10 @@ class Framework:
         self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo], snapshot: Snapshot
     ) -> Scores:
         """PreScore, Score, NormalizeScore and weights for every score plugin."""
-        for p in self.pre_score_plugins:
-            st: Status | None = p.pre_score(state, pod, nodes, snapshot)
+        for pre in self.pre_score_plugins:
+            st = pre.pre_score(state, pod, nodes, snapshot)
             if st is not None and st.code == Code.SKIP:
-                state.skip_score.add(p.name)
+                state.skip_score.add(pre.name)
         by_plugin: dict[str, list[int]] = {}
         totals = [0] * len(nodes)
         for p in self.score_plugins:
@@ -235,8 +312,8 @@ class Framework:
             weight = self.weights.get(p.name, 1)
             if weight == 0:
                 continue
-            raw: list[int] = p.score(state, pod, nodes)
-            normalize = getattr(p, "normalize", None)
+            raw = p.score(state, pod, nodes)
+            normalize = self._normalizers.get(p.name)
             if normalize is not None:
                 normalize(state, pod, raw)
             weighted = raw if weight == 1 else [s * weight for s in raw]

@@ -64,6 +64,8 @@ FORCE_ACTIVATE = "ForceActivate"
 
 @dataclass(eq=False)
 class QueuedPodInfo:
+    """A pending pod and its history in the queue: attempts, timestamps, who rejected it."""
+
     pod_info: PodInfo
     timestamp: float  # when it (last) entered the queue: the activeQ tie-break
     initial_attempt: float  # first time it was added: for latency metrics and logs
@@ -77,6 +79,8 @@ class QueuedPodInfo:
 
 
 class SchedulingQueue:
+    """activeQ, backoffQ and unschedulable pods, and the moves between them (PriorityQueue)."""
+
     def __init__(
         self,
         *,

@@ -52,6 +52,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from protos import core_pb2
+
 ANNOTATION = "scheduler.tinykube.io/placement"
 VERSION = 1
 DEFAULT_LIMIT = 10
@@ -68,6 +70,8 @@ SHORT_NAMES = {
 
 @dataclass
 class NodeScore:
+    """One scored node: its weighted total and the weighted score of each plugin."""
+
     node: str
     total: int
     scores: dict[str, int]
@@ -75,6 +79,8 @@ class NodeScore:
 
 @dataclass
 class Rejection:
+    """One node a Filter rejected, and why."""
+
     node: str
     plugin: str
     reason: str
@@ -82,6 +88,8 @@ class Rejection:
 
 @dataclass
 class PlacementRecord:
+    """One scheduling decision, as stored in the pod's placement annotation."""
+
     scheduler: str
     chosen: str
     total: int
@@ -189,7 +197,7 @@ class PlacementRecord:
         return out
 
 
-def from_pod(pod: Any) -> PlacementRecord | None:
+def from_pod(pod: core_pb2.Pod) -> PlacementRecord | None:
     """The record stored on `pod`, or None if it has none (or an unreadable one)."""
     text = pod.metadata.annotations.get(ANNOTATION)
     if not text:
@@ -200,7 +208,7 @@ def from_pod(pod: Any) -> PlacementRecord | None:
         return None
 
 
-def describe_lines(pod: Any) -> list[str]:
+def describe_lines(pod: core_pb2.Pod) -> list[str]:
     """What `tinykube describe pod` prints under "Scheduling:" (empty if no record)."""
     text = pod.metadata.annotations.get(ANNOTATION)
     if not text:

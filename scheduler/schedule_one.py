@@ -93,6 +93,8 @@ class SchedulingError(Exception):
 
 @dataclass
 class ScheduleResult:
+    """The node chosen for a pod, the record of why, and how many nodes were looked at."""
+
     node: str
     record: PlacementRecord
     evaluated: int

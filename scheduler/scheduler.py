@@ -42,7 +42,6 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from apimachinery import errors
 from apimachinery.client import Client, retry_on_conflict
@@ -61,7 +60,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
 
 
-def pod_ref(pod: Any) -> core_pb2.Pod:
+def pod_ref(pod: core_pb2.Pod) -> core_pb2.Pod:
     """A small Pod carrying only what an Event's involvedObject needs."""
     ref = core_pb2.Pod(api_version="v1", kind="Pod")
     meta = pod.metadata
@@ -72,7 +71,7 @@ def pod_ref(pod: Any) -> core_pb2.Pod:
     return ref
 
 
-def _scheduling_view(node: Any) -> tuple[Any, ...]:
+def _scheduling_view(node: core_pb2.Node) -> tuple[object, ...]:
     """What about a Node can change a scheduling decision (not heartbeats)."""
     return (
         sorted(node.metadata.labels.items()),
@@ -85,6 +84,8 @@ def _scheduling_view(node: Any) -> tuple[Any, ...]:
 
 
 class Scheduler:
+    """kube-scheduler: feeds the queue and cache from informers, decides, binds, reports."""
+
     def __init__(
         self,
         client: Client,
@@ -113,9 +114,9 @@ class Scheduler:
             max_backoff=max_backoff,
             max_unschedulable_seconds=max_unschedulable_seconds,
         )
-        self.pods = factory.informer("pods")
-        self.nodes = factory.informer("nodes")
-        self.services = factory.informer("services")
+        self.pods = factory.informer(core_pb2.Pod)
+        self.nodes = factory.informer(core_pb2.Node)
+        self.services = factory.informer(core_pb2.Service)
         self.framework = new_framework(self.services.store.list, plugins, weights)
         self.algorithm = Algorithm(
             self.framework,
@@ -135,16 +136,16 @@ class Scheduler:
 
     # ---- informer handlers: only cache and queue bookkeeping ---------------------------------
 
-    def _responsible(self, pod: Any) -> bool:
+    def _responsible(self, pod: core_pb2.Pod) -> bool:
         return (pod.spec.scheduler_name or DEFAULT_SCHEDULER_NAME) == self.scheduler_name
 
-    def _on_pod_add(self, pod: Any) -> None:
+    def _on_pod_add(self, pod: core_pb2.Pod) -> None:
         if pod.spec.node_name:
             self.cache.add_pod(pod)
         elif self._responsible(pod) and not pod.metadata.HasField("deletion_timestamp"):
             self.queue.add(PodInfo.of(pod))
 
-    def _on_pod_update(self, old: Any, new: Any) -> None:
+    def _on_pod_update(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
         key = f"{new.metadata.namespace}/{new.metadata.name}"
         if new.spec.node_name:
             if not old.spec.node_name:
@@ -164,7 +165,7 @@ class Scheduler:
         changed = old.spec != new.spec or old.metadata.labels != new.metadata.labels
         self.queue.update(PodInfo.of(new), spec_changed=changed)
 
-    def _on_pod_delete(self, pod: Any) -> None:
+    def _on_pod_delete(self, pod: core_pb2.Pod) -> None:
         key = f"{pod.metadata.namespace}/{pod.metadata.name}"
         self.queue.delete(key)
         if pod.spec.node_name:
@@ -173,16 +174,16 @@ class Scheduler:
         else:
             self.cache.forget_pod(key)
 
-    def _on_node_add(self, node: Any) -> None:
+    def _on_node_add(self, node: core_pb2.Node) -> None:
         self.cache.add_node(node)
         self.queue.move_all_to_active_or_backoff(q.NODE_ADD)
 
-    def _on_node_update(self, old: Any, new: Any) -> None:
+    def _on_node_update(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
         self.cache.update_node(new)
         if _scheduling_view(old) != _scheduling_view(new):
             self.queue.move_all_to_active_or_backoff(q.NODE_UPDATE)
 
-    def _on_node_delete(self, node: Any) -> None:
+    def _on_node_delete(self, node: core_pb2.Node) -> None:
         self.cache.remove_node(node.metadata.name)
 
     # ---- the loop ---------------------------------------------------------------------------
@@ -254,7 +255,7 @@ class Scheduler:
 
     # ---- binding (in the background) ----------------------------------------------------------
 
-    async def _bind(self, qpi: q.QueuedPodInfo, pod: Any, result: ScheduleResult) -> None:
+    async def _bind(self, qpi: q.QueuedPodInfo, pod: core_pb2.Pod, result: ScheduleResult) -> None:
         info = qpi.pod_info
         try:
             await self.client.bind(
@@ -280,7 +281,7 @@ class Scheduler:
                 self._slots.release()
 
     def _handle_bind_failure(
-        self, qpi: q.QueuedPodInfo, pod: Any, node: str, err: errors.StatusError
+        self, qpi: q.QueuedPodInfo, pod: core_pb2.Pod, node: str, err: errors.StatusError
     ) -> None:
         key = qpi.key
         self.cache.forget_pod(key)
@@ -300,7 +301,7 @@ class Scheduler:
     # ---- no fit -----------------------------------------------------------------------------
 
     def _handle_unschedulable(
-        self, qpi: q.QueuedPodInfo, pod: Any, err: FitError, cycle: int
+        self, qpi: q.QueuedPodInfo, pod: core_pb2.Pod, err: FitError, cycle: int
     ) -> None:
         self.queue.add_unschedulable_if_not_present(qpi, cycle, set(err.plugins))
         log.info("pod unschedulable", extra={"pod": qpi.key, "reason": err.message})
@@ -312,12 +313,12 @@ class Scheduler:
         self._binds.add(task)
         task.add_done_callback(self._binds.discard)
 
-    async def _set_unschedulable(self, cached: Any, message: str) -> None:
+    async def _set_unschedulable(self, cached: core_pb2.Pod, message: str) -> None:
         """PodScheduled=False, reason Unschedulable (re-read on conflict)."""
         meta = cached.metadata
 
         async def write() -> None:
-            pod = await self.client.get("pods", meta.name, meta.namespace)
+            pod = await self.client.get(core_pb2.Pod, meta.name, meta.namespace)
             if pod.metadata.uid != meta.uid or pod.spec.node_name or _has_condition(pod, message):
                 return
             set_pod_scheduled_false(pod, message)
@@ -329,7 +330,7 @@ class Scheduler:
             log.info("pod condition not updated", extra={"pod": meta.name, "error": str(exc)})
 
 
-def _has_condition(pod: Any, message: str) -> bool:
+def _has_condition(pod: core_pb2.Pod, message: str) -> bool:
     return any(
         c.type == "PodScheduled"
         and c.status == "False"
@@ -339,7 +340,8 @@ def _has_condition(pod: Any, message: str) -> bool:
     )
 
 
-def set_pod_scheduled_false(pod: Any, message: str) -> None:
+def set_pod_scheduled_false(pod: core_pb2.Pod, message: str) -> None:
+    """Set (or add) the condition PodScheduled=False, reason Unschedulable, with `message`."""
     now = time.time()
     for c in pod.status.conditions:
         if c.type == "PodScheduled":

@@ -34,10 +34,10 @@ snapshot until the Node arrives.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
+from protos import core_pb2
 from scheduler.types import NodeInfo, PodInfo
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Snapshot:
         return iter(self.node_infos)
 
     @classmethod
-    def build(cls, nodes: list[Any], pods: list[Any]) -> Snapshot:
+    def build(cls, nodes: Iterable[core_pb2.Node], pods: Iterable[core_pb2.Pod]) -> Snapshot:
         """A standalone snapshot of some Nodes and the (bound) Pods on them."""
         cache = Cache()
         for node in nodes:
@@ -89,12 +89,15 @@ class Snapshot:
 
 @dataclass
 class _PodState:
+    """Where the cache has placed one pod, and whether only by assumption."""
+
     info: PodInfo
     node: str
     assumed: bool
 
 
-def is_terminal(pod: Any) -> bool:
+def is_terminal(pod: core_pb2.Pod) -> bool:
+    """A pod that has finished (Succeeded or Failed) holds no resources."""
     return pod.status.phase in ("Succeeded", "Failed")
 
 
@@ -110,7 +113,7 @@ class Cache:
 
     # ---- nodes ------------------------------------------------------------------------------
 
-    def add_node(self, node: Any) -> NodeInfo:
+    def add_node(self, node: core_pb2.Node) -> NodeInfo:
         name = node.metadata.name
         info = self.nodes.get(name)
         if info is None:
@@ -155,7 +158,7 @@ class Cache:
                 del self.nodes[state.node]
         return state
 
-    def add_pod(self, pod: Any) -> None:
+    def add_pod(self, pod: core_pb2.Pod) -> None:
         """A pod the informer reports bound (confirms an assumed pod)."""
         if is_terminal(pod):
             self.remove_pod(pod)  # finished pods hold no resources
@@ -166,7 +169,7 @@ class Cache:
 
     update_pod = add_pod
 
-    def remove_pod(self, pod: Any) -> None:
+    def remove_pod(self, pod: core_pb2.Pod) -> None:
         self._unplace(f"{pod.metadata.namespace}/{pod.metadata.name}")
 
     def assume_pod(self, info: PodInfo, node: str) -> None:

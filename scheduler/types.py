@@ -36,9 +36,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from apimachinery import quantity
+from protos import core_pb2
 
 CPU = "cpu"
 MEMORY = "memory"
@@ -61,11 +61,11 @@ def amount(resource: str, text: str) -> int:
         return 0
 
 
-def _container_requests(container: Any) -> dict[str, int]:
+def _container_requests(container: core_pb2.Container) -> dict[str, int]:
     return {k: amount(k, v) for k, v in container.resources.requests.items()}
 
 
-def pod_requests(spec: Any) -> tuple[dict[str, int], int, int]:
+def pod_requests(spec: core_pb2.PodSpec) -> tuple[dict[str, int], int, int]:
     """(requests by resource, non-zero milli CPU, non-zero memory) of a PodSpec."""
     total: dict[str, int] = {}
     nz_cpu = nz_mem = 0
@@ -87,6 +87,8 @@ def pod_requests(spec: Any) -> tuple[dict[str, int], int, int]:
 
 @dataclass(frozen=True)
 class Toleration:
+    """A pod's toleration, as plain strings (v1.Toleration without tolerationSeconds)."""
+
     key: str
     operator: str  # "Exists" or "Equal" ("" means Equal)
     value: str
@@ -106,6 +108,7 @@ class Toleration:
 
 
 def tolerates(tolerations: tuple[Toleration, ...], key: str, value: str, effect: str) -> bool:
+    """Whether any of `tolerations` tolerates the taint key=value:effect."""
     return any(t.tolerates(key, value, effect) for t in tolerations)
 
 
@@ -113,7 +116,7 @@ def tolerates(tolerations: tuple[Toleration, ...], key: str, value: str, effect:
 class PodInfo:
     """One pod, pre-digested for the scheduling cycle (framework.PodInfo)."""
 
-    pod: Any
+    pod: core_pb2.Pod
     key: str
     namespace: str
     name: str
@@ -133,7 +136,7 @@ class PodInfo:
     has_spread_constraints: bool
 
     @classmethod
-    def of(cls, pod: Any) -> PodInfo:
+    def of(cls, pod: core_pb2.Pod) -> PodInfo:
         meta, spec = pod.metadata, pod.spec
         requests, nz_cpu, nz_mem = pod_requests(spec)
         owner = next((r.uid for r in meta.owner_references if r.controller), "")
@@ -170,6 +173,8 @@ class PodInfo:
 
 @dataclass(frozen=True)
 class Taint:
+    """A node's taint, as plain strings (v1.Taint without timeAdded)."""
+
     key: str
     value: str
     effect: str
@@ -188,7 +193,7 @@ class NodeInfo:
     """
 
     name: str
-    node: Any = None
+    node: core_pb2.Node | None = None
     labels: dict[str, str] = field(default_factory=dict)
     unschedulable: bool = False
     taints: tuple[Taint, ...] = ()  # NoSchedule and NoExecute: the filter's concern
@@ -213,7 +218,7 @@ class NodeInfo:
     owners: Counter[str] = field(default_factory=Counter)
     generation: int = 0
 
-    def set_node(self, node: Any) -> None:
+    def set_node(self, node: core_pb2.Node) -> None:
         status = node.status
         alloc_src = status.allocatable or status.capacity
         self.node = node

@@ -20,9 +20,9 @@ system-default topology spreading Kubernetes applies to every ReplicaSet):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
 
-from scheduler.framework import Framework
+from protos import core_pb2
+from scheduler.framework import Framework, Plugin
 from scheduler.plugins.balanced_allocation import NodeResourcesBalancedAllocation
 from scheduler.plugins.least_allocated import NodeResourcesLeastAllocated
 from scheduler.plugins.node_affinity import NodeAffinity
@@ -33,10 +33,10 @@ from scheduler.plugins.pod_topology_spread import PodTopologySpread
 from scheduler.plugins.selector_spread import SelectorSpread, ServiceLister
 from scheduler.plugins.taint_toleration import TaintToleration
 
-PluginFactory = Callable[[ServiceLister], Any]
+PluginFactory = Callable[[ServiceLister], Plugin]
 
 
-def _no_services() -> Iterable[Any]:
+def _no_services() -> Iterable[core_pb2.Service]:
     return ()
 
 

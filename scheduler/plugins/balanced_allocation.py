@@ -24,6 +24,8 @@ NAME = "NodeResourcesBalancedAllocation"
 
 
 class NodeResourcesBalancedAllocation:
+    """Score: prefer nodes whose requested cpu and memory fractions end up even."""
+
     name = NAME
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:

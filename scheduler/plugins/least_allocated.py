@@ -31,6 +31,8 @@ def least_requested(requested: int, capacity: int) -> int:
 
 
 class NodeResourcesLeastAllocated:
+    """Score: prefer the node with the most cpu and memory left after placing the pod."""
+
     name = NAME
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:

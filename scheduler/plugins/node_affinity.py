@@ -20,13 +20,14 @@ Operators: In, NotIn, Exists, DoesNotExist, Gt, Lt (integers compared).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from protos import core_pb2
 from scheduler.framework import (
     SKIP,
     CycleState,
+    StateKey,
     Status,
     default_normalize,
     unschedulable,
@@ -37,12 +38,14 @@ from scheduler.types import NodeInfo, PodInfo
 NAME = "NodeAffinity"
 REASON = "node(s) didn't match Pod's node affinity/selector"
 _REJECT = unschedulable(NAME, REASON, resolvable=False)
-_REQUIRED = "NodeAffinity/required"
-_PREFERRED = "NodeAffinity/preferred"
+_REQUIRED: StateKey[RequiredAffinity] = StateKey("NodeAffinity/required")
+_PREFERRED: StateKey[list[tuple[int, Term]]] = StateKey("NodeAffinity/preferred")
 
 
 @dataclass(frozen=True)
 class Requirement:
+    """One matchExpressions or matchFields entry (v1.NodeSelectorRequirement)."""
+
     key: str
     operator: str
     values: tuple[str, ...]
@@ -68,12 +71,14 @@ class Requirement:
 
 @dataclass(frozen=True)
 class Term:
+    """One nodeSelectorTerm: all of its requirements must match (v1.NodeSelectorTerm)."""
+
     expressions: tuple[Requirement, ...]
     fields: tuple[Requirement, ...]
 
     @classmethod
-    def of(cls, term: Any) -> Term:
-        def reqs(items: Any) -> tuple[Requirement, ...]:
+    def of(cls, term: core_pb2.NodeSelectorTerm) -> Term:
+        def reqs(items: Iterable[core_pb2.NodeSelectorRequirement]) -> tuple[Requirement, ...]:
             return tuple(Requirement(r.key, r.operator, tuple(r.values)) for r in items)
 
         return cls(reqs(term.match_expressions), reqs(term.match_fields))
@@ -95,7 +100,7 @@ class RequiredAffinity:
     terms: tuple[Term, ...] | None  # None: no required affinity at all
 
     @classmethod
-    def of(cls, pod: Any) -> RequiredAffinity:
+    def of(cls, pod: core_pb2.Pod) -> RequiredAffinity:
         spec = pod.spec
         affinity = spec.affinity.node_affinity
         terms = None
@@ -115,6 +120,8 @@ class RequiredAffinity:
 
 
 class NodeAffinity:
+    """Filter on nodeSelector and required node affinity; score preferred terms."""
+
     name = NAME
 
     def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:
@@ -127,7 +134,7 @@ class NodeAffinity:
         return None
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
-        required: RequiredAffinity | None = state.read(_REQUIRED)
+        required = state.read(_REQUIRED)
         if required is None:
             required = RequiredAffinity.of(pod.pod)
             state.write(_REQUIRED, required)
@@ -150,7 +157,7 @@ class NodeAffinity:
         return None
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
-        preferred: list[tuple[int, Term]] = state.read(_PREFERRED) or []
+        preferred = state.read(_PREFERRED) or []
         return [sum(w for w, term in preferred if term.matches(n)) for n in nodes]
 
     def normalize(self, state: CycleState, pod: PodInfo, scores: list[int]) -> None:

@@ -19,6 +19,8 @@ _REJECT = unschedulable(NAME, REASON, resolvable=False)
 
 
 class NodeName:
+    """Filter: a pod that names a node may go only there."""
+
     name = NAME
 
     def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:

@@ -28,6 +28,8 @@ INSUFFICIENT_MEMORY = "Insufficient memory"
 
 
 class NodeResourcesFit:
+    """Filter: the pod's requests must fit in what the node has left."""
+
     name = NAME
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:

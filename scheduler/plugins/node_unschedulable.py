@@ -22,6 +22,8 @@ _REJECT = unschedulable(NAME, REASON, resolvable=False)
 
 
 class NodeUnschedulable:
+    """Filter: cordoned nodes take no new pods (unless the pod tolerates the taint)."""
+
     name = NAME
 
     def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:

@@ -29,13 +29,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from apimachinery import labels
+from protos import core_pb2
 from scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
     CycleState,
+    StateKey,
     Status,
     unschedulable,
 )
@@ -48,12 +49,14 @@ REASON = "node(s) didn't match pod topology spread constraints"
 REASON_MISSING = "node(s) didn't match pod topology spread constraints (missing required label)"
 _REJECT = unschedulable(NAME, REASON)
 _REJECT_MISSING = unschedulable(NAME, REASON_MISSING, resolvable=False)
-_FILTER = "PodTopologySpread/filter"
-_SCORE = "PodTopologySpread/score"
+_FILTER: StateKey[list[Constraint]] = StateKey("PodTopologySpread/filter")
+_SCORE: StateKey[list[Constraint]] = StateKey("PodTopologySpread/score")
 
 
 @dataclass
 class Constraint:
+    """One topologySpreadConstraint of the pod, with the matching pods counted per domain."""
+
     max_skew: int
     key: str
     selector: labels.Selector
@@ -68,6 +71,7 @@ class Constraint:
 
 
 def _constraints(pod: PodInfo, mode: str) -> list[Constraint]:
+    """The pod's constraints whose whenUnsatisfiable is `mode`, with empty counts."""
     out = []
     for c in pod.pod.spec.topology_spread_constraints:
         if (c.when_unsatisfiable or "DoNotSchedule") != mode:
@@ -104,6 +108,8 @@ def _count(pod: PodInfo, constraints: list[Constraint], nodes: Iterable[NodeInfo
 
 
 class PodTopologySpread:
+    """Filter and score by topologySpreadConstraints (maxSkew per topology domain)."""
+
     name = NAME
 
     def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:
@@ -117,7 +123,7 @@ class PodTopologySpread:
         return None
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
-        hard: list[Constraint] | None = state.read(_FILTER)
+        hard = state.read(_FILTER)
         if hard is None:
             return None
         for c in hard:
@@ -141,7 +147,7 @@ class PodTopologySpread:
         return None
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
-        soft: list[Constraint] = state.read(_SCORE) or []
+        soft = state.read(_SCORE) or []
         out = []
         for n in nodes:
             if any(c.key not in n.labels for c in soft):
@@ -162,7 +168,7 @@ class PodTopologySpread:
                 scores[i] = MAX_NODE_SCORE * (top + low - s) // top
 
 
-def describe(pod: Any) -> list[str]:
+def describe(pod: core_pb2.Pod) -> list[str]:
     """The pod's constraints in one line each (explain-placement)."""
     return [
         f"maxSkew={c.max_skew} topologyKey={c.topology_key} "

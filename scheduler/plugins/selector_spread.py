@@ -24,24 +24,27 @@ neither an owner nor a selecting Service is left alone (PreScore Skip).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from apimachinery import labels
-from scheduler.framework import MAX_NODE_SCORE, SKIP, CycleState, Status
+from protos import core_pb2
+from scheduler.framework import MAX_NODE_SCORE, SKIP, CycleState, StateKey, Status
 from scheduler.snapshot import Snapshot
 from scheduler.types import NodeInfo, PodInfo
 
 NAME = "SelectorSpread"
-_SELECTORS = "SelectorSpread/selectors"
+_SELECTORS: StateKey[list[labels.Selector]] = StateKey("SelectorSpread/selectors")
 
-ServiceLister = Callable[[], Iterable[Any]]
+# The Services the plugin may consult (the scheduler passes its informer's store.list).
+ServiceLister = Callable[[], Iterable[core_pb2.Service]]
 
 
-def _no_services() -> Iterable[Any]:
+def _no_services() -> Iterable[core_pb2.Service]:
     return ()
 
 
 class SelectorSpread:
+    """Score: prefer nodes with fewer sibling pods (same owner or selecting Service)."""
+
     name = NAME
 
     def __init__(self, services: ServiceLister = _no_services) -> None:
@@ -63,7 +66,7 @@ class SelectorSpread:
         return None
 
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
-        selectors: list[labels.Selector] = state.read(_SELECTORS) or []
+        selectors = state.read(_SELECTORS) or []
         owner = pod.owner_uid
         if not selectors:
             return [n.owners.get(owner, 0) for n in nodes]

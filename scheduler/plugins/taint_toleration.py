@@ -40,6 +40,8 @@ NAME = "TaintToleration"
 
 
 class TaintToleration:
+    """Filter untolerated NoSchedule/NoExecute taints; score PreferNoSchedule ones."""
+
     name = NAME
 
     def pre_filter(self, state: CycleState, pod: PodInfo, snapshot: Snapshot) -> Status | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from protos import core_pb2, meta_pb2
 from scheduler.snapshot import Cache, Snapshot
 from scheduler.types import NodeInfo, PodInfo
@@ -75,7 +73,7 @@ def pod(
     return p
 
 
-def node_info(n: core_pb2.Node, *pods: Any) -> NodeInfo:
+def node_info(n: core_pb2.Node, *pods: core_pb2.Pod) -> NodeInfo:
     info = NodeInfo(n.metadata.name)
     info.set_node(n)
     for p in pods:
@@ -83,11 +81,11 @@ def node_info(n: core_pb2.Node, *pods: Any) -> NodeInfo:
     return info
 
 
-def snapshot(nodes: list[Any], pods: list[Any] | None = None) -> Snapshot:
+def snapshot(nodes: list[core_pb2.Node], pods: list[core_pb2.Pod] | None = None) -> Snapshot:
     return Snapshot.build(nodes, pods or [])
 
 
-def cache(nodes: list[Any], pods: list[Any] | None = None) -> Cache:
+def cache(nodes: list[core_pb2.Node], pods: list[core_pb2.Pod] | None = None) -> Cache:
     c = Cache()
     for n in nodes:
         c.add_node(n)

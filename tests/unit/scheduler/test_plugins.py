@@ -44,7 +44,8 @@ def test_node_name_only_the_named_node() -> None:
 
 def test_taint_toleration_filter_and_prefer_no_schedule_score() -> None:
     plugin, state = TaintToleration(), CycleState()
-    not_ready = node_info(node("n1", taints=[("node.kubernetes.io/not-ready", "", "NoSchedule")]))
+    not_ready_node = node("n1", taints=[("node.kubernetes.io/not-ready", "", "NoSchedule")])
+    not_ready = node_info(not_ready_node)
     plain = PodInfo.of(pod("web"))
     st = plugin.filter(state, plain, not_ready)
     assert st is not None and st.code == Code.UNSCHEDULABLE_AND_UNRESOLVABLE
@@ -65,12 +66,13 @@ def test_taint_toleration_filter_and_prefer_no_schedule_score() -> None:
         plugin.filter(state, PodInfo.of(pod("y", tolerations=[("gpu", "Equal", "yes", "")])), gpu)
         is None
     )
-    nodes = [
-        node_info(node("a")),
-        node_info(node("b", taints=[("x", "", "PreferNoSchedule")])),
-        node_info(node("c", taints=[("x", "", "PreferNoSchedule"), ("y", "", "PreferNoSchedule")])),
+    raw = [
+        node("a"),
+        node("b", taints=[("x", "", "PreferNoSchedule")]),
+        node("c", taints=[("x", "", "PreferNoSchedule"), ("y", "", "PreferNoSchedule")]),
     ]
-    snap = snapshot([n.node for n in nodes])
+    nodes = [node_info(n) for n in raw]
+    snap = snapshot(raw)
     assert snap.prefer_no_schedule == 2
     assert plugin.pre_score(state, plain, nodes, snap) is None
     scores = plugin.score(state, plain, nodes)
@@ -81,7 +83,7 @@ def test_taint_toleration_filter_and_prefer_no_schedule_score() -> None:
     assert plugin.pre_score(state, plain, nodes, snapshot([])) is SKIP
     # PreFilter: nothing to check when no node has a NoSchedule/NoExecute taint
     assert plugin.pre_filter(state, plain, snapshot([node("clean")])) is SKIP
-    assert plugin.pre_filter(state, plain, snapshot([not_ready.node])) is None
+    assert plugin.pre_filter(state, plain, snapshot([not_ready_node])) is None
 
 
 def _affinity_pod() -> core_pb2.Pod:

@@ -41,11 +41,11 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
 class Running:
     """A Scheduler with its own informers, running as a task."""
 
-    def __init__(self, client: Client, **kwargs: Any) -> None:
+    def __init__(self, client: Client, *, seed: int | None = None) -> None:
         self.factory = SharedInformerFactory(client)
-        kwargs.setdefault("initial_backoff", 0.1)
-        kwargs.setdefault("max_backoff", 0.5)
-        self.scheduler = Scheduler(client, self.factory, **kwargs)
+        self.scheduler = Scheduler(
+            client, self.factory, seed=seed, initial_backoff=0.1, max_backoff=0.5
+        )
         self.task = asyncio.ensure_future(self.scheduler.run())
 
     async def stop(self) -> None:
@@ -58,8 +58,8 @@ class Running:
 async def start(client: Client) -> AsyncIterator[Callable[..., Running]]:
     running: list[Running] = []
 
-    def make(**kwargs: Any) -> Running:
-        r = Running(client, **kwargs)
+    def make(seed: int | None = None) -> Running:
+        r = Running(client, seed=seed)
         running.append(r)
         return r
 
