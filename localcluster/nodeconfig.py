@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from localcluster.containerd import ContainerdConfig
-from localcluster.registry import MIRRORED_HOSTS
+from localcluster.registry import MIRRORED_HOSTS, hosts_toml
 from netplugin.constants import CNI_DATA_DIR, DNS_ADDRESS
 
 Runtime = Literal["containerd", "docker"]
@@ -250,12 +250,6 @@ def containerd_config(cfg: NodeConfig) -> ContainerdConfig:
 def render_containerd(cfg: NodeConfig) -> str:
     """containerd's config.toml (ContainerdConfig.render at this node's paths)."""
     return containerd_config(cfg).render()
-
-
-def hosts_toml(upstream: str, mirror: str) -> str:
-    """One registry's hosts.toml: try the plain-HTTP `mirror` first, then `upstream`."""
-    server = f'server = "{upstream}"\n' if upstream else ""
-    return f'{server}\n[host."http://{mirror}"]\n  capabilities = ["pull", "resolve"]\n'
 
 
 def render_registry_hosts(cfg: NodeConfig) -> dict[str, str]:

@@ -13,7 +13,9 @@ and registry.k8s.io, through a hosts.toml per upstream registry:
           capabilities = ["pull", "resolve"]
 
 containerd tries the mirror first and the upstream after it, so an image the
-mirror lacks fails as it would offline anyway ("no such host").
+mirror lacks fails as it would offline anyway ("no such host"). `hosts_toml`
+writes that file; nodeconfig puts one per mirrored host into each node's
+containerd configuration, `write_hosts` into this registry's own directory.
 
 Pushing uses the registry's HTTP API directly (it is small, and no tool
 such as skopeo is needed); per blob of an OCI archive from images.py:
@@ -44,6 +46,12 @@ from localcluster.processes import free_port
 log = logging.getLogger(__name__)
 
 MIRRORED_HOSTS = {"docker.io": "https://registry-1.docker.io", "registry.k8s.io": ""}
+
+
+def hosts_toml(upstream: str, mirror: str) -> str:
+    """One registry's hosts.toml: try the plain-HTTP `mirror` first, then `upstream`."""
+    server = f'server = "{upstream}"\n' if upstream else ""
+    return f'{server}\n[host."http://{mirror}"]\n  capabilities = ["pull", "resolve"]\n'
 
 
 class RegistryError(RuntimeError):
@@ -132,8 +140,6 @@ class LocalRegistry:
 
     def write_hosts(self) -> None:
         """A hosts.toml per mirrored registry under `hosts_dir` (the nodes' own files' text)."""
-        from localcluster.nodeconfig import hosts_toml  # nodeconfig imports this module
-
         for host, upstream in MIRRORED_HOSTS.items():
             directory = self.hosts_dir / host
             directory.mkdir(parents=True, exist_ok=True)
