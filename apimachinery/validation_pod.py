@@ -50,6 +50,10 @@ from apimachinery.validation_pod_parts import (
     validate_resources,
     validate_volumes,
 )
+from apimachinery.validation_security import (
+    validate_pod_security_context,
+    validate_security_context,
+)
 from protos import core_pb2, meta_pb2
 
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
@@ -169,6 +173,8 @@ def validate_container(
     out.extend(validate_ports(list(ctr.ports), f"{path}.ports"))
     out.extend(validate_env(list(ctr.env), f"{path}.env"))
     out.extend(validate_resources(ctr.resources, f"{path}.resources"))
+    if ctr.HasField("security_context"):
+        out.extend(validate_security_context(ctr.security_context, f"{path}.securityContext"))
     mount_paths: set[str] = set()
     for i, mnt in enumerate(ctr.volume_mounts):
         here = f"{path}.volumeMounts[{i}]"
@@ -277,6 +283,8 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str = "spec") -> list[FieldE
     out.extend(one_of(spec.dns_policy, DNS_POLICIES, f"{path}.dnsPolicy"))
     out.extend(validate_labels(spec.node_selector, f"{path}.nodeSelector"))
     out.extend(validate_tolerations(list(spec.tolerations), f"{path}.tolerations"))
+    if spec.HasField("security_context"):
+        out.extend(validate_pod_security_context(spec.security_context, f"{path}.securityContext"))
     if (
         spec.HasField("active_deadline_seconds")
         and not 1 <= spec.active_deadline_seconds <= MAX_INT32

@@ -201,6 +201,54 @@ def test_volume_paths_stay_inside_their_volume() -> None:
     ]
 
 
+def test_security_contexts() -> None:
+    p = pod(
+        securityContext={
+            "runAsUser": -1,
+            "fsGroup": 2000,
+            "supplementalGroups": [3000, -5],
+            "seccompProfile": {"type": "Localhost"},
+        },
+        containers=[
+            container(
+                securityContext={
+                    "privileged": True,
+                    "allowPrivilegeEscalation": False,
+                    "runAsGroup": 4294967296,
+                    "seccompProfile": {"type": "RuntimeDefault", "localhostProfile": "x.json"},
+                }
+            ),
+            container(
+                name="b",
+                securityContext={
+                    "capabilities": {"add": ["CAP_SYS_ADMIN"]},
+                    "allowPrivilegeEscalation": False,
+                    "seccompProfile": {"type": "Sometimes"},
+                },
+            ),
+            container(
+                name="c",
+                securityContext={
+                    "runAsUser": 1000,
+                    "runAsNonRoot": True,
+                    "seccompProfile": {"type": "Localhost", "localhostProfile": "../etc/p.json"},
+                },
+            ),
+        ],
+    )
+    assert messages(p) == [
+        "spec.containers[0].securityContext.runAsGroup: Invalid value: 4294967296: must be between 0 and 2147483647, inclusive",
+        'spec.containers[0].securityContext.seccompProfile.localhostProfile: Invalid value: "x.json": can only be set when seccomp type is Localhost',
+        'spec.containers[0].securityContext: Invalid value: "privileged=true, allowPrivilegeEscalation=false": cannot set `allowPrivilegeEscalation` to false and `privileged` to true',
+        'spec.containers[1].securityContext.seccompProfile.type: Unsupported value: "Sometimes": supported values: "Localhost", "RuntimeDefault", "Unconfined"',
+        "spec.containers[1].securityContext: Invalid value: \"allowPrivilegeEscalation=false, capabilities.add=['CAP_SYS_ADMIN']\": cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+        "spec.containers[2].securityContext.seccompProfile.localhostProfile: Invalid value: \"../etc/p.json\": must not contain '..'",
+        "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+        "spec.securityContext.supplementalGroups[1]: Invalid value: -5: must be between 0 and 2147483647, inclusive",
+        "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost",
+    ]
+
+
 def test_env() -> None:
     p = pod(
         containers=[
