@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from netplugin.dns import message
+import netplugin.dns.message as message  # the module, not the package: dns/__init__ imports us
 from netplugin.dns.message import MessageError, Query
 
 log = logging.getLogger(__name__)

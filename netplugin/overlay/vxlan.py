@@ -32,9 +32,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import netplugin.overlay.kernel as kernel  # the module, not the package: __init__ imports us
 from netplugin.commands import CommandLog
 from netplugin.constants import VXLAN_DEVICE
-from netplugin.overlay import kernel
 from netplugin.overlay.device import VxlanLink, VxlanSpec
 from netplugin.overlay.network import Change, desired_state, leases_from_nodes, plan
 

@@ -67,12 +67,15 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+# The modules themselves, not the package: proxy/__init__ imports this one.
+import netplugin.proxy.conntrack as conntrack
+import netplugin.proxy.model as model
+import netplugin.proxy.rules as rules
 from apimachinery.cache import meta_namespace_key
 from apimachinery.factory import SharedInformerFactory
 from apimachinery.informer import wait_for_cache_sync
 from netplugin.commands import CommandLog
 from netplugin.constants import BRIDGE, NFT_TABLE, SERVICE_CIDR
-from netplugin.proxy import conntrack, model, rules
 from netplugin.proxy.nft import Nft, NftError
 
 log = logging.getLogger(__name__)
