@@ -24,7 +24,7 @@ netplugin` agent per node, pods wired by `tinykube-cni`):
    the last and one straight to the pod) from a pod. Flat means: the last of 5000 costs what
    the first of 100 does (one hash lookup in the service-ips verdict map).
 
-Targets (issue 5): pod-to-pod across nodes >= 0.9 of the underlay with 8
+Targets: pod-to-pod across nodes >= 0.9 of the underlay with 8
 streams; Service path >= 0.95 of the direct pod path; 5000 Services programmed
 in <= 2 s with flat first-packet latency. They are printed beside the figures,
 not asserted. Everything runs on this machine's CPUs: the "underlay" is a veth

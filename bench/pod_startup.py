@@ -30,7 +30,7 @@ pull is ever timed (the "image present" case of Kubernetes' pod startup SLO):
 the other, the latency without queueing). Percentiles are nearest-rank: of
 30 samples, p50 is the 15th and p99 the 30th (the slowest).
 
-Targets (issue 4): p99 <= floor p99 + 0.5 s (Kubernetes' SLO is 5 s end to
+Targets: p99 <= floor p99 + 0.5 s (Kubernetes' SLO is 5 s end to
 end); kubelet <= 50 MiB RSS and <= 0.1 core with 20 pods (Kubernetes'
 density limits). The last line is a one-line summary.
 

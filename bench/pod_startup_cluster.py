@@ -34,12 +34,12 @@ One run, step by step:
    `--settle` seconds pass, then RSS and PSS of each process are read from
    /proc/PID/smaps_rollup (PSS splits shared pages -- the Python interpreter's
    libraries, mapped by every tinykube process -- between their users, so the
-   PSS column adds up to what the cluster really costs). Targets (issue 6):
+   PSS column adds up to what the cluster really costs). Targets:
    apiserver (scheduler and controllers included) <= 100 MB RSS; each node's
    kubelet + netplugin <= 80 MB RSS (one process: `kubelet --network-agent`).
    The runtime daemon and its shims are shown for reference, and each
    process's CPU seconds since it started (where the burst's time went). MB
-   here is 10^6 bytes, as the issue states.
+   here is 10^6 bytes, the unit the targets are stated in.
 6. Always, even on Ctrl-C or SIGTERM: `cluster.down()` (a second Ctrl-C
    during it is ignored, so the teardown completes); `--keep-logs` keeps the
    cluster's logs/ directory for a look at the kubelets afterwards.

@@ -31,7 +31,7 @@ Every Binding also costs a second write: the scheduler's `Scheduled` Event
 `--profile` runs the scheduler phase of the largest N under cProfile and
 prints the functions that take the most time.
 
-Target (issue 3): >= 680 pods/s at 5000 nodes, the floor Kubernetes'
+Target: >= 680 pods/s at 5000 nodes, the floor Kubernetes'
 scheduler_perf CI accepts for SchedulingBasic. The last line is a one-line
 summary.
 """

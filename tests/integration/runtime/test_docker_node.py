@@ -1,4 +1,4 @@
-"""One real node on Docker: the seed, then issue 7's Docker-only faults, in order.
+"""One real node on Docker: the seed, then the faults only Docker has, in order.
 
 One API server process and one `tinykube kubelet --runtime docker` process
 (node.py) on the session's private dockerd, calling CNI with the test

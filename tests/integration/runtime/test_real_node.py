@@ -1,4 +1,4 @@
-"""The user's session on one real node, then the faults of issue 4, in one module.
+"""The user's session on one real node, then bad input and node faults, in one module.
 
 One API server process and one `tinykube kubelet --runtime containerd`
 process (node.py) serve every test here -- and then, the module being
