@@ -29,14 +29,15 @@ appears only in containers started after it -- as in Kubernetes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+
+from protos import core_pb2
 
 
 def _prefix(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
-def service_env(services: Iterable[Any]) -> list[tuple[str, str]]:
+def service_env(services: Iterable[core_pb2.Service]) -> list[tuple[str, str]]:
     """The variables for these Services (those of the pod's namespace), sorted by name."""
     env: list[tuple[str, str]] = []
     for svc in sorted(services, key=lambda s: s.metadata.name):
@@ -61,7 +62,7 @@ def service_env(services: Iterable[Any]) -> list[tuple[str, str]]:
     return env
 
 
-def links_enabled(pod: Any) -> bool:
+def links_enabled(pod: core_pb2.Pod) -> bool:
     """`enableServiceLinks` defaults to true."""
     spec = pod.spec
     return not spec.HasField("enable_service_links") or bool(spec.enable_service_links)

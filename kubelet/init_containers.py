@@ -35,12 +35,11 @@ seed; seed exits 0: sync 5 starts web, and Initialized turns True.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubelet.backoff import Backoff
 from kubelet.kuberuntime_container import next_attempt, restart_decision
 from kubelet.pod_actions import PodActions
 from kubelet.runtime.interface import Container, ContainerState
+from protos import core_pb2
 
 
 def _newest(containers: list[Container], name: str, sandbox_id: str) -> Container | None:
@@ -49,7 +48,11 @@ def _newest(containers: list[Container], name: str, sandbox_id: str) -> Containe
 
 
 def init_actions(
-    pod: Any, sandbox_id: str, containers: list[Container], actions: PodActions, backoff: Backoff
+    pod: core_pb2.Pod,
+    sandbox_id: str,
+    containers: list[Container],
+    actions: PodActions,
+    backoff: Backoff,
 ) -> bool:
     """Fill `actions` for the init containers; True once all have succeeded in this sandbox.
 

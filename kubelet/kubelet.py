@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apimachinery import errors as api_errors
-from apimachinery.client import Client
+from apimachinery.client import Client, M
 from apimachinery.events import EventRecorder
 from kubelet.backoff import Backoff
 from kubelet.config import KubeletConfig
@@ -93,7 +93,7 @@ _RUNTIME_RETRY_MAX = 5.0
 class PodSyncContext:
     """What one sync of one pod has learnt so far; passed along the sync steps."""
 
-    pod: Any
+    pod: core_pb2.Pod
     result: SyncResult = field(default_factory=SyncResult)
     errors: list[Exception] = field(default_factory=list)
 
@@ -102,6 +102,8 @@ SyncStep = Callable[[PodSyncContext], Awaitable[None]]
 
 
 class Kubelet:
+    """The node agent: registers the Node, runs the pods bound to it, reports their status."""
+
     def __init__(self, client: Client, config: KubeletConfig, runtime: ContainerRuntime) -> None:
         config.validate()
         if runtime.name != "fake":  # a real node reports the machine it runs on
@@ -164,7 +166,7 @@ class Kubelet:
         self.pod_cidr = ""
         self._version = RuntimeVersion(runtime.name, "unknown")
         self._started = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._cidr_lock = asyncio.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -233,7 +235,7 @@ class Kubelet:
             await asyncio.wait_for(self.recorder.flush(), 1.0)
         await self.recorder.close()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"kubelet {name}")
         self._tasks.append(task)
 
@@ -276,10 +278,10 @@ class Kubelet:
 
     # ---- pod source handler ------------------------------------------------------------
 
-    def update_pod(self, pod: Any) -> None:
+    def update_pod(self, pod: core_pb2.Pod) -> None:
         self.pod_workers.update_pod(pod)
 
-    def remove_pod(self, pod: Any) -> None:
+    def remove_pod(self, pod: core_pb2.Pod) -> None:
         self.pod_workers.remove_pod(pod)
 
     def wake_pod(self, uid: str) -> None:
@@ -291,20 +293,20 @@ class Kubelet:
 
     # ---- what the kubelet server asks --------------------------------------------------
 
-    def find_pod(self, namespace: str, name: str) -> Any | None:
+    def find_pod(self, namespace: str, name: str) -> core_pb2.Pod | None:
         return self.pod_source.informer.store.get(f"{namespace}/{name}")
 
-    async def pod_containers(self, pod: Any) -> list[Container]:
+    async def pod_containers(self, pod: core_pb2.Pod) -> list[Container]:
         _, containers = await self.runtime_manager.pod_state(pod)
         return containers
 
-    async def _get_object(self, resource: str, namespace: str, name: str) -> Any:
+    async def _get_object(self, kind: type[M], namespace: str, name: str) -> M:
         """A ConfigMap or Secret the pod refers to, read through the kubelet's client."""
-        return await self.client.get(resource, name, namespace)
+        return await self.client.get(kind, name, namespace)
 
     # ---- PodSyncer: what the pod workers call -----------------------------------------
 
-    async def sync_pod(self, pod: Any) -> float | None:
+    async def sync_pod(self, pod: core_pb2.Pod) -> float | None:
         ctx = PodSyncContext(pod)
         for step in self.sync_steps:
             await step(ctx)
@@ -337,7 +339,7 @@ class Kubelet:
         )
         await self.status_manager.set_pod_status(pod, status)
 
-    async def sync_terminating_pod(self, pod: Any, grace_seconds: int) -> None:
+    async def sync_terminating_pod(self, pod: core_pb2.Pod, grace_seconds: int) -> None:
         sandboxes = await self.runtime.list_pod_sandboxes(pod_uid=pod.metadata.uid)
         log.info(
             "stopping pod",
@@ -346,7 +348,7 @@ class Kubelet:
         await self.prober.remove_pod(pod.metadata.uid)
         await self.runtime_manager.kill_pod(pod, sandboxes, grace_seconds)
 
-    async def sync_terminated_pod(self, pod: Any, removed: bool) -> None:
+    async def sync_terminated_pod(self, pod: core_pb2.Pod, removed: bool) -> None:
         meta = pod.metadata
         if removed:
             self.status_manager.forget(meta.uid)
@@ -359,7 +361,11 @@ class Kubelet:
             return  # a finished pod: stopped, its object stays until someone deletes it
         try:
             await self.client.delete(
-                "pods", meta.name, meta.namespace, grace_period_seconds=0, precondition_uid=meta.uid
+                core_pb2.Pod,
+                meta.name,
+                meta.namespace,
+                grace_period_seconds=0,
+                precondition_uid=meta.uid,
             )
         except (api_errors.NotFound, api_errors.Conflict):
             return  # already gone, or a new pod took the name
@@ -372,7 +378,7 @@ class Kubelet:
         if not self.pod_source.has_synced():
             return
         known = self.pod_source.uids() | self.pod_workers.known_uids()
-        orphans: dict[str, Any] = {}
+        orphans: dict[str, core_pb2.Pod] = {}
         for sandbox in await self.runtime.list_pod_sandboxes():
             if sandbox.pod_uid and sandbox.pod_uid not in known and sandbox.pod_uid not in orphans:
                 ghost = core_pb2.Pod(api_version="v1", kind="Pod")

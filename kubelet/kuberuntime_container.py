@@ -32,8 +32,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from apimachinery.events import EventRecorder
 from kubelet import errors
@@ -42,6 +42,7 @@ from kubelet.pod_workers import MINIMUM_GRACE_SECONDS
 from kubelet.prober.prober import Result, http_get, resolve_port
 from kubelet.runtime.interface import Container, ContainerRuntime
 from kubelet.status import Waiting
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def go_duration(seconds: float) -> str:
     return f"{hours}h{minutes}m{secs}s"
 
 
-def pod_description(pod: Any) -> str:
+def pod_description(pod: core_pb2.Pod) -> str:
     """`name_namespace(uid)`, the kubelet's format.Pod."""
     meta = pod.metadata
     return f"{meta.name}_{meta.namespace}({meta.uid})"
@@ -77,12 +78,14 @@ def policy_restarts(policy: str, exit_code: int) -> bool:
 
 @dataclass(frozen=True)
 class RestartDecision:
+    """Whether an exited container starts again now, and if not, what it shows meanwhile."""
+
     restart: bool
     waiting: Waiting | None = None  # CrashLoopBackOff while the backoff runs
     retry_after: float | None = None  # when to look again
 
 
-def restart_decision(pod: Any, container: Container, backoff: Backoff) -> RestartDecision:
+def restart_decision(pod: core_pb2.Pod, container: Container, backoff: Backoff) -> RestartDecision:
     """Whether an exited container is started again now (restartPolicy + backoff)."""
     policy = pod.spec.restart_policy or "Always"
     if not policy_restarts(policy, container.exit_code):
@@ -100,7 +103,9 @@ def restart_decision(pod: Any, container: Container, backoff: Backoff) -> Restar
     return RestartDecision(True)
 
 
-def next_attempt(name: str, seen: list[Container], statuses: Any) -> int:
+def next_attempt(
+    name: str, seen: list[Container], statuses: Iterable[core_pb2.ContainerStatus]
+) -> int:
     """The attempt number for the next start of container `name`.
 
     The runtime's containers count it (so the count survives a kubelet
@@ -112,7 +117,7 @@ def next_attempt(name: str, seen: list[Container], statuses: Any) -> int:
     return next((s.restart_count + 1 for s in statuses if s.name == name and s.container_id), 0)
 
 
-def container_spec(pod: Any, name: str) -> Any | None:
+def container_spec(pod: core_pb2.Pod, name: str) -> core_pb2.Container | None:
     for spec in [*pod.spec.init_containers, *pod.spec.containers]:
         if spec.name == name:
             return spec
@@ -126,13 +131,13 @@ class ContainerKiller:
         self.runtime = runtime
         self.recorder = recorder
 
-    def _event(self, pod: Any, type_: str, reason: str, message: str) -> None:
+    def _event(self, pod: core_pb2.Pod | None, type_: str, reason: str, message: str) -> None:
         if self.recorder is not None and pod is not None:
             self.recorder.event(pod, type_, reason, message)
 
     async def kill_container(
         self,
-        pod: Any | None,
+        pod: core_pb2.Pod | None,
         container: Container,
         grace: float,
         message: str = "",
@@ -151,7 +156,12 @@ class ContainerKiller:
         await self.runtime.stop_container(container.id, grace)
 
     async def _pre_stop(
-        self, pod: Any, container: Container, spec: Any, grace: float, pod_ip: str
+        self,
+        pod: core_pb2.Pod | None,
+        container: Container,
+        spec: core_pb2.Container,
+        grace: float,
+        pod_ip: str,
     ) -> None:
         handler = spec.lifecycle.pre_stop
         failure = ""

@@ -52,7 +52,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
 from apimachinery.events import EventRecorder
 from kubelet import envvars, errors, init_containers
@@ -88,11 +88,18 @@ from kubelet.runtime.interface import (
 )
 from kubelet.status import Waiting, latest_containers
 from kubelet.volume_manager import PodInputs, VolumeManager
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
+# The probes whose failure kills a container; their terminationGracePeriodSeconds, if set, wins.
+_KILLING_PROBES: tuple[Literal["liveness_probe", "startup_probe"], ...] = (
+    "liveness_probe",
+    "startup_probe",
+)
 
-def pod_labels(pod: Any) -> dict[str, str]:
+
+def pod_labels(pod: core_pb2.Pod) -> dict[str, str]:
     return {
         POD_UID_LABEL: pod.metadata.uid,
         POD_NAME_LABEL: pod.metadata.name,
@@ -100,7 +107,9 @@ def pod_labels(pod: Any) -> dict[str, str]:
     }
 
 
-def sandbox_config(pod: Any, attempt: int = 0, dns: DNSConfig | None = None) -> PodSandboxConfig:
+def sandbox_config(
+    pod: core_pb2.Pod, attempt: int = 0, dns: DNSConfig | None = None
+) -> PodSandboxConfig:
     """CRI PodSandboxConfig from the pod (generatePodSandboxConfig)."""
     ports = tuple(
         PortMapping(p.container_port, p.protocol or "TCP", p.host_port, p.host_ip)
@@ -121,11 +130,11 @@ def sandbox_config(pod: Any, attempt: int = 0, dns: DNSConfig | None = None) -> 
     )
 
 
-def _image_key(pod: Any, image: str) -> str:
+def _image_key(pod: core_pb2.Pod, image: str) -> str:
     return f"{pod.metadata.uid}/{image}"
 
 
-def pull_policy(spec: Any) -> str:
+def pull_policy(spec: core_pb2.Container) -> str:
     """The container's imagePullPolicy, defaulted as the API server does."""
     if spec.image_pull_policy:
         return str(spec.image_pull_policy)
@@ -154,12 +163,14 @@ def _newest(sandboxes: list[PodSandbox]) -> PodSandbox | None:
 class ProbeResults(Protocol):
     """What the runtime manager asks the prober (prober/manager.py implements it)."""
 
-    def failed_probe(self, pod: Any, container: Container) -> str:
+    def failed_probe(self, pod: core_pb2.Pod, container: Container) -> str:
         """ "liveness" or "startup" if that probe failed for this container, else ""."""
         ...
 
 
 class KubeRuntimeManager:
+    """Makes the runtime's sandboxes and containers match one pod's spec, and stops pods."""
+
     def __init__(
         self,
         runtime: ContainerRuntime,
@@ -171,7 +182,7 @@ class KubeRuntimeManager:
         dead_containers_per_name: int = 1,
         volumes: VolumeManager | None = None,
         host_ip: str = "",
-        services: Callable[[str], list[Any]] | None = None,
+        services: Callable[[str], list[core_pb2.Service]] | None = None,
         cluster_dns: tuple[str, ...] = (),
         cluster_domain: str = "cluster.local",
     ) -> None:
@@ -195,11 +206,11 @@ class KubeRuntimeManager:
         self.killer = ContainerKiller(runtime, recorder)
         self.dead_containers_per_name = dead_containers_per_name
 
-    def _event(self, pod: Any, type_: str, reason: str, message: str) -> None:
+    def _event(self, pod: core_pb2.Pod, type_: str, reason: str, message: str) -> None:
         if self.recorder is not None:
             self.recorder.event(pod, type_, reason, message)
 
-    async def pod_state(self, pod: Any) -> tuple[list[PodSandbox], list[Container]]:
+    async def pod_state(self, pod: core_pb2.Pod) -> tuple[list[PodSandbox], list[Container]]:
         """Every sandbox of this pod uid and the containers in them."""
         sandboxes = await self.runtime.list_pod_sandboxes(pod_uid=pod.metadata.uid)
         containers: list[Container] = []
@@ -208,7 +219,7 @@ class KubeRuntimeManager:
         return sandboxes, containers
 
     def compute_pod_actions(
-        self, pod: Any, sandboxes: list[PodSandbox], containers: list[Container]
+        self, pod: core_pb2.Pod, sandboxes: list[PodSandbox], containers: list[Container]
     ) -> PodActions:
         current = _newest(sandboxes)
         attempt = max((s.attempt for s in sandboxes), default=-1) + 1
@@ -246,7 +257,7 @@ class KubeRuntimeManager:
                 )
         return actions
 
-    async def sync_pod(self, pod: Any) -> SyncResult:
+    async def sync_pod(self, pod: core_pb2.Pod) -> SyncResult:
         sandboxes, containers = await self.pod_state(pod)
         actions = self.compute_pod_actions(pod, sandboxes, containers)
         if actions.kill:
@@ -315,7 +326,7 @@ class KubeRuntimeManager:
         return result
 
     async def _inputs_failed(
-        self, pod: Any, actions: PodActions, result: SyncResult, exc: Exception
+        self, pod: core_pb2.Pod, actions: PodActions, result: SyncResult, exc: Exception
     ) -> None:
         """Volumes or referenced objects are unusable: no container can be created."""
         if isinstance(exc, cri_convert.VolumeError):
@@ -330,21 +341,21 @@ class KubeRuntimeManager:
             result.sandbox = actions.sandbox
             result.containers = await self.runtime.list_containers(sandbox_id=actions.sandbox.id)
 
-    def _image_retry(self, pod: Any, spec: Any) -> float | None:
+    def _image_retry(self, pod: core_pb2.Pod, spec: core_pb2.Container) -> float | None:
         key = _image_key(pod, spec.image)
         left = self.image_backoff.remaining_since(key, self.image_backoff.last_update(key))
         return left if left > 0 else None
 
-    async def _kill_for_restart(self, pod: Any, actions: PodActions) -> None:
+    async def _kill_for_restart(self, pod: core_pb2.Pod, actions: PodActions) -> None:
         grace_default = float(pod.spec.termination_grace_period_seconds or 30)
         ip = actions.sandbox.ip if actions.sandbox is not None else ""
 
         async def kill(container: Container, message: str) -> None:
             spec = container_spec(pod, container.name)
             grace = grace_default
-            for probe_name in ("liveness_probe", "startup_probe"):
+            for probe_name in _KILLING_PROBES:
                 if spec is not None and spec.HasField(probe_name):
-                    probe = getattr(spec, probe_name)
+                    probe: core_pb2.Probe = getattr(spec, probe_name)
                     if probe.HasField("termination_grace_period_seconds"):
                         grace = float(probe.termination_grace_period_seconds)
             await self.killer.kill_container(pod, container, grace, message, ip)
@@ -364,7 +375,7 @@ class KubeRuntimeManager:
                     await self.runtime.remove_container(c.id)
         return keep
 
-    async def _ensure_image(self, pod: Any, spec: Any) -> None:
+    async def _ensure_image(self, pod: core_pb2.Pod, spec: core_pb2.Container) -> None:
         policy = pull_policy(spec)
         present = await self.runtime.image_status(spec.image)
         if present is not None and policy != "Always":
@@ -400,10 +411,10 @@ class KubeRuntimeManager:
 
     async def _start_container(
         self,
-        pod: Any,
+        pod: core_pb2.Pod,
         sandbox: PodSandbox,
         config: PodSandboxConfig,
-        spec: Any,
+        spec: core_pb2.Container,
         attempt: int,
         inputs: PodInputs,
     ) -> None:
@@ -424,16 +435,18 @@ class KubeRuntimeManager:
         await self.runtime.start_container(cid)
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")
 
-    def _sandbox_config(self, pod: Any, attempt: int) -> PodSandboxConfig:
+    def _sandbox_config(self, pod: core_pb2.Pod, attempt: int) -> PodSandboxConfig:
         dns = pod_dns(pod, self.cluster_dns, self.cluster_domain)
         return sandbox_config(pod, attempt, dns)
 
-    def _service_env(self, pod: Any) -> list[tuple[str, str]]:
+    def _service_env(self, pod: core_pb2.Pod) -> list[tuple[str, str]]:
         if self.services is None or not envvars.links_enabled(pod):
             return []
         return envvars.service_env(self.services(pod.metadata.namespace))
 
-    async def kill_pod(self, pod: Any | None, sandboxes: list[PodSandbox], grace: int) -> None:
+    async def kill_pod(
+        self, pod: core_pb2.Pod | None, sandboxes: list[PodSandbox], grace: int
+    ) -> None:
         """Stop and remove every container and sandbox given (KillPod + removal).
 
         Running containers stop in parallel, each gracefully (preStop, SIGTERM,

@@ -26,14 +26,14 @@ Kubernetes does (with a warning event there; here a debug log).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from kubelet.runtime.interface import DNSConfig
+from protos import core_pb2
 
 NDOTS = "ndots:5"
 
 
-def pod_dns(pod: Any, cluster_dns: Sequence[str], cluster_domain: str) -> DNSConfig | None:
+def pod_dns(pod: core_pb2.Pod, cluster_dns: Sequence[str], cluster_domain: str) -> DNSConfig | None:
     """The DNS config for the pod's sandbox; None = the node's resolv.conf."""
     policy = pod.spec.dns_policy or "ClusterFirst"
     if not cluster_dns or policy == "Default":

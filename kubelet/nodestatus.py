@@ -54,10 +54,10 @@ import os
 import platform
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from apimachinery import errors
 from apimachinery.client import Client, retry_on_conflict
@@ -123,7 +123,9 @@ def os_image() -> str:
     return platform.system() or "Linux"
 
 
-def get_condition(conditions: Any, type_: str) -> Any:
+def get_condition(
+    conditions: Iterable[core_pb2.NodeCondition], type_: str
+) -> core_pb2.NodeCondition | None:
     for condition in conditions:
         if condition.type == type_:
             return condition
@@ -182,7 +184,7 @@ class NodeStatusSetter:
 
 
 def _set_condition(
-    conditions: Any,
+    conditions: RepeatedCompositeFieldContainer[core_pb2.NodeCondition],
     type_: str,
     status: str,
     reason: str,
@@ -252,7 +254,7 @@ async def _register_once(
     node = initial_node(config)
     setter.set_status(node, runtime_version, runtime_status)
     try:
-        created: core_pb2.Node = await client.create(node)
+        created = await client.create(node)
         log.info("successfully registered node", extra={"node": config.node_name})
         return created
     except errors.AlreadyExists:
@@ -260,12 +262,11 @@ async def _register_once(
     wanted = config.node_labels()
 
     async def reconcile_labels() -> core_pb2.Node:
-        existing: core_pb2.Node = await client.get("nodes", config.node_name)
+        existing = await client.get(core_pb2.Node, config.node_name)
         if all(existing.metadata.labels.get(k) == v for k, v in wanted.items()):
             return existing
         existing.metadata.labels.update(wanted)
-        updated: core_pb2.Node = await client.update(existing)
-        return updated
+        return await client.update(existing)
 
     existing = await retry_on_conflict(reconcile_labels)
     log.info("node already registered, adopting it", extra={"node": config.node_name})
@@ -327,14 +328,15 @@ class NodeStatusUpdater:
                 return False
 
         async def write() -> core_pb2.Node:
-            node: core_pb2.Node = await self.client.get("nodes", self.config.node_name)
+            node = await self.client.get(core_pb2.Node, self.config.node_name)
             before = get_condition(node.status.conditions, "Ready")
             was = before.status if before is not None else ""
             self.setter.set_status(node, version, runtime_status)
-            written: core_pb2.Node = await self.client.update_status(node)
-            now_ready = get_condition(written.status.conditions, "Ready")
-            if self._on_ready_change is not None and now_ready.status != was:
-                self._on_ready_change(written, now_ready.status)
+            written = await self.client.update_status(node)
+            after = get_condition(written.status.conditions, "Ready")
+            now = after.status if after is not None else ""  # set_status always sets Ready
+            if self._on_ready_change is not None and now != was:
+                self._on_ready_change(written, now)
             return written
 
         await retry_on_conflict(write)

@@ -47,7 +47,9 @@ import contextlib
 import enum
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +60,30 @@ MINIMUM_GRACE_SECONDS = 2
 
 
 class PodSyncer(Protocol):
-    async def sync_pod(self, pod: Any) -> float | None:
+    """The three operations a pod's worker runs (kubelet.py implements them)."""
+
+    async def sync_pod(self, pod: core_pb2.Pod) -> float | None:
         """Sync; may ask to be called again within that many seconds (a backoff ends)."""
         ...
 
-    async def sync_terminating_pod(self, pod: Any, grace_seconds: int) -> None: ...
+    async def sync_terminating_pod(self, pod: core_pb2.Pod, grace_seconds: int) -> None: ...
 
-    async def sync_terminated_pod(self, pod: Any, removed: bool) -> None: ...
+    async def sync_terminated_pod(self, pod: core_pb2.Pod, removed: bool) -> None: ...
 
 
 class WorkerState(enum.Enum):
+    """Where a pod is in its one-way life on this node (see the module docstring)."""
+
     SYNCING = "syncing"
     TERMINATING = "terminating"
     TERMINATED = "terminated"
 
 
-def full_name(pod: Any) -> str:
+def full_name(pod: core_pb2.Pod) -> str:
     return f"{pod.metadata.namespace}/{pod.metadata.name}"
 
 
-def grace_period(pod: Any, default: int = 30) -> int:
+def grace_period(pod: core_pb2.Pod, default: int = 30) -> int:
     """The seconds containers get to stop: the deletion's, else the spec's, else `default`."""
     meta = pod.metadata
     if meta.HasField("deletion_grace_period_seconds"):
@@ -89,7 +95,7 @@ def grace_period(pod: Any, default: int = 30) -> int:
     return max(grace, MINIMUM_GRACE_SECONDS)
 
 
-def wants_termination(pod: Any) -> bool:
+def wants_termination(pod: core_pb2.Pod) -> bool:
     return pod.metadata.HasField("deletion_timestamp") or pod.status.phase in (
         "Succeeded",
         "Failed",
@@ -98,7 +104,7 @@ def wants_termination(pod: Any) -> bool:
 
 @dataclass
 class _Worker:
-    pod: Any
+    pod: core_pb2.Pod
     state: WorkerState = WorkerState.SYNCING
     removed: bool = False  # the API object is gone
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -108,6 +114,8 @@ class _Worker:
 
 
 class PodWorkers:
+    """One worker per pod uid, each running its pod's syncs one at a time (podWorkers)."""
+
     def __init__(
         self,
         syncer: PodSyncer,
@@ -122,7 +130,7 @@ class PodWorkers:
 
     # ---- inputs ------------------------------------------------------------------------
 
-    def update_pod(self, pod: Any) -> None:
+    def update_pod(self, pod: core_pb2.Pod) -> None:
         """A new version of a pod bound to this node (added, modified or resynced)."""
         worker = self._worker(pod)
         worker.pod = pod
@@ -130,7 +138,7 @@ class PodWorkers:
             worker.state = WorkerState.TERMINATING
         self._wake(worker)
 
-    def remove_pod(self, pod: Any) -> None:
+    def remove_pod(self, pod: core_pb2.Pod) -> None:
         """The pod is gone from the API server (deleted, or found orphaned)."""
         worker = self._worker(pod)
         worker.removed = True
@@ -171,7 +179,7 @@ class PodWorkers:
 
     # ---- the worker loop ---------------------------------------------------------------
 
-    def _worker(self, pod: Any) -> _Worker:
+    def _worker(self, pod: core_pb2.Pod) -> _Worker:
         uid = pod.metadata.uid
         worker = self._workers.get(uid)
         if worker is None:
@@ -189,7 +197,7 @@ class PodWorkers:
         else:
             worker.timer = asyncio.get_running_loop().call_later(after, worker.wake.set)
 
-    def _blocked_by_namesake(self, uid: str, pod: Any) -> bool:
+    def _blocked_by_namesake(self, uid: str, pod: core_pb2.Pod) -> bool:
         """Another pod with this namespace/name is still stopping on this node."""
         name = full_name(pod)
         return any(

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
+import grpc.aio
 
 from apimachinery import errors
 from apimachinery.validation_pod_parts import choose_container
@@ -44,7 +45,7 @@ from kubelet.errors import ContainerRuntimeError, ExecTimeout
 from kubelet.errors import NotFoundError as RuntimeNotFound
 from kubelet.runtime.interface import Container, ContainerRuntime, ContainerState
 from kubelet.status import latest_containers
-from protos import kubelet_pb2, kubelet_pb2_grpc
+from protos import core_pb2, kubelet_pb2, kubelet_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,14 @@ class PodLookup(Protocol):
 
     runtime: ContainerRuntime
 
-    def find_pod(self, namespace: str, name: str) -> Any | None: ...
+    def find_pod(self, namespace: str, name: str) -> core_pb2.Pod | None: ...
 
-    async def pod_containers(self, pod: Any) -> list[Container]: ...
+    async def pod_containers(self, pod: core_pb2.Pod) -> list[Container]: ...
 
 
 class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
+    """The kubelet's gRPC API: a container's logs and exec in it, for the apiserver's proxy."""
+
     def __init__(self, kubelet: PodLookup, node_name: str = "") -> None:
         self.kubelet = kubelet
         self.node_name = node_name
@@ -88,7 +91,7 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
         return history[0]
 
     async def Logs(
-        self, request: kubelet_pb2.ContainerLogsRequest, context: Any
+        self, request: kubelet_pb2.ContainerLogsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[kubelet_pb2.ContainerLogsChunk]:
         try:
             instance = await self._instance(
@@ -114,7 +117,7 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
             await context.abort_with_status(errors.to_grpc_status(errors.InternalError(str(exc))))
 
     async def Exec(
-        self, request: kubelet_pb2.ContainerExecRequest, context: Any
+        self, request: kubelet_pb2.ContainerExecRequest, context: grpc.aio.ServicerContext
     ) -> kubelet_pb2.ContainerExecResponse:
         try:
             if not request.command:

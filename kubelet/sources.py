@@ -26,7 +26,7 @@ keeps a Service lister for the same purpose.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from apimachinery.client import Client
 from apimachinery.informer import Informer
@@ -34,9 +34,11 @@ from protos import core_pb2
 
 
 class PodHandler(Protocol):
-    def update_pod(self, pod: Any) -> None: ...
+    """Where the pod source sends what it sees (the Kubelet, and through it the pod workers)."""
 
-    def remove_pod(self, pod: Any) -> None: ...
+    def update_pod(self, pod: core_pb2.Pod) -> None: ...
+
+    def remove_pod(self, pod: core_pb2.Pod) -> None: ...
 
 
 class PodSource:
@@ -44,14 +46,14 @@ class PodSource:
 
     def __init__(self, client: Client, node_name: str, handler: PodHandler) -> None:
         self.node_name = node_name
-        self.informer = Informer(client, "pods", field_selector=f"spec.nodeName={node_name}")
+        self.informer = Informer(client, core_pb2.Pod, field_selector=f"spec.nodeName={node_name}")
         self.informer.add_handlers(
             on_add=handler.update_pod,
             on_update=lambda old, new: handler.update_pod(new),
             on_delete=handler.remove_pod,
         )
 
-    def pods(self) -> list[Any]:
+    def pods(self) -> list[core_pb2.Pod]:
         return self.informer.store.list()
 
     def uids(self) -> set[str]:
@@ -68,9 +70,9 @@ class ServiceSource:
     """Every Service, for the containers' service environment variables (kubelet/envvars.py)."""
 
     def __init__(self, client: Client) -> None:
-        self.informer = Informer(client, "services")
+        self.informer = Informer(client, core_pb2.Service)
 
-    def in_namespace(self, namespace: str) -> list[Any]:
+    def in_namespace(self, namespace: str) -> list[core_pb2.Service]:
         return [s for s in self.informer.store.list() if s.metadata.namespace == namespace]
 
     async def run(self) -> None:
@@ -84,14 +86,13 @@ class NodeSource:
         self, client: Client, node_name: str, on_change: Callable[[core_pb2.Node], None]
     ) -> None:
         self.node_name = node_name
-        self.informer = Informer(client, "nodes", field_selector=f"metadata.name={node_name}")
+        self.informer = Informer(client, core_pb2.Node, field_selector=f"metadata.name={node_name}")
         self.informer.add_handlers(
             on_add=on_change, on_update=lambda old, new: on_change(new), on_delete=None
         )
 
     def node(self) -> core_pb2.Node | None:
-        node: core_pb2.Node | None = self.informer.store.get(self.node_name)
-        return node
+        return self.informer.store.get(self.node_name)
 
     async def run(self) -> None:
         await self.informer.run()

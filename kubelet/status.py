@@ -54,9 +54,8 @@ the status is written onto it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -98,7 +97,7 @@ def latest_containers(containers: list[Container]) -> dict[str, list[Container]]
 
 
 def _container_status(
-    spec: Any,
+    spec: core_pb2.Container,
     history: list[Container],
     runtime_name: str,
     waiting: Waiting | None,
@@ -140,7 +139,7 @@ def _container_status(
     return status
 
 
-def _terminated(state: Any, c: Container, runtime_name: str) -> None:
+def _terminated(state: core_pb2.ContainerState, c: Container, runtime_name: str) -> None:
     t = state.terminated
     t.exit_code = c.exit_code
     t.reason = c.reason or ("Completed" if c.exit_code == 0 else "Error")
@@ -151,7 +150,7 @@ def _terminated(state: Any, c: Container, runtime_name: str) -> None:
     t.container_id = f"{runtime_name}://{c.id}"
 
 
-def pod_phase(pod: Any, statuses: list[core_pb2.ContainerStatus]) -> str:
+def pod_phase(pod: core_pb2.Pod, statuses: Iterable[core_pb2.ContainerStatus]) -> str:
     """Kubernetes' getPhase from the app containers (init_phase, below, goes first)."""
     waiting = running = stopped = succeeded = 0
     for s in statuses:
@@ -179,7 +178,7 @@ def pod_phase(pod: Any, statuses: list[core_pb2.ContainerStatus]) -> str:
     return "Pending"
 
 
-def _outcome(status: Any) -> str:
+def _outcome(status: core_pb2.ContainerStatus) -> str:
     """One init container's status, in a word: done, failed or pending."""
     state = status.state
     if state.HasField("terminated"):
@@ -189,7 +188,7 @@ def _outcome(status: Any) -> str:
     return "pending"
 
 
-def init_phase(pod: Any, statuses: list[Any]) -> str:
+def init_phase(pod: core_pb2.Pod, statuses: Iterable[core_pb2.ContainerStatus]) -> str:
     """The phase init containers decide (getPhase): Failed, Pending, or "" once all succeeded."""
     outcomes = [_outcome(s) for s in statuses]
     if "failed" in outcomes and (pod.spec.restart_policy or "Always") == "Never":
@@ -199,7 +198,7 @@ def init_phase(pod: Any, statuses: list[Any]) -> str:
     return ""
 
 
-def incomplete_init(statuses: list[Any]) -> list[str]:
+def incomplete_init(statuses: Iterable[core_pb2.ContainerStatus]) -> list[str]:
     """The init containers that have not succeeded yet (Initialized's message)."""
     return [s.name for s in statuses if _outcome(s) != "done"]
 
@@ -221,7 +220,7 @@ def _set_condition(
 
 
 def _init_waiting(
-    pod: Any, history: Mapping[str, list[Container]], waiting: dict[str, Waiting]
+    pod: core_pb2.Pod, history: Mapping[str, list[Container]], waiting: dict[str, Waiting]
 ) -> None:
     """With init containers, every container not started yet waits with PodInitializing."""
     if not pod.spec.init_containers:
@@ -233,7 +232,7 @@ def _init_waiting(
 
 
 def _container_statuses(
-    pod: Any,
+    pod: core_pb2.Pod,
     base: core_pb2.PodStatus,
     status: core_pb2.PodStatus,
     history: Mapping[str, list[Container]],
@@ -266,7 +265,7 @@ def _container_statuses(
 
 
 def _addresses_and_start(
-    pod: Any,
+    pod: core_pb2.Pod,
     base: core_pb2.PodStatus,
     status: core_pb2.PodStatus,
     node_ip: str,
@@ -325,7 +324,7 @@ def _pod_conditions(
 
 
 def generate_pod_status(
-    pod: Any,
+    pod: core_pb2.Pod,
     base: core_pb2.PodStatus,
     *,
     node_ip: str,
@@ -390,15 +389,14 @@ class StatusManager:
         self._written: dict[str, _Written] = {}
         self.writes = 0
 
-    def latest_status(self, pod: Any) -> core_pb2.PodStatus:
+    def latest_status(self, pod: core_pb2.Pod) -> core_pb2.PodStatus:
         """The newest status known for `pod`: its own, or the one last written if newer."""
         written = self._written.get(pod.metadata.uid)
         if written is not None and _rv(pod.metadata.resource_version) <= written.resource_version:
             return written.status
-        status: core_pb2.PodStatus = pod.status
-        return status
+        return pod.status
 
-    async def set_pod_status(self, pod: Any, status: core_pb2.PodStatus) -> bool:
+    async def set_pod_status(self, pod: core_pb2.Pod, status: core_pb2.PodStatus) -> bool:
         """Write `status` unless the API server already has it. True if written."""
         if self.latest_status(pod) == status:
             return False
@@ -432,11 +430,9 @@ class StatusManager:
             return True
         raise errors.Conflict("pod status kept conflicting")
 
-    async def _fresh(self, pod: Any) -> core_pb2.Pod | None:
+    async def _fresh(self, pod: core_pb2.Pod) -> core_pb2.Pod | None:
         try:
-            fresh: core_pb2.Pod = await self.client.get(
-                "pods", pod.metadata.name, pod.metadata.namespace
-            )
+            fresh = await self.client.get(core_pb2.Pod, pod.metadata.name, pod.metadata.namespace)
         except errors.NotFound:
             self.forget(pod.metadata.uid)
             return None

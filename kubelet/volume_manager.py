@@ -40,18 +40,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol, TypeVar
 
 from apimachinery import errors as api_errors
+from apimachinery import scheme
 from kubelet.runtime.cri_convert import ContainerConfigError, VolumeError, prepare_volumes
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
-# (resource, namespace, name) -> the API object; raises apimachinery.errors.NotFound if absent.
-ObjectGetter = Callable[[str, str, str], Awaitable[Any]]
+# The kinds a pod refers to by name.
+Referenced = TypeVar("Referenced", core_pb2.ConfigMap, core_pb2.Secret)
+
+
+class ObjectGetter(Protocol):
+    """(kind, namespace, name) -> the API object; raises apimachinery.errors.NotFound if absent."""
+
+    def __call__(
+        self, kind: type[Referenced], namespace: str, name: str, /
+    ) -> Awaitable[Referenced]: ...
+
 
 Data = Mapping[str, str | bytes]
 
@@ -71,7 +82,7 @@ class PodInputs:
         return self.secrets.get(name)
 
 
-def referenced_objects(pod: Any) -> tuple[set[str], set[str]]:
+def referenced_objects(pod: core_pb2.Pod) -> tuple[set[str], set[str]]:
     """The names of the ConfigMaps and Secrets the pod refers to (env and volumes)."""
     configmaps: set[str] = set()
     secrets: set[str] = set()
@@ -92,19 +103,19 @@ def referenced_objects(pod: Any) -> tuple[set[str], set[str]]:
     return configmaps, secrets
 
 
-def _configmap_data(obj: Any) -> Data:
+def _configmap_data(obj: core_pb2.ConfigMap) -> Data:
     data: dict[str, str | bytes] = dict(obj.binary_data)
     data.update(obj.data)
     return data
 
 
-def _secret_data(obj: Any) -> Data:
+def _secret_data(obj: core_pb2.Secret) -> Data:
     data: dict[str, str | bytes] = dict(obj.data)
     data.update(obj.string_data)
     return data
 
 
-def check_volumes(pod: Any, root_dir: str, inputs: PodInputs) -> dict[str, str]:
+def check_volumes(pod: core_pb2.Pod, root_dir: str, inputs: PodInputs) -> dict[str, str]:
     """prepare_volumes without touching the host: the same errors, the paths it would use."""
     base = Path(root_dir or "/var/lib/kubelet") / "pods" / pod.metadata.uid / "volumes"
     paths: dict[str, str] = {}
@@ -129,6 +140,8 @@ def check_volumes(pod: Any, root_dir: str, inputs: PodInputs) -> dict[str, str]:
 
 
 class VolumeManager:
+    """Gathers what a pod's containers need: volumes on the host, ConfigMaps, Secrets."""
+
     def __init__(
         self, root_dir: str = "", get_object: ObjectGetter | None = None, *, on_disk: bool = True
     ) -> None:
@@ -139,33 +152,34 @@ class VolumeManager:
     def pod_dir(self, pod_uid: str) -> Path:
         return Path(self.root_dir) / "pods" / pod_uid
 
-    async def _read(self, resource: str, namespace: str, name: str) -> Any | None:
+    async def _read(self, kind: type[Referenced], namespace: str, name: str) -> Referenced | None:
         if self.get_object is None:
             return None
         try:
-            return await self.get_object(resource, namespace, name)
+            return await self.get_object(kind, namespace, name)
         except api_errors.NotFound:
             return None
         except api_errors.StatusError as exc:
+            resource = scheme.for_message(kind).resource
             raise ContainerConfigError(f"cannot read {resource} {namespace}/{name}: {exc}") from exc
 
-    async def prepare(self, pod: Any) -> PodInputs:
+    async def prepare(self, pod: core_pb2.Pod) -> PodInputs:
         """Read the referenced objects and set up the volumes; see the module docstring."""
         namespace = pod.metadata.namespace
         cm_names, secret_names = referenced_objects(pod)
         inputs = PodInputs()
         cms = sorted(cm_names)
         secrets = sorted(secret_names)
-        found = await asyncio.gather(
-            *(self._read("configmaps", namespace, n) for n in cms),
-            *(self._read("secrets", namespace, n) for n in secrets),
+        found_cms, found_secrets = await asyncio.gather(
+            asyncio.gather(*(self._read(core_pb2.ConfigMap, namespace, n) for n in cms)),
+            asyncio.gather(*(self._read(core_pb2.Secret, namespace, n) for n in secrets)),
         )
-        for name, obj in zip(cms, found[: len(cms)], strict=True):
-            if obj is not None:
-                inputs.configmaps[name] = _configmap_data(obj)
-        for name, obj in zip(secrets, found[len(cms) :], strict=True):
-            if obj is not None:
-                inputs.secrets[name] = _secret_data(obj)
+        for name, cm in zip(cms, found_cms, strict=True):
+            if cm is not None:
+                inputs.configmaps[name] = _configmap_data(cm)
+        for name, secret in zip(secrets, found_secrets, strict=True):
+            if secret is not None:
+                inputs.secrets[name] = _secret_data(secret)
         if self.on_disk:
             inputs.volume_paths = await asyncio.to_thread(
                 prepare_volumes,

@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Literal
 
 from apimachinery.events import EventRecorder
 from kubelet.prober.prober import ProbeOutcome, ProbeTarget, Result, run_probe
 from kubelet.prober.worker import INITIAL_RESULT, ProbeKind, ProbeWorker
 from kubelet.runtime.interface import Container, ContainerRuntime, ContainerState
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
-_PROBE_FIELDS = (
+ProbeField = Literal["startup_probe", "liveness_probe", "readiness_probe"]
+
+_PROBE_FIELDS: tuple[tuple[ProbeKind, ProbeField], ...] = (
     (ProbeKind.STARTUP, "startup_probe"),
     (ProbeKind.LIVENESS, "liveness_probe"),
     (ProbeKind.READINESS, "readiness_probe"),
@@ -44,6 +47,8 @@ _PROBE_FIELDS = (
 
 
 class ProberManager:
+    """Every pod's probe workers, and the verdicts the status and the restarts read."""
+
     def __init__(
         self,
         runtime: ContainerRuntime,
@@ -60,7 +65,7 @@ class ProberManager:
 
     # ---- inputs ------------------------------------------------------------------------
 
-    def update_pod(self, pod: Any, containers: list[Container], pod_ip: str) -> None:
+    def update_pod(self, pod: core_pb2.Pod, containers: list[Container], pod_ip: str) -> None:
         uid = pod.metadata.uid
         newest: dict[str, Container] = {}
         for c in containers:
@@ -106,7 +111,7 @@ class ProberManager:
 
     # ---- verdicts ----------------------------------------------------------------------
 
-    def _result(self, pod: Any, container: Container, kind: ProbeKind) -> Result | None:
+    def _result(self, pod: core_pb2.Pod, container: Container, kind: ProbeKind) -> Result | None:
         """The worker's result for this container instance; None without such a probe."""
         worker = self.workers.get((pod.metadata.uid, container.name, kind))
         if worker is None:
@@ -115,17 +120,17 @@ class ProberManager:
             return INITIAL_RESULT[kind]
         return worker.result
 
-    def is_started(self, pod: Any, container: Container) -> bool:
+    def is_started(self, pod: core_pb2.Pod, container: Container) -> bool:
         result = self._result(pod, container, ProbeKind.STARTUP)
         return result is None or result == Result.SUCCESS
 
-    def is_ready(self, pod: Any, container: Container) -> bool:
+    def is_ready(self, pod: core_pb2.Pod, container: Container) -> bool:
         if not self.is_started(pod, container):
             return False
         result = self._result(pod, container, ProbeKind.READINESS)
         return result is None or result == Result.SUCCESS
 
-    def failed_probe(self, pod: Any, container: Container) -> str:
+    def failed_probe(self, pod: core_pb2.Pod, container: Container) -> str:
         if self._result(pod, container, ProbeKind.STARTUP) == Result.FAILURE:
             return "startup"
         if self._result(pod, container, ProbeKind.LIVENESS) == Result.FAILURE:
@@ -134,7 +139,7 @@ class ProberManager:
 
     # ---- worker callbacks --------------------------------------------------------------
 
-    async def _probe(self, probe: Any, target: ProbeTarget) -> ProbeOutcome:
+    async def _probe(self, probe: core_pb2.Probe, target: ProbeTarget) -> ProbeOutcome:
         return await run_probe(probe, target, self.runtime)
 
     def _may_probe(self, worker: ProbeWorker) -> bool:

@@ -39,16 +39,18 @@ import os
 import shlex
 import ssl
 from dataclasses import dataclass
-from typing import Any
 
 from kubelet import errors
 from kubelet.runtime.interface import ContainerRuntime
+from protos import core_pb2, meta_pb2
 
 USER_AGENT = "kube-probe/0.1"
 _MAX_OUTPUT = 10 * 1024  # Kubernetes keeps at most 10 KiB of a probe's output
 
 
 class Result(enum.Enum):
+    """A probe's verdict; UNKNOWN (the probe could not run) keeps the last result."""
+
     SUCCESS = "success"
     FAILURE = "failure"
     UNKNOWN = "unknown"
@@ -56,6 +58,8 @@ class Result(enum.Enum):
 
 @dataclass(frozen=True)
 class ProbeOutcome:
+    """One probe attempt's verdict and what a user reads in the Unhealthy event."""
+
     result: Result
     output: str = ""
 
@@ -66,10 +70,10 @@ class ProbeTarget:
 
     pod_ip: str
     container_id: str
-    container_spec: Any  # core_pb2.Container
+    container_spec: core_pb2.Container
 
 
-def resolve_port(port: Any, container_spec: Any) -> int:
+def resolve_port(port: meta_pb2.IntOrString, container_spec: core_pb2.Container) -> int:
     """An IntOrString port: a number, or the name of one of the container's ports."""
     if port.WhichOneof("value") == "int_val":
         return int(port.int_val)
@@ -185,7 +189,9 @@ async def exec_probe(
     )
 
 
-async def run_probe(probe: Any, target: ProbeTarget, runtime: ContainerRuntime) -> ProbeOutcome:
+async def run_probe(
+    probe: core_pb2.Probe, target: ProbeTarget, runtime: ContainerRuntime
+) -> ProbeOutcome:
     """Run the action `probe` names against `target` (prober.runProbe)."""
     timeout = float(probe.timeout_seconds or 1)
     spec = target.container_spec
@@ -205,9 +211,9 @@ async def run_probe(probe: Any, target: ProbeTarget, runtime: ContainerRuntime) 
                 timeout=timeout,
             )
         if probe.HasField("tcp_socket"):
-            action = probe.tcp_socket
+            tcp = probe.tcp_socket
             return await tcp_socket(
-                action.host or target.pod_ip, resolve_port(action.port, spec), timeout=timeout
+                tcp.host or target.pod_ip, resolve_port(tcp.port, spec), timeout=timeout
             )
     except ValueError as exc:
         return ProbeOutcome(Result.UNKNOWN, str(exc))

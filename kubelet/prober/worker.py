@@ -36,14 +36,16 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from kubelet.prober.prober import ProbeOutcome, ProbeTarget, Result
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
 
 class ProbeKind(enum.Enum):
+    """Liveness, readiness or startup: the value is the word the Unhealthy event uses."""
+
     LIVENESS = "Liveness"
     READINESS = "Readiness"
     STARTUP = "Startup"
@@ -55,16 +57,18 @@ INITIAL_RESULT = {
     ProbeKind.STARTUP: Result.UNKNOWN,
 }
 
-ProbeFn = Callable[[Any, ProbeTarget], Awaitable[ProbeOutcome]]
+ProbeFn = Callable[[core_pb2.Probe, ProbeTarget], Awaitable[ProbeOutcome]]
 
 
 class ProbeWorker:
+    """Probes one container of one pod with one probe, on its period, across restarts."""
+
     def __init__(
         self,
         kind: ProbeKind,
-        pod: Any,
-        spec: Any,
-        probe: Any,
+        pod: core_pb2.Pod,
+        spec: core_pb2.Container,
+        probe: core_pb2.Probe,
         *,
         run_probe: ProbeFn,
         may_probe: Callable[[ProbeWorker], bool],

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import Message
+
 from apimachinery import errors as api_errors
+from apimachinery import scheme
 from kubelet.config import KubeletConfig
 from kubelet.errors import ConfigError
 from kubelet.kuberuntime_manager import KubeRuntimeManager
 from kubelet.runtime.fake import FakeRuntime
 from kubelet.runtime.interface import ContainerConfig, PodSandboxConfig
-from kubelet.volume_manager import VolumeManager, referenced_objects
+from kubelet.volume_manager import ObjectGetter, Referenced, VolumeManager, referenced_objects
 from protos import core_pb2
 from tests.unit.kubelet.conftest import pod
 
@@ -38,7 +41,7 @@ class Events:
         self.seen.append((type_, reason, message))
 
 
-def _objects() -> dict[tuple[str, str], Any]:
+def _objects() -> dict[tuple[str, str], Message]:
     cm = core_pb2.ConfigMap()
     cm.metadata.name = "cfg"
     cm.data["mode"] = "fast"
@@ -49,12 +52,15 @@ def _objects() -> dict[tuple[str, str], Any]:
     return {("configmaps", "cfg"): cm, ("secrets", "creds"): secret}
 
 
-def _getter(objects: dict[tuple[str, str], Any], calls: list[str]) -> Any:
-    async def get(resource: str, namespace: str, name: str) -> Any:
+def _getter(objects: dict[tuple[str, str], Message], calls: list[str]) -> ObjectGetter:
+    async def get(kind: type[Referenced], namespace: str, name: str) -> Referenced:
+        resource = scheme.for_message(kind).resource
         calls.append(f"{resource}/{namespace}/{name}")
-        if (resource, name) not in objects:
+        found = objects.get((resource, name))
+        if found is None:
             raise api_errors.NotFound(f"{resource} {name!r} not found")
-        return objects[(resource, name)]
+        assert isinstance(found, kind)
+        return found
 
     return get
 
