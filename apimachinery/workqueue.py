@@ -289,7 +289,7 @@ class DelayingQueue(Queue[T]):
 class RateLimitingQueue(DelayingQueue[T]):
     """A DelayingQueue whose failed items come back after a rate-limited delay.
 
-    The worker loop every controller writes:
+    The worker loop every controller runs (written once: apimachinery/worker.py):
 
         while True:
             try:

@@ -11,7 +11,11 @@ sees the world as it is and continues from there.
 
 The queue guarantees one worker per key at a time; a sync that raises is
 retried with per-key exponential backoff (5 ms doubling to 1000 s), and a
-sync that succeeds resets the key's backoff.
+sync that succeeds resets the key's backoff. The workers themselves are
+apimachinery/worker.py's WorkLoop, the one copy of that loop every
+reconciler in tinykube shares; a Controller adds only what is its own: the
+log line of a failed sync (none for a Conflict, which only means "re-read
+and retry") and closing its event recorder on the way out.
 
     class MyController(Controller):
         name = "my-controller"
@@ -28,7 +32,6 @@ sync that succeeds resets the key's backoff.
 from __future__ import annotations
 
 import abc
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +41,8 @@ from apimachinery.cache import meta_namespace_key
 from apimachinery.client import Client
 from apimachinery.events import EventRecorder
 from apimachinery.factory import SharedInformerFactory
-from apimachinery.workqueue import RateLimitingQueue, ShutDown
+from apimachinery.worker import WorkLoop
+from apimachinery.workqueue import RateLimitingQueue
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ class ControllerContext:
 
 
 class Controller(abc.ABC):
-    """Work queue + workers + `sync(key)`; subclasses add informers and handlers."""
+    """A level-triggered controller: handlers enqueue keys, workers run `sync(key)` on each."""
 
     name = "controller"
 
@@ -96,37 +100,17 @@ class Controller(abc.ABC):
         """Move `key` one step toward its desired state. Raise to retry with backoff."""
 
     async def run(self, workers: int | None = None) -> None:
-        tasks = [
-            asyncio.ensure_future(self._worker())
-            for _ in range(workers or self.ctx.options.workers)
-        ]
+        """Run the workers until cancelled; then stop them and flush the event recorder."""
+        loop = WorkLoop(self.queue, self.sync, on_error=self._sync_failed)
         try:
-            await asyncio.gather(*tasks)
+            await loop.run(workers or self.ctx.options.workers)
         finally:
-            self.queue.shut_down()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await self.recorder.close()
 
-    async def _worker(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
-            try:
-                await self.sync(key)
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except errors.Conflict:
-                self.queue.add_rate_limited(key)  # somebody wrote first: re-read and retry
-            except Exception as exc:
-                log.warning(
-                    "sync failed; requeued",
-                    extra={"controller": self.name, "key": key, "error": repr(exc)},
-                )
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+    def _sync_failed(self, key: str, exc: Exception) -> None:
+        if isinstance(exc, errors.Conflict):
+            return  # somebody wrote first: re-read and retry, nothing to report
+        log.warning(
+            "sync failed; requeued",
+            extra={"controller": self.name, "key": key, "error": repr(exc)},
+        )

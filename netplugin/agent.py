@@ -27,8 +27,9 @@ takes it, reads the whole Node cache and applies desired minus actual
 (overlay/vxlan.py). Ten node events in a burst are one reconcile; a reconcile
 never runs twice at once; a failure (netlink error, API error while
 publishing) requeues with exponential backoff (5 ms, 10 ms, ... apimachinery/
-workqueue.py). Every `resync_period` seconds the key is enqueued anyway, so
-drift nobody announced (an entry deleted by hand) is repaired.
+workqueue.py); the worker is apimachinery/worker.py's WorkLoop, the same
+loop the controllers run. Every `resync_period` seconds the key is enqueued
+anyway, so drift nobody announced (an entry deleted by hand) is repaired.
 
 Failure modes: the API server down at start -> the informer retries with
 backoff and the agent waits; the API server lost later -> the cache keeps its
@@ -58,7 +59,8 @@ from apimachinery import errors
 from apimachinery.client import Client, retry_on_conflict
 from apimachinery.factory import SharedInformerFactory
 from apimachinery.informer import Informer
-from apimachinery.workqueue import RateLimitingQueue, ShutDown
+from apimachinery.worker import WorkLoop
+from apimachinery.workqueue import RateLimitingQueue
 from netplugin import agent_node, masquerade, nodeip
 from netplugin.commands import CommandLog
 from netplugin.constants import (
@@ -104,6 +106,7 @@ class NetPluginAgent:
         self.factory = SharedInformerFactory(client)
         self.nodes: Informer[Any] = self.factory.informer("nodes")
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="overlay")
+        self.work = WorkLoop(self.queue, self._sync_key, on_error=self._reconcile_failed)
         self.address: nodeip.NodeAddress | None = None
         self.pod_cidr = ""
         self.backend: VXLANBackend | None = None
@@ -250,24 +253,16 @@ class NetPluginAgent:
         if own is not None:
             await self._publish()
 
-    async def _worker(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
-            try:
-                await self.sync()
-            except (errors.StatusError, OSError, RuntimeError, ValueError) as err:
-                log.warning("overlay reconcile failed, will retry", extra={"error": str(err)})
-                self.queue.add_rate_limited(key)
-            except Exception:  # a netlink error type, a bug: keep the agent alive, retry
-                log.exception("overlay reconcile failed, will retry")
-                self.queue.add_rate_limited(key)
-            else:
-                self.queue.forget(key)
-            finally:
-                self.queue.done(key)
+    async def _sync_key(self, key: str) -> None:
+        await self.sync()  # one key, OVERLAY_KEY: every reconcile covers the whole overlay
+
+    @staticmethod
+    def _reconcile_failed(key: str, exc: Exception) -> None:
+        """Called inside the `except` block, so log.exception carries the traceback."""
+        if isinstance(exc, (errors.StatusError, OSError, RuntimeError, ValueError)):
+            log.warning("overlay reconcile failed, will retry", extra={"error": str(exc)})
+        else:  # a netlink error type, a bug: keep the agent alive, retry
+            log.exception("overlay reconcile failed, will retry")
 
     async def _resync(self) -> None:
         while True:
@@ -280,7 +275,7 @@ class NetPluginAgent:
             await self._prepare(self.config.pod_cidr_timeout)
             self.queue.add(OVERLAY_KEY)
             tasks = [
-                asyncio.ensure_future(self._worker()),
+                asyncio.ensure_future(self.work.worker()),
                 asyncio.ensure_future(self._resync()),
             ]
             if self.proxier is not None:
