@@ -7,16 +7,16 @@ the CRI stubs are loaded only on a node that uses them:
 
     _FACTORIES = {"fake": "kubelet.runtime.fake:FakeRuntime", ...}
 
-To add a runtime (issue 4: containerd over CRI; issue 7: Docker), write a
-module with a ContainerRuntime subclass and add one line to _FACTORIES, or
-call `register(name, factory)` at run time (tests do, with their own fakes).
+To add a runtime (as containerd over CRI and Docker through its SDK were
+added), write a module with a ContainerRuntime subclass and add one line to
+_FACTORIES, or call `register(name, factory)` at run time (tests do, with
+their own fakes).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
 
 from kubelet.errors import UnknownRuntime
 from kubelet.runtime.interface import ContainerRuntime
@@ -40,8 +40,9 @@ def names() -> list[str]:
     return sorted(set(_FACTORIES) | set(_REGISTERED))
 
 
-def new_runtime(name: str, **options: Any) -> ContainerRuntime:
-    """A runtime by name; UnknownRuntime lists the known names."""
+def new_runtime(name: str, **options: object) -> ContainerRuntime:
+    """A runtime by name, made with `options` (its constructor's keywords); UnknownRuntime
+    lists the known names."""
     factory = _REGISTERED.get(name)
     if factory is None:
         target = _FACTORIES.get(name)

@@ -155,7 +155,7 @@ def load_config(conf_dir: str | Path) -> NetworkConfig:
     return parse_config(doc, str(path))
 
 
-def parse_config(doc: Any, path: str = "") -> NetworkConfig:
+def parse_config(doc: object, path: str = "") -> NetworkConfig:
     """A conflist or a single-plugin conf -> NetworkConfig; bad input names what is wrong."""
     where = path or "CNI configuration"
     if not isinstance(doc, dict):

@@ -47,9 +47,10 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from kubelet.errors import (
     ContainerRuntimeError,
@@ -149,7 +150,7 @@ class CRIRuntime(ContainerRuntime):
         self,
         what: str,
         call: Callable[..., Awaitable[T]],
-        request: Any,
+        request: Message,
         *,
         timeout: float | None = None,
         error: type[ContainerRuntimeError] | None = None,
@@ -333,7 +334,7 @@ class CRIRuntime(ContainerRuntime):
         request = cri.ListContainersRequest(filter=cri.ContainerFilter(pod_sandbox_id=sandbox_id))
         resp = await self._call("list containers", self.rt.ListContainers, request)
         out: list[Container | None] = []
-        stale: list[tuple[int, Any]] = []
+        stale: list[tuple[int, cri.Container]] = []
         for item in resp.containers:
             cached = self._statuses.get(item.id)
             state = ContainerState(cri.ContainerState.Name(item.state))

@@ -44,7 +44,6 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from apimachinery import quantity
 from kubelet.errors import ContainerRuntimeError
@@ -58,6 +57,7 @@ from kubelet.runtime.interface import (
     Mount,
     PortMapping,
 )
+from protos import core_pb2
 
 __all__ = [
     "ContainerConfigError",
@@ -120,7 +120,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
 
 
-def field_value(pod: Any, path: str, pod_ip: str, host_ip: str) -> str:
+def field_value(pod: core_pb2.Pod, path: str, pod_ip: str, host_ip: str) -> str:
     """The value of a downward-API fieldRef."""
     meta = pod.metadata
     simple = {
@@ -153,8 +153,8 @@ def _key(lookup: Lookup | None, kind: str, name: str, key: str, optional: bool) 
 
 
 def resolve_env(
-    pod: Any,
-    spec: Any,
+    pod: core_pb2.Pod,
+    spec: core_pb2.Container,
     *,
     pod_ip: str = "",
     host_ip: str = "",
@@ -178,8 +178,8 @@ def resolve_env(
             ref = source.config_map_key_ref
             value = _key(configmaps, "configmap", ref.name, ref.key, ref.optional)
         elif source.HasField("secret_key_ref"):
-            ref = source.secret_key_ref
-            value = _key(secrets, "secret", ref.name, ref.key, ref.optional)
+            secret_ref = source.secret_key_ref
+            value = _key(secrets, "secret", secret_ref.name, secret_ref.key, secret_ref.optional)
         else:
             raise ContainerConfigError(f"env {var.name}: valueFrom names no source")
         if value is not None:
@@ -190,7 +190,7 @@ def resolve_env(
 # ---- resources -------------------------------------------------------------------------------
 
 
-def linux_resources(spec: Any) -> LinuxResources:
+def linux_resources(spec: core_pb2.Container) -> LinuxResources:
     """CRI cgroup settings from requests/limits (the rules in the module docstring)."""
     limits = spec.resources.limits
     requests = spec.resources.requests
@@ -214,7 +214,10 @@ def pod_volumes_dir(root_dir: str | Path, pod_uid: str) -> Path:
 
 
 def _write_files(
-    target: Path, data: Mapping[str, str | bytes], items: Any, mode: int | None
+    target: Path,
+    data: Mapping[str, str | bytes],
+    items: Sequence[core_pb2.KeyToPath],
+    mode: int | None,
 ) -> None:
     """Project keys to files (items selects and renames), replacing each file atomically."""
     target.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,7 @@ def _write_files(
         tmp.replace(path)
 
 
-def _host_path(source: Any) -> str:
+def _host_path(source: core_pb2.HostPathVolumeSource) -> str:
     path = Path(source.path)
     kind = source.type
     if kind == "DirectoryOrCreate":
@@ -250,7 +253,7 @@ def _host_path(source: Any) -> str:
 
 
 def prepare_volumes(
-    pod: Any,
+    pod: core_pb2.Pod,
     root_dir: str | Path,
     *,
     configmaps: Lookup | None = None,
@@ -290,7 +293,9 @@ def prepare_volumes(
     return paths
 
 
-def container_mounts(spec: Any, volume_paths: Mapping[str, str]) -> tuple[Mount, ...]:
+def container_mounts(
+    spec: core_pb2.Container, volume_paths: Mapping[str, str]
+) -> tuple[Mount, ...]:
     mounts = []
     for vm in spec.volume_mounts:
         host = volume_paths.get(vm.name)
@@ -311,8 +316,8 @@ def container_mounts(spec: Any, volume_paths: Mapping[str, str]) -> tuple[Mount,
 
 
 def container_config(
-    pod: Any,
-    spec: Any,
+    pod: core_pb2.Pod,
+    spec: core_pb2.Container,
     attempt: int = 0,
     *,
     pod_ip: str = "",

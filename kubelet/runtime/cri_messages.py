@@ -21,7 +21,6 @@ made here, as Kubernetes' kuberuntime makes them:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
@@ -128,7 +127,7 @@ def to_cri_container_config(
     )
 
 
-def sandbox_from_cri(item: Any, ip: str = "") -> PodSandbox:
+def sandbox_from_cri(item: cri.PodSandbox | cri.PodSandboxStatus, ip: str = "") -> PodSandbox:
     """CRI PodSandbox or PodSandboxStatus -> ours."""
     return PodSandbox(
         id=item.id,
@@ -144,7 +143,7 @@ def sandbox_from_cri(item: Any, ip: str = "") -> PodSandbox:
     )
 
 
-def container_from_cri(status: Any) -> Container:
+def container_from_cri(status: cri.ContainerStatus) -> Container:
     """CRI ContainerStatus -> ours."""
     return Container(
         id=status.id,

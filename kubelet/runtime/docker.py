@@ -64,7 +64,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from kubelet.errors import (
     ContainerRuntimeError,
@@ -112,6 +112,7 @@ DEFAULT_CNI_CACHE_DIR = "/var/lib/cni/results"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
 PAUSE_STOP_TIMEOUT = 2  # seconds; dockershim's defaultSandboxGracePeriod
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class DockerRuntime(ContainerRuntime):
@@ -149,16 +150,9 @@ class DockerRuntime(ContainerRuntime):
             self._client = new_api_client(self.endpoint, self.timeout)
         return self._client
 
-    async def _call(
-        self,
-        what: str,
-        fn: Callable[..., T],
-        *args: Any,
-        error: type[ContainerRuntimeError] | None = None,
-        **kwargs: Any,
-    ) -> T:
+    async def _call(self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` in a thread, its exceptions turned into the kubelet's."""
-        return await call(self.endpoint, what, fn, *args, error=error, **kwargs)
+        return await call(self.endpoint, what, None, fn, *args, **kwargs)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -342,7 +336,7 @@ class DockerRuntime(ContainerRuntime):
                     raise ImagePullError(f"pull {image}: {event['error']}")
 
         try:
-            await self._call(f"pull {image}", pull, error=ImagePullError)
+            await call(self.endpoint, f"pull {image}", ImagePullError, pull)
         except ImagePullError:
             raise
         except ContainerRuntimeError as err:
@@ -362,12 +356,8 @@ class DockerRuntime(ContainerRuntime):
         return await self._create(f"create container {config.name}", request)
 
     async def start_container(self, container_id: str) -> None:
-        await self._call(
-            f"start container {container_id}",
-            self.api.start,
-            container_id,
-            error=ContainerStartError,
-        )
+        what = f"start container {container_id}"
+        await call(self.endpoint, what, ContainerStartError, self.api.start, container_id)
         # Docker names the json log file at start (LogPath is empty before): link it now,
         # as dockershim's StartContainer did.
         attrs = await self._call("inspect container", self.api.inspect_container, container_id)

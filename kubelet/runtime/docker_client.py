@@ -25,13 +25,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from kubelet.errors import ContainerRuntimeError, ImagePullError, NotFoundError
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 API_VERSION = "1.41"  # dockerd 20.10
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def base_url(endpoint: str) -> str:
@@ -53,7 +54,7 @@ def unreachable(endpoint: str, err: BaseException) -> str:
     )
 
 
-def explain(err: Any) -> str:
+def explain(err: BaseException) -> str:
     """The daemon's message (the SDK keeps it as `explanation`)."""
     return str(getattr(err, "explanation", None) or err)
 
@@ -61,12 +62,15 @@ def explain(err: Any) -> str:
 async def call(
     endpoint: str,
     what: str,
-    fn: Callable[..., T],
-    *args: Any,
-    error: type[ContainerRuntimeError] | None = None,
-    **kwargs: Any,
+    error: type[ContainerRuntimeError] | None,
+    fn: Callable[P, T],
+    *args: P.args,
+    **kwargs: P.kwargs,
 ) -> T:
-    """`fn(*args, **kwargs)` in a thread; SDK exceptions become the kubelet's (table above)."""
+    """`fn(*args, **kwargs)` in a thread; SDK exceptions become the kubelet's (table above).
+
+    `error` is the class an APIError becomes (ImagePullError for a pull), None for the default.
+    """
     import docker.errors
     import requests.exceptions
 

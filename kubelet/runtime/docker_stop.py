@@ -34,19 +34,28 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kubelet.errors import ContainerRuntimeError, NotFoundError
 
 # DockerRuntime._call: (what, fn, *args, **kwargs) -> fn's result, errors translated.
 Call = Callable[..., Awaitable[Any]]
 
+
+class ContainerAPI(Protocol):
+    """The two calls of the Docker SDK's APIClient that stopping a container uses."""
+
+    def inspect_container(self, container: str) -> dict[str, Any]: ...
+
+    def kill(self, container: str, signal: str) -> None: ...
+
+
 FIRST_POLL = 0.05
 MAX_POLL = 0.5
 KILL_WAIT = 10.0
 
 
-async def running(call: Call, api: Any, container_id: str) -> bool:
+async def running(call: Call, api: ContainerAPI, container_id: str) -> bool:
     try:
         attrs = await call(f"container {container_id}", api.inspect_container, container_id)
     except NotFoundError:
@@ -54,7 +63,7 @@ async def running(call: Call, api: Any, container_id: str) -> bool:
     return bool((attrs.get("State") or {}).get("Running"))
 
 
-async def send_signal(call: Call, api: Any, container_id: str, signal_name: str) -> bool:
+async def send_signal(call: Call, api: ContainerAPI, container_id: str, signal_name: str) -> bool:
     """POST /containers/<id>/kill; False when it is gone or no longer running."""
     try:
         await call(f"kill container {container_id}", api.kill, container_id, signal=signal_name)
@@ -67,7 +76,7 @@ async def send_signal(call: Call, api: Any, container_id: str, signal_name: str)
     return True
 
 
-async def stop(call: Call, api: Any, container_id: str, timeout: float) -> None:
+async def stop(call: Call, api: ContainerAPI, container_id: str, timeout: float) -> None:
     """The steps of the module docstring; idempotent."""
     what = f"stop container {container_id}"
     seconds = max(0, math.ceil(timeout))

@@ -31,10 +31,10 @@ How the three runtimes fill it in:
 
 * `fake` (runtime/fake.py): in memory; sandboxes get an IP from the node's
   podCIDR, containers "run" until stopped. The hollow node.
-* `containerd` (issue 4): a grpc.aio client of containerd's CRI socket; each
-  method is one CRI call and the dataclasses below are built from CRI's
-  messages. containerd calls the CNI plugin inside RunPodSandbox.
-* `docker` (issue 7): the Docker SDK behind asyncio.to_thread, as
+* `containerd` (runtime/cri.py): a grpc.aio client of containerd's CRI
+  socket; each method is one CRI call and the dataclasses below are built
+  from CRI's messages. containerd calls the CNI plugin inside RunPodSandbox.
+* `docker` (runtime/docker.py): the Docker SDK behind asyncio.to_thread, as
   Kubernetes' dockershim did: a sandbox is a `pause` container holding the
   network namespace, the kubelet-side adapter calls the CNI plugin itself,
   and the labels below are stored as Docker labels.
@@ -98,11 +98,15 @@ CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
 
 
 class SandboxState(enum.Enum):
+    """CRI PodSandboxState."""
+
     READY = "SANDBOX_READY"
     NOTREADY = "SANDBOX_NOTREADY"
 
 
 class ContainerState(enum.Enum):
+    """CRI ContainerState."""
+
     CREATED = "CONTAINER_CREATED"
     RUNNING = "CONTAINER_RUNNING"
     EXITED = "CONTAINER_EXITED"
@@ -111,6 +115,8 @@ class ContainerState(enum.Enum):
 
 @dataclass(frozen=True)
 class RuntimeVersion:
+    """CRI VersionResponse: which runtime, which version, which CRI version."""
+
     runtime_name: str  # "fake", "containerd", "docker"
     runtime_version: str  # "1.6.20"
     runtime_api_version: str = "v1"  # the CRI version spoken
@@ -131,6 +137,8 @@ class RuntimeStatus:
 
 @dataclass(frozen=True)
 class PortMapping:
+    """CRI PortMapping: a container port, published on the node if host_port is set."""
+
     container_port: int
     protocol: str = "TCP"
     host_port: int = 0
