@@ -53,6 +53,8 @@ class _Entry:
 
 
 class Backoff:
+    """Per-key exponential backoff: CrashLoopBackOff or image pulls (see the module docstring)."""
+
     def __init__(
         self,
         initial: float = CRASH_BACKOFF_INITIAL,

@@ -106,6 +106,8 @@ class TaintSpec:
 
 @dataclass
 class KubeletConfig:
+    """Everything a kubelet is told at start: its node, capacity, timings, labels, taints."""
+
     node_name: str
     node_ip: str = ""  # empty: default_node_ip() at validation
     capacity: dict[str, str] = field(default_factory=default_capacity)

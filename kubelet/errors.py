@@ -34,6 +34,8 @@ class KubeletError(Exception):
 
 
 class ConfigError(KubeletError):
+    """A flag or config value that cannot work (a bad quantity, a bad taint)."""
+
     reason = "InvalidConfig"
 
 
@@ -44,30 +46,44 @@ class ContainerRuntimeError(KubeletError):
 
 
 class UnknownRuntime(ContainerRuntimeError):
+    """`--runtime NAME` names no registered runtime."""
+
     reason = "UnknownRuntime"
 
 
 class NotFoundError(ContainerRuntimeError):
+    """The sandbox or container id is not (or no longer) there."""
+
     reason = "NotFound"
 
 
 class NetworkNotReady(ContainerRuntimeError):
+    """No pod network yet: the node has no podCIDR, or no CNI configuration."""
+
     reason = "NetworkPluginNotReady"
 
 
 class PodIPsExhausted(ContainerRuntimeError):
+    """Every address of the podCIDR is handed out."""
+
     reason = "PodIPsExhausted"
 
 
 class ImagePullError(ContainerRuntimeError):
+    """The image cannot be pulled (Kubernetes' ErrImagePull)."""
+
     reason = "ErrImagePull"
 
 
 class ContainerStartError(ContainerRuntimeError):
+    """Created, but it would not start (Kubernetes' RunContainerError)."""
+
     reason = "RunContainerError"
 
 
 class ExecTimeout(ContainerRuntimeError):
+    """exec_sync (a probe, a preStop hook) ran past its timeout."""
+
     reason = "ExecTimeout"
 
 

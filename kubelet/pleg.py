@@ -66,6 +66,8 @@ RELIST_THRESHOLD = 180.0
 
 
 class PLEGState(enum.Enum):
+    """A container's or sandbox's state as the PLEG compares it between relists."""
+
     RUNNING = "running"
     EXITED = "exited"
     UNKNOWN = "unknown"
@@ -73,6 +75,8 @@ class PLEGState(enum.Enum):
 
 
 class EventType(enum.Enum):
+    """What changed for one container between two relists (Kubernetes' names)."""
+
     CONTAINER_STARTED = "ContainerStarted"
     CONTAINER_DIED = "ContainerDied"
     CONTAINER_REMOVED = "ContainerRemoved"
@@ -81,6 +85,8 @@ class EventType(enum.Enum):
 
 @dataclass(frozen=True)
 class PodLifecycleEvent:
+    """One change the PLEG saw: a container of this pod started, died, was removed."""
+
     pod_uid: str
     type: EventType
     container_id: str

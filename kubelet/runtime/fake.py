@@ -104,6 +104,8 @@ class ContainerBehaviour:
 
 
 class FakeRuntime(ContainerRuntime):
+    """The hollow node's runtime: sandboxes and containers in memory, nothing runs."""
+
     name = "fake"
 
     def __init__(self, pod_cidr: str = "") -> None:

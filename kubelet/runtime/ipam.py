@@ -36,6 +36,8 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class PodIPAM:
+    """Hands out the addresses of one podCIDR, round robin, one per owner (sandbox id)."""
+
     def __init__(self, cidr: str = "") -> None:
         self._network: _Network | None = None
         self._by_owner: dict[str, str] = {}
