@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from kubelet.errors import ContainerRuntimeError, ImagePullError, NotFoundError
 
@@ -86,7 +86,7 @@ async def call(
         raise ContainerRuntimeError(f"{what}: {unreachable(endpoint, err)}") from None
 
 
-def reraise(err: BaseException) -> Any:
+def reraise(err: BaseException) -> NoReturn:
     """Raise `err` again (inside `call`, so it is translated like any other)."""
     raise err
 
