@@ -60,8 +60,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from apimachinery import errors
 from apimachinery.cache import Indexer, IndexFunc, meta_namespace_key, split_key
@@ -72,29 +73,32 @@ from protos import core_pb2, meta_pb2
 log = logging.getLogger(__name__)
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
+T = TypeVar("T")
 
 
-def by_namespace(obj: Any) -> str:
-    return str(obj.metadata.namespace)
+def by_namespace(obj: core_pb2.Service | core_pb2.Pod) -> str:
+    """The "namespace" index of the Service and Pod stores."""
+    return obj.metadata.namespace
 
 
-def ensure_index(store: Indexer[Any], name: str, fn: IndexFunc) -> None:
+def ensure_index(store: Indexer[T], name: str, fn: IndexFunc) -> None:
     """Add an index to a shared informer's store unless another controller already did."""
     # Same name, same meaning: controllers sharing an informer share its indices.
     with contextlib.suppress(ValueError):
         store.add_index(name, fn)
 
 
-def pod_is_ready(pod: Any) -> bool:
+def pod_is_ready(pod: core_pb2.Pod) -> bool:
+    """The pod's condition Ready is True."""
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
 
 
-def selector_matches(selector: Any, labels: Any) -> bool:
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """A Service selector (a plain map) matches when every pair is among the labels."""
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def find_port(pod: Any, port: Any) -> int | None:
+def find_port(pod: core_pb2.Pod, port: core_pb2.ServicePort) -> int | None:
     """The container port a Service port means in `pod` (Kubernetes' FindPort); None if absent."""
     target = port.target_port
     which = target.WhichOneof("value")
@@ -112,6 +116,8 @@ def find_port(pod: Any, port: Any) -> int | None:
 
 @dataclass(frozen=True)
 class _Address:
+    """One pod address of an Endpoints subset, hashable so ports can be grouped by it."""
+
     ip: str
     uid: str
     name: str
@@ -135,7 +141,9 @@ class _Address:
 _PortKey = tuple[str, int, str, str]  # name, port, protocol, appProtocol
 
 
-def compute_subsets(service: Any, pods: list[Any]) -> list[core_pb2.EndpointSubset]:
+def compute_subsets(
+    service: core_pb2.Service, pods: list[core_pb2.Pod]
+) -> list[core_pb2.EndpointSubset]:
     """The Endpoints subsets for `service` over the candidate `pods` (already selector-matched)."""
     publish_all = bool(service.spec.publish_not_ready_addresses)
     headless_no_ports = service.spec.cluster_ip == "None" and not service.spec.ports
@@ -201,11 +209,11 @@ class EndpointsController(Controller):
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
-        self.services = ctx.factory.informer("services")
-        self.pods = ctx.factory.informer("pods")
-        self.endpoints = ctx.factory.informer("endpoints")
-        for informer in (self.services, self.pods):
-            ensure_index(informer.store, "namespace", by_namespace)
+        self.services = ctx.factory.informer(core_pb2.Service)
+        self.pods = ctx.factory.informer(core_pb2.Pod)
+        self.endpoints = ctx.factory.informer(core_pb2.Endpoints)
+        ensure_index(self.services.store, "namespace", by_namespace)
+        ensure_index(self.pods.store, "namespace", by_namespace)
         self.services.add_handlers(
             on_add=self.enqueue_obj,
             on_update=lambda _old, new: self.enqueue_obj(new),
@@ -224,25 +232,25 @@ class EndpointsController(Controller):
 
     # ---- handlers ----------------------------------------------------------------------------
 
-    def _services_for(self, pod: Any) -> list[str]:
+    def _services_for(self, pod: core_pb2.Pod) -> list[str]:
         keys = []
         for svc in self.services.store.by_index("namespace", pod.metadata.namespace):
             if svc.spec.selector and selector_matches(svc.spec.selector, pod.metadata.labels):
                 keys.append(meta_namespace_key(svc))
         return keys
 
-    def _pod_changed(self, pod: Any) -> None:
+    def _pod_changed(self, pod: core_pb2.Pod) -> None:
         for key in self._services_for(pod):
             self.enqueue(key)
 
-    def _pod_updated(self, old: Any, new: Any) -> None:
+    def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
         keys = set(self._services_for(new))
         if dict(old.metadata.labels) != dict(new.metadata.labels):
             keys.update(self._services_for(old))
         for key in keys:
             self.enqueue(key)
 
-    def _endpoints_changed(self, ep: Any) -> None:
+    def _endpoints_changed(self, ep: core_pb2.Endpoints) -> None:
         if meta_namespace_key(ep) in self.services.store:
             self.enqueue_obj(ep)
 
@@ -297,7 +305,7 @@ class EndpointsController(Controller):
         if f"{namespace}/{name}" not in self.endpoints.store:
             return
         try:
-            await self.client.delete("endpoints", name, namespace)
+            await self.client.delete(core_pb2.Endpoints, name, namespace)
         except errors.NotFound:
             return
         log.info("endpoints deleted", extra={"service": f"{namespace}/{name}"})

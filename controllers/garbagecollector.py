@@ -67,13 +67,17 @@ precondition, so a same-named successor is never hit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
+
+from google.protobuf.message import Message
 
 from apimachinery import errors, scheme
 from apimachinery.client import retry_on_conflict
 from controllers import register
 from controllers.base import Controller, ControllerContext
+from protos import meta_pb2
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,13 @@ ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 # Events are written constantly and owned by nothing; watching them would only cost.
 IGNORED_KINDS = frozenset({"Event"})
+
+
+class Object(Protocol):
+    """What the collector reads of an object of any kind: its ObjectMeta."""
+
+    @property
+    def metadata(self) -> meta_pb2.ObjectMeta: ...
 
 
 @dataclass(frozen=True)
@@ -97,15 +108,15 @@ class Identity:
         return f"{self.info.kind} {where} ({self.uid})"
 
 
-def _is_deleting(obj: Any) -> bool:
-    return bool(obj.metadata.HasField("deletion_timestamp"))
+def _is_deleting(obj: Object) -> bool:
+    return obj.metadata.HasField("deletion_timestamp")
 
 
-def _waiting_for_dependents(obj: Any) -> bool:
+def _waiting_for_dependents(obj: Object) -> bool:
     return _is_deleting(obj) and FOREGROUND in obj.metadata.finalizers
 
 
-def _owner_info(ref: Any) -> scheme.KindInfo | None:
+def _owner_info(ref: meta_pb2.OwnerReference) -> scheme.KindInfo | None:
     try:
         return scheme.for_kind(ref.api_version, ref.kind)
     except errors.BadRequest:
@@ -129,20 +140,29 @@ class GarbageCollector(Controller):
             if info.kind not in IGNORED_KINDS
         }
         for inf in self.informers.values():
-            inf.add_handlers(
-                on_add=self._observe,
-                on_update=lambda old, new: self._observe(new, old),
-                on_delete=self._forget,
-            )
+            on_add, on_update = self._observers(inf.info)
+            inf.add_handlers(on_add, on_update, self._forget)
 
     # ---- the graph builder (handlers: bookkeeping + enqueue only) -----------------------------
 
-    def _observe(self, obj: Any, old: Any = None) -> None:
+    def _observers(
+        self, info: scheme.KindInfo
+    ) -> tuple[Callable[[Object], None], Callable[[Object, Object], None]]:
+        """on_add and on_update for the informer of one kind: both file the object."""
+
+        def on_add(obj: Object) -> None:
+            self._observe(info, obj)
+
+        def on_update(old: Object, new: Object) -> None:
+            self._observe(info, new, old)
+
+        return on_add, on_update
+
+    def _observe(self, info: scheme.KindInfo, obj: Object, old: Object | None = None) -> None:
         meta = obj.metadata
         uid = meta.uid
         if old is not None and old.metadata.uid != uid:
             self._forget(old)
-        info = scheme.for_message(obj)
         self.nodes[uid] = Identity(info, meta.namespace, meta.name, uid)
         owners = {ref.uid for ref in meta.owner_references}
         before = self._owners_of.get(uid, set())
@@ -161,7 +181,7 @@ class GarbageCollector(Controller):
             for dep in self.dependents.get(uid, ()):  # owner (re)appeared or started waiting
                 self.enqueue(dep)
 
-    def _forget(self, obj: Any) -> None:
+    def _forget(self, obj: Object) -> None:
         uid = obj.metadata.uid
         self.nodes.pop(uid, None)
         for owner in self._owners_of.pop(uid, set()):
@@ -177,23 +197,28 @@ class GarbageCollector(Controller):
             if not deps:
                 del self.dependents[owner]
 
-    def cached(self, ident: Identity) -> Any | None:
+    def cached(self, ident: Identity) -> Object | None:
         inf = self.informers.get(ident.info.kind)
         if inf is None:
             return None
         key = f"{ident.namespace}/{ident.name}" if ident.namespace else ident.name
-        obj = inf.store.get(key)
+        obj: Object | None = inf.store.get(key)
         if obj is None or obj.metadata.uid != ident.uid:
             return None
         return obj
 
-    async def live(self, ident: Identity) -> Any | None:
+    async def live(self, ident: Identity) -> Object | None:
         """The object as the API server has it now; None if gone or replaced."""
         try:
-            obj = await self.client.get(ident.info, ident.name, ident.namespace)
+            obj: Object = await self.client.get(ident.info, ident.name, ident.namespace)
         except errors.NotFound:
             return None
         return obj if obj.metadata.uid == ident.uid else None
+
+    async def _update(self, obj: Object) -> None:
+        """Write back an object read with `live` (every kind in the scheme is a Message)."""
+        assert isinstance(obj, Message), type(obj)
+        await self.client.update(obj)
 
     # ---- sync ----------------------------------------------------------------------------------
 
@@ -223,7 +248,7 @@ class GarbageCollector(Controller):
 
     # ---- attemptToDeleteItem -------------------------------------------------------------------
 
-    async def _owner_state(self, dependent: Any, ref: Any) -> str:
+    async def _owner_state(self, dependent: Object, ref: meta_pb2.OwnerReference) -> str:
         """solid, dangling or waiting: what the owner named by `ref` is now."""
         ident = self.nodes.get(ref.uid)
         owner = self.cached(ident) if ident is not None else None
@@ -241,13 +266,13 @@ class GarbageCollector(Controller):
             return "dangling"
         return "waiting" if _waiting_for_dependents(owner) else "solid"
 
-    async def _classify(self, obj: Any) -> _Verdict:
+    async def _classify(self, obj: Object) -> _Verdict:
         states = {
             ref.uid: await self._owner_state(obj, ref) for ref in obj.metadata.owner_references
         }
         return _Verdict(states)
 
-    async def _act(self, ident: Identity, obj: Any, verdict: _Verdict) -> None:
+    async def _act(self, ident: Identity, obj: Object, verdict: _Verdict) -> None:
         if verdict.keep_unchanged:
             return
         if verdict.has("solid"):
@@ -288,7 +313,7 @@ class GarbageCollector(Controller):
                 return
             del obj.metadata.owner_references[:]
             obj.metadata.owner_references.extend(keep)
-            await self.client.update(obj)
+            await self._update(obj)
             log.info(
                 "owner references removed",
                 extra={"object": str(ident), "owners": ",".join(sorted(owners))},
@@ -298,7 +323,7 @@ class GarbageCollector(Controller):
 
     # ---- processDeletingDependentsItem / orphanDependents --------------------------------------
 
-    def _dependents(self, owner_uid: str) -> list[tuple[Identity, Any]]:
+    def _dependents(self, owner_uid: str) -> list[tuple[Identity, Object]]:
         out = []
         for uid in sorted(self.dependents.get(owner_uid, ())):
             ident = self.nodes.get(uid)
@@ -336,7 +361,7 @@ class GarbageCollector(Controller):
             keep = [f for f in obj.metadata.finalizers if f != finalizer]
             del obj.metadata.finalizers[:]
             obj.metadata.finalizers.extend(keep)
-            await self.client.update(obj)
+            await self._update(obj)
             log.info("finalizer removed", extra={"object": str(ident), "finalizer": finalizer})
 
         try:

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any
 
 from apimachinery import errors
 from apimachinery.client import retry_on_conflict
 from controllers import register
 from controllers.base import Controller, ControllerContext
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +120,14 @@ class NodeIPAMController(Controller):
         # node name -> (node uid, the podCIDR we know it holds); the uid tells a node
         # deleted and re-created under the same name from the one we allocated for.
         self.allocated: dict[str, tuple[str, str]] = {}
-        self.nodes = ctx.factory.informer("nodes")
+        self.nodes = ctx.factory.informer(core_pb2.Node)
         self.nodes.add_handlers(
             on_add=self.enqueue_obj,
             on_update=self._node_updated,
             on_delete=self.enqueue_obj,
         )
 
-    def _node_updated(self, old: Any, new: Any) -> None:
+    def _node_updated(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
         if old.spec.pod_cidr != new.spec.pod_cidr or not new.spec.pod_cidr:
             self.enqueue_obj(new)
 
@@ -208,11 +208,11 @@ class NodeIPAMController(Controller):
 
     async def _write(self, name: str, uid: str, cidr: str) -> str:
         """Set the node's podCIDR unless it has one; returns the podCIDR the node holds."""
-        node = await self.client.get("nodes", name)
+        node = await self.client.get(core_pb2.Node, name)
         if node.metadata.uid != uid:
             raise errors.NotFound.for_object("nodes", name)  # replaced: its own sync follows
         if node.spec.pod_cidr:
-            return str(node.spec.pod_cidr)
+            return node.spec.pod_cidr
         node.spec.pod_cidr = cidr
         del node.spec.pod_cidrs[:]
         node.spec.pod_cidrs.append(cidr)

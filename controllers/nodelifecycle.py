@@ -66,7 +66,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -78,7 +77,7 @@ from controllers.taint_eviction import (
     TaintEvictionController,
     timestamp_seconds,
 )
-from protos import core_pb2
+from protos import coordination_pb2, core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +96,21 @@ MANAGED_KEYS = frozenset({NOT_READY, UNREACHABLE, UNSCHEDULABLE, *PRESSURE_TAINT
 UNKNOWN_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 
-def condition(node: Any, type_: str) -> Any | None:
+def condition(node: core_pb2.Node, type_: str) -> core_pb2.NodeCondition | None:
+    """The node's condition of type `type_`, if the kubelet has posted one."""
     for cond in node.status.conditions:
         if cond.type == type_:
             return cond
     return None
 
 
-def ready_status(node: Any) -> str:
+def ready_status(node: core_pb2.Node) -> str:
     """True, False, Unknown, or "" when the kubelet never posted a Ready condition."""
     cond = condition(node, "Ready")
-    return str(cond.status) if cond is not None else ""
+    return cond.status if cond is not None else ""
 
 
-def desired_taints(node: Any) -> set[tuple[str, str]]:
+def desired_taints(node: core_pb2.Node) -> set[tuple[str, str]]:
     """The (key, effect) pairs of the controller-owned taints `node` should carry."""
     out: set[tuple[str, str]] = set()
     ready = ready_status(node)
@@ -130,7 +130,9 @@ def desired_taints(node: Any) -> set[tuple[str, str]]:
     return out
 
 
-def reconcile_taints(node: Any, now: timestamp_pb2.Timestamp) -> list[core_pb2.Taint] | None:
+def reconcile_taints(
+    node: core_pb2.Node, now: timestamp_pb2.Timestamp
+) -> list[core_pb2.Taint] | None:
     """The node's new taint list, or None when it already carries the right ones."""
     want = desired_taints(node)
     have = {(t.key, t.effect) for t in node.spec.taints if t.key in MANAGED_KEYS}
@@ -163,9 +165,9 @@ class NodeLifecycleController(Controller):
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
-        self.nodes = ctx.factory.informer("nodes")
-        self.leases = ctx.factory.informer("leases", LEASE_NAMESPACE)
-        self.pods = ctx.factory.informer("pods")
+        self.nodes = ctx.factory.informer(core_pb2.Node)
+        self.leases = ctx.factory.informer(coordination_pb2.Lease, LEASE_NAMESPACE)
+        self.pods = ctx.factory.informer(core_pb2.Pod)
         self.eviction = TaintEvictionController(ctx)  # also adds the pods' node-name index
         self.health: dict[str, NodeHealth] = {}
         self.nodes.add_handlers(
@@ -204,7 +206,7 @@ class NodeLifecycleController(Controller):
         for gone in set(self.health) - seen:
             del self.health[gone]
 
-    async def _check(self, node: Any, now: float) -> None:
+    async def _check(self, node: core_pb2.Node, now: float) -> None:
         name = node.metadata.name
         ready = condition(node, "Ready")
         heartbeat = timestamp_seconds(ready.last_heartbeat_time) if ready is not None else None
@@ -248,7 +250,7 @@ class NodeLifecycleController(Controller):
         if status == "Unknown":
             await self._mark_pods_not_ready(name)
 
-    async def _mark_unknown(self, node: Any) -> Any | None:
+    async def _mark_unknown(self, node: core_pb2.Node) -> core_pb2.Node | None:
         """Ready (and pressure conditions) -> Unknown; the node written, or None if unchanged."""
         new = core_pb2.Node()
         new.CopyFrom(node)
@@ -330,7 +332,7 @@ class NodeLifecycleController(Controller):
             )
             try:
                 await self.client.delete(
-                    "pods",
+                    core_pb2.Pod,
                     pod.metadata.name,
                     pod.metadata.namespace,
                     grace_period_seconds=0,

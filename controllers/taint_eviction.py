@@ -49,12 +49,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+
+from google.protobuf import timestamp_pb2
 
 from apimachinery import errors
 from apimachinery.cache import meta_namespace_key, split_key
 from controllers.base import Controller, ControllerContext
 from controllers.endpoints import ensure_index
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +64,32 @@ NODE_NAME_INDEX = "spec.nodeName"
 NO_EXECUTE = "NoExecute"
 
 
-def pod_node_name(pod: Any) -> str:
-    return str(pod.spec.node_name)
+def pod_node_name(pod: core_pb2.Pod) -> str:
+    """The pods' NODE_NAME_INDEX: the node a pod is bound to."""
+    return pod.spec.node_name
 
 
-def tolerates(toleration: Any, taint: Any) -> bool:
+def tolerates(toleration: core_pb2.Toleration, taint: core_pb2.Taint) -> bool:
     """Kubernetes' Toleration.ToleratesTaint."""
     if toleration.effect and toleration.effect != taint.effect:
         return False
     if toleration.operator == "Exists":
-        return bool(not toleration.key or toleration.key == taint.key)
-    return bool(toleration.key == taint.key and toleration.value == taint.value)
+        return not toleration.key or toleration.key == taint.key
+    return toleration.key == taint.key and toleration.value == taint.value
 
 
-def timestamp_seconds(ts: Any) -> float:
+def timestamp_seconds(ts: timestamp_pb2.Timestamp) -> float:
+    """A protobuf Timestamp as seconds since the epoch."""
     return float(ts.seconds) + float(ts.nanos) / 1e9
 
 
-def no_execute_taints(node: Any) -> list[Any]:
+def no_execute_taints(node: core_pb2.Node) -> list[core_pb2.Taint]:
     return [t for t in node.spec.taints if t.effect == NO_EXECUTE]
 
 
-def eviction_deadline(pod: Any, taints: list[Any], first_seen: dict[str, float]) -> float | None:
+def eviction_deadline(
+    pod: core_pb2.Pod, taints: list[core_pb2.Taint], first_seen: dict[str, float]
+) -> float | None:
     """When `pod` must go because of `taints` (0.0: now); None if it tolerates them forever.
 
     `first_seen` maps a taint key to when it was first observed, the start
@@ -113,8 +119,8 @@ class TaintEvictionController(Controller):
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
-        self.nodes = ctx.factory.informer("nodes")
-        self.pods = ctx.factory.informer("pods")
+        self.nodes = ctx.factory.informer(core_pb2.Node)
+        self.pods = ctx.factory.informer(core_pb2.Pod)
         ensure_index(self.pods.store, NODE_NAME_INDEX, pod_node_name)
         self.scheduled: dict[str, float] = {}  # pod key -> eviction deadline (wall clock)
         self._first_seen: dict[str, dict[str, float]] = {}  # node -> taint -> first seen
@@ -128,7 +134,7 @@ class TaintEvictionController(Controller):
             on_delete=self._pod_deleted,
         )
 
-    def _node_changed(self, node: Any, old: Any = None) -> None:
+    def _node_changed(self, node: core_pb2.Node, old: core_pb2.Node | None = None) -> None:
         taints = [(t.key, t.value, t.effect) for t in no_execute_taints(node)]
         if old is not None:
             before = [(t.key, t.value, t.effect) for t in no_execute_taints(old)]
@@ -139,11 +145,11 @@ class TaintEvictionController(Controller):
         for pod in self.pods.store.by_index(NODE_NAME_INDEX, node.metadata.name):
             self.enqueue_obj(pod)
 
-    def _pod_changed(self, pod: Any) -> None:
+    def _pod_changed(self, pod: core_pb2.Pod) -> None:
         if pod.spec.node_name:
             self.enqueue_obj(pod)
 
-    def _pod_deleted(self, pod: Any) -> None:
+    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
         self.scheduled.pop(meta_namespace_key(pod), None)
 
     async def sync(self, key: str) -> None:
@@ -174,14 +180,14 @@ class TaintEvictionController(Controller):
             return
         await self._evict(pod, key)
 
-    def _cancel(self, pod: Any, key: str) -> None:
+    def _cancel(self, pod: core_pb2.Pod, key: str) -> None:
         if self.scheduled.pop(key, None) is not None:
             self.recorder.event(
                 pod, "Normal", "TaintManagerEviction", f"Cancelling deletion of Pod {key}"
             )
             log.info("pod eviction cancelled", extra={"pod": key})
 
-    async def _evict(self, pod: Any, key: str) -> None:
+    async def _evict(self, pod: core_pb2.Pod, key: str) -> None:
         self.scheduled.pop(key, None)
         self.recorder.event(
             pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {key}"
@@ -189,6 +195,8 @@ class TaintEvictionController(Controller):
         namespace, name = split_key(key)
         log.info("evicting pod", extra={"pod": key, "node": pod.spec.node_name})
         try:
-            await self.client.delete("pods", name, namespace, precondition_uid=pod.metadata.uid)
+            await self.client.delete(
+                core_pb2.Pod, name, namespace, precondition_uid=pod.metadata.uid
+            )
         except (errors.NotFound, errors.Conflict):
             return  # already gone, or a new pod took the name

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from apimachinery.client import Client
 from controllers.endpoints import compute_subsets
@@ -20,15 +19,17 @@ from tests.unit.controllers.infra import (
 )
 
 
-def _ips(ep: Any) -> tuple[list[str], list[str]]:
+def _ips(ep: core_pb2.Endpoints) -> tuple[list[str], list[str]]:
     ready = [a.ip for s in ep.subsets for a in s.addresses]
     unready = [a.ip for s in ep.subsets for a in s.not_ready_addresses]
     return ready, unready
 
 
-async def _endpoints_with(client: Client, name: str, ready: list[str], unready: list[str]) -> Any:
-    async def check() -> Any:
-        ep = await get_or_none(client, "endpoints", name)
+async def _endpoints_with(
+    client: Client, name: str, ready: list[str], unready: list[str]
+) -> core_pb2.Endpoints:
+    async def check() -> core_pb2.Endpoints | None:
+        ep: core_pb2.Endpoints | None = await get_or_none(client, "endpoints", name)
         return ep if ep is not None and _ips(ep) == (ready, unready) else None
 
     return await eventually(check)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from apimachinery.client import Client
 from apiserver.server import APIServer
@@ -22,6 +21,7 @@ from kubelet.config import KubeletConfig
 from kubelet.kubelet import Kubelet
 from kubelet.runtime.fake import FakeRuntime
 from kubelet.runtime.interface import SandboxState
+from protos import core_pb2
 from tests.unit.controllers.infra import deployment, eventually, service
 
 OPTIONS = ControllerOptions(node_monitor_period=0.2, node_monitor_grace_period=1.5)
@@ -81,12 +81,12 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Client, dict[str, Hollo
         await server.stop(grace=0)
 
 
-def _ready(pod: Any) -> bool:
+def _ready(pod: core_pb2.Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
 
 
-async def _live_pods(client: Client) -> list[Any]:
-    pods, _ = await client.list("pods", "default", label_selector="app=web")
+async def _live_pods(client: Client) -> list[core_pb2.Pod]:
+    pods, _ = await client.list(core_pb2.Pod, "default", label_selector="app=web")
     return [p for p in pods if not p.metadata.HasField("deletion_timestamp")]
 
 
@@ -97,7 +97,7 @@ async def test_lost_node_pods_recreated_elsewhere_and_not_run_twice(tmp_path: Pa
         d.spec.replicas = 2
         await client.create(d)
 
-        async def two_ready_on_two_nodes() -> list[Any] | None:
+        async def two_ready_on_two_nodes() -> list[core_pb2.Pod] | None:
             pods = await _live_pods(client)
             ok = len(pods) == 2 and all(_ready(p) for p in pods)
             return pods if ok and len({p.spec.node_name for p in pods}) == 2 else None
@@ -110,7 +110,7 @@ async def test_lost_node_pods_recreated_elsewhere_and_not_run_twice(tmp_path: Pa
 
         await lost_node.stop()  # its kubelet dies; its fake pods are "still running" there
 
-        async def replaced() -> list[Any] | None:
+        async def replaced() -> list[core_pb2.Pod] | None:
             pods = await _live_pods(client)
             ok = len(pods) == 2 and all(_ready(p) for p in pods)
             on_lost = [p for p in pods if p.spec.node_name == lost_node.name]

@@ -7,7 +7,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from apimachinery import errors
 from apimachinery.client import Client
@@ -61,16 +60,16 @@ async def kubelets(client: Client, *names: str) -> AsyncIterator[Kubelets]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def _taints(n: Any) -> set[tuple[str, str]]:
+def _taints(n: core_pb2.Node) -> set[tuple[str, str]]:
     return {(t.key, t.effect) for t in n.spec.taints}
 
 
-def _ready(n: Any) -> str:
+def _ready(n: core_pb2.Node) -> str:
     return next((c.status for c in n.status.conditions if c.type == "Ready"), "")
 
 
-async def _events(client: Client, reason: str) -> list[Any]:
-    events, _ = await client.list("events", "default")
+async def _events(client: Client, reason: str) -> list[core_pb2.Event]:
+    events, _ = await client.list(core_pb2.Event, "default")
     return [e for e in events if e.reason == reason]
 
 
@@ -105,8 +104,8 @@ async def test_lost_lease_unknown_taint_evict_and_recover(tmp_path: Path) -> Non
 
         alive.alive.discard("node2")  # its kubelet dies
 
-        async def unknown() -> Any:
-            n = await client.get("nodes", "node2")
+        async def unknown() -> core_pb2.Node | None:
+            n = await client.get(core_pb2.Node, "node2")
             return (
                 n if _ready(n) == "Unknown" and (UNREACHABLE, "NoExecute") in _taints(n) else None
             )
@@ -171,8 +170,8 @@ async def test_never_renewed_node_and_unschedulable_taint(tmp_path: Path) -> Non
     async with api_server(tmp_path) as client, controllers(client, ["nodelifecycle"], FAST):
         await client.create(node("silent", ready=None))  # registered, never a lease or status
 
-        async def unknown() -> Any:
-            n = await client.get("nodes", "silent")
+        async def unknown() -> core_pb2.Node | None:
+            n = await client.get(core_pb2.Node, "silent")
             return n if _ready(n) == "Unknown" else None
 
         n = await eventually(unknown, timeout=6)
