@@ -4,10 +4,10 @@ A ReplicaSet owns the active pods that carry its controller reference. Each
 sync of a ReplicaSet key:
 
 1. reads the ReplicaSet and the pods of its namespace from the informer caches;
-2. claims its pods (ControllerRefManager): pods it controls whose labels
-   still match stay; pods it controls that no longer match are released
-   (their ownerReference removed); orphans that match the selector are
-   adopted (an ownerReference added) -- so a pod created by hand with the
+2. claims its pods (claim.py's ControllerRefManager): pods it controls whose
+   labels still match stay; pods it controls that no longer match are
+   released (their ownerReference removed); orphans that match the selector
+   are adopted (an ownerReference added) -- so a pod created by hand with the
    right labels counts, and relabelling a pod takes it out of service;
 3. if the expectations of its previous sync have been observed (see
    controller_utils.ControllerExpectations), compares active pods with the
@@ -53,6 +53,7 @@ from apimachinery import errors, labels
 from apimachinery.cache import meta_namespace_key
 from controllers import register
 from controllers.base import Controller, ControllerContext
+from controllers.claim import ControllerRefManager
 from controllers.controller_utils import (
     CONTROLLER_UID_INDEX,
     NAMESPACE_INDEX,
@@ -237,59 +238,10 @@ class ReplicaSetController(Controller):
 
     async def _claim_pods(self, rs: Any) -> list[Any]:
         """ClaimPods: owned matching pods, after adopting matching orphans and releasing others."""
-        selector = labels.from_label_selector(rs.spec.selector)
-        uid = rs.metadata.uid
-        deleting = rs.metadata.HasField("deletion_timestamp")
-        claimed: list[Any] = []
-        checked_fresh = False
-        for pod in self.pod_store.by_index(NAMESPACE_INDEX, rs.metadata.namespace):
-            ref = controller_ref(pod)
-            matches = selector.matches(pod.metadata.labels)
-            if ref is not None:
-                if ref.uid != uid:
-                    continue  # another controller's pod
-                if matches:
-                    claimed.append(pod)
-                elif not deleting:
-                    await self._release(rs, pod)
-                continue
-            if not matches or deleting or pod.metadata.HasField("deletion_timestamp"):
-                continue
-            if not checked_fresh:
-                # RecheckDeletionTimestamp: adopt only for a ReplicaSet that really still exists.
-                fresh = await self.client.get(
-                    "replicasets", rs.metadata.name, rs.metadata.namespace
-                )
-                if fresh.metadata.uid != uid or fresh.metadata.HasField("deletion_timestamp"):
-                    return claimed
-                checked_fresh = True
-            adopted = await self._adopt(rs, pod)
-            if adopted is not None:
-                claimed.append(adopted)
-        return claimed
-
-    async def _adopt(self, rs: Any, pod: Any) -> Any:
-        new = core_pb2.Pod()
-        new.CopyFrom(pod)
-        new.metadata.owner_references.append(owner_reference(rs))
-        try:
-            updated = await self.client.update(new)
-        except errors.NotFound:
-            return None
-        log.info("adopted pod", extra={"replicaset": rs.metadata.name, "pod": pod.metadata.name})
-        return updated
-
-    async def _release(self, rs: Any, pod: Any) -> None:
-        new = core_pb2.Pod()
-        new.CopyFrom(pod)
-        keep = [r for r in new.metadata.owner_references if r.uid != rs.metadata.uid]
-        del new.metadata.owner_references[:]
-        new.metadata.owner_references.extend(keep)
-        try:
-            await self.client.update(new)
-        except errors.NotFound:
-            return
-        log.info("released pod", extra={"replicaset": rs.metadata.name, "pod": pod.metadata.name})
+        manager: ControllerRefManager[core_pb2.Pod] = ControllerRefManager(
+            self.client, rs, labels.from_label_selector(rs.spec.selector)
+        )
+        return await manager.claim(self.pod_store.by_index(NAMESPACE_INDEX, rs.metadata.namespace))
 
     async def _manage_replicas(
         self, key: str, rs: Any, active: list[Any]

@@ -36,10 +36,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from apimachinery import errors, labels
-from apimachinery.cache import meta_namespace_key
+from apimachinery import labels
 from controllers import register
 from controllers.base import Controller, ControllerContext
+from controllers.claim import ControllerRefManager
 from controllers.controller_utils import (
     CONTROLLER_UID_INDEX,
     NAMESPACE_INDEX,
@@ -48,7 +48,6 @@ from controllers.controller_utils import (
     ensure_index,
     is_pod_active,
     namespace_index,
-    owner_reference,
     resolve_controller_ref,
     selecting,
 )
@@ -179,49 +178,8 @@ class DeploymentController(Controller):
             await rolling.rollout_rolling(self, d, rss)
 
     async def claim_replica_sets(self, d: Any, selector: labels.Selector) -> list[Any]:
-        """ClaimReplicaSets: controlled + adopted sets, minus those released."""
-        uid = d.metadata.uid
-        deleting = d.metadata.HasField("deletion_timestamp")
-        claimed: list[Any] = []
-        checked_fresh = False
-        for rs in self.rs_store.by_index(NAMESPACE_INDEX, d.metadata.namespace):
-            ref = controller_ref(rs)
-            matches = selector.matches(rs.metadata.labels)
-            if ref is not None:
-                if ref.uid != uid:
-                    continue
-                if matches:
-                    claimed.append(rs)
-                elif not deleting:
-                    await self._set_owner(rs, d, adopt=False)
-                continue
-            if not matches or deleting or rs.metadata.HasField("deletion_timestamp"):
-                continue
-            if not checked_fresh:
-                fresh = await self.client.get("deployments", d.metadata.name, d.metadata.namespace)
-                if fresh.metadata.uid != uid or fresh.metadata.HasField("deletion_timestamp"):
-                    return claimed
-                checked_fresh = True
-            adopted = await self._set_owner(rs, d, adopt=True)
-            if adopted is not None:
-                claimed.append(adopted)
-        return claimed
-
-    async def _set_owner(self, rs: Any, d: Any, *, adopt: bool) -> Any:
-        new = apps_pb2.ReplicaSet()
-        new.CopyFrom(rs)
-        if adopt:
-            new.metadata.owner_references.append(owner_reference(d))
-        else:
-            keep = [r for r in new.metadata.owner_references if r.uid != d.metadata.uid]
-            del new.metadata.owner_references[:]
-            new.metadata.owner_references.extend(keep)
-        try:
-            updated = await self.client.update(new)
-        except errors.NotFound:
-            return None
-        log.info(
-            "adopted replicaset" if adopt else "released replicaset",
-            extra={"deployment": meta_namespace_key(d), "replicaset": rs.metadata.name},
+        """ClaimReplicaSets: controlled + adopted sets, minus those released (claim.py)."""
+        manager: ControllerRefManager[apps_pb2.ReplicaSet] = ControllerRefManager(
+            self.client, d, selector
         )
-        return updated
+        return await manager.claim(self.rs_store.by_index(NAMESPACE_INDEX, d.metadata.namespace))
