@@ -36,7 +36,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import controllers.deployment.progress as progress
+import controllers.deployment.recreate as recreate
+import controllers.deployment.rolling as rolling
+import controllers.deployment.sync as sync
 from apimachinery import labels
+from apimachinery.cache import meta_namespace_key
 from controllers import register
 from controllers.base import Controller, ControllerContext
 from controllers.claim import ControllerRefManager
@@ -51,7 +56,6 @@ from controllers.controller_utils import (
     resolve_controller_ref,
     selecting,
 )
-from controllers.deployment import progress, recreate, rolling, sync
 from controllers.deployment.util import RECREATE
 from protos import apps_pb2
 
@@ -144,6 +148,9 @@ class DeploymentController(Controller):
 
     def active_pod_count(self, rs: Any) -> int:
         return sum(1 for p in self.pods_of(rs) if is_pod_active(p))
+
+    def enqueue_after(self, d: Any, delay: float) -> None:
+        self.queue.add_after(meta_namespace_key(d), delay)
 
     # ---- sync ------------------------------------------------------------------------------
 

@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apimachinery import errors
+from controllers.deployment.context import SyncContext
 from controllers.deployment.util import (
     CHANGE_CAUSE_ANNOTATION,
     DEFAULT_LABEL_KEY,
@@ -56,9 +57,6 @@ from controllers.deployment.util import (
     replicas,
 )
 from protos import core_pb2
-
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +175,7 @@ def set_deployment_revision(d: Any, value: int) -> bool:
 # ------------------------------------------------------------------ cleanup
 
 
-async def cleanup_deployment(dc: DeploymentController, old_rss: list[Any], d: Any) -> None:
+async def cleanup_deployment(dc: SyncContext, old_rss: list[Any], d: Any) -> None:
     """Delete old empty ReplicaSets beyond spec.revisionHistoryLimit, lowest revision first."""
     if not d.spec.HasField("revision_history_limit"):
         return

@@ -34,15 +34,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from apimachinery.cache import meta_namespace_key
-from controllers.deployment import status as st
+import controllers.deployment.status as st
+from controllers.deployment.context import SyncContext
 from controllers.deployment.util import deployment_complete
 from protos import apps_pb2
-
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +78,7 @@ def deployment_timed_out(d: Any, new_status: Any, now: float) -> bool:
     return bool(cond.last_update_time.seconds + d.spec.progress_deadline_seconds < now)
 
 
-async def sync_rollout_status(
-    dc: DeploymentController, all_rss: list[Any], new_rs: Any, d: Any
-) -> None:
+async def sync_rollout_status(dc: SyncContext, all_rss: list[Any], new_rs: Any, d: Any) -> None:
     """syncRolloutStatus: compute status + Progressing, write if changed, else maybe requeue."""
     new_status = st.calculate_status(all_rss, new_rs, d)
     now = time.time()
@@ -126,7 +121,7 @@ async def sync_rollout_status(
     await write_status(dc, d, new_status)
 
 
-def requeue_stuck_deployment(dc: DeploymentController, d: Any, status: Any, now: float) -> None:
+def requeue_stuck_deployment(dc: SyncContext, d: Any, status: Any, now: float) -> None:
     """Check the deadline again when it would pass, since no event will say so."""
     cond = st.get_condition(status, st.PROGRESSING)
     if (
@@ -138,10 +133,10 @@ def requeue_stuck_deployment(dc: DeploymentController, d: Any, status: Any, now:
     ):
         return
     after = cond.last_update_time.seconds + d.spec.progress_deadline_seconds - now
-    dc.queue.add_after(meta_namespace_key(d), max(after, 0.0) + 1.0)
+    dc.enqueue_after(d, max(after, 0.0) + 1.0)
 
 
-async def write_status(dc: DeploymentController, d: Any, status: apps_pb2.DeploymentStatus) -> None:
+async def write_status(dc: SyncContext, d: Any, status: apps_pb2.DeploymentStatus) -> None:
     new = apps_pb2.Deployment()
     new.CopyFrom(d)
     new.status.CopyFrom(status)
@@ -149,7 +144,7 @@ async def write_status(dc: DeploymentController, d: Any, status: apps_pb2.Deploy
     d.CopyFrom(updated)
 
 
-async def check_paused_conditions(dc: DeploymentController, d: Any) -> None:
+async def check_paused_conditions(dc: SyncContext, d: Any) -> None:
     """checkPausedConditions: Progressing=Unknown DeploymentPaused / DeploymentResumed."""
     if not has_progress_deadline(d):
         return

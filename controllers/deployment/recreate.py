@@ -21,9 +21,11 @@ Each step is one sync; the pod deletions of step 2 are what wake step 3
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from controllers.deployment import history, sync
+import controllers.deployment.history as history
+import controllers.deployment.sync as sync
+from controllers.deployment.context import SyncContext
 from controllers.deployment.progress import sync_rollout_status
 from controllers.deployment.util import (
     deployment_complete,
@@ -31,11 +33,8 @@ from controllers.deployment.util import (
     replicas,
 )
 
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
 
-
-async def rollout_recreate(dc: DeploymentController, d: Any, rss: list[Any]) -> None:
+async def rollout_recreate(dc: SyncContext, d: Any, rss: list[Any]) -> None:
     new_rs, old_rss = await sync.get_all_replica_sets_and_sync_revision(dc, d, rss, create=False)
     all_rss = [rs for rs in [new_rs, *old_rss] if rs is not None]
     if await scale_down_old_replica_sets(dc, filter_active(old_rss), d):
@@ -55,7 +54,7 @@ async def rollout_recreate(dc: DeploymentController, d: Any, rss: list[Any]) -> 
     await sync_rollout_status(dc, all_rss, new_rs, d)
 
 
-async def scale_down_old_replica_sets(dc: DeploymentController, old_rss: list[Any], d: Any) -> bool:
+async def scale_down_old_replica_sets(dc: SyncContext, old_rss: list[Any], d: Any) -> bool:
     scaled = False
     for rs in old_rss:
         if replicas(rs) == 0:
@@ -65,7 +64,7 @@ async def scale_down_old_replica_sets(dc: DeploymentController, old_rss: list[An
     return scaled
 
 
-def old_pods_running(dc: DeploymentController, new_rs: Any, old_rss: list[Any]) -> bool:
+def old_pods_running(dc: SyncContext, new_rs: Any, old_rss: list[Any]) -> bool:
     """oldPodsRunning: any old set reports pods, or any old pod is not yet finished/gone."""
     if sum(int(rs.status.replicas) for rs in old_rss) > 0:
         return True

@@ -52,46 +52,27 @@ checked on *pods*, not on spec.replicas:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from controllers.deployment import history, sync
+import controllers.deployment.history as history
+import controllers.deployment.sync as sync
+from controllers.deployment.context import SyncContext
 from controllers.deployment.progress import sync_rollout_status
 from controllers.deployment.util import (
     available,
     creation_key,
     deployment_complete,
     filter_active,
-    max_surge,
     max_unavailable,
+    new_rs_new_replicas,
+    pods_counted,
     replicas,
     sum_available,
     sum_replicas,
 )
 
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
 
-
-def pods_counted(dc: DeploymentController, rs: Any) -> int:
-    """The pods a set may have: its spec, or more while surplus pods still terminate."""
-    return max(replicas(rs), dc.active_pod_count(rs))
-
-
-def new_rs_new_replicas(dc: DeploymentController, d: Any, all_rss: list[Any], new_rs: Any) -> int:
-    """NewRSNewReplicas: the size the new set may have now."""
-    current_new = replicas(new_rs) if new_rs is not None else 0
-    if d.spec.strategy.type == "Recreate":
-        return replicas(d)
-    surge = max_surge(d)
-    current = sum(pods_counted(dc, rs) for rs in all_rss if rs is not None)
-    max_total = replicas(d) + surge
-    if current >= max_total:
-        return current_new
-    scale_up = min(max_total - current, replicas(d) - current_new)
-    return current_new + max(scale_up, 0)
-
-
-async def rollout_rolling(dc: DeploymentController, d: Any, rss: list[Any]) -> None:
+async def rollout_rolling(dc: SyncContext, d: Any, rss: list[Any]) -> None:
     """rolloutRolling: one step of a rolling update, then the status."""
     new_rs, old_rss = await sync.get_all_replica_sets_and_sync_revision(dc, d, rss, create=True)
     all_rss = [rs for rs in [new_rs, *old_rss] if rs is not None]
@@ -107,7 +88,7 @@ async def rollout_rolling(dc: DeploymentController, d: Any, rss: list[Any]) -> N
 
 
 async def reconcile_new_replica_set(
-    dc: DeploymentController, all_rss: list[Any], new_rs: Any, d: Any
+    dc: SyncContext, all_rss: list[Any], new_rs: Any, d: Any
 ) -> bool:
     if new_rs is None or replicas(new_rs) == replicas(d):
         return False
@@ -121,7 +102,7 @@ async def reconcile_new_replica_set(
 
 
 async def reconcile_old_replica_sets(
-    dc: DeploymentController, all_rss: list[Any], old_rss: list[Any], new_rs: Any, d: Any
+    dc: SyncContext, all_rss: list[Any], old_rss: list[Any], new_rs: Any, d: Any
 ) -> bool:
     """reconcileOldReplicaSets: scale old sets down as far as availability allows."""
     if sum_replicas(old_rss) == 0:
@@ -141,7 +122,7 @@ async def reconcile_old_replica_sets(
 
 
 async def cleanup_unhealthy_replicas(
-    dc: DeploymentController, old_rss: list[Any], d: Any, max_cleanup: int
+    dc: SyncContext, old_rss: list[Any], d: Any, max_cleanup: int
 ) -> tuple[list[Any], int]:
     """Scale old sets down by their unavailable pods (up to max_cleanup): those cost nothing."""
     total = 0
@@ -158,7 +139,7 @@ async def cleanup_unhealthy_replicas(
 
 
 async def scale_down_old_replica_sets(
-    dc: DeploymentController, all_rss: list[Any], old_rss: list[Any], d: Any
+    dc: SyncContext, all_rss: list[Any], old_rss: list[Any], d: Any
 ) -> int:
     """scaleDownOldReplicaSetsForRollingUpdate: remove available old pods above the floor."""
     min_available = replicas(d) - max_unavailable(d)

@@ -30,12 +30,14 @@ behind: that set is used.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import controllers.deployment.history as history
+import controllers.deployment.progress as progress
+import controllers.deployment.status as st
 from apimachinery import errors
 from controllers.controller_utils import owner_reference
-from controllers.deployment import history, progress
-from controllers.deployment import status as st
+from controllers.deployment.context import SyncContext
 from controllers.deployment.util import (
     DEFAULT_LABEL_KEY,
     DESIRED_REPLICAS_ANNOTATION,
@@ -45,20 +47,18 @@ from controllers.deployment.util import (
     get_int_annotation,
     is_rolling_update,
     max_surge,
+    new_rs_new_replicas,
     replicas,
     set_replicas_annotations,
     sum_replicas,
 )
 from protos import apps_pb2
 
-if TYPE_CHECKING:
-    from controllers.deployment.controller import DeploymentController
-
 log = logging.getLogger(__name__)
 
 
 async def get_all_replica_sets_and_sync_revision(
-    dc: DeploymentController, d: Any, rss: list[Any], create: bool
+    dc: SyncContext, d: Any, rss: list[Any], create: bool
 ) -> tuple[Any, list[Any]]:
     """(new set or None, old sets); creates the new set when `create` is true."""
     new_rs = history.find_new_replica_set(d, rss)
@@ -67,7 +67,7 @@ async def get_all_replica_sets_and_sync_revision(
     return new_rs, old_rss
 
 
-async def _update_deployment_meta(dc: DeploymentController, d: Any) -> None:
+async def _update_deployment_meta(dc: SyncContext, d: Any) -> None:
     """Write the Deployment's annotations (the status subresource would drop them)."""
     updated = await dc.client.update(d)
     status = apps_pb2.DeploymentStatus()
@@ -77,35 +77,38 @@ async def _update_deployment_meta(dc: DeploymentController, d: Any) -> None:
 
 
 async def get_new_replica_set(
-    dc: DeploymentController, d: Any, existing: Any, old_rss: list[Any], create: bool
+    dc: SyncContext, d: Any, existing: Any, old_rss: list[Any], create: bool
 ) -> Any:
+    """getNewReplicaSet: the new set brought up to date, or created (when `create`), or None."""
     new_revision = history.max_revision(old_rss) + 1
     if existing is not None:
-        rs = apps_pb2.ReplicaSet()
-        rs.CopyFrom(existing)
-        changed = history.set_new_rs_annotations(d, rs, new_revision, exists=True)
-        changed |= rs.spec.min_ready_seconds != d.spec.min_ready_seconds
-        rs.spec.min_ready_seconds = d.spec.min_ready_seconds
-        if changed:
-            rs = await dc.client.update(rs)
-        if history.set_deployment_revision(d, history.revision(rs)):
-            await _update_deployment_meta(dc, d)
-        if progress.has_progress_deadline(d) and st.get_condition(d.status, st.PROGRESSING) is None:
-            status = apps_pb2.DeploymentStatus()
-            status.CopyFrom(d.status)
-            st.set_condition(
-                status,
-                st.new_condition(
-                    st.PROGRESSING,
-                    "True",
-                    st.FOUND_NEW_RS,
-                    f'Found new replica set "{rs.metadata.name}"',
-                ),
-            )
-            await progress.write_status(dc, d, status)
-        return rs
+        return await _sync_existing_new_replica_set(dc, d, existing, new_revision)
     if not create:
         return None
+    return await _create_new_replica_set(dc, d, old_rss, new_revision)
+
+
+async def _sync_existing_new_replica_set(
+    dc: SyncContext, d: Any, existing: Any, new_revision: int
+) -> Any:
+    """Raise the set's revision, copy annotations and minReadySeconds; the Deployment follows."""
+    rs = apps_pb2.ReplicaSet()
+    rs.CopyFrom(existing)
+    changed = history.set_new_rs_annotations(d, rs, new_revision, exists=True)
+    changed |= rs.spec.min_ready_seconds != d.spec.min_ready_seconds
+    rs.spec.min_ready_seconds = d.spec.min_ready_seconds
+    if changed:
+        rs = await dc.client.update(rs)
+    if history.set_deployment_revision(d, history.revision(rs)):
+        await _update_deployment_meta(dc, d)
+    if progress.has_progress_deadline(d) and st.get_condition(d.status, st.PROGRESSING) is None:
+        message = f'Found new replica set "{rs.metadata.name}"'
+        await _set_progressing(dc, d, st.FOUND_NEW_RS, message)
+    return rs
+
+
+def new_replica_set_object(dc: SyncContext, d: Any, old_rss: list[Any], new_revision: int) -> Any:
+    """The ReplicaSet for the Deployment's current template (the worked example above)."""
     collision = d.status.collision_count if d.status.HasField("collision_count") else None
     template_hash = history.compute_hash(d.spec.template, collision)
     rs = apps_pb2.ReplicaSet(api_version="apps/v1", kind="ReplicaSet")
@@ -118,12 +121,17 @@ async def get_new_replica_set(
     rs.spec.selector.CopyFrom(d.spec.selector)
     rs.spec.selector.match_labels[DEFAULT_LABEL_KEY] = template_hash
     rs.spec.min_ready_seconds = d.spec.min_ready_seconds
-    all_rss = [*old_rss]
-    from controllers.deployment.rolling import new_rs_new_replicas
-
-    rs.spec.replicas = new_rs_new_replicas(dc, d, all_rss, None)
+    rs.spec.replicas = new_rs_new_replicas(dc, d, [*old_rss], None)
     history.set_new_rs_annotations(d, rs, new_revision, exists=False)
     set_replicas_annotations(rs, replicas(d), replicas(d) + max_surge(d))
+    return rs
+
+
+async def _create_new_replica_set(
+    dc: SyncContext, d: Any, old_rss: list[Any], new_revision: int
+) -> Any:
+    """Create the new set; on a name collision either use it (ours) or bump collisionCount."""
+    rs = new_replica_set_object(dc, d, old_rss, new_revision)
     try:
         created = await dc.client.create(rs)
     except errors.AlreadyExists:
@@ -134,7 +142,7 @@ async def get_new_replica_set(
             return found  # our informer was behind: the set is already there
         status = apps_pb2.DeploymentStatus()
         status.CopyFrom(d.status)
-        status.collision_count = (collision or 0) + 1
+        status.collision_count = d.status.collision_count + 1  # absent reads as 0
         log.warning(
             "replicaset name collision",
             extra={"deployment": d.metadata.name, "replicaset": rs.metadata.name},
@@ -151,19 +159,17 @@ async def get_new_replica_set(
     if history.set_deployment_revision(d, new_revision):
         await _update_deployment_meta(dc, d)
     if progress.has_progress_deadline(d):
-        status = apps_pb2.DeploymentStatus()
-        status.CopyFrom(d.status)
-        st.set_condition(
-            status,
-            st.new_condition(
-                st.PROGRESSING,
-                "True",
-                st.NEW_RS_CREATED,
-                f'Created new replica set "{created.metadata.name}"',
-            ),
-        )
-        await progress.write_status(dc, d, status)
+        message = f'Created new replica set "{created.metadata.name}"'
+        await _set_progressing(dc, d, st.NEW_RS_CREATED, message)
     return created
+
+
+async def _set_progressing(dc: SyncContext, d: Any, reason: str, message: str) -> None:
+    """Write the status with Progressing=True for `reason`."""
+    status = apps_pb2.DeploymentStatus()
+    status.CopyFrom(d.status)
+    st.set_condition(status, st.new_condition(st.PROGRESSING, "True", reason, message))
+    await progress.write_status(dc, d, status)
 
 
 # ------------------------------------------------------------------ scaling
@@ -203,7 +209,7 @@ def _fraction(rs: Any, d: Any) -> int:
     return round(replicas(rs) * deployment_replicas / annotated) - replicas(rs)
 
 
-async def scale(dc: DeploymentController, d: Any, new_rs: Any, old_rss: list[Any]) -> None:
+async def scale(dc: SyncContext, d: Any, new_rs: Any, old_rss: list[Any]) -> None:
     """scale: resize the sets after spec.replicas changed (proportionally mid-rollout)."""
     active = filter_active([new_rs, *old_rss])
     if len(active) <= 1:
@@ -247,7 +253,7 @@ async def scale(dc: DeploymentController, d: Any, new_rs: Any, old_rss: list[Any
 
 
 async def scale_replica_set_and_record_event(
-    dc: DeploymentController, rs: Any, new_scale: int, d: Any
+    dc: SyncContext, rs: Any, new_scale: int, d: Any
 ) -> tuple[bool, Any]:
     """Scale `rs` to `new_scale` (no-op if already there); an event when the size changes."""
     if replicas(rs) == new_scale and not _annotations_stale(rs, d):
@@ -263,7 +269,7 @@ def _annotations_stale(rs: Any, d: Any) -> bool:
 
 
 async def scale_replica_set(
-    dc: DeploymentController, rs: Any, new_scale: int, d: Any, operation: str
+    dc: SyncContext, rs: Any, new_scale: int, d: Any, operation: str
 ) -> Any:
     new = apps_pb2.ReplicaSet()
     new.CopyFrom(rs)
@@ -295,7 +301,7 @@ async def scale_replica_set(
 # ------------------------------------------------------------------ paused / scaling sync
 
 
-async def sync_paused(dc: DeploymentController, d: Any, rss: list[Any]) -> None:
+async def sync_paused(dc: SyncContext, d: Any, rss: list[Any]) -> None:
     """sync: reconcile sizes without rolling (paused Deployments, scaling events)."""
     new_rs, old_rss = await get_all_replica_sets_and_sync_revision(dc, d, rss, create=False)
     await scale(dc, d, new_rs, old_rss)
@@ -305,9 +311,7 @@ async def sync_paused(dc: DeploymentController, d: Any, rss: list[Any]) -> None:
     await sync_deployment_status(dc, all_rss, new_rs, d)
 
 
-async def sync_deployment_status(
-    dc: DeploymentController, all_rss: list[Any], new_rs: Any, d: Any
-) -> None:
+async def sync_deployment_status(dc: SyncContext, all_rss: list[Any], new_rs: Any, d: Any) -> None:
     """syncDeploymentStatus: write the computed status if it differs."""
     status = st.calculate_status(all_rss, new_rs, d)
     if status == d.status:

@@ -13,6 +13,12 @@ there, but 0% / 10% on 5 replicas gives 0 / 0), maxUnavailable becomes 1,
 as in Kubernetes: otherwise no pod could ever be replaced. (Validation
 rejects an explicit 0 / 0; this rule covers percentages that round to 0.)
 
+NewRSNewReplicas -- how far the new set may grow now -- lives here too, as in
+Kubernetes' deploymentutil, so that sync.py (which creates the new set) and
+rolling.py (which grows it) share it without importing each other. It is
+the one function here that reads the cache: through `dc.active_pod_count`
+(context.py), for the surge guard rolling.py's docstring explains.
+
 The annotations a Deployment writes on its ReplicaSets are named here too:
 revision (which rollout a ReplicaSet belongs to), desired-replicas and
 max-replicas (what the Deployment wanted when it last scaled the set; used
@@ -25,6 +31,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from controllers.deployment.context import SyncContext
 from protos import meta_pb2
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -167,3 +174,25 @@ def set_replicas_annotations(rs: Any, desired: int, max_total: int) -> bool:
             ann[name] = value
             changed = True
     return changed
+
+
+# ------------------------------------------------------------------ the new set's size
+
+
+def pods_counted(dc: SyncContext, rs: Any) -> int:
+    """The pods a set may have: its spec, or more while surplus pods still terminate."""
+    return max(replicas(rs), dc.active_pod_count(rs))
+
+
+def new_rs_new_replicas(dc: SyncContext, d: Any, all_rss: list[Any], new_rs: Any) -> int:
+    """NewRSNewReplicas: the size the new set may have now."""
+    current_new = replicas(new_rs) if new_rs is not None else 0
+    if d.spec.strategy.type == "Recreate":
+        return replicas(d)
+    surge = max_surge(d)
+    current = sum(pods_counted(dc, rs) for rs in all_rss if rs is not None)
+    max_total = replicas(d) + surge
+    if current >= max_total:
+        return current_new
+    scale_up = min(max_total - current, replicas(d) - current_new)
+    return current_new + max(scale_up, 0)

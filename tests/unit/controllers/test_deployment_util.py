@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controllers.deployment import history, progress, rolling
+from controllers.deployment import history, progress, rolling, util
 from controllers.deployment import status as st
 from controllers.deployment.util import (
     max_surge,
@@ -163,7 +163,7 @@ async def test_rolling_update_worked_example_step_by_step() -> None:
     a = _rs("a", 1, 10)
     a.status.available_replicas = 10
     # step 1: the new set is created with the surge room
-    assert rolling.new_rs_new_replicas(dc, d, [a], None) == 3
+    assert util.new_rs_new_replicas(dc, d, [a], None) == 3
     b = _rs("b", 2, 3)
     for rs in (a, b):  # as the controller leaves them: sized for 10 replicas, 13 at most
         set_replicas_annotations(rs, 10, 13)
@@ -186,19 +186,19 @@ async def test_rolling_update_worked_example_step_by_step() -> None:
     assert await step_old() == 2
     resize(a, 8, 8)
     # step 3: B 3 -> 5
-    assert rolling.new_rs_new_replicas(dc, d, [a, b], b) == 5
+    assert util.new_rs_new_replicas(dc, d, [a, b], b) == 5
     resize(b, 5, 3)
     # step 4: 3 of B available -> A 8 -> 5
     assert await step_old() == 3
     resize(a, 5, 5)
     # step 5: B 5 -> 8
-    assert rolling.new_rs_new_replicas(dc, d, [a, b], b) == 8
+    assert util.new_rs_new_replicas(dc, d, [a, b], b) == 8
     resize(b, 8, 5)
     # step 6: A 5 -> 3
     assert await step_old() == 2
     resize(a, 3, 3)
     # step 7: B 8 -> 10
-    assert rolling.new_rs_new_replicas(dc, d, [a, b], b) == 10
+    assert util.new_rs_new_replicas(dc, d, [a, b], b) == 10
     resize(b, 10, 10)
     # step 8: A 3 -> 0
     assert await step_old() == 3
@@ -213,4 +213,4 @@ async def test_surplus_pods_still_terminating_hold_the_surge_room() -> None:
     d = deployment("web-app", 10, max_surge=3, max_unavailable=2)
     a, b = _rs("a", 1, 8), _rs("b", 2, 3)
     # A was scaled to 8 but its 10 pods are not yet deleted: B may not grow yet
-    assert rolling.new_rs_new_replicas(dc, d, [a, b], b) == 3
+    assert util.new_rs_new_replicas(dc, d, [a, b], b) == 3
