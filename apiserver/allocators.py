@@ -7,9 +7,9 @@ ports. A user may ask for a specific value; it must be in range and free.
 Kubernetes keeps both allocations as bitmaps stored in etcd so that several
 apiservers agree. tinykube's store (SQLite) has one writer, so the allocators
 here are in-memory sets, rebuilt at start-up from the stored Services and
-changed only under the Service registry's lock; the stored Services remain
-the single source of truth, so a crash can never leak or double-book an
-address. (With several apiservers over etcd this would need Kubernetes'
+changed only under the Service strategy's lock (registry/services.py); the
+stored Services remain the single source of truth, so a crash can never leak
+or double-book an address. (With several apiservers over etcd this would need Kubernetes'
 stored-bitmap scheme.)
 
 Dynamic allocation picks at random and then scans forward, so the cost of an
@@ -119,6 +119,12 @@ class ClusterIPAllocator:
         self._alloc.take(n)
         return requested
 
+    def is_allocated(self, ip: str) -> bool:
+        try:
+            return int(ipaddress.ip_address(ip)) in self._alloc.used
+        except ValueError:
+            return False
+
     def mark(self, ip: str) -> None:
         """Record an IP found in the store at start-up."""
         with contextlib.suppress(ValueError):
@@ -130,6 +136,8 @@ class ClusterIPAllocator:
 
 
 class NodePortAllocator:
+    """Ports from the NodePort range (30000-32767): a given one, or any free one."""
+
     def __init__(self, low: int = NODE_PORT_RANGE[0], high: int = NODE_PORT_RANGE[1]) -> None:
         self._alloc = _Allocator(low, high)
 
@@ -152,6 +160,9 @@ class NodePortAllocator:
             raise _field_invalid(path, requested, "provided port is already allocated")
         self._alloc.take(requested)
         return requested
+
+    def is_allocated(self, port: int) -> bool:
+        return port in self._alloc.used
 
     def mark(self, port: int) -> None:
         self._alloc.take(port)

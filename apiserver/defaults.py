@@ -136,8 +136,8 @@ def _service(svc: core_pb2.Service) -> None:
 
 
 def _namespace(ns: core_pb2.Namespace) -> None:
-    if not ns.spec.finalizers:
-        ns.spec.finalizers.append("kubernetes")
+    # The `kubernetes` finalizer is the Namespace strategy's (registry/namespaces.py), not a
+    # default: defaulting runs on every update, and the finalizer must be allowed to go.
     ns.status.phase = ns.status.phase or "Active"
 
 

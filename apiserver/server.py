@@ -312,7 +312,7 @@ class APIServer:
     async def stop(self, grace: float = 1.0) -> None:
         if self._server is not None:
             await self._server.stop(grace)
-        await self.store.namespaces.close()
+        await self.store.close()
         await self.storage.close()
 
 

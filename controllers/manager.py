@@ -31,6 +31,7 @@ CONTROLLER_MODULES = (
     "controllers.nodeipam",
     "controllers.nodelifecycle",
     "controllers.garbagecollector",
+    "controllers.namespace",
 )
 
 

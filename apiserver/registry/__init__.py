@@ -4,10 +4,19 @@ Kubernetes splits this into a generic store (pkg/registry/generic/registry)
 that every kind shares and a per-kind strategy (pkg/registry/<group>/<kind>/
 strategy.go) holding what differs. tinykube keeps the same split:
 
-    strategy.py   per-kind hooks: status reset on create, spec/status split, generation
-    store.py      the generic verbs: create, get, list, update, delete over Storage
+    store.py      the generic verbs: create, get, list, update, delete over Storage;
+                  names no kind, calls the strategy's hooks
+    strategy.py   the strategy interface (RESTStrategy: hooks for create, update,
+                  delete, start) and the default every other kind gets
+    pods.py       Pod: default tolerations, graceful deletion
+    services.py   Service: ClusterIP / NodePort allocation, kept, released, rebuilt
+    namespaces.py Namespace: built-in namespaces, the `kubernetes` finalizer,
+                  Terminating; NamespaceLifecycle admission for every create
+    kinds.py      which kind gets which strategy; the admission chain
     apply.py      apply: create, or merge a manifest into the stored object
+    binding.py    pods/binding: the scheduler's decision, in one compare-and-swap
     watch.py      watch: storage events -> API events, filtered by selectors
-    services.py   ClusterIP / NodePort bookkeeping around Service writes
-    namespaces.py namespace lifecycle: existence, termination, the default namespaces
+
+Emptying a deleted namespace is not here: that is the namespace controller's
+job (controllers/namespace.py), as in Kubernetes.
 """

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from apimachinery import errors, scheme
 from apiserver import encoding
-from apiserver.registry import strategy
+from apiserver.registry.strategy import now
 from apiserver.storage.interface import KeyNotFound, RevisionMismatch
 from protos import core_pb2
 
@@ -38,12 +38,10 @@ def _set_scheduled(pod: Any) -> None:
                 cond.status = "True"
                 cond.reason = ""
                 cond.message = ""
-                cond.last_transition_time.CopyFrom(strategy.now())
+                cond.last_transition_time.CopyFrom(now())
             return
     pod.status.conditions.append(
-        core_pb2.PodCondition(
-            type="PodScheduled", status="True", last_transition_time=strategy.now()
-        )
+        core_pb2.PodCondition(type="PodScheduled", status="True", last_transition_time=now())
     )
 
 

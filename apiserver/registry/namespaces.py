@@ -1,61 +1,76 @@
-"""Namespace lifecycle: existence on create, termination on delete.
+"""Namespaces in the API server: admission on create, and the Namespace strategy.
 
-Admission (Kubernetes' NamespaceLifecycle plugin): an object can only be
-created in a namespace that exists and is not being deleted.
+Two pieces of Kubernetes live here, and a third moved out on purpose.
 
-Deletion (Kubernetes' namespace controller, done here in the server so that a
-fresh cluster needs nothing else running): deleting a namespace marks it
-`Terminating`, which stops new objects from arriving; a background task then
-deletes everything inside it — pods gracefully, so kubelets get to stop them —
-and removes the namespace once it is empty. The built-in namespaces can not be
-deleted.
+Admission (Kubernetes' NamespaceLifecycle plugin), for creates of every
+namespaced kind: an object can only be created in a namespace that exists
+and is not being deleted (Events excepted: what happens during the deletion
+is still worth recording).
+
+The Namespace strategy (pkg/registry/core/namespace): the built-in
+namespaces exist from the start and the first three can not be deleted;
+deleting any other marks it `Terminating`, which stops new objects from
+arriving. What then empties it is not the server's business: Kubernetes'
+namespace controller, in the controller manager, deletes everything inside
+(pods gracefully, so kubelets get to stop them) and then "finalizes" the
+namespace. tinykube's is controllers/namespace.py. The handshake between the
+two is Kubernetes' own:
+
+* on create the strategy puts the `kubernetes` finalizer in spec.finalizers
+  (the strategy, not defaulting: the value must be allowed to go away again);
+* an Update never changes spec.finalizers, except that of a terminating
+  namespace it may remove entries. Kubernetes has a `finalize` subresource
+  for that; tinykube's API has no subresource verbs, so an Update of a
+  terminating namespace plays its part, and it can only take away;
+* once spec.finalizers and metadata.finalizers are both empty the generic
+  store removes the namespace, after `before_remove` has checked that
+  storage holds nothing under it any more (Conflict otherwise: something was
+  created meanwhile, an Event say, and the controller goes round again).
+  Kubernetes trusts its controller here; the check is cheap insurance
+  against objects surviving their namespace and reappearing in a new
+  namespace of the same name.
+
+So with no controller manager running, a deleted namespace stays
+Terminating, exactly as in Kubernetes.
+
+    delete ns scratch   -> Terminating, spec.finalizers [kubernetes]
+    controller          -> deletes scratch's configmaps, pods (gracefully), ...
+                        -> all gone: update with spec.finalizers []
+    store               -> both finalizer lists empty, nothing left: removed
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apimachinery import errors, scheme
 from apimachinery.scheme import KindInfo
 from apiserver import encoding
-from apiserver.registry import strategy
-from apiserver.storage.interface import KeyValue, StorageError
-
-if TYPE_CHECKING:
-    from apiserver.registry.store import Store
+from apiserver.registry.strategy import ObjectRegistry, RESTStrategy
+from apiserver.storage.interface import Storage
 
 log = logging.getLogger(__name__)
 
 BUILTIN = ("default", "kube-system", "kube-public", "kube-node-lease")
 PROTECTED = ("default", "kube-system", "kube-public")
-_POLL_SECONDS = 0.5
+FINALIZER = "kubernetes"  # Kubernetes' FinalizerKubernetes: the namespace controller's
+TERMINATING = "Terminating"
 
 
 class NamespaceLifecycle:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.info = scheme.for_resource("namespaces")
-        self._finalizers: set[asyncio.Task[None]] = set()
+    """Admission: create only into an existing namespace that is not terminating."""
 
-    async def ensure_builtin(self) -> None:
-        for name in BUILTIN:
-            ns = scheme.new_object(self.info)
-            ns.metadata.name = name
-            with contextlib.suppress(errors.AlreadyExists):
-                await self.store.create(ns)
-        # Resume the deletion of namespaces that were terminating when the server stopped.
-        for ns in (await self.store.list_objects(self.info))[0]:
-            if ns.metadata.HasField("deletion_timestamp"):
-                self._start_finalizer(ns.metadata.name)
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.info = scheme.for_resource("namespaces")
 
     async def admit_create(self, info: KindInfo, obj: Any) -> None:
         if not info.namespaced:
             return
         name = obj.metadata.namespace
-        kv = await self.store.storage.get(scheme.object_key(self.info, "", name))
+        kv = await self.storage.get(scheme.object_key(self.info, "", name))
         if kv is None:
             raise errors.NotFound.for_object("namespaces", name)
         ns = encoding.decode(self.info, kv.value, kv.mod_revision)
@@ -65,58 +80,65 @@ class NamespaceLifecycle:
                 f" content in namespace {name} because it is being terminated"
             )
 
-    async def delete(self, ns: Any, kv: KeyValue) -> Any:
-        name = ns.metadata.name
+
+class NamespaceStrategy(RESTStrategy):
+    """Namespaces: built-in ones, the `kubernetes` finalizer, Terminating, removal when empty."""
+
+    def __init__(self, storage: Storage) -> None:
+        super().__init__("Namespace", reset_status_on_create=True)
+        self.storage = storage
+        self.info = scheme.for_resource("namespaces")
+
+    async def start(self, registry: ObjectRegistry) -> None:
+        for name in BUILTIN:
+            ns = scheme.new_object(self.info)
+            ns.metadata.name = name
+            with contextlib.suppress(errors.AlreadyExists):
+                await registry.create(ns)
+
+    def prepare_for_create(self, info: KindInfo, obj: Any) -> None:
+        super().prepare_for_create(info, obj)
+        if FINALIZER not in obj.spec.finalizers:
+            obj.spec.finalizers.append(FINALIZER)
+
+    def prepare_for_update(self, info: KindInfo, new: Any, old: Any) -> None:
+        super().prepare_for_update(info, new, old)
+        kept = list(old.spec.finalizers)
+        if old.metadata.HasField("deletion_timestamp"):
+            wanted = set(new.spec.finalizers)
+            kept = [f for f in kept if f in wanted]  # finalize: entries may only go
+        del new.spec.finalizers[:]
+        new.spec.finalizers.extend(kept)
+
+    async def before_delete(self, obj: Any) -> None:
+        name = obj.metadata.name
         if name in PROTECTED:
             raise errors.Forbidden(
                 f'namespaces "{name}" is forbidden: this namespace may not be deleted'
             )
-        if not ns.metadata.HasField("deletion_timestamp"):
-            ns.metadata.deletion_timestamp.CopyFrom(strategy.now())
-            ns.metadata.deletion_grace_period_seconds = 0
-            ns.status.phase = "Terminating"
-            key = scheme.object_key(self.info, "", name)
-            stored = await self.store.storage.update(
-                key, encoding.encode_for_storage(ns), kv.mod_revision
+
+    def mark_deleting(self, obj: Any) -> None:
+        obj.status.phase = TERMINATING
+
+    def finalized(self, obj: Any) -> bool:
+        return not obj.metadata.finalizers and not obj.spec.finalizers
+
+    async def before_remove(self, obj: Any) -> None:
+        name = obj.metadata.name
+        left = await self.contents(name)
+        if left:
+            raise errors.Conflict.for_object(
+                self.info.full_resource,
+                name,
+                f"the namespace still holds {left} objects; they must be deleted first",
             )
-            ns.metadata.resource_version = str(stored.mod_revision)
-            self._start_finalizer(name)
-        return ns
+        log.info("namespace removed", extra={"namespace": name})
 
-    def _start_finalizer(self, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._finalize(name))
-        self._finalizers.add(task)
-        task.add_done_callback(self._finalizers.discard)
-
-    async def _finalize(self, name: str) -> None:
-        """Delete the namespace's contents until none is left, then the namespace."""
-        while True:
-            try:
-                remaining = await self._delete_contents(name)
-                if remaining == 0:
-                    key = scheme.object_key(self.info, "", name)
-                    await self.store.storage.delete(key)
-                    log.info("namespace deleted", extra={"namespace": name})
-                    return
-            except (errors.StatusError, StorageError) as err:
-                log.warning("namespace cleanup retry", extra={"namespace": name, "error": str(err)})
-            await asyncio.sleep(_POLL_SECONDS)
-
-    async def _delete_contents(self, namespace: str) -> int:
-        remaining = 0
+    async def contents(self, namespace: str) -> int:
+        """How many objects storage holds in `namespace`, of every namespaced kind."""
+        count = 0
         for info in scheme.KINDS:
-            if not info.namespaced:
-                continue
-            objects, _ = await self.store.list_objects(info, namespace)
-            remaining += len(objects)
-            for obj in objects:
-                if obj.metadata.HasField("deletion_timestamp"):
-                    continue
-                with contextlib.suppress(errors.NotFound):
-                    await self.store.delete(info, namespace, obj.metadata.name)
-        return remaining
-
-    async def close(self) -> None:
-        for task in list(self._finalizers):
-            task.cancel()
-        await asyncio.gather(*self._finalizers, return_exceptions=True)
+            if info.namespaced:
+                kvs, _ = await self.storage.list(scheme.prefix_key(info, namespace))
+                count += len(kvs)
+        return count

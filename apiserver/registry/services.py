@@ -1,29 +1,41 @@
-"""Service allocations around Service writes: ClusterIPs and NodePorts.
+"""The Service strategy: ClusterIPs and NodePorts around Service writes.
 
-The store calls in three places, all under its Service lock:
+Kubernetes' Service REST storage (pkg/registry/core/service/storage) wraps
+the generic store with an allocator transaction; tinykube's ServiceStrategy
+does the same through the strategy hooks, all under one lock so that the
+in-memory allocators (apiserver/allocators.py) and the store never disagree:
 
-* `allocate(new, old)` before writing: takes an IP for a Service that needs
-  one and has none, and a node port for every port of a NodePort /
-  LoadBalancer Service that has none; a value the user asked for is checked
-  (in range, free). It returns a function that gives everything taken back,
-  called if the write then fails, so a failed create never leaks an address.
-* `release_replaced(new, old)` after an update: frees what the old version
-  held and the new one no longer does (a NodePort Service turned ClusterIP).
-* `release_all(svc)` after a delete.
+* `start` rebuilds the allocators from the stored Services: they are memory,
+  the stored Services are the truth (so a crash can never leak an address).
+* `prepare_for_update` carries allocated values over, as Kubernetes'
+  patchAllocatedValues does: a manifest applied again carries no clusterIP
+  or nodePort (the server chose them), and that must mean "keep them", not
+  "change them" (which validation would refuse: clusterIP is immutable).
+* `begin_create` / `begin_update` take an IP for a Service that needs one
+  and has none, and a node port for every port of a NodePort / LoadBalancer
+  Service that has none; a value the user asked for is checked (in range,
+  free). The finish function gives everything taken back if the write then
+  fails (or was a dry run), so a failed create never leaks an address; after
+  an update that landed it frees what the old version held and the new one
+  no longer does (a NodePort Service turned ClusterIP).
+* `after_delete` frees everything the Service held.
 
-`carry_allocated(new, old)` runs on update before validation, as Kubernetes'
-patchAllocatedValues does: a manifest applied again carries no clusterIP or
-nodePort (the server chose them), and that must mean "keep them", not
-"change them" (which validation would refuse: clusterIP is immutable).
+Worked example: create `web` (ClusterIP) -> begin_create takes 10.96.3.7,
+the write lands, finish(True) keeps it. Create `db` asking for 10.96.3.7 ->
+begin_create refuses (Invalid: already allocated), nothing is written. Delete
+`web` -> after_delete frees 10.96.3.7, and `db` may now have it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from apimachinery import errors
+from apimachinery import errors, scheme
+from apimachinery.scheme import KindInfo
 from apiserver.allocators import AllocationError, ClusterIPAllocator, NodePortAllocator
+from apiserver.registry.strategy import FinishFunc, ObjectRegistry, RESTStrategy, kind_group
 
 
 def needs_cluster_ip(svc: Any) -> bool:
@@ -44,6 +56,8 @@ def _ports(svc: Any) -> set[int]:
 
 
 class ServiceAllocations:
+    """The ClusterIP and NodePort allocators and what each Service write takes or frees."""
+
     def __init__(self) -> None:
         self.cluster_ips = ClusterIPAllocator()
         self.node_ports = NodePortAllocator()
@@ -141,3 +155,51 @@ class ServiceAllocations:
             self.cluster_ips.release(ip)
         for port in _ports(svc):
             self.node_ports.release(port)
+
+
+class ServiceStrategy(RESTStrategy):
+    """Services: allocations taken before each write, given back on failure and delete."""
+
+    def __init__(self) -> None:
+        super().__init__("Service", reset_status_on_create=True)
+        self.info = scheme.for_resource("services")
+        self.allocations = ServiceAllocations()
+        # Held from begin_* until the finish function runs, i.e. across the write.
+        self._lock = asyncio.Lock()
+
+    async def start(self, registry: ObjectRegistry) -> None:
+        services, _ = await registry.list_objects(self.info)
+        self.allocations.rebuild(services)
+
+    def prepare_for_update(self, info: KindInfo, new: Any, old: Any) -> None:
+        super().prepare_for_update(info, new, old)
+        self.allocations.carry_allocated(new, old)
+
+    async def begin_create(self, obj: Any) -> FinishFunc:
+        return await self._begin(obj, None)
+
+    async def begin_update(self, new: Any, old: Any) -> FinishFunc:
+        return await self._begin(new, old)
+
+    async def _begin(self, new: Any, old: Any | None) -> FinishFunc:
+        await self._lock.acquire()
+        try:
+            undo = self.allocations.allocate(new, old, kind_group(self.info))
+        except BaseException:
+            self._lock.release()
+            raise
+
+        def finish(success: bool) -> None:
+            try:
+                if not success:
+                    undo()
+                elif old is not None:
+                    self.allocations.release_replaced(new, old)
+            finally:
+                self._lock.release()
+
+        return finish
+
+    async def after_delete(self, obj: Any) -> None:
+        async with self._lock:
+            self.allocations.release_all(obj)

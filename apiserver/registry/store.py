@@ -1,8 +1,11 @@
 """The generic store: create, get, list, update, update status, delete.
 
-One implementation serves every kind (Kubernetes' generic registry.Store); what
-differs per kind lives in strategy.py, defaults.py, validation and the two
-hooks below (Service allocations, namespace lifecycle).
+One implementation serves every kind (Kubernetes' generic registry.Store).
+What differs per kind it asks of the kind's strategy (strategy.py: the hooks
+and the default; pods.py, services.py, namespaces.py: the kinds with rules
+of their own; kinds.py: which kind gets which), and every create passes the
+admission plugins. This module names no kind: a rule that starts with "if
+the object is a ..." belongs in a strategy.
 
 Optimistic concurrency. Every object carries the revision it was read at
 (`metadata.resourceVersion`). An update that names one is a compare-and-swap
@@ -12,18 +15,21 @@ the same version exactly one wins. An update that names none is applied to
 whatever is current ("unconditional update", which Kubernetes allows for most
 kinds): the store reads, applies, and retries the swap until it lands.
 
-Deletion. Most objects go at once. Two things make deletion graceful instead:
-- a Pod bound to a node is marked (deletionTimestamp = now + grace period) and
-  left for its kubelet, which stops the containers and then deletes with
-  grace 0: the object disappears only once nothing runs;
-- an object with finalizers is marked and left until the last finalizer is
-  removed by an update, which then deletes it.
+Deletion. An object goes at once unless something holds it back; then it is
+marked (deletionTimestamp, deletionGracePeriodSeconds) and stays:
+- the strategy gives it a grace period (a Pod on a node: its kubelet stops
+  the containers first and then deletes with grace 0);
+- it has finalizers (metadata.finalizers, or whatever else the strategy's
+  `finalized` counts: a Namespace's spec.finalizers). The update that
+  removes the last one removes the object.
+Foreground and Orphan propagation add the garbage collector's finalizers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable
+from secrets import choice
 from typing import Any
 
 from google.protobuf import any_pb2
@@ -31,9 +37,15 @@ from google.protobuf import any_pb2
 from apimachinery import errors, fields, labels, scheme, validation
 from apimachinery.scheme import KindInfo
 from apiserver import defaults, encoding
-from apiserver.registry import strategy
-from apiserver.registry.namespaces import NamespaceLifecycle
-from apiserver.registry.services import ServiceAllocations
+from apiserver.registry import kinds
+from apiserver.registry.strategy import (
+    Admission,
+    FinishFunc,
+    Strategies,
+    bump_generation,
+    kind_group,
+    now,
+)
 from apiserver.storage.interface import (
     KeyExists,
     KeyNotFound,
@@ -45,11 +57,7 @@ from apiserver.storage.interface import (
 log = logging.getLogger(__name__)
 
 _UNCONDITIONAL_RETRIES = 20
-
-
-def kind_group(info: KindInfo) -> str:
-    """`Deployment.apps`, `Pod`: how Kubernetes names a kind in an Invalid message."""
-    return f"{info.kind}.{info.group}" if info.group else info.kind
+_PROPAGATION_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
 
 
 def parse_resource_version(text: str, path: str = "metadata.resourceVersion") -> int:
@@ -62,21 +70,44 @@ def parse_resource_version(text: str, path: str = "metadata.resourceVersion") ->
     return value
 
 
+async def _finishing(finish: FinishFunc, write: Awaitable[Any], dry_run: bool) -> Any:
+    """Run a write a begin_* hook prepared, and tell the hook whether it landed."""
+    landed = False
+    try:
+        result = await write
+        landed = not dry_run
+        return result
+    finally:
+        finish(landed)
+
+
 class Store:
     """The generic verbs over a Storage, for every kind in the scheme."""
 
-    def __init__(self, storage: Storage, *, default_toleration_seconds: int = 300) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        default_toleration_seconds: int = 300,
+        strategies: Strategies | None = None,
+        admission: list[Admission] | None = None,
+    ) -> None:
         self.storage = storage
-        self.default_toleration_seconds = default_toleration_seconds
-        self.services = ServiceAllocations()
-        self.namespaces = NamespaceLifecycle(self)
-        self._service_lock = asyncio.Lock()
+        if strategies is None:
+            strategies = kinds.core_strategies(
+                storage, default_toleration_seconds=default_toleration_seconds
+            )
+        self.strategies = strategies
+        self.admission = admission if admission is not None else kinds.admission_plugins(storage)
 
     async def start(self) -> None:
-        """Create the built-in namespaces and rebuild allocator state from the store."""
-        await self.namespaces.ensure_builtin()
-        services, _ = await self.list_objects(scheme.for_resource("services"))
-        self.services.rebuild(services)
+        """Let each strategy seed objects and rebuild its memory from the store."""
+        for strategy in self.strategies:
+            await strategy.start(self)
+
+    async def close(self) -> None:
+        for strategy in self.strategies:
+            await strategy.close()
 
     # ------------------------------------------------------------------ reads
     def _key(self, info: KindInfo, namespace: str, name: str) -> str:
@@ -128,6 +159,7 @@ class Store:
     # ------------------------------------------------------------------ create
     async def create(self, obj: Any, *, dry_run: bool = False) -> Any:
         info = scheme.for_message(obj)
+        strategy = self.strategies.for_kind(info)
         meta = obj.metadata
         if info.namespaced:
             meta.namespace = meta.namespace or "default"
@@ -140,22 +172,12 @@ class Store:
         causes = validation.validate_object(obj)
         if causes:
             raise errors.Invalid.for_object(kind_group(info), meta.name, causes)
-        await self.namespaces.admit_create(info, obj)
-        if info.kind == "Pod":
-            add_default_tolerations(obj, self.default_toleration_seconds)
+        for plugin in self.admission:
+            await plugin.admit_create(info, obj)
+        await strategy.admit_create(obj)
         key = self._key(info, meta.namespace, meta.name)
-        if info.kind != "Service":
-            return await self._create(info, key, obj, dry_run)
-        async with self._service_lock:
-            release = self.services.allocate(obj, None, kind_group(info))
-            try:
-                created = await self._create(info, key, obj, dry_run)
-            except BaseException:
-                release()
-                raise
-            if dry_run:
-                release()
-            return created
+        finish = await strategy.begin_create(obj)
+        return await _finishing(finish, self._create(info, key, obj, dry_run), dry_run)
 
     async def _create(self, info: KindInfo, key: str, obj: Any, dry_run: bool) -> Any:
         if dry_run:
@@ -200,43 +222,32 @@ class Store:
     async def _update_once(
         self, info: KindInfo, obj: Any, old: Any, kv: KeyValue, *, status: bool, dry_run: bool
     ) -> Any:
+        strategy = self.strategies.for_kind(info)
         new = type(obj)()
         new.CopyFrom(obj)
         if status:
             new = strategy.prepare_for_status_update(info, new, old)
         else:
             strategy.prepare_for_update(info, new, old)
-            if info.kind == "Service":
-                self.services.carry_allocated(new, old)
             defaults.apply_defaults(new)
-            strategy.bump_generation(new, old)
+            bump_generation(new, old)
         new.metadata.resource_version = ""
         causes = validation.validate_update(new, old)
         if causes:
             raise errors.Invalid.for_object(kind_group(info), new.metadata.name, causes)
         # The last finalizer of an object being deleted is gone: finish the deletion.
-        if old.metadata.HasField("deletion_timestamp") and not new.metadata.finalizers:
+        if old.metadata.HasField("deletion_timestamp") and strategy.finalized(new):
             if dry_run:
                 return new
-            return await self._delete_now(info, new, kv)
+            return await self._remove(info, new, kv)
         value = encoding.encode_for_storage(new)
         if value == kv.value:
             return old  # nothing changed: no write, no new resourceVersion
         key = self._key(info, new.metadata.namespace, new.metadata.name)
-        if info.kind != "Service" or status:
+        if status:
             return await self._write(key, new, kv.mod_revision, dry_run)
-        async with self._service_lock:
-            release = self.services.allocate(new, old, kind_group(info))
-            try:
-                written = await self._write(key, new, kv.mod_revision, dry_run)
-            except BaseException:
-                release()
-                raise
-            if dry_run:
-                release()
-            else:
-                self.services.release_replaced(new, old)
-            return written
+        finish = await strategy.begin_update(new, old)
+        return await _finishing(finish, self._write(key, new, kv.mod_revision, dry_run), dry_run)
 
     async def _write(self, key: str, new: Any, expected: int, dry_run: bool) -> Any:
         if dry_run:
@@ -264,27 +275,11 @@ class Store:
                 f'propagationPolicy: Unsupported value: "{propagation_policy}": supported values:'
                 ' "Background", "Foreground", "Orphan"'
             )
+        strategy = self.strategies.for_kind(info)
         for _ in range(_UNCONDITIONAL_RETRIES):
             obj, kv = await self._read(info, namespace, name)
-            if precondition_uid and precondition_uid != obj.metadata.uid:
-                raise errors.Conflict.for_object(
-                    info.full_resource,
-                    name,
-                    f"Precondition failed: UID in precondition: {precondition_uid},"
-                    f" UID in object meta: {obj.metadata.uid}",
-                )
-            if precondition_resource_version and precondition_resource_version != str(
-                kv.mod_revision
-            ):
-                raise errors.Conflict.for_object(
-                    info.full_resource,
-                    name,
-                    "Precondition failed: ResourceVersion in precondition:"
-                    f" {precondition_resource_version}, ResourceVersion in object meta:"
-                    f" {kv.mod_revision}",
-                )
-            if info.kind == "Namespace":
-                return await self.namespaces.delete(obj, kv)
+            _check_preconditions(info, obj, kv, precondition_uid, precondition_resource_version)
+            await strategy.before_delete(obj)
             try:
                 return await self._delete_once(
                     info, obj, kv, grace_period_seconds, propagation_policy
@@ -298,71 +293,61 @@ class Store:
     async def _delete_once(
         self, info: KindInfo, obj: Any, kv: KeyValue, grace: int | None, propagation: str
     ) -> Any:
+        strategy = self.strategies.for_kind(info)
         meta = obj.metadata
-        finalizer = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(propagation)
+        finalizer = _PROPAGATION_FINALIZERS.get(propagation)
         finalizer_added = bool(finalizer) and finalizer not in meta.finalizers
         if finalizer_added:
             meta.finalizers.append(str(finalizer))
-        graceful = info.kind == "Pod" and _pod_grace(obj, grace) > 0
-        if not graceful and not meta.finalizers:
-            return await self._delete_now(info, obj, kv)
-        period = _pod_grace(obj, grace) if graceful else 0
+        period = strategy.grace_period(obj, grace)
+        graceful = period > 0
+        if not graceful and strategy.finalized(obj):
+            return await self._remove(info, obj, kv)
         if meta.HasField("deletion_timestamp"):
             # Already terminating: only a shorter grace period or a new finalizer is news.
             shorter = graceful and period < meta.deletion_grace_period_seconds
             if not shorter and not finalizer_added:
                 return obj
-        deadline = strategy.now()
+        deadline = now()
         deadline.seconds += period
         meta.deletion_timestamp.CopyFrom(deadline)
         meta.deletion_grace_period_seconds = period
         meta.resource_version = ""
+        strategy.mark_deleting(obj)
         key = self._key(info, meta.namespace, meta.name)
         stored = await self.storage.update(key, encoding.encode_for_storage(obj), kv.mod_revision)
         meta.resource_version = str(stored.mod_revision)
         return obj
 
-    async def _delete_now(self, info: KindInfo, obj: Any, kv: KeyValue) -> Any:
+    async def _remove(self, info: KindInfo, obj: Any, kv: KeyValue) -> Any:
+        """Take the object out of storage for good (it was last stored as `kv`)."""
+        strategy = self.strategies.for_kind(info)
+        await strategy.before_remove(obj)
         key = self._key(info, obj.metadata.namespace, obj.metadata.name)
         gone = await self.storage.delete(key, kv.mod_revision)
-        if info.kind == "Service":
-            async with self._service_lock:
-                self.services.release_all(obj)
+        await strategy.after_delete(obj)
         obj.metadata.resource_version = str(gone.mod_revision)
         return obj
 
 
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
-
-
-def add_default_tolerations(pod: Any, seconds: int) -> None:
-    """Kubernetes' DefaultTolerationSeconds admission: how long a pod stays on a lost node.
-
-    Every pod tolerates the node lifecycle controller's NoExecute taints for a
-    while (300 s by default), unless it says otherwise; after that the pod is
-    evicted and its controller replaces it elsewhere.
-    """
-    if any(
-        not t.key and t.operator == "Exists" and t.effect in ("", "NoExecute")
-        for t in pod.spec.tolerations
-    ):
-        return  # tolerates everything already
-    have = {(t.key, t.effect) for t in pod.spec.tolerations}
-    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
-        if (key, "NoExecute") not in have and (key, "") not in have:
-            pod.spec.tolerations.add(
-                key=key, operator="Exists", effect="NoExecute", toleration_seconds=seconds
-            )
-
-
-def _pod_grace(pod: Any, requested: int | None) -> int:
-    """The grace period a Pod deletion gets: none for a pod that never ran."""
-    if not pod.spec.node_name or pod.status.phase in ("Succeeded", "Failed"):
-        return 0
-    if requested is not None:
-        return max(0, requested)
-    return int(pod.spec.termination_grace_period_seconds)
+def _check_preconditions(
+    info: KindInfo, obj: Any, kv: KeyValue, uid: str, resource_version: str
+) -> None:
+    name = obj.metadata.name
+    if uid and uid != obj.metadata.uid:
+        raise errors.Conflict.for_object(
+            info.full_resource,
+            name,
+            f"Precondition failed: UID in precondition: {uid},"
+            f" UID in object meta: {obj.metadata.uid}",
+        )
+    if resource_version and resource_version != str(kv.mod_revision):
+        raise errors.Conflict.for_object(
+            info.full_resource,
+            name,
+            f"Precondition failed: ResourceVersion in precondition: {resource_version},"
+            f" ResourceVersion in object meta: {kv.mod_revision}",
+        )
 
 
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -370,6 +355,4 @@ _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def _random_suffix(n: int = 5) -> str:
     """generateName's suffix, from Kubernetes' alphabet (no vowels: no accidental words)."""
-    import secrets
-
-    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(n))
+    return "".join(choice(_SUFFIX_ALPHABET) for _ in range(n))

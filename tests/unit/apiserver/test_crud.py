@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from apimachinery import errors
 from apimachinery.client import Client
 from protos import core_pb2
+from tests.unit.controllers.infra import controllers
 
 from .objects import configmap, deployment, pod, service
+
+
+@pytest.fixture
+async def namespace_controller(client: Client) -> AsyncIterator[None]:
+    """Emptying a deleted namespace is the namespace controller's job, beside the server."""
+    async with controllers(client, ["namespace"]):
+        yield
 
 
 async def test_default_namespaces_exist(client: Client) -> None:
@@ -178,7 +188,9 @@ async def test_protected_namespace_cannot_be_deleted(client: Client) -> None:
         await client.delete("namespaces", "default")
 
 
-async def test_namespace_deletion_removes_contents(client: Client) -> None:
+async def test_namespace_deletion_removes_contents(
+    client: Client, namespace_controller: None
+) -> None:
     ns = core_pb2.Namespace(api_version="v1", kind="Namespace")
     ns.metadata.name = "scratch"
     await client.create(ns)
