@@ -22,7 +22,7 @@ and retry") and closing its event recorder on the way out.
 
         def __init__(self, ctx: ControllerContext) -> None:
             super().__init__(ctx)
-            self.pods = ctx.factory.informer("pods")
+            self.pods = ctx.factory.informer(core_pb2.Pod)
             self.pods.add_handlers(on_add=self.enqueue_obj, ...)
 
         async def sync(self, key: str) -> None:
@@ -43,6 +43,7 @@ from apimachinery.events import EventRecorder
 from apimachinery.factory import SharedInformerFactory
 from apimachinery.worker import WorkLoop
 from apimachinery.workqueue import RateLimitingQueue
+from controllers.controller_utils import HasMetadata
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class ControllerOptions:
 
 @dataclass
 class ControllerContext:
+    """What every controller is built from: the client, the shared informers, the options."""
+
     client: Client
     factory: SharedInformerFactory
     options: ControllerOptions
@@ -90,7 +93,7 @@ class Controller(abc.ABC):
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
 
-    def enqueue_obj(self, obj: Any, *_: Any) -> None:
+    def enqueue_obj(self, obj: HasMetadata, *_: object) -> None:
         self.queue.add(meta_namespace_key(obj))
 
     # ---- the loop --------------------------------------------------------------------------

@@ -39,7 +39,14 @@ Ownership -- `owner_reference(obj)` builds the controller=true,
 blockOwnerDeletion=true reference a ReplicaSet puts on its pods and a
 Deployment on its ReplicaSets; `controller_ref(obj)` finds it again; the
 index CONTROLLER_UID_INDEX files cached objects by their controller's uid so
-"the pods of this ReplicaSet" is a dictionary lookup, not a scan.
+"the pods of this ReplicaSet" is a dictionary lookup, not a scan. (Which
+objects a controller owns at all is decided by claiming: claim.py.)
+
+Ownership works on every kind alike, so its functions take small Protocols
+rather than one message class: `HasMetadata` (every API object: it has
+ObjectMeta), `HasKind` (apiVersion and kind too, to be named in a
+reference) and `HasSelector` (a spec with a label selector: ReplicaSets,
+Deployments). The generated messages satisfy them as they are.
 """
 
 from __future__ import annotations
@@ -49,10 +56,10 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol, TypeVar
 
 from apimachinery.cache import Indexer, IndexFunc, meta_namespace_key
-from protos import meta_pb2
+from protos import core_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +68,53 @@ NAMESPACE_INDEX = "workloads.namespace"
 EXPECTATIONS_TTL_SECONDS = 300.0
 
 
+class HasMetadata(Protocol):
+    """Any API object: each kind has ObjectMeta (the base Message class does not say so)."""
+
+    @property
+    def metadata(self) -> meta_pb2.ObjectMeta: ...
+
+
+class HasKind(HasMetadata, Protocol):
+    """An object that can be named in an owner reference."""
+
+    @property
+    def api_version(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+class _SpecWithSelector(Protocol):
+    @property
+    def selector(self) -> meta_pb2.LabelSelector: ...
+
+
+class HasSelector(HasMetadata, Protocol):
+    """An object whose spec selects others by label (a ReplicaSet, a Deployment)."""
+
+    @property
+    def spec(self) -> _SpecWithSelector: ...
+
+
+T = TypeVar("T")
+ObjT = TypeVar("ObjT", bound=HasMetadata)
+SelT = TypeVar("SelT", bound=HasSelector)
+
+
 # ------------------------------------------------------------------ indices
 
 
-def controller_uid_index(obj: Any) -> list[str]:
+def controller_uid_index(obj: HasMetadata) -> list[str]:
     ref = controller_ref(obj)
     return [ref.uid] if ref is not None else []
 
 
-def namespace_index(obj: Any) -> str:
+def namespace_index(obj: HasMetadata) -> str:
     return str(obj.metadata.namespace)
 
 
-def ensure_index(store: Indexer[Any], name: str, fn: IndexFunc) -> None:
+def ensure_index(store: Indexer[T], name: str, fn: IndexFunc) -> None:
     """Add an index unless a controller sharing this informer already did."""
     with contextlib.suppress(ValueError):
         store.add_index(name, fn)
@@ -82,7 +123,7 @@ def ensure_index(store: Indexer[Any], name: str, fn: IndexFunc) -> None:
 # ------------------------------------------------------------------ ownership
 
 
-def owner_reference(owner: Any) -> meta_pb2.OwnerReference:
+def owner_reference(owner: HasKind) -> meta_pb2.OwnerReference:
     """The controller reference `owner` puts on what it creates (metav1.NewControllerRef)."""
     return meta_pb2.OwnerReference(
         api_version=owner.api_version,
@@ -94,18 +135,18 @@ def owner_reference(owner: Any) -> meta_pb2.OwnerReference:
     )
 
 
-def controller_ref(obj: Any) -> meta_pb2.OwnerReference | None:
+def controller_ref(obj: HasMetadata) -> meta_pb2.OwnerReference | None:
     """metav1.GetControllerOf: the owner reference with controller=true, if any."""
     for ref in obj.metadata.owner_references:
         if ref.HasField("controller") and ref.controller:
-            return ref  # type: ignore[no-any-return]
+            return ref
     return None
 
 
 # ------------------------------------------------------------------ pods
 
 
-def resolve_controller_ref(owners: Indexer[Any], obj: Any, kind: str) -> Any:
+def resolve_controller_ref(owners: Indexer[ObjT], obj: HasMetadata, kind: str) -> ObjT | None:
     """The cached owner of kind `kind` that controls `obj`, or None (Kubernetes'
     resolveControllerRef): the name must resolve and the uid must match, so a new
     owner that took a deleted owner's name is not mistaken for it."""
@@ -118,7 +159,7 @@ def resolve_controller_ref(owners: Indexer[Any], obj: Any, kind: str) -> Any:
     return owner
 
 
-def selecting(owners: Indexer[Any], obj: Any) -> list[Any]:
+def selecting(owners: Indexer[SelT], obj: HasMetadata) -> list[SelT]:
     """The cached owners in `obj`'s namespace whose selector matches its labels."""
     from apimachinery import labels
 
@@ -129,26 +170,26 @@ def selecting(owners: Indexer[Any], obj: Any) -> list[Any]:
     ]
 
 
-def is_pod_active(pod: Any) -> bool:
+def is_pod_active(pod: core_pb2.Pod) -> bool:
     return not pod.metadata.HasField("deletion_timestamp") and pod.status.phase not in (
         "Succeeded",
         "Failed",
     )
 
 
-def _ready_condition(pod: Any) -> Any:
+def _ready_condition(pod: core_pb2.Pod) -> core_pb2.PodCondition | None:
     for cond in pod.status.conditions:
         if cond.type == "Ready":
             return cond
     return None
 
 
-def is_pod_ready(pod: Any) -> bool:
+def is_pod_ready(pod: core_pb2.Pod) -> bool:
     cond = _ready_condition(pod)
     return cond is not None and cond.status == "True"
 
 
-def ready_since(pod: Any) -> float:
+def ready_since(pod: core_pb2.Pod) -> float:
     """When the pod last became Ready (seconds since the epoch); 0 when not ready."""
     cond = _ready_condition(pod)
     if cond is None or cond.status != "True":
@@ -157,7 +198,7 @@ def ready_since(pod: Any) -> float:
     return float(ts.seconds) + float(ts.nanos) / 1e9
 
 
-def is_pod_available(pod: Any, min_ready_seconds: int, now: float) -> bool:
+def is_pod_available(pod: core_pb2.Pod, min_ready_seconds: int, now: float) -> bool:
     """podutil.IsPodAvailable: Ready, and for at least minReadySeconds."""
     if not is_pod_ready(pod):
         return False
@@ -167,14 +208,16 @@ def is_pod_available(pod: Any, min_ready_seconds: int, now: float) -> bool:
     return since > 0 and since + min_ready_seconds <= now
 
 
-def restart_count(pod: Any) -> int:
+def restart_count(pod: core_pb2.Pod) -> int:
     return sum(int(s.restart_count) for s in pod.status.container_statuses)
 
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
-def deletion_order_key(pod: Any, colocated: int) -> tuple[int, int, int, int, float, int, float]:
+def deletion_order_key(
+    pod: core_pb2.Pod, colocated: int
+) -> tuple[int, int, int, int, float, int, float]:
     """Sort key for ActivePodsWithRanks: the pod to delete first sorts first.
 
     1. not yet scheduled before scheduled;  2. Pending < Unknown < Running;
@@ -194,7 +237,9 @@ def deletion_order_key(pod: Any, colocated: int) -> tuple[int, int, int, int, fl
     )
 
 
-def pods_to_delete(pods: list[Any], related: Iterable[Any], count: int) -> list[Any]:
+def pods_to_delete(
+    pods: list[core_pb2.Pod], related: Iterable[core_pb2.Pod], count: int
+) -> list[core_pb2.Pod]:
     """getPodsToDelete: the `count` pods a scale-down removes (cheapest to lose first).
 
     The rank of a pod is how many related active pods (of this ReplicaSet and
@@ -275,5 +320,5 @@ class ControllerExpectations:
         self._items.pop(key, None)
 
 
-def pod_key(pod: Any) -> str:
+def pod_key(pod: core_pb2.Pod) -> str:
     return meta_namespace_key(pod)

@@ -47,7 +47,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from apimachinery import errors, labels
 from apimachinery.cache import meta_namespace_key
@@ -102,7 +101,7 @@ async def slow_start_batch(
 
 
 def calculate_status(
-    rs: apps_pb2.ReplicaSet, active: list[Any], now: float
+    rs: apps_pb2.ReplicaSet, active: list[core_pb2.Pod], now: float
 ) -> apps_pb2.ReplicaSetStatus:
     """calculateStatus: the counts a ReplicaSet reports for its active pods."""
     template_labels = dict(rs.spec.template.metadata.labels)
@@ -122,12 +121,14 @@ def calculate_status(
 
 @register("replicaset")
 class ReplicaSetController(Controller):
+    """Keeps each ReplicaSet's count of active pods at spec.replicas, one step per sync."""
+
     name = "replicaset-controller"
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
-        self.rs_informer = ctx.factory.informer("replicasets")
-        self.pod_informer = ctx.factory.informer("pods")
+        self.rs_informer = ctx.factory.informer(apps_pb2.ReplicaSet)
+        self.pod_informer = ctx.factory.informer(core_pb2.Pod)
         self.rs_store = self.rs_informer.store
         self.pod_store = self.pod_informer.store
         ensure_index(self.rs_store, NAMESPACE_INDEX, namespace_index)
@@ -145,21 +146,21 @@ class ReplicaSetController(Controller):
 
     # ---- handlers: observe expectations, enqueue the owning ReplicaSet ---------------------
 
-    def _update_rs(self, old: Any, new: Any) -> None:
+    def _update_rs(self, old: apps_pb2.ReplicaSet, new: apps_pb2.ReplicaSet) -> None:
         self.enqueue_obj(new)
 
-    def _delete_rs(self, rs: Any) -> None:
+    def _delete_rs(self, rs: apps_pb2.ReplicaSet) -> None:
         self.expectations.forget(meta_namespace_key(rs))
 
-    def _owner(self, pod: Any) -> Any:
+    def _owner(self, pod: core_pb2.Pod) -> apps_pb2.ReplicaSet | None:
         return resolve_controller_ref(self.rs_store, pod, "ReplicaSet")
 
-    def _enqueue_matching(self, pod: Any) -> None:
+    def _enqueue_matching(self, pod: core_pb2.Pod) -> None:
         """An orphan appeared or changed: every ReplicaSet that could adopt it takes a look."""
         for rs in selecting(self.rs_store, pod):
             self.enqueue_obj(rs)
 
-    def _add_pod(self, pod: Any) -> None:
+    def _add_pod(self, pod: core_pb2.Pod) -> None:
         if pod.metadata.HasField("deletion_timestamp"):
             self._delete_pod(pod)  # first seen already terminating (e.g. after a restart)
             return
@@ -172,7 +173,7 @@ class ReplicaSetController(Controller):
             self.expectations.creation_observed(key)
             self.enqueue(key)
 
-    def _update_pod(self, old: Any, new: Any) -> None:
+    def _update_pod(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
             return  # periodic resync: nothing changed
         labels_changed = dict(old.metadata.labels) != dict(new.metadata.labels)
@@ -192,7 +193,7 @@ class ReplicaSetController(Controller):
         elif controller_ref(new) is None and (labels_changed or controller_ref(old) is not None):
             self._enqueue_matching(new)
 
-    def _delete_pod(self, pod: Any) -> None:
+    def _delete_pod(self, pod: core_pb2.Pod) -> None:
         rs = self._owner(pod)
         if rs is None:
             return
@@ -236,7 +237,7 @@ class ReplicaSetController(Controller):
         if failure is not None:
             raise failure
 
-    async def _claim_pods(self, rs: Any) -> list[Any]:
+    async def _claim_pods(self, rs: apps_pb2.ReplicaSet) -> list[core_pb2.Pod]:
         """ClaimPods: owned matching pods, after adopting matching orphans and releasing others."""
         manager: ControllerRefManager[core_pb2.Pod] = ControllerRefManager(
             self.client, rs, labels.from_label_selector(rs.spec.selector)
@@ -244,7 +245,7 @@ class ReplicaSetController(Controller):
         return await manager.claim(self.pod_store.by_index(NAMESPACE_INDEX, rs.metadata.namespace))
 
     async def _manage_replicas(
-        self, key: str, rs: Any, active: list[Any]
+        self, key: str, rs: apps_pb2.ReplicaSet, active: list[core_pb2.Pod]
     ) -> tuple[set[str], BaseException | None]:
         """One step toward spec.replicas; returns (keys of pods deleted, first error)."""
         desired = rs.spec.replicas
@@ -286,7 +287,7 @@ class ReplicaSetController(Controller):
             return deleted, first
         return set(), None
 
-    def _related_pods(self, rs: Any) -> list[Any]:
+    def _related_pods(self, rs: apps_pb2.ReplicaSet) -> list[core_pb2.Pod]:
         """Pods of this ReplicaSet and of its siblings (same controlling Deployment)."""
         owner = controller_ref(rs)
         siblings = [rs]
@@ -296,12 +297,12 @@ class ReplicaSetController(Controller):
                 for other in self.rs_store.by_index(NAMESPACE_INDEX, rs.metadata.namespace)
                 if (ref := controller_ref(other)) is not None and ref.uid == owner.uid
             ] or [rs]
-        pods: list[Any] = []
+        pods: list[core_pb2.Pod] = []
         for sibling in siblings:
             pods.extend(self.pod_store.by_index(CONTROLLER_UID_INDEX, sibling.metadata.uid))
         return pods
 
-    async def _create_pod(self, rs: Any) -> None:
+    async def _create_pod(self, rs: apps_pb2.ReplicaSet) -> None:
         template = rs.spec.template
         pod = core_pb2.Pod(api_version="v1", kind="Pod")
         pod.metadata.generate_name = f"{rs.metadata.name}-"
@@ -319,10 +320,10 @@ class ReplicaSetController(Controller):
             rs, "Normal", "SuccessfulCreate", f"Created pod: {created.metadata.name}"
         )
 
-    async def _delete_one(self, rs: Any, pod: Any) -> None:
+    async def _delete_one(self, rs: apps_pb2.ReplicaSet, pod: core_pb2.Pod) -> None:
         try:
             await self.client.delete(
-                "pods",
+                core_pb2.Pod,
                 pod.metadata.name,
                 pod.metadata.namespace,
                 precondition_uid=pod.metadata.uid,
@@ -339,7 +340,9 @@ class ReplicaSetController(Controller):
             raise
         self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
 
-    async def _update_status(self, rs: Any, status: apps_pb2.ReplicaSetStatus) -> None:
+    async def _update_status(
+        self, rs: apps_pb2.ReplicaSet, status: apps_pb2.ReplicaSetStatus
+    ) -> None:
         """updateReplicaSetStatus: write only a changed status (conflicts requeue the key)."""
         if status == rs.status:
             return

@@ -71,6 +71,7 @@ from netplugin.constants import (
     VXLAN_OVERHEAD,
 )
 from netplugin.overlay import VXLANBackend, VxlanSpec, lease_from_node
+from protos import core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class NetPluginAgent:
         self.client = client
         self.cmds = cmds
         self.factory = SharedInformerFactory(client)
-        self.nodes: Informer[Any] = self.factory.informer("nodes")
+        self.nodes: Informer[core_pb2.Node] = self.factory.informer(core_pb2.Node)
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="overlay")
         self.work = WorkLoop(self.queue, self._sync_key, on_error=self._reconcile_failed)
         self.address: nodeip.NodeAddress | None = None
@@ -116,12 +117,12 @@ class NetPluginAgent:
 
     # ---- event handlers: enqueue only --------------------------------------------------------
 
-    def _on_add_or_delete(self, obj: Any) -> None:
+    def _on_add_or_delete(self, obj: core_pb2.Node) -> None:
         self.queue.add(OVERLAY_KEY)
         if obj.metadata.name == self.config.node_name:
             self._own_changed.set()
 
-    def _on_update(self, old: Any, new: Any) -> None:
+    def _on_update(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
         """Enqueue only when what the overlay uses changed: every kubelet rewrites its Node's
         status every few seconds, and a reconcile per heartbeat per node would be waste."""
         if new.metadata.name == self.config.node_name:
@@ -157,7 +158,7 @@ class NetPluginAgent:
 
             self.dns = NodeLocalDNS(self.factory, self.cmds)
 
-    async def _wait_for_pod_cidr(self, timeout: float) -> Any:
+    async def _wait_for_pod_cidr(self, timeout: float) -> core_pb2.Node:
         """This node's Node once it has spec.podCIDR (from the informer cache)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout > 0 else None
@@ -227,7 +228,7 @@ class NetPluginAgent:
             return
 
         async def once() -> None:
-            node = await self.client.get("nodes", self.config.node_name)
+            node = await self.client.get(core_pb2.Node, self.config.node_name)
             if all(node.metadata.annotations.get(k) == v for k, v in want.items()):
                 return
             for key, value in want.items():

@@ -34,7 +34,6 @@ That is what keeps two syncs of a stale view from both scaling the same set.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import controllers.deployment.progress as progress
 import controllers.deployment.recreate as recreate
@@ -48,6 +47,7 @@ from controllers.claim import ControllerRefManager
 from controllers.controller_utils import (
     CONTROLLER_UID_INDEX,
     NAMESPACE_INDEX,
+    HasMetadata,
     controller_ref,
     controller_uid_index,
     ensure_index,
@@ -57,20 +57,22 @@ from controllers.controller_utils import (
     selecting,
 )
 from controllers.deployment.util import RECREATE
-from protos import apps_pb2
+from protos import apps_pb2, core_pb2
 
 log = logging.getLogger(__name__)
 
 
 @register("deployment")
 class DeploymentController(Controller):
+    """Rolls each Deployment's pod template out through its ReplicaSets, one step per sync."""
+
     name = "deployment-controller"
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
-        self.d_informer = ctx.factory.informer("deployments")
-        self.rs_informer = ctx.factory.informer("replicasets")
-        self.pod_informer = ctx.factory.informer("pods")
+        self.d_informer = ctx.factory.informer(apps_pb2.Deployment)
+        self.rs_informer = ctx.factory.informer(apps_pb2.ReplicaSet)
+        self.pod_informer = ctx.factory.informer(core_pb2.Pod)
         self.d_store = self.d_informer.store
         self.rs_store = self.rs_informer.store
         self.pod_store = self.pod_informer.store
@@ -90,21 +92,21 @@ class DeploymentController(Controller):
 
     # ---- handlers --------------------------------------------------------------------------
 
-    def _deployment_for(self, obj: Any) -> Any:
+    def _deployment_for(self, obj: HasMetadata) -> apps_pb2.Deployment | None:
         return resolve_controller_ref(self.d_store, obj, "Deployment")
 
-    def _enqueue_matching(self, rs: Any) -> None:
+    def _enqueue_matching(self, rs: apps_pb2.ReplicaSet) -> None:
         for d in selecting(self.d_store, rs):
             self.enqueue_obj(d)
 
-    def _add_rs(self, rs: Any) -> None:
+    def _add_rs(self, rs: apps_pb2.ReplicaSet) -> None:
         d = self._deployment_for(rs)
         if d is not None:
             self.enqueue_obj(d)
         elif controller_ref(rs) is None:
             self._enqueue_matching(rs)
 
-    def _update_rs(self, old: Any, new: Any) -> None:
+    def _update_rs(self, old: apps_pb2.ReplicaSet, new: apps_pb2.ReplicaSet) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
             return
         old_d, new_d = self._deployment_for(old), self._deployment_for(new)
@@ -115,12 +117,12 @@ class DeploymentController(Controller):
         elif controller_ref(new) is None:
             self._enqueue_matching(new)
 
-    def _delete_rs(self, rs: Any) -> None:
+    def _delete_rs(self, rs: apps_pb2.ReplicaSet) -> None:
         d = self._deployment_for(rs)
         if d is not None:
             self.enqueue_obj(d)
 
-    def _deployment_of_pod(self, pod: Any) -> Any:
+    def _deployment_of_pod(self, pod: core_pb2.Pod) -> apps_pb2.Deployment | None:
         ref = controller_ref(pod)
         if ref is None or ref.kind != "ReplicaSet":
             return None
@@ -129,27 +131,27 @@ class DeploymentController(Controller):
             return None
         return self._deployment_for(rs)
 
-    def _update_pod(self, old: Any, new: Any) -> None:
+    def _update_pod(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
         if is_pod_active(old) and not is_pod_active(new):
             d = self._deployment_of_pod(new)
             if d is not None:
                 self.enqueue_obj(d)
 
-    def _delete_pod(self, pod: Any) -> None:
+    def _delete_pod(self, pod: core_pb2.Pod) -> None:
         d = self._deployment_of_pod(pod)
         if d is not None:
             self.enqueue_obj(d)
 
     # ---- what the strategies read ----------------------------------------------------------
 
-    def pods_of(self, rs: Any) -> list[Any]:
+    def pods_of(self, rs: apps_pb2.ReplicaSet) -> list[core_pb2.Pod]:
         """Every cached pod the set controls (terminating ones included)."""
         return self.pod_store.by_index(CONTROLLER_UID_INDEX, rs.metadata.uid)
 
-    def active_pod_count(self, rs: Any) -> int:
+    def active_pod_count(self, rs: apps_pb2.ReplicaSet) -> int:
         return sum(1 for p in self.pods_of(rs) if is_pod_active(p))
 
-    def enqueue_after(self, d: Any, delay: float) -> None:
+    def enqueue_after(self, d: apps_pb2.Deployment, delay: float) -> None:
         self.queue.add_after(meta_namespace_key(d), delay)
 
     # ---- sync ------------------------------------------------------------------------------
@@ -184,7 +186,9 @@ class DeploymentController(Controller):
         else:
             await rolling.rollout_rolling(self, d, rss)
 
-    async def claim_replica_sets(self, d: Any, selector: labels.Selector) -> list[Any]:
+    async def claim_replica_sets(
+        self, d: apps_pb2.Deployment, selector: labels.Selector
+    ) -> list[apps_pb2.ReplicaSet]:
         """ClaimReplicaSets: controlled + adopted sets, minus those released (claim.py)."""
         manager: ControllerRefManager[apps_pb2.ReplicaSet] = ControllerRefManager(
             self.client, d, selector

@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from apimachinery import errors
+from controllers.controller_utils import HasMetadata
 from controllers.deployment.context import SyncContext
 from controllers.deployment.util import (
     CHANGE_CAUSE_ANNOTATION,
@@ -56,7 +56,7 @@ from controllers.deployment.util import (
     creation_key,
     replicas,
 )
-from protos import core_pb2
+from protos import apps_pb2, core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -114,18 +114,20 @@ def equal_ignore_hash(a: core_pb2.PodTemplateSpec, b: core_pb2.PodTemplateSpec) 
 # ------------------------------------------------------------------ revisions
 
 
-def revision(obj: Any) -> int:
+def revision(obj: HasMetadata) -> int:
     try:
         return int(obj.metadata.annotations.get(REVISION_ANNOTATION, "0"))
     except ValueError:
         return 0
 
 
-def max_revision(rss: Iterable[Any]) -> int:
+def max_revision(rss: Iterable[apps_pb2.ReplicaSet]) -> int:
     return max((revision(rs) for rs in rss), default=0)
 
 
-def find_new_replica_set(d: Any, rss: Iterable[Any]) -> Any:
+def find_new_replica_set(
+    d: apps_pb2.Deployment, rss: Iterable[apps_pb2.ReplicaSet]
+) -> apps_pb2.ReplicaSet | None:
     """FindNewReplicaSet: the oldest set whose template equals the Deployment's."""
     for rs in sorted(rss, key=creation_key):
         if equal_ignore_hash(rs.spec.template, d.spec.template):
@@ -133,12 +135,16 @@ def find_new_replica_set(d: Any, rss: Iterable[Any]) -> Any:
     return None
 
 
-def find_old_replica_sets(d: Any, rss: Iterable[Any], new_rs: Any) -> list[Any]:
+def find_old_replica_sets(
+    d: apps_pb2.Deployment,
+    rss: Iterable[apps_pb2.ReplicaSet],
+    new_rs: apps_pb2.ReplicaSet | None,
+) -> list[apps_pb2.ReplicaSet]:
     uid = new_rs.metadata.uid if new_rs is not None else None
     return [rs for rs in rss if rs.metadata.uid != uid]
 
 
-def copy_annotations_to_rs(d: Any, rs: Any) -> bool:
+def copy_annotations_to_rs(d: apps_pb2.Deployment, rs: apps_pb2.ReplicaSet) -> bool:
     """Copy the Deployment's own annotations (e.g. change-cause) onto the set; True if changed."""
     changed = False
     for key, value in d.metadata.annotations.items():
@@ -150,7 +156,9 @@ def copy_annotations_to_rs(d: Any, rs: Any) -> bool:
     return changed
 
 
-def set_new_rs_annotations(d: Any, rs: Any, new_revision: int, exists: bool) -> bool:
+def set_new_rs_annotations(
+    d: apps_pb2.Deployment, rs: apps_pb2.ReplicaSet, new_revision: int, exists: bool
+) -> bool:
     """SetNewReplicaSetAnnotations: annotations copied, revision raised; True if changed."""
     changed = copy_annotations_to_rs(d, rs)
     old = revision(rs)
@@ -165,7 +173,7 @@ def set_new_rs_annotations(d: Any, rs: Any, new_revision: int, exists: bool) -> 
     return changed
 
 
-def set_deployment_revision(d: Any, value: int) -> bool:
+def set_deployment_revision(d: apps_pb2.Deployment, value: int) -> bool:
     if d.metadata.annotations.get(REVISION_ANNOTATION) == str(value):
         return False
     d.metadata.annotations[REVISION_ANNOTATION] = str(value)
@@ -175,7 +183,9 @@ def set_deployment_revision(d: Any, value: int) -> bool:
 # ------------------------------------------------------------------ cleanup
 
 
-async def cleanup_deployment(dc: SyncContext, old_rss: list[Any], d: Any) -> None:
+async def cleanup_deployment(
+    dc: SyncContext, old_rss: list[apps_pb2.ReplicaSet], d: apps_pb2.Deployment
+) -> None:
     """Delete old empty ReplicaSets beyond spec.revisionHistoryLimit, lowest revision first."""
     if not d.spec.HasField("revision_history_limit"):
         return
@@ -198,7 +208,7 @@ async def cleanup_deployment(dc: SyncContext, old_rss: list[Any], d: Any) -> Non
         )
         try:
             await dc.client.delete(
-                "replicasets",
+                apps_pb2.ReplicaSet,
                 rs.metadata.name,
                 rs.metadata.namespace,
                 precondition_uid=rs.metadata.uid,
@@ -211,10 +221,10 @@ async def cleanup_deployment(dc: SyncContext, old_rss: list[Any], d: Any) -> Non
 
 
 class RevisionNotFound(LookupError):
-    pass
+    """The revision asked for (or any earlier one) is not in the Deployment's history."""
 
 
-def rollback_target(rss: Iterable[Any], to_revision: int) -> Any:
+def rollback_target(rss: Iterable[apps_pb2.ReplicaSet], to_revision: int) -> apps_pb2.ReplicaSet:
     """The set a rollback goes to: revision `to_revision`, or (0) the one before the current."""
     by_revision = {revision(rs): rs for rs in rss if revision(rs) > 0}
     if to_revision > 0:
@@ -227,10 +237,10 @@ def rollback_target(rss: Iterable[Any], to_revision: int) -> Any:
     return by_revision[ordered[-2]]
 
 
-def rollback_template(rs: Any) -> core_pb2.PodTemplateSpec:
+def rollback_template(rs: apps_pb2.ReplicaSet) -> core_pb2.PodTemplateSpec:
     """The template to write into the Deployment for a rollback to `rs`."""
     return without_hash(rs.spec.template)
 
 
-def change_cause(rs: Any) -> str:
+def change_cause(rs: apps_pb2.ReplicaSet) -> str:
     return str(rs.metadata.annotations.get(CHANGE_CAUSE_ANNOTATION, ""))

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import controllers.deployment.status as st
 from controllers.deployment.context import SyncContext
@@ -46,14 +45,14 @@ log = logging.getLogger(__name__)
 MAX_INT32 = 2**31 - 1
 
 
-def has_progress_deadline(d: Any) -> bool:
+def has_progress_deadline(d: apps_pb2.Deployment) -> bool:
     return bool(
         d.spec.HasField("progress_deadline_seconds")
         and d.spec.progress_deadline_seconds != MAX_INT32
     )
 
 
-def deployment_progressing(d: Any, new_status: Any) -> bool:
+def deployment_progressing(d: apps_pb2.Deployment, new_status: apps_pb2.DeploymentStatus) -> bool:
     """DeploymentProgressing: did this status move the rollout forward?"""
     old = d.status
     new_old_replicas = new_status.replicas - new_status.updated_replicas
@@ -66,7 +65,9 @@ def deployment_progressing(d: Any, new_status: Any) -> bool:
     )
 
 
-def deployment_timed_out(d: Any, new_status: Any, now: float) -> bool:
+def deployment_timed_out(
+    d: apps_pb2.Deployment, new_status: apps_pb2.DeploymentStatus, now: float
+) -> bool:
     """DeploymentTimedOut: no progress for progressDeadlineSeconds since the last update."""
     if not has_progress_deadline(d):
         return False
@@ -78,7 +79,12 @@ def deployment_timed_out(d: Any, new_status: Any, now: float) -> bool:
     return bool(cond.last_update_time.seconds + d.spec.progress_deadline_seconds < now)
 
 
-async def sync_rollout_status(dc: SyncContext, all_rss: list[Any], new_rs: Any, d: Any) -> None:
+async def sync_rollout_status(
+    dc: SyncContext,
+    all_rss: list[apps_pb2.ReplicaSet],
+    new_rs: apps_pb2.ReplicaSet | None,
+    d: apps_pb2.Deployment,
+) -> None:
     """syncRolloutStatus: compute status + Progressing, write if changed, else maybe requeue."""
     new_status = st.calculate_status(all_rss, new_rs, d)
     now = time.time()
@@ -121,7 +127,9 @@ async def sync_rollout_status(dc: SyncContext, all_rss: list[Any], new_rs: Any, 
     await write_status(dc, d, new_status)
 
 
-def requeue_stuck_deployment(dc: SyncContext, d: Any, status: Any, now: float) -> None:
+def requeue_stuck_deployment(
+    dc: SyncContext, d: apps_pb2.Deployment, status: apps_pb2.DeploymentStatus, now: float
+) -> None:
     """Check the deadline again when it would pass, since no event will say so."""
     cond = st.get_condition(status, st.PROGRESSING)
     if (
@@ -136,7 +144,9 @@ def requeue_stuck_deployment(dc: SyncContext, d: Any, status: Any, now: float) -
     dc.enqueue_after(d, max(after, 0.0) + 1.0)
 
 
-async def write_status(dc: SyncContext, d: Any, status: apps_pb2.DeploymentStatus) -> None:
+async def write_status(
+    dc: SyncContext, d: apps_pb2.Deployment, status: apps_pb2.DeploymentStatus
+) -> None:
     new = apps_pb2.Deployment()
     new.CopyFrom(d)
     new.status.CopyFrom(status)
@@ -144,7 +154,7 @@ async def write_status(dc: SyncContext, d: Any, status: apps_pb2.DeploymentStatu
     d.CopyFrom(updated)
 
 
-async def check_paused_conditions(dc: SyncContext, d: Any) -> None:
+async def check_paused_conditions(dc: SyncContext, d: apps_pb2.Deployment) -> None:
     """checkPausedConditions: Progressing=Unknown DeploymentPaused / DeploymentResumed."""
     if not has_progress_deadline(d):
         return

@@ -21,8 +21,6 @@ Each step is one sync; the pod deletions of step 2 are what wake step 3
 
 from __future__ import annotations
 
-from typing import Any
-
 import controllers.deployment.history as history
 import controllers.deployment.sync as sync
 from controllers.deployment.context import SyncContext
@@ -32,9 +30,12 @@ from controllers.deployment.util import (
     filter_active,
     replicas,
 )
+from protos import apps_pb2
 
 
-async def rollout_recreate(dc: SyncContext, d: Any, rss: list[Any]) -> None:
+async def rollout_recreate(
+    dc: SyncContext, d: apps_pb2.Deployment, rss: list[apps_pb2.ReplicaSet]
+) -> None:
     new_rs, old_rss = await sync.get_all_replica_sets_and_sync_revision(dc, d, rss, create=False)
     all_rss = [rs for rs in [new_rs, *old_rss] if rs is not None]
     if await scale_down_old_replica_sets(dc, filter_active(old_rss), d):
@@ -54,7 +55,9 @@ async def rollout_recreate(dc: SyncContext, d: Any, rss: list[Any]) -> None:
     await sync_rollout_status(dc, all_rss, new_rs, d)
 
 
-async def scale_down_old_replica_sets(dc: SyncContext, old_rss: list[Any], d: Any) -> bool:
+async def scale_down_old_replica_sets(
+    dc: SyncContext, old_rss: list[apps_pb2.ReplicaSet], d: apps_pb2.Deployment
+) -> bool:
     scaled = False
     for rs in old_rss:
         if replicas(rs) == 0:
@@ -64,7 +67,9 @@ async def scale_down_old_replica_sets(dc: SyncContext, old_rss: list[Any], d: An
     return scaled
 
 
-def old_pods_running(dc: SyncContext, new_rs: Any, old_rss: list[Any]) -> bool:
+def old_pods_running(
+    dc: SyncContext, new_rs: apps_pb2.ReplicaSet | None, old_rss: list[apps_pb2.ReplicaSet]
+) -> bool:
     """oldPodsRunning: any old set reports pods, or any old pod is not yet finished/gone."""
     if sum(int(rs.status.replicas) for rs in old_rss) > 0:
         return True

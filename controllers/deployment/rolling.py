@@ -52,8 +52,6 @@ checked on *pods*, not on spec.replicas:
 
 from __future__ import annotations
 
-from typing import Any
-
 import controllers.deployment.history as history
 import controllers.deployment.sync as sync
 from controllers.deployment.context import SyncContext
@@ -70,9 +68,12 @@ from controllers.deployment.util import (
     sum_available,
     sum_replicas,
 )
+from protos import apps_pb2
 
 
-async def rollout_rolling(dc: SyncContext, d: Any, rss: list[Any]) -> None:
+async def rollout_rolling(
+    dc: SyncContext, d: apps_pb2.Deployment, rss: list[apps_pb2.ReplicaSet]
+) -> None:
     """rolloutRolling: one step of a rolling update, then the status."""
     new_rs, old_rss = await sync.get_all_replica_sets_and_sync_revision(dc, d, rss, create=True)
     all_rss = [rs for rs in [new_rs, *old_rss] if rs is not None]
@@ -88,7 +89,10 @@ async def rollout_rolling(dc: SyncContext, d: Any, rss: list[Any]) -> None:
 
 
 async def reconcile_new_replica_set(
-    dc: SyncContext, all_rss: list[Any], new_rs: Any, d: Any
+    dc: SyncContext,
+    all_rss: list[apps_pb2.ReplicaSet],
+    new_rs: apps_pb2.ReplicaSet | None,
+    d: apps_pb2.Deployment,
 ) -> bool:
     if new_rs is None or replicas(new_rs) == replicas(d):
         return False
@@ -102,7 +106,11 @@ async def reconcile_new_replica_set(
 
 
 async def reconcile_old_replica_sets(
-    dc: SyncContext, all_rss: list[Any], old_rss: list[Any], new_rs: Any, d: Any
+    dc: SyncContext,
+    all_rss: list[apps_pb2.ReplicaSet],
+    old_rss: list[apps_pb2.ReplicaSet],
+    new_rs: apps_pb2.ReplicaSet | None,
+    d: apps_pb2.Deployment,
 ) -> bool:
     """reconcileOldReplicaSets: scale old sets down as far as availability allows."""
     if sum_replicas(old_rss) == 0:
@@ -122,11 +130,11 @@ async def reconcile_old_replica_sets(
 
 
 async def cleanup_unhealthy_replicas(
-    dc: SyncContext, old_rss: list[Any], d: Any, max_cleanup: int
-) -> tuple[list[Any], int]:
+    dc: SyncContext, old_rss: list[apps_pb2.ReplicaSet], d: apps_pb2.Deployment, max_cleanup: int
+) -> tuple[list[apps_pb2.ReplicaSet], int]:
     """Scale old sets down by their unavailable pods (up to max_cleanup): those cost nothing."""
     total = 0
-    out: list[Any] = []
+    out: list[apps_pb2.ReplicaSet] = []
     for rs in sorted(old_rss, key=creation_key):
         if total >= max_cleanup or replicas(rs) == 0 or replicas(rs) <= available(rs):
             out.append(rs)
@@ -139,7 +147,10 @@ async def cleanup_unhealthy_replicas(
 
 
 async def scale_down_old_replica_sets(
-    dc: SyncContext, all_rss: list[Any], old_rss: list[Any], d: Any
+    dc: SyncContext,
+    all_rss: list[apps_pb2.ReplicaSet],
+    old_rss: list[apps_pb2.ReplicaSet],
+    d: apps_pb2.Deployment,
 ) -> int:
     """scaleDownOldReplicaSetsForRollingUpdate: remove available old pods above the floor."""
     min_available = replicas(d) - max_unavailable(d)

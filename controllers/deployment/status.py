@@ -23,8 +23,6 @@ their status does not change, so a condition's age means something.
 
 from __future__ import annotations
 
-from typing import Any
-
 from google.protobuf import timestamp_pb2
 
 from controllers.deployment.util import (
@@ -59,10 +57,12 @@ def now_timestamp() -> timestamp_pb2.Timestamp:
     return ts
 
 
-def get_condition(status: Any, type_: str) -> apps_pb2.DeploymentCondition | None:
+def get_condition(
+    status: apps_pb2.DeploymentStatus, type_: str
+) -> apps_pb2.DeploymentCondition | None:
     for cond in status.conditions:
         if cond.type == type_:
-            return cond  # type: ignore[no-any-return]
+            return cond
     return None
 
 
@@ -80,7 +80,7 @@ def new_condition(
     )
 
 
-def set_condition(status: Any, cond: apps_pb2.DeploymentCondition) -> None:
+def set_condition(status: apps_pb2.DeploymentStatus, cond: apps_pb2.DeploymentCondition) -> None:
     """SetDeploymentCondition: replace the condition of this type, keeping its transition time.
 
     Setting a condition identical in status and reason is a no-op, so a
@@ -95,13 +95,17 @@ def set_condition(status: Any, cond: apps_pb2.DeploymentCondition) -> None:
     status.conditions.append(cond)
 
 
-def remove_condition(status: Any, type_: str) -> None:
+def remove_condition(status: apps_pb2.DeploymentStatus, type_: str) -> None:
     keep = [c for c in status.conditions if c.type != type_]
     del status.conditions[:]
     status.conditions.extend(keep)
 
 
-def calculate_status(all_rss: list[Any], new_rs: Any, d: Any) -> apps_pb2.DeploymentStatus:
+def calculate_status(
+    all_rss: list[apps_pb2.ReplicaSet],
+    new_rs: apps_pb2.ReplicaSet | None,
+    d: apps_pb2.Deployment,
+) -> apps_pb2.DeploymentStatus:
     """calculateStatus: the status the Deployment should report now."""
     available = sum(int(rs.status.available_replicas) for rs in all_rss)
     status = apps_pb2.DeploymentStatus()

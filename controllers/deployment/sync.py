@@ -30,7 +30,6 @@ behind: that set is used.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import controllers.deployment.history as history
 import controllers.deployment.progress as progress
@@ -58,8 +57,8 @@ log = logging.getLogger(__name__)
 
 
 async def get_all_replica_sets_and_sync_revision(
-    dc: SyncContext, d: Any, rss: list[Any], create: bool
-) -> tuple[Any, list[Any]]:
+    dc: SyncContext, d: apps_pb2.Deployment, rss: list[apps_pb2.ReplicaSet], create: bool
+) -> tuple[apps_pb2.ReplicaSet | None, list[apps_pb2.ReplicaSet]]:
     """(new set or None, old sets); creates the new set when `create` is true."""
     new_rs = history.find_new_replica_set(d, rss)
     old_rss = history.find_old_replica_sets(d, rss, new_rs)
@@ -67,7 +66,7 @@ async def get_all_replica_sets_and_sync_revision(
     return new_rs, old_rss
 
 
-async def _update_deployment_meta(dc: SyncContext, d: Any) -> None:
+async def _update_deployment_meta(dc: SyncContext, d: apps_pb2.Deployment) -> None:
     """Write the Deployment's annotations (the status subresource would drop them)."""
     updated = await dc.client.update(d)
     status = apps_pb2.DeploymentStatus()
@@ -77,8 +76,12 @@ async def _update_deployment_meta(dc: SyncContext, d: Any) -> None:
 
 
 async def get_new_replica_set(
-    dc: SyncContext, d: Any, existing: Any, old_rss: list[Any], create: bool
-) -> Any:
+    dc: SyncContext,
+    d: apps_pb2.Deployment,
+    existing: apps_pb2.ReplicaSet | None,
+    old_rss: list[apps_pb2.ReplicaSet],
+    create: bool,
+) -> apps_pb2.ReplicaSet | None:
     """getNewReplicaSet: the new set brought up to date, or created (when `create`), or None."""
     new_revision = history.max_revision(old_rss) + 1
     if existing is not None:
@@ -89,8 +92,8 @@ async def get_new_replica_set(
 
 
 async def _sync_existing_new_replica_set(
-    dc: SyncContext, d: Any, existing: Any, new_revision: int
-) -> Any:
+    dc: SyncContext, d: apps_pb2.Deployment, existing: apps_pb2.ReplicaSet, new_revision: int
+) -> apps_pb2.ReplicaSet:
     """Raise the set's revision, copy annotations and minReadySeconds; the Deployment follows."""
     rs = apps_pb2.ReplicaSet()
     rs.CopyFrom(existing)
@@ -107,7 +110,9 @@ async def _sync_existing_new_replica_set(
     return rs
 
 
-def new_replica_set_object(dc: SyncContext, d: Any, old_rss: list[Any], new_revision: int) -> Any:
+def new_replica_set_object(
+    dc: SyncContext, d: apps_pb2.Deployment, old_rss: list[apps_pb2.ReplicaSet], new_revision: int
+) -> apps_pb2.ReplicaSet:
     """The ReplicaSet for the Deployment's current template (the worked example above)."""
     collision = d.status.collision_count if d.status.HasField("collision_count") else None
     template_hash = history.compute_hash(d.spec.template, collision)
@@ -128,14 +133,14 @@ def new_replica_set_object(dc: SyncContext, d: Any, old_rss: list[Any], new_revi
 
 
 async def _create_new_replica_set(
-    dc: SyncContext, d: Any, old_rss: list[Any], new_revision: int
-) -> Any:
+    dc: SyncContext, d: apps_pb2.Deployment, old_rss: list[apps_pb2.ReplicaSet], new_revision: int
+) -> apps_pb2.ReplicaSet:
     """Create the new set; on a name collision either use it (ours) or bump collisionCount."""
     rs = new_replica_set_object(dc, d, old_rss, new_revision)
     try:
         created = await dc.client.create(rs)
     except errors.AlreadyExists:
-        found = await dc.client.get("replicasets", rs.metadata.name, rs.metadata.namespace)
+        found = await dc.client.get(apps_pb2.ReplicaSet, rs.metadata.name, rs.metadata.namespace)
         ref = found.metadata.owner_references
         ours = any(r.uid == d.metadata.uid for r in ref)
         if ours and history.equal_ignore_hash(found.spec.template, d.spec.template):
@@ -164,7 +169,9 @@ async def _create_new_replica_set(
     return created
 
 
-async def _set_progressing(dc: SyncContext, d: Any, reason: str, message: str) -> None:
+async def _set_progressing(
+    dc: SyncContext, d: apps_pb2.Deployment, reason: str, message: str
+) -> None:
     """Write the status with Progressing=True for `reason`."""
     status = apps_pb2.DeploymentStatus()
     status.CopyFrom(d.status)
@@ -175,7 +182,7 @@ async def _set_progressing(dc: SyncContext, d: Any, reason: str, message: str) -
 # ------------------------------------------------------------------ scaling
 
 
-def is_scaling_event(d: Any, rss: list[Any]) -> bool:
+def is_scaling_event(d: apps_pb2.Deployment, rss: list[apps_pb2.ReplicaSet]) -> bool:
     """isScalingEvent: an active set was last sized for a different spec.replicas."""
     new_rs = history.find_new_replica_set(d, rss)
     old_rss = history.find_old_replica_sets(d, rss, new_rs)
@@ -186,7 +193,7 @@ def is_scaling_event(d: Any, rss: list[Any]) -> bool:
     return False
 
 
-def _saturated(d: Any, rs: Any) -> bool:
+def _saturated(d: apps_pb2.Deployment, rs: apps_pb2.ReplicaSet | None) -> bool:
     """IsSaturated: the new set alone already runs every replica the Deployment wants."""
     if rs is None:
         return False
@@ -198,7 +205,7 @@ def _saturated(d: Any, rs: Any) -> bool:
     )
 
 
-def _fraction(rs: Any, d: Any) -> int:
+def _fraction(rs: apps_pb2.ReplicaSet, d: apps_pb2.Deployment) -> int:
     """getReplicaSetFraction: this set's proportional share of the new size, as a change."""
     if replicas(rs) == 0:
         return 0
@@ -209,7 +216,12 @@ def _fraction(rs: Any, d: Any) -> int:
     return round(replicas(rs) * deployment_replicas / annotated) - replicas(rs)
 
 
-async def scale(dc: SyncContext, d: Any, new_rs: Any, old_rss: list[Any]) -> None:
+async def scale(
+    dc: SyncContext,
+    d: apps_pb2.Deployment,
+    new_rs: apps_pb2.ReplicaSet | None,
+    old_rss: list[apps_pb2.ReplicaSet],
+) -> None:
     """scale: resize the sets after spec.replicas changed (proportionally mid-rollout)."""
     active = filter_active([new_rs, *old_rss])
     if len(active) <= 1:
@@ -253,8 +265,8 @@ async def scale(dc: SyncContext, d: Any, new_rs: Any, old_rss: list[Any]) -> Non
 
 
 async def scale_replica_set_and_record_event(
-    dc: SyncContext, rs: Any, new_scale: int, d: Any
-) -> tuple[bool, Any]:
+    dc: SyncContext, rs: apps_pb2.ReplicaSet, new_scale: int, d: apps_pb2.Deployment
+) -> tuple[bool, apps_pb2.ReplicaSet]:
     """Scale `rs` to `new_scale` (no-op if already there); an event when the size changes."""
     if replicas(rs) == new_scale and not _annotations_stale(rs, d):
         return False, rs
@@ -262,15 +274,15 @@ async def scale_replica_set_and_record_event(
     return True, await scale_replica_set(dc, rs, new_scale, d, operation)
 
 
-def _annotations_stale(rs: Any, d: Any) -> bool:
+def _annotations_stale(rs: apps_pb2.ReplicaSet, d: apps_pb2.Deployment) -> bool:
     probe = apps_pb2.ReplicaSet()
     probe.metadata.annotations.update(rs.metadata.annotations)
     return set_replicas_annotations(probe, replicas(d), replicas(d) + max_surge(d))
 
 
 async def scale_replica_set(
-    dc: SyncContext, rs: Any, new_scale: int, d: Any, operation: str
-) -> Any:
+    dc: SyncContext, rs: apps_pb2.ReplicaSet, new_scale: int, d: apps_pb2.Deployment, operation: str
+) -> apps_pb2.ReplicaSet:
     new = apps_pb2.ReplicaSet()
     new.CopyFrom(rs)
     size_changed = replicas(rs) != new_scale
@@ -301,7 +313,9 @@ async def scale_replica_set(
 # ------------------------------------------------------------------ paused / scaling sync
 
 
-async def sync_paused(dc: SyncContext, d: Any, rss: list[Any]) -> None:
+async def sync_paused(
+    dc: SyncContext, d: apps_pb2.Deployment, rss: list[apps_pb2.ReplicaSet]
+) -> None:
     """sync: reconcile sizes without rolling (paused Deployments, scaling events)."""
     new_rs, old_rss = await get_all_replica_sets_and_sync_revision(dc, d, rss, create=False)
     await scale(dc, d, new_rs, old_rss)
@@ -311,7 +325,12 @@ async def sync_paused(dc: SyncContext, d: Any, rss: list[Any]) -> None:
     await sync_deployment_status(dc, all_rss, new_rs, d)
 
 
-async def sync_deployment_status(dc: SyncContext, all_rss: list[Any], new_rs: Any, d: Any) -> None:
+async def sync_deployment_status(
+    dc: SyncContext,
+    all_rss: list[apps_pb2.ReplicaSet],
+    new_rs: apps_pb2.ReplicaSet | None,
+    d: apps_pb2.Deployment,
+) -> None:
     """syncDeploymentStatus: write the computed status if it differs."""
     status = st.calculate_status(all_rss, new_rs, d)
     if status == d.status:

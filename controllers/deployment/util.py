@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
 
+from controllers.controller_utils import HasMetadata
 from controllers.deployment.context import SyncContext
-from protos import meta_pb2
+from protos import apps_pb2, meta_pb2
+
+RS = apps_pb2.ReplicaSet
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY_ANNOTATION = "deployment.kubernetes.io/revision-history"
@@ -74,23 +76,23 @@ def resolve_fenceposts(
     return surge, unavailable
 
 
-def replicas(obj: Any) -> int:
+def replicas(obj: apps_pb2.ReplicaSet | apps_pb2.Deployment) -> int:
     """spec.replicas (the server defaults it, so absent means 0 here only for fakes)."""
     return int(obj.spec.replicas) if obj.spec.HasField("replicas") else 0
 
 
-def is_rolling_update(d: Any) -> bool:
+def is_rolling_update(d: apps_pb2.Deployment) -> bool:
     return (d.spec.strategy.type or ROLLING_UPDATE) == ROLLING_UPDATE
 
 
-def max_surge(d: Any) -> int:
+def max_surge(d: apps_pb2.Deployment) -> int:
     if not is_rolling_update(d):
         return 0
     ru = d.spec.strategy.rolling_update
     return resolve_fenceposts(ru.max_surge, ru.max_unavailable, replicas(d))[0]
 
 
-def max_unavailable(d: Any) -> int:
+def max_unavailable(d: apps_pb2.Deployment) -> int:
     """MaxUnavailable: never more than spec.replicas; 0 for Recreate or 0 replicas."""
     if not is_rolling_update(d) or replicas(d) == 0:
         return 0
@@ -99,26 +101,26 @@ def max_unavailable(d: Any) -> int:
     return min(unavailable, replicas(d))
 
 
-def filter_active(rss: Iterable[Any]) -> list[Any]:
+def filter_active(rss: Iterable[RS | None]) -> list[RS]:
     """FilterActiveReplicaSets: the sets that still want pods."""
     return [rs for rs in rss if rs is not None and replicas(rs) > 0]
 
 
-def sum_replicas(rss: Iterable[Any]) -> int:
+def sum_replicas(rss: Iterable[RS | None]) -> int:
     """GetReplicaCountForReplicaSets: what the sets want."""
     return sum(replicas(rs) for rs in rss if rs is not None)
 
 
-def sum_actual(rss: Iterable[Any]) -> int:
+def sum_actual(rss: Iterable[RS | None]) -> int:
     """GetActualReplicaCountForReplicaSets: what the sets report having."""
     return sum(int(rs.status.replicas) for rs in rss if rs is not None)
 
 
-def sum_ready(rss: Iterable[Any]) -> int:
+def sum_ready(rss: Iterable[RS | None]) -> int:
     return sum(int(rs.status.ready_replicas) for rs in rss if rs is not None)
 
 
-def available(rs: Any) -> int:
+def available(rs: RS) -> int:
     """Available pods of one set, never counting more than it still wants.
 
     A set just scaled down may still report its old pods until its
@@ -131,17 +133,17 @@ def available(rs: Any) -> int:
     return min(int(rs.status.available_replicas), replicas(rs))
 
 
-def sum_available(rss: Iterable[Any]) -> int:
+def sum_available(rss: Iterable[RS | None]) -> int:
     return sum(available(rs) for rs in rss if rs is not None)
 
 
-def creation_key(obj: Any) -> tuple[int, int, str]:
+def creation_key(obj: HasMetadata) -> tuple[int, int, str]:
     """Sort key: ReplicaSetsByCreationTimestamp (oldest first, then by name)."""
     ts = obj.metadata.creation_timestamp
     return (int(ts.seconds), int(ts.nanos), str(obj.metadata.name))
 
 
-def deployment_complete(d: Any, status: Any) -> bool:
+def deployment_complete(d: apps_pb2.Deployment, status: apps_pb2.DeploymentStatus) -> bool:
     """DeploymentComplete: every replica updated and available, and the spec observed."""
     want = replicas(d)
     return bool(
@@ -152,7 +154,7 @@ def deployment_complete(d: Any, status: Any) -> bool:
     )
 
 
-def get_int_annotation(obj: Any, name: str) -> int | None:
+def get_int_annotation(obj: HasMetadata, name: str) -> int | None:
     value = obj.metadata.annotations.get(name)
     if value is None:
         return None
@@ -162,7 +164,7 @@ def get_int_annotation(obj: Any, name: str) -> int | None:
         return None
 
 
-def set_replicas_annotations(rs: Any, desired: int, max_total: int) -> bool:
+def set_replicas_annotations(rs: RS, desired: int, max_total: int) -> bool:
     """SetReplicasAnnotations: record desired / max replicas; True if anything changed."""
     changed = False
     ann = rs.metadata.annotations
@@ -179,12 +181,14 @@ def set_replicas_annotations(rs: Any, desired: int, max_total: int) -> bool:
 # ------------------------------------------------------------------ the new set's size
 
 
-def pods_counted(dc: SyncContext, rs: Any) -> int:
+def pods_counted(dc: SyncContext, rs: RS) -> int:
     """The pods a set may have: its spec, or more while surplus pods still terminate."""
     return max(replicas(rs), dc.active_pod_count(rs))
 
 
-def new_rs_new_replicas(dc: SyncContext, d: Any, all_rss: list[Any], new_rs: Any) -> int:
+def new_rs_new_replicas(
+    dc: SyncContext, d: apps_pb2.Deployment, all_rss: Iterable[RS | None], new_rs: RS | None
+) -> int:
     """NewRSNewReplicas: the size the new set may have now."""
     current_new = replicas(new_rs) if new_rs is not None else 0
     if d.spec.strategy.type == "Recreate":

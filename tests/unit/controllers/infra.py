@@ -21,6 +21,7 @@ from apimachinery.client import Client
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
 from controllers.base import ControllerOptions
+from controllers.controller_utils import HasKind
 from controllers.manager import run_controller_manager
 from protos import apps_pb2, coordination_pb2, core_pb2, meta_pb2
 
@@ -113,7 +114,7 @@ def pod(
     *,
     node_name: str = "",
     ports: dict[str, int] | None = None,
-    owner: Any = None,
+    owner: HasKind | None = None,
 ) -> core_pb2.Pod:
     p = core_pb2.Pod(api_version="v1", kind="Pod")
     p.metadata.name = name
@@ -142,7 +143,7 @@ def service(name: str, selector: dict[str, str], target: int | str = 80) -> core
     return s
 
 
-def owner_ref(owner: Any, *, block: bool = True) -> meta_pb2.OwnerReference:
+def owner_ref(owner: HasKind, *, block: bool = True) -> meta_pb2.OwnerReference:
     ref = meta_pb2.OwnerReference(
         api_version=owner.api_version,
         kind=owner.kind,
@@ -165,7 +166,7 @@ def deployment(name: str) -> apps_pb2.Deployment:
     return d
 
 
-def replicaset(name: str, owner: Any = None) -> apps_pb2.ReplicaSet:
+def replicaset(name: str, owner: HasKind | None = None) -> apps_pb2.ReplicaSet:
     rs = apps_pb2.ReplicaSet(api_version="apps/v1", kind="ReplicaSet")
     rs.metadata.name = name
     rs.metadata.namespace = "default"
@@ -178,9 +179,9 @@ def replicaset(name: str, owner: Any = None) -> apps_pb2.ReplicaSet:
     return rs
 
 
-async def set_pod_running(client: Client, name: str, ip: str, ready: bool) -> Any:
+async def set_pod_running(client: Client, name: str, ip: str, ready: bool) -> core_pb2.Pod:
     """What a kubelet reports: Running with an IP, Ready or not."""
-    p = await client.get("pods", name)
+    p = await client.get(core_pb2.Pod, name)
     p.status.phase = "Running"
     p.status.pod_ip = ip
     del p.status.conditions[:]

@@ -20,7 +20,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -104,7 +103,7 @@ class PodRunner:
         )
 
     async def _run(self) -> None:
-        async for ev in self.client.watch("pods"):
+        async for ev in self.client.watch(core_pb2.Pod):
             pod = ev.object
             if ev.type == "DELETED":
                 continue
@@ -118,7 +117,7 @@ class PodRunner:
         self._work.add(task)
         task.add_done_callback(self._work.discard)
 
-    async def _bind_and_run(self, pod: Any) -> None:
+    async def _bind_and_run(self, pod: core_pb2.Pod) -> None:
         await asyncio.sleep(random.uniform(0, self.max_delay))
         node = random.choice(self.nodes)
         try:
@@ -126,7 +125,7 @@ class PodRunner:
                 pod.metadata.name, node, pod.metadata.namespace, uid=pod.metadata.uid
             )
             await asyncio.sleep(random.uniform(0, self.max_delay))
-            current = await self.client.get("pods", pod.metadata.name, pod.metadata.namespace)
+            current = await self.client.get(core_pb2.Pod, pod.metadata.name, pod.metadata.namespace)
             if current.metadata.HasField("deletion_timestamp"):
                 return
             current.status.phase = "Running"
@@ -139,11 +138,11 @@ class PodRunner:
         except (errors.Conflict, errors.NotFound):
             return
 
-    async def _finish_deletion(self, pod: Any) -> None:
+    async def _finish_deletion(self, pod: core_pb2.Pod) -> None:
         await asyncio.sleep(random.uniform(0, self.max_delay))
         with contextlib.suppress(errors.NotFound, errors.Conflict):
             await self.client.delete(
-                "pods", pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0
+                core_pb2.Pod, pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0
             )
 
 
@@ -152,7 +151,7 @@ class PodCensus:
     """Watches pods; after every event records how many are active and available."""
 
     client: Client
-    pods: dict[str, Any] = field(default_factory=dict)
+    pods: dict[str, core_pb2.Pod] = field(default_factory=dict)
     max_active: int = 0
     min_available: int = 10**9
     checking: bool = False  # extremes are recorded only while True
@@ -168,14 +167,14 @@ class PodCensus:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def active(self) -> list[Any]:
+    def active(self) -> list[core_pb2.Pod]:
         return [p for p in self.pods.values() if is_pod_active(p)]
 
-    def available(self) -> list[Any]:
+    def available(self) -> list[core_pb2.Pod]:
         return [p for p in self.active() if is_pod_ready(p)]
 
     async def _run(self) -> None:
-        async for ev in self.client.watch("pods"):
+        async for ev in self.client.watch(core_pb2.Pod):
             pod = ev.object
             self.events += 1
             if ev.type == "DELETED":
@@ -238,11 +237,11 @@ def _int_or_string(value: int | str) -> meta_pb2.IntOrString:
     return meta_pb2.IntOrString(str_val=value)
 
 
-async def mutate(client: Client, name: str, fn: Callable[[Any], None]) -> None:
+async def mutate(client: Client, name: str, fn: Callable[[apps_pb2.Deployment], None]) -> None:
     """Get the Deployment, change it with `fn`, update; retried on Conflict."""
 
     async def change() -> None:
-        d = await client.get("deployments", name)
+        d = await client.get(apps_pb2.Deployment, name)
         fn(d)
         await client.update(d)
 
@@ -250,7 +249,7 @@ async def mutate(client: Client, name: str, fn: Callable[[Any], None]) -> None:
 
 
 async def set_image(client: Client, name: str, image: str) -> None:
-    def change(d: Any) -> None:
+    def change(d: apps_pb2.Deployment) -> None:
         d.spec.template.spec.containers[0].image = image
 
     await mutate(client, name, change)
@@ -258,13 +257,13 @@ async def set_image(client: Client, name: str, image: str) -> None:
 
 async def rollout_done(client: Client, name: str, image: str) -> bool:
     """Like `rollout status` success, plus: every active pod runs `image`."""
-    d = await client.get("deployments", name)
+    d = await client.get(apps_pb2.Deployment, name)
     s = d.status
     want = d.spec.replicas
     if d.metadata.generation > s.observed_generation:
         return False
     if not (s.updated_replicas == want and s.replicas == want and s.available_replicas == want):
         return False
-    pods, _ = await client.list("pods", "default", label_selector=f"app={name}")
+    pods, _ = await client.list(core_pb2.Pod, "default", label_selector=f"app={name}")
     active = [p for p in pods if is_pod_active(p)]
     return len(active) == want and all(p.spec.containers[0].image == image for p in active)
