@@ -17,7 +17,13 @@ a small fake.
     dc.enqueue_after(d, seconds)    sync again later (the progress deadline has no event)
 
 DeploymentController (controller.py) satisfies it structurally; nothing
-imports controller.py but the package's __init__, which registers it.
+imports controller.py but the package's __init__, which registers it. A
+test of rolling.py's arithmetic needs no informers at all:
+
+    class FakeDC:                     # pods counted straight from spec.replicas
+        client = FakeClient()         # records the ReplicaSet updates
+        recorder = FakeRecorder()
+        def active_pod_count(self, rs): return rs.spec.replicas
 """
 
 from __future__ import annotations

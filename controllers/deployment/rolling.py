@@ -44,7 +44,8 @@ checked on *pods*, not on spec.replicas:
 * the pods a set has are counted as max(spec.replicas, active pods seen),
   so the new set is not grown into room that the old set's pods -- already
   scaled down in spec but not yet deleted -- still occupy (Kubernetes sums
-  spec.replicas only, which briefly allows more pods than maxSurge);
+  spec.replicas only, which briefly allows more pods than maxSurge;
+  util.pods_counted, used by util.new_rs_new_replicas);
 * an old set's available count is min(status.availableReplicas,
   spec.replicas) (util.available), so a status that predates the set's own
   scale-down is not taken for available pods.
