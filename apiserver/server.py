@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import grpc
 
 from apimachinery import errors, scheme
+from apiserver.admission import warnings as admission_warnings
 from apiserver.proxy import PodProxy
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
@@ -56,7 +57,13 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await fn()
+            with admission_warnings.collecting() as gathered:
+                result = await fn()
+            if gathered:  # admission's warnings travel as trailing metadata, one per text
+                context.set_trailing_metadata(
+                    tuple((admission_warnings.METADATA_KEY, text) for text in gathered)
+                )
+            return result
         except errors.StatusError as err:
             await context.abort_with_status(errors.to_grpc_status(err))
         except asyncio.CancelledError:

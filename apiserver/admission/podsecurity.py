@@ -281,5 +281,8 @@ def label_errors(labels: Mapping[str, str]) -> list[tuple[str, str]]:
     return bad
 
 
-def summary(level: str, lines: Iterable[str]) -> str:
-    return f'violates PodSecurity "{level}:latest": ' + ", ".join(lines)
+def summary(level: str, lines: Iterable[str], *, would: bool = False) -> str:
+    """`violates PodSecurity "baseline:latest": ...` (refusals, audit) or, for warnings,
+    `would violate PodSecurity ...`."""
+    verb = "would violate" if would else "violates"
+    return f'{verb} PodSecurity "{level}:latest": ' + ", ".join(lines)

@@ -11,8 +11,9 @@ strategy.go) holding what differs. tinykube keeps the same split:
     pods.py       Pod: default tolerations, graceful deletion
     services.py   Service: ClusterIP / NodePort allocation, kept, released, rebuilt
     namespaces.py Namespace: built-in namespaces, the `kubernetes` finalizer,
-                  Terminating; NamespaceLifecycle admission for every create
-    kinds.py      which kind gets which strategy; the admission chain
+                  Terminating, removal once finalized and empty
+    kinds.py      which kind gets which strategy; the admission chain (its plugins,
+                  NamespaceLifecycle and PodSecurity, are in apiserver/admission/)
     apply.py      apply: create, or merge a manifest into the stored object
     binding.py    pods/binding: the scheduler's decision, in one compare-and-swap
     watch.py      watch: storage events -> API events, filtered by selectors

@@ -20,7 +20,8 @@ Worked example, `tinykube apply -f examples/web-app.yaml` (a Deployment and
 a Service, both new): the store creates each through the same code.
 
     Deployment web-app  strategy: default, reset_status_on_create
-                        admission: NamespaceLifecycle (default exists, Active)
+                        admission: NamespaceLifecycle (default exists, Active),
+                        PodSecurity (the template meets default's levels)
                         begin_create: nothing to take; written
     Service web-app     strategy: ServiceStrategy
                         admission: NamespaceLifecycle
@@ -30,7 +31,9 @@ a Service, both new): the store creates each through the same code.
 
 from __future__ import annotations
 
-from apiserver.registry.namespaces import NamespaceLifecycle, NamespaceStrategy
+from apiserver.admission.namespacelifecycle import NamespaceLifecycle
+from apiserver.admission.podsecurityadmission import PodSecurityAdmission
+from apiserver.registry.namespaces import NamespaceStrategy
 from apiserver.registry.pods import PodStrategy
 from apiserver.registry.services import ServiceStrategy
 from apiserver.registry.strategy import Admission, RESTStrategy, Strategies
@@ -51,6 +54,6 @@ def core_strategies(storage: Storage, *, default_toleration_seconds: int = 300) 
 
 
 def admission_plugins(storage: Storage) -> list[Admission]:
-    """The admission chain every create passes, after validation (a malformed object is
+    """The admission chain every write passes, after validation (a malformed object is
     refused for what it is before anyone looks for its namespace)."""
-    return [NamespaceLifecycle(storage)]
+    return [NamespaceLifecycle(storage), PodSecurityAdmission(storage)]

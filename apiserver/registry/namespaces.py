@@ -1,11 +1,9 @@
-"""Namespaces in the API server: admission on create, and the Namespace strategy.
+"""Namespaces in the API server: the Namespace strategy.
 
-Two pieces of Kubernetes live here, and a third moved out on purpose.
-
-Admission (Kubernetes' NamespaceLifecycle plugin), for creates of every
-namespaced kind: an object can only be created in a namespace that exists
-and is not being deleted (Events excepted: what happens during the deletion
-is still worth recording).
+One piece of Kubernetes lives here, and two moved out on purpose: the
+NamespaceLifecycle admission plugin (no new objects in a missing or
+terminating namespace) is in apiserver/admission/namespacelifecycle.py, and
+the namespace controller is in controllers/namespace.py.
 
 The Namespace strategy (pkg/registry/core/namespace): the built-in
 namespaces exist from the start and the first three can not be deleted;
@@ -47,7 +45,6 @@ from typing import Any
 
 from apimachinery import errors, scheme
 from apimachinery.scheme import KindInfo
-from apiserver import encoding
 from apiserver.registry.strategy import ObjectRegistry, RESTStrategy
 from apiserver.storage.interface import Storage
 
@@ -57,28 +54,6 @@ BUILTIN = ("default", "kube-system", "kube-public", "kube-node-lease")
 PROTECTED = ("default", "kube-system", "kube-public")
 FINALIZER = "kubernetes"  # Kubernetes' FinalizerKubernetes: the namespace controller's
 TERMINATING = "Terminating"
-
-
-class NamespaceLifecycle:
-    """Admission: create only into an existing namespace that is not terminating."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self.info = scheme.for_resource("namespaces")
-
-    async def admit_create(self, info: KindInfo, obj: Any) -> None:
-        if not info.namespaced:
-            return
-        name = obj.metadata.namespace
-        kv = await self.storage.get(scheme.object_key(self.info, "", name))
-        if kv is None:
-            raise errors.NotFound.for_object("namespaces", name)
-        ns = encoding.decode(self.info, kv.value, kv.mod_revision)
-        if ns.metadata.HasField("deletion_timestamp") and info.kind != "Event":
-            raise errors.Forbidden(
-                f'{info.full_resource} "{obj.metadata.name}" is forbidden: unable to create new'
-                f" content in namespace {name} because it is being terminated"
-            )
 
 
 class NamespaceStrategy(RESTStrategy):

@@ -235,6 +235,9 @@ class Store:
         causes = validation.validate_update(new, old)
         if causes:
             raise errors.Invalid.for_object(kind_group(info), new.metadata.name, causes)
+        if not status:
+            for plugin in self.admission:
+                await plugin.admit_update(info, new, old)
         # The last finalizer of an object being deleted is gone: finish the deletion.
         if old.metadata.HasField("deletion_timestamp") and strategy.finalized(new):
             if dry_run:

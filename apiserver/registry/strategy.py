@@ -87,9 +87,11 @@ class ObjectRegistry(Protocol):
 
 
 class Admission(Protocol):
-    """An admission plugin for creates of every kind (namespaces.py's NamespaceLifecycle)."""
+    """An admission plugin for writes of every kind (apiserver/admission/)."""
 
     async def admit_create(self, info: KindInfo, obj: Any) -> None: ...
+
+    async def admit_update(self, info: KindInfo, new: Any, old: Any) -> None: ...
 
 
 class RESTStrategy:
