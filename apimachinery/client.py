@@ -18,29 +18,25 @@ service that adds what callers should not have to repeat:
   namespace mean all namespaces, as the API does;
 * error mapping: every failed call raises an `errors.StatusError` subclass, so
   callers write `except errors.Conflict:` where client-go code writes
-  `apierrors.IsConflict(err)`. A server that cannot be reached raises
-  `errors.ServiceUnavailable` with one readable line instead of grpc's debug
-  string, e.g. `cannot reach the API server at 127.0.0.1:6443: connection refused`.
+  `apierrors.IsConflict(err)`. A server that cannot be reached (refused, or a
+  failed TLS handshake) raises `errors.ServiceUnavailable` with one readable
+  line instead of grpc's debug string, e.g. `cannot reach the API server at
+  127.0.0.1:6443: connection refused` or `...: TLS handshake failed: ...`.
+
+Credentials: `Client(server)` dials a plain channel. With `credentials=
+channel.Credentials(ca_pem, cert_pem, key_pem, token)` it dials TLS, verifies
+the server against the CA and presents the client certificate and/or bearer
+token; `Client.from_config(kubeconfig.load(path))` takes them from a
+kubeconfig, as client-go's clientcmd builds a rest.Config.
 
 Design notes and failure modes:
 
-* grpc.aio channels belong to the event loop that created them, so the channel
-  is opened lazily on first use inside the running loop, and reopened if the
-  client is later used from a different loop (tests run one loop per test).
-* Unary calls carry a deadline (`timeout`); watches do not, since they are
-  meant to stay open. A dead peer on a long watch is found by HTTP/2
-  keepalive pings (every 30 s, 10 s to answer), so a watch across a network
-  partition fails within about 40 s instead of hanging forever. The server
-  must accept pings that often (grpc.http2.min_ping_interval_without_data_ms).
-* Calls fail fast when the server is down (no wait-for-ready): controllers
-  and informers decide how to back off, not the transport. The channel's own
-  reconnect backoff is capped at 5 s (grpc's default grows to 120 s), so a
-  restarted server is noticed within seconds.
+* The channel (channel.Connection) is opened lazily in the running event loop
+  and reopened for another loop. Unary calls carry a deadline (`timeout`),
+  watches do not: keepalive pings find a dead peer within about 40 s.
 * `watch` is an async generator. Leaving the `async for` (break, exception,
   task cancellation) cancels the underlying gRPC call, so an abandoned watch
   never keeps a server-side watcher alive.
-* The receive limit is 256 MiB because a list of every pod in a big cluster is
-  one message; the server's own request limit is 3 MiB (errors.MAX_REQUEST_BYTES).
 """
 
 from __future__ import annotations
@@ -52,14 +48,18 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
 from apimachinery import errors, scheme
+from apimachinery.channel import Connection, Credentials
 from protos import api_pb2, api_pb2_grpc, core_pb2
+
+if TYPE_CHECKING:
+    from apimachinery.kubeconfig import ClientConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,35 +73,6 @@ T = TypeVar("T")
 
 DEFAULT_SERVER = "127.0.0.1:6443"
 DEFAULT_NAMESPACE = "default"
-MAX_RECEIVE_BYTES = 256 * 1024 * 1024
-
-CHANNEL_OPTIONS: list[tuple[str, int]] = [
-    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
-    ("grpc.max_send_message_length", errors.MAX_REQUEST_BYTES + 64 * 1024),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 0),
-    ("grpc.http2.max_pings_without_data", 0),
-    # grpc's own reconnect backoff grows to 120 s by default, which would keep a client
-    # failing fast long after the server is back; informers do their own backoff.
-    ("grpc.initial_reconnect_backoff_ms", 250),
-    ("grpc.min_reconnect_backoff_ms", 250),
-    ("grpc.max_reconnect_backoff_ms", 5_000),
-]
-
-# Pieces of grpc's transport messages, mapped to the short reason a user reads.
-_TRANSPORT_REASONS: tuple[tuple[str, str], ...] = (
-    ("connection refused", "connection refused"),
-    ("dns resolution failed", "name resolution failed"),
-    ("domain name not found", "name resolution failed"),
-    ("connection reset", "connection reset by peer"),
-    ("socket closed", "connection closed"),
-    ("broken pipe", "connection closed"),
-    ("no route to host", "no route to host"),
-    ("network is unreachable", "network is unreachable"),
-    ("timed out", "connection timed out"),
-    ("keepalive", "keepalive ping not answered"),
-)
 
 
 @dataclass(frozen=True)
@@ -126,64 +97,33 @@ def scheme_info(ref: ResourceRef | Message) -> scheme.KindInfo:
     return scheme.for_message(ref)
 
 
-def transport_reason(details: str) -> str:
-    """A short reason for a transport failure, from grpc's long message."""
-    lowered = details.lower()
-    for needle, reason in _TRANSPORT_REASONS:
-        if needle in lowered:
-            return reason
-    first = details.split(";", 1)[0].strip()
-    return first or "unavailable"
-
-
 class Client:
     """An async client for one API server address. Also an async context manager."""
 
-    def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        server: str = DEFAULT_SERVER,
+        *,
+        timeout: float = 30.0,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.server = server
         self.timeout = timeout
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: api_pb2_grpc.ResourcesStub | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.credentials = credentials
+        self._connection = Connection(server, timeout=timeout, credentials=credentials)
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, *, timeout: float = 30.0) -> Client:
+        """A client for a kubeconfig's chosen context (`kubeconfig.load(path)`)."""
+        return cls(config.target, timeout=timeout, credentials=config.credentials())
 
     # ---- plumbing -------------------------------------------------------------------------
 
     def _resources(self) -> api_pb2_grpc.ResourcesStub:
-        loop = asyncio.get_running_loop()
-        if self._stub is None or self._loop is not loop:
-            # A channel from an earlier (possibly closed) loop cannot be used here; drop it.
-            self._channel = grpc.aio.insecure_channel(self.server, options=CHANNEL_OPTIONS)
-            self._stub = api_pb2_grpc.ResourcesStub(self._channel)
-            self._loop = loop
-        return self._stub
-
-    def _error(self, exc: grpc.aio.AioRpcError) -> errors.StatusError:
-        err = errors.from_rpc_error(exc)
-        code = exc.code()
-        if isinstance(err, errors.ServiceUnavailable) and code == grpc.StatusCode.UNAVAILABLE:
-            has_rich_status = any(
-                key == "grpc-status-details-bin" for key, _ in (exc.trailing_metadata() or ())
-            )
-            if not has_rich_status:
-                reason = transport_reason(exc.details() or "")
-                err = errors.ServiceUnavailable(
-                    f"cannot reach the API server at {self.server}: {reason}"
-                )
-        elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            err = errors.ServiceUnavailable(
-                f"the API server at {self.server} did not answer within {self.timeout:g}s"
-            )
-        log.debug(
-            "api call failed",
-            extra={"server": self.server, "code": code.name, "reason": err.reason},
-        )
-        return err
+        return self._connection.stub()
 
     async def _unary(self, call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from None
+        return await self._connection.unary(call)
 
     @staticmethod
     def _prepared(obj: M) -> M:
@@ -440,7 +380,7 @@ class Client:
                     version = event.resource_version or obj.metadata.resource_version
                     yield WatchEvent(event.type, obj, version)
         except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from None
+            raise self._connection.error(exc) from None
         finally:
             call.cancel()
 
@@ -475,7 +415,7 @@ class Client:
                 for line in chunk.lines:
                     yield line
         except grpc.aio.AioRpcError as exc:
-            raise self._error(exc) from None
+            raise self._connection.error(exc) from None
         finally:
             call.cancel()
 
@@ -519,9 +459,7 @@ class Client:
         return list(reply.resources)
 
     async def close(self) -> None:
-        channel, self._channel, self._stub, self._loop = self._channel, None, None, None
-        if channel is not None:
-            await channel.close()
+        await self._connection.close()
 
     async def __aenter__(self) -> Client:
         return self
