@@ -151,6 +151,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "node_shell",
         "Run COMMAND (default: a shell) in NODE's network namespace; its exit code is ours.",
     ),
+    "pki": ("cli.cmd_pki", "pki", "Make the cluster's certificates and kubeconfig files."),
     "rollout": ("cli.cmd_rollout", "rollout", "Manage the rollout of a deployment."),
     "run": (
         "cli.cmd_run",
