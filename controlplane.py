@@ -80,6 +80,7 @@ async def serve_control_plane(
     scheduler: bool = True,
     controllers: bool = True,
     options: ControllerOptions | None = None,
+    encryption_provider_config: str = "",
 ) -> None:
     """`tinykube apiserver`: the API server, with the scheduler and controllers unless turned off.
 
@@ -93,6 +94,7 @@ async def serve_control_plane(
         extra_listen=extra_listen,
         storage=storage,
         default_toleration_seconds=options.default_toleration_seconds,
+        encryption_provider_config=encryption_provider_config,
         beside=partial(
             run_control_plane, scheduler=scheduler, controllers=controllers, options=options
         ),

@@ -39,6 +39,8 @@ from apiserver.registry import binding as binding_mod
 from apiserver.registry.store import Store
 from apiserver.registry.watch import ApiBatch, watch
 from apiserver.storage import open_storage
+from apiserver.storage.encrypted import EncryptedStorage
+from apiserver.storage.encryption import load as load_encryption
 from apiserver.storage.interface import Storage
 from protos import api_pb2, api_pb2_grpc
 
@@ -330,6 +332,7 @@ async def serve(
     extra_listen: Sequence[str] = (),
     storage: str = "sqlite",
     default_toleration_seconds: int = 300,
+    encryption_provider_config: str = "",
     beside: Callable[[str], Awaitable[None]] | None = None,
 ) -> None:
     """Run an API server until cancelled.
@@ -338,8 +341,12 @@ async def serve(
     server stops: it is how `controlplane.py` runs the scheduler and the
     controllers in this process without the server knowing what they are.
     """
-    os.makedirs(data_dir, exist_ok=True)
-    backend = await open_storage(storage, data_dir)
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    # A bad encryption config stops the server before it opens anything.
+    encryption = load_encryption(encryption_provider_config) if encryption_provider_config else None
+    backend: Storage = await open_storage(storage, data_dir)
+    if encryption is not None:
+        backend = EncryptedStorage(backend, encryption)
     start_compactor = getattr(backend, "start_compactor", None)
     if start_compactor is not None:
         start_compactor()

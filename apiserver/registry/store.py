@@ -244,8 +244,10 @@ class Store:
                 return new
             return await self._remove(info, new, kv)
         value = encoding.encode_for_storage(new)
-        if value == kv.value:
+        if value == kv.value and not kv.stale:
             return old  # nothing changed: no write, no new resourceVersion
+        # (A stale value -- stored under an old encryption key -- is written again even
+        # unchanged: that rewrite is how keys rotate, see storage/encryption.py.)
         key = self._key(info, new.metadata.namespace, new.metadata.name)
         if status:
             return await self._write(key, new, kv.mod_revision, dry_run)
