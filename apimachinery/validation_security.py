@@ -52,29 +52,33 @@ def validate_seccomp(profile: core_pb2.SeccompProfile, path: str) -> list[FieldE
 _LOCALHOST_ONLY = "can only be set when seccomp type is Localhost"
 
 
-def validate_pod_security_context(ctx: core_pb2.PodSecurityContext, path: str) -> list[FieldError]:
+def _common(
+    ctx: core_pb2.PodSecurityContext | core_pb2.SecurityContext, path: str
+) -> list[FieldError]:
+    """What the pod's context and a container's share: the ids, the seccomp profile."""
     out: list[FieldError] = []
-    if ctx.HasField("run_as_user"):
-        out.extend(_id(ctx.run_as_user, f"{path}.runAsUser"))
-    if ctx.HasField("run_as_group"):
-        out.extend(_id(ctx.run_as_group, f"{path}.runAsGroup"))
-    if ctx.HasField("fs_group"):
-        out.extend(_id(ctx.fs_group, f"{path}.fsGroup"))
-    for i, gid in enumerate(ctx.supplemental_groups):
-        out.extend(_id(gid, f"{path}.supplementalGroups[{i}]"))
+    for present, value, name in (
+        (ctx.HasField("run_as_user"), ctx.run_as_user, "runAsUser"),
+        (ctx.HasField("run_as_group"), ctx.run_as_group, "runAsGroup"),
+    ):
+        if present:
+            out.extend(_id(value, f"{path}.{name}"))
     if ctx.HasField("seccomp_profile"):
         out.extend(validate_seccomp(ctx.seccomp_profile, f"{path}.seccompProfile"))
     return out
 
 
+def validate_pod_security_context(ctx: core_pb2.PodSecurityContext, path: str) -> list[FieldError]:
+    out = _common(ctx, path)
+    if ctx.HasField("fs_group"):
+        out.extend(_id(ctx.fs_group, f"{path}.fsGroup"))
+    for i, gid in enumerate(ctx.supplemental_groups):
+        out.extend(_id(gid, f"{path}.supplementalGroups[{i}]"))
+    return out
+
+
 def validate_security_context(ctx: core_pb2.SecurityContext, path: str) -> list[FieldError]:
-    out: list[FieldError] = []
-    if ctx.HasField("run_as_user"):
-        out.extend(_id(ctx.run_as_user, f"{path}.runAsUser"))
-    if ctx.HasField("run_as_group"):
-        out.extend(_id(ctx.run_as_group, f"{path}.runAsGroup"))
-    if ctx.HasField("seccomp_profile"):
-        out.extend(validate_seccomp(ctx.seccomp_profile, f"{path}.seccompProfile"))
+    out = _common(ctx, path)
     no_escalation = ctx.HasField("allow_privilege_escalation") and not (
         ctx.allow_privilege_escalation
     )

@@ -244,8 +244,8 @@ def test_security_contexts() -> None:
         "spec.containers[1].securityContext: Invalid value: \"allowPrivilegeEscalation=false, capabilities.add=['CAP_SYS_ADMIN']\": cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
         "spec.containers[2].securityContext.seccompProfile.localhostProfile: Invalid value: \"../etc/p.json\": must not contain '..'",
         "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
-        "spec.securityContext.supplementalGroups[1]: Invalid value: -5: must be between 0 and 2147483647, inclusive",
         "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost",
+        "spec.securityContext.supplementalGroups[1]: Invalid value: -5: must be between 0 and 2147483647, inclusive",
     ]
 
 
