@@ -263,7 +263,7 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, server: str | None, namespace: str | None, cluster: str | None) -> None:
     """tinykube controls a tinykube cluster, as kubectl controls Kubernetes."""
     ctx.meta[CLUSTER_META] = cluster or ""
-    if ctx.invoked_subcommand in ("apiserver", "up", "down", "status", "node-shell"):
+    if ctx.invoked_subcommand in ("apiserver", "up", "down", "status", "node-shell", "pki"):
         return
     from cli import config
     from cli.context import Options
@@ -315,6 +315,12 @@ def cli(ctx: click.Context, server: str | None, namespace: str | None, cluster: 
     show_default=True,
     help="How long pods tolerate a not-ready/unreachable node before eviction.",
 )
+@click.option(
+    "--encryption-provider-config",
+    default="",
+    type=click.Path(dir_okay=False),
+    help="An EncryptionConfiguration file: the resources (secrets) to encrypt at rest, and how.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def apiserver(
     data_dir: str,
@@ -324,6 +330,7 @@ def apiserver(
     controllers: bool,
     node_monitor_grace_period: float,
     default_toleration_seconds: int,
+    encryption_provider_config: str,
     verbose: bool,
 ) -> None:
     """Run the API server (with scheduler and controllers) in the foreground."""
@@ -349,6 +356,7 @@ def apiserver(
             scheduler=scheduler,
             controllers=controllers,
             options=options,
+            encryption_provider_config=encryption_provider_config,
         )
         if await until_signalled(server):
             logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})
@@ -357,7 +365,7 @@ def apiserver(
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
-    except (OSError, RuntimeError) as err:  # e.g. the listen address is taken
+    except (OSError, RuntimeError, ValueError) as err:  # the address is taken, a bad config
         logging.getLogger("cli.apiserver").error("failed", extra={"error": str(err)})
         raise click.exceptions.Exit(1) from None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -96,4 +98,27 @@ async def test_a_bad_configuration_stops_the_server_first(tmp_path: Path) -> Non
         await asyncio.wait_for(
             serve(str(tmp_path / "data"), "127.0.0.1:0", encryption_provider_config=str(bad)), 10
         )
+    assert not (tmp_path / "data" / DB_FILE).exists()
+
+
+def test_the_apiserver_command_names_the_bad_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n")
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("tinykube")),
+            "apiserver",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--listen",
+            "127.0.0.1:0",
+            "--encryption-provider-config",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "resources: Required value" in done.stderr
     assert not (tmp_path / "data" / DB_FILE).exists()
