@@ -11,6 +11,7 @@ status):
     ├── Conflict                     Conflict        ABORTED             409
     ├── Expired                      Expired         OUT_OF_RANGE        410
     ├── RequestEntityTooLarge        RequestEntityTooLarge RESOURCE_EXHAUSTED 413
+    ├── Unauthorized                 Unauthorized    UNAUTHENTICATED     401
     ├── Forbidden                    Forbidden       PERMISSION_DENIED   403
     ├── ServiceUnavailable           ServiceUnavailable UNAVAILABLE     503
     └── InternalError                InternalError   INTERNAL            500
@@ -185,6 +186,16 @@ class RequestEntityTooLarge(StatusError):
         return cls(f"Request entity too large: limit is {limit}")
 
 
+class Unauthorized(StatusError):
+    """No identity: no client certificate of the cluster's CA, no valid bearer token."""
+
+    reason = "Unauthorized"
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+    def __init__(self, message: str = "Unauthorized", causes: list[FieldError] | None = None):
+        super().__init__(message, causes)
+
+
 class Forbidden(StatusError):
     reason = "Forbidden"
     code = grpc.StatusCode.PERMISSION_DENIED
@@ -210,6 +221,7 @@ _BY_REASON: dict[str, type[StatusError]] = {
         Conflict,
         Expired,
         RequestEntityTooLarge,
+        Unauthorized,
         Forbidden,
         ServiceUnavailable,
         InternalError,
