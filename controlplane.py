@@ -26,6 +26,8 @@ from functools import partial
 
 from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
+from apiserver.auth.authorizer import UserInfo
+from apiserver.listeners import ServingOptions
 from apiserver.server import serve
 from controllers.base import ControllerOptions
 from controllers.manager import run_controller_manager
@@ -76,6 +78,8 @@ async def serve_control_plane(
     listen: str = "127.0.0.1:6443",
     *,
     extra_listen: Sequence[str] = (),
+    serving: ServingOptions | None = None,
+    static_tokens: dict[str, UserInfo] | None = None,
     storage: str = "sqlite",
     scheduler: bool = True,
     controllers: bool = True,
@@ -84,14 +88,16 @@ async def serve_control_plane(
 ) -> None:
     """`tinykube apiserver`: the API server, with the scheduler and controllers unless turned off.
 
-    They dial the server's own address once its port is open, exactly as they
-    would from another process.
+    They dial the server's private loopback socket once it is open, through
+    the client, exactly as they would dial it from another process.
     """
     options = options or ControllerOptions()
     await serve(
         data_dir,
         listen,
         extra_listen=extra_listen,
+        serving=serving,
+        static_tokens=static_tokens,
         storage=storage,
         default_toleration_seconds=options.default_toleration_seconds,
         encryption_provider_config=encryption_provider_config,

@@ -1,11 +1,8 @@
-"""The API server process: the gRPC `Resources` service over the registry.
+"""The API server process: storage, the registry, the guard, the listeners.
 
-Each RPC is a thin adapter (Kubernetes' REST handlers are the same): unpack
-the request, call the generic store, pack the answer. An error anywhere
-becomes a `StatusError`, and leaves here as a gRPC status with the
-Kubernetes reason and field causes attached (apimachinery/errors.py); an
-unexpected exception is logged with its traceback and reported as an
-InternalError, never as a dropped connection.
+The gRPC `Resources` service itself is servicer.py; who may call it and how
+is listeners.py (TLS ports, unix sockets) and auth/ (authentication and the
+Node and RBAC authorizers).
 
 Limits. Requests over 3 MiB are refused by gRPC itself before they are
 decoded (`max_receive_message_length`), which the client reports as
@@ -21,245 +18,34 @@ then does the port open, so no request ever sees a half-started server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import logging
 import os
-import platform
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 
-from apimachinery import errors, scheme
-from apiserver.admission import warnings as admission_warnings
-from apiserver.proxy import PodProxy
-from apiserver.registry import apply as apply_mod
-from apiserver.registry import binding as binding_mod
+from apimachinery import errors
+from apiserver.auth.authenticator import Authenticator
+from apiserver.auth.authorizer import UserInfo
+from apiserver.auth.filters import RequestGuard
+from apiserver.auth.node import NodeAuthorizer
+from apiserver.listeners import ServingOptions, add_ports, secure_unix_sockets
 from apiserver.registry.store import Store
-from apiserver.registry.watch import ApiBatch, watch
+from apiserver.servicer import ResourcesServicer
 from apiserver.storage import open_storage
 from apiserver.storage.encrypted import EncryptedStorage
 from apiserver.storage.encryption import load as load_encryption
 from apiserver.storage.interface import Storage
-from protos import api_pb2, api_pb2_grpc
+from protos import api_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-VERSION = "v0.1.0"
-BOOKMARK_INTERVAL_SECONDS = 5.0
-T = TypeVar("T")
-
-
-class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
-    """The generic resource API: every verb for every kind in the scheme."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
-        try:
-            with admission_warnings.collecting() as gathered:
-                result = await fn()
-            if gathered:  # admission's warnings travel as trailing metadata, one per text
-                context.set_trailing_metadata(
-                    tuple((admission_warnings.METADATA_KEY, text) for text in gathered)
-                )
-            return result
-        except errors.StatusError as err:
-            await context.abort_with_status(errors.to_grpc_status(err))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # every other failure is a bug: say so, keep serving
-            log.exception("request failed", extra={"error": repr(exc)})
-            await context.abort_with_status(
-                errors.to_grpc_status(errors.InternalError(f"internal error: {exc!r}"))
-            )
-        raise AssertionError("unreachable: abort_with_status raises")
-
-    async def Create(self, request: api_pb2.CreateRequest, context: Any) -> Any:
-        async def run() -> Any:
-            obj = await self.store.create(scheme.unpack(request.object), dry_run=request.dry_run)
-            return scheme.pack(obj)
-
-        return await self._call(context, run)
-
-    async def Get(self, request: api_pb2.GetRequest, context: Any) -> Any:
-        async def run() -> Any:
-            info = scheme.for_resource(request.resource)
-            return await self.store.get_packed(info, request.namespace, request.name)
-
-        return await self._call(context, run)
-
-    async def List(self, request: api_pb2.ListRequest, context: Any) -> api_pb2.ListResponse:
-        async def run() -> api_pb2.ListResponse:
-            info = scheme.for_resource(request.resource)
-            items, revision = await self.store.list_packed(
-                info, request.namespace, request.label_selector, request.field_selector
-            )
-            return api_pb2.ListResponse(resource_version=str(revision), items=items)
-
-        return await self._call(context, run)
-
-    async def Update(self, request: api_pb2.UpdateRequest, context: Any) -> Any:
-        async def run() -> Any:
-            obj = scheme.unpack(request.object)
-            return scheme.pack(await self.store.update(obj, dry_run=request.dry_run))
-
-        return await self._call(context, run)
-
-    async def UpdateStatus(self, request: api_pb2.UpdateRequest, context: Any) -> Any:
-        async def run() -> Any:
-            obj = scheme.unpack(request.object)
-            return scheme.pack(await self.store.update(obj, dry_run=request.dry_run, status=True))
-
-        return await self._call(context, run)
-
-    async def Apply(self, request: api_pb2.ApplyRequest, context: Any) -> api_pb2.ApplyResponse:
-        async def run() -> api_pb2.ApplyResponse:
-            obj = scheme.unpack(request.object)
-            result, verb = await apply_mod.apply(self.store, obj, dry_run=request.dry_run)
-            return api_pb2.ApplyResponse(object=scheme.pack(result), result=verb)
-
-        return await self._call(context, run)
-
-    async def Bind(self, request: api_pb2.BindRequest, context: Any) -> Any:
-        async def run() -> Any:
-            pod = await binding_mod.bind(self.store, request.binding, dry_run=request.dry_run)
-            return scheme.pack(pod)
-
-        return await self._call(context, run)
-
-    async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> Any:
-        async def run() -> Any:
-            info = scheme.for_resource(request.resource)
-            grace = (
-                request.grace_period_seconds if request.HasField("grace_period_seconds") else None
-            )
-            obj = await self.store.delete(
-                info,
-                request.namespace,
-                request.name,
-                grace_period_seconds=grace,
-                propagation_policy=request.propagation_policy,
-                precondition_uid=request.precondition_uid,
-                precondition_resource_version=request.precondition_resource_version,
-            )
-            return scheme.pack(obj)
-
-        return await self._call(context, run)
-
-    async def Watch(
-        self, request: api_pb2.WatchRequest, context: Any
-    ) -> AsyncIterator[api_pb2.WatchResponse]:
-        try:
-            info = scheme.for_resource(request.resource)
-            events = watch(
-                self.store,
-                info,
-                request.namespace,
-                request.resource_version,
-                request.label_selector,
-                request.field_selector,
-            )
-            async for out in _wire(events, request.allow_bookmarks):
-                yield out
-        except errors.StatusError as err:
-            await context.abort_with_status(errors.to_grpc_status(err))
-
-    async def Version(self, request: api_pb2.VersionRequest, context: Any) -> api_pb2.VersionInfo:
-        return api_pb2.VersionInfo(
-            git_version=VERSION,
-            python_version=platform.python_version(),
-            platform=f"{sys.platform}/{platform.machine()}",
-            storage_backend=self.store.storage.name,
-        )
-
-    async def ServerResources(
-        self, request: api_pb2.ServerResourcesRequest, context: Any
-    ) -> api_pb2.APIResourceList:
-        verbs = ["create", "delete", "get", "list", "update", "watch", "apply"]
-        return api_pb2.APIResourceList(
-            resources=[
-                api_pb2.APIResource(
-                    name=k.resource,
-                    short_names=list(k.short_names),
-                    kind=k.kind,
-                    namespaced=k.namespaced,
-                    group_version=k.api_version,
-                    verbs=verbs,
-                )
-                for k in scheme.KINDS
-            ]
-        )
-
-
-def _response(batch: ApiBatch) -> api_pb2.WatchResponse:
-    response = api_pb2.WatchResponse()
-    for ev in batch.events:
-        response.events.add(type=ev.type, object=ev.object, resource_version=str(ev.revision))
-    return response
-
-
-async def _wire(
-    batches: AsyncIterator[ApiBatch], allow_bookmarks: bool
-) -> AsyncIterator[api_pb2.WatchResponse]:
-    """One WatchResponse per batch; with bookmarks, a BOOKMARK after a quiet spell.
-
-    The pending `__anext__` is never cancelled by the bookmark timer (asyncio.wait
-    leaves it running), so waiting for a bookmark cannot lose an event. A
-    bookmark carries the newest revision the watcher's filter has processed,
-    filtered-out events included: the newest point it can resume from.
-    """
-    it = batches.__aiter__()
-    last_seen = 0
-    last_sent = 0
-    pending: asyncio.Future[ApiBatch] | None = None
-    try:
-        while True:
-            if not allow_bookmarks:
-                # No timer to race against: await the next batch directly (no Task per batch).
-                try:
-                    batch = await it.__anext__()
-                except StopAsyncIteration:
-                    return
-                if batch.events:
-                    yield _response(batch)
-                continue
-            if pending is None:
-                pending = asyncio.ensure_future(it.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL_SECONDS)
-            if not done:
-                if last_seen > last_sent:
-                    last_sent = last_seen
-                    bookmark = api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(last_seen))
-                    yield api_pb2.WatchResponse(events=[bookmark])
-                continue
-            try:
-                batch = await pending
-            except StopAsyncIteration:
-                return
-            finally:
-                pending = None
-            last_seen = batch.revision
-            if not batch.events:
-                continue
-            last_sent = last_seen
-            yield _response(batch)
-    finally:
-        # A cancelled watch (client gone, server stopping) may leave an __anext__ running:
-        # finish it first, or closing the generator would fail with "already running".
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(RuntimeError):
-                await aclose()
+LOOPBACK_SOCKET = "loopback.sock"
 
 
 class APIServer:
-    """The running server: storage, registry and the gRPC port. Used by `serve` and tests."""
+    """The running server: storage, registry, guard and listeners. Used by `serve` and tests."""
 
     def __init__(
         self,
@@ -268,14 +54,20 @@ class APIServer:
         *,
         default_toleration_seconds: int = 300,
         extra_listen: Sequence[str] = (),
+        serving: ServingOptions | None = None,
+        static_tokens: dict[str, UserInfo] | None = None,
     ) -> None:
         self.storage = storage
         self.store = Store(storage, default_toleration_seconds=default_toleration_seconds)
+        # `listen` first: `port` is its port. More addresses are served by the same server,
+        # e.g. `tinykube up` serves node namespaces over TLS and the host's CLI over a socket.
+        base = serving or ServingOptions(listen=())
+        self.serving = dataclasses.replace(base, listen=(listen, *extra_listen, *base.listen))
+        self.serving.check()
         self.listen = listen
-        # More addresses served by the same server, e.g. a unix socket beside a TCP port:
-        # `tinykube up` serves node namespaces over TCP and the host's CLI over the socket.
-        self.extra_listen = tuple(extra_listen)
         self.port = 0
+        authenticator = Authenticator(static_tokens=static_tokens)
+        self.guard = RequestGuard(authenticator, [NodeAuthorizer(storage)])
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
@@ -294,29 +86,29 @@ class APIServer:
                 ("grpc.http2.max_ping_strikes", 0),
             ]
         )
-        api_pb2_grpc.add_ResourcesServicer_to_server(ResourcesServicer(self.store), server)
-        self.port = server.add_insecure_port(self.listen)
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self.listen}")
-        for address in self.extra_listen:
-            if server.add_insecure_port(address) == 0:
-                raise OSError(f"cannot listen on {address}")
+        servicer = ResourcesServicer(self.store, self.guard)
+        api_pb2_grpc.add_ResourcesServicer_to_server(servicer, server)
+        self.ports = add_ports(server, self.serving)
+        self.port = self.ports[0]
         await server.start()
+        secure_unix_sockets(self.serving.unix, self.serving.unix_socket_group)
         self._server = server
         log.info(
             "apiserver listening",
-            extra={"address": self.listen, "port": self.port, "also": ",".join(self.extra_listen)},
+            extra={
+                "address": self.listen,
+                "port": self.port,
+                "also": ",".join(self.serving.listen[1:]),
+                "token_port": ",".join(self.serving.token_listen),
+            },
         )
 
     @property
     def local_address(self) -> str:
-        """Where processes beside the server (scheduler, controllers) reach it."""
-        if self.listen.startswith("unix:"):
-            return self.listen
-        host = self.listen.rsplit(":", 1)[0] or "127.0.0.1"
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1"
-        return f"{host}:{self.port}"
+        """Where processes beside the server (scheduler, controllers) reach it: a unix socket."""
+        if self.serving.unix:
+            return self.serving.unix[0]
+        raise RuntimeError("the API server has no unix socket for its own control plane")
 
     async def stop(self, grace: float = 1.0) -> None:
         if self._server is not None:
@@ -330,6 +122,8 @@ async def serve(
     listen: str = "127.0.0.1:6443",
     *,
     extra_listen: Sequence[str] = (),
+    serving: ServingOptions | None = None,
+    static_tokens: dict[str, UserInfo] | None = None,
     storage: str = "sqlite",
     default_toleration_seconds: int = 300,
     encryption_provider_config: str = "",
@@ -340,9 +134,16 @@ async def serve(
     `beside(address)` starts once the port is open and is cancelled when the
     server stops: it is how `controlplane.py` runs the scheduler and the
     controllers in this process without the server knowing what they are.
+    They dial a private socket in the data directory (0600 in a 0700
+    directory), which makes them the loopback admin, as Kubernetes' own
+    in-process clients are (`system:apiserver` in `system:masters`).
     """
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    # A bad encryption config stops the server before it opens anything.
+    loopback = f"unix:{os.path.join(os.path.abspath(data_dir), LOOPBACK_SOCKET)}"
+    # A bad configuration stops the server before it opens anything.
+    serving = serving or ServingOptions(listen=())
+    serving = dataclasses.replace(serving, listen=(listen, *extra_listen, *serving.listen))
+    serving.check()
     encryption = load_encryption(encryption_provider_config) if encryption_provider_config else None
     backend: Storage = await open_storage(storage, data_dir)
     if encryption is not None:
@@ -352,15 +153,21 @@ async def serve(
         start_compactor()
     server = APIServer(
         backend,
-        listen,
+        loopback,
         default_toleration_seconds=default_toleration_seconds,
-        extra_listen=extra_listen,
+        serving=serving,
+        static_tokens=static_tokens,
     )
     companion: asyncio.Future[None] | None = None
     try:
         await server.start()
+        os.chmod(loopback.removeprefix("unix:"), 0o600)
         if beside is not None:
-            companion = asyncio.ensure_future(beside(server.local_address))
+            companion = asyncio.ensure_future(beside(loopback))
+            # The control plane beside the server ending is fatal, as a crashed
+            # kube-controller-manager is: the process stops and says why.
+            await companion
+            raise RuntimeError("the control plane beside the API server stopped")
         await asyncio.Event().wait()
     finally:
         if companion is not None:

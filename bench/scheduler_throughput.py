@@ -159,9 +159,9 @@ async def measure(
 ) -> tuple[float, float, float, str]:
     with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as data:
         storage = await open_storage("sqlite", data)
-        server = APIServer(storage, "127.0.0.1:0")
+        server = APIServer(storage, f"unix:{data}/api.sock")
         await server.start()
-        client = Client(f"127.0.0.1:{server.port}", timeout=120)
+        client = Client(server.local_address, timeout=120)
         prof = cProfile.Profile() if profile else None
         try:
             await create_all(client, [make_node(f"node-{i}") for i in range(n)])

@@ -23,7 +23,6 @@ its own `finally` and the process exits 0, which is what systemd and
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import sys
@@ -82,6 +81,11 @@ CLUSTER_META = "tinykube.cluster"
 # help). The short help is what `tinykube --help` prints without importing the
 # module; tests/unit/test_cli_lazy.py checks it against the command itself.
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "apiserver": (
+        "cli.cmd_apiserver",
+        "apiserver",
+        "Run the API server (with scheduler and controllers) in the foreground.",
+    ),
     "api-resources": (
         "cli.cmd_get",
         "api_resources",
@@ -274,100 +278,6 @@ def cli(ctx: click.Context, server: str | None, namespace: str | None, cluster: 
         click.echo(f"error: {err}", err=True)
         raise click.exceptions.Exit(1) from None
     ctx.obj = Options(address, namespace or "default", namespace is not None)
-
-
-@cli.command("apiserver")
-@click.option(
-    "--data-dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Directory for the store (created if missing).",
-)
-@click.option(
-    "--listen",
-    "listen_addresses",
-    multiple=True,
-    default=["127.0.0.1:6443"],
-    show_default=True,
-    help="gRPC listen address: HOST:PORT or unix:/PATH; repeat to serve several.",
-)
-@click.option("--storage", default="sqlite", show_default=True, help="Storage backend.")
-@click.option(
-    "--scheduler/--no-scheduler", default=True, show_default=True, help="Run the scheduler here."
-)
-@click.option(
-    "--controllers/--no-controllers",
-    default=True,
-    show_default=True,
-    help="Run the controllers here.",
-)
-@click.option(
-    "--node-monitor-grace-period",
-    type=float,
-    default=40.0,
-    show_default=True,
-    help="Seconds without a Lease renewal before a node is NotReady/Unknown.",
-)
-@click.option(
-    "--default-toleration-seconds",
-    type=int,
-    default=300,
-    show_default=True,
-    help="How long pods tolerate a not-ready/unreachable node before eviction.",
-)
-@click.option(
-    "--encryption-provider-config",
-    default="",
-    type=click.Path(dir_okay=False),
-    help="An EncryptionConfiguration file: the resources (secrets) to encrypt at rest, and how.",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def apiserver(
-    data_dir: str,
-    listen_addresses: tuple[str, ...],
-    storage: str,
-    scheduler: bool,
-    controllers: bool,
-    node_monitor_grace_period: float,
-    default_toleration_seconds: int,
-    encryption_provider_config: str,
-    verbose: bool,
-) -> None:
-    """Run the API server (with scheduler and controllers) in the foreground."""
-    configure_logging(logging.DEBUG if verbose else logging.INFO)
-    from cli.context import until_signalled
-    from controllers.base import ControllerOptions
-    from controlplane import serve_control_plane
-
-    options = ControllerOptions(
-        node_monitor_grace_period=node_monitor_grace_period,
-        node_monitor_period=min(5.0, max(0.5, node_monitor_grace_period / 8)),
-        default_toleration_seconds=default_toleration_seconds,
-    )
-
-    listen, *extra_listen = listen_addresses
-
-    async def run() -> None:
-        server = serve_control_plane(
-            data_dir,
-            listen,
-            extra_listen=extra_listen,
-            storage=storage,
-            scheduler=scheduler,
-            controllers=controllers,
-            options=options,
-            encryption_provider_config=encryption_provider_config,
-        )
-        if await until_signalled(server):
-            logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})
-
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
-    except (OSError, RuntimeError, ValueError) as err:  # the address is taken, a bad config
-        logging.getLogger("cli.apiserver").error("failed", extra={"error": str(err)})
-        raise click.exceptions.Exit(1) from None
 
 
 def main() -> None:

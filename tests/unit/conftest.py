@@ -1,4 +1,4 @@
-"""Shared fixtures for unit tests: a real API server on a loopback port over SQLite in a
+"""Shared fixtures for unit tests: a real API server on a unix socket (as the local admin) over SQLite in a
 temporary directory (no scheduler, no controllers), and a client to it. Directories can
 override either fixture with their own."""
 
@@ -17,7 +17,7 @@ from apiserver.storage import open_storage
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[APIServer]:
     storage = await open_storage("sqlite", str(tmp_path))
-    srv = APIServer(storage, "127.0.0.1:0")
+    srv = APIServer(storage, f"unix:{tmp_path}/api.sock")
     await srv.start()
     try:
         yield srv
@@ -27,7 +27,7 @@ async def server(tmp_path: Path) -> AsyncIterator[APIServer]:
 
 @pytest.fixture
 async def client(server: APIServer) -> AsyncIterator[Client]:
-    c = Client(f"127.0.0.1:{server.port}", timeout=10)
+    c = Client(server.local_address, timeout=10)
     try:
         yield c
     finally:

@@ -253,7 +253,7 @@ def test_daemons_accept_the_rendered_arguments(runtime: str) -> None:
     import click
 
     from cli import cmd_kubelet
-    from cli.main import apiserver
+    from cli.cmd_apiserver import apiserver
 
     cfg = NodeConfig(
         node_name="node1",

@@ -16,7 +16,7 @@ WRITERS = 12
 
 async def test_racing_writers_exactly_one_wins(server: APIServer, client: Client) -> None:
     base = await client.create(configmap("race", v="base"))
-    clients = [Client(f"127.0.0.1:{server.port}") for _ in range(WRITERS)]
+    clients = [Client(server.local_address) for _ in range(WRITERS)]
 
     async def write(i: int, c: Client) -> bool:
         mine = core_pb2.ConfigMap()
@@ -40,7 +40,7 @@ async def test_racing_writers_exactly_one_wins(server: APIServer, client: Client
 async def test_counter_with_retry_on_conflict(server: APIServer, client: Client) -> None:
     n_clients, k = 8, 15
     await client.create(configmap("counter", n="0"))
-    clients = [Client(f"127.0.0.1:{server.port}") for _ in range(n_clients)]
+    clients = [Client(server.local_address) for _ in range(n_clients)]
 
     async def increment(c: Client) -> None:
         async def once() -> None:

@@ -43,9 +43,9 @@ def write_config(path: Path, *keys: tuple[str, str]) -> str:
 @asynccontextmanager
 async def running(data: Path, config: str) -> AsyncIterator[Client]:
     storage = EncryptedStorage(await open_storage("sqlite", str(data)), load(config))
-    server = APIServer(storage, "127.0.0.1:0")
+    server = APIServer(storage, f"unix:{data}.sock")
     await server.start()
-    client = Client(f"127.0.0.1:{server.port}", timeout=10)
+    client = Client(server.local_address, timeout=10)
     try:
         yield client
     finally:
@@ -96,7 +96,12 @@ async def test_a_bad_configuration_stops_the_server_first(tmp_path: Path) -> Non
     )
     with pytest.raises(EncryptionConfigError, match=r"keys\[0\]\.secret: Invalid value"):
         await asyncio.wait_for(
-            serve(str(tmp_path / "data"), "127.0.0.1:0", encryption_provider_config=str(bad)), 10
+            serve(
+                str(tmp_path / "data"),
+                f"unix:{tmp_path}/api.sock",
+                encryption_provider_config=str(bad),
+            ),
+            10,
         )
     assert not (tmp_path / "data" / DB_FILE).exists()
 
@@ -111,7 +116,7 @@ def test_the_apiserver_command_names_the_bad_field(tmp_path: Path) -> None:
             "--data-dir",
             str(tmp_path / "data"),
             "--listen",
-            "127.0.0.1:0",
+            f"unix:{tmp_path}/api.sock",
             "--encryption-provider-config",
             str(bad),
         ],

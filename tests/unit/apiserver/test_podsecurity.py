@@ -12,7 +12,7 @@ from apiserver.admission import podsecurity
 from protos import core_pb2
 
 NGINX = {"name": "web", "image": "nginx"}
-HARDENED = {
+HARDENED: dict[str, Any] = {
     "name": "web",
     "image": "nginx",
     "securityContext": {

@@ -34,7 +34,7 @@ def host_path_pod(name: str, namespace: str) -> core_pb2.Pod:
 
 async def create_with_warnings(server: APIServer, obj: object) -> list[str]:
     """Create through the raw gRPC API and return the trailing `warning` metadata."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with grpc.aio.insecure_channel(server.local_address) as channel:
         call = api_pb2_grpc.ResourcesStub(channel).Create(
             api_pb2.CreateRequest(object=scheme.pack(obj))  # type: ignore[arg-type]
         )

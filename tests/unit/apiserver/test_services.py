@@ -59,12 +59,12 @@ async def test_allocations_survive_restart(server, client: Client, tmp_path) -> 
     await client.create(svc)
     await server.stop(grace=0)
     storage = await open_storage("sqlite", str(tmp_path))
-    again = APIServer(storage, "127.0.0.1:0")
+    again = APIServer(storage, f"unix:{tmp_path}/api2.sock")
     await again.start()
     try:
         from apimachinery.client import Client as C
 
-        c = C(f"127.0.0.1:{again.port}")
+        c = C(again.local_address)
         clash = service("clash", type_="NodePort", node_port=30080)
         with pytest.raises(errors.Invalid, match="already allocated"):
             await c.create(clash)

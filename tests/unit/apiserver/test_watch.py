@@ -118,9 +118,9 @@ async def test_watch_from_compacted_revision_is_expired(server: APIServer, clien
 async def test_bookmark_reports_filtered_progress(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import apiserver.server
+    import apiserver.servicer
 
-    monkeypatch.setattr(apiserver.server, "BOOKMARK_INTERVAL_SECONDS", 0.2)
+    monkeypatch.setattr(apiserver.servicer, "BOOKMARK_INTERVAL_SECONDS", 0.2)
     start = (await client.list("pods"))[1]
     stream = client.watch(
         "pods", label_selector="app=watched", resource_version=start, allow_bookmarks=True

@@ -1,6 +1,6 @@
 """Fixtures for the infrastructure controller tests (endpoints, IPAM, node lifecycle, GC).
 
-A real API server on a loopback port over SQLite in the test's tmp_path, the
+A real API server on a unix socket (the local admin) over SQLite in the test's tmp_path, the
 chosen controllers run by the real controller manager with short timings,
 object builders, and `eventually`, which polls a condition until it holds.
 """
@@ -31,9 +31,9 @@ T = TypeVar("T")
 @contextlib.asynccontextmanager
 async def api_server(tmp_path: Path) -> AsyncIterator[Client]:
     storage = await open_storage("sqlite", str(tmp_path))
-    server = APIServer(storage, "127.0.0.1:0")
+    server = APIServer(storage, f"unix:{tmp_path}/api.sock")
     await server.start()
-    client = Client(f"127.0.0.1:{server.port}", timeout=10)
+    client = Client(server.local_address, timeout=10)
     try:
         yield client
     finally:

@@ -62,9 +62,9 @@ class HollowNode:
 @contextlib.asynccontextmanager
 async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Client, dict[str, HollowNode]]]:
     storage = await open_storage("sqlite", str(tmp_path))
-    server = APIServer(storage, "127.0.0.1:0", default_toleration_seconds=2)
+    server = APIServer(storage, f"unix:{tmp_path}/api.sock", default_toleration_seconds=2)
     await server.start()
-    address = f"127.0.0.1:{server.port}"
+    address = server.local_address
     plane = asyncio.ensure_future(run_control_plane(address, options=OPTIONS))
     nodes = {name: HollowNode(address, name) for name in NODES}
     for n in nodes.values():

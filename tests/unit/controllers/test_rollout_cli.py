@@ -37,9 +37,9 @@ from tests.unit.controllers.workloads import Manager, PodRunner
 
 async def main():
     storage = await open_storage("sqlite", sys.argv[1])
-    server = APIServer(storage, "127.0.0.1:0")
+    server = APIServer(storage, f"unix:{sys.argv[1]}/api.sock")
     await server.start()
-    address = f"127.0.0.1:{server.port}"
+    address = server.local_address
     runner = PodRunner(Client(address))
     runner.start()
     Manager(address).start()

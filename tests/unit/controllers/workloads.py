@@ -38,9 +38,9 @@ WORKLOAD_CONTROLLERS = ["replicaset", "deployment"]
 @contextlib.asynccontextmanager
 async def api_server(tmp_path: Path) -> AsyncIterator[Client]:
     storage = await open_storage("sqlite", str(tmp_path))
-    server = APIServer(storage, "127.0.0.1:0")
+    server = APIServer(storage, f"unix:{tmp_path}/api.sock")
     await server.start()
-    client = Client(f"127.0.0.1:{server.port}", timeout=10)
+    client = Client(server.local_address, timeout=10)
     try:
         yield client
     finally:

@@ -28,9 +28,9 @@ UNSCHEDULABLE_MESSAGE = "0/3 nodes are available: 1 node(s) were unschedulable, 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[Client]:
     storage = await open_storage("sqlite", str(tmp_path))
-    server = APIServer(storage, "127.0.0.1:0")
+    server = APIServer(storage, f"unix:{tmp_path}/api.sock")
     await server.start()
-    c = Client(f"127.0.0.1:{server.port}", timeout=10)
+    c = Client(server.local_address, timeout=10)
     try:
         yield c
     finally:

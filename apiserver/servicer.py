@@ -1,0 +1,318 @@
+"""The gRPC `Resources` service: every verb for every kind, each call guarded.
+
+Each RPC is a thin adapter (Kubernetes' REST handlers are the same):
+authenticate and authorize the caller (auth/filters.py), unpack the request,
+call the generic store, pack the answer. An error anywhere becomes a
+`StatusError`, and leaves here as a gRPC status with the Kubernetes reason
+and field causes attached (apimachinery/errors.py); an unexpected exception
+is logged with its traceback and reported as an InternalError, never as a
+dropped connection.
+
+What each RPC asks the authorizers, in Kubernetes' request verbs:
+
+    Create                create      the object's resource
+    Get / List / Watch    get / list / watch
+    Update                update
+    UpdateStatus          update      <resource>/status
+    Apply                 patch, or create when the object does not exist yet
+    Bind                  create      pods/binding
+    Delete                delete
+    PodLogs / PodExec     get pods/log / create pods/exec
+    Version               get         the path /version
+    ServerResources       get         the path /api
+    AccessReview          (any authenticated caller: it asks about itself)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from apimachinery import errors, scheme
+from apiserver.admission import warnings as admission_warnings
+from apiserver.auth.filters import RequestGuard
+from apiserver.proxy import PodProxy
+from apiserver.registry import apply as apply_mod
+from apiserver.registry import binding as binding_mod
+from apiserver.registry.store import Store
+from apiserver.registry.watch import ApiBatch, watch
+from protos import api_pb2, api_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+VERSION = "v0.1.0"
+BOOKMARK_INTERVAL_SECONDS = 5.0
+T = TypeVar("T")
+
+
+class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
+    """The generic resource API: every verb for every kind in the scheme, behind the guard."""
+
+    def __init__(self, store: Store, guard: RequestGuard) -> None:
+        self.store = store
+        self.guard = guard
+
+    async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            with admission_warnings.collecting() as gathered:
+                result = await fn()
+            if gathered:  # admission's warnings travel as trailing metadata, one per text
+                context.set_trailing_metadata(
+                    tuple((admission_warnings.METADATA_KEY, text) for text in gathered)
+                )
+            return result
+        except errors.StatusError as err:
+            await context.abort_with_status(errors.to_grpc_status(err))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every other failure is a bug: say so, keep serving
+            log.exception("request failed", extra={"error": repr(exc)})
+            await context.abort_with_status(
+                errors.to_grpc_status(errors.InternalError(f"internal error: {exc!r}"))
+            )
+        raise AssertionError("unreachable: abort_with_status raises")
+
+    async def Create(self, request: api_pb2.CreateRequest, context: Any) -> Any:
+        async def run() -> Any:
+            obj = scheme.unpack(request.object)
+            info = scheme.for_message(obj)
+            namespace = obj.metadata.namespace or "default"
+            await self.guard.check(context, "create", info, namespace, obj.metadata.name)
+            obj = await self.store.create(obj, dry_run=request.dry_run)
+            return scheme.pack(obj)
+
+        return await self._call(context, run)
+
+    async def Get(self, request: api_pb2.GetRequest, context: Any) -> Any:
+        async def run() -> Any:
+            info = scheme.for_resource(request.resource)
+            await self.guard.check(context, "get", info, request.namespace, request.name)
+            return await self.store.get_packed(info, request.namespace, request.name)
+
+        return await self._call(context, run)
+
+    async def List(self, request: api_pb2.ListRequest, context: Any) -> api_pb2.ListResponse:
+        async def run() -> api_pb2.ListResponse:
+            info = scheme.for_resource(request.resource)
+            await self.guard.check(context, "list", info, request.namespace)
+            items, revision = await self.store.list_packed(
+                info, request.namespace, request.label_selector, request.field_selector
+            )
+            return api_pb2.ListResponse(resource_version=str(revision), items=items)
+
+        return await self._call(context, run)
+
+    async def Update(self, request: api_pb2.UpdateRequest, context: Any) -> Any:
+        return await self._update(request, context, status=False)
+
+    async def UpdateStatus(self, request: api_pb2.UpdateRequest, context: Any) -> Any:
+        return await self._update(request, context, status=True)
+
+    async def _update(self, request: api_pb2.UpdateRequest, context: Any, *, status: bool) -> Any:
+        async def run() -> Any:
+            obj = scheme.unpack(request.object)
+            info = scheme.for_message(obj)
+            namespace = obj.metadata.namespace or "default"
+            subresource = "status" if status else ""
+            await self.guard.check(
+                context, "update", info, namespace, obj.metadata.name, subresource
+            )
+            updated = await self.store.update(obj, dry_run=request.dry_run, status=status)
+            return scheme.pack(updated)
+
+        return await self._call(context, run)
+
+    async def Apply(self, request: api_pb2.ApplyRequest, context: Any) -> api_pb2.ApplyResponse:
+        async def run() -> api_pb2.ApplyResponse:
+            obj = scheme.unpack(request.object)
+            info = scheme.for_message(obj)
+            namespace = obj.metadata.namespace or "default"
+            name = obj.metadata.name
+            key = scheme.object_key(info, namespace if info.namespaced else "", name)
+            verb = "patch" if await self.store.storage.get(key) is not None else "create"
+            await self.guard.check(context, verb, info, namespace, name)
+            result, word = await apply_mod.apply(self.store, obj, dry_run=request.dry_run)
+            return api_pb2.ApplyResponse(object=scheme.pack(result), result=word)
+
+        return await self._call(context, run)
+
+    async def Bind(self, request: api_pb2.BindRequest, context: Any) -> Any:
+        async def run() -> Any:
+            meta = request.binding.metadata
+            pods = scheme.for_resource("pods")
+            await self.guard.check(
+                context, "create", pods, meta.namespace or "default", meta.name, "binding"
+            )
+            pod = await binding_mod.bind(self.store, request.binding, dry_run=request.dry_run)
+            return scheme.pack(pod)
+
+        return await self._call(context, run)
+
+    async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> Any:
+        async def run() -> Any:
+            info = scheme.for_resource(request.resource)
+            await self.guard.check(context, "delete", info, request.namespace, request.name)
+            grace = (
+                request.grace_period_seconds if request.HasField("grace_period_seconds") else None
+            )
+            obj = await self.store.delete(
+                info,
+                request.namespace,
+                request.name,
+                grace_period_seconds=grace,
+                propagation_policy=request.propagation_policy,
+                precondition_uid=request.precondition_uid,
+                precondition_resource_version=request.precondition_resource_version,
+            )
+            return scheme.pack(obj)
+
+        return await self._call(context, run)
+
+    async def Watch(
+        self, request: api_pb2.WatchRequest, context: Any
+    ) -> AsyncIterator[api_pb2.WatchResponse]:
+        try:
+            info = scheme.for_resource(request.resource)
+            await self.guard.check(context, "watch", info, request.namespace)
+            events = watch(
+                self.store,
+                info,
+                request.namespace,
+                request.resource_version,
+                request.label_selector,
+                request.field_selector,
+            )
+            async for out in _wire(events, request.allow_bookmarks):
+                yield out
+        except errors.StatusError as err:
+            await context.abort_with_status(errors.to_grpc_status(err))
+
+    async def PodLogs(
+        self, request: api_pb2.PodLogsRequest, context: Any
+    ) -> AsyncIterator[api_pb2.PodLogsChunk]:
+        try:
+            pods = scheme.for_resource("pods")
+            await self.guard.check(
+                context, "get", pods, request.namespace or "default", request.name, "log"
+            )
+        except errors.StatusError as err:
+            await context.abort_with_status(errors.to_grpc_status(err))
+        async for chunk in super().PodLogs(request, context):
+            yield chunk
+
+    async def PodExec(
+        self, request: api_pb2.PodExecRequest, context: Any
+    ) -> api_pb2.PodExecResponse:
+        async def check() -> None:
+            pods = scheme.for_resource("pods")
+            await self.guard.check(
+                context, "create", pods, request.namespace or "default", request.name, "exec"
+            )
+
+        await self._call(context, check)
+        return await super().PodExec(request, context)
+
+    async def Version(self, request: api_pb2.VersionRequest, context: Any) -> api_pb2.VersionInfo:
+        async def run() -> api_pb2.VersionInfo:
+            await self.guard.check(context, "get", None, path="/version")
+            return api_pb2.VersionInfo(
+                git_version=VERSION,
+                python_version=platform.python_version(),
+                platform=f"{sys.platform}/{platform.machine()}",
+                storage_backend=self.store.storage.name,
+            )
+
+        return await self._call(context, run)
+
+    async def ServerResources(
+        self, request: api_pb2.ServerResourcesRequest, context: Any
+    ) -> api_pb2.APIResourceList:
+        async def run() -> api_pb2.APIResourceList:
+            await self.guard.check(context, "get", None, path="/api")
+            verbs = ["create", "delete", "get", "list", "update", "watch", "apply"]
+            return api_pb2.APIResourceList(
+                resources=[
+                    api_pb2.APIResource(
+                        name=k.resource,
+                        short_names=list(k.short_names),
+                        kind=k.kind,
+                        namespaced=k.namespaced,
+                        group_version=k.api_version,
+                        verbs=verbs,
+                    )
+                    for k in scheme.KINDS
+                ]
+            )
+
+        return await self._call(context, run)
+
+
+def _response(batch: ApiBatch) -> api_pb2.WatchResponse:
+    response = api_pb2.WatchResponse()
+    for ev in batch.events:
+        response.events.add(type=ev.type, object=ev.object, resource_version=str(ev.revision))
+    return response
+
+
+async def _wire(
+    batches: AsyncIterator[ApiBatch], allow_bookmarks: bool
+) -> AsyncIterator[api_pb2.WatchResponse]:
+    """One WatchResponse per batch; with bookmarks, a BOOKMARK after a quiet spell.
+
+    The pending `__anext__` is never cancelled by the bookmark timer (asyncio.wait
+    leaves it running), so waiting for a bookmark cannot lose an event. A
+    bookmark carries the newest revision the watcher's filter has processed,
+    filtered-out events included: the newest point it can resume from.
+    """
+    it = batches.__aiter__()
+    last_seen = 0
+    last_sent = 0
+    pending: asyncio.Future[ApiBatch] | None = None
+    try:
+        while True:
+            if not allow_bookmarks:
+                # No timer to race against: await the next batch directly (no Task per batch).
+                try:
+                    batch = await it.__anext__()
+                except StopAsyncIteration:
+                    return
+                if batch.events:
+                    yield _response(batch)
+                continue
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=BOOKMARK_INTERVAL_SECONDS)
+            if not done:
+                if last_seen > last_sent:
+                    last_sent = last_seen
+                    bookmark = api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(last_seen))
+                    yield api_pb2.WatchResponse(events=[bookmark])
+                continue
+            try:
+                batch = await pending
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            last_seen = batch.revision
+            if not batch.events:
+                continue
+            last_sent = last_seen
+            yield _response(batch)
+    finally:
+        # A cancelled watch (client gone, server stopping) may leave an __anext__ running:
+        # finish it first, or closing the generator would fail with "already running".
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(RuntimeError):
+                await aclose()

@@ -1,0 +1,141 @@
+"""`tinykube apiserver`: the API server, with the scheduler and controllers unless turned off.
+
+The flags are kube-apiserver's where it has one. Security is not optional:
+every TCP address is TLS (apiserver/listeners.py explains the two ports), so
+a TCP `--listen` needs the files `tinykube pki init` writes:
+
+    tinykube pki init --dir /etc/tinykube --apiserver-address 192.168.56.11
+    tinykube apiserver --data-dir /var/lib/tinykube/apiserver \\
+        --listen 192.168.56.11:6443 --token-listen 192.168.56.11:6444 \\
+        --listen unix:/run/tinykube/api.sock \\
+        --tls-cert-file /etc/tinykube/pki/apiserver.crt \\
+        --tls-private-key-file /etc/tinykube/pki/apiserver.key \\
+        --client-ca-file /etc/tinykube/pki/ca.crt
+
+Without them only `unix:` addresses may be given (the local admin's socket):
+the server refuses to start and says which flags are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from cli.main import configure_logging
+
+
+@click.command("apiserver")
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the store (created if missing, made 0700).",
+)
+@click.option(
+    "--listen",
+    "listen_addresses",
+    multiple=True,
+    default=["127.0.0.1:6443"],
+    show_default=True,
+    help="HOST:PORT (TLS, client certificate required) or unix:/PATH (the local admin); repeat.",
+)
+@click.option(
+    "--token-listen",
+    multiple=True,
+    help="HOST:PORT served over TLS for bearer tokens (bootstrap tokens, --token-auth-file).",
+)
+@click.option("--tls-cert-file", default="", help="The serving certificate (PEM).")
+@click.option("--tls-private-key-file", default="", help="The serving certificate's key (PEM).")
+@click.option("--client-ca-file", default="", help="The CA that signs client certificates.")
+@click.option("--token-auth-file", default="", help="Static tokens: CSV token,user,uid,groups.")
+@click.option("--unix-socket-group", default="", help="Group owning the unix sockets (mode 0660).")
+@click.option("--storage", default="sqlite", show_default=True, help="Storage backend.")
+@click.option(
+    "--scheduler/--no-scheduler", default=True, show_default=True, help="Run the scheduler here."
+)
+@click.option(
+    "--controllers/--no-controllers",
+    default=True,
+    show_default=True,
+    help="Run the controllers here.",
+)
+@click.option(
+    "--node-monitor-grace-period",
+    type=float,
+    default=40.0,
+    show_default=True,
+    help="Seconds without a Lease renewal before a node is NotReady/Unknown.",
+)
+@click.option(
+    "--default-toleration-seconds",
+    type=int,
+    default=300,
+    show_default=True,
+    help="How long pods tolerate a not-ready/unreachable node before eviction.",
+)
+@click.option(
+    "--encryption-provider-config",
+    default="",
+    type=click.Path(dir_okay=False),
+    help="An EncryptionConfiguration file: the resources (secrets) to encrypt at rest, and how.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def apiserver(**flags: object) -> None:
+    """Run the API server (with scheduler and controllers) in the foreground."""
+    configure_logging(logging.DEBUG if flags["verbose"] else logging.INFO)
+    try:
+        asyncio.run(_run(flags))
+    except KeyboardInterrupt:
+        pass
+    except (OSError, RuntimeError, ValueError) as err:  # the address is taken, a bad config
+        logging.getLogger("cli.apiserver").error("failed", extra={"error": str(err)})
+        raise click.exceptions.Exit(1) from None
+
+
+async def _run(flags: dict[str, object]) -> None:
+    from apiserver.auth.authenticator import parse_token_file
+    from apiserver.listeners import ServingOptions
+    from cli.context import until_signalled
+    from controllers.base import ControllerOptions
+    from controlplane import serve_control_plane
+
+    grace = float(str(flags["node_monitor_grace_period"]))
+    options = ControllerOptions(
+        node_monitor_grace_period=grace,
+        node_monitor_period=min(5.0, max(0.5, grace / 8)),
+        default_toleration_seconds=int(str(flags["default_toleration_seconds"])),
+    )
+    listen, *extra_listen = _strings(flags["listen_addresses"])
+    token_file = str(flags["token_auth_file"])
+    tokens = None
+    if token_file:
+        with open(token_file, encoding="utf-8") as f:
+            tokens = parse_token_file(f.read(), token_file)
+    serving = ServingOptions(
+        listen=tuple(extra_listen),
+        token_listen=_strings(flags["token_listen"]),
+        tls_cert_file=str(flags["tls_cert_file"]),
+        tls_private_key_file=str(flags["tls_private_key_file"]),
+        client_ca_file=str(flags["client_ca_file"]),
+        unix_socket_group=str(flags["unix_socket_group"]),
+    )
+    server = serve_control_plane(
+        str(flags["data_dir"]),
+        listen,
+        serving=serving,
+        static_tokens=tokens,
+        storage=str(flags["storage"]),
+        scheduler=bool(flags["scheduler"]),
+        controllers=bool(flags["controllers"]),
+        options=options,
+        encryption_provider_config=str(flags["encryption_provider_config"]),
+    )
+    if await until_signalled(server):
+        logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    assert isinstance(value, tuple)
+    return tuple(str(v) for v in value)
