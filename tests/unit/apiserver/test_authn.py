@@ -1,0 +1,153 @@
+"""Who may call the API server: TLS only, identities from certificates and tokens, the Node
+authorizer, each refusal in Kubernetes' words -- through a real server and real TLS."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from apimachinery import errors, kubeconfig
+from apimachinery.channel import Credentials
+from apimachinery.client import Client
+from apiserver.auth.authorizer import UserInfo
+from apiserver.listeners import ServingOptions
+from apiserver.server import APIServer
+from apiserver.storage import open_storage
+from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
+from protos import core_pb2
+
+LOCAL = ipaddress.ip_address("127.0.0.1")
+
+
+@dataclasses.dataclass
+class Secured:
+    server: APIServer
+    pki: Path
+    mtls: str
+    token: str
+
+    def client(self, conf: str) -> Client:
+        config = kubeconfig.load(self.pki / conf)
+        return Client.from_config(dataclasses.replace(config, target=self.mtls), timeout=10)
+
+
+@pytest.fixture
+async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
+    pki = tmp_path / "pki-dir"
+    nodes = (NodeSpec("node1", (LOCAL,)), NodeSpec("node2", (LOCAL,)))
+    init_pki(PkiOptions(directory=pki, nodes=nodes), echo=lambda *_: None)
+    storage = await open_storage("sqlite", str(tmp_path / "data"))
+    serving = ServingOptions(
+        listen=("127.0.0.1:0",),
+        token_listen=("127.0.0.1:0",),
+        tls_cert_file=str(pki / "pki" / "apiserver.crt"),
+        tls_private_key_file=str(pki / "pki" / "apiserver.key"),
+        client_ca_file=str(pki / "pki" / "ca.crt"),
+    )
+    tokens = {"s3cret-token": UserInfo("bob", ("developers",), uid="42")}
+    server = APIServer(storage, f"unix:{tmp_path}/api.sock", serving=serving, static_tokens=tokens)
+    await server.start()
+    try:
+        yield Secured(server, pki, f"127.0.0.1:{server.ports[1]}", f"127.0.0.1:{server.ports[2]}")
+    finally:
+        await server.stop(grace=0)
+
+
+def token_client(s: Secured, token: str) -> Client:
+    ca = (s.pki / "pki" / "ca.crt").read_bytes()
+    return Client(s.token, timeout=10, credentials=Credentials(ca_pem=ca, token=token))
+
+
+async def test_no_credentials_no_service(secured: Secured) -> None:
+    ca = (secured.pki / "pki" / "ca.crt").read_bytes()
+    anonymous = Client(secured.token, timeout=5, credentials=Credentials(ca_pem=ca))
+    async with anonymous:
+        with pytest.raises(errors.Unauthorized, match=r"^Unauthorized$"):
+            await anonymous.list("secrets")
+        p = core_pb2.Pod(metadata={"name": "x"}, spec={"containers": [{"name": "c", "image": "i"}]})
+        with pytest.raises(errors.Unauthorized):
+            await anonymous.create(p)
+    async with token_client(secured, "wrong-token") as wrong:
+        with pytest.raises(errors.Unauthorized):
+            await wrong.list("secrets")
+    # The certificate port: without a client certificate the handshake itself fails.
+    async with Client(secured.mtls, timeout=5, credentials=Credentials(ca_pem=ca)) as nocert:
+        with pytest.raises(errors.ServiceUnavailable):
+            await nocert.list("secrets")
+
+
+@pytest.mark.parametrize("port", ["mtls", "token"])
+def test_plain_text_fails_the_handshake(secured: Secured, port: str) -> None:
+    host, _, number = getattr(secured, port).rpartition(":")
+    with socket.create_connection((host, int(number)), timeout=5) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # an h2c preface, no TLS
+        sock.settimeout(5)
+        answer = sock.recv(64)
+    # No HTTP/2 frame comes back: the connection is closed, or answered by a TLS alert.
+    assert answer == b"" or answer[0] == 0x15, answer
+
+
+async def test_admin_and_token_users(secured: Secured) -> None:
+    async with secured.client("admin.conf") as admin:
+        await admin.create(core_pb2.Secret(metadata={"name": "db"}, data={"k": b"v"}))
+        assert len((await admin.list(core_pb2.Secret))[0]) == 1
+    async with token_client(secured, "s3cret-token") as bob:
+        with pytest.raises(errors.Forbidden) as refused:
+            await bob.list(core_pb2.Pod, "default")
+    assert str(refused.value).startswith(
+        'pods is forbidden: User "bob" cannot list resource "pods" in API group ""'
+        ' in the namespace "default"'
+    )
+
+
+def pod_using(name: str, node: str, secret: str) -> core_pb2.Pod:
+    pod = core_pb2.Pod(metadata={"name": name}, spec={"node_name": node})
+    pod.spec.containers.add(name="c", image="nginx")
+    pod.spec.volumes.add(name="s").secret.secret_name = secret
+    return pod
+
+
+async def test_a_node_reaches_only_its_own_things(secured: Secured) -> None:
+    async with secured.client("admin.conf") as admin:
+        for name in ("db1", "db2"):
+            await admin.create(core_pb2.Secret(metadata={"name": name}, data={"k": b"v"}))
+        await admin.create(pod_using("web1", "node1", "db1"))
+        await admin.create(pod_using("web2", "node2", "db2"))
+        for node in ("node1", "node2"):
+            await admin.create(core_pb2.Node(metadata={"name": node}))
+    async with secured.client("kubelet-node2.conf") as node2:
+        assert (await node2.get(core_pb2.Secret, "db2")).data["k"] == b"v"
+        with pytest.raises(errors.Forbidden) as secret:
+            await node2.get(core_pb2.Secret, "db1")
+        node1 = await node2.get(core_pb2.Node, "node1")
+        node1.metadata.labels["stolen"] = "yes"
+        with pytest.raises(errors.Forbidden) as update:
+            await node2.update(node1)
+        own = await node2.get(core_pb2.Node, "node2")
+        own.metadata.labels["mine"] = "yes"
+        assert (await node2.update(own)).metadata.labels["mine"] == "yes"
+        with pytest.raises(errors.Forbidden):
+            await node2.list(core_pb2.Secret)
+    assert str(secret.value) == (
+        'secrets "db1" is forbidden: User "system:node:node2" cannot get resource "secrets"'
+        ' in API group "" in the namespace "default": no relationship found between node'
+        " 'node2' and this object"
+    )
+    assert str(update.value) == (
+        'nodes "node1" is forbidden: User "system:node:node2" cannot update resource "nodes"'
+        " in API group \"\" at the cluster scope: node 'node2' cannot modify node 'node1'"
+    )
+
+
+async def test_tcp_without_tls_is_refused(tmp_path: Path) -> None:
+    storage = await open_storage("sqlite", str(tmp_path))
+    try:
+        with pytest.raises(ValueError, match="needs --tls-cert-file, --tls-private-key-file"):
+            APIServer(storage, "127.0.0.1:0")
+    finally:
+        await storage.close()
