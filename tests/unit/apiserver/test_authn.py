@@ -19,7 +19,7 @@ from apiserver.listeners import ServingOptions
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
 from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
-from protos import core_pb2
+from protos import core_pb2, meta_pb2
 
 LOCAL = ipaddress.ip_address("127.0.0.1")
 
@@ -69,7 +69,8 @@ async def test_no_credentials_no_service(secured: Secured) -> None:
     async with anonymous:
         with pytest.raises(errors.Unauthorized, match=r"^Unauthorized$"):
             await anonymous.list("secrets")
-        p = core_pb2.Pod(metadata={"name": "x"}, spec={"containers": [{"name": "c", "image": "i"}]})
+        p = core_pb2.Pod(metadata=meta_pb2.ObjectMeta(name="x"))
+        p.spec.containers.add(name="c", image="i")
         with pytest.raises(errors.Unauthorized):
             await anonymous.create(p)
     async with token_client(secured, "wrong-token") as wrong:
@@ -94,7 +95,9 @@ def test_plain_text_fails_the_handshake(secured: Secured, port: str) -> None:
 
 async def test_admin_and_token_users(secured: Secured) -> None:
     async with secured.client("admin.conf") as admin:
-        await admin.create(core_pb2.Secret(metadata={"name": "db"}, data={"k": b"v"}))
+        await admin.create(
+            core_pb2.Secret(metadata=meta_pb2.ObjectMeta(name="db"), data={"k": b"v"})
+        )
         assert len((await admin.list(core_pb2.Secret))[0]) == 1
     async with token_client(secured, "s3cret-token") as bob:
         with pytest.raises(errors.Forbidden) as refused:
@@ -106,7 +109,8 @@ async def test_admin_and_token_users(secured: Secured) -> None:
 
 
 def pod_using(name: str, node: str, secret: str) -> core_pb2.Pod:
-    pod = core_pb2.Pod(metadata={"name": name}, spec={"node_name": node})
+    pod = core_pb2.Pod(metadata=meta_pb2.ObjectMeta(name=name))
+    pod.spec.node_name = node
     pod.spec.containers.add(name="c", image="nginx")
     pod.spec.volumes.add(name="s").secret.secret_name = secret
     return pod
@@ -115,11 +119,13 @@ def pod_using(name: str, node: str, secret: str) -> core_pb2.Pod:
 async def test_a_node_reaches_only_its_own_things(secured: Secured) -> None:
     async with secured.client("admin.conf") as admin:
         for name in ("db1", "db2"):
-            await admin.create(core_pb2.Secret(metadata={"name": name}, data={"k": b"v"}))
+            await admin.create(
+                core_pb2.Secret(metadata=meta_pb2.ObjectMeta(name=name), data={"k": b"v"})
+            )
         await admin.create(pod_using("web1", "node1", "db1"))
         await admin.create(pod_using("web2", "node2", "db2"))
         for node in ("node1", "node2"):
-            await admin.create(core_pb2.Node(metadata={"name": node}))
+            await admin.create(core_pb2.Node(metadata=meta_pb2.ObjectMeta(name=node)))
     async with secured.client("kubelet-node2.conf") as node2:
         assert (await node2.get(core_pb2.Secret, "db2")).data["k"] == b"v"
         with pytest.raises(errors.Forbidden) as secret:
