@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -155,6 +155,13 @@ def transport_reason(details: str) -> str:
     return first or "unavailable"
 
 
+WARNING_KEY = "warning"  # trailing metadata, one entry per warning (apiserver/admission)
+
+
+def _log_warning(text: str) -> None:
+    log.warning("the API server warns", extra={"warning": text})
+
+
 class Connection:
     """The channel to one API server, opened lazily per event loop, and its error mapping."""
 
@@ -164,6 +171,9 @@ class Connection:
         self.server = server
         self.timeout = timeout
         self.credentials = credentials
+        # Admission's warnings (`Warning: would violate PodSecurity ...`): the CLI prints
+        # them as kubectl does; a daemon logs them.
+        self.on_warning: Callable[[str], None] = _log_warning
         self._channel: grpc.aio.Channel | None = None
         self._stub: api_pb2_grpc.ResourcesStub | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,11 +216,17 @@ class Connection:
         return err
 
     async def unary(self, call: Awaitable[T]) -> T:
-        """Await a unary call, raising its StatusError on failure."""
+        """Await a unary call, raising its StatusError on failure; pass on its warnings."""
         try:
-            return await call
+            result = await call
         except grpc.aio.AioRpcError as exc:
             raise self.error(exc) from None
+        trailing = getattr(call, "trailing_metadata", None)
+        if trailing is not None:
+            for key, value in await trailing() or ():
+                if key == WARNING_KEY:
+                    self.on_warning(str(value))
+        return result
 
     async def close(self) -> None:
         channel, self._channel, self._stub, self._loop = self._channel, None, None, None
