@@ -37,7 +37,7 @@ import grpc
 
 from apimachinery import errors, scheme
 from apiserver.admission import warnings as admission_warnings
-from apiserver.auth.filters import RequestGuard
+from apiserver.auth.filters import RequestGuard, attributes
 from apiserver.proxy import PodProxy
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
@@ -218,6 +218,28 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
 
         await self._call(context, check)
         return await super().PodExec(request, context)
+
+    async def AccessReview(
+        self, request: api_pb2.AccessReviewRequest, context: Any
+    ) -> api_pb2.AccessReviewResponse:
+        async def run() -> api_pb2.AccessReviewResponse:
+            user = await self.guard.authenticator.authenticate(context)
+            info = scheme.for_resource(request.resource) if request.resource else None
+            attrs = attributes(
+                user,
+                request.verb,
+                info,
+                request.namespace,
+                request.name,
+                request.subresource,
+                path=request.path,
+            )
+            allowed, reason = await self.guard.allowed(attrs)
+            return api_pb2.AccessReviewResponse(
+                allowed=allowed, reason=reason, user=user.name, groups=list(user.groups)
+            )
+
+        return await self._call(context, run)
 
     async def Version(self, request: api_pb2.VersionRequest, context: Any) -> api_pb2.VersionInfo:
         async def run() -> api_pb2.VersionInfo:

@@ -492,3 +492,60 @@ class PodExecResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["exit_code", b"exit_code", "stderr", b"stderr", "stdout", b"stdout"]) -> None: ...
 
 global___PodExecResponse = PodExecResponse
+
+@typing.final
+class AccessReviewRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    VERB_FIELD_NUMBER: builtins.int
+    RESOURCE_FIELD_NUMBER: builtins.int
+    SUBRESOURCE_FIELD_NUMBER: builtins.int
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    NAME_FIELD_NUMBER: builtins.int
+    PATH_FIELD_NUMBER: builtins.int
+    verb: builtins.str
+    resource: builtins.str
+    """A resource as a user names it (`pods`, `deploy`); empty for a non-resource path."""
+    subresource: builtins.str
+    namespace: builtins.str
+    name: builtins.str
+    path: builtins.str
+    def __init__(
+        self,
+        *,
+        verb: builtins.str = ...,
+        resource: builtins.str = ...,
+        subresource: builtins.str = ...,
+        namespace: builtins.str = ...,
+        name: builtins.str = ...,
+        path: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["name", b"name", "namespace", b"namespace", "path", b"path", "resource", b"resource", "subresource", b"subresource", "verb", b"verb"]) -> None: ...
+
+global___AccessReviewRequest = AccessReviewRequest
+
+@typing.final
+class AccessReviewResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: builtins.int
+    REASON_FIELD_NUMBER: builtins.int
+    USER_FIELD_NUMBER: builtins.int
+    GROUPS_FIELD_NUMBER: builtins.int
+    allowed: builtins.bool
+    reason: builtins.str
+    user: builtins.str
+    """Who asked, as the server authenticated them."""
+    @property
+    def groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        allowed: builtins.bool = ...,
+        reason: builtins.str = ...,
+        user: builtins.str = ...,
+        groups: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["allowed", b"allowed", "groups", b"groups", "reason", b"reason", "user", b"user"]) -> None: ...
+
+global___AccessReviewResponse = AccessReviewResponse

@@ -100,6 +100,11 @@ class ResourcesStub(object):
                 request_serializer=protos_dot_api__pb2.PodExecRequest.SerializeToString,
                 response_deserializer=protos_dot_api__pb2.PodExecResponse.FromString,
                 _registered_method=True)
+        self.AccessReview = channel.unary_unary(
+                '/tinykube.api.Resources/AccessReview',
+                request_serializer=protos_dot_api__pb2.AccessReviewRequest.SerializeToString,
+                response_deserializer=protos_dot_api__pb2.AccessReviewResponse.FromString,
+                _registered_method=True)
 
 
 class ResourcesServicer(object):
@@ -196,6 +201,14 @@ class ResourcesServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AccessReview(self, request, context):
+        """Would the caller be allowed this request? (Kubernetes' SelfSubjectAccessReview,
+        which `kubectl auth can-i` sends.)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResourcesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -263,6 +276,11 @@ def add_ResourcesServicer_to_server(servicer, server):
                     servicer.PodExec,
                     request_deserializer=protos_dot_api__pb2.PodExecRequest.FromString,
                     response_serializer=protos_dot_api__pb2.PodExecResponse.SerializeToString,
+            ),
+            'AccessReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessReview,
+                    request_deserializer=protos_dot_api__pb2.AccessReviewRequest.FromString,
+                    response_serializer=protos_dot_api__pb2.AccessReviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -616,6 +634,33 @@ class Resources(object):
             '/tinykube.api.Resources/PodExec',
             protos_dot_api__pb2.PodExecRequest.SerializeToString,
             protos_dot_api__pb2.PodExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tinykube.api.Resources/AccessReview',
+            protos_dot_api__pb2.AccessReviewRequest.SerializeToString,
+            protos_dot_api__pb2.AccessReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -107,6 +107,14 @@ class ResourcesStub:
     return its output and exit code, through the node's kubelet (kubectl exec).
     """
 
+    AccessReview: grpc.UnaryUnaryMultiCallable[
+        protos.api_pb2.AccessReviewRequest,
+        protos.api_pb2.AccessReviewResponse,
+    ]
+    """Would the caller be allowed this request? (Kubernetes' SelfSubjectAccessReview,
+    which `kubectl auth can-i` sends.)
+    """
+
 class ResourcesAsyncStub:
     Create: grpc.aio.UnaryUnaryMultiCallable[
         protos.api_pb2.CreateRequest,
@@ -188,6 +196,14 @@ class ResourcesAsyncStub:
     ]
     """PodExec is pods/exec, non-interactive: run a command in a container and
     return its output and exit code, through the node's kubelet (kubectl exec).
+    """
+
+    AccessReview: grpc.aio.UnaryUnaryMultiCallable[
+        protos.api_pb2.AccessReviewRequest,
+        protos.api_pb2.AccessReviewResponse,
+    ]
+    """Would the caller be allowed this request? (Kubernetes' SelfSubjectAccessReview,
+    which `kubectl auth can-i` sends.)
     """
 
 class ResourcesServicer(metaclass=abc.ABCMeta):
@@ -297,6 +313,16 @@ class ResourcesServicer(metaclass=abc.ABCMeta):
     ) -> typing.Union[protos.api_pb2.PodExecResponse, collections.abc.Awaitable[protos.api_pb2.PodExecResponse]]:
         """PodExec is pods/exec, non-interactive: run a command in a container and
         return its output and exit code, through the node's kubelet (kubectl exec).
+        """
+
+    @abc.abstractmethod
+    def AccessReview(
+        self,
+        request: protos.api_pb2.AccessReviewRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[protos.api_pb2.AccessReviewResponse, collections.abc.Awaitable[protos.api_pb2.AccessReviewResponse]]:
+        """Would the caller be allowed this request? (Kubernetes' SelfSubjectAccessReview,
+        which `kubectl auth can-i` sends.)
         """
 
 def add_ResourcesServicer_to_server(servicer: ResourcesServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

@@ -36,6 +36,29 @@ from apiserver.auth.authorizer import (
 )
 
 
+def attributes(
+    user: UserInfo,
+    verb: str,
+    info: KindInfo | None,
+    namespace: str = "",
+    name: str = "",
+    subresource: str = "",
+    *,
+    path: str = "",
+) -> Attributes:
+    """A request as the authorizers see it (a cluster-scoped kind has no namespace)."""
+    return Attributes(
+        user=user,
+        verb=verb,
+        resource=info.resource if info else "",
+        subresource=subresource,
+        namespace=namespace if info is not None and info.namespaced else "",
+        name=name,
+        api_group=info.group if info else "",
+        path=path,
+    )
+
+
 class PrivilegedGroups:
     """Kubernetes' first authorizer: members of system:masters may do anything."""
 
@@ -78,16 +101,7 @@ class RequestGuard:
         *,
         path: str = "",
     ) -> None:
-        attrs = Attributes(
-            user=user,
-            verb=verb,
-            resource=info.resource if info else "",
-            subresource=subresource,
-            namespace=namespace if info is not None and info.namespaced else "",
-            name=name,
-            api_group=info.group if info else "",
-            path=path,
-        )
+        attrs = attributes(user, verb, info, namespace, name, subresource, path=path)
         decision, reason = await self.authorizer.authorize(attrs)
         if decision is not Decision.ALLOW:
             raise errors.Forbidden(forbidden_message(attrs, reason))

@@ -9,6 +9,7 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from apimachinery import errors, kubeconfig
@@ -19,7 +20,7 @@ from apiserver.listeners import ServingOptions
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
 from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
-from protos import core_pb2, meta_pb2
+from protos import api_pb2, api_pb2_grpc, core_pb2, meta_pb2
 
 LOCAL = ipaddress.ip_address("127.0.0.1")
 
@@ -157,3 +158,24 @@ async def test_tcp_without_tls_is_refused(tmp_path: Path) -> None:
             APIServer(storage, "127.0.0.1:0")
     finally:
         await storage.close()
+
+
+async def test_access_review_answers_for_the_caller(secured: Secured) -> None:
+    ca = (secured.pki / "pki" / "ca.crt").read_bytes()
+    creds = Credentials(ca_pem=ca, token="s3cret-token").channel_credentials()
+    async with grpc.aio.secure_channel(secured.token, creds) as channel:
+        stub = api_pb2_grpc.ResourcesStub(channel)
+        review = api_pb2.AccessReviewRequest(verb="list", resource="pods", namespace="default")
+        answer = await stub.AccessReview(review)
+    assert (answer.allowed, answer.user) == (False, "bob")
+    assert list(answer.groups) == ["developers", "system:authenticated"]
+    node = kubeconfig.load(secured.pki / "kubelet-node1.conf")
+    node_creds = dataclasses.replace(node, target=secured.mtls).credentials()
+    assert node_creds is not None
+    async with grpc.aio.secure_channel(secured.mtls, node_creds.channel_credentials()) as channel:
+        stub = api_pb2_grpc.ResourcesStub(channel)
+        mine = api_pb2.AccessReviewRequest(verb="update", resource="nodes", name="node1")
+        theirs = api_pb2.AccessReviewRequest(verb="update", resource="nodes", name="node2")
+        assert (await stub.AccessReview(mine)).allowed
+        refused = await stub.AccessReview(theirs)
+    assert not refused.allowed and refused.reason == "node 'node1' cannot modify node 'node2'"
