@@ -14,12 +14,13 @@ Two packages need them:
       --server HOST:PORT          the flag
       $TINYKUBE_SERVER            an address, per shell
       --cluster / $TINYKUBE_CLUSTER   a local cluster of `tinykube up`, by name
+      $KUBECONFIG                 a kubeconfig, as kubectl reads it
       $TINYKUBE_CONFIG            a config file the user named
 
 * `localcluster.processes` writes them: a `tinykube` child aimed at a local
   cluster gets `$TINYKUBE_CLUSTER` and loses `$TINYKUBE_SERVER` (which would
-  outrank it) and `$TINYKUBE_CONFIG`, so nothing set in the caller's shell
-  can send it to another server.
+  outrank it), `$TINYKUBE_CONFIG` and `$KUBECONFIG`, so nothing set in the
+  caller's shell can send it to another server.
 
 `localcluster` must not import `cli` (the users' tools sit beside each other,
 over the components), and `apimachinery` is what both stand on, so the names
@@ -38,3 +39,6 @@ ENV_CLUSTER = "TINYKUBE_CLUSTER"
 
 ENV_CONFIG = "TINYKUBE_CONFIG"
 """A config file to read instead of ~/.tinykube/config (an error if it does not exist)."""
+
+ENV_KUBECONFIG = "KUBECONFIG"
+"""kubectl's own variable: kubeconfig files, separated by ':' (tinykube reads the first)."""

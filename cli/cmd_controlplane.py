@@ -39,7 +39,6 @@ def controller_manager(
     opts: Options, only: str, node_monitor_grace_period: float, verbose: bool
 ) -> None:
     """Run the controllers against the API server (--server) in the foreground."""
-    from apimachinery.client import Client
     from cli.main import configure_logging
     from controllers.base import ControllerOptions
     from controllers.manager import run_controller_manager
@@ -53,7 +52,7 @@ def controller_manager(
     names = [n.strip() for n in only.split(",") if n.strip()] or None
 
     async def run() -> None:
-        client = Client(opts.server)
+        client = opts.new_client()  # the kubeconfig's identity, if any
         try:
             if await until_signalled(run_controller_manager(client, options, only=names)):
                 logger.info("stopped", extra={"server": opts.server})

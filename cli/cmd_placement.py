@@ -69,7 +69,6 @@ def explain_placement(opts: Options, target: str, node: str | None, namespace: s
 @click.pass_obj
 def scheduler(opts: Options, verbose: bool) -> None:
     """Run the scheduler against the API server (--server) in the foreground."""
-    from apimachinery.client import Client
     from cli.main import configure_logging
     from controlplane import run_scheduler
 
@@ -77,7 +76,7 @@ def scheduler(opts: Options, verbose: bool) -> None:
     logger = logging.getLogger("cli.scheduler")
 
     async def run() -> None:
-        client = Client(opts.server)
+        client = opts.new_client()  # the kubeconfig's identity, if any
         try:
             if await until_signalled(run_scheduler(client)):
                 logger.info("stopped", extra={"server": opts.server})

@@ -7,14 +7,19 @@ into kubectl's words on stderr:
 
     StatusError from the server   Error from server (NotFound): pods "x" not found
     server unreachable            error: cannot reach the API server at 127.0.0.1:6443: ...
+    TLS port, no credentials      the same, and: the API server's TCP port is TLS only:
+                                  give a kubeconfig (--kubeconfig, $KUBECONFIG, ...)
     manifest decode error         error: web.yaml: document 1: unknown field "spec.replica"
     local usage problem           error: the server doesn't have a resource type "pdos"
 
 Exit code 1 for all of them; never a traceback for a failure a user can
 cause. Ctrl-C ends a command quietly (exit 130, as a shell reports SIGINT).
 
-`make_client` is a module attribute so tests can swap in a fake client
-without a server: `monkeypatch.setattr(context, "make_client", ...)`.
+The client is built from the resolved configuration (cli.config.resolve):
+`Options.client_config` is the kubeconfig's context -- target, CA, client
+certificate or token -- or a bare address. `make_client` is a module
+attribute so tests can swap in a fake client without a server:
+`monkeypatch.setattr(context, "make_client", lambda opts: fake)`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -32,6 +37,7 @@ from apimachinery import errors
 
 if TYPE_CHECKING:
     from apimachinery.client import Client
+    from apimachinery.kubeconfig import ClientConfig
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,18 +51,42 @@ class CommandError(Exception):
 class Options:
     """The global flags every verb sees."""
 
-    server: str
+    server: str  # the target dialed: HOST:PORT or unix:PATH (error messages name it)
     namespace: str = "default"
     namespace_explicit: bool = False  # -n given: manifests naming another namespace are refused
+    client_config: ClientConfig | None = field(default=None, compare=False)
+
+    @property
+    def secure(self) -> bool:
+        """Whether the client speaks TLS (a kubeconfig's https:// server)."""
+        return self.client_config is not None and self.client_config.tls
+
+    def new_client(self, timeout: float = 30.0) -> Client:
+        """A client for the resolved server, with the kubeconfig's credentials if any."""
+        from apimachinery.client import Client
+
+        if self.client_config is None:
+            return Client(self.server, timeout=timeout)
+        return Client.from_config(self.client_config, timeout=timeout)
 
 
-def _default_client(server: str) -> Client:
-    from apimachinery.client import Client
+def resolve_options(
+    server: str | None, namespace: str | None, cluster: str | None, kubeconfig: str | None
+) -> Options:
+    """The global flags resolved (cli.config); a kubeconfig context's namespace is the
+    default namespace, as kubectl takes it. Raises cli.config.ConfigError."""
+    from cli import config
 
-    return Client(server)
+    resolved = config.resolve(server, cluster=cluster, kubeconfig_flag=kubeconfig)
+    chosen = namespace or resolved.namespace or "default"
+    return Options(resolved.target, chosen, namespace is not None, resolved)
 
 
-make_client: Callable[[str], Any] = _default_client
+def _default_client(opts: Options) -> Client:
+    return opts.new_client()
+
+
+make_client: Callable[[Options], Any] = _default_client
 
 
 def is_decode_error(err: BaseException) -> bool:
@@ -67,18 +97,32 @@ def is_decode_error(err: BaseException) -> bool:
     return isinstance(err, codec.DecodeError)
 
 
-def describe_error(err: BaseException, server: str) -> str:
-    """The one line kubectl would print for `err`."""
+TLS_HINT = (
+    "the API server's TCP port is TLS only: give a kubeconfig "
+    "(--kubeconfig, $KUBECONFIG or ~/.tinykube/config)"
+)
+
+
+def describe_error(err: BaseException, server: str, secure: bool = True) -> str:
+    """The one line kubectl would print for `err` (`secure`: the client had TLS)."""
     if isinstance(err, errors.ServiceUnavailable):
         text = err.message
-        if "cannot reach the API server" in text:
-            return f"error: {text}"
-        return f"error: cannot reach the API server at {server}: {text}"
+        if "cannot reach the API server" not in text:
+            text = f"cannot reach the API server at {server}: {text}"
+        hint = not secure and not server.startswith("unix:") and _refused_plaintext(text)
+        return f"error: {text}" + (f"\n{TLS_HINT}" if hint else "")
     if is_decode_error(err) or isinstance(err, CommandError):
         return f"error: {err}"
     if isinstance(err, errors.StatusError):
         return f"Error from server ({err.reason}): {err.message}"
     return f"error: {err}"
+
+
+def _refused_plaintext(text: str) -> bool:
+    """A plain-text client at a TLS port: grpc sees the connection closed or a bad frame."""
+    return any(
+        word in text for word in ("connection closed", "Socket closed", "frame", "handshake")
+    )
 
 
 def echo_err(text: str) -> None:
@@ -89,7 +133,7 @@ def run(opts: Options, verb: Callable[[Client], Awaitable[int]]) -> int:
     """Run one verb against a fresh client; the exit code (0 ok, 1 failure, 130 Ctrl-C)."""
 
     async def main() -> int:
-        client = make_client(opts.server)
+        client = make_client(opts)
         try:
             return await verb(client)
         finally:
@@ -100,7 +144,7 @@ def run(opts: Options, verb: Callable[[Client], Awaitable[int]]) -> int:
     except KeyboardInterrupt:
         return 130
     except (errors.StatusError, CommandError) as err:
-        echo_err(describe_error(err, opts.server))
+        echo_err(describe_error(err, opts.server, opts.secure))
         return 1
 
 
@@ -157,4 +201,6 @@ def namespace_option(fn: F) -> F:
 
 def effective(opts: Options, namespace: str | None) -> Options:
     """The global options with a verb-level `-n` applied."""
-    return Options(opts.server, namespace, True) if namespace else opts
+    if not namespace:
+        return opts
+    return Options(opts.server, namespace, True, opts.client_config)

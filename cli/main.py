@@ -263,21 +263,32 @@ class LazyGroup(click.Group):
     metavar="NAME",
     help="A local cluster of `tinykube up` (else $TINYKUBE_CLUSTER, the most recent).",
 )
+@click.option(
+    "--kubeconfig",
+    default=None,
+    metavar="PATH",
+    help="A kubeconfig file: server, CA and credentials (else $KUBECONFIG, ~/.tinykube/config).",
+)
 @click.pass_context
-def cli(ctx: click.Context, server: str | None, namespace: str | None, cluster: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    server: str | None,
+    namespace: str | None,
+    cluster: str | None,
+    kubeconfig: str | None,
+) -> None:
     """tinykube controls a tinykube cluster, as kubectl controls Kubernetes."""
     ctx.meta[CLUSTER_META] = cluster or ""
     if ctx.invoked_subcommand in ("apiserver", "up", "down", "status", "node-shell", "pki"):
         return
     from cli import config
-    from cli.context import Options
+    from cli.context import resolve_options
 
     try:
-        address = config.resolve_server(server, cluster=cluster)
+        ctx.obj = resolve_options(server, namespace, cluster, kubeconfig)
     except config.ConfigError as err:
         click.echo(f"error: {err}", err=True)
         raise click.exceptions.Exit(1) from None
-    ctx.obj = Options(address, namespace or "default", namespace is not None)
 
 
 def main() -> None:
