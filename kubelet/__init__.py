@@ -13,7 +13,11 @@ put them side by side:
     pod_actions.py         what one sync must do: computePodActions' podActions
     init_containers.py     init containers, one at a time, each to success before the app
     kuberuntime_container.py graceful stop with preStop; restartPolicy (kuberuntime_container.go)
+    image_manager.py       pull policy, pulls and ImagePullBackOff (images/image_manager.go)
     volume_manager.py      a pod's volumes under --root-dir, its ConfigMaps/Secrets (volumemanager/)
+    volume_plugins.py      emptyDir, hostPath, configMap, secret on tmpfs, fsGroup (volume/*)
+    subpath.py             subPaths opened without following symlinks, pinned (util/subpath)
+    mount.py               tmpfs and bind mounts on the node, and a fake (k8s.io/mount-utils)
     backoff.py             CrashLoopBackOff and ImagePullBackOff (util/flowcontrol/backoff.go)
     pleg.py                relist the runtime, wake pods whose containers changed (pleg/generic.go)
     prober/                liveness, readiness, startup probes (prober/)
@@ -27,7 +31,8 @@ The data path for one pod, from the scheduler's Bind to `Running`:
     informer (spec.nodeName=node1) ADDED pod
       -> PodWorkers.update_pod -> worker(uid) -> Kubelet.sync_pod
            runtime step: volumes + ConfigMaps/Secrets, RunPodSandbox (IP from the podCIDR),
-                         PullImage, Create/StartContainer (env valueFrom, mounts, limits)
+                         PullImage, runAsNonRoot check, Create/StartContainer (env valueFrom,
+                         mounts, limits, security context: runtime/security_context.py)
            status step:  PodStatus{phase: Running, podIP, conditions, containerStatuses}
       -> StatusManager: UpdateStatus (only if it differs from what the server has)
 

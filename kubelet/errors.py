@@ -10,6 +10,12 @@
         ├── ImagePullError          the image cannot be pulled (Kubernetes' ErrImagePull)
         │   └── ImagePullBackOff    it failed recently: the next pull waits (ImagePullBackOff)
         ├── ContainerStartError     created, but would not start (RunContainerError)
+        ├── ContainerConfigError    the container cannot be configured: a missing configMap
+        │   │                       key, runAsNonRoot with a root image, a subPath leaving its
+        │   │                       volume (CreateContainerConfigError)
+        │   └── SubPathError        a subPath that is missing, a symlink out of the volume
+        ├── VolumeError             a volume cannot be set up: unknown type, missing source,
+        │                           a mount that fails (FailedMount)
         └── ExecTimeout             exec_sync (a probe, a preStop hook) ran past its timeout
 
 Why a separate tree from apimachinery.errors: those are the API server's
@@ -79,6 +85,27 @@ class ContainerStartError(ContainerRuntimeError):
     """Created, but it would not start (Kubernetes' RunContainerError)."""
 
     reason = "RunContainerError"
+
+
+class ContainerConfigError(ContainerRuntimeError):
+    """The container cannot be configured (Kubernetes' CreateContainerConfigError).
+
+    Nothing was created: the pod spec asks for something the node must refuse
+    (runAsNonRoot with an image that runs as root) or cannot resolve (a
+    missing configMap key, a subPath leaving its volume).
+    """
+
+    reason = "CreateContainerConfigError"
+
+
+class SubPathError(ContainerConfigError):
+    """A volumeMount's subPath cannot be used: it leaves its volume, or crosses a symlink."""
+
+
+class VolumeError(ContainerRuntimeError):
+    """A volume cannot be set up: unknown type, missing source, a failed mount (FailedMount)."""
+
+    reason = "FailedMount"
 
 
 class ExecTimeout(ContainerRuntimeError):

@@ -14,8 +14,9 @@
    relist every second wakes the worker of any pod whose containers
    changed) and run housekeeping: sandboxes in
    the runtime whose pod uid is not bound here any more (deleted while the
-   kubelet was down) are stopped and removed. Housekeeping then repeats every
-   housekeeping_interval.
+   kubelet was down) are stopped and removed, and so are volume directories
+   under <root-dir>/pods that no pod or sandbox owns any more (their tmpfs
+   unmounted first). Housekeeping then repeats every housekeeping_interval.
 
 Stopping the kubelet (cancelling run) stops its loops, not its pods: a real
 runtime keeps the containers running and the next kubelet adopts them by pod
@@ -58,6 +59,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from apimachinery import errors as api_errors
@@ -125,6 +127,7 @@ class Kubelet:
             volumes=VolumeManager(
                 config.root_dir, self._get_object, on_disk=runtime.name != "fake"
             ),
+            seccomp_root=str(Path(config.root_dir) / "seccomp"),
             host_ip=config.node_ip,
             services=self.service_source.in_namespace,
             cluster_dns=tuple(config.cluster_dns),
@@ -374,12 +377,18 @@ class Kubelet:
     # ---- housekeeping ------------------------------------------------------------------
 
     async def housekeeping(self) -> None:
-        """Stop sandboxes whose pod is no longer bound here (HandlePodCleanups)."""
+        """Stop sandboxes whose pod is no longer bound here (HandlePodCleanups), and remove
+        the volume directories no pod or sandbox owns (cleanupOrphanedPodDirs)."""
         if not self.pod_source.has_synced():
             return
         known = self.pod_source.uids() | self.pod_workers.known_uids()
         orphans: dict[str, core_pb2.Pod] = {}
-        for sandbox in await self.runtime.list_pod_sandboxes():
+        sandboxes = await self.runtime.list_pod_sandboxes()
+        volumes = self.runtime_manager.volumes
+        for uid in volumes.pod_uids_on_disk() - known - {s.pod_uid for s in sandboxes}:
+            log.info("removing orphaned pod directory", extra={"uid": uid})
+            await volumes.cleanup(uid)
+        for sandbox in sandboxes:
             if sandbox.pod_uid and sandbox.pod_uid not in known and sandbox.pod_uid not in orphans:
                 ghost = core_pb2.Pod(api_version="v1", kind="Pod")
                 ghost.metadata.name = sandbox.name

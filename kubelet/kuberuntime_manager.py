@@ -24,13 +24,15 @@
    ones (an unknown volume type, a missing configMap) stop the sync: event
    FailedMount, every container waiting with CreateContainerConfigError;
 3. run_pod_sandbox (the runtime allocates the IP);
-4. per container, in spec order: ensure the image (pull policy), create
-   (cri_convert.container_config: env valueFrom with the sandbox IP, mounts,
-   cgroup limits), start. A failure of one container (ErrImagePull, RunContainerError) is
-   remembered as that container's waiting reason and the others continue;
-   the pod worker retries the pod later with backoff. A failed pull starts
-   the image's backoff (backoff.py, keyed pod uid + image): until it ends,
-   the container shows ImagePullBackOff and no pull is tried.
+4. per container, in spec order: ensure the image (image_manager.py: pull
+   policy, ImagePullBackOff), ask the runtime who the image runs as when
+   runAsNonRoot needs it, take the container's mounts from the volume
+   manager (subPaths checked and pinned), create (cri_convert.
+   container_config: runAsNonRoot verified, env valueFrom with the sandbox
+   IP, mounts, cgroup limits, security context), start. A failure of one
+   container (ErrImagePull, CreateContainerConfigError, RunContainerError)
+   is remembered as that container's waiting reason and the others
+   continue; the pod worker retries the pod later with backoff.
 5. garbage: exited containers beyond the newest one per name (kept for
    `logs --previous` and lastState) are removed.
 
@@ -49,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -63,6 +64,7 @@ from kubelet.backoff import (
     IMAGE_BACKOFF_MAX,
     Backoff,
 )
+from kubelet.image_manager import ImageManager
 from kubelet.kuberuntime_container import (
     ContainerKiller,
     container_spec,
@@ -72,7 +74,7 @@ from kubelet.kuberuntime_container import (
 )
 from kubelet.network_dns import pod_dns
 from kubelet.pod_actions import PodActions, soonest
-from kubelet.runtime import cri_convert
+from kubelet.runtime import cri_convert, security_context
 from kubelet.runtime.interface import (
     POD_NAME_LABEL,
     POD_NAMESPACE_LABEL,
@@ -108,7 +110,10 @@ def pod_labels(pod: core_pb2.Pod) -> dict[str, str]:
 
 
 def sandbox_config(
-    pod: core_pb2.Pod, attempt: int = 0, dns: DNSConfig | None = None
+    pod: core_pb2.Pod,
+    attempt: int = 0,
+    dns: DNSConfig | None = None,
+    seccomp_root: str = security_context.DEFAULT_SECCOMP_ROOT,
 ) -> PodSandboxConfig:
     """CRI PodSandboxConfig from the pod (generatePodSandboxConfig)."""
     ports = tuple(
@@ -127,20 +132,11 @@ def sandbox_config(
         labels={**dict(pod.metadata.labels), **pod_labels(pod)},
         annotations=dict(pod.metadata.annotations),
         dns=dns,
+        host_pid=pod.spec.host_pid,
+        host_ipc=pod.spec.host_ipc,
+        share_process_namespace=pod.spec.share_process_namespace,
+        security=security_context.sandbox_security(pod, seccomp_root),
     )
-
-
-def _image_key(pod: core_pb2.Pod, image: str) -> str:
-    return f"{pod.metadata.uid}/{image}"
-
-
-def pull_policy(spec: core_pb2.Container) -> str:
-    """The container's imagePullPolicy, defaulted as the API server does."""
-    if spec.image_pull_policy:
-        return str(spec.image_pull_policy)
-    name = spec.image.split("@", 1)[0].rsplit("/", 1)[-1]
-    tag = name.split(":", 1)[1] if ":" in name else ""
-    return "Always" if tag in ("", "latest") and "@" not in spec.image else "IfNotPresent"
 
 
 @dataclass
@@ -185,8 +181,10 @@ class KubeRuntimeManager:
         services: Callable[[str], list[core_pb2.Service]] | None = None,
         cluster_dns: tuple[str, ...] = (),
         cluster_domain: str = "cluster.local",
+        seccomp_root: str = security_context.DEFAULT_SECCOMP_ROOT,
     ) -> None:
         self.runtime = runtime
+        self.seccomp_root = seccomp_root  # where Localhost seccomp profiles live
         # The Services of a namespace, for the containers' service variables (kubelet/envvars.py).
         self.services = services
         self.cluster_dns = cluster_dns
@@ -202,6 +200,7 @@ class KubeRuntimeManager:
             image_backoff = Backoff(IMAGE_BACKOFF_INITIAL, IMAGE_BACKOFF_MAX)
         self.crash_backoff = crash_backoff
         self.image_backoff = image_backoff
+        self.images = ImageManager(runtime, image_backoff, self._event)
         self.probes = probes
         self.killer = ContainerKiller(runtime, recorder)
         self.dead_containers_per_name = dead_containers_per_name
@@ -308,11 +307,13 @@ class KubeRuntimeManager:
                 )
             except errors.ImagePullBackOff as exc:
                 result.waiting[spec.name] = Waiting(exc.reason, str(exc))
-                result.retry_after = soonest(result.retry_after, self._image_retry(pod, spec))
+                result.retry_after = soonest(result.retry_after, self.images.retry_after(pod, spec))
             except errors.ContainerRuntimeError as exc:
                 result.waiting[spec.name] = Waiting(exc.reason, str(exc))
                 result.error = result.error or exc
-                self._event(pod, "Warning", "Failed", f"Error: {exc.reason}")
+                # Kubernetes names a config error's cause in the event, other failures' reason.
+                detail = str(exc) if isinstance(exc, errors.ContainerConfigError) else exc.reason
+                self._event(pod, "Warning", "Failed", f"Error: {detail}")
         for name, waiting in actions.waiting.items():
             if waiting.reason == "CrashLoopBackOff":
                 self._event(
@@ -329,7 +330,7 @@ class KubeRuntimeManager:
         self, pod: core_pb2.Pod, actions: PodActions, result: SyncResult, exc: Exception
     ) -> None:
         """Volumes or referenced objects are unusable: no container can be created."""
-        if isinstance(exc, cri_convert.VolumeError):
+        if isinstance(exc, errors.VolumeError):
             self._event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
         else:
             self._event(pod, "Warning", "Failed", f"Error: {exc}")
@@ -340,11 +341,6 @@ class KubeRuntimeManager:
         if actions.sandbox is not None:
             result.sandbox = actions.sandbox
             result.containers = await self.runtime.list_containers(sandbox_id=actions.sandbox.id)
-
-    def _image_retry(self, pod: core_pb2.Pod, spec: core_pb2.Container) -> float | None:
-        key = _image_key(pod, spec.image)
-        left = self.image_backoff.remaining_since(key, self.image_backoff.last_update(key))
-        return left if left > 0 else None
 
     async def _kill_for_restart(self, pod: core_pb2.Pod, actions: PodActions) -> None:
         grace_default = float(pod.spec.termination_grace_period_seconds or 30)
@@ -375,40 +371,6 @@ class KubeRuntimeManager:
                     await self.runtime.remove_container(c.id)
         return keep
 
-    async def _ensure_image(self, pod: core_pb2.Pod, spec: core_pb2.Container) -> None:
-        policy = pull_policy(spec)
-        present = await self.runtime.image_status(spec.image)
-        if present is not None and policy != "Always":
-            self._event(
-                pod,
-                "Normal",
-                "Pulled",
-                f'Container image "{spec.image}" already present on machine',
-            )
-            return
-        if policy == "Never":
-            raise errors.ImagePullError(
-                f'Container image "{spec.image}" is not present with pull policy of Never'
-            )
-        key = _image_key(pod, spec.image)
-        if self.image_backoff.in_backoff_since_update(key):
-            message = f'Back-off pulling image "{spec.image}"'
-            self._event(pod, "Normal", "BackOff", message)
-            raise errors.ImagePullBackOff(message)
-        self._event(pod, "Normal", "Pulling", f'Pulling image "{spec.image}"')
-        started = time.monotonic()
-        try:
-            await self.runtime.pull_image(spec.image)
-        except errors.ImagePullError as exc:
-            self.image_backoff.next(key)
-            self._event(pod, "Warning", "Failed", f'Failed to pull image "{spec.image}": {exc}')
-            raise
-        self.image_backoff.reset(key)
-        took = time.monotonic() - started
-        self._event(
-            pod, "Normal", "Pulled", f'Successfully pulled image "{spec.image}" in {took:.3f}s'
-        )
-
     async def _start_container(
         self,
         pod: core_pb2.Pod,
@@ -418,26 +380,33 @@ class KubeRuntimeManager:
         attempt: int,
         inputs: PodInputs,
     ) -> None:
-        await self._ensure_image(pod, spec)
-        container_config = cri_convert.container_config(
-            pod,
-            spec,
-            attempt,
-            pod_ip=sandbox.ip or self.host_ip,
-            host_ip=self.host_ip,
-            volume_paths=inputs.volume_paths,
-            configmaps=inputs.configmap,
-            secrets=inputs.secret,
-            service_env=self._service_env(pod),
-        )
-        cid = await self.runtime.create_container(sandbox.id, container_config, config)
-        self._event(pod, "Normal", "Created", f"Created container {spec.name}")
-        await self.runtime.start_container(cid)
+        await self.images.ensure_image_exists(pod, spec)
+        image_user = None
+        if security_context.needs_image_user(pod, spec):
+            image_user = await self.runtime.image_user(spec.image)
+        # The subPath pins last until the runtime has started the container (subpath.py).
+        async with self.volumes.container_mounts(pod, spec, inputs) as mounts:
+            container_config = cri_convert.container_config(
+                pod,
+                spec,
+                attempt,
+                pod_ip=sandbox.ip or self.host_ip,
+                host_ip=self.host_ip,
+                mounts=mounts,
+                configmaps=inputs.configmap,
+                secrets=inputs.secret,
+                service_env=self._service_env(pod),
+                image_user=image_user,
+                seccomp_root=self.seccomp_root,
+            )
+            cid = await self.runtime.create_container(sandbox.id, container_config, config)
+            self._event(pod, "Normal", "Created", f"Created container {spec.name}")
+            await self.runtime.start_container(cid)
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")
 
     def _sandbox_config(self, pod: core_pb2.Pod, attempt: int) -> PodSandboxConfig:
         dns = pod_dns(pod, self.cluster_dns, self.cluster_domain)
-        return sandbox_config(pod, attempt, dns)
+        return sandbox_config(pod, attempt, dns, self.seccomp_root)
 
     def _service_env(self, pod: core_pb2.Pod) -> list[tuple[str, str]]:
         if self.services is None or not envvars.links_enabled(pod):

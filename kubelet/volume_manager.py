@@ -12,22 +12,33 @@ gathers both into a `PodInputs`:
    "absent", which an `optional` reference tolerates; any other API error is
    a CreateContainerConfigError and the pod worker retries with backoff);
 3. lay the volumes out under `<root-dir>/pods/<uid>/volumes/...`
-   (cri_convert.prepare_volumes, Kubernetes' layout) -- or, on a hollow node
-   (`on_disk=False`), only check them and compute the paths, so a fake
-   runtime never writes to the host.
+   (volume_plugins.prepare_volumes: Kubernetes' layout, secrets on tmpfs,
+   fsGroup ownership) -- or, on a hollow node (`on_disk=False`), only check
+   them and compute the paths, so a fake runtime never writes to the host.
+
+Then, for each container about to be created, `container_mounts(pod, spec,
+inputs)` gives its mounts, with every subPath checked and pinned
+(subpath.py) for as long as the `async with` block lasts -- the runtime
+manager creates and starts the container inside it, and the pins are
+detached when it ends.
 
 Failure modes. A volume with no known source, or a missing non-optional
-configMap/secret, raises cri_convert.VolumeError (reason FailedMount); the
-runtime manager turns it into a FailedMount event and a waiting container
-with reason CreateContainerConfigError. Preparation runs only when a
-container is about to be created: a running pod keeps running while the API
-server is down, since nothing has to be read for it.
+configMap/secret, raises VolumeError (reason FailedMount); the runtime
+manager turns it into a FailedMount event and a waiting container with
+reason CreateContainerConfigError. A subPath that leaves its volume is a
+SubPathError (a ContainerConfigError): that container waits with
+CreateContainerConfigError, the details go to the kubelet's log only.
+Preparation runs only when a container is about to be created: a running
+pod keeps running while the API server is down, since nothing has to be
+read for it.
 
-`cleanup(uid)` removes `<root-dir>/pods/<uid>` once the pod is gone. It
-never follows the hostPath volumes (they are not under the pod's directory),
-and bind mounts of configMap/secret/emptyDir directories are made by the
-runtime inside the container's mount namespace, so nothing on the host is
-mounted there when the containers have been removed.
+`cleanup(uid)` removes `<root-dir>/pods/<uid>` once the pod is gone: first
+it detaches every mount below it (the secrets' tmpfs, a pin left by a
+crash), then, only if nothing is mounted there any more, deletes the tree
+-- deleting through a mount could reach a hostPath's files. It never
+follows the hostPath volumes (they are not under the pod's directory), and
+the runtimes' own bind mounts live in the containers' mount namespaces, so
+nothing else on the host is mounted there once the containers are gone.
 
 Worked example: a pod `web` (uid u1) with an env var from configMap `cfg`
 key `mode` and a volume `conf` from the same configMap reads `cfg` once;
@@ -38,16 +49,22 @@ kubernetes.io~configmap/conf"} and `inputs.configmap("cfg")` for the env.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from apimachinery import errors as api_errors
 from apimachinery import scheme
-from kubelet.runtime.cri_convert import ContainerConfigError, VolumeError, prepare_volumes
+from kubelet import subpath
+from kubelet.errors import ContainerConfigError, SubPathError, VolumeError
+from kubelet.mount import Mounter, SystemMounter
+from kubelet.runtime.cri_convert import container_mounts
+from kubelet.runtime.interface import Mount
+from kubelet.volume_plugins import prepare_volumes
 from protos import core_pb2
 
 log = logging.getLogger(__name__)
@@ -143,14 +160,24 @@ class VolumeManager:
     """Gathers what a pod's containers need: volumes on the host, ConfigMaps, Secrets."""
 
     def __init__(
-        self, root_dir: str = "", get_object: ObjectGetter | None = None, *, on_disk: bool = True
+        self,
+        root_dir: str = "",
+        get_object: ObjectGetter | None = None,
+        *,
+        on_disk: bool = True,
+        mounter: Mounter | None = None,
     ) -> None:
         self.root_dir = root_dir
         self.get_object = get_object
         self.on_disk = on_disk and bool(root_dir)
+        self.mounter = mounter if mounter is not None else SystemMounter()
 
     def pod_dir(self, pod_uid: str) -> Path:
         return Path(self.root_dir) / "pods" / pod_uid
+
+    def subpath_target(self, pod_uid: str, volume: str, container: str, index: int) -> Path:
+        """Where a subPath is pinned: `<pod dir>/volume-subpaths/<volume>/<container>/<index>`."""
+        return self.pod_dir(pod_uid) / "volume-subpaths" / volume / container / str(index)
 
     async def _read(self, kind: type[Referenced], namespace: str, name: str) -> Referenced | None:
         if self.get_object is None:
@@ -187,15 +214,71 @@ class VolumeManager:
                 self.root_dir,
                 configmaps=inputs.configmap,
                 secrets=inputs.secret,
+                mounter=self.mounter,
             )
         else:
             inputs.volume_paths = check_volumes(pod, self.root_dir, inputs)
         return inputs
 
+    @contextlib.asynccontextmanager
+    async def container_mounts(
+        self, pod: core_pb2.Pod, spec: core_pb2.Container, inputs: PodInputs
+    ) -> AsyncIterator[tuple[Mount, ...]]:
+        """The container's mounts, its subPaths pinned until the block ends (subpath.py)."""
+        pins: dict[int, str] = {}
+        try:
+            if self.on_disk:
+                for index, vm in enumerate(spec.volume_mounts):
+                    volume_path = inputs.volume_paths.get(vm.name)
+                    if vm.sub_path and volume_path is not None:
+                        place = self.subpath_target(pod.metadata.uid, vm.name, spec.name, index)
+                        pins[index] = await self._pin(spec, vm, volume_path, str(place))
+            yield container_mounts(pod, spec, inputs.volume_paths, pins)
+        finally:
+            for target in pins.values():
+                await asyncio.to_thread(self.mounter.unmount, target)
+
+    async def _pin(
+        self, spec: core_pb2.Container, vm: core_pb2.VolumeMount, volume_path: str, target: str
+    ) -> str:
+        try:
+            return await asyncio.to_thread(
+                subpath.pin, volume_path, vm.sub_path, target, self.mounter
+            )
+        except (SubPathError, OSError) as exc:
+            # The details name the node's paths: the kubelet's log has them, the pod does not.
+            log.warning(
+                "subPath refused",
+                extra={"container": spec.name, "volume": vm.name, "error": str(exc)},
+            )
+            raise SubPathError(
+                f'failed to prepare subPath for volumeMount "{vm.name}" of container "{spec.name}"'
+            ) from exc
+
     async def cleanup(self, pod_uid: str) -> None:
-        """Remove the pod's directory (its emptyDir, configMap and secret volumes)."""
+        """Unmount, then remove, the pod's directory (its volumes); see the module docstring."""
         if not self.on_disk or not pod_uid or "/" in pod_uid:
             return
         directory = self.pod_dir(pod_uid)
-        await asyncio.to_thread(shutil.rmtree, directory, True)
+        await asyncio.to_thread(self._remove, directory)
         log.debug("pod volumes removed", extra={"uid": pod_uid, "dir": str(directory)})
+
+    def _remove(self, directory: Path) -> None:
+        try:
+            for target in self.mounter.mounts_under(str(directory)):
+                self.mounter.unmount(target)
+            left = self.mounter.mounts_under(str(directory))
+        except OSError as exc:
+            raise VolumeError(f"cannot unmount below {directory}: {exc}") from exc
+        if left:
+            raise VolumeError(f"cannot remove {directory}: still mounted: {', '.join(left)}")
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def pod_uids_on_disk(self) -> set[str]:
+        """The pod uids that have a directory under `<root-dir>/pods` (for orphan cleanup)."""
+        if not self.on_disk:
+            return set()
+        try:
+            return {entry.name for entry in (Path(self.root_dir) / "pods").iterdir()}
+        except OSError:
+            return set()

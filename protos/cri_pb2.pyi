@@ -535,7 +535,52 @@ class LinuxContainerResources(google.protobuf.message.Message):
 global___LinuxContainerResources = LinuxContainerResources
 
 @typing.final
+class SecurityProfile(google.protobuf.message.Message):
+    """A seccomp (or AppArmor) profile: the runtime's default, none, or a file
+    on the node (localhost_ref: its absolute path).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    class _ProfileType:
+        ValueType = typing.NewType("ValueType", builtins.int)
+        V: typing_extensions.TypeAlias = ValueType
+
+    class _ProfileTypeEnumTypeWrapper(google.protobuf.internal.enum_type_wrapper._EnumTypeWrapper[SecurityProfile._ProfileType.ValueType], builtins.type):
+        DESCRIPTOR: google.protobuf.descriptor.EnumDescriptor
+        RuntimeDefault: SecurityProfile._ProfileType.ValueType  # 0
+        Unconfined: SecurityProfile._ProfileType.ValueType  # 1
+        Localhost: SecurityProfile._ProfileType.ValueType  # 2
+
+    class ProfileType(_ProfileType, metaclass=_ProfileTypeEnumTypeWrapper): ...
+    RuntimeDefault: SecurityProfile.ProfileType.ValueType  # 0
+    Unconfined: SecurityProfile.ProfileType.ValueType  # 1
+    Localhost: SecurityProfile.ProfileType.ValueType  # 2
+
+    PROFILE_TYPE_FIELD_NUMBER: builtins.int
+    LOCALHOST_REF_FIELD_NUMBER: builtins.int
+    profile_type: global___SecurityProfile.ProfileType.ValueType
+    localhost_ref: builtins.str
+    def __init__(
+        self,
+        *,
+        profile_type: global___SecurityProfile.ProfileType.ValueType = ...,
+        localhost_ref: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["localhost_ref", b"localhost_ref", "profile_type", b"profile_type"]) -> None: ...
+
+global___SecurityProfile = SecurityProfile
+
+@typing.final
 class LinuxSandboxSecurityContext(google.protobuf.message.Message):
+    """The pod-level half of securityContext, applied to the sandbox (pause)
+    container. `privileged` must be set when any container of the pod is
+    privileged: containerd refuses a privileged container in an unprivileged
+    sandbox. seccomp_profile_path is the older spelling of `seccomp`
+    ("runtime/default", "unconfined", "localhost/<path>"), still read by
+    containerd 1.6; newer cri-api releases dropped it.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAMESPACE_OPTIONS_FIELD_NUMBER: builtins.int
@@ -543,14 +588,22 @@ class LinuxSandboxSecurityContext(google.protobuf.message.Message):
     READONLY_ROOTFS_FIELD_NUMBER: builtins.int
     SUPPLEMENTAL_GROUPS_FIELD_NUMBER: builtins.int
     PRIVILEGED_FIELD_NUMBER: builtins.int
+    SECCOMP_PROFILE_PATH_FIELD_NUMBER: builtins.int
+    RUN_AS_GROUP_FIELD_NUMBER: builtins.int
+    SECCOMP_FIELD_NUMBER: builtins.int
     readonly_rootfs: builtins.bool
     privileged: builtins.bool
+    seccomp_profile_path: builtins.str
     @property
     def namespace_options(self) -> global___NamespaceOption: ...
     @property
     def run_as_user(self) -> global___Int64Value: ...
     @property
     def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
+    @property
+    def run_as_group(self) -> global___Int64Value: ...
+    @property
+    def seccomp(self) -> global___SecurityProfile: ...
     def __init__(
         self,
         *,
@@ -559,9 +612,12 @@ class LinuxSandboxSecurityContext(google.protobuf.message.Message):
         readonly_rootfs: builtins.bool = ...,
         supplemental_groups: collections.abc.Iterable[builtins.int] | None = ...,
         privileged: builtins.bool = ...,
+        seccomp_profile_path: builtins.str = ...,
+        run_as_group: global___Int64Value | None = ...,
+        seccomp: global___SecurityProfile | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["namespace_options", b"namespace_options", "run_as_user", b"run_as_user"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["namespace_options", b"namespace_options", "privileged", b"privileged", "readonly_rootfs", b"readonly_rootfs", "run_as_user", b"run_as_user", "supplemental_groups", b"supplemental_groups"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["namespace_options", b"namespace_options", "run_as_group", b"run_as_group", "run_as_user", b"run_as_user", "seccomp", b"seccomp"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["namespace_options", b"namespace_options", "privileged", b"privileged", "readonly_rootfs", b"readonly_rootfs", "run_as_group", b"run_as_group", "run_as_user", b"run_as_user", "seccomp", b"seccomp", "seccomp_profile_path", b"seccomp_profile_path", "supplemental_groups", b"supplemental_groups"]) -> None: ...
 
 global___LinuxSandboxSecurityContext = LinuxSandboxSecurityContext
 
@@ -1121,6 +1177,10 @@ global___ListPodSandboxResponse = ListPodSandboxResponse
 
 @typing.final
 class Capability(google.protobuf.message.Message):
+    """Capability names as Kubernetes writes them ("NET_RAW", "ALL"); the
+    runtime adds the CAP_ prefix.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ADD_CAPABILITIES_FIELD_NUMBER: builtins.int
@@ -1141,6 +1201,12 @@ global___Capability = Capability
 
 @typing.final
 class LinuxContainerSecurityContext(google.protobuf.message.Message):
+    """A container's securityContext, merged with the pod's by the kubelet
+    (kubelet/runtime/security_context.py): who the process runs as, what it
+    may do, and which namespaces it shares. An unset run_as_user means "the
+    image's USER"; run_as_group needs a user beside it.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     CAPABILITIES_FIELD_NUMBER: builtins.int
@@ -1150,10 +1216,14 @@ class LinuxContainerSecurityContext(google.protobuf.message.Message):
     RUN_AS_USERNAME_FIELD_NUMBER: builtins.int
     READONLY_ROOTFS_FIELD_NUMBER: builtins.int
     SUPPLEMENTAL_GROUPS_FIELD_NUMBER: builtins.int
+    SECCOMP_PROFILE_PATH_FIELD_NUMBER: builtins.int
     NO_NEW_PRIVS_FIELD_NUMBER: builtins.int
+    RUN_AS_GROUP_FIELD_NUMBER: builtins.int
+    SECCOMP_FIELD_NUMBER: builtins.int
     privileged: builtins.bool
     run_as_username: builtins.str
     readonly_rootfs: builtins.bool
+    seccomp_profile_path: builtins.str
     no_new_privs: builtins.bool
     @property
     def capabilities(self) -> global___Capability: ...
@@ -1163,6 +1233,10 @@ class LinuxContainerSecurityContext(google.protobuf.message.Message):
     def run_as_user(self) -> global___Int64Value: ...
     @property
     def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
+    @property
+    def run_as_group(self) -> global___Int64Value: ...
+    @property
+    def seccomp(self) -> global___SecurityProfile: ...
     def __init__(
         self,
         *,
@@ -1173,10 +1247,13 @@ class LinuxContainerSecurityContext(google.protobuf.message.Message):
         run_as_username: builtins.str = ...,
         readonly_rootfs: builtins.bool = ...,
         supplemental_groups: collections.abc.Iterable[builtins.int] | None = ...,
+        seccomp_profile_path: builtins.str = ...,
         no_new_privs: builtins.bool = ...,
+        run_as_group: global___Int64Value | None = ...,
+        seccomp: global___SecurityProfile | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["capabilities", b"capabilities", "namespace_options", b"namespace_options", "run_as_user", b"run_as_user"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["capabilities", b"capabilities", "namespace_options", b"namespace_options", "no_new_privs", b"no_new_privs", "privileged", b"privileged", "readonly_rootfs", b"readonly_rootfs", "run_as_user", b"run_as_user", "run_as_username", b"run_as_username", "supplemental_groups", b"supplemental_groups"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["capabilities", b"capabilities", "namespace_options", b"namespace_options", "run_as_group", b"run_as_group", "run_as_user", b"run_as_user", "seccomp", b"seccomp"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["capabilities", b"capabilities", "namespace_options", b"namespace_options", "no_new_privs", b"no_new_privs", "privileged", b"privileged", "readonly_rootfs", b"readonly_rootfs", "run_as_group", b"run_as_group", "run_as_user", b"run_as_user", "run_as_username", b"run_as_username", "seccomp", b"seccomp", "seccomp_profile_path", b"seccomp_profile_path", "supplemental_groups", b"supplemental_groups"]) -> None: ...
 
 global___LinuxContainerSecurityContext = LinuxContainerSecurityContext
 
@@ -1831,7 +1908,11 @@ class Image(google.protobuf.message.Message):
         """"docker.io/library/nginx@sha256:..." """
 
     @property
-    def uid(self) -> global___Int64Value: ...
+    def uid(self) -> global___Int64Value:
+        """Who the image runs as (its config's User, the part before any ':'):
+        uid when numeric, else username; both unset when the image names no user.
+        """
+
     @property
     def spec(self) -> global___ImageSpec: ...
     def __init__(

@@ -30,9 +30,9 @@ Design notes.
   20 running containers costs one ListContainers call, not 21 calls.
 * Sandbox IPs come from PodSandboxStatus (ListPodSandbox has none); they are
   cached per sandbox id, since a sandbox keeps its IP for its whole life.
-* Pod-spec extras (mounts, cgroup limits, ports) arrive in the
-  ContainerConfig (filled in by cri_convert.py); one without them runs
-  with containerd's defaults.
+* Pod-spec extras (mounts, cgroup limits, ports, the security context)
+  arrive in the ContainerConfig and PodSandboxConfig (filled in by
+  cri_convert.py); one without them runs with containerd's defaults.
 * The pod's log directory goes with the pod: remove_pod_logs deletes
   `<log_root>/*_<uid>` once the kubelet has removed the pod.
 """
@@ -62,6 +62,7 @@ from kubelet.errors import (
 from kubelet.runtime import cri_logs
 from kubelet.runtime.cri_messages import (
     container_from_cri,
+    image_user_from_cri,
     sandbox_from_cri,
     to_cri_container_config,
     to_cri_sandbox_config,
@@ -73,6 +74,7 @@ from kubelet.runtime.interface import (
     ContainerRuntime,
     ContainerState,
     ExecResult,
+    ImageUser,
     LogLine,
     PodSandbox,
     PodSandboxConfig,
@@ -266,6 +268,11 @@ class CRIRuntime(ContainerRuntime):
         if not resp.HasField("image") or not resp.image.id:
             return None
         return str(resp.image.repo_digests[0] if resp.image.repo_digests else resp.image.id)
+
+    async def image_user(self, image: str) -> ImageUser:
+        request = cri.ImageStatusRequest(image=cri.ImageSpec(image=image))
+        resp = await self._call(f"image status {image}", self.img.ImageStatus, request)
+        return image_user_from_cri(resp.image)
 
     async def pull_image(self, image: str) -> str:
         request = cri.PullImageRequest(image=cri.ImageSpec(image=image))

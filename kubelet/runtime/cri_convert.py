@@ -1,5 +1,5 @@
-"""From a pod spec to what a real runtime needs: env, mounts, cgroup limits (kuberuntime's
-generateContainerConfig, the volume manager's host paths, and the resource rules).
+"""From a pod spec to what a real runtime needs: env, mounts, cgroup limits, security
+(kuberuntime's generateContainerConfig, makeMounts, and the resource rules).
 
 The runtime interface's ContainerConfig carries what every runtime can use
 (command, args, env values). A runtime that starts real processes needs more,
@@ -11,16 +11,13 @@ pod, its IP and the API objects it refers to:
   spec.nodeName, spec.serviceAccountName, status.podIP, status.hostIP),
   `configMapKeyRef` and `secretKeyRef` through lookups the caller passes;
   then `$(VAR)` references expanded as Kubernetes does (see expand());
-* volumes prepared on the host under the kubelet's root dir, Kubernetes'
-  layout, and bind-mounted:
-
-      emptyDir   <root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>/
-      configMap  <root>/pods/<uid>/volumes/kubernetes.io~configmap/<name>/<key>
-      secret     <root>/pods/<uid>/volumes/kubernetes.io~secret/<name>/<key>
-      hostPath   the path itself (created for DirectoryOrCreate / FileOrCreate)
-
-  a volume with no known source is a VolumeError (reason FailedMount), a
-  missing non-optional configMap too;
+* mounts: each volumeMount as a host path -- the volume's directory, set
+  up by kubelet/volume_plugins.py under the kubelet's root dir -- and
+  read-only when asked, and always for configMap and secret volumes (as
+  Kubernetes mounts them). A subPath is joined lexically here; on a real
+  node the volume manager hands in the pinned, symlink-checked path
+  instead (kubelet/subpath.py). A volumeMount naming no volume is a
+  VolumeError (reason FailedMount);
 * requests/limits as CRI LinuxContainerResources (Kubernetes' rules):
 
       cpu_shares = requests.cpu in millicores * 1024 / 1000, at least 2
@@ -31,31 +28,40 @@ pod, its IP and the API objects it refers to:
 
   Worked example: requests.cpu 250m, limits.cpu 500m, limits.memory 128Mi
   gives shares 256, period 100000, quota 50000 (half a CPU each 100 ms),
-  memory 134217728.
+  memory 134217728;
+* the security context, pod and container merged (security_context.py),
+  after the runAsNonRoot check: a container that would run as root is
+  refused here, before anything is created (CreateContainerConfigError).
 
-The result is the interface's ContainerConfig with mounts, resources and
-ports filled in, so any runtime can take it and the fake simply ignores the
-extras. `container_config()` is what the kubelet's runtime manager calls.
+The result is the interface's ContainerConfig with mounts, resources, ports
+and security filled in, so any runtime can take it and the fake simply
+records the extras. `container_config()` is what the kubelet's runtime
+manager calls.
 """
 
 from __future__ import annotations
 
-import os
+import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 from apimachinery import quantity
-from kubelet.errors import ContainerRuntimeError
+from kubelet.errors import ContainerConfigError, VolumeError
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
     POD_NAME_LABEL,
     POD_NAMESPACE_LABEL,
     POD_UID_LABEL,
     ContainerConfig,
+    ImageUser,
     LinuxResources,
     Mount,
     PortMapping,
+)
+from kubelet.runtime.security_context import (
+    DEFAULT_SECCOMP_ROOT,
+    container_security,
+    verify_run_as_non_root,
 )
 from protos import core_pb2
 
@@ -66,7 +72,7 @@ __all__ = [
     "ResolvedContainerConfig",
     "VolumeError",
     "container_config",
-    "prepare_volumes",
+    "container_mounts",
     "resolve_env",
 ]
 
@@ -76,18 +82,6 @@ MIN_QUOTA = 1000
 
 # name -> data; None when the object does not exist.
 Lookup = Callable[[str], Mapping[str, str | bytes] | None]
-
-
-class ContainerConfigError(ContainerRuntimeError):
-    """The container cannot be configured: a missing configMap key, a bad fieldRef."""
-
-    reason = "CreateContainerConfigError"
-
-
-class VolumeError(ContainerRuntimeError):
-    """A volume cannot be set up: unknown type, missing source, a hostPath of the wrong kind."""
-
-    reason = "FailedMount"
 
 
 # The interface's ContainerConfig carries mounts, resources and ports itself now; the old
@@ -206,109 +200,35 @@ def linux_resources(spec: core_pb2.Container) -> LinuxResources:
     return LinuxResources(period, quota, shares, memory)
 
 
-# ---- volumes ---------------------------------------------------------------------------------
+# ---- mounts ----------------------------------------------------------------------------------
 
 
-def pod_volumes_dir(root_dir: str | Path, pod_uid: str) -> Path:
-    return Path(root_dir) / "pods" / pod_uid / "volumes"
-
-
-def _write_files(
-    target: Path,
-    data: Mapping[str, str | bytes],
-    items: Sequence[core_pb2.KeyToPath],
-    mode: int | None,
-) -> None:
-    """Project keys to files (items selects and renames), replacing each file atomically."""
-    target.mkdir(parents=True, exist_ok=True)
-    pairs = [(i.key, i.path) for i in items] if items else [(k, k) for k in data]
-    for key, rel in pairs:
-        if key not in data:
-            raise VolumeError(f"configuration key {key!r} not found")
-        value = data[key]
-        content = value.encode() if isinstance(value, str) else value
-        path = target / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(content)
-        os.chmod(tmp, mode if mode is not None else 0o644)
-        tmp.replace(path)
-
-
-def _host_path(source: core_pb2.HostPathVolumeSource) -> str:
-    path = Path(source.path)
-    kind = source.type
-    if kind == "DirectoryOrCreate":
-        path.mkdir(parents=True, exist_ok=True, mode=0o755)
-    elif kind == "FileOrCreate":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=True)
-    elif kind == "Directory" and not path.is_dir():
-        raise VolumeError(f"hostPath type check failed: {path} is not a directory")
-    elif kind == "File" and not path.is_file():
-        raise VolumeError(f"hostPath type check failed: {path} is not a file")
-    elif kind == "Socket" and not path.is_socket():
-        raise VolumeError(f"hostPath type check failed: {path} is not a socket")
-    return str(path)
-
-
-def prepare_volumes(
-    pod: core_pb2.Pod,
-    root_dir: str | Path,
-    *,
-    configmaps: Lookup | None = None,
-    secrets: Lookup | None = None,
-) -> dict[str, str]:
-    """Set up every volume of the pod on the host; volume name -> host path. Idempotent."""
-    base = pod_volumes_dir(root_dir, pod.metadata.uid)
-    paths: dict[str, str] = {}
-    for volume in pod.spec.volumes:
-        if volume.HasField("empty_dir"):
-            path = base / "kubernetes.io~empty-dir" / volume.name
-            path.mkdir(parents=True, exist_ok=True)
-            path.chmod(0o777)
-            paths[volume.name] = str(path)
-        elif volume.HasField("host_path"):
-            paths[volume.name] = _host_path(volume.host_path)
-        elif volume.HasField("config_map"):
-            src = volume.config_map
-            path = base / "kubernetes.io~configmap" / volume.name
-            data = configmaps(src.name) if configmaps is not None else None
-            if data is None and not src.optional:
-                raise VolumeError(f'configmap "{src.name}" not found (volume {volume.name})')
-            mode = src.default_mode if src.HasField("default_mode") else None
-            _write_files(path, data or {}, src.items, mode)
-            paths[volume.name] = str(path)
-        elif volume.HasField("secret"):
-            sec = volume.secret
-            path = base / "kubernetes.io~secret" / volume.name
-            data = secrets(sec.secret_name) if secrets is not None else None
-            if data is None and not sec.optional:
-                raise VolumeError(f'secret "{sec.secret_name}" not found (volume {volume.name})')
-            mode = sec.default_mode if sec.HasField("default_mode") else None
-            _write_files(path, data or {}, sec.items, mode)
-            paths[volume.name] = str(path)
-        else:
-            raise VolumeError(f"volume {volume.name!r} has an unsupported volume type")
-    return paths
+def api_data_volumes(pod: core_pb2.Pod) -> set[str]:
+    """The pod's configMap and secret volumes: always mounted read-only (mustMountRO)."""
+    return {v.name for v in pod.spec.volumes if v.HasField("config_map") or v.HasField("secret")}
 
 
 def container_mounts(
-    spec: core_pb2.Container, volume_paths: Mapping[str, str]
+    pod: core_pb2.Pod,
+    spec: core_pb2.Container,
+    volume_paths: Mapping[str, str],
+    subpaths: Mapping[int, str] | None = None,
 ) -> tuple[Mount, ...]:
+    """The container's volumeMounts as host paths (makeMounts), without touching the disk.
+
+    A subPath is the volume's path joined with it, unless `subpaths` (the
+    volume manager's pins, by volumeMount index) gives the checked path:
+    on a real node only a pinned subPath is safe (kubelet/subpath.py).
+    """
+    read_only = api_data_volumes(pod)
     mounts = []
-    for vm in spec.volume_mounts:
+    for index, vm in enumerate(spec.volume_mounts):
         host = volume_paths.get(vm.name)
         if host is None:
             raise VolumeError(f"volumeMount {vm.name!r} names no volume of the pod")
         if vm.sub_path:
-            sub = Path(host) / vm.sub_path
-            if ".." in Path(vm.sub_path).parts:
-                raise VolumeError(f"subPath {vm.sub_path!r} must not contain '..'")
-            if not sub.exists():
-                sub.mkdir(parents=True, exist_ok=True)
-            host = str(sub)
-        mounts.append(Mount(vm.mount_path, host, vm.read_only))
+            host = (subpaths or {}).get(index) or posixpath.join(host, vm.sub_path)
+        mounts.append(Mount(vm.mount_path, host, vm.read_only or vm.name in read_only))
     return tuple(mounts)
 
 
@@ -323,11 +243,21 @@ def container_config(
     pod_ip: str = "",
     host_ip: str = "",
     volume_paths: Mapping[str, str] | None = None,
+    mounts: tuple[Mount, ...] | None = None,
     configmaps: Lookup | None = None,
     secrets: Lookup | None = None,
     service_env: Sequence[tuple[str, str]] = (),
+    image_user: ImageUser | None = None,
+    seccomp_root: str = DEFAULT_SECCOMP_ROOT,
 ) -> ContainerConfig:
-    """generateContainerConfig: env resolved, command/args expanded, mounts, resources."""
+    """generateContainerConfig: env resolved, command/args expanded, mounts, resources,
+    security context -- after verifyRunAsNonRoot.
+
+    `mounts` (the volume manager's, with subPaths pinned) wins over mounts
+    computed from `volume_paths`; `image_user` is the image's user when the
+    caller asked the runtime (security_context.needs_image_user).
+    """
+    verify_run_as_non_root(pod, spec, image_user)
     env = resolve_env(
         pod,
         spec,
@@ -352,10 +282,11 @@ def container_config(
             POD_NAMESPACE_LABEL: pod.metadata.namespace,
             CONTAINER_NAME_LABEL: spec.name,
         },
-        mounts=container_mounts(spec, volume_paths or {}),
+        mounts=mounts if mounts is not None else container_mounts(pod, spec, volume_paths or {}),
         resources=linux_resources(spec),
         ports=tuple(
             PortMapping(p.container_port, p.protocol or "TCP", p.host_port, p.host_ip)
             for p in spec.ports
         ),
+        security=container_security(pod, spec, image_user, seccomp_root),
     )

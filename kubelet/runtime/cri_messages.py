@@ -10,11 +10,18 @@ made here, as Kubernetes' kuberuntime makes them:
   beside the current one (`logs --previous`);
 * the pod uid label is always set on the sandbox, since the kubelet finds
   its sandboxes by it after a restart;
-* network namespace: NODE for hostNetwork pods, else POD (the sandbox's);
-  PID namespace per container; IPC shared in the pod;
+* namespaces (NamespacesForPod): network NODE for hostNetwork pods, else
+  POD (the sandbox's); PID per CONTAINER, POD with shareProcessNamespace,
+  NODE with hostPID; IPC shared in the POD, NODE with hostIPC;
 * hostname is empty for hostNetwork pods (they see the node's);
 * a ContainerConfig's mounts and cgroup limits (filled in by
   cri_convert.py) become CRI Mounts and LinuxContainerResources;
+* its security (security_context.py) becomes LinuxContainerSecurityContext,
+  the pod-level part LinuxSandboxSecurityContext. Seccomp goes both ways
+  containerd reads it: the `seccomp` SecurityProfile and the older
+  `seccomp_profile_path` string ("runtime/default", "unconfined",
+  "localhost/<path>"), which containerd 1.6 still prefers when set;
+* ImageStatus' uid / username become an ImageUser, for runAsNonRoot;
 * CRI times are Unix nanoseconds, ours float seconds (0 stays 0: "not yet").
 """
 
@@ -28,13 +35,97 @@ from kubelet.runtime.interface import (
     Container,
     ContainerConfig,
     ContainerState,
+    ImageUser,
+    LinuxContainerSecurity,
+    LinuxSandboxSecurity,
     PodSandbox,
     PodSandboxConfig,
     SandboxState,
+    SeccompProfile,
 )
 from protos import cri_pb2 as cri
 
 _PROTOCOLS = {"TCP": cri.TCP, "UDP": cri.UDP, "SCTP": cri.SCTP}
+_PROFILE_TYPES = {
+    "RuntimeDefault": cri.SecurityProfile.RuntimeDefault,
+    "Unconfined": cri.SecurityProfile.Unconfined,
+    "Localhost": cri.SecurityProfile.Localhost,
+}
+
+
+def namespace_options(config: PodSandboxConfig) -> cri.NamespaceOption:
+    """NamespacesForPod: which of the pod's namespaces are the node's, the pod's, its own."""
+    pid = cri.CONTAINER
+    if config.host_pid:
+        pid = cri.NODE
+    elif config.share_process_namespace:
+        pid = cri.POD
+    return cri.NamespaceOption(
+        network=cri.NODE if config.host_network else cri.POD,
+        pid=pid,
+        ipc=cri.NODE if config.host_ipc else cri.POD,
+    )
+
+
+def seccomp_to_cri(profile: SeccompProfile) -> tuple[cri.SecurityProfile, str]:
+    """Our profile as CRI's SecurityProfile and as the older seccomp_profile_path string."""
+    message = cri.SecurityProfile(
+        profile_type=_PROFILE_TYPES.get(profile.type, cri.SecurityProfile.Unconfined),
+        localhost_ref=profile.localhost_ref,
+    )
+    if profile.type == "RuntimeDefault":
+        return message, "runtime/default"
+    if profile.type == "Localhost":
+        return message, f"localhost/{profile.localhost_ref}"
+    return message, "unconfined"
+
+
+def sandbox_security_to_cri(
+    security: LinuxSandboxSecurity | None, namespaces: cri.NamespaceOption
+) -> cri.LinuxSandboxSecurityContext:
+    out = cri.LinuxSandboxSecurityContext(namespace_options=namespaces)
+    if security is None:
+        return out
+    profile, path = seccomp_to_cri(security.seccomp)
+    out.seccomp.CopyFrom(profile)
+    out.seccomp_profile_path = path
+    out.privileged = security.privileged
+    out.supplemental_groups.extend(security.supplemental_groups)
+    if security.run_as_user is not None:
+        out.run_as_user.value = security.run_as_user
+    if security.run_as_group is not None:
+        out.run_as_group.value = security.run_as_group
+    return out
+
+
+def container_security_to_cri(
+    security: LinuxContainerSecurity | None, namespaces: cri.NamespaceOption
+) -> cri.LinuxContainerSecurityContext:
+    out = cri.LinuxContainerSecurityContext(namespace_options=namespaces)
+    if security is None:
+        return out
+    profile, path = seccomp_to_cri(security.seccomp)
+    out.seccomp.CopyFrom(profile)
+    out.seccomp_profile_path = path
+    out.capabilities.add_capabilities.extend(security.capabilities_add)
+    out.capabilities.drop_capabilities.extend(security.capabilities_drop)
+    out.privileged = security.privileged
+    out.readonly_rootfs = security.readonly_rootfs
+    out.no_new_privs = security.no_new_privs
+    out.supplemental_groups.extend(security.supplemental_groups)
+    out.run_as_username = security.run_as_username
+    if security.run_as_user is not None:
+        out.run_as_user.value = security.run_as_user
+    if security.run_as_group is not None:
+        out.run_as_group.value = security.run_as_group
+    return out
+
+
+def image_user_from_cri(image: cri.Image) -> ImageUser:
+    """ImageStatus' Image -> who it runs as (uid when numeric, else the username)."""
+    if image.HasField("uid"):
+        return ImageUser(uid=image.uid.value)
+    return ImageUser(username=image.username)
 
 
 def _seconds(ns: int) -> float:
@@ -51,7 +142,6 @@ def container_log_path(name: str, attempt: int) -> str:
 
 def to_cri_sandbox_config(config: PodSandboxConfig, log_root: str) -> cri.PodSandboxConfig:
     """Our PodSandboxConfig as CRI's (generatePodSandboxConfig's second half)."""
-    mode = cri.NODE if config.host_network else cri.POD
     out = cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(
             name=config.name, uid=config.uid, namespace=config.namespace, attempt=config.attempt
@@ -70,9 +160,7 @@ def to_cri_sandbox_config(config: PodSandboxConfig, log_root: str) -> cri.PodSan
         labels={**config.labels, POD_UID_LABEL: config.uid},
         annotations=config.annotations,
         linux=cri.LinuxPodSandboxConfig(
-            security_context=cri.LinuxSandboxSecurityContext(
-                namespace_options=cri.NamespaceOption(network=mode, pid=cri.CONTAINER, ipc=cri.POD)
-            )
+            security_context=sandbox_security_to_cri(config.security, namespace_options(config))
         ),
     )
     if config.dns is not None:
@@ -90,13 +178,7 @@ def to_cri_container_config(
     config: ContainerConfig, sandbox: PodSandboxConfig
 ) -> cri.ContainerConfig:
     linux = cri.LinuxContainerConfig(
-        security_context=cri.LinuxContainerSecurityContext(
-            namespace_options=cri.NamespaceOption(
-                network=cri.NODE if sandbox.host_network else cri.POD,
-                pid=cri.CONTAINER,
-                ipc=cri.POD,
-            )
-        )
+        security_context=container_security_to_cri(config.security, namespace_options(sandbox))
     )
     if config.resources is not None:
         r = config.resources

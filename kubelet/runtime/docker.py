@@ -21,11 +21,14 @@ the `docker` Python SDK (its low-level APIClient):
                             SIGKILL after the grace (docker_stop.py); DELETE ?force=1
     list_containers         GET /containers/json (labels), inspect for what changed
     image_status/pull_image GET /images/<name>/json, POST /images/create
+    image_user              GET /images/<name>/json: Config.User
     exec_sync               POST /containers/<id>/exec, /exec/<id>/start, GET /exec/<id>/json
+                            (docker_exec.py)
     container_logs          the json-file log (docker_logs.py), like a CRI log file
 
 Names, labels, the create requests and the state mapping are pure functions
-in docker_convert.py; the thread hop and the error translation are in
+in docker_convert.py, the security context's fields in docker_security.py;
+the thread hop and the error translation are in
 docker_client.py; the json-file log reader in docker_logs.py; the graceful
 stop in docker_stop.py. Design notes:
 
@@ -58,9 +61,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
-import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -69,12 +70,11 @@ from typing import Any, ParamSpec, TypeVar
 from kubelet.errors import (
     ContainerRuntimeError,
     ContainerStartError,
-    ExecTimeout,
     ImagePullError,
     NotFoundError,
 )
 from kubelet.runtime import docker_convert as conv
-from kubelet.runtime import docker_logs, docker_stop
+from kubelet.runtime import docker_exec, docker_logs, docker_stop
 from kubelet.runtime.cni_invoke import CNIInvoker, PodNetworkArgs
 from kubelet.runtime.docker_client import (
     DEFAULT_ENDPOINT,
@@ -95,6 +95,7 @@ from kubelet.runtime.interface import (
     ContainerRuntime,
     ContainerState,
     ExecResult,
+    ImageUser,
     LogLine,
     PodSandbox,
     PodSandboxConfig,
@@ -186,7 +187,7 @@ class DockerRuntime(ContainerRuntime):
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox:
         if await self.image_status(self.pause_image) is None:
             await self.pull_image(self.pause_image)
-        request = conv.sandbox_create(config, self.pause_image)
+        request = await asyncio.to_thread(conv.sandbox_create, config, self.pause_image)
         sandbox_id = await self._create("run pod sandbox", request)
         step = "start sandbox container"
         try:
@@ -329,6 +330,14 @@ class DockerRuntime(ContainerRuntime):
         self._image_refs[str(attrs.get("Id", ""))] = ref
         return ref
 
+    async def image_user(self, image: str) -> ImageUser:
+        """The image's Config.User, parsed as containerd's ImageStatus does."""
+        try:
+            attrs = await self._call(f"image status {image}", self.api.inspect_image, image)
+        except NotFoundError:
+            return ImageUser()
+        return ImageUser.parse(str((attrs.get("Config") or {}).get("User") or ""))
+
     async def pull_image(self, image: str) -> str:
         def pull() -> None:
             for event in self.api.pull(image, stream=True, decode=True):
@@ -352,7 +361,8 @@ class DockerRuntime(ContainerRuntime):
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox_config: PodSandboxConfig
     ) -> str:
-        request = conv.container_create(config, sandbox_id, sandbox_config)
+        # In a thread: a Localhost seccomp profile is a file to read (docker_security.py).
+        request = await asyncio.to_thread(conv.container_create, config, sandbox_id, sandbox_config)
         return await self._create(f"create container {config.name}", request)
 
     async def start_container(self, container_id: str) -> None:
@@ -428,39 +438,8 @@ class DockerRuntime(ContainerRuntime):
     async def exec_sync(
         self, container_id: str, command: Sequence[str], timeout: float
     ) -> ExecResult:
-        """POST /containers/<id>/exec, /exec/<id>/start (output demultiplexed), /exec/<id>/json.
-
-        On timeout the command's process is killed (its host pid from the exec's
-        inspect; the kubelet shares dockerd's pid namespace), which also ends the
-        blocked start call, so no thread is left waiting on a hung probe.
-        """
-        what = f"exec in {container_id}"
-        created = await self._call(
-            what, self.api.exec_create, container_id, list(command), stdout=True, stderr=True
-        )
-        exec_id = str(created["Id"])
-
-        def run() -> ExecResult:
-            out, err = self.api.exec_start(exec_id, demux=True)
-            code = self.api.exec_inspect(exec_id).get("ExitCode")
-            return ExecResult(int(code if code is not None else 126), out or b"", err or b"")
-
-        task = asyncio.ensure_future(self._call(what, run))
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout if timeout > 0 else None)
-        except asyncio.TimeoutError:
-            await self._kill_exec(exec_id)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 5)
-            raise ExecTimeout(f"command {list(command)} timed out after {timeout}s") from None
-
-    async def _kill_exec(self, exec_id: str) -> None:
-        with contextlib.suppress(ContainerRuntimeError):
-            info = await self._call("exec inspect", self.api.exec_inspect, exec_id)
-            pid = int(info.get("Pid") or 0)
-            if pid > 0 and info.get("Running"):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+        """POST /containers/<id>/exec, /exec/<id>/start, GET /exec/<id>/json (docker_exec.py)."""
+        return await docker_exec.exec_sync(self._call, self.api, container_id, command, timeout)
 
     async def container_logs(
         self, container_id: str, *, follow: bool = False, tail: int | None = None

@@ -28,9 +28,11 @@ so a restarted kubelet finds everything again with label filters alone:
 
 Sandbox (the pause container): network mode `none` (the kubelet runs CNI
 on its netns afterwards) or `host` for hostNetwork pods, IPC `shareable`
-(so the pod's containers may join it), the pod's hostname, restart policy
-no, and the pod's DNS config as Docker's Dns/DnsSearch/DnsOptions, from
-which Docker writes the resolv.conf every container of the pod shares.
+(so the pod's containers may join it; `host` with hostIPC), PID `host` with
+hostPID, the pod's hostname, restart policy no, the pod-level security
+context (below), and the pod's DNS config as Docker's
+Dns/DnsSearch/DnsOptions, from which Docker writes the resolv.conf every
+container of the pod shares.
 
 Containers: network and IPC `container:<pause id>` (Docker then also
 shares the UTS namespace, hence the hostname), command as Entrypoint and
@@ -40,7 +42,12 @@ limits of cri_convert.linux_resources: CpuPeriod/CpuQuota/CpuShares/Memory,
 with MemorySwap = Memory (no swap, as dockershim set it). Ports are not
 published: Docker refuses port publishing for a container that shares
 another's network, and pods are reached at their own IP (hostPorts go to
-CNI's portmap as runtimeConfig, cni_invoke.py).
+CNI's portmap as runtimeConfig, cni_invoke.py). PID: the container's own,
+`container:<pause id>` with shareProcessNamespace, `host` with hostPID.
+
+The security context becomes Config.User and HostConfig fields
+(docker_security.py: user, groups, capabilities, privileged, read-only
+rootfs, no-new-privileges, seccomp).
 
 States (dockershim's toRuntimeAPIContainerState):
 
@@ -62,6 +69,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from kubelet.runtime.docker_security import (
+    ReadProfile,
+    apply_container_security,
+    apply_sandbox_security,
+    read_profile,
+)
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
     POD_NAME_LABEL,
@@ -309,19 +322,27 @@ def container_from_summary(item: Mapping[str, Any]) -> tuple[str, ContainerState
 # ---- create requests ---------------------------------------------------------------------------
 
 
-def sandbox_create(config: PodSandboxConfig, pause_image: str) -> dict[str, Any]:
-    """Arguments of APIClient.create_container (+ `host_config` for create_host_config)."""
+def sandbox_create(
+    config: PodSandboxConfig, pause_image: str, read: ReadProfile = read_profile
+) -> dict[str, Any]:
+    """Arguments of APIClient.create_container (+ `host_config` for create_host_config).
+
+    `read` reads a Localhost seccomp profile (a file on the node).
+    """
     host: dict[str, Any] = {
         "network_mode": "host" if config.host_network else "none",
-        "ipc_mode": "shareable",
+        "ipc_mode": "host" if config.host_ipc else "shareable",
         "restart_policy": {"Name": "no"},
     }
+    if config.host_pid:
+        host["pid_mode"] = "host"
     request: dict[str, Any] = {
         "image": pause_image,
         "name": sandbox_name(config),
         "labels": sandbox_labels(config),
         "host_config": host,
     }
+    apply_sandbox_security(request, config.security, read)
     if config.hostname and not config.host_network:
         request["hostname"] = config.hostname
     if config.dns is not None and not config.host_network:
@@ -334,14 +355,21 @@ def sandbox_create(config: PodSandboxConfig, pause_image: str) -> dict[str, Any]
 
 
 def container_create(
-    config: ContainerConfig, sandbox_id: str, sandbox: PodSandboxConfig
+    config: ContainerConfig,
+    sandbox_id: str,
+    sandbox: PodSandboxConfig,
+    read: ReadProfile = read_profile,
 ) -> dict[str, Any]:
     """Arguments of APIClient.create_container for one container of the pod."""
     host: dict[str, Any] = {
         "network_mode": f"container:{sandbox_id}",
-        "ipc_mode": f"container:{sandbox_id}",
+        "ipc_mode": "host" if sandbox.host_ipc else f"container:{sandbox_id}",
         "restart_policy": {"Name": "no"},
     }
+    if sandbox.host_pid:
+        host["pid_mode"] = "host"
+    elif sandbox.share_process_namespace:
+        host["pid_mode"] = f"container:{sandbox_id}"
     if config.mounts:
         host["binds"] = {
             m.host_path: {"bind": m.container_path, "mode": "ro" if m.read_only else "rw"}
@@ -372,4 +400,5 @@ def container_create(
         request["command"] = list(config.args)
     if config.working_dir:
         request["working_dir"] = config.working_dir
+    apply_container_security(request, config.security, read)
     return request

@@ -24,7 +24,11 @@ For tests:
   `start_error="..."` makes start_container fail (RunContainerError);
   `exit_code=N, exit_after=S` makes a started container exit with N after S
   seconds (evaluated lazily when the container is next looked at, so no
-  timers run). `image_errors[image] = "..."` makes a pull fail.
+  timers run). `image_errors[image] = "..."` makes a pull fail;
+  `image_users[image] = ImageUser(uid=1000)` says who an image runs as
+  (unset: the image names no user, i.e. root, as for most images).
+* `container_configs[id]` is the ContainerConfig a container was created
+  with (its env, mounts, security), `sandbox_configs[id]` a live sandbox's.
 * `behave(..., logs=[...])` writes those lines to a container's log when it
   starts; `write_log(container_id, text)` adds more later (followers see it).
 * `behave(..., term_after=S)`: after SIGTERM the container takes S seconds
@@ -62,6 +66,7 @@ from kubelet.runtime.interface import (
     ContainerRuntime,
     ContainerState,
     ExecResult,
+    ImageUser,
     LogLine,
     PodSandbox,
     PodSandboxConfig,
@@ -117,6 +122,8 @@ class FakeRuntime(ContainerRuntime):
         self.calls: list[tuple[Any, ...]] = []
         self.behaviours: dict[str, ContainerBehaviour] = {}
         self.image_errors: dict[str, str] = {}
+        self.image_users: dict[str, ImageUser] = {}
+        self.sandbox_configs: dict[str, PodSandboxConfig] = {}
         self.images: set[str] = set()  # pulled so far
         self.runtime_ready = True
         self.network_ready = True
@@ -203,6 +210,7 @@ class FakeRuntime(ContainerRuntime):
             annotations=dict(config.annotations),
         )
         self.sandboxes[sandbox_id] = sandbox
+        self.sandbox_configs[sandbox_id] = config
         return replace(sandbox)
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
@@ -224,6 +232,7 @@ class FakeRuntime(ContainerRuntime):
         for cid in [c.id for c in self.containers.values() if c.sandbox_id == sandbox_id]:
             del self.containers[cid]
         del self.sandboxes[sandbox_id]
+        self.sandbox_configs.pop(sandbox_id, None)
 
     async def pod_sandbox_status(self, sandbox_id: str) -> PodSandbox:
         sandbox = self.sandboxes.get(sandbox_id)
@@ -238,6 +247,10 @@ class FakeRuntime(ContainerRuntime):
 
     async def image_status(self, image: str) -> str | None:
         return image_ref(image) if image in self.images else None
+
+    async def image_user(self, image: str) -> ImageUser:
+        self.calls.append(("image_user", image))
+        return self.image_users.get(image, ImageUser())
 
     async def pull_image(self, image: str) -> str:
         self.calls.append(("pull_image", image))

@@ -17,6 +17,7 @@ worker's code is the same whether the node is hollow or real:
     pod_sandbox_status(id)          PodSandboxStatus
     list_pod_sandboxes(pod_uid=)    ListPodSandbox with a label filter
     image_status(image)             ImageService.ImageStatus -> image ref or None
+    image_user(image)               ImageService.ImageStatus -> its uid / username
     pull_image(image)               ImageService.PullImage -> image ref
     create_container(sb, config)    CreateContainer
     start_container(id)             StartContainer
@@ -155,6 +156,25 @@ class DNSConfig:
 
 
 @dataclass(frozen=True)
+class SeccompProfile:
+    """CRI SecurityProfile: the runtime's default filter, none, or a profile file on the node."""
+
+    type: str = "Unconfined"  # "RuntimeDefault", "Unconfined" or "Localhost"
+    localhost_ref: str = ""  # Localhost: the profile's absolute path on the node
+
+
+@dataclass(frozen=True)
+class LinuxSandboxSecurity:
+    """CRI LinuxSandboxSecurityContext: the pod-level securityContext, for the sandbox."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+    privileged: bool = False  # any container of the pod is privileged
+    seccomp: SeccompProfile = SeccompProfile()
+
+
+@dataclass(frozen=True)
 class PodSandboxConfig:
     """CRI PodSandboxConfig: what a runtime needs to set up a pod's shared namespaces."""
 
@@ -168,6 +188,10 @@ class PodSandboxConfig:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     dns: DNSConfig | None = None  # None: the node's own resolv.conf
+    host_pid: bool = False  # hostPID: the node's PID namespace
+    host_ipc: bool = False  # hostIPC: the node's IPC namespace
+    share_process_namespace: bool = False  # one PID namespace for the pod's containers
+    security: LinuxSandboxSecurity | None = None  # None: the runtime's defaults
 
 
 @dataclass
@@ -206,10 +230,65 @@ class LinuxResources:
 
 
 @dataclass(frozen=True)
+class LinuxContainerSecurity:
+    """CRI LinuxContainerSecurityContext: who the container's process is and what it may do.
+
+    kubelet/runtime/security_context.py computes it from the pod's and the
+    container's securityContext. `run_as_user` None (and no username) means
+    the image's USER; capability names are Kubernetes' ("NET_RAW", "ALL").
+    """
+
+    run_as_user: int | None = None
+    run_as_username: str = ""
+    run_as_group: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+    readonly_rootfs: bool = False
+    privileged: bool = False
+    no_new_privs: bool = False
+    capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
+    seccomp: SeccompProfile = SeccompProfile()
+
+    def user_spec(self) -> str:
+        """Docker's and runc's `user[:group]`: "1000:3000", "nobody", "" for the image's."""
+        user = self.run_as_username or (
+            str(self.run_as_user) if self.run_as_user is not None else ""
+        )
+        if user and self.run_as_group is not None:
+            return f"{user}:{self.run_as_group}"
+        return user
+
+
+@dataclass(frozen=True)
+class ImageUser:
+    """CRI Image.uid / Image.username: who an image runs as, from its config's User.
+
+    Both unset: the image names no user, which Kubernetes treats as root.
+    """
+
+    uid: int | None = None
+    username: str = ""
+
+    @classmethod
+    def parse(cls, user: str) -> ImageUser:
+        """An image config's User -> ImageUser: "1000:1000" -> uid 1000, "nginx" -> username.
+
+        The group after ':' is dropped, as containerd's ImageStatus does.
+        """
+        name = user.split(":", 1)[0]
+        if not name:
+            return cls()
+        try:
+            return cls(uid=int(name))
+        except ValueError:
+            return cls(username=name)
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
     """CRI ContainerConfig: one container of the pod spec, resolved for the runtime.
 
-    `mounts`, `resources` and `ports` are what a runtime that starts real
+    `mounts`, `resources`, `ports` and `security` are what a runtime that starts real
     processes applies (kubelet/runtime/cri_convert.py computes them from the
     pod spec); the fake runtime records them and otherwise ignores them.
     """
@@ -226,6 +305,7 @@ class ContainerConfig:
     mounts: tuple[Mount, ...] = ()
     resources: LinuxResources | None = None
     ports: tuple[PortMapping, ...] = ()
+    security: LinuxContainerSecurity | None = None  # None: the runtime's defaults
 
 
 @dataclass
@@ -313,6 +393,14 @@ class ContainerRuntime(abc.ABC):
     @abc.abstractmethod
     async def pull_image(self, image: str) -> str:
         """Pull `image`; returns the image reference (its digest form) to report as imageID."""
+
+    async def image_user(self, image: str) -> ImageUser:
+        """Who `image` runs as (ImageStatus' uid/username), for the runAsNonRoot check.
+
+        Not abstract: a runtime that cannot tell answers "no user named", which the
+        kubelet treats as root -- so runAsNonRoot refuses rather than trusts.
+        """
+        return ImageUser()
 
     # ---- containers --------------------------------------------------------------------
 

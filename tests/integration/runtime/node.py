@@ -14,7 +14,8 @@ against: `web_pods()`, `web_running()`, `identity()` (container id and
 restart count per pod) and `serves(ip)`.
 
 Cleanup: `remove_pods()` removes, through the runtime, every sandbox made
-since `start()` (the session's daemons are shared with other test modules).
+since `start()` (the session's daemons are shared with other test modules),
+and unmounts whatever the kubelet left mounted under its root dir.
 With `docker_env`, the kubelet runs `--runtime docker` against the session's
 dockerd, calls CNI with the test network's config itself, and keeps its
 CNI result cache under its root dir (so does `runtime()` here: the test's
@@ -38,6 +39,7 @@ from kubelet.runtime.docker import DockerRuntime
 from kubelet.runtime.interface import ContainerRuntime
 from localcluster import images
 from localcluster.containerd import CNI_BIN_DIR
+from localcluster.daemon import unmount_under
 from localcluster.processes import ApiServerProcess, KubeletProcess
 from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv, http_get
 from tests.procs import REPO
@@ -248,7 +250,8 @@ class RealNode:
         return out
 
     def remove_pods(self) -> None:
-        """Remove the sandboxes made since `start()` (restarting a dockerd a test stopped)."""
+        """Remove the sandboxes made since `start()` (restarting a dockerd a test stopped),
+        and detach what the kubelet left mounted under its root dir (secrets' tmpfs)."""
         if self.docker_env is not None and not self.docker_env.dockerd.running:
             self.docker_env.dockerd.start()
 
@@ -258,7 +261,10 @@ class RealNode:
                     await runtime.stop_pod_sandbox(sandbox.id)
                     await runtime.remove_pod_sandbox(sandbox.id)
 
-        self.cri(remove)
+        try:
+            self.cri(remove)
+        finally:
+            unmount_under(self.kubelet_root)
 
 
 @contextlib.contextmanager

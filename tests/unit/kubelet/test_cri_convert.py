@@ -15,10 +15,10 @@ from kubelet.runtime.cri_convert import (
     container_config,
     expand,
     linux_resources,
-    prepare_volumes,
 )
 from kubelet.runtime.cri_messages import to_cri_container_config, to_cri_sandbox_config
 from kubelet.runtime.interface import LogLine, PodSandboxConfig, PortMapping
+from kubelet.volume_plugins import prepare_volumes
 from protos import core_pb2
 from protos import cri_pb2 as cri
 

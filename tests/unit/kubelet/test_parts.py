@@ -9,7 +9,8 @@ import pytest
 
 from kubelet import errors
 from kubelet.config import KubeletConfig, TaintSpec
-from kubelet.kuberuntime_manager import KubeRuntimeManager, pull_policy
+from kubelet.image_manager import pull_policy
+from kubelet.kuberuntime_manager import KubeRuntimeManager
 from kubelet.pod_workers import PodWorkers, grace_period
 from kubelet.runtime import names, new_runtime
 from kubelet.runtime.fake import FakeRuntime, image_ref
