@@ -23,7 +23,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from apimachinery import errors
-from protos import apps_pb2, coordination_pb2, core_pb2
+from protos import apps_pb2, certificates_pb2, coordination_pb2, core_pb2
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,15 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Deployment", "apps/v1", "deployments", ("deploy",), True, apps_pb2.Deployment, True),
     KindInfo("ReplicaSet", "apps/v1", "replicasets", ("rs",), True, apps_pb2.ReplicaSet, True),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), True, coordination_pb2.Lease, False),
+    KindInfo(
+        "CertificateSigningRequest",
+        "certificates.k8s.io/v1",
+        "certificatesigningrequests",
+        ("csr",),
+        False,
+        certificates_pb2.CertificateSigningRequest,
+        True,
+    ),
 )
 
 _BY_KIND: dict[str, KindInfo] = {k.kind: k for k in KINDS}

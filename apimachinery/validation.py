@@ -16,6 +16,7 @@ The rules live in one module per area, named after Kubernetes' files:
     validation_core     Pod, Service, Node, Namespace, ConfigMap, Secret,
                         Event, Lease, Endpoints, Binding
     validation_apps     Deployment, ReplicaSet
+    validation_certificates  CertificateSigningRequest (create and update)
     validation_update   immutability rules of updates
 
 Every function returns a list of errors.FieldError (never raises), so a user
@@ -34,6 +35,10 @@ from google.protobuf.message import Message
 from apimachinery import errors, scheme
 from apimachinery.errors import FieldError
 from apimachinery.validation_apps import validate_deployment, validate_replica_set
+from apimachinery.validation_certificates import (
+    validate_certificate_signing_request,
+    validate_certificate_signing_request_update,
+)
 from apimachinery.validation_core import (
     validate_binding,
     validate_config_map,
@@ -71,6 +76,7 @@ _VALIDATORS: dict[str, Check] = {
     "Endpoints": validate_endpoints,
     "Deployment": validate_deployment,
     "ReplicaSet": validate_replica_set,
+    "CertificateSigningRequest": validate_certificate_signing_request,
 }
 
 _UPDATE_VALIDATORS: dict[str, UpdateCheck] = {
@@ -81,6 +87,7 @@ _UPDATE_VALIDATORS: dict[str, UpdateCheck] = {
     "Secret": validate_config_update,
     "Deployment": validate_selector_update,
     "ReplicaSet": validate_selector_update,
+    "CertificateSigningRequest": validate_certificate_signing_request_update,
 }
 
 
