@@ -81,6 +81,18 @@ from cli.main import configure_logging
     type=click.Path(dir_okay=False),
     help="An EncryptionConfiguration file: the resources (secrets) to encrypt at rest, and how.",
 )
+@click.option(
+    "--cluster-signing-cert-file",
+    default="",
+    type=click.Path(dir_okay=False),
+    help="The CA certificate approved CSRs are signed with (pki/ca.crt); none: no signing.",
+)
+@click.option(
+    "--cluster-signing-key-file",
+    default="",
+    type=click.Path(dir_okay=False),
+    help="The private key of --cluster-signing-cert-file (pki/ca.key).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def apiserver(**flags: object) -> None:
     """Run the API server (with scheduler and controllers) in the foreground."""
@@ -106,6 +118,8 @@ async def _run(flags: dict[str, object]) -> None:
         node_monitor_grace_period=grace,
         node_monitor_period=min(5.0, max(0.5, grace / 8)),
         default_toleration_seconds=int(str(flags["default_toleration_seconds"])),
+        cluster_signing_cert_file=str(flags["cluster_signing_cert_file"]),
+        cluster_signing_key_file=str(flags["cluster_signing_key_file"]),
     )
     listen, *extra_listen = _strings(flags["listen_addresses"])
     token_file = str(flags["token_auth_file"])

@@ -24,7 +24,8 @@ from cli.context import Options, until_signalled
     "only",
     default="",
     help="Comma-separated controllers to run (default: all): "
-    "deployment,replicaset,endpoints,nodeipam,nodelifecycle,garbagecollector.",
+    "deployment,replicaset,endpoints,nodeipam,nodelifecycle,garbagecollector,namespace,"
+    "csrapproving,csrsigning,tokencleaner.",
 )
 @click.option(
     "--node-monitor-grace-period",
@@ -33,10 +34,27 @@ from cli.context import Options, until_signalled
     show_default=True,
     help="Seconds without a Lease renewal before a node is NotReady/Unknown.",
 )
+@click.option(
+    "--cluster-signing-cert-file",
+    default="",
+    type=click.Path(dir_okay=False),
+    help="The CA certificate approved CSRs are signed with (pki/ca.crt); none: no signing.",
+)
+@click.option(
+    "--cluster-signing-key-file",
+    default="",
+    type=click.Path(dir_okay=False),
+    help="The private key of --cluster-signing-cert-file (pki/ca.key).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_obj
 def controller_manager(
-    opts: Options, only: str, node_monitor_grace_period: float, verbose: bool
+    opts: Options,
+    only: str,
+    node_monitor_grace_period: float,
+    cluster_signing_cert_file: str,
+    cluster_signing_key_file: str,
+    verbose: bool,
 ) -> None:
     """Run the controllers against the API server (--server) in the foreground."""
     from cli.main import configure_logging
@@ -48,6 +66,8 @@ def controller_manager(
     options = ControllerOptions(
         node_monitor_grace_period=node_monitor_grace_period,
         node_monitor_period=min(5.0, max(0.5, node_monitor_grace_period / 8)),
+        cluster_signing_cert_file=cluster_signing_cert_file,
+        cluster_signing_key_file=cluster_signing_key_file,
     )
     names = [n.strip() for n in only.split(",") if n.strip()] or None
 

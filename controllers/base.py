@@ -60,6 +60,12 @@ class ControllerOptions:
     # node IPAM
     cluster_cidr: str = "10.244.0.0/16"
     node_cidr_mask_size: int = 24
+    # CSR signing (kube-controller-manager's --cluster-signing-cert-file / -key-file): the
+    # cluster CA that signs approved CSRs; empty = the csrsigning controller signs nothing
+    cluster_signing_cert_file: str = ""
+    cluster_signing_key_file: str = ""
+    # --cluster-signing-duration: the longest validity it gives (a CSR may ask for less)
+    cluster_signing_duration: float = 365 * 24 * 3600.0
     # deployment progress deadline is per object (spec.progressDeadlineSeconds)
     workers: int = 2
     extra: dict[str, Any] = field(default_factory=dict)

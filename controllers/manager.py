@@ -32,6 +32,9 @@ CONTROLLER_MODULES = (
     "controllers.nodelifecycle",
     "controllers.garbagecollector",
     "controllers.namespace",
+    "controllers.csrapproving",
+    "controllers.csrsigning",
+    "controllers.tokencleaner",
 )
 
 
