@@ -23,7 +23,23 @@ cannot be reached is ServiceUnavailable naming its address. Cancelling the
 CLI's stream (Ctrl-C on `logs -f`) cancels the apiserver's handler, which
 leaves the `async for` and so cancels the call to the kubelet.
 
-`PodProxy` is a mixin for the ResourcesServicer: it needs only `self.store`.
+How the API server dials a kubelet (Kubernetes' KubeletClientConfig,
+`--kubelet-client-certificate`, `--kubelet-client-key`,
+`--kubelet-certificate-authority`): a kubelet's port is mutual TLS, so the
+API server presents its own client certificate (CN
+kube-apiserver-kubelet-client, O system:masters, from `tinykube pki init`) and
+checks the kubelet's serving certificate against the CA. gRPC checks the
+address dialed against the certificate's subjectAltNames, and a kubelet's
+serving certificate from pki init names the node and its IPs, so dialing the
+InternalIP verifies. A kubelet that does not trust the API server's
+certificate closes the connection; one whose certificate is not the CA's, or
+does not name the address, fails the handshake here -- either way the answer is
+ServiceUnavailable "cannot reach the kubelet at 10.0.0.11:10250: TLS handshake
+failed: ...". Without that configuration (`KubeletClientConfig()`, the
+default) the dial is plain, as it is to a kubelet started without TLS.
+
+`PodProxy` is a mixin for the ResourcesServicer: it needs `self.store`, and
+takes `self.kubelet_client` (plain by default) for its dials.
 """
 
 from __future__ import annotations
@@ -31,11 +47,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
+import grpc.aio
 
-from apimachinery import errors, scheme
+from apimachinery import certs, errors, scheme
+from apimachinery.channel import Credentials, transport_reason
 from apimachinery.validation_pod_parts import choose_container
 from apiserver.registry.store import Store
 from protos import api_pb2, kubelet_pb2, kubelet_pb2_grpc
@@ -44,6 +64,53 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KUBELET_PORT = 10250
 _CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class KubeletClientConfig:
+    """How the API server dials kubelets: plain, or TLS verified by a CA with a client cert."""
+
+    ca_pem: bytes | None = None
+    cert_pem: bytes | None = field(default=None, repr=False)
+    key_pem: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.cert_pem is None) != (self.key_pem is None):
+            raise ValueError(
+                "a kubelet client certificate needs its key, and a key its certificate"
+            )
+        if self.cert_pem is not None and self.ca_pem is None:
+            raise ValueError(
+                "a kubelet client certificate needs --kubelet-certificate-authority:"
+                " the kubelets' serving certificates are verified"
+            )
+
+    @classmethod
+    def from_files(
+        cls, certificate: str = "", key: str = "", certificate_authority: str = ""
+    ) -> KubeletClientConfig:
+        """The flags' files (each may be empty); CertError/OSError/ValueError say what is wrong."""
+        cert_pem = Path(certificate).read_bytes() if certificate else None
+        key_pem = Path(key).read_bytes() if key else None
+        ca_pem = Path(certificate_authority).read_bytes() if certificate_authority else None
+        if cert_pem is not None and key_pem is not None:
+            parsed, private = certs.read_cert(certificate), certs.read_key(key)
+            if certs.spki_der(parsed.public_key()) != certs.spki_der(private.public_key()):
+                raise certs.CertError(f"{key} is not the key of {certificate}")
+        if ca_pem is not None:
+            certs.read_cert(certificate_authority)
+        return cls(ca_pem=ca_pem, cert_pem=cert_pem, key_pem=key_pem)
+
+    @property
+    def tls(self) -> bool:
+        return self.ca_pem is not None
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """A channel to a kubelet at host:port: TLS when configured, else plain."""
+        if not self.tls:
+            return grpc.aio.insecure_channel(address)
+        credentials = Credentials(ca_pem=self.ca_pem, cert_pem=self.cert_pem, key_pem=self.key_pem)
+        return grpc.aio.secure_channel(address, credentials.channel_credentials())
 
 
 def kubelet_address(node: Any) -> str:
@@ -65,9 +132,8 @@ def _kubelet_error(exc: grpc.aio.AioRpcError, address: str) -> errors.StatusErro
     if exc.code() == grpc.StatusCode.UNAVAILABLE:
         has_status = any(k == "grpc-status-details-bin" for k, _ in exc.trailing_metadata() or ())
         if not has_status:
-            return errors.ServiceUnavailable(
-                f"cannot reach the kubelet at {address}: {exc.details() or 'unavailable'}"
-            )
+            reason = transport_reason(exc.details() or "")
+            return errors.ServiceUnavailable(f"cannot reach the kubelet at {address}: {reason}")
     return errors.from_rpc_error(exc)
 
 
@@ -75,6 +141,7 @@ class PodProxy:
     """The PodLogs / PodExec methods of the resource service."""
 
     store: Store
+    kubelet_client: KubeletClientConfig = KubeletClientConfig()
 
     async def _target(self, namespace: str, name: str, container: str) -> tuple[Any, str, str]:
         """(pod, container name, kubelet address) for a request."""
@@ -103,7 +170,7 @@ class PodProxy:
             )
             if request.HasField("tail_lines"):
                 forwarded.tail_lines = request.tail_lines
-            async with grpc.aio.insecure_channel(address) as channel:
+            async with self.kubelet_client.channel(address) as channel:
                 stub = kubelet_pb2_grpc.KubeletStub(channel)
                 async for chunk in stub.Logs(forwarded):
                     yield api_pb2.PodLogsChunk(lines=chunk.lines)
@@ -128,7 +195,7 @@ class PodProxy:
                 command=list(request.command),
                 timeout_seconds=request.timeout_seconds,
             )
-            async with grpc.aio.insecure_channel(address) as channel:
+            async with self.kubelet_client.channel(address) as channel:
                 stub = kubelet_pb2_grpc.KubeletStub(channel)
                 timeout = (request.timeout_seconds or 300) + _CONNECT_TIMEOUT
                 answer = await stub.Exec(forwarded, timeout=timeout)

@@ -28,18 +28,50 @@ written; when following, each new line as it comes. Binding failures (the
 port is taken, e.g. by another hollow kubelet on the same host) are logged
 and the kubelet runs on without a server -- logs and exec are then
 unavailable on that node, everything else works.
+
+Who may call (Kubernetes' kubelet authentication + authorization, server/auth.go):
+with a `ServingTLS` (`--tls-cert-file`, `--tls-private-key-file`,
+`--client-ca-file`) the port is mutual TLS -- the caller must present a
+certificate of the client CA, so a plain-text connection or one without a
+certificate fails the handshake and never reaches a handler. The certificate
+is then an identity (CN the user, O the groups; apimachinery/certs.py), and
+logs and exec are allowed to
+
+    CN kube-apiserver-kubelet-client    the API server's client certificate
+    O  system:masters                   cluster administrators
+
+and refused to everyone else with PERMISSION_DENIED in the kubelet's words,
+naming the caller, the verb (get for logs, create for exec) and what
+Kubernetes calls the resource (the node's proxy subresource):
+
+    Forbidden (user=system:node:node2, verb=create, resource=nodes, subresource=proxy)
+
+Kubernetes asks the API server (a SubjectAccessReview) whether the caller may
+use nodes/proxy; tinykube's kubelet holds that rule itself, since only the API
+server and administrators have any business here. Another kubelet's
+certificate, signed by the same CA, is therefore refused.
+
+Without a ServingTLS the server is plain gRPC with no check, as before: what
+tests that build a Kubelet directly get, and what `--address unix:PATH`
+serves (a socket made 0600, so only root on the machine reaches it).
+`tinykube kubelet` refuses a TCP port without TLS once it has a kubeconfig;
+the plain TCP port remains only for a kubelet started with `--server` (the
+way `tinykube up` starts its nodes until it has a PKI).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import grpc
 import grpc.aio
 
-from apimachinery import errors
+from apimachinery import certs, errors
 from apimachinery.validation_pod_parts import choose_container
 from kubelet.errors import ContainerRuntimeError, ExecTimeout
 from kubelet.errors import NotFoundError as RuntimeNotFound
@@ -51,6 +83,62 @@ log = logging.getLogger(__name__)
 
 _CHUNK_LINES = 500
 DEFAULT_EXEC_TIMEOUT = 300.0
+
+# Who may read logs and exec (the rule Kubernetes' API server answers for nodes/proxy).
+APISERVER_CLIENT_USER = "kube-apiserver-kubelet-client"
+MASTERS_GROUP = "system:masters"
+ANONYMOUS_USER = "system:anonymous"
+
+
+@dataclass(frozen=True)
+class ServingTLS:
+    """The kubelet server's TLS: its serving certificate and key, and the CA of its callers."""
+
+    cert_pem: bytes
+    key_pem: bytes = field(repr=False)
+    client_ca_pem: bytes
+
+    @classmethod
+    def from_files(cls, cert_file: str, key_file: str, client_ca_file: str) -> ServingTLS:
+        """Read the three files: CertError if one is not what it should be, OSError if unread."""
+        tls = cls(
+            Path(cert_file).read_bytes(),
+            Path(key_file).read_bytes(),
+            Path(client_ca_file).read_bytes(),
+        )
+        cert, key = certs.read_cert(cert_file), certs.read_key(key_file)
+        if certs.spki_der(cert.public_key()) != certs.spki_der(key.public_key()):
+            raise certs.CertError(f"{key_file} is not the key of {cert_file}")
+        certs.read_cert(client_ca_file)
+        return tls
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """TLS that requires (and verifies) a client certificate of the client CA."""
+        return grpc.ssl_server_credentials(
+            [(self.key_pem, self.cert_pem)],
+            root_certificates=self.client_ca_pem,
+            require_client_auth=True,
+        )
+
+
+def caller_identity(context: grpc.aio.ServicerContext) -> certs.Identity:
+    """Who is calling: the verified client certificate's CN and O, else system:anonymous."""
+    pem = context.auth_context().get("x509_pem_cert")
+    if not pem:
+        return certs.Identity(ANONYMOUS_USER)
+    try:
+        return certs.identity(certs.load_cert_pem(pem[0]))
+    except certs.CertError:
+        return certs.Identity(ANONYMOUS_USER)
+
+
+def authorize(identity: certs.Identity, verb: str) -> None:
+    """Raise Forbidden unless `identity` may use this kubelet's logs and exec."""
+    if identity.user == APISERVER_CLIENT_USER or MASTERS_GROUP in identity.groups:
+        return
+    raise errors.Forbidden(
+        f"Forbidden (user={identity.user}, verb={verb}, resource=nodes, subresource=proxy)"
+    )
 
 
 class PodLookup(Protocol):
@@ -66,9 +154,20 @@ class PodLookup(Protocol):
 class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
     """The kubelet's gRPC API: a container's logs and exec in it, for the apiserver's proxy."""
 
-    def __init__(self, kubelet: PodLookup, node_name: str = "") -> None:
+    def __init__(self, kubelet: PodLookup, node_name: str = "", *, check: bool = False) -> None:
         self.kubelet = kubelet
         self.node_name = node_name
+        # True behind mutual TLS: every call is authorized from its client certificate.
+        self.check = check
+
+    def _authorize(self, context: grpc.aio.ServicerContext, verb: str) -> None:
+        if self.check:
+            identity = caller_identity(context)
+            try:
+                authorize(identity, verb)
+            except errors.Forbidden:
+                log.warning("kubelet api call refused", extra={"user": identity.user, "verb": verb})
+                raise
 
     async def _instance(
         self, namespace: str, name: str, uid: str, container: str, previous: bool
@@ -94,6 +193,7 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
         self, request: kubelet_pb2.ContainerLogsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[kubelet_pb2.ContainerLogsChunk]:
         try:
+            self._authorize(context, "get")
             instance = await self._instance(
                 request.namespace, request.pod, request.pod_uid, request.container, request.previous
             )
@@ -120,6 +220,7 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
         self, request: kubelet_pb2.ContainerExecRequest, context: grpc.aio.ServicerContext
     ) -> kubelet_pb2.ContainerExecResponse:
         try:
+            self._authorize(context, "create")
             if not request.command:
                 raise errors.BadRequest("you must specify at least one command for the container")
             instance = await self._instance(
@@ -159,21 +260,55 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
 
 
 class KubeletServer:
-    """The grpc.aio server around KubeletServicer."""
+    """The grpc.aio server around KubeletServicer: mutual TLS with a ServingTLS, else plain."""
 
-    def __init__(self, kubelet: PodLookup, address: str, port: int, node_name: str = "") -> None:
+    def __init__(
+        self,
+        kubelet: PodLookup,
+        address: str,
+        port: int,
+        node_name: str = "",
+        *,
+        tls: ServingTLS | None = None,
+    ) -> None:
         self.servicer = KubeletServicer(kubelet, node_name)
         self.address = address
         self.port = port
+        self.tls: ServingTLS | None = None
         self._server: grpc.aio.Server | None = None
+        if tls is not None:
+            self.use_tls(tls)
+
+    def use_tls(self, tls: ServingTLS) -> None:
+        """Serve mutual TLS and authorize every call (set before start)."""
+        self.tls = tls
+        self.servicer.check = True
+
+    def _bind(self, server: grpc.aio.Server) -> int:
+        """Add the listening port; returns the port (0 when it cannot be bound)."""
+        if self.address.startswith("unix:"):
+            # A local socket: trust is the file's mode, as for a runtime's socket.
+            path = self.address.removeprefix("unix:").removeprefix("//")
+            Path(path).unlink(missing_ok=True)
+            bound = server.add_insecure_port(f"unix:{path}")
+            return self.port if bound else 0
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        target = f"{host}:{self.port}"
+        port: int
+        if self.tls is not None:
+            port = server.add_secure_port(target, self.tls.server_credentials())
+        else:
+            port = server.add_insecure_port(target)
+        return port
 
     async def start(self) -> int:
-        """Listen; returns the port (the chosen one when asked for 0), or 0 if binding failed."""
+        """Listen; returns the port (the chosen one when asked for 0), or 0 if binding failed.
+
+        On a unix socket the configured port is returned unchanged (nothing listens on it)."""
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         kubelet_pb2_grpc.add_KubeletServicer_to_server(self.servicer, server)
-        host = f"[{self.address}]" if ":" in self.address else self.address
         try:
-            port: int = server.add_insecure_port(f"{host}:{self.port}")
+            port = self._bind(server)
         except RuntimeError as exc:
             log.error(
                 "kubelet server cannot listen",
@@ -186,9 +321,14 @@ class KubeletServer:
             )
             return 0
         await server.start()
+        if self.address.startswith("unix:"):
+            os.chmod(self.address.removeprefix("unix:").removeprefix("//"), 0o600)
         self._server = server
         self.port = port
-        log.info("kubelet server listening", extra={"address": self.address, "port": port})
+        log.info(
+            "kubelet server listening",
+            extra={"address": self.address, "port": port, "tls": self.tls is not None},
+        )
         return port
 
     async def stop(self, grace: float = 0.5) -> None:
