@@ -23,7 +23,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from apimachinery import errors
-from protos import apps_pb2, certificates_pb2, coordination_pb2, core_pb2
+from protos import apps_pb2, certificates_pb2, coordination_pb2, core_pb2, rbac_pb2
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class KindInfo:
         return self.kind.lower()
 
 
+RBAC_V1 = "rbac.authorization.k8s.io/v1"
+
 KINDS: tuple[KindInfo, ...] = (
     KindInfo("Namespace", "v1", "namespaces", ("ns",), False, core_pb2.Namespace, True),
     KindInfo("Node", "v1", "nodes", ("no",), False, core_pb2.Node, True),
@@ -70,6 +72,18 @@ KINDS: tuple[KindInfo, ...] = (
         False,
         certificates_pb2.CertificateSigningRequest,
         True,
+    ),
+    KindInfo("Role", RBAC_V1, "roles", (), True, rbac_pb2.Role, False),
+    KindInfo("ClusterRole", RBAC_V1, "clusterroles", (), False, rbac_pb2.ClusterRole, False),
+    KindInfo("RoleBinding", RBAC_V1, "rolebindings", (), True, rbac_pb2.RoleBinding, False),
+    KindInfo(
+        "ClusterRoleBinding",
+        RBAC_V1,
+        "clusterrolebindings",
+        (),
+        False,
+        rbac_pb2.ClusterRoleBinding,
+        False,
     ),
 )
 

@@ -17,6 +17,7 @@ The rules live in one module per area, named after Kubernetes' files:
                         Event, Lease, Endpoints, Binding
     validation_apps     Deployment, ReplicaSet
     validation_certificates  CertificateSigningRequest (create and update)
+    validation_rbac     Role, ClusterRole, RoleBinding, ClusterRoleBinding
     validation_update   immutability rules of updates
 
 Every function returns a list of errors.FieldError (never raises), so a user
@@ -51,6 +52,13 @@ from apimachinery.validation_core import (
     validate_secret,
     validate_service,
 )
+from apimachinery.validation_rbac import (
+    validate_binding_update,
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_role,
+    validate_role_binding,
+)
 from apimachinery.validation_update import (
     validate_config_update,
     validate_meta_update,
@@ -76,6 +84,10 @@ _VALIDATORS: dict[str, Check] = {
     "Endpoints": validate_endpoints,
     "Deployment": validate_deployment,
     "ReplicaSet": validate_replica_set,
+    "Role": validate_role,
+    "ClusterRole": validate_cluster_role,
+    "RoleBinding": validate_role_binding,
+    "ClusterRoleBinding": validate_cluster_role_binding,
     "CertificateSigningRequest": validate_certificate_signing_request,
 }
 
@@ -87,6 +99,8 @@ _UPDATE_VALIDATORS: dict[str, UpdateCheck] = {
     "Secret": validate_config_update,
     "Deployment": validate_selector_update,
     "ReplicaSet": validate_selector_update,
+    "RoleBinding": validate_binding_update,
+    "ClusterRoleBinding": validate_binding_update,
     "CertificateSigningRequest": validate_certificate_signing_request_update,
 }
 

@@ -27,6 +27,7 @@ running and ready, `Running`; after `delete`, `Terminating`.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from cli.cells import (
@@ -324,6 +325,66 @@ EVENT_COLUMNS = [
     Column("NAME", name, wide=True),
 ]
 
+# ------------------------------------------------------------------ rbac
+
+
+def created_at(obj: Any, ctx: PrintContext) -> str:
+    """`2024-05-01T10:00:00Z`: roles show when, not how long ago (kubectl's CREATED AT)."""
+    at = timestamp_seconds(obj.metadata, "creation_timestamp")
+    if at is None:
+        return NONE
+    return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def subjects_of(binding: Any, kind: str) -> str:
+    """The subjects of one kind, comma-separated; ServiceAccounts as `namespace/name`."""
+    names = [
+        f"{s.namespace}/{s.name}" if kind == "ServiceAccount" and s.namespace else s.name
+        for s in binding.subjects
+        if s.kind == kind
+    ]
+    return ", ".join(names)
+
+
+ROLE_COLUMNS = [NAME, Column("CREATED AT", created_at)]
+BINDING_COLUMNS = [
+    NAME,
+    Column("ROLE", lambda o, c: f"{o.role_ref.kind}/{o.role_ref.name}"),
+    AGE,
+    Column("USERS", lambda o, c: subjects_of(o, "User"), wide=True),
+    Column("GROUPS", lambda o, c: subjects_of(o, "Group"), wide=True),
+    Column("SERVICEACCOUNTS", lambda o, c: subjects_of(o, "ServiceAccount"), wide=True),
+]
+
+# ------------------------------------------------------------------ certificate signing requests
+
+
+def csr_condition(csr: Any) -> str:
+    """kubectl's CONDITION: Pending, Approved or Denied (Denied wins), then ,Failed, ,Issued."""
+    types = {c.type for c in csr.status.conditions}
+    text = "Denied" if "Denied" in types else "Approved" if "Approved" in types else "Pending"
+    if "Failed" in types:
+        text += ",Failed"
+    if csr.status.certificate:
+        text += ",Issued"
+    return text
+
+
+def csr_requested_duration(csr: Any, ctx: PrintContext) -> str:
+    if not csr.spec.HasField("expiration_seconds"):
+        return NONE
+    return _human(csr.spec.expiration_seconds)
+
+
+CSR_COLUMNS = [
+    NAME,
+    AGE,
+    Column("SIGNERNAME", lambda o, c: o.spec.signer_name or NONE),
+    Column("REQUESTOR", lambda o, c: o.spec.username or NONE),
+    Column("REQUESTEDDURATION", csr_requested_duration),
+    Column("CONDITION", lambda o, c: csr_condition(o)),
+]
+
 COLUMNS: dict[str, list[Column]] = {
     "Pod": POD_COLUMNS,
     "Deployment": DEPLOYMENT_COLUMNS,
@@ -341,4 +402,9 @@ COLUMNS: dict[str, list[Column]] = {
         AGE,
     ],
     "Lease": [NAME, Column("HOLDER", lambda o, c: o.spec.holder_identity), AGE],
+    "CertificateSigningRequest": CSR_COLUMNS,
+    "Role": ROLE_COLUMNS,
+    "ClusterRole": ROLE_COLUMNS,
+    "RoleBinding": BINDING_COLUMNS,
+    "ClusterRoleBinding": BINDING_COLUMNS,
 }

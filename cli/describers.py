@@ -11,6 +11,9 @@ from `kubectl describe` reads the same here, e.g. for a Deployment:
     Pod Template: (labels, containers, volumes)
     Conditions: / OldReplicaSets: / NewReplicaSet: / Events:
 
+The RBAC kinds' pages (roles as rule tables, bindings as role + subjects)
+are in cli.describers_rbac and join `DESCRIBERS` here.
+
 Fields tinykube does not model (QoS details, resource percentages of node
 capacity, volume sources beyond the four it has) are left out rather than
 shown empty.
@@ -31,6 +34,7 @@ from cli.describe_sections import (
     events_section,
     object_meta,
 )
+from cli.describers_rbac import RBAC_DESCRIBERS
 from scheduler import record
 
 NONE = cells.NONE
@@ -434,4 +438,5 @@ DESCRIBERS: dict[str, Describer] = {
     "Service": describe_service,
     "Endpoints": describe_endpoints,
     "Node": describe_node,
+    **RBAC_DESCRIBERS,
 }
