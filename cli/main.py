@@ -96,6 +96,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "apply",
         "Apply a configuration to a resource by file name or stdin.",
     ),
+    "auth": ("cli.cmd_auth", "auth", "Inspect authorization."),
     "controller-manager": (
         "cli.cmd_controlplane",
         "controller_manager",
