@@ -189,9 +189,13 @@ def sandbox_security(
     """generatePodSandboxLinuxConfig's security half: the pod-level context for the sandbox."""
     pod_sc = pod.spec.security_context
     profile = pod_sc.seccomp_profile if pod_sc.HasField("seccomp_profile") else None
+    user = pod_sc.run_as_user if pod_sc.HasField("run_as_user") else None
+    # A group alone is refused by the runtimes ("specified without user"); the pause
+    # image names no user to fill in, so the sandbox keeps its own (root) group then.
+    group = pod_sc.run_as_group if pod_sc.HasField("run_as_group") and user is not None else None
     return LinuxSandboxSecurity(
-        run_as_user=pod_sc.run_as_user if pod_sc.HasField("run_as_user") else None,
-        run_as_group=pod_sc.run_as_group if pod_sc.HasField("run_as_group") else None,
+        run_as_user=user,
+        run_as_group=group,
         supplemental_groups=pod_groups(pod),
         privileged=has_privileged_container(pod),
         seccomp=seccomp_profile(profile, seccomp_root),

@@ -154,6 +154,21 @@ async def test_run_as_user_group_and_groups(runner: PodRunner) -> None:
     assert {"2000", "3000", "4000"} <= set((await runner.sh(p, "pod-level", "id -G")).split())
     assert await runner.sh(p, "own", "id -u") == "1001"  # the container's field wins
     assert await runner.sh(p, "own", "id -g") == "3000"
+    # A group alone: the kubelet fills in the image's user (busybox names none: root).
+    q = await runner.run(
+        pod(
+            "group-only",
+            f"""  securityContext: {{runAsGroup: 3000}}
+  containers:
+  - {{name: app, image: "busybox:1.36", command: {SLEEP}}}
+""",
+        ),
+        "app",
+    )
+    assert (await runner.sh(q, "app", "id -u"), await runner.sh(q, "app", "id -g")) == (
+        "0",
+        "3000",
+    )
 
 
 async def test_run_as_non_root_refuses_a_root_image(runner: PodRunner) -> None:

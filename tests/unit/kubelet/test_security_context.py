@@ -205,6 +205,9 @@ def test_sandbox_gets_the_pod_level_context_and_namespaces() -> None:
         privileged=True,  # an init container is privileged: containerd wants the sandbox so
         seccomp=SeccompProfile("RuntimeDefault"),
     )
+    # A group without a user cannot be applied to the pause container: it keeps its own.
+    assert sandbox_security(one({"runAsGroup": 3000})).run_as_group is None
+    assert sandbox_security(one({"runAsUser": 1, "runAsGroup": 3000})).run_as_group == 3000
     config = sandbox_config(pod)
     assert (config.host_pid, config.host_ipc, config.share_process_namespace) == (
         True,
