@@ -97,6 +97,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Apply a configuration to a resource by file name or stdin.",
     ),
     "auth": ("cli.cmd_auth", "auth", "Inspect authorization."),
+    "certificate": ("cli.cmd_certificate", "certificate", "Approve or deny certificate requests."),
     "controller-manager": (
         "cli.cmd_controlplane",
         "controller_manager",
@@ -179,6 +180,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "status",
         "Show the cluster's processes and nodes; exit 1 when something is down.",
     ),
+    "token": ("cli.cmd_token", "token", "Manage bootstrap tokens: create, list, delete."),
     "uncordon": ("cli.cmd_node", "uncordon", "Mark NODE as schedulable again."),
     "up": (
         "cli.cmd_up",
