@@ -205,6 +205,15 @@ class RBACIndex:
             return self.roles.get(scheme.object_key(ROLES, binding_namespace, ref.name))
         return None
 
+    def rules_for(self, user: UserInfo, namespace: str) -> list[rbac_pb2.PolicyRule]:
+        """Every rule the user holds in `namespace` (cluster-wide ones only for "")."""
+        rules: list[rbac_pb2.PolicyRule] = []
+        for binding in self.bindings_for(namespace):
+            bound_in = binding.metadata.namespace
+            if any(applies_to(s, user, bound_in) for s in binding.subjects):
+                rules.extend(self.role_rules(binding.role_ref, bound_in) or ())
+        return rules
+
     def bindings_for(self, namespace: str) -> Iterator[AnyBinding]:
         """ClusterRoleBindings first, then the RoleBindings of `namespace` (Kubernetes' order)."""
         yield from self.cluster_role_bindings.values()
