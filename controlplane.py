@@ -28,6 +28,7 @@ from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
 from apiserver.auth.authorizer import UserInfo
 from apiserver.listeners import ServingOptions
+from apiserver.proxy import KubeletClientConfig
 from apiserver.server import serve
 from controllers.base import ControllerOptions
 from controllers.manager import run_controller_manager
@@ -80,6 +81,7 @@ async def serve_control_plane(
     extra_listen: Sequence[str] = (),
     serving: ServingOptions | None = None,
     static_tokens: dict[str, UserInfo] | None = None,
+    kubelet_client: KubeletClientConfig | None = None,
     storage: str = "sqlite",
     scheduler: bool = True,
     controllers: bool = True,
@@ -98,6 +100,7 @@ async def serve_control_plane(
         extra_listen=extra_listen,
         serving=serving,
         static_tokens=static_tokens,
+        kubelet_client=kubelet_client,
         storage=storage,
         default_toleration_seconds=options.default_toleration_seconds,
         encryption_provider_config=encryption_provider_config,

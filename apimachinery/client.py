@@ -18,10 +18,10 @@ service that adds what callers should not have to repeat:
   namespace mean all namespaces, as the API does;
 * error mapping: every failed call raises an `errors.StatusError` subclass, so
   callers write `except errors.Conflict:` where client-go code writes
-  `apierrors.IsConflict(err)`. A server that cannot be reached (refused, or a
-  failed TLS handshake) raises `errors.ServiceUnavailable` with one readable
-  line instead of grpc's debug string, e.g. `cannot reach the API server at
-  127.0.0.1:6443: connection refused` or `...: TLS handshake failed: ...`.
+  `apierrors.IsConflict(err)`. An unreachable server (refused, or a failed TLS
+  handshake) is `errors.ServiceUnavailable` with one readable line, e.g.
+  `cannot reach the API server at 127.0.0.1:6443: connection refused`;
+* warnings from admission (trailing metadata) go to `on_warning`.
 
 Credentials: `Client(server)` dials a plain channel. With `credentials=
 channel.Credentials(ca_pem, cert_pem, key_pem, token)` it dials TLS, verifies
@@ -56,6 +56,7 @@ from google.protobuf.message import Message
 
 from apimachinery import errors, scheme
 from apimachinery.channel import Connection, Credentials
+from apimachinery.client_calls import DEFAULT_NAMESPACE, ServerCalls
 from protos import api_pb2, api_pb2_grpc, core_pb2
 
 if TYPE_CHECKING:
@@ -72,7 +73,6 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 DEFAULT_SERVER = "127.0.0.1:6443"
-DEFAULT_NAMESPACE = "default"
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def scheme_info(ref: ResourceRef | Message) -> scheme.KindInfo:
     return scheme.for_message(ref)
 
 
-class Client:
+class Client(ServerCalls):
     """An async client for one API server address. Also an async context manager."""
 
     def __init__(
@@ -112,10 +112,25 @@ class Client:
         self.credentials = credentials
         self._connection = Connection(server, timeout=timeout, credentials=credentials)
 
+    def on_warning(self, handler: Callable[[str], None]) -> None:
+        """Where the server's warnings go (by default: the log). The CLI prints them."""
+        self._connection.on_warning = handler
+
     @classmethod
     def from_config(cls, config: ClientConfig, *, timeout: float = 30.0) -> Client:
         """A client for a kubeconfig's chosen context (`kubeconfig.load(path)`)."""
         return cls(config.target, timeout=timeout, credentials=config.credentials())
+
+    def use_credentials(self, credentials: Credentials | None) -> Connection:
+        """Dial every new call with `credentials` (a rotated client certificate).
+
+        Returns the previous connection: streams open on it (watches) carry on
+        where they were authenticated until they end; the caller closes it."""
+        previous = self._connection
+        self.credentials = credentials
+        self._connection = Connection(self.server, timeout=self.timeout, credentials=credentials)
+        self._connection.on_warning = previous.on_warning
+        return previous
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -383,80 +398,6 @@ class Client:
             raise self._connection.error(exc) from None
         finally:
             call.cancel()
-
-    async def pod_logs(
-        self,
-        name: str,
-        namespace: str = "",
-        *,
-        container: str = "",
-        follow: bool = False,
-        previous: bool = False,
-        tail: int | None = None,
-    ) -> AsyncIterator[str]:
-        """The pods/log subresource: a container's log lines, oldest first (kubectl logs).
-
-        The apiserver proxies to the pod's kubelet. Without `follow` the
-        iteration ends at the current end of the log; with it, once the
-        container has exited. `tail` keeps the last N lines only.
-        """
-        request = api_pb2.PodLogsRequest(
-            namespace=namespace or DEFAULT_NAMESPACE,
-            name=name,
-            container=container,
-            follow=follow,
-            previous=previous,
-        )
-        if tail is not None and tail >= 0:
-            request.tail_lines = tail
-        call = self._resources().PodLogs(request)
-        try:
-            async for chunk in call:
-                for line in chunk.lines:
-                    yield line
-        except grpc.aio.AioRpcError as exc:
-            raise self._connection.error(exc) from None
-        finally:
-            call.cancel()
-
-    async def pod_exec(
-        self,
-        name: str,
-        command: builtins.list[str],
-        namespace: str = "",
-        *,
-        container: str = "",
-        timeout_seconds: int = 0,
-    ) -> api_pb2.PodExecResponse:
-        """The pods/exec subresource: run `command` in the container (CRI ExecSync).
-
-        Returns stdout, stderr and the exit code; a command that fails is not
-        an error (exit_code != 0). `timeout_seconds` 0 is the kubelet's default.
-        """
-        request = api_pb2.PodExecRequest(
-            namespace=namespace or DEFAULT_NAMESPACE,
-            name=name,
-            container=container,
-            command=command,
-            timeout_seconds=timeout_seconds,
-        )
-        wait = None if timeout_seconds <= 0 else timeout_seconds + self.timeout
-        reply: api_pb2.PodExecResponse = await self._unary(
-            self._resources().PodExec(request, timeout=wait)
-        )
-        return reply
-
-    async def version(self) -> api_pb2.VersionInfo:
-        request = api_pb2.VersionRequest()
-        reply: api_pb2.VersionInfo = await self._unary(
-            self._resources().Version(request, timeout=self.timeout)
-        )
-        return reply
-
-    async def server_resources(self) -> builtins.list[api_pb2.APIResource]:
-        request = api_pb2.ServerResourcesRequest()
-        reply = await self._unary(self._resources().ServerResources(request, timeout=self.timeout))
-        return list(reply.resources)
 
     async def close(self) -> None:
         await self._connection.close()

@@ -25,23 +25,29 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 
-from apimachinery import errors
+from apimachinery import errors, scheme
+from apiserver import encoding
 from apiserver.auth.authenticator import Authenticator
 from apiserver.auth.authorizer import UserInfo
+from apiserver.auth.bootstrappolicy import ensure_default_policy
+from apiserver.auth.bootstraptoken import bootstrap_token_user_async
 from apiserver.auth.filters import RequestGuard
 from apiserver.auth.node import NodeAuthorizer
+from apiserver.auth.rbac import RBACAuthorizer
 from apiserver.listeners import ServingOptions, add_ports, secure_unix_sockets
+from apiserver.proxy import KubeletClientConfig
 from apiserver.registry.store import Store
 from apiserver.servicer import ResourcesServicer
 from apiserver.storage import open_storage
 from apiserver.storage.encrypted import EncryptedStorage
 from apiserver.storage.encryption import load as load_encryption
 from apiserver.storage.interface import Storage
-from protos import api_pb2_grpc
+from protos import api_pb2_grpc, core_pb2
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_SOCKET = "loopback.sock"
+SECRETS = scheme.for_resource("secrets")
 
 
 class APIServer:
@@ -56,8 +62,10 @@ class APIServer:
         extra_listen: Sequence[str] = (),
         serving: ServingOptions | None = None,
         static_tokens: dict[str, UserInfo] | None = None,
+        kubelet_client: KubeletClientConfig | None = None,
     ) -> None:
         self.storage = storage
+        self.kubelet_client = kubelet_client or KubeletClientConfig()
         self.store = Store(storage, default_toleration_seconds=default_toleration_seconds)
         # `listen` first: `port` is its port. More addresses are served by the same server,
         # e.g. `tinykube up` serves node namespaces over TLS and the host's CLI over a socket.
@@ -66,12 +74,29 @@ class APIServer:
         self.serving.check()
         self.listen = listen
         self.port = 0
-        authenticator = Authenticator(static_tokens=static_tokens)
-        self.guard = RequestGuard(authenticator, [NodeAuthorizer(storage)])
+        self.rbac = RBACAuthorizer(storage)
+        authenticator = Authenticator(
+            static_tokens=static_tokens, token_lookups=(self._bootstrap_token_user,)
+        )
+        self.guard = RequestGuard(authenticator, [NodeAuthorizer(storage), self.rbac])
         self._server: grpc.aio.Server | None = None
+
+    async def _bootstrap_token_user(self, token: str) -> UserInfo | None:
+        return await bootstrap_token_user_async(self._kube_system_secret, token)
+
+    async def _kube_system_secret(self, name: str) -> core_pb2.Secret | None:
+        kv = await self.storage.get(scheme.object_key(SECRETS, "kube-system", name))
+        if kv is None:
+            return None
+        secret: core_pb2.Secret = encoding.decode(SECRETS, kv.value, kv.mod_revision)
+        return secret
 
     async def start(self) -> None:
         await self.store.start()
+        created = await ensure_default_policy(self.store.create)
+        if created:
+            log.info("default RBAC policy created", extra={"objects": len(created)})
+        await self.rbac.start()
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", errors.MAX_REQUEST_BYTES),
@@ -86,7 +111,8 @@ class APIServer:
                 ("grpc.http2.max_ping_strikes", 0),
             ]
         )
-        servicer = ResourcesServicer(self.store, self.guard)
+        servicer = ResourcesServicer(self.store, self.guard, self.rbac.index)
+        servicer.kubelet_client = self.kubelet_client
         api_pb2_grpc.add_ResourcesServicer_to_server(servicer, server)
         self.ports = add_ports(server, self.serving)
         self.port = self.ports[0]
@@ -113,6 +139,7 @@ class APIServer:
     async def stop(self, grace: float = 1.0) -> None:
         if self._server is not None:
             await self._server.stop(grace)
+        await self.rbac.close()
         await self.store.close()
         await self.storage.close()
 
@@ -124,6 +151,7 @@ async def serve(
     extra_listen: Sequence[str] = (),
     serving: ServingOptions | None = None,
     static_tokens: dict[str, UserInfo] | None = None,
+    kubelet_client: KubeletClientConfig | None = None,
     storage: str = "sqlite",
     default_toleration_seconds: int = 300,
     encryption_provider_config: str = "",
@@ -157,6 +185,7 @@ async def serve(
         default_toleration_seconds=default_toleration_seconds,
         serving=serving,
         static_tokens=static_tokens,
+        kubelet_client=kubelet_client,
     )
     companion: asyncio.Future[None] | None = None
     try:

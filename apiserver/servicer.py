@@ -34,10 +34,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from apimachinery import errors, scheme
 from apiserver.admission import warnings as admission_warnings
+from apiserver.auth.authorizer import UserInfo
+from apiserver.auth.escalation import confirm_no_escalation
 from apiserver.auth.filters import RequestGuard, attributes
+from apiserver.auth.rbac import RBACIndex
+from apiserver.auth.requester import stamp_if_csr
 from apiserver.proxy import PodProxy
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
@@ -55,9 +60,16 @@ T = TypeVar("T")
 class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
     """The generic resource API: every verb for every kind in the scheme, behind the guard."""
 
-    def __init__(self, store: Store, guard: RequestGuard) -> None:
+    def __init__(self, store: Store, guard: RequestGuard, rbac: RBACIndex) -> None:
         self.store = store
         self.guard = guard
+        self.rbac = rbac
+
+    async def _admit_writer(self, user: UserInfo, obj: Message) -> None:
+        """What depends on who writes: a CSR records its requester, and a role or binding may
+        grant only what its writer holds (Kubernetes' RBAC escalation check)."""
+        stamp_if_csr(obj, user)
+        await confirm_no_escalation(self.guard.authorizer, self.rbac, user, obj)
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -84,7 +96,8 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
             obj = scheme.unpack(request.object)
             info = scheme.for_message(obj)
             namespace = obj.metadata.namespace or "default"
-            await self.guard.check(context, "create", info, namespace, obj.metadata.name)
+            user = await self.guard.check(context, "create", info, namespace, obj.metadata.name)
+            await self._admit_writer(user, obj)
             obj = await self.store.create(obj, dry_run=request.dry_run)
             return scheme.pack(obj)
 
@@ -121,9 +134,11 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
             info = scheme.for_message(obj)
             namespace = obj.metadata.namespace or "default"
             subresource = "status" if status else ""
-            await self.guard.check(
+            user = await self.guard.check(
                 context, "update", info, namespace, obj.metadata.name, subresource
             )
+            if not status:
+                await confirm_no_escalation(self.guard.authorizer, self.rbac, user, obj)
             updated = await self.store.update(obj, dry_run=request.dry_run, status=status)
             return scheme.pack(updated)
 
@@ -137,7 +152,10 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
             name = obj.metadata.name
             key = scheme.object_key(info, namespace if info.namespaced else "", name)
             verb = "patch" if await self.store.storage.get(key) is not None else "create"
-            await self.guard.check(context, verb, info, namespace, name)
+            user = await self.guard.check(context, verb, info, namespace, name)
+            if verb == "create":
+                stamp_if_csr(obj, user)
+            await confirm_no_escalation(self.guard.authorizer, self.rbac, user, obj)
             result, word = await apply_mod.apply(self.store, obj, dry_run=request.dry_run)
             return api_pb2.ApplyResponse(object=scheme.pack(result), result=word)
 
@@ -224,7 +242,7 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
     ) -> api_pb2.AccessReviewResponse:
         async def run() -> api_pb2.AccessReviewResponse:
             user = await self.guard.authenticator.authenticate(context)
-            info = scheme.for_resource(request.resource) if request.resource else None
+            info = _review_kind(request.resource)
             attrs = attributes(
                 user,
                 request.verb,
@@ -274,6 +292,15 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
             )
 
         return await self._call(context, run)
+
+
+def _review_kind(resource: str) -> scheme.KindInfo | None:
+    """The kind an access review asks about; `*` (every resource) as a wildcard kind."""
+    if not resource:
+        return None
+    if resource == "*":
+        return scheme.KindInfo("*", "*", "*", (), True, Message, False)
+    return scheme.for_resource(resource)
 
 
 def _response(batch: ApiBatch) -> api_pb2.WatchResponse:

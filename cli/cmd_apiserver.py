@@ -93,6 +93,13 @@ from cli.main import configure_logging
     type=click.Path(dir_okay=False),
     help="The private key of --cluster-signing-cert-file (pki/ca.key).",
 )
+@click.option(
+    "--kubelet-client-certificate", default="", help="The client certificate for kubelets."
+)
+@click.option("--kubelet-client-key", default="", help="Its key.")
+@click.option(
+    "--kubelet-certificate-authority", default="", help="The CA of the kubelets' certificates."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def apiserver(**flags: object) -> None:
     """Run the API server (with scheduler and controllers) in the foreground."""
@@ -109,6 +116,7 @@ def apiserver(**flags: object) -> None:
 async def _run(flags: dict[str, object]) -> None:
     from apiserver.auth.authenticator import parse_token_file
     from apiserver.listeners import ServingOptions
+    from apiserver.proxy import KubeletClientConfig
     from cli.context import until_signalled
     from controllers.base import ControllerOptions
     from controlplane import serve_control_plane
@@ -135,9 +143,15 @@ async def _run(flags: dict[str, object]) -> None:
         client_ca_file=str(flags["client_ca_file"]),
         unix_socket_group=str(flags["unix_socket_group"]),
     )
+    kubelet_client = KubeletClientConfig.from_files(
+        str(flags["kubelet_client_certificate"]),
+        str(flags["kubelet_client_key"]),
+        str(flags["kubelet_certificate_authority"]),
+    )
     server = serve_control_plane(
         str(flags["data_dir"]),
         listen,
+        kubelet_client=kubelet_client,
         serving=serving,
         static_tokens=tokens,
         storage=str(flags["storage"]),

@@ -1,0 +1,140 @@
+"""The client's calls beyond the object verbs: pod logs and exec, version, discovery, access review.
+
+Kubernetes reaches these through subresources (`pods/log`, `pods/exec`),
+non-resource paths (`/version`, `/api`) and the SelfSubjectAccessReview
+kind; here each is one RPC of the same service. They live beside
+client.py's verbs as a mixin, so the Client stays one class to import.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import TypeVar
+
+import grpc
+
+from apimachinery.channel import Connection
+from protos import api_pb2, api_pb2_grpc
+
+DEFAULT_NAMESPACE = "default"
+T = TypeVar("T")
+
+
+class ServerCalls:
+    """Logs, exec, version, discovery and access review (mixed into Client)."""
+
+    timeout: float
+    _connection: Connection
+
+    def _resources(self) -> api_pb2_grpc.ResourcesStub:
+        raise NotImplementedError
+
+    async def _unary(self, call: Awaitable[T]) -> T:
+        raise NotImplementedError
+
+    async def pod_logs(
+        self,
+        name: str,
+        namespace: str = "",
+        *,
+        container: str = "",
+        follow: bool = False,
+        previous: bool = False,
+        tail: int | None = None,
+    ) -> AsyncIterator[str]:
+        """The pods/log subresource: a container's log lines, oldest first (kubectl logs).
+
+        The apiserver proxies to the pod's kubelet. Without `follow` the
+        iteration ends at the current end of the log; with it, once the
+        container has exited. `tail` keeps the last N lines only.
+        """
+        request = api_pb2.PodLogsRequest(
+            namespace=namespace or DEFAULT_NAMESPACE,
+            name=name,
+            container=container,
+            follow=follow,
+            previous=previous,
+        )
+        if tail is not None and tail >= 0:
+            request.tail_lines = tail
+        call = self._resources().PodLogs(request)
+        try:
+            async for chunk in call:
+                for line in chunk.lines:
+                    yield line
+        except grpc.aio.AioRpcError as exc:
+            raise self._connection.error(exc) from None
+        finally:
+            call.cancel()
+
+    async def pod_exec(
+        self,
+        name: str,
+        command: builtins.list[str],
+        namespace: str = "",
+        *,
+        container: str = "",
+        timeout_seconds: int = 0,
+    ) -> api_pb2.PodExecResponse:
+        """The pods/exec subresource: run `command` in the container (CRI ExecSync).
+
+        Returns stdout, stderr and the exit code; a command that fails is not
+        an error (exit_code != 0). `timeout_seconds` 0 is the kubelet's default.
+        """
+        request = api_pb2.PodExecRequest(
+            namespace=namespace or DEFAULT_NAMESPACE,
+            name=name,
+            container=container,
+            command=command,
+            timeout_seconds=timeout_seconds,
+        )
+        wait = None if timeout_seconds <= 0 else timeout_seconds + self.timeout
+        reply: api_pb2.PodExecResponse = await self._unary(
+            self._resources().PodExec(request, timeout=wait)
+        )
+        return reply
+
+    async def version(self) -> api_pb2.VersionInfo:
+        request = api_pb2.VersionRequest()
+        reply: api_pb2.VersionInfo = await self._unary(
+            self._resources().Version(request, timeout=self.timeout)
+        )
+        return reply
+
+    async def server_resources(self) -> builtins.list[api_pb2.APIResource]:
+        request = api_pb2.ServerResourcesRequest()
+        reply = await self._unary(self._resources().ServerResources(request, timeout=self.timeout))
+        return list(reply.resources)
+
+    async def access_review(
+        self,
+        verb: str,
+        resource: str,
+        *,
+        subresource: str = "",
+        namespace: str = "",
+        name: str = "",
+        path: str = "",
+        user: str = "",
+        groups: Sequence[str] = (),
+    ) -> tuple[bool, str]:
+        """Would the caller be allowed this request (`tinykube auth can-i`), and why not.
+
+        The server answers for the identity that asks; asking for someone else
+        (`--as`) would be a SubjectAccessReview, which this API does not have.
+        """
+        if user or groups:
+            raise ValueError("--as and --as-group are not supported: the server reviews the caller")
+        request = api_pb2.AccessReviewRequest(
+            verb=verb,
+            resource=resource,
+            subresource=subresource,
+            namespace=namespace,
+            name=name,
+            path=path,
+        )
+        reply: api_pb2.AccessReviewResponse = await self._unary(
+            self._resources().AccessReview(request, timeout=self.timeout)
+        )
+        return reply.allowed, reply.reason
