@@ -140,6 +140,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Re-run the scheduler's filters and scores for a pod on today's cluster state.",
     ),
     "get": ("cli.cmd_get", "get", "Display one or many resources."),
+    "join": ("cli.cmd_join", "join", "Check the cluster CA's pin; write a bootstrap kubeconfig."),
     "kubelet": (
         "cli.cmd_kubelet",
         "kubelet",
