@@ -34,11 +34,34 @@ stopped: a real runtime keeps them running for the next kubelet, and a
 hollow node's pods vanish with its process (the node lifecycle controller
 then notices the silent Lease).
 
-The API server address is `--server` here, else the global `tinykube
---server`, else $TINYKUBE_SERVER / the config file / 127.0.0.1:6443.
+Security, as Kubernetes' kubelet has it (kubelet/certificate/ for the how):
+
+    tinykube kubelet --node-name node2 --runtime containerd --node-ip 10.0.0.12 \
+        --kubeconfig /etc/tinykube/kubelet.conf \
+        --bootstrap-kubeconfig /etc/tinykube/bootstrap-kubelet.conf \
+        --cert-dir /var/lib/kubelet/pki \
+        --tls-cert-file /etc/tinykube/pki/kubelet-node2.crt \
+        --tls-private-key-file /etc/tinykube/pki/kubelet-node2.key \
+        --client-ca-file /etc/tinykube/pki/ca.crt
+
+`--kubeconfig` is who the kubelet is (system:node:NAME) and which API server
+it talks to, over TLS. With `--bootstrap-kubeconfig` (written by `tinykube
+join`), a kubeconfig that does not exist yet -- or whose certificate expired
+-- is first obtained by TLS bootstrapping, and the certificate is renewed
+before it expires (`--rotate-certificates`, on by default). The network
+agent (`--network-agent`) shares the kubelet's client. The three `--tls-*` /
+`--client-ca-file` flags make the kubelet server (logs, exec on
+--kubelet-port) mutual TLS that only the API server and administrators may
+call; with a kubeconfig they are required, unless the server is on a unix
+socket (`--address unix:PATH`).
+
+Without `--kubeconfig` the kubelet dials `--server` in plain text, else the
+global `tinykube --server`, else $TINYKUBE_SERVER / the config file /
+127.0.0.1:6443, and its server may be plain too (logged as a warning): the
+way clusters without a PKI run their nodes, which this path is kept for.
 
 How the command is built: its flags come in groups (the runtime, the Node,
-registration, timings, the network agent), each a stack of click options
+registration, security, timings, the network agent), each a stack of click options
 applied by one decorator, and land in one `KubeletFlags`. Then three steps
 that never mix, as the kubelet's own main separates them: the flags become
 a validated `KubeletConfig` and a runtime (`kubelet_config`, `new_runtime`),
@@ -50,22 +73,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.context import Options, first_to_end, until_signalled
+from cli.kubelet_options import (
+    KubeletFlags,
+    network_agent_options,
+    node_options,
+    registration_options,
+    runtime_options,
+    security_options,
+    timing_options,
+)
 from netplugin.constants import DNS_ADDRESS
 
 if TYPE_CHECKING:
+    from apimachinery.client import Client
+    from kubelet.certificate.client_config import ClientOptions
+    from kubelet.certificate.manager import CertificateManager
     from kubelet.config import KubeletConfig
     from kubelet.runtime.interface import ContainerRuntime
+    from kubelet.server import ServingTLS
     from netplugin.agent import AgentConfig
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _pairs(text: str, flag: str) -> dict[str, str]:
@@ -90,188 +122,11 @@ def _backoff(text: str, flag: str) -> tuple[float, float]:
         ) from None
 
 
-def options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
-    """Several click options as one decorator, shown in --help in the order given."""
-
-    def apply(fn: F) -> F:
-        for decorator in reversed(decorators):
-            fn = decorator(fn)
-        return fn
-
-    return apply
-
-
-runtime_options = options(
-    click.option("--node-name", required=True, help="The Node this kubelet registers and runs."),
-    click.option(
-        "--runtime",
-        "runtime_name",
-        default="fake",
-        show_default=True,
-        help="Container runtime: fake (hollow node), containerd (CRI) "
-        "or docker (Docker Engine API).",
-    ),
-    click.option(
-        "--runtime-endpoint",
-        default=None,
-        help="The runtime's socket [containerd: unix:///run/containerd/containerd.sock, "
-        "docker: unix:///var/run/docker.sock].",
-    ),
-    click.option(
-        "--pod-log-dir",
-        default="/var/log/pods",
-        show_default=True,
-        help="Where the containerd and docker runtimes keep container logs.",
-    ),
-    click.option(
-        "--cni-conf-dir",
-        default="/etc/cni/net.d",
-        show_default=True,
-        help="docker runtime: where the kubelet finds the CNI network config.",
-    ),
-    click.option(
-        "--cni-bin-dir",
-        default="/opt/cni/bin:/usr/lib/cni",
-        show_default=True,
-        help="docker runtime: where the kubelet finds CNI plugins (a : separated list).",
-    ),
-    click.option(
-        "--pod-infra-container-image",
-        default="registry.k8s.io/pause:3.9",
-        show_default=True,
-        help="docker runtime: the image of each pod's sandbox (pause) container.",
-    ),
-    click.option(
-        "--root-dir",
-        default="/var/lib/kubelet",
-        show_default=True,
-        help="The kubelet's directory: pods' volumes under <root-dir>/pods/<uid>.",
-    ),
-)
-
-node_options = options(
-    click.option(
-        "--node-ip", default="", help="The node's InternalIP (default: the host's address)."
-    ),
-    click.option(
-        "--kubelet-port",
-        default=10250,
-        show_default=True,
-        type=click.IntRange(0, 65535),
-        help="Port of the kubelet server (logs, exec); 0 = any free port.",
-    ),
-    click.option(
-        "--address",
-        "kubelet_address",
-        default="0.0.0.0",
-        show_default=True,
-        help="Address the kubelet server listens on.",
-    ),
-    click.option(
-        "--cluster-dns",
-        multiple=True,
-        metavar="IP",
-        help="DNS server for pods' resolv.conf (repeatable); the node agent serves 169.254.20.10.",
-    ),
-    click.option("--cluster-domain", default="cluster.local", show_default=True),
-    click.option("--capacity-cpu", default="4", show_default=True, help="CPU capacity reported."),
-    click.option("--capacity-memory", default="8Gi", show_default=True, help="Memory capacity."),
-    click.option("--max-pods", default=110, show_default=True, type=click.IntRange(min=1)),
-)
-
-registration_options = options(
-    click.option("--server", default=None, metavar="HOST:PORT", help="API server address."),
-    click.option("--node-labels", default="", help="Extra node labels: key=value,key2=value2."),
-    click.option(
-        "--register-with-taints", default="", help="Taints at registration: key=value:Effect,..."
-    ),
-    click.option("--kube-reserved", default="", help="Reserved for system daemons: cpu=500m,..."),
-    click.option("--system-reserved", default="", help="Reserved for the OS: cpu=250m,..."),
-)
-
-timing_options = options(
-    click.option("--lease-duration", default=40, show_default=True, type=click.IntRange(min=1)),
-    click.option("--node-status-update-frequency", default=10.0, show_default=True, type=float),
-    click.option("--sync-frequency", default=60.0, show_default=True, type=float),
-    click.option(
-        "--crash-backoff",
-        default="10,300",
-        show_default=True,
-        metavar="INITIAL,MAX",
-        help="CrashLoopBackOff in seconds: first delay, doubling up to MAX (tests shorten it).",
-    ),
-    click.option(
-        "--image-backoff",
-        default="10,300",
-        show_default=True,
-        metavar="INITIAL,MAX",
-        help="ImagePullBackOff in seconds: first delay, doubling up to MAX.",
-    ),
-)
-
-network_agent_options = options(
-    click.option(
-        "--network-agent",
-        is_flag=True,
-        help="Also run this node's network agent (`tinykube netplugin`) in this process.",
-    ),
-    click.option("--iface", default="", help="--network-agent: the underlay interface."),
-    click.option(
-        "--cni-data-dir",
-        default=None,
-        help="--network-agent: the IPAM directory the conflist names "
-        "[default: /var/lib/tinykube/cni].",
-    ),
-    click.option(
-        "--masquerade/--no-masquerade",
-        default=True,
-        show_default=True,
-        help="--network-agent: masquerade pod traffic leaving the cluster CIDR.",
-    ),
-)
-
-
-@dataclass(frozen=True)
-class KubeletFlags:
-    """The command line of `tinykube kubelet`, one field per flag (the groups above)."""
-
-    node_name: str
-    runtime_name: str
-    runtime_endpoint: str | None
-    pod_log_dir: str
-    cni_conf_dir: str
-    cni_bin_dir: str
-    pod_infra_container_image: str
-    root_dir: str
-    node_ip: str
-    kubelet_port: int
-    kubelet_address: str
-    cluster_dns: tuple[str, ...]
-    cluster_domain: str
-    capacity_cpu: str
-    capacity_memory: str
-    max_pods: int
-    server: str | None
-    node_labels: str
-    register_with_taints: str
-    kube_reserved: str
-    system_reserved: str
-    lease_duration: int
-    node_status_update_frequency: float
-    sync_frequency: float
-    crash_backoff: str
-    image_backoff: str
-    network_agent: bool
-    iface: str
-    cni_data_dir: str | None
-    masquerade: bool
-    verbose: bool
-
-
 @click.command("kubelet")
 @runtime_options
 @node_options
 @registration_options
+@security_options
 @timing_options
 @network_agent_options
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -280,19 +135,73 @@ def kubelet(ctx: click.Context, /, **params: Any) -> None:
     """Run a kubelet for one node in the foreground."""
     flags = KubeletFlags(**params)
     agent = network_agent_config(flags)  # first: the agent's pyroute2 must load light
+    from apimachinery.certs import CertError
     from cli.main import configure_logging
     from kubelet.errors import KubeletError
 
     opts = ctx.find_object(Options)
     address = flags.server or (opts.server if opts is not None else "127.0.0.1:6443")
+    client_options = kubelet_client_options(flags)
     try:
         config = kubelet_config(flags)
+        serving = serving_tls(flags, client_options is not None)
         runtime = new_runtime(flags)
-    except KubeletError as err:
+    except (KubeletError, CertError) as err:
         click.echo(f"error: {err}", err=True)
         raise click.exceptions.Exit(1) from None
+    except OSError as err:
+        click.echo(f"error: {err.filename}: {err.strerror or err}", err=True)
+        raise click.exceptions.Exit(1) from None
     configure_logging(logging.DEBUG if flags.verbose else logging.INFO)
-    serve(address, config, runtime, agent)
+    serve(address, config, runtime, agent, client=client_options, serving=serving)
+
+
+def kubelet_client_options(flags: KubeletFlags) -> ClientOptions | None:
+    """The --kubeconfig family as ClientOptions; None for the plain --server path."""
+    if flags.bootstrap_kubeconfig and not flags.kubeconfig:
+        raise click.UsageError(
+            "--bootstrap-kubeconfig needs --kubeconfig: the path the kubelet writes its own "
+            "kubeconfig to"
+        )
+    if not flags.kubeconfig:
+        return None
+    if flags.server:
+        raise click.UsageError("--server and --kubeconfig: give one (the kubeconfig names it)")
+    from kubelet.certificate.client_config import ClientOptions
+
+    return ClientOptions(
+        node_name=flags.node_name,
+        kubeconfig=flags.kubeconfig,
+        bootstrap_kubeconfig=flags.bootstrap_kubeconfig,
+        cert_dir=flags.cert_dir,
+        rotate_certificates=flags.rotate_certificates,
+    )
+
+
+def serving_tls(flags: KubeletFlags, secured: bool) -> ServingTLS | None:
+    """The kubelet server's TLS from the three flags (all or none); required when `secured`
+    (the kubelet has a kubeconfig) unless the server is a unix socket."""
+    from kubelet.server import ServingTLS
+
+    given = {
+        "--tls-cert-file": flags.tls_cert_file,
+        "--tls-private-key-file": flags.tls_private_key_file,
+        "--client-ca-file": flags.client_ca_file,
+    }
+    missing = [flag for flag, value in given.items() if not value]
+    if len(missing) == len(given):
+        if secured and not flags.kubelet_address.startswith("unix:"):
+            raise click.UsageError(
+                f"the kubelet server on {flags.kubelet_address}:{flags.kubelet_port} needs "
+                f"{', '.join(given)} when the kubelet has a --kubeconfig: logs and exec are "
+                "served over mutual TLS only (an --address unix:PATH needs none)"
+            )
+        return None
+    if missing:
+        raise click.UsageError(f"the kubelet server's TLS also needs {', '.join(missing)}")
+    return ServingTLS.from_files(
+        flags.tls_cert_file, flags.tls_private_key_file, flags.client_ca_file
+    )
 
 
 def network_agent_config(flags: KubeletFlags) -> AgentConfig | None:
@@ -366,29 +275,64 @@ def new_runtime(flags: KubeletFlags) -> ContainerRuntime:
     return runtimes.new_runtime(f.runtime_name, **options)
 
 
+async def connect(
+    address: str, options: ClientOptions | None
+) -> tuple[Client, CertificateManager | None]:
+    """The kubelet's client: from its kubeconfig (bootstrapped, rotated), else plain to --server."""
+    from apimachinery.client import Client
+
+    if options is None:
+        return Client(address), None
+    from kubelet.certificate.client_config import build_client
+
+    return await build_client(options)
+
+
 def serve(
-    address: str, config: KubeletConfig, runtime: ContainerRuntime, agent: AgentConfig | None
+    address: str,
+    config: KubeletConfig,
+    runtime: ContainerRuntime,
+    agent: AgentConfig | None,
+    *,
+    client: ClientOptions | None = None,
+    serving: ServingTLS | None = None,
 ) -> None:
     """Run the kubelet (and the network agent) until a signal; a failing agent exits 1."""
-    from apimachinery.client import Client
     from kubelet.kubelet import Kubelet
 
     logger = logging.getLogger("cli.kubelet")
 
-    async def run() -> None:
-        client = Client(address)
-        daemons = [Kubelet(client, config, runtime).run()]
-        if agent is not None:
-            from netplugin.agent import NetPluginAgent
-            from netplugin.commands import CommandLog
-
-            daemons.append(NetPluginAgent(agent, client, CommandLog()).run())
+    async def daemons() -> None:
+        api, rotation = await connect(address, client)  # may bootstrap: wait for a certificate
         try:
-            if await until_signalled(first_to_end(*daemons)):
+            kubelet = Kubelet(api, config, runtime)
+            if serving is not None:
+                kubelet.server.use_tls(serving)
+            elif not config.kubelet_address.startswith("unix:"):
+                logger.warning(
+                    "kubelet server without TLS: whoever reaches the port may read logs and exec",
+                    extra={"node": config.node_name, "port": config.kubelet_port},
+                )
+            loops = [kubelet.run()]
+            if rotation is not None:
+                loops.append(rotation.run())
+            if agent is not None:
+                from netplugin.agent import NetPluginAgent
+                from netplugin.commands import CommandLog
+
+                loops.append(NetPluginAgent(agent, api, CommandLog()).run())
+            await first_to_end(*loops)
+        finally:
+            if rotation is not None:
+                await rotation.close()
+            await api.close()
+
+    async def run() -> None:
+        try:
+            if await until_signalled(daemons()):
                 logger.info("stopped", extra={"node": config.node_name})
         finally:
             await runtime.close()
-            await client.close()
 
     agent_errors: tuple[type[Exception], ...] = ()  # without the agent: catch nothing here
     if agent is not None:  # (and a kubelet without it never imports the agent, nor pyroute2)
@@ -403,3 +347,17 @@ def serve(
     except agent_errors as err:
         click.echo(f"error: network agent: {err}", err=True)
         raise click.exceptions.Exit(1) from None
+    except _client_errors() as err:
+        click.echo(f"error: {err}", err=True)
+        raise click.exceptions.Exit(1) from None
+
+
+def _client_errors() -> tuple[type[Exception], ...]:
+    """What a failed start of the client raises: a bad kubeconfig, a refused or failed
+    bootstrap, an API server that answers with an error."""
+    from apimachinery.certs import CertError
+    from apimachinery.errors import StatusError
+    from apimachinery.kubeconfig import KubeconfigError
+    from kubelet.certificate.csr import CertificateRequestError
+
+    return (CertError, CertificateRequestError, KubeconfigError, StatusError)
