@@ -2,8 +2,10 @@
 
 Each CLI command runs its own `asyncio.run`, as from a shell, so the API
 server and the csrapproving, csrsigning and tokencleaner controllers live in
-a child process (on a unix socket: the local admin), with a CA of their own
-in the test's directory; the tests drive it with click's CliRunner.
+a child process, with a signing CA of their own in the test's directory; the
+tests drive it with click's CliRunner as the local admin (the unix socket).
+CSRs are created by the callers they are about, since the server stamps the
+requester: on the token port as a bootstrapper or as bob (static tokens).
 """
 
 # Expected lines are the CLI's exact output, so some are long.
@@ -25,10 +27,12 @@ from click.testing import CliRunner, Result
 from apimachinery import certs, errors
 from apimachinery import clusterbootstrap as bt
 from apimachinery import csr as csrs
+from apimachinery.channel import Credentials
 from apimachinery.client import Client
 from cli.main import cli
 from protos import core_pb2
-from tests.unit.csr_fixtures import BOOTSTRAPPER, CSR, as_requester, kubelet_csr, write_ca
+from tests.unit.controllers.infra import eventually
+from tests.unit.csr_fixtures import CSR, created_by, csr_writer, kubelet_csr, write_ca
 
 ROOT = Path(__file__).parents[2]
 
@@ -36,23 +40,39 @@ pytestmark = pytest.mark.timeout(60)
 
 SCRIPT = """
 import asyncio, sys
+from pathlib import Path
 from apimachinery.client import Client
+from apiserver.auth.authorizer import UserInfo
+from apiserver.listeners import ServingOptions
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
+from cli.cmd_pki import PkiOptions, init_pki
 from controllers.base import ControllerOptions
 from controllers.manager import run_controller_manager
 
 async def main():
-    storage = await open_storage("sqlite", sys.argv[1])
-    server = APIServer(storage, f"unix:{sys.argv[1]}/api.sock")
+    data = sys.argv[1]
+    init_pki(PkiOptions(directory=Path(data) / "tls"), echo=lambda *_: None)
+    storage = await open_storage("sqlite", data)
+    serving = ServingOptions(
+        listen=(),
+        token_listen=("127.0.0.1:0",),
+        tls_cert_file=f"{data}/tls/pki/apiserver.crt",
+        tls_private_key_file=f"{data}/tls/pki/apiserver.key",
+    )
+    tokens = {
+        "bootstrapper": UserInfo("system:bootstrap:abcdef", ("system:bootstrappers",)),
+        "bob": UserInfo("bob", ("csr-writers",)),
+    }
+    server = APIServer(storage, f"unix:{data}/api.sock", serving=serving, static_tokens=tokens)
     await server.start()
     options = ControllerOptions(
-        cluster_signing_cert_file=f"{sys.argv[1]}/ca.crt",
-        cluster_signing_key_file=f"{sys.argv[1]}/ca.key",
+        cluster_signing_cert_file=f"{data}/ca.crt",
+        cluster_signing_key_file=f"{data}/ca.key",
     )
     names = ["csrapproving", "csrsigning", "tokencleaner"]
     task = asyncio.ensure_future(run_controller_manager(Client(server.local_address), options, only=names))
-    print(server.local_address, flush=True)
+    print(server.local_address, f"127.0.0.1:{server.ports[-1]}", flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())
@@ -70,7 +90,8 @@ class Cluster:
             text=True,
         )
         assert self.proc.stdout is not None
-        self.address = self.proc.stdout.readline().strip()
+        self.address, self.token_address = self.proc.stdout.readline().split()
+        self.tls_ca = (data_dir / "tls" / "pki" / "ca.crt").read_bytes()
 
     def stop(self) -> None:
         self.proc.kill()
@@ -79,6 +100,16 @@ class Cluster:
     def call(self, fn: Any) -> Any:
         async def run() -> Any:
             async with Client(self.address) as client:
+                return await fn(client)
+
+        return asyncio.run(run())
+
+    def call_as(self, token: str, fn: Any) -> Any:
+        """As a token user of the server's token port (the server stamps CSRs with it)."""
+
+        async def run() -> Any:
+            credentials = Credentials(ca_pem=self.tls_ca, token=token)
+            async with Client(self.token_address, credentials=credentials) as client:
                 return await fn(client)
 
         return asyncio.run(run())
@@ -236,13 +267,14 @@ def test_token_list_and_delete(cluster: Cluster) -> None:
 
 def test_get_csr_and_decide_by_hand(cluster: Cluster) -> None:
     # A bootstrapper's kubelet CSR is approved and issued by the controllers on their own.
-    cluster.call(lambda c: c.create(as_requester(kubelet_csr("node3"), *BOOTSTRAPPER)))
+    cluster.call_as("bootstrapper", lambda c: c.create(kubelet_csr("node3")))
     cluster.wait_csr("node-csr-node3", lambda c: bool(c.status.certificate))
-    # Someone else's waits for a human.
+    # bob may create CSRs but is no bootstrapper: his wait for a human.
+    cluster.call(lambda c: c.create(csr_writer("bob")))
     for node in ("node4", "node5"):
-        csr = as_requester(kubelet_csr(node), "bob", ("system:authenticated",))
+        csr = kubelet_csr(node)
         csr.spec.expiration_seconds = 3600
-        cluster.call(lambda c, csr=csr: c.create(csr))
+        cluster.call_as("bob", lambda c, csr=csr: eventually(lambda: created_by(c, csr)))
 
     result = cluster.tk("get", "csr")
     assert result.exit_code == 0, result.output

@@ -1,8 +1,10 @@
 """TLS bootstrapping on the control plane: the csrapproving and csrsigning controllers.
 
 A real API server and the real controller manager running the two
-controllers, with a CA written to the test's directory. The requester
-fields are set as the API server's stamp would set them (csr_fixtures).
+controllers. Each CSR is created by the caller it is about -- a joining node
+with a real bootstrap token, node1 with its certificate, the admin, bob (who
+may create CSRs but is no bootstrapper) -- because the server, not the
+client, writes who asked (csr_fixtures.secured_cluster).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from controllers.base import ControllerOptions
 from controllers.csrsigning import validity
 from tests.unit.controllers.infra import api_server, controllers, eventually
 from tests.unit.csr_fixtures import (
-    BOOTSTRAPPER,
     CSR,
-    as_requester,
+    created_by,
+    csr_writer,
     kubelet_csr,
     kubelet_request,
     new_csr,
+    secured_cluster,
     write_ca,
 )
 
@@ -44,16 +47,20 @@ async def issued(client: Client, name: str) -> x509.Certificate | None:
 
 
 async def test_a_bootstrappers_kubelet_csr_is_approved_and_signed(tmp_path: Path) -> None:
-    ca, crt, key = write_ca(tmp_path)
-    async with api_server(tmp_path) as client:
-        await client.create(as_requester(kubelet_csr("node3"), *BOOTSTRAPPER))
-        async with controllers(client, BOTH, signing(crt, key)):
-            cert = await eventually(lambda: issued(client, "node-csr-node3"))
-        csr = await client.get(CSR, "node-csr-node3")
+    async with secured_cluster(tmp_path) as cluster:
+        async with await cluster.bootstrap_client() as joining:
+            await joining.create(kubelet_csr("node3"))
+        options = signing(cluster.ca_cert, cluster.ca_key)
+        async with controllers(cluster.admin, BOTH, options):
+            cert = await eventually(lambda: issued(cluster.admin, "node-csr-node3"))
+        csr = await cluster.admin.get(CSR, "node-csr-node3")
+        ca = certs.read_cert(cluster.ca_cert)
+    assert csr.spec.username == "system:bootstrap:abcdef"  # stamped by the server
+    assert "system:bootstrappers" in csr.spec.groups
     [approved] = csr.status.conditions
     assert (approved.type, approved.status, approved.reason) == ("Approved", "True", "AutoApproved")
     assert approved.last_update_time.seconds > 0
-    certs.verify_signed_by(cert, ca.cert)
+    certs.verify_signed_by(cert, ca)
     assert certs.identity(cert) == certs.Identity("system:node:node3", ("system:nodes",))
     usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -62,54 +69,72 @@ async def test_a_bootstrappers_kubelet_csr_is_approved_and_signed(tmp_path: Path
 
 
 async def test_a_node_renewing_its_own_certificate_is_approved(tmp_path: Path) -> None:
-    async with api_server(tmp_path) as client:
-        csr = as_requester(kubelet_csr("node1"), "system:node:node1", ("system:nodes",))
-        await client.create(csr)
-        async with controllers(client, ["csrapproving"]):
+    async with secured_cluster(tmp_path) as cluster:
+        async with cluster.kubelet_client("node1") as node1:
+            await node1.create(kubelet_csr("node1"))
+        async with controllers(cluster.admin, ["csrapproving"]):
 
             async def approved() -> bool:
-                return csrs.is_approved(await client.get(CSR, "node-csr-node1"))
+                return csrs.is_approved(await cluster.admin.get(CSR, "node-csr-node1"))
 
             await eventually(approved)
-        found = await client.get(CSR, "node-csr-node1")
+        found = await cluster.admin.get(CSR, "node-csr-node1")
+    assert found.spec.username == "system:node:node1"
     assert "self kubelet client" in found.status.conditions[0].message
 
 
 async def test_other_requesters_stay_pending(tmp_path: Path) -> None:
-    _, crt, key = write_ca(tmp_path)
-    async with api_server(tmp_path) as client:
-        # node1 asking for node2's name; a user who is no bootstrapper; a serving request.
-        await client.create(
-            as_requester(kubelet_csr("node2"), "system:node:node1", ("system:nodes",))
-        )
-        await client.create(as_requester(kubelet_csr("node4"), "bob", ("system:authenticated",)))
+    async with secured_cluster(tmp_path) as cluster:
+        admin = cluster.admin
+        # node1 asking for node2's name.
+        async with cluster.kubelet_client("node1") as node1:
+            await node1.create(kubelet_csr("node2"))
+        # The admin, claiming to be a bootstrapper: the server writes who really asked.
+        claim = kubelet_csr("node4")
+        claim.spec.username = "system:bootstrap:abcdef"
+        claim.spec.groups.append("system:bootstrappers")
+        await admin.create(claim)
+        # bob may create CSRs (bound to system:node-bootstrapper) but is no bootstrapper.
+        await admin.create(csr_writer("bob"))
+        async with cluster.token_client("bob-token") as bob:
+            await eventually(lambda: created_by(bob, kubelet_csr("node6")))
+        # A bootstrapper asking for a serving certificate.
         serving = new_csr(
             "serving",
             kubelet_request("node1", dns_names=("node1",)),
             signer=csrs.KUBELET_SERVING,
             usages=(csrs.DIGITAL_SIGNATURE, csrs.SERVER_AUTH),
         )
-        await client.create(as_requester(serving, *BOOTSTRAPPER))
-        async with controllers(client, BOTH, signing(crt, key)):
-            await client.create(as_requester(kubelet_csr("node5"), *BOOTSTRAPPER))
-            await eventually(lambda: issued(client, "node-csr-node5"))  # the controllers ran
-            await asyncio.sleep(0.3)
-        for name in ("node-csr-node2", "node-csr-node4", "serving"):
-            csr = await client.get(CSR, name)
+        joining = await cluster.bootstrap_client()
+        async with joining:
+            await joining.create(serving)
+            options = signing(cluster.ca_cert, cluster.ca_key)
+            async with controllers(admin, BOTH, options):
+                await joining.create(kubelet_csr("node5"))
+                await eventually(lambda: issued(admin, "node-csr-node5"))  # the controllers ran
+                await asyncio.sleep(0.3)
+        for name in ("node-csr-node2", "node-csr-node4", "node-csr-node6", "serving"):
+            csr = await admin.get(CSR, name)
             assert list(csr.status.conditions) == [] and not csr.status.certificate, name
+        claimed = await admin.get(CSR, "node-csr-node4")
+    assert claimed.spec.username == "kubernetes-admin"
+    assert "system:bootstrappers" not in claimed.spec.groups
 
 
 async def test_denied_is_never_signed_nor_approved(tmp_path: Path) -> None:
-    _, crt, key = write_ca(tmp_path)
-    async with api_server(tmp_path) as client:
-        csr = await client.create(as_requester(kubelet_csr("node3"), *BOOTSTRAPPER))
-        csrs.add_condition(csr, csrs.DENIED, "KubectlDeny", "not this one")
-        await client.update_status(csr)
-        async with controllers(client, BOTH, signing(crt, key)):
-            await client.create(as_requester(kubelet_csr("node5"), *BOOTSTRAPPER))
-            await eventually(lambda: issued(client, "node-csr-node5"))
-            await asyncio.sleep(0.3)
-        denied = await client.get(CSR, "node-csr-node3")
+    async with secured_cluster(tmp_path) as cluster:
+        joining = await cluster.bootstrap_client()
+        async with joining:
+            await joining.create(kubelet_csr("node3"))
+            csr = await cluster.admin.get(CSR, "node-csr-node3")
+            csrs.add_condition(csr, csrs.DENIED, "KubectlDeny", "not this one")
+            await cluster.admin.update_status(csr)
+            options = signing(cluster.ca_cert, cluster.ca_key)
+            async with controllers(cluster.admin, BOTH, options):
+                await joining.create(kubelet_csr("node5"))
+                await eventually(lambda: issued(cluster.admin, "node-csr-node5"))
+                await asyncio.sleep(0.3)
+        denied = await cluster.admin.get(CSR, "node-csr-node3")
     assert [c.type for c in denied.status.conditions] == ["Denied"]
     assert not denied.status.certificate
 
@@ -178,25 +203,27 @@ async def test_signer_usages_and_requested_duration(tmp_path: Path) -> None:
 async def test_no_signing_files_no_signing_until_the_ca_is_readable(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pki = tmp_path / "pki"
+    pki = tmp_path / "signing"
     pki.mkdir()
-    async with api_server(tmp_path) as client:
-        await client.create(as_requester(kubelet_csr("node3"), *BOOTSTRAPPER))
-        async with controllers(client, BOTH):  # no CA given: approval only
+    async with secured_cluster(tmp_path) as cluster:
+        admin = cluster.admin
+        async with await cluster.bootstrap_client() as joining:
+            await joining.create(kubelet_csr("node3"))
+        async with controllers(admin, BOTH):  # no CA given: approval only
 
             async def approved() -> bool:
-                return csrs.is_approved(await client.get(CSR, "node-csr-node3"))
+                return csrs.is_approved(await admin.get(CSR, "node-csr-node3"))
 
             await eventually(approved)
             await asyncio.sleep(0.3)
-        assert await issued(client, "node-csr-node3") is None
+        assert await issued(admin, "node-csr-node3") is None
         # Given but not written yet: retried until `pki init` has written them.
         options = signing(pki / "ca.crt", pki / "ca.key")
-        async with controllers(client, ["csrsigning"], options):
+        async with controllers(admin, ["csrsigning"], options):
             await asyncio.sleep(0.3)
-            assert await issued(client, "node-csr-node3") is None
+            assert await issued(admin, "node-csr-node3") is None
             ca, _, _ = write_ca(pki)
-            cert = await eventually(lambda: issued(client, "node-csr-node3"))
+            cert = await eventually(lambda: issued(admin, "node-csr-node3"))
     certs.verify_signed_by(cert, ca.cert)
     said = [r.getMessage() for r in caplog.records if r.name == "controllers.csrsigning"]
     assert said.count("cluster signing CA unusable") == 1  # once, however often retried
