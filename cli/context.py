@@ -66,8 +66,22 @@ class Options:
         from apimachinery.client import Client
 
         if self.client_config is None:
-            return Client(self.server, timeout=timeout)
-        return Client.from_config(self.client_config, timeout=timeout)
+            client = Client(self.server, timeout=timeout)
+        else:
+            client = Client.from_config(self.client_config, timeout=timeout)
+        client.on_warning(print_warning)
+        return client
+
+
+_printed_warnings: set[str] = set()
+
+
+def print_warning(text: str) -> None:
+    """A warning from the server, as kubectl prints it (once: apply's dry run and write
+    would otherwise both show it)."""
+    if text not in _printed_warnings:
+        _printed_warnings.add(text)
+        print(f"Warning: {text}", file=sys.stderr)
 
 
 def resolve_options(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 
 import grpc
 import pytest
+from click.testing import CliRunner
 
 from apimachinery import errors, scheme
 from apimachinery.client import Client
 from apiserver.admission.warnings import METADATA_KEY
 from apiserver.server import APIServer
+from cli.main import cli
 from protos import api_pb2, api_pb2_grpc, apps_pb2, core_pb2
 
 from .objects import deployment, pod
@@ -106,3 +110,24 @@ async def test_an_unknown_level_is_refused_on_create_and_update(client: Client) 
         await client.update(ns)
     again = await client.get(core_pb2.Namespace, "fine")
     assert again.metadata.labels[BASELINE] == "baseline"
+
+
+async def test_the_cli_prints_the_warning_once(
+    server: APIServer, client: Client, tmp_path: Path
+) -> None:
+    await client.create(namespace("watched", warn="baseline"))
+    manifest = tmp_path / "debug.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: debug, namespace: watched}\n"
+        "spec:\n  selector: {matchLabels: {app: debug}}\n  template:\n"
+        "    metadata: {labels: {app: debug}}\n    spec:\n"
+        "      containers: [{name: c, image: busybox}]\n"
+        "      volumes: [{name: root, hostPath: {path: /}}]\n"
+    )
+    args = ["--server", server.local_address, "apply", "-f", str(manifest)]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "deployment.apps/debug created\n"
+    assert result.stderr == (
+        'Warning: would violate PodSecurity "baseline:latest": hostPath volumes (volume "root")\n'
+    )
