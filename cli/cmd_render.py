@@ -4,10 +4,9 @@ The Vagrant provisioning calls it on each VM, so the files there are the ones
 `tinykube up` gives its namespace nodes -- rendered by the same code:
 
     $ sudo tinykube node render-config --node-name node2 --node-ip 192.168.56.12 \\
-          --server 192.168.56.11:6443
+          --server 192.168.56.11:6443 --tls-bootstrap
     wrote /etc/containerd/config.toml
     wrote /etc/tinykube/kubelet.env
-    wrote /etc/tinykube/config
 
 Running it again with the same flags prints `unchanged PATH` for each file and
 touches none, which is how the provisioning stays idempotent: it restarts a
@@ -15,6 +14,13 @@ daemon only when one of its files was written. `--print` shows the files
 instead of writing them; `--root DIR` writes below DIR (a DESTDIR: the
 content still names the real paths); `--node-dir DIR` switches to the layout
 of a `tinykube up` node, every path below DIR.
+
+The daemons' credentials are read from `--pki-dir` (/etc/tinykube), the
+directory `tinykube pki init --dir` fills on the control-plane node: the
+API server's certificates, and a kubeconfig and serving certificate per
+node. `--tls-bootstrap` is for a node whose kubelet has no kubeconfig from
+pki init but a bootstrap one from `tinykube join`: it then obtains its
+client certificate itself (localcluster/pki.py has the flags).
 
 Bad input (a node IP that is no address, an unknown runtime, a worker without
 `--server`) is an error naming the flag, exit code 1, nothing written.
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import click
 
-from localcluster import nodeconfig
+from localcluster import nodeconfig, pki
 from localcluster.nodeconfig import NodeConfig, NodeConfigError, NodePaths
 
 
@@ -88,6 +94,18 @@ def node() -> None:
     type=click.Path(file_okay=False),
     help="Write the files below this directory (the content keeps the real paths).",
 )
+@click.option(
+    "--pki-dir",
+    default=pki.DEFAULT_PKI_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where `tinykube pki init --dir` put the cluster's certificates and kubeconfigs.",
+)
+@click.option(
+    "--tls-bootstrap",
+    is_flag=True,
+    help="The kubelet obtains its certificate with `tinykube join`'s bootstrap kubeconfig.",
+)
 @click.option("--print", "print_only", is_flag=True, help="Print the files; write nothing.")
 def render_config(
     node_name: str,
@@ -102,6 +120,8 @@ def render_config(
     sandbox_image: str,
     node_dir: str | None,
     root: str,
+    pki_dir: str,
+    tls_bootstrap: bool,
     print_only: bool,
 ) -> None:
     """Write (or print) the containerd/docker config and the daemons' arguments for a node."""
@@ -125,6 +145,8 @@ def render_config(
             registry_mirror=registry_mirror,
             sandbox_image=sandbox_image,
             paths=paths,
+            pki_dir=click.format_filename(pki_dir),
+            tls_bootstrap=tls_bootstrap,
         )
         files = nodeconfig.render_all(cfg)
         if print_only:

@@ -16,7 +16,9 @@ NodePorts are reached from); without a command it starts $SHELL there.
 
 `up`, `down` and `node-shell` need root. The user who ran `sudo tinykube
 up` may then use every other command without sudo (`tinykube get nodes`):
-the API socket belongs to their group (localcluster.node.share_with_sudo_user).
+the API socket belongs to their group, and whoever may open it is the
+cluster's admin; `up` also writes them a kubeconfig with the admin's
+certificate for use inside the cluster's network (localcluster/access.py).
 
 `up --fast-failover` (hidden; or TINYKUBE_FAST_FAILOVER=1) shortens the
 node lifecycle timings -- NotReady after ~6 s, eviction 5 s later -- for the

@@ -7,20 +7,23 @@ can use the same addresses side by side):
     namespace tk-demo-ul      bridge ul0 10.201.0.1   the "host on the private network":
                               docker-registry :5000 (the image mirror), NodePort clients
     namespace tk-demo-node1   eth1 10.201.0.11        control plane + worker, as on Vagrant:
-                              tinykube apiserver (listen 10.201.0.11:6443 and
-                              unix:<dir>/api.sock), containerd, kubelet (with
-                              the netplugin agent in its process)
+                              tinykube apiserver (mTLS 10.201.0.11:6443, tokens
+                              :6444, unix:<dir>/api.sock), containerd, kubelet
+                              (with the netplugin agent in its process)
     namespace tk-demo-node2   eth1 10.201.0.12        containerd, kubelet (+ agent)
 
 Where the API server is, and why. The kubelets and their network agents reach it
-as they do on the VMs, at node1's address (10.201.0.11:6443); it reaches the
-kubelets (logs, exec) at each Node's InternalIP:10250 over the same bridge.
-The host's CLI has no address on the underlay and gets none: the API server
-also listens on a unix socket in the cluster directory, and the CLI finds it
-through the state file (cli/config.py, localcluster/clusterstate.py); the user
-who ran `sudo tinykube up` may use it without sudo (node.share_with_sudo_user). So
-nothing of the cluster is on the host's network (DESIGN §5): no host address,
-no route, no forwarding, no NAT, and no namespace has a default route.
+as they do on the VMs, at node1's address (10.201.0.11:6443, mTLS, each as
+system:node:NAME); it reaches the kubelets (logs, exec) at each Node's
+InternalIP:10250 over the same bridge, mTLS both ways. The host's CLI has no
+address on the underlay and gets none: the API server also listens on a unix
+socket in the cluster directory, and the CLI finds it through the state file
+(cli/config.py, localcluster/clusterstate.py); the user who ran `sudo tinykube
+up` may use it without sudo (its group may open the socket). The PKI, the
+socket's trust, the user's kubeconfig and the default namespace's Pod Security
+level are localcluster/access.py's. So nothing of the cluster is on the host's
+network (DESIGN §5): no host address, no route, no forwarding, no NAT, and no
+namespace has a default route.
 
 `up`, step by step (each timed in the progress output; the state file is
 rewritten after each process starts, so `down` can undo a half-made cluster):
@@ -30,11 +33,14 @@ rewritten after each process starts, so `down` can undo a half-made cluster):
     2. namespaces and the underlay bridge (localcluster.netns)
     3. images built offline once per host (localcluster.images, cached in
        /var/lib/tinykube/images), registry started in the underlay, images pushed
-    4. the API server in node1's namespace; waits until it answers
+    4. the PKI (`tinykube pki init` in the cluster directory), then the API
+       server in node1's namespace; waits until it answers and labels the
+       `default` namespace for Pod Security's baseline level
     5. per node: config rendered by localcluster.nodeconfig (the same files the
        VMs get), containerd (waits for CRI), the kubelet with its network agent
     6. waits until every Node is Ready with a podCIDR (the kubelet reports
        Ready once containerd's CNI config exists, which the agent writes)
+    7. the user's kubeconfig (~/.tinykube/config; access.py says when)
 
 On failure, `up` names the component and its log, and removes everything it
 made but the logs. `up` on a cluster that exists reports it, restarting first
@@ -71,11 +77,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from localcluster import clusterstate, images, nodeconfig, prereqs, teardown
+from localcluster import access, clusterstate, images, nodeconfig, prereqs, teardown
 from localcluster.clusterstate import ClusterState, ProcessRecord
 from localcluster.mirror import UnderlayRegistry, build_images
 from localcluster.netns import Machine, NetNS, Underlay
 from localcluster.node import LocalNode, NodeError, stop_process
+from localcluster.pki import PkiLayout
+from localcluster.processes import PkiInitError
 
 T = TypeVar("T")
 Progress = Callable[[str], None]
@@ -95,12 +103,22 @@ class ClusterError(RuntimeError):
 
 @dataclass
 class ComponentStatus:
+    """One process of the cluster as `tinykube status` shows it."""
+
     key: str
     node: str
     pid: int
     alive: bool
     log: str
     rss_kib: int = 0  # resident memory of the process (its group leader), 0 when dead
+
+    @classmethod
+    def of(cls, key: str, record: ProcessRecord | None, log: str) -> ComponentStatus:
+        if record is None:
+            return cls(key, "", 0, False, log)
+        alive = record.alive()
+        rss = record.rss_kib() if alive else 0
+        return cls(key, record.node, record.pid, alive, record.log, rss)
 
 
 def _tail(path: Path, lines: int) -> list[str]:
@@ -210,6 +228,7 @@ class Cluster:
             registry_mirror=self.registry_address,
             masquerade=False,
             paths=nodeconfig.NodePaths.under(self.directory / name),
+            pki_dir=str(self.directory),
         )
         return LocalNode(machine, config, self.state.log_dir, self.state.fast_failover)
 
@@ -299,8 +318,9 @@ class Cluster:
             raise
         if self.make_current:
             clusterstate.set_current(self.name)
+            access.write_user_kubeconfig(self.name, self.pki, self.state.server, progress)
         progress(f"cluster {self.name!r} is up in {time.monotonic() - started:.1f} s")
-        self._describe(progress)
+        access.describe(self.state, progress)
         return self.state
 
     def _repair(self, progress: Progress) -> ClusterState:
@@ -313,7 +333,7 @@ class Cluster:
             )
         if not dead:
             progress(f"cluster {self.name!r} is already running")
-            self._describe(progress)
+            access.describe(self.state, progress)
             return self.state
         progress(f"cluster {self.name!r}: restarting {', '.join(dead)}")
         for key in dead:
@@ -321,13 +341,6 @@ class Cluster:
         with self._step(progress, "nodes Ready"):
             self.wait_ready()
         return self.state
-
-    def _describe(self, progress: Progress) -> None:
-        progress(f"  API server   {self.state.server} (nodes), {self.client_address} (this host)")
-        progress(f"  logs         {self.state.log_dir}")
-        progress("  try          tinykube get nodes -o wide")
-        progress(f"               tinykube node-shell {self.state.nodes[0]} -- ip addr")
-        progress(f"               tinykube down --name {self.name}")
 
     @contextlib.contextmanager
     def _step(self, progress: Progress, what: str, where: str = "") -> Iterator[None]:
@@ -381,13 +394,25 @@ class Cluster:
     def _log(self, key: str) -> Path:
         return self.state.log_dir / f"{key}.log"
 
+    @property
+    def pki(self) -> PkiLayout:
+        return PkiLayout(str(self.directory))
+
     def _start_apiserver(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
         first = self.node(self.state.nodes[0])
-        return first.start_apiserver(
-            listen=[self.state.server, self.client_address],
+        nodes = {name: self.node(name).config.node_ip for name in self.state.nodes}
+        try:
+            access.ensure_pki(self.directory, first.config.node_ip, nodes)
+        except PkiInitError as err:
+            raise ClusterError(str(err), "pki") from None
+        started = first.start_apiserver(
+            extra_listen=[self.client_address],
             log_path=self._log("apiserver"),
             ready=lambda: self.api(lambda c: c.list("namespaces")),
+            socket_group=access.socket_group(),
         )
+        self.api(access.enforce_baseline)
+        return started
 
     # ---- the API --------------------------------------------------------------------------------
 
@@ -442,21 +467,10 @@ class Cluster:
     # ---- status ---------------------------------------------------------------------------------
 
     def status(self) -> list[ComponentStatus]:
-        out = []
-        for key in self.components():
-            record = self.state.processes.get(key)
-            alive = record.alive() if record else False
-            out.append(
-                ComponentStatus(
-                    key=key,
-                    node=record.node if record else "",
-                    pid=record.pid if record else 0,
-                    alive=alive,
-                    log=record.log if record else str(self._log(key)),
-                    rss_kib=record.rss_kib() if record and alive else 0,
-                )
-            )
-        return out
+        return [
+            ComponentStatus.of(key, self.state.processes.get(key), str(self._log(key)))
+            for key in self.components()
+        ]
 
     # ---- stopping -------------------------------------------------------------------------------
 
@@ -481,5 +495,6 @@ class Cluster:
         started = time.monotonic()
         teardown.delete_cluster(self.state, [self.node(n) for n in self.state.nodes], keep_logs)
         clusterstate.clear_current(self.name)
+        access.remove_user_kubeconfig(self.name)
         self.procs.clear()
         progress(f"cluster {self.name!r} removed in {time.monotonic() - started:.1f} s")

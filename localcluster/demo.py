@@ -5,7 +5,9 @@ The session a user would type, run for real and printed command by command:
     tinykube up --nodes 2 --name demo          nodes are network namespaces on an underlay
                                                bridge, each with containerd and a kubelet (the
                                                netplugin agent in its process); the API server
-                                               runs on node1
+                                               runs on node1, TLS with the cluster's own
+                                               certificates, and namespace default enforces
+                                               Pod Security's baseline level
     tinykube get nodes -o wide                 Ready, with podCIDRs, addresses, VTEPs
     tinykube apply -f examples/web-app.yaml    the seed, unchanged
     tinykube get pods -o wide                  one nginx replica on each node
@@ -160,6 +162,8 @@ The cluster "{NAME}" keeps running. Try:
   tinykube scale deployment/web-app --replicas 4 && tinykube get pods -o wide
   tinykube set image deployment/web-app web-app=nginx:1.25 && tinykube rollout status deploy/web-app
   tinykube node-shell node1 -- nft list table ip tinykube     # the Service rules
+  sudo tinykube node-shell underlay -- tinykube --kubeconfig ~/.tinykube/config get nodes
+                                              # the admin over TLS, from the cluster's network
   tinykube status
   sudo tinykube down --name {NAME}                            # removes all of it
 (with sudo, or as the user who ran `sudo make demo`: the CLI finds the cluster by itself)"""

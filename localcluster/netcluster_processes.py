@@ -1,9 +1,12 @@
 """The processes of the network cluster (netcluster.py): API server, namespaced children,
 and the small Python programs the tests and benchmarks run inside pods.
 
-`UnixApiServer` is processes.ApiServerProcess listening on a unix socket:
+`UnixApiServer` is `tinykube apiserver` listening on a unix socket alone:
 node namespaces share the host's filesystem, so every agent reaches it at the
-same path without any route between namespaces. `NsProcess` is a ChildProcess
+same path without any route between namespaces, and whoever may open the
+socket is the cluster's admin -- the network tests exercise the network, not
+the API's security, so their agents need no certificates (the unix listener
+needs no TLS files either). `NsProcess` is a ChildProcess
 run through `nsenter --net=...`, in its own session, so kill9() ends it like a
 crash. The scripts are passed to `python -c` inside a pod's namespace; they
 depend on nothing but the standard library:
@@ -24,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localcluster.netns import NetNS
-from localcluster.processes import REPO, ApiServerProcess, ChildProcess
+from localcluster.processes import REPO, ChildProcess
 
 # A server for pods: `http` answers GET with its name, `echo` echoes TCP lines, `udp`
 # answers each datagram with "<name> <datagram>".
@@ -99,12 +102,14 @@ sys.exit(0 if ok else 1)
 """
 
 
-class UnixApiServer(ApiServerProcess):
+class UnixApiServer(ChildProcess):
     """`tinykube apiserver --listen unix:PATH` (scheduler and controllers in-process)."""
 
     def __init__(self, data_dir: Path, socket_path: Path) -> None:
+        self.data_dir = data_dir
         self.socket_path = socket_path
-        super().__init__(data_dir)
+        args = ["apiserver", "--data-dir", str(data_dir), "--listen", self.address]
+        super().__init__(args, data_dir / "apiserver.log")
 
     @property
     def address(self) -> str:
@@ -113,6 +118,7 @@ class UnixApiServer(ApiServerProcess):
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        self.socket_path.unlink(missing_ok=True)
         self.spawn()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

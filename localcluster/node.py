@@ -7,7 +7,8 @@ namespace (`tk-<cluster>-node1`, eth1 on the underlay bridge) in which run
       or dockerd   --config-file <node>/docker/daemon.json -H unix://<node>/docker/docker.sock
     tinykube kubelet  --node-name node1 --node-ip 10.201.0.11 --address 10.201.0.11 ...
                       --network-agent --iface eth1 ...   (the netplugin agent in-process)
-    tinykube apiserver --listen 10.201.0.11:6443 --listen unix:<dir>/api.sock   (node1 only)
+    tinykube apiserver --listen 10.201.0.11:6443 --listen unix:<dir>/api.sock
+                       --token-listen 10.201.0.11:6444 --tls-cert-file ...   (node1 only)
 
 each started as `nsenter --net=/run/netns/tk-<cluster>-node1 -- <argv>`, so it
 sees the node's links and addresses but the host's filesystem (paths stay
@@ -211,24 +212,32 @@ class LocalNode:
 
     # ---- the API server (the control-plane node) ----------------------------------------
 
-    def start_apiserver(
-        self,
-        listen: Sequence[str],
-        log_path: Path,
-        ready: Callable[[], object],
-        timeout: float = 30.0,
-    ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
-        """`tinykube apiserver` in this node's namespace on each `listen` address (the first
-        is the one its own scheduler and controllers dial); waits until `ready()` succeeds."""
-        for address in listen:
-            if address.startswith("unix:"):
-                Path(address.removeprefix("unix:")).unlink(missing_ok=True)
+    def apiserver_argv(self, extra_listen: Sequence[str] = (), socket_group: str = "") -> list[str]:
+        """The API server's command line: nodeconfig's (the VMs'), plus `extra_listen`
+        (the host CLI's socket) and the group that may open its unix sockets."""
         argv = [
             *tinykube_cmd(),
             "apiserver",
-            *nodeconfig.apiserver_args(self.config, listen=listen[0]),
-            *(arg for address in listen[1:] for arg in ("--listen", address)),
+            *nodeconfig.apiserver_args(self.config, extra_listen),
         ]
+        if socket_group:
+            argv += ["--unix-socket-group", socket_group]
+        return argv
+
+    def start_apiserver(
+        self,
+        extra_listen: Sequence[str],
+        log_path: Path,
+        ready: Callable[[], object],
+        socket_group: str = "",
+        timeout: float = 30.0,
+    ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        """`tinykube apiserver` in this node's namespace, TLS on the node's address and on
+        each of `extra_listen`; waits until `ready()` succeeds."""
+        for address in extra_listen:
+            if address.startswith("unix:"):
+                Path(address.removeprefix("unix:")).unlink(missing_ok=True)
+        argv = self.apiserver_argv(extra_listen, socket_group)
         if self.fast_failover:
             argv.extend(FAST_APISERVER)
         proc, record = spawn(argv, log_path, self.ns)
@@ -239,9 +248,6 @@ class LocalNode:
                 raise NodeError("apiserver", str(log_path), f"exited with {proc.returncode}")
             with contextlib.suppress(Exception):
                 ready()
-                for address in listen:
-                    if address.startswith("unix:"):
-                        share_with_sudo_user(Path(address.removeprefix("unix:")))
                 return proc, record
             if time.monotonic() > deadline:
                 stop_process(record, 5.0)
@@ -403,21 +409,6 @@ class LocalNode:
         proc, record = spawn(self.kubelet_argv(), self.log_path("kubelet"), self.ns)
         record.node = self.name
         return proc, record
-
-
-def share_with_sudo_user(socket: Path) -> None:
-    """Let the user who ran `sudo tinykube up` use the API socket without sudo.
-
-    The API has no authentication, and whoever can reach it can run privileged
-    pods, so the socket is not opened to everyone: only to the invoking user's
-    primary group ($SUDO_GID), mode 0660 -- as kind hands its kubeconfig to the
-    user who created the cluster. Without sudo (a root shell) it stays root's.
-    """
-    gid = os.environ.get("SUDO_GID", "")
-    if gid.isdigit() and int(gid) != 0:
-        with contextlib.suppress(OSError):
-            os.chown(socket, -1, int(gid))
-            os.chmod(socket, 0o660)
 
 
 def install_cni_bin_dir(dest: str) -> None:

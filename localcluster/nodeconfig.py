@@ -28,20 +28,39 @@ content; `write_all(cfg, root)` writes them below `root` (a DESTDIR: the
 content still names the real paths, so a test can render into a temporary
 directory and read what a VM would get).
 
-Worked example -- node2 of the Vagrant cluster, containerd, no mirror:
+Worked example -- node2 of the Vagrant cluster, containerd, no mirror, its
+kubelet joining by bootstrap token:
 
     cfg = NodeConfig(node_name="node2", node_ip="192.168.56.12",
-                     server="192.168.56.11:6443")
+                     server="192.168.56.11:6443", tls_bootstrap=True)
     render_all(cfg) ==
         /etc/containerd/config.toml   (root /var/lib/containerd, socket
                                        /run/containerd/containerd.sock, CNI
                                        /opt/cni/bin + /etc/cni/net.d,
                                        restrict_oom_score_adj = true)
         /etc/tinykube/kubelet.env     TINYKUBE_KUBELET_ARGS=--node-name node2
-                                      --node-ip 192.168.56.12 --server
-                                      192.168.56.11:6443 --runtime containerd ...
-                                      --network-agent --cni-data-dir ...
-        /etc/tinykube/config          server: 192.168.56.11:6443 (the CLI's config)
+                                      --node-ip 192.168.56.12 --kubeconfig
+                                      /etc/tinykube/kubelet.conf
+                                      --bootstrap-kubeconfig ... --tls-cert-file
+                                      /etc/tinykube/pki/kubelet-node2.crt ...
+                                      --runtime containerd ... --network-agent ...
+
+Security. Every daemon authenticates with the cluster's PKI, laid out by
+`tinykube pki init --dir PKI_DIR` (localcluster/pki.py names the files):
+the API server serves mTLS on NODE_IP:6443 and bearer tokens on
+NODE_IP:6444, with its serving certificate, the client CA, its client
+certificate to the kubelets and the CSR signer's CA; a kubelet is
+system:node:NAME through its kubeconfig -- the one pki init wrote
+(`kubelet-NAME.conf`), or with `tls_bootstrap` the one it obtains itself
+through `--bootstrap-kubeconfig` (`tinykube join` writes that) -- and serves
+logs and exec over mTLS with its serving certificate. The kubeconfig names
+the API server, so the kubelet gets no `--server`; `server` stays the
+address the node was told (render-config's `--server`, the VMs' join). The
+PKI directory is /etc/tinykube on a VM (kubeadm's /etc/kubernetes) and the
+cluster directory for `tinykube up`, whose nodes share one PKI. The CLI's
+config is no longer rendered: it is a kubeconfig with credentials
+(admin.conf), which the provisioning hands to the users of the
+control-plane node.
 
 With `registry_mirror="127.0.0.1:5000"` (an offline cluster) the containerd
 config gains `registry.config_path` and the tree under it one hosts.toml per
@@ -61,11 +80,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from localcluster import pki
 from localcluster.containerd import ContainerdConfig
+from localcluster.pki import PkiLayout
 from localcluster.registry import MIRRORED_HOSTS, hosts_toml
 from netplugin.constants import CNI_DATA_DIR, DNS_ADDRESS
 
@@ -73,7 +95,8 @@ Runtime = Literal["containerd", "docker"]
 RUNTIMES: tuple[Runtime, ...] = ("containerd", "docker")
 
 DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.9"
-APISERVER_PORT = 6443
+APISERVER_PORT = pki.APISERVER_PORT
+TOKEN_PORT = pki.TOKEN_PORT
 
 # Names of the variables in the EnvironmentFiles the systemd units read.
 KUBELET_ENV = "TINYKUBE_KUBELET_ARGS"
@@ -160,6 +183,12 @@ class NodeConfig:
     masquerade: bool = True  # pod traffic leaving the cluster CIDR (off in local tests)
     cluster_dns: bool = True  # the netplugin serves DNS_ADDRESS; pods' resolv.conf names it
     paths: NodePaths = field(default_factory=NodePaths)
+    pki_dir: str = pki.DEFAULT_PKI_DIR  # `tinykube pki init --dir` (shared by a local cluster)
+    tls_bootstrap: bool = False  # the kubelet obtains its certificate with a bootstrap token
+
+    @property
+    def pki(self) -> PkiLayout:
+        return PkiLayout(self.pki_dir)
 
     def validate(self) -> None:
         """Raise NodeConfigError naming the first unusable field."""
@@ -180,11 +209,12 @@ class NodeConfig:
             ("iface", self.iface),
             ("registry mirror", self.registry_mirror),
             ("sandbox image", self.sandbox_image),
+            ("pki dir", self.pki_dir),
             *((f"path {key}", str(val)) for key, val in vars(self.paths).items()),
         ):
             if _UNSAFE.search(value):
                 raise NodeConfigError(f"{name} {value!r} holds whitespace, a quote, $ or %")
-        for key, val in vars(self.paths).items():
+        for key, val in [*vars(self.paths).items(), ("pki_dir", self.pki_dir)]:
             if not str(val).startswith("/"):
                 raise NodeConfigError(f"path {key} {val!r} is not absolute")
 
@@ -305,15 +335,15 @@ def render_daemon_json(cfg: NodeConfig) -> str:
 
 
 def kubelet_args(cfg: NodeConfig) -> list[str]:
-    """`tinykube kubelet` arguments for this node."""
+    """`tinykube kubelet` arguments for this node (its identity: module docstring)."""
     p = cfg.paths
+    cert_dir = f"{p.kubelet_root_dir}/pki"
     return [
         "--node-name",
         cfg.node_name,
         "--node-ip",
         cfg.node_ip,
-        "--server",
-        cfg.server,
+        *pki.kubelet_args(cfg.pki, cfg.node_name, bootstrap=cfg.tls_bootstrap, cert_dir=cert_dir),
         "--runtime",
         cfg.runtime,
         "--runtime-endpoint",
@@ -339,9 +369,10 @@ def kubelet_args(cfg: NodeConfig) -> list[str]:
 def network_agent_args(cfg: NodeConfig) -> list[str]:
     """The kubelet's flags for its in-process network agent (`tinykube netplugin`'s work).
 
-    The agent shares the kubelet's --node-name, --node-ip, --server and
-    --cni-conf-dir, and serves cluster DNS because --cluster-dns names its
-    address; these are the rest. The node IP is always explicit, never a guess.
+    The agent shares the kubelet's --node-name, --node-ip, client (its
+    kubeconfig's identity) and --cni-conf-dir, and serves cluster DNS because
+    --cluster-dns names its address; these are the rest. The node IP is always
+    explicit, never a guess.
     """
     args = ["--network-agent", "--cni-data-dir", cfg.paths.cni_data_dir]
     if cfg.iface:
@@ -351,20 +382,20 @@ def network_agent_args(cfg: NodeConfig) -> list[str]:
     return args
 
 
-def apiserver_args(cfg: NodeConfig, listen: str = "") -> list[str]:
+def apiserver_args(cfg: NodeConfig, extra_listen: Sequence[str] = ()) -> list[str]:
     """`tinykube apiserver` arguments on the control-plane node.
 
-    By default it listens on the node IP (the other nodes' kubelets and agents,
-    and the scheduler and controllers in-process, which dial the first address)
-    and on 127.0.0.1 (a CLI on the node with no config); `listen` replaces both.
+    It listens on the node IP: mTLS on 6443 (the kubelets and their agents, the
+    admin's kubeconfig) and bearer tokens on 6444 (a kubelet joining with a
+    bootstrap token); `extra_listen` adds addresses (`tinykube up` adds the
+    host CLI's unix socket). Its scheduler and controllers dial a private
+    socket of their own, so no address here is theirs.
     """
-    addresses = (
-        [listen] if listen else [f"{cfg.node_ip}:{APISERVER_PORT}", f"127.0.0.1:{APISERVER_PORT}"]
-    )
     args = ["--data-dir", cfg.paths.apiserver_data_dir]
-    for address in addresses:
+    for address in [f"{cfg.node_ip}:{APISERVER_PORT}", *extra_listen]:
         args += ["--listen", address]
-    return args
+    args += ["--token-listen", f"{cfg.node_ip}:{TOKEN_PORT}"]
+    return [*args, *pki.apiserver_args(cfg.pki)]
 
 
 def env_file(name: str, args: list[str]) -> str:
@@ -390,7 +421,6 @@ def render_all(cfg: NodeConfig) -> dict[str, str]:
     files[f"{env}/kubelet.env"] = env_file(KUBELET_ENV, kubelet_args(cfg))
     if cfg.control_plane:
         files[f"{env}/apiserver.env"] = env_file(APISERVER_ENV, apiserver_args(cfg))
-    files[f"{env}/config"] = f"server: {cfg.server}\n"
     return files
 
 

@@ -1,16 +1,24 @@
-"""The local cluster state file, names, the `current` pointer, and how the CLI finds a cluster."""
+"""The local cluster state file, names, the `current` pointer, and how the CLI finds a cluster;
+the cluster's PKI layout, its user's kubeconfig and its default namespace's Pod Security level."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from apimachinery import certs, errors, kubeconfig
+from apimachinery.client import Client
 from cli import config
-from localcluster import clusterstate, prereqs
+from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
+from localcluster import access, clusterstate, pki, prereqs
 from localcluster.clusterstate import ClusterState, ClusterStateError, ProcessRecord
+from localcluster.pki import PkiLayout
+from protos import core_pb2
 
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -189,3 +197,100 @@ def test_get_uses_the_named_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     out = run_cli(tmp_path, monkeypatch, "--cluster", "ghost", "get", "nodes")
     assert out.exit_code == 1
     assert "no cluster named 'ghost'" in out.output
+
+
+# ---- security: the PKI's layout, the user's kubeconfig, Pod Security ------------------------
+
+
+def cluster_pki(directory: Path) -> PkiLayout:
+    """What `tinykube up` makes: node1's address first, both nodes' kubelets."""
+    node1, node2 = ipaddress.ip_address("10.201.0.11"), ipaddress.ip_address("10.201.0.12")
+    options = PkiOptions(
+        directory,
+        addresses=(node1,),
+        nodes=(NodeSpec("node1", (node1,)), NodeSpec("node2", (node2,))),
+    )
+    init_pki(options, echo=lambda _: None)
+    return PkiLayout(str(directory))
+
+
+def test_pki_layout_names_what_pki_init_writes(tmp_path: Path) -> None:
+    layout = cluster_pki(tmp_path / "demo")
+    kubelet = pki.kubelet_args(layout, "node2", cert_dir="/x")
+    apiserver = pki.apiserver_args(layout)
+    flags = dict(zip(kubelet[::2], kubelet[1::2], strict=True))
+    files = [v for k, v in flags.items() if k != "--cert-dir"] + apiserver[1::2]
+    files += [layout.admin_conf, layout.kubeconfig("scheduler")]
+    for path in files:
+        assert Path(path).is_file(), path
+    assert stat.S_IMODE(os.stat(layout.ca_key).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(Path(layout.ca_key).parent).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(layout.kubelet_conf("node2")).st_mode) == 0o600
+    node2 = kubeconfig.load(flags["--kubeconfig"])
+    assert node2.target == "10.201.0.11:6443" and node2.cert_pem is not None
+    assert certs.identity(certs.load_cert_pem(node2.cert_pem)).user == "system:node:node2"
+    serving = certs.read_cert(flags["--tls-cert-file"])
+    assert ipaddress.ip_address("10.201.0.12") in certs.subject_alt_names(serving)[0]
+
+
+@pytest.fixture
+def user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> access.User:
+    """The user who ran `sudo tinykube up`, with a home under tmp_path."""
+    who = access.User("someone", os.getuid(), os.getgid(), tmp_path / "home")
+    monkeypatch.setattr(access.User, "invoking", classmethod(lambda cls: who))
+    return who
+
+
+def test_user_kubeconfig_is_the_admin_over_tls(tmp_path: Path, user: access.User) -> None:
+    layout = cluster_pki(tmp_path / "demo")
+    said: list[str] = []
+    path = access.write_user_kubeconfig("demo", layout, "10.201.0.11:6443", said.append)
+    assert path == user.config and not said
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert access.written_by_up(path) == "demo"
+    # the CLI reads it as a kubeconfig: the admin, TLS to node1's mTLS port
+    resolved = config.resolve(None, {"HOME": str(user.home), clusterstate.ENV_ROOT: "/none"})
+    assert (resolved.target, resolved.tls) == ("10.201.0.11:6443", True)
+    assert resolved.cert_pem is not None
+    admin = certs.identity(certs.load_cert_pem(resolved.cert_pem))
+    assert (admin.user, admin.groups) == ("kubernetes-admin", ("system:masters",))
+
+
+def test_user_kubeconfig_replaces_only_what_up_wrote(tmp_path: Path, user: access.User) -> None:
+    layout = cluster_pki(tmp_path / "demo")
+    said: list[str] = []
+    access.write_user_kubeconfig("demo", layout, "10.201.0.11:6443", said.append)
+    access.write_user_kubeconfig("other", layout, "10.201.0.11:6443", said.append)
+    assert access.written_by_up(user.config) == "other"  # a later cluster's up takes it over
+    assert access.remove_user_kubeconfig("demo") is None  # down of demo: not demo's any more
+    assert access.remove_user_kubeconfig("other") == user.config
+    assert not user.config.exists()
+    # a file of the user's own is never written nor removed
+    user.config.write_text("server: 10.0.0.1:6443\n")
+    assert access.write_user_kubeconfig("demo", layout, "10.201.0.11:6443", said.append) is None
+    assert "is not one tinykube up wrote: left as it is" in said[-1]
+    assert access.remove_user_kubeconfig("demo") is None
+    assert user.config.read_text() == "server: 10.0.0.1:6443\n"
+
+
+def test_socket_group_is_the_sudo_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUDO_GID", "1000")
+    assert access.socket_group() == "1000"
+    monkeypatch.setenv("SUDO_GID", "0")
+    assert access.socket_group() == ""
+    monkeypatch.delenv("SUDO_GID")
+    assert access.socket_group() == ""
+
+
+async def test_default_namespace_enforces_baseline(client: Client) -> None:
+    await access.enforce_baseline(client)
+    await access.enforce_baseline(client)  # again: unchanged, no error (a repaired cluster)
+    namespace = await client.get(core_pb2.Namespace, "default")
+    assert namespace.metadata.labels[access.ENFORCE_LABEL] == "baseline"
+    privileged = core_pb2.Pod()
+    privileged.metadata.name = "root-of-the-node"
+    container = privileged.spec.containers.add(name="c", image="busybox")
+    container.security_context.privileged = True
+    with pytest.raises(errors.StatusError, match='violates PodSecurity "baseline:latest"'):
+        await client.create(privileged)

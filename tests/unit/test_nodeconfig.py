@@ -61,7 +61,6 @@ def test_kubelet_args_carry_the_node_ip_and_run_the_network_agent() -> None:
     kubelet = nodeconfig.kubelet_args(NODE2)
     assert _value(kubelet, "--node-name") == "node2"
     assert _value(kubelet, "--node-ip") == "192.168.56.12"
-    assert _value(kubelet, "--server") == "192.168.56.11:6443"
     assert _value(kubelet, "--runtime") == "containerd"
     assert _value(kubelet, "--runtime-endpoint") == "unix:///run/containerd/containerd.sock"
     assert _value(kubelet, "--cni-conf-dir") == "/etc/cni/net.d"
@@ -79,7 +78,30 @@ def test_kubelet_args_carry_the_node_ip_and_run_the_network_agent() -> None:
         "TINYKUBE_KUBELET_ARGS=" + " ".join(kubelet) + "\n"
     )
     assert not [f for f in files if "netplugin" in f]  # no unit of its own
-    assert files["/etc/tinykube/config"] == "server: 192.168.56.11:6443\n"
+    # the CLI's config is a kubeconfig with credentials now, not a rendered address
+    assert "/etc/tinykube/config" not in files
+
+
+def test_kubelet_is_its_node_over_tls() -> None:
+    """Its identity from pki init's kubeconfig (which names the server: no --server), its
+    rotated certificates under its root dir, and its own server mutual TLS."""
+    kubelet = nodeconfig.kubelet_args(NODE2)
+    assert "--server" not in kubelet and "--bootstrap-kubeconfig" not in kubelet
+    assert _value(kubelet, "--kubeconfig") == "/etc/tinykube/kubelet-node2.conf"
+    assert _value(kubelet, "--cert-dir") == "/var/lib/kubelet/pki"
+    assert _value(kubelet, "--tls-cert-file") == "/etc/tinykube/pki/kubelet-node2.crt"
+    assert _value(kubelet, "--tls-private-key-file") == "/etc/tinykube/pki/kubelet-node2.key"
+    assert _value(kubelet, "--client-ca-file") == "/etc/tinykube/pki/ca.crt"
+    # joined by bootstrap token: the kubeconfig the kubelet writes, from tinykube join's
+    joined = nodeconfig.kubelet_args(replace(NODE2, tls_bootstrap=True))
+    assert _value(joined, "--kubeconfig") == "/etc/tinykube/kubelet.conf"
+    assert _value(joined, "--bootstrap-kubeconfig") == "/etc/tinykube/bootstrap-kubelet.conf"
+    assert _value(joined, "--tls-cert-file") == "/etc/tinykube/pki/kubelet-node2.crt"
+    # a local cluster's nodes share the cluster directory's PKI
+    local = replace(NODE2, pki_dir="/var/lib/tinykube/clusters/demo")
+    assert _value(nodeconfig.kubelet_args(local), "--kubeconfig") == (
+        "/var/lib/tinykube/clusters/demo/kubelet-node2.conf"
+    )
 
 
 def test_network_agent_iface_and_masquerade() -> None:
@@ -103,13 +125,21 @@ def test_network_agent_iface_and_masquerade() -> None:
 def test_apiserver_env_only_on_the_control_plane() -> None:
     assert "/etc/tinykube/apiserver.env" not in nodeconfig.render_all(NODE2)
     env = nodeconfig.render_all(NODE1)["/etc/tinykube/apiserver.env"]
+    pki = "/etc/tinykube/pki"
     assert env == (
         "TINYKUBE_APISERVER_ARGS=--data-dir /var/lib/tinykube/apiserver"
-        " --listen 192.168.56.11:6443 --listen 127.0.0.1:6443\n"
+        " --listen 192.168.56.11:6443 --token-listen 192.168.56.11:6444"
+        f" --tls-cert-file {pki}/apiserver.crt --tls-private-key-file {pki}/apiserver.key"
+        f" --client-ca-file {pki}/ca.crt"
+        f" --kubelet-client-certificate {pki}/apiserver-kubelet-client.crt"
+        f" --kubelet-client-key {pki}/apiserver-kubelet-client.key"
+        f" --kubelet-certificate-authority {pki}/ca.crt"
+        f" --cluster-signing-cert-file {pki}/ca.crt --cluster-signing-key-file {pki}/ca.key\n"
     )
-    # tinykube up gives its own address (the node's, and a unix socket for the host's CLI)
-    args = nodeconfig.apiserver_args(NODE1, listen="10.201.0.11:6443")
-    assert args == ["--data-dir", "/var/lib/tinykube/apiserver", "--listen", "10.201.0.11:6443"]
+    # tinykube up adds a unix socket for the host's CLI; TCP stays the node's address alone
+    args = nodeconfig.apiserver_args(NODE1, ["unix:/srv/api.sock"])
+    listens = [args[i + 1] for i, arg in enumerate(args) if arg == "--listen"]
+    assert listens == ["192.168.56.11:6443", "unix:/srv/api.sock"]
 
 
 def test_local_layout_matches_a_private_containerd() -> None:
@@ -293,12 +323,20 @@ def test_local_cluster_nodes_run_what_render_config_writes(
         nodeconfig.kubelet_args(cfg)
     )
     assert node.containerd().config.render() == nodeconfig.render_containerd(cfg)
+    assert cfg.pki_dir == str(tmp_path / "clusters" / "nc")  # one PKI for the cluster
+    apiserver = Cluster("nc", nodes=2, make_current=False).node("node1")
+    argv = apiserver.apiserver_argv(["unix:/srv/api.sock"], socket_group="1000")
+    start = argv.index("apiserver") + 1
+    rendered = nodeconfig.apiserver_args(apiserver.config, ["unix:/srv/api.sock"])
+    assert argv[start : start + len(rendered)] == rendered
+    assert argv[start + len(rendered) :] == ["--unix-socket-group", "1000"]
 
     # the same node through the CLI the VMs' provisioning runs
     root = tmp_path / "root"
     args = ["node", "render-config", "--node-name", cfg.node_name, "--node-ip", cfg.node_ip]
     args += ["--server", cfg.server, "--iface", cfg.iface, "--no-masquerade"]
     args += ["--registry-mirror", cfg.registry_mirror, "--node-dir", str(node_dir)]
+    args += ["--pki-dir", str(tmp_path / "clusters" / "nc")]
     result = CliRunner().invoke(cli, [*args, "--root", str(root)])
     assert result.exit_code == 0, result.output
     written = {
