@@ -76,14 +76,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
+def wait_for_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
+    raise TimeoutError(f"nothing listening on {host}:{port}")
 
 
 class PkiInitError(RuntimeError):
@@ -161,9 +161,14 @@ class ApiServerProcess(ChildProcess):
     """`tinykube apiserver` on free loopback ports, TLS as a cluster's (module docstring)."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
     ) -> None:
         self.data_dir = data_dir
+        self.host = host  # any of 127.0.0.0/8: a test may want the conventional port 6443
         self.port = port or free_port()
         self.token_port = free_port()
         self.pki = PkiLayout(str(data_dir.with_name(f"{data_dir.name}-pki")))
@@ -194,11 +199,11 @@ class ApiServerProcess(ChildProcess):
     @property
     def secure_address(self) -> str:
         """The mTLS port, as the kubeconfigs name it."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def token_address(self) -> str:
-        return f"127.0.0.1:{self.token_port}"
+        return f"{self.host}:{self.token_port}"
 
     @property
     def admin_kubeconfig(self) -> Path:
@@ -225,7 +230,7 @@ class ApiServerProcess(ChildProcess):
 
     def ensure_pki(self) -> None:
         """`tinykube pki init` for this server and its nodes; what exists is kept."""
-        pki_init(self.pki, ["127.0.0.1"], self.nodes, port=self.port)
+        pki_init(self.pki, [self.host], self.nodes, port=self.port)
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +240,7 @@ class ApiServerProcess(ChildProcess):
         self.socket_path.unlink(missing_ok=True)
         self.spawn()
         try:
-            wait_for_port(self.port)
+            wait_for_port(self.port, host=self.host)
         except TimeoutError:
             self.stop()
             raise RuntimeError("apiserver did not start:\n" + self.log.read_text()) from None
