@@ -13,7 +13,12 @@
 #      Running and ready within VERIFY_TIMEOUT seconds;
 #   2. one replica per node (when there are at least as many nodes);
 #   3. from every node (a hostNetwork busybox probe pod pinned there): the
-#      Service's ClusterIP VERIFY_REQUESTS times, every request answered;
+#      Service's ClusterIP VERIFY_REQUESTS times, every request answered. The
+#      probes use the node's own network, which Pod Security's baseline level
+#      refuses (and `default` enforces it), so they run in a namespace of
+#      their own, VERIFY_PROBE_NAMESPACE, labelled for the privileged level --
+#      as node-level debugging pods are kept out of the applications'
+#      namespaces in Kubernetes;
 #   4. through the ClusterIP every replica answered (its name in a response,
 #      or a new line in its access log: nginx's default page names no pod);
 #      then each replica's pod IP from every node;
@@ -21,8 +26,8 @@
 #      InternalIP, fetched with VERIFY_EXTERNAL (from outside the cluster when
 #      the hook says so).
 # Then the probe pods and the NodePort Service are deleted (the application
-# stays), and the last line is PASS, or FAIL with the failed checks; the exit
-# code is 0 or 1.
+# and the empty probe namespace stay), and the last line is PASS, or FAIL with
+# the failed checks; the exit code is 0 or 1.
 #
 # Hooks (environment):
 #   TINYKUBE            the CLI command                 (default: tinykube)
@@ -34,6 +39,7 @@
 #   VERIFY_REPLICAS     pods expected                   (default: 2)
 #   VERIFY_POD_PORT     the pods' port                  (default: 80)
 #   VERIFY_PROBE_IMAGE  the probe pods' image           (default: busybox:latest)
+#   VERIFY_PROBE_NAMESPACE  the probe pods' namespace   (default: tinykube-verify)
 #   VERIFY_REQUESTS     ClusterIP requests per node     (default: 20)
 #   VERIFY_TIMEOUT      seconds to wait for pods        (default: 180)
 #   VERIFY_RETRIES      tries for the first ClusterIP and each NodePort answer
@@ -50,6 +56,7 @@ service=${VERIFY_SERVICE:-web-app-service}
 replicas=${VERIFY_REPLICAS:-2}
 pod_port=${VERIFY_POD_PORT:-80}
 probe_image=${VERIFY_PROBE_IMAGE:-busybox:latest}
+probe_ns=${VERIFY_PROBE_NAMESPACE:-tinykube-verify}
 requests=${VERIFY_REQUESTS:-20}
 timeout=${VERIFY_TIMEOUT:-180}
 retries=${VERIFY_RETRIES:-15}
@@ -57,6 +64,7 @@ interval=${VERIFY_INTERVAL:-1}
 
 run_id=$(date +%s)-$$
 probe_label=tinykube-verify
+tkp=("${tk[@]}" -n "$probe_ns") # the CLI in the probes' namespace
 nodeport_service=verify-nodeport-$run_id
 failures=()
 work=$(mktemp -d)
@@ -78,7 +86,7 @@ finish() {
 }
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-  "${tk[@]}" delete pod -l "app=$probe_label" --ignore-not-found --now --no-wait >/dev/null 2>&1 || true
+  "${tkp[@]}" delete pod -l "app=$probe_label" --ignore-not-found --now --no-wait >/dev/null 2>&1 || true
   "${tk[@]}" delete service "$nodeport_service" --ignore-not-found --no-wait >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -188,16 +196,29 @@ if [[ -z "$node_port" || "$node_port" == - ]]; then
 fi
 ok "service $service at $cluster_ip:$port; NodePort $node_port on $nodeport_service"
 
-# --- 3. probes: one hostNetwork pod per node
+# --- 3. probes: one hostNetwork pod per node, in a namespace that allows them
+if ! "${tk[@]}" apply -f - >"$work/namespace.out" 2>&1 <<EOF
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $probe_ns
+  labels:
+    pod-security.kubernetes.io/enforce: privileged
+EOF
+then
+  fail "create namespace $probe_ns for the probes: $(tr '\n' ' ' <"$work/namespace.out")"
+  finish
+fi
 probes=()
 while read -r node _; do
   probe=verify-probe-$node-$run_id
   probes+=("$probe")
-  if ! "${tk[@]}" apply -f - >"$work/probe.out" 2>&1 <<EOF
+  if ! "${tkp[@]}" apply -f - >"$work/probe.out" 2>&1 <<EOF
 apiVersion: v1
 kind: Pod
 metadata:
   name: $probe
+  namespace: $probe_ns
   labels:
     app: $probe_label
 spec:
@@ -217,7 +238,7 @@ EOF
 done <"$work/nodes"
 deadline=$((SECONDS + timeout))
 for probe in "${probes[@]}"; do
-  until [[ "$("${tk[@]}" get pod "$probe" -o json 2>/dev/null | json phase)" == Running ]]; do
+  until [[ "$("${tkp[@]}" get pod "$probe" -o json 2>/dev/null | json phase)" == Running ]]; do
     if ((SECONDS >= deadline)); then
       fail "probe pod $probe Running within ${timeout}s"
       finish
@@ -232,7 +253,7 @@ ok "probe pods running: ${probes[*]}"
 # (headers and body), or FETCH-FAILED, then a line ===END===
 in_probe() {
   # shellcheck disable=SC2016  # expanded by the probe's sh, not here
-  "${tk[@]}" exec "$1" -- sh -c '
+  "${tkp[@]}" exec "$1" -- sh -c '
     i=0
     while [ "$i" -lt "$3" ]; do
       out=$(printf "GET / HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" | nc -w 5 "$1" "$2" 2>&1)

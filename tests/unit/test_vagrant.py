@@ -177,6 +177,10 @@ def test_vagrantfile_two_nodes_with_defaults(tmp_path: Path) -> None:
         assert args[args.index("--server") + 1] == "192.168.56.11:6443"
         assert ("--control-plane" in args) == (name == "node1")
         assert "--cluster-dns" in args
+        # node1's pki init covers both nodes (their kubelets' serving certificates)
+        peers = [args[i + 1] for i, arg in enumerate(args) if arg == "--cluster-node"]
+        want = ["node1=192.168.56.11", "node2=192.168.56.12"] if name == "node1" else []
+        assert peers == want
 
 
 def test_vagrantfile_environment_overrides(tmp_path: Path) -> None:
@@ -202,6 +206,9 @@ def test_vagrantfile_environment_overrides(tmp_path: Path) -> None:
     args = provisioners["node"]["args"]
     assert args[args.index("--server") + 1] == "10.20.0.21:6443"
     assert args[args.index("--runtime") + 1] == "docker"
+    node1 = machines(config)["node1"]["block"]["attrs"]["vm"]
+    node1_args = {c["args"][0]: c["kw"] for c in calls(node1, "provision")}["node"]["args"]
+    assert "node2=10.20.0.22" in node1_args and "node1=10.20.0.21" in node1_args
 
 
 @pytest.mark.parametrize(
@@ -346,6 +353,8 @@ def get(kind, name):
 
 args = sys.argv[1:]
 open(env("FAKE_LOG"), "a").write(" ".join(args) + "\n")
+if args[:1] == ["-n"]:  # the global namespace flag (the probes' namespace)
+    args = args[2:]
 verb = args[0]
 if verb == "apply":
     text = sys.stdin.read() if args[-1] == "-" else open(args[-1]).read()
@@ -425,10 +434,11 @@ def test_verify_passes_on_a_healthy_cluster(tmp_path: Path) -> None:
     assert "NodePort http://10.201.0.12:30080/ (node node2) from outside" in out
     external = (tmp_path / "external.log").read_text().split()
     assert external == ["http://10.201.0.11:30080/", "http://10.201.0.12:30080/"]
-    # probes pinned to each node on the host network, then everything of its own deleted
+    # probes pinned to each node on the host network, in a namespace of their own (baseline
+    # Pod Security refuses host networking in `default`), then everything of its own deleted
     assert re.search(r"^apply -f \S+web-app.yaml$", log, re.M)
-    assert re.search(r"^exec verify-probe-node2-\S+ -- sh -c ", log, re.M)
-    assert re.search(r"^delete pod -l app=tinykube-verify .*--now", log, re.M)
+    assert re.search(r"^-n tinykube-verify exec verify-probe-node2-\S+ -- sh -c ", log, re.M)
+    assert re.search(r"^-n tinykube-verify delete pod -l app=tinykube-verify .*--now", log, re.M)
     assert re.search(r"^delete service verify-nodeport-\S+ --ignore-not-found", log, re.M)
 
 

@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
-# Configure and start a node's daemons as systemd services.
+# Configure and start a node's daemons as systemd services, with the cluster's PKI.
 #
 #   node.sh --node-name NAME --node-ip IP --server HOST:PORT [--runtime containerd|docker]
-#           [--control-plane] [--cluster-dns]
+#           [--control-plane --cluster-node NAME=IP...] [--cluster-dns]
 #
-# Every argument goes on to `tinykube node render-config`, which writes the
-# runtime's config and the daemons' arguments (/etc/tinykube/*.env) -- the same
-# rendering `tinykube up` gives its namespace nodes. This script adds the
-# systemd units (vagrant/systemd/), the udev rule that turns VXLAN checksum
-# offload off, and the CLI's config for the vagrant user.
+# Every argument but --cluster-node goes on to `tinykube node render-config`,
+# which writes the runtime's config and the daemons' arguments
+# (/etc/tinykube/*.env) -- the same rendering `tinykube up` gives its namespace
+# nodes. This script adds the systemd units (vagrant/systemd/), the udev rule
+# that turns VXLAN checksum offload off, and the credentials, as kubeadm's
+# init and join make them:
+#
+#   control plane  `tinykube pki init --dir /etc/tinykube` with every
+#                  --cluster-node (the CA, the API server's certificates, each
+#                  node's kubelet serving certificate, admin.conf); then,
+#                  once the API server answers, a bootstrap token (`tinykube
+#                  token create`) and the CA's hash go to the join directory
+#                  with each worker's serving certificate; the admin's
+#                  kubeconfig becomes ~/.tinykube/config of root and vagrant.
+#   worker         waits for its files in the join directory, installs them,
+#                  and `tinykube join` (the CA pinned by its hash, then the
+#                  token) writes /etc/tinykube/bootstrap-kubelet.conf; the
+#                  kubelet (--tls-bootstrap) obtains its own certificate with
+#                  it and writes /etc/tinykube/kubelet.conf.
+#
+# The join directory ($TINYKUBE_JOIN_DIR, default /vagrant/vagrant/.join) is
+# in the folder both VMs share with the host; it holds a token and a private
+# key, so it ignores itself in git (.gitignore `*`) and is for development
+# clusters only.
 #
 # Idempotent: a file is replaced only when its content differs, and a daemon
 # restarts only when one of its files changed (else `systemctl start` leaves a
@@ -30,22 +49,26 @@ die() {
   exit 1
 }
 
+pki_dir=/etc/tinykube
+join_dir=${TINYKUBE_JOIN_DIR:-/vagrant/vagrant/.join}
 node_name="" node_ip="" server="" runtime=containerd control_plane=0
-args=("$@")
+args=() cluster_nodes=()
 while (($#)); do
   case "$1" in
-    --node-name) node_name=${2:?--node-name needs a value}; shift 2 ;;
-    --node-ip) node_ip=${2:?--node-ip needs a value}; shift 2 ;;
-    --runtime) runtime=${2:?--runtime needs a value}; shift 2 ;;
-    --control-plane) control_plane=1; shift ;;
-    --cluster-dns) shift ;;
-    --server) server=${2:?--server needs a value}; shift 2 ;;
+    --node-name) node_name=${2:?--node-name needs a value}; args+=("$1" "$2"); shift 2 ;;
+    --node-ip) node_ip=${2:?--node-ip needs a value}; args+=("$1" "$2"); shift 2 ;;
+    --runtime) runtime=${2:?--runtime needs a value}; args+=("$1" "$2"); shift 2 ;;
+    --control-plane) control_plane=1; args+=("$1"); shift ;;
+    --cluster-dns) args+=("$1"); shift ;;
+    --server) server=${2:?--server needs a value}; args+=("$1" "$2"); shift 2 ;;
+    --cluster-node) cluster_nodes+=(--node "${2:?--cluster-node needs NAME=IP}"); shift 2 ;;
     *) die "unknown argument '$1'" ;;
   esac
 done
 [[ -n "$node_name" ]] || die "--node-name is required"
 [[ -n "$node_ip" ]] || die "--node-ip is required"
 [[ -n "$server" ]] || die "--server is required (node1's HOST:PORT)"
+((control_plane)) || args+=(--tls-bootstrap)
 
 # --- the node IP: the private network's, on this machine
 if [[ "$node_ip" == 10.0.2.15 ]]; then
@@ -55,8 +78,34 @@ iface=$(ip -o -4 addr show | awk -v ip="$node_ip" '{split($4, a, "/"); if (a[1] 
 [[ -n "$iface" ]] || die "no interface holds $node_ip: is the Vagrantfile's private_network up? ($(ip -o -4 addr show | awk '{printf "%s=%s ", $2, $4}'))"
 log "node $node_name: $node_ip on $iface"
 
+# --- the credentials: the PKI on the control plane, the join on a worker
+if ((control_plane)); then
+  [[ ${#cluster_nodes[@]} -gt 0 ]] || die "--control-plane needs --cluster-node NAME=IP for every node"
+  pki_out=$("$tinykube" pki init --dir "$pki_dir" --apiserver-address "$node_ip" "${cluster_nodes[@]}")
+  grep -v '\] kept ' <<<"$pki_out" || true # what was written, and the CA hash
+  ca_hash=$(sed -n 's/^CA hash: //p' <<<"$pki_out")
+else
+  for _ in $(seq 1 "${TINYKUBE_JOIN_WAIT:-600}"); do
+    [[ -f "$join_dir/join.env" && -f "$join_dir/$node_name/ca.crt" ]] && break
+    sleep 1
+  done
+  [[ -f "$join_dir/join.env" ]] || die "no $join_dir/join.env: provision the control-plane node first (vagrant provision node1)"
+  install -d -m 0700 "$pki_dir" "$pki_dir/pki"
+  install -m 0644 "$join_dir/$node_name/ca.crt" "$pki_dir/pki/ca.crt"
+  install -m 0644 "$join_dir/$node_name/kubelet-$node_name.crt" "$pki_dir/pki/kubelet-$node_name.crt"
+  install -m 0600 "$join_dir/$node_name/kubelet-$node_name.key" "$pki_dir/pki/kubelet-$node_name.key"
+  if [[ ! -f "$pki_dir/kubelet.conf" ]]; then
+    # shellcheck source=/dev/null
+    source "$join_dir/join.env"
+    "$tinykube" join "${JOIN_SERVER:?}" --token "${JOIN_TOKEN:?}" \
+      --discovery-token-ca-cert-hash "${JOIN_CA_HASH:?}" --node-name "$node_name" \
+      --out "$pki_dir/bootstrap-kubelet.conf"
+    log "joined: $pki_dir/bootstrap-kubelet.conf"
+  fi
+fi
+
 # --- the rendered configuration
-changed=$("$tinykube" node render-config "${args[@]}" --iface "$iface")
+changed=$("$tinykube" node render-config "${args[@]}" --iface "$iface" --pki-dir "$pki_dir")
 echo "$changed"
 was_written() { grep -q "^wrote .*$1\$" <<<"$changed"; }
 
@@ -138,22 +187,51 @@ for unit in "${units[@]}"; do
   fi
 done
 
-# --- the CLI finds the API server through the rendered config, for root and vagrant
-for home in /root /home/vagrant; do
-  [[ -d "$home" ]] || continue
-  if [[ "$(readlink "$home/.tinykube/config" || true)" != /etc/tinykube/config ]]; then
-    mkdir -p "$home/.tinykube"
-    ln -sfn /etc/tinykube/config "$home/.tinykube/config"
-    chown -h --reference="$home" "$home/.tinykube" "$home/.tinykube/config"
-    log "linked $home/.tinykube/config"
-  fi
-done
+# --- the control plane: the admin's kubeconfig for the CLI of root and vagrant (0600,
+# owned by each), and what a worker needs to join, once the API server answers
+if ((control_plane)); then
+  for home in /root /home/vagrant; do
+    [[ -d "$home" ]] || continue
+    if ! cmp -s "$pki_dir/admin.conf" "$home/.tinykube/config"; then
+      install -d -m 0700 -o "$(stat -c %u "$home")" -g "$(stat -c %g "$home")" "$home/.tinykube"
+      rm -f "$home/.tinykube/config" # an older provisioning's symlink
+      install -m 0600 -o "$(stat -c %u "$home")" -g "$(stat -c %g "$home")" \
+        "$pki_dir/admin.conf" "$home/.tinykube/config"
+      log "installed $home/.tinykube/config (the cluster admin's kubeconfig)"
+    fi
+  done
+  admin=(--kubeconfig "$pki_dir/admin.conf")
+  for _ in $(seq 1 60); do
+    "$tinykube" "${admin[@]}" get namespace default >/dev/null 2>&1 && break
+    sleep 2
+  done
+  token=$("$tinykube" "${admin[@]}" token create | tail -n 1)
+  [[ -n "$token" ]] || die "tinykube token create printed no token"
+  install -d -m 0700 "$join_dir"
+  echo '*' >"$join_dir/.gitignore"
+  for spec in "${cluster_nodes[@]}"; do
+    [[ "$spec" == --node ]] && continue
+    worker=${spec%%=*}
+    [[ "$worker" == "$node_name" ]] && continue
+    install -d -m 0700 "$join_dir/$worker"
+    install -m 0644 "$pki_dir/pki/ca.crt" "$pki_dir/pki/kubelet-$worker.crt" "$join_dir/$worker/"
+    install -m 0600 "$pki_dir/pki/kubelet-$worker.key" "$join_dir/$worker/"
+  done
+  printf 'JOIN_SERVER=%s:%s\nJOIN_TOKEN=%s\nJOIN_CA_HASH=%s\n' \
+    "$node_ip" "${TINYKUBE_TOKEN_PORT:-6444}" "$token" "$ca_hash" >"$join_dir/join.env.tmp"
+  chmod 0600 "$join_dir/join.env.tmp"
+  mv "$join_dir/join.env.tmp" "$join_dir/join.env"
+  log "wrote $join_dir/join.env (a bootstrap token for the workers)"
+  kubeconfig=$pki_dir/admin.conf
+else
+  kubeconfig=$pki_dir/kubelet.conf # written by the kubelet once its certificate is signed
+fi
 
 # --- wait (not fail) for the Node to register and turn Ready: on libvirt the
 # VMs come up in parallel and node1's API server may not answer yet
 ready_wait=${TINYKUBE_READY_WAIT:-120}
 for _ in $(seq 1 $((ready_wait / 2))); do
-  if "$tinykube" --server "$server" get node "$node_name" 2>/dev/null | grep -qw Ready; then
+  if "$tinykube" --kubeconfig "$kubeconfig" get node "$node_name" 2>/dev/null | grep -qw Ready; then
     log "node $node_name is Ready"
     exit 0
   fi
