@@ -297,7 +297,7 @@ def run(args: argparse.Namespace, base: Path) -> None:
     apiserver = ApiServerProcess(base / "apiserver")
     kubelet = KubeletProcess(
         NODE,
-        apiserver.address,
+        apiserver,  # a node of its PKI, over mTLS, as on a cluster
         base / "logs",
         runtime=args.runtime,
         extra_args=(

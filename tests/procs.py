@@ -24,9 +24,17 @@ def apiserver(data_dir: Path) -> Iterator[ApiServerProcess]:
 
 
 def run_cli(
-    server: str, *args: str, stdin: str | None = None, timeout: float = 60
+    server: str | ApiServerProcess, *args: str, stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TINYKUBE_SERVER=server)
+    """`tinykube ARGS` at `server`: an address ($TINYKUBE_SERVER; the server's unix socket is
+    its local admin), or an ApiServerProcess, whose admin kubeconfig ($KUBECONFIG) is the
+    admin over mutual TLS, as for a user on another machine."""
+    outranking = ("TINYKUBE_SERVER", "TINYKUBE_CLUSTER", "TINYKUBE_CONFIG", "KUBECONFIG")
+    env = {k: v for k, v in os.environ.items() if k not in outranking}
+    if isinstance(server, ApiServerProcess):
+        env["KUBECONFIG"] = str(server.admin_kubeconfig)
+    else:
+        env["TINYKUBE_SERVER"] = server
     return subprocess.run(
         [*tinykube_cmd(), *args],
         input=stdin,

@@ -1,9 +1,14 @@
 """A hollow cluster for process-level tests: one API server and N fake-runtime kubelets.
 
-Every part is a real `tinykube` process, as a user starts them; only the
-container runtime is the hollow one (kubemark's idea), so these tests need no
-root and no images. Timings are shortened (lease 3 s, grace 4 s, eviction after
-3 s) so that node failures play out in seconds.
+Every part is a real `tinykube` process, as a user starts them, secured as a
+cluster is (localcluster/processes.py): the kubelets, and with
+`separate_control_plane` the scheduler and the controller-manager, reach the
+API server over mutual TLS, each with the kubeconfig `tinykube pki init` made
+for it, while the test itself reads the cluster as the local admin over the
+server's unix socket (`server`). Only the container runtime is the hollow one
+(kubemark's idea), so these tests need no root and no images. Timings are
+shortened (lease 3 s, grace 4 s, eviction after 3 s) so that node failures play
+out in seconds.
 """
 
 from __future__ import annotations
@@ -36,17 +41,20 @@ class HollowCluster:
         self.apiserver = ApiServerProcess(root / "apiserver", extra_args=extra)
         self.control_plane: dict[str, ChildProcess] = {}
         if separate_control_plane:
-            server = ("--server", self.apiserver.address)
+            scheduler = ("--kubeconfig", str(self.apiserver.kubeconfig("scheduler")))
+            manager = ("--kubeconfig", str(self.apiserver.kubeconfig("controller-manager")))
             self.control_plane = {
-                "scheduler": ChildProcess([*server, "scheduler"], root / "logs" / "scheduler.log"),
+                "scheduler": ChildProcess(
+                    [*scheduler, "scheduler"], root / "logs" / "scheduler.log"
+                ),
                 "controller-manager": ChildProcess(
-                    [*server, "controller-manager", "--node-monitor-grace-period", "4"],
+                    [*manager, "controller-manager", "--node-monitor-grace-period", "4"],
                     root / "logs" / "controller-manager.log",
                 ),
             }
         self.kubelets = {
             f"node{i}": KubeletProcess(
-                f"node{i}", self.apiserver.address, root / "logs", extra_args=FAST_KUBELET
+                f"node{i}", self.apiserver, root / "logs", extra_args=FAST_KUBELET
             )
             for i in range(1, nodes + 1)
         }

@@ -2,6 +2,7 @@
 
 In order, on one cluster (module scope; each test leaves it as the next expects):
 
+    secure by default: mTLS, node identities, PodSecurity   tinykube --kubeconfig ... (underlay)
     both replicas Running on different nodes            tinykube apply -f examples/web-app.yaml
     pod-to-pod across nodes                             tinykube exec POD -- wget <other pod>
     ClusterIP from each node reaches both replicas      tinykube node-shell nodeN -- curl ...
@@ -38,6 +39,7 @@ from localcluster.cluster import Cluster, ClusterError
 from localcluster.containerd import mounts_under
 from localcluster.netns import namespaces_with_prefix
 from localcluster.node import LocalNode
+from localcluster.processes import tinykube_cmd
 from tests.e2e.localcluster_fixture import (
     SEED,
     cli,
@@ -168,6 +170,41 @@ def test_nodes_ready_with_pod_cidrs_and_addresses(cluster: Cluster) -> None:
         assert "default" not in cluster.node_exec(node, ["ip", "route"]).stdout
     assert "default" not in cluster.underlay_exec(["ip", "route"]).stdout
     assert cluster.client_address.startswith("unix:")
+
+
+PRIVILEGED = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: root-of-the-node
+spec:
+  hostNetwork: true
+  containers:
+  - name: sh
+    image: busybox
+    command: ["sleep", "3600"]
+"""
+
+
+def test_secure_by_default(cluster: Cluster) -> None:
+    """TLS on every TCP port with the cluster's certificates, each node only itself, the
+    keys private, and Pod Security's baseline level enforced in `default`."""
+    tinykube = tinykube_cmd()
+    from_outside = partial(cluster.underlay_exec, timeout=60)
+    plain = from_outside([*tinykube, "--server", cluster.state.server, "get", "nodes"])
+    assert plain.returncode == 1 and "TLS only: give a kubeconfig" in plain.stderr
+    admin = from_outside([*tinykube, "--kubeconfig", cluster.pki.admin_conf, "get", "nodes"])
+    assert admin.returncode == 0 and "node2" in admin.stdout, admin.stderr
+    node2 = ["--kubeconfig", cluster.pki.kubelet_conf("node2")]
+    denied = from_outside([*tinykube, *node2, "get", "secrets", "-A"])
+    assert denied.returncode == 1 and 'User "system:node:node2" cannot list' in denied.stderr
+    for key in (cluster.pki.ca_key, cluster.pki.kubeconfig("admin")):
+        assert os.stat(key).st_mode & 0o077 == 0, key
+    assert os.stat(Path(cluster.pki.ca_key).parent).st_mode & 0o077 == 0
+    assert os.stat(cluster.state.socket).st_mode & 0o007 == 0  # not for every user
+    refused = cli(cluster, "apply", "-f", "-", stdin=PRIVILEGED, check=False)
+    assert refused.returncode == 1
+    assert 'violates PodSecurity "baseline:latest": host namespaces' in refused.stderr
 
 
 def test_seed_replicas_run_on_different_nodes(cluster: Cluster) -> None:

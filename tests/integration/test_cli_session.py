@@ -3,7 +3,9 @@
 One API server process for the module, without scheduler and controllers (this is the API's
 own contract; the control plane has its own tests), so that nothing but the CLI writes: each test
 drives the CLI as a user does and checks the exit code, the words printed, and (for bad input)
-that the store's revision did not move.
+that the store's revision did not move. The CLI is a user on another machine: the admin's
+kubeconfig over mutual TLS ($KUBECONFIG, as `tinykube pki init` wrote it); without it the
+server's TCP ports let nothing through.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from apimachinery.client import Client
 from tests.procs import REPO, ApiServerProcess, run_cli
 
 SEED = REPO / "examples" / "web-app.yaml"
@@ -36,7 +37,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerProcess]:
 
 def revision(srv: ApiServerProcess) -> str:
     async def read() -> str:
-        async with Client(srv.address) as c:
+        async with srv.client() as c:  # the admin over mTLS, as the CLI
             return (await c.list("namespaces"))[1]
 
     return asyncio.run(read())
@@ -49,32 +50,42 @@ def test_seed_file_is_the_seed_manifest() -> None:
     assert SEED.read_bytes() == shared.read_bytes()
 
 
+def test_tcp_ports_refuse_a_client_without_credentials(srv: ApiServerProcess) -> None:
+    before = revision(srv)
+    for address in (srv.secure_address, srv.token_address):
+        out = run_cli(address, "create", "namespace", "intruder")
+        assert out.returncode == 1
+        assert f"error: cannot reach the API server at {address}" in out.stderr
+        assert "TLS only: give a kubeconfig" in out.stderr
+    assert revision(srv) == before
+
+
 def test_user_session(srv: ApiServerProcess) -> None:
-    out = run_cli(srv.address, "apply", "-f", str(SEED))
+    out = run_cli(srv, "apply", "-f", str(SEED))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         "deployment.apps/web-app created",
         "service/web-app-service created",
     ]
-    out = run_cli(srv.address, "apply", "-f", str(SEED))
+    out = run_cli(srv, "apply", "-f", str(SEED))
     assert out.stdout.splitlines() == [
         "deployment.apps/web-app unchanged",
         "service/web-app-service unchanged",
     ]
-    out = run_cli(srv.address, "get", "deployments,services", "-o", "wide")
+    out = run_cli(srv, "get", "deployments,services", "-o", "wide")
     assert out.returncode == 0
     assert "deployment.apps/web-app" in out.stdout and "service/web-app-service" in out.stdout
     assert "nginx:latest" in out.stdout and "80/TCP" in out.stdout
-    out = run_cli(srv.address, "get", "deployment", "web-app", "-o", "yaml")
+    out = run_cli(srv, "get", "deployment", "web-app", "-o", "yaml")
     assert "kind: Deployment" in out.stdout and "maxSurge: 25%" in out.stdout
-    out = run_cli(srv.address, "create", "node", "node1")
+    out = run_cli(srv, "create", "node", "node1")
     assert out.returncode == 0 and out.stdout.strip() == "node/node1 created"
-    out = run_cli(srv.address, "get", "no")
+    out = run_cli(srv, "get", "no")
     assert "node1" in out.stdout
-    out = run_cli(srv.address, "delete", "-f", str(SEED))
+    out = run_cli(srv, "delete", "-f", str(SEED))
     assert out.returncode == 0
     assert 'deployment.apps "web-app" deleted' in out.stdout
-    out = run_cli(srv.address, "get", "deploy", "web-app")
+    out = run_cli(srv, "get", "deploy", "web-app")
     assert out.returncode == 1
     assert 'Error from server (NotFound): deployments.apps "web-app" not found' in out.stderr
 
@@ -108,7 +119,7 @@ def test_bad_manifest_is_refused_and_stores_nothing(
     manifest = tmp_path / "bad.yaml"
     manifest.write_text(text)
     before = revision(srv)
-    out = run_cli(srv.address, "apply", "-f", str(manifest))
+    out = run_cli(srv, "apply", "-f", str(manifest))
     assert out.returncode != 0, out.stdout
     assert words in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
@@ -124,7 +135,7 @@ def test_duplicate_cluster_ip_and_node_port(srv: ApiServerProcess, tmp_path: Pat
     )
     first = tmp_path / "a.yaml"
     first.write_text(svc.replace("NAME", "dup-a"))
-    assert run_cli(srv.address, "apply", "-f", str(first)).returncode == 0
+    assert run_cli(srv, "apply", "-f", str(first)).returncode == 0
     for name, change, words in (
         ("dup-b", "", "provided IP is already allocated"),
         ("dup-c", "10.96.7.7", "provided port is already allocated"),
@@ -135,10 +146,10 @@ def test_duplicate_cluster_ip_and_node_port(srv: ApiServerProcess, tmp_path: Pat
         f = tmp_path / f"{name}.yaml"
         f.write_text(text)
         before = revision(srv)
-        out = run_cli(srv.address, "apply", "-f", str(f))
+        out = run_cli(srv, "apply", "-f", str(f))
         assert out.returncode == 1 and words in out.stderr, out.stderr
         assert revision(srv) == before
-    run_cli(srv.address, "delete", "-f", str(first))
+    run_cli(srv, "delete", "-f", str(first))
 
 
 def test_four_mebibyte_manifest(srv: ApiServerProcess, tmp_path: Path) -> None:
@@ -146,7 +157,7 @@ def test_four_mebibyte_manifest(srv: ApiServerProcess, tmp_path: Path) -> None:
     f = tmp_path / "big.yaml"
     f.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: big}}\ndata:\n  b: {blob}\n")
     before = revision(srv)
-    out = run_cli(srv.address, "apply", "-f", str(f))
+    out = run_cli(srv, "apply", "-f", str(f))
     assert out.returncode == 1
     assert "Request entity too large: limit is 3145728" in out.stderr
     assert revision(srv) == before

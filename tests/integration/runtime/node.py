@@ -84,7 +84,7 @@ class RealNode:
             )
         self.kubelet = KubeletProcess(
             "node1",
-            self.apiserver.address,
+            self.apiserver,  # a node of its PKI: system:node:node1 over mTLS
             root / "logs",
             runtime="containerd" if docker_env is None else "docker",
             extra_args=(

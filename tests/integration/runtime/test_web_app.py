@@ -37,7 +37,7 @@ class OneNode:
         self.apiserver = ApiServerProcess(root / "apiserver")
         self.kubelet = KubeletProcess(
             "node1",
-            self.apiserver.address,
+            self.apiserver,  # a node of its PKI: system:node:node1 over mTLS
             root / "logs",
             runtime="containerd",
             extra_args=(
@@ -103,7 +103,7 @@ async def _remove_pods(env: RuntimeEnv) -> None:
 
 
 def test_web_app_serves_nginx_on_each_pod_ip(one_node: OneNode) -> None:
-    out = run_cli(one_node.apiserver.address, "apply", "-f", SEED)
+    out = run_cli(one_node.apiserver, "apply", "-f", SEED)  # the admin's kubeconfig, TLS
     assert out.returncode == 0, out.stderr
 
     def running() -> bool:
