@@ -166,8 +166,8 @@ class Transformer:
             kind, _, rest = stored[len(PREFIX) :].partition(b":v1:")
             name = rest.partition(b":")[0]
             raise DecryptError(
-                f"no key {name.decode(errors='replace')!r} for provider "
-                f"{kind.decode(errors='replace')!r} in the encryption configuration"
+                f"no key {str(name, 'utf-8', 'replace')!r} for provider "
+                f"{str(kind, 'utf-8', 'replace')!r} in the encryption configuration"
             )
         for p_index, provider in enumerate(self.providers):
             if not provider.keys:  # identity reads plain values

@@ -1,6 +1,6 @@
-"""Shared fixtures for unit tests: a real API server on a unix socket (as the local admin) over SQLite in a
-temporary directory (no scheduler, no controllers), and a client to it. Directories can
-override either fixture with their own."""
+"""Shared fixtures for unit tests: a real API server on a unix socket (so the local admin)
+over SQLite in a temporary directory (no scheduler, no controllers), and a client to it.
+Directories can override either fixture with their own."""
 
 from __future__ import annotations
 

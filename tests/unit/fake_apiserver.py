@@ -309,6 +309,13 @@ class FakeResources(api_pb2_grpc.ResourcesServicer):
         await self._enter("Version", context)
         return api_pb2.VersionInfo(git_version="v0.0.0-fake", storage_backend="memory")
 
+    async def AccessReview(
+        self, request: api_pb2.AccessReviewRequest, context: Any
+    ) -> api_pb2.AccessReviewResponse:
+        """The fake has no authorization: everything is allowed to everyone."""
+        await self._enter("AccessReview", context)
+        return api_pb2.AccessReviewResponse(allowed=True, user="fake")
+
     async def ServerResources(
         self, request: api_pb2.ServerResourcesRequest, context: Any
     ) -> api_pb2.APIResourceList:
