@@ -58,8 +58,8 @@ async def run_control_plane(
     options: ControllerOptions | None = None,
 ) -> None:
     """Scheduler and controllers against the API server at `address`, until cancelled."""
-    if not (scheduler or controllers):
-        return
+    if not (scheduler or controllers):  # both run elsewhere: nothing to do until cancelled
+        await asyncio.Event().wait()
     client = Client(address)
     factory = SharedInformerFactory(client)
     parts: list[Awaitable[None]] = []
