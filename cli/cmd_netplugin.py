@@ -14,7 +14,8 @@ running them. SIGTERM or SIGINT stops the agent and leaves the network as it
 is: pods keep talking, and the next agent changes nothing.
 
 The API server address is --server here, else the global `tinykube
---server`, else $TINYKUBE_SERVER / the config file / 127.0.0.1:6443.
+--server` / `--kubeconfig` (whose credentials the agent then uses, as the
+node's identity), else $KUBECONFIG / ~/.tinykube/config / 127.0.0.1:6443.
 """
 
 from __future__ import annotations
@@ -123,10 +124,12 @@ def netplugin(
     config = agent_config(node_name, node_ip, iface, cni_conf_dir, cni_data_dir, masquerade)
     config.proxy, config.dns, config.resync_period = proxy, cluster_dns, resync_period
     opts = ctx.find_object(Options)
-    address = server or (opts.server if opts is not None else "127.0.0.1:6443")
 
     async def run() -> None:
-        client = Client(address)
+        # --server here is an address as given (a unix socket on a node); otherwise the
+        # CLI's own resolution, with a kubeconfig's TLS identity (`tinykube --kubeconfig`).
+        resolved = opts if opts is not None and not server else None
+        client = resolved.new_client() if resolved else Client(server or "127.0.0.1:6443")
         agent = NetPluginAgent(config, client, cmds)
         try:
             if dry_run:
