@@ -121,11 +121,9 @@ class ServerCalls:
     ) -> tuple[bool, str]:
         """Would the caller be allowed this request (`tinykube auth can-i`), and why not.
 
-        The server answers for the identity that asks; asking for someone else
-        (`--as`) would be a SubjectAccessReview, which this API does not have.
+        The server answers for the identity that asks, or for `user` in `groups`
+        when the caller may impersonate them (kubectl's --as, --as-group).
         """
-        if user or groups:
-            raise ValueError("--as and --as-group are not supported: the server reviews the caller")
         request = api_pb2.AccessReviewRequest(
             verb=verb,
             resource=resource,
@@ -133,6 +131,8 @@ class ServerCalls:
             namespace=namespace,
             name=name,
             path=path,
+            user=user,
+            groups=list(groups),
         )
         reply: api_pb2.AccessReviewResponse = await self._unary(
             self._resources().AccessReview(request, timeout=self.timeout)

@@ -38,7 +38,7 @@ from google.protobuf.message import Message
 
 from apimachinery import errors, scheme
 from apiserver.admission import warnings as admission_warnings
-from apiserver.auth.authorizer import UserInfo
+from apiserver.auth.authorizer import AUTHENTICATED, Attributes, UserInfo, forbidden_message
 from apiserver.auth.escalation import confirm_no_escalation
 from apiserver.auth.filters import RequestGuard, attributes
 from apiserver.auth.rbac import RBACIndex
@@ -242,6 +242,8 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
     ) -> api_pb2.AccessReviewResponse:
         async def run() -> api_pb2.AccessReviewResponse:
             user = await self.guard.authenticator.authenticate(context)
+            if request.user or request.groups:
+                user = await self._impersonated(user, request)
             info = _review_kind(request.resource)
             attrs = attributes(
                 user,
@@ -258,6 +260,20 @@ class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
             )
 
         return await self._call(context, run)
+
+    async def _impersonated(
+        self, caller: UserInfo, request: api_pb2.AccessReviewRequest
+    ) -> UserInfo:
+        """The user an access review asks about, if the caller may impersonate them."""
+        if not request.user:
+            raise errors.BadRequest("groups to review need a user (--as-group needs --as)")
+        wanted = [("users", request.user)] + [("groups", g) for g in request.groups]
+        for resource, name in wanted:
+            attrs = Attributes(caller, "impersonate", resource=resource, name=name)
+            allowed, reason = await self.guard.allowed(attrs)
+            if not allowed:
+                raise errors.Forbidden(forbidden_message(attrs, reason))
+        return UserInfo(request.user, (*request.groups, AUTHENTICATED))
 
     async def Version(self, request: api_pb2.VersionRequest, context: Any) -> api_pb2.VersionInfo:
         async def run() -> api_pb2.VersionInfo:

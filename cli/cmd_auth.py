@@ -23,15 +23,16 @@ RESOURCE is what `get` accepts (`pods`, `deploy`, `roles.rbac.authorization.k8s.
 a word starting with `/` is a non-resource path. `--subresource log` asks
 about `pods/log`.
 
-The question travels as `client.access_review(...)` (see `AccessReviewer`
-for the call); the server side is the authorizer chain's `can_i`.
+The question travels as `client.access_review(...)`, the API's AccessReview
+(Kubernetes' SelfSubjectAccessReview): the server answers for the caller,
+or, with `--as`, for that user if the caller may impersonate them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 import click
 
@@ -164,7 +165,6 @@ def can_i(
     context.exit_with(
         context.run(
             opts,
-            # The client's access_review is the AccessReview RPC (`user`: --as, about another).
-            lambda client: ask(cast(AccessReviewer, client), question, as_user, as_groups, quiet),
+            lambda client: ask(client, question, as_user, as_groups, quiet),
         )
     )

@@ -503,6 +503,8 @@ class AccessReviewRequest(google.protobuf.message.Message):
     NAMESPACE_FIELD_NUMBER: builtins.int
     NAME_FIELD_NUMBER: builtins.int
     PATH_FIELD_NUMBER: builtins.int
+    USER_FIELD_NUMBER: builtins.int
+    GROUPS_FIELD_NUMBER: builtins.int
     verb: builtins.str
     resource: builtins.str
     """A resource as a user names it (`pods`, `deploy`); empty for a non-resource path."""
@@ -510,6 +512,12 @@ class AccessReviewRequest(google.protobuf.message.Message):
     namespace: builtins.str
     name: builtins.str
     path: builtins.str
+    user: builtins.str
+    """Ask for someone else (kubectl's --as / --as-group): the caller must be allowed to
+    impersonate them, as Kubernetes' impersonation requires.
+    """
+    @property
+    def groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     def __init__(
         self,
         *,
@@ -519,8 +527,10 @@ class AccessReviewRequest(google.protobuf.message.Message):
         namespace: builtins.str = ...,
         name: builtins.str = ...,
         path: builtins.str = ...,
+        user: builtins.str = ...,
+        groups: collections.abc.Iterable[builtins.str] | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["name", b"name", "namespace", b"namespace", "path", b"path", "resource", b"resource", "subresource", b"subresource", "verb", b"verb"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["groups", b"groups", "name", b"name", "namespace", b"namespace", "path", b"path", "resource", b"resource", "subresource", b"subresource", "user", b"user", "verb", b"verb"]) -> None: ...
 
 global___AccessReviewRequest = AccessReviewRequest
 

@@ -234,3 +234,23 @@ async def test_rbac_a_role_in_one_namespace(secured: Secured, tmp_path: Path) ->
     assert code == 1 and out.startswith("no")
     code, out = await asyncio.to_thread(can_i, "delete", "pods", "-n", "team")
     assert code == 1 and out.startswith("no")
+
+
+async def test_access_review_as_someone_else_needs_impersonation(secured: Secured) -> None:
+    async with secured.client("admin.conf") as admin:
+        for obj in role_for_bob("default"):
+            await admin.create(obj)
+        for _ in range(100):
+            allowed, _ = await admin.access_review("list", "pods", namespace="default", user="bob")
+            if allowed:
+                break
+            await asyncio.sleep(0.05)
+        assert allowed  # the admin may impersonate anyone: bob may list pods here
+        assert not (await admin.access_review("delete", "pods", namespace="default", user="bob"))[0]
+    async with token_client(secured, "s3cret-token") as bob:
+        with pytest.raises(errors.Forbidden) as refused:
+            await bob.access_review("list", "pods", namespace="default", user="alice")
+    assert str(refused.value) == (
+        'users "alice" is forbidden: User "bob" cannot impersonate resource "users" in API group ""'
+        " at the cluster scope"
+    )
