@@ -23,6 +23,7 @@ import logging
 
 import click
 
+from cli.cmd_controlplane import controller_flags, controller_options
 from cli.main import configure_logging
 
 
@@ -62,13 +63,6 @@ from cli.main import configure_logging
     help="Run the controllers here.",
 )
 @click.option(
-    "--node-monitor-grace-period",
-    type=float,
-    default=40.0,
-    show_default=True,
-    help="Seconds without a Lease renewal before a node is NotReady/Unknown.",
-)
-@click.option(
     "--default-toleration-seconds",
     type=int,
     default=300,
@@ -81,18 +75,7 @@ from cli.main import configure_logging
     type=click.Path(dir_okay=False),
     help="An EncryptionConfiguration file: the resources (secrets) to encrypt at rest, and how.",
 )
-@click.option(
-    "--cluster-signing-cert-file",
-    default="",
-    type=click.Path(dir_okay=False),
-    help="The CA certificate approved CSRs are signed with (pki/ca.crt); none: no signing.",
-)
-@click.option(
-    "--cluster-signing-key-file",
-    default="",
-    type=click.Path(dir_okay=False),
-    help="The private key of --cluster-signing-cert-file (pki/ca.key).",
-)
+@controller_flags
 @click.option(
     "--kubelet-client-certificate", default="", help="The client certificate for kubelets."
 )
@@ -118,16 +101,13 @@ async def _run(flags: dict[str, object]) -> None:
     from apiserver.listeners import ServingOptions
     from apiserver.proxy import KubeletClientConfig
     from cli.context import until_signalled
-    from controllers.base import ControllerOptions
     from controlplane import serve_control_plane
 
-    grace = float(str(flags["node_monitor_grace_period"]))
-    options = ControllerOptions(
-        node_monitor_grace_period=grace,
-        node_monitor_period=min(5.0, max(0.5, grace / 8)),
-        default_toleration_seconds=int(str(flags["default_toleration_seconds"])),
-        cluster_signing_cert_file=str(flags["cluster_signing_cert_file"]),
-        cluster_signing_key_file=str(flags["cluster_signing_key_file"]),
+    options = controller_options(
+        float(str(flags["node_monitor_grace_period"])),
+        str(flags["cluster_signing_cert_file"]),
+        str(flags["cluster_signing_key_file"]),
+        toleration=int(str(flags["default_toleration_seconds"])),
     )
     listen, *extra_listen = _strings(flags["listen_addresses"])
     token_file = str(flags["token_auth_file"])
