@@ -33,12 +33,14 @@ IDEfFtpRm61wzX1LydlSIuwZKE0iN2f+NEvWEoKxlQv1
 -----END CERTIFICATE-----
 """
 FIXTURE_CA_HASH = "sha256:55d44b42cc6b1ad6fd359953c3076127da9821b8525dd8ad26e25ed725a8413e"
+# One instant for the whole module, and everything dated from it: the module may be imported
+# minutes before its tests run (the full suite collects first), so "now" must not drift.
 NOW = datetime.datetime.now(datetime.timezone.utc)
 
 
 def make_ca(name: str = certs.DEFAULT_CA_NAME, kind: str = "ecdsa") -> CertKeyPair:
     key = certs.generate_key(kind)
-    return CertKeyPair(certs.new_self_signed_ca(key, name), key)
+    return CertKeyPair(certs.new_self_signed_ca(key, name, now=NOW), key)
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +135,8 @@ def test_validity_is_checked_both_ways(ca: CertKeyPair) -> None:
     stale = certs.sign_certificate(ca, key.public_key(), config, now=NOW - datetime.timedelta(3))
     with pytest.raises(CertError, match='certificate "old" expired at'):
         certs.verify_signed_by(stale, ca.cert)
-    fresh = certs.sign_certificate(ca, key.public_key(), config)
-    certs.verify_signed_by(fresh, ca.cert)
+    fresh = certs.sign_certificate(ca, key.public_key(), config, now=NOW)
+    certs.verify_signed_by(fresh, ca.cert, now=NOW)
     with pytest.raises(CertError, match='certificate "old" is not valid before'):
         certs.verify_signed_by(fresh, ca.cert, now=NOW - datetime.timedelta(hours=1))
     # Backdated a little, so a node whose clock lags a minute accepts it.
