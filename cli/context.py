@@ -127,6 +127,8 @@ def describe_error(err: BaseException, server: str, secure: bool = True) -> str:
         return f"error: {text}" + (f"\n{TLS_HINT}" if hint else "")
     if is_decode_error(err) or isinstance(err, CommandError):
         return f"error: {err}"
+    if isinstance(err, errors.Unauthorized):  # kubectl's own words for a 401
+        return f"error: You must be logged in to the server ({err.message})"
     if isinstance(err, errors.StatusError):
         return f"Error from server ({err.reason}): {err.message}"
     return f"error: {err}"

@@ -34,11 +34,13 @@ from typing import Any
 
 import pytest
 
+from apimachinery import kubeconfig
 from localcluster import clusterstate
 from localcluster.cluster import Cluster, ClusterError
 from localcluster.containerd import mounts_under
 from localcluster.netns import namespaces_with_prefix
 from localcluster.node import LocalNode
+from localcluster.pki import TOKEN_PORT
 from localcluster.processes import tinykube_cmd
 from tests.e2e.localcluster_fixture import (
     SEED,
@@ -205,6 +207,35 @@ def test_secure_by_default(cluster: Cluster) -> None:
     refused = cli(cluster, "apply", "-f", "-", stdin=PRIVILEGED, check=False)
     assert refused.returncode == 1
     assert 'violates PodSecurity "baseline:latest": host namespaces' in refused.stderr
+
+
+def test_no_credentials_from_a_namespace_of_its_own(cluster: Cluster, tmp_path: Path) -> None:
+    """From the underlay namespace, holding nothing but the CA: the token port answers
+    Unauthorized to a list of Secrets and a pod's creation; the certificate port and the
+    kubelet's port refuse the TLS handshake without a client certificate, and plain text."""
+    node1 = cluster.state.server.rpartition(":")[0]  # the API server's node, on the underlay
+    ca_only = tmp_path / "ca-only.conf"
+    kubeconfig.write(
+        ca_only,
+        kubeconfig.new_config(
+            server=f"https://{node1}:{TOKEN_PORT}",
+            ca_pem=Path(cluster.pki.ca_cert).read_bytes(),
+            user="nobody",
+        ),
+    )
+    tinykube = [*tinykube_cmd(), "--kubeconfig", str(ca_only)]
+    from_outside = partial(cluster.underlay_exec, timeout=60)
+    for argv in (["get", "secrets", "-A"], ["run", "x", "--image", "busybox"]):
+        out = from_outside([*tinykube, *argv])
+        assert out.returncode == 1, out
+        assert "error: You must be logged in to the server (Unauthorized)" in out.stderr
+    for port in (6443, 10250):
+        no_cert = from_outside(["curl", "-sk", "-m", "5", f"https://{node1}:{port}/"])
+        assert no_cert.returncode in (35, 56), no_cert  # TLS handshake failed / reset
+        plain = from_outside(
+            ["curl", "-s", "-m", "5", "--http2-prior-knowledge", f"http://{node1}:{port}/"]
+        )
+        assert plain.returncode != 0, plain
 
 
 def test_seed_replicas_run_on_different_nodes(cluster: Cluster) -> None:

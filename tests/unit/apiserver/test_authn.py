@@ -254,3 +254,15 @@ async def test_access_review_as_someone_else_needs_impersonation(secured: Secure
         'users "alice" is forbidden: User "bob" cannot impersonate resource "users" in API group ""'
         " at the cluster scope"
     )
+
+
+async def test_the_cli_says_unauthorized_as_kubectl(secured: Secured, tmp_path: Path) -> None:
+    ca = (secured.pki / "pki" / "ca.crt").read_bytes()
+    path = tmp_path / "nobody.conf"
+    kubeconfig.write(
+        path, kubeconfig.new_config(server=f"https://{secured.token}", ca_pem=ca, user="nobody")
+    )
+    args = ["--kubeconfig", str(path), "get", "secrets"]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 1
+    assert result.stderr == "error: You must be logged in to the server (Unauthorized)\n"
