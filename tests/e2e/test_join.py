@@ -39,7 +39,7 @@ from apimachinery.client import Client
 from localcluster import pki
 from localcluster.pki import PkiLayout
 from localcluster.processes import ApiServerProcess, ChildProcess
-from protos import core_pb2
+from protos import core_pb2, meta_pb2
 from tests.e2e.hollow import FAST_KUBELET
 from tests.procs import run_cli
 
@@ -108,6 +108,7 @@ def test_a_node_joins_with_a_bootstrap_token(apiserver: ApiServerProcess, tmp_pa
     kubelet.spawn()
     try:
         wait_ready(apiserver, "node9", kubelet)
+        runs_a_pod(apiserver, "node9", kubelet)
     finally:
         kubelet.stop()
     written = kubeconfig.load(layout.joined_kubelet_conf)
@@ -133,3 +134,26 @@ def wait_ready(apiserver: ApiServerProcess, node: str, kubelet: ChildProcess) ->
             return
         time.sleep(0.3)
     raise AssertionError(f"{node} not Ready:\n{kubelet.log.read_text()[-3000:]}")
+
+
+def runs_a_pod(apiserver: ApiServerProcess, node: str, kubelet: ChildProcess) -> None:
+    """A pod bound to the joined node runs there: the node's own identity reports it."""
+
+    async def create() -> None:
+        pod = core_pb2.Pod(metadata=meta_pb2.ObjectMeta(name="on-the-new-node"))
+        pod.spec.node_name = node
+        pod.spec.containers.add(name="c", image="busybox")
+        async with Client(apiserver.address, timeout=5) as client:
+            await client.create(pod)
+
+    async def phase() -> str:
+        async with Client(apiserver.address, timeout=5) as client:
+            return (await client.get(core_pb2.Pod, "on-the-new-node")).status.phase
+
+    asyncio.run(create())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if asyncio.run(phase()) == "Running":
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"the pod on {node} never ran:\n{kubelet.log.read_text()[-3000:]}")
