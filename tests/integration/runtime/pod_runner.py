@@ -151,3 +151,16 @@ class PodRunner:
                 await self.remove(pod)
         finally:
             unmount_under(self.root)
+
+
+def pod(name: str, body: str) -> str:
+    """A Pod manifest; `body` is the text under `spec:` (indented two spaces)."""
+    return f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{body}"
+
+
+def status_line(text: str, key: str) -> str:
+    """The value of `key:` in a /proc/self/status dump."""
+    for line in text.splitlines():
+        if line.startswith(f"{key}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{key} not in {text!r}")

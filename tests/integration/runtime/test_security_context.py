@@ -49,18 +49,13 @@ from kubelet.mount import SystemMounter
 from kubelet.runtime.interface import ContainerRuntime
 from localcluster import images
 from tests.integration.runtime.conftest import RuntimeEnv
-from tests.integration.runtime.pod_runner import PodRunner
+from tests.integration.runtime.pod_runner import PodRunner, pod, status_line
 
 pytestmark = pytest.mark.root
 
 SLEEP = '["sh", "-c", "trap \'exit 0\' TERM; while true; do sleep 1; done"]'
 NOBODY_IMAGE = "docker.io/library/busybox-user:nobody"  # USER nobody (non-numeric)
 NUMERIC_IMAGE = "docker.io/library/busybox-user:65534"  # USER 65534:65534
-
-
-def pod(name: str, body: str) -> str:
-    """A Pod manifest; `body` is the text under `spec:` (indented two spaces)."""
-    return f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{body}"
 
 
 def _user_image_archive(out: Path, name: str, user: str) -> Path:
@@ -116,14 +111,6 @@ async def runner(runtime: ContainerRuntime, tmp_path: Path) -> AsyncIterator[Pod
         yield run
     finally:
         await run.close()
-
-
-def status_line(text: str, key: str) -> str:
-    """The value of `key:` in a /proc/self/status dump."""
-    for line in text.splitlines():
-        if line.startswith(f"{key}:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"{key} not in {text!r}")
 
 
 # ---- who the process is ------------------------------------------------------------------------
