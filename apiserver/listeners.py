@@ -2,20 +2,21 @@
 
 TCP is TLS only, and every request has an identity (auth/authenticator.py):
 
-    --listen HOST:PORT         the certificate port (6443): TLS that REQUIRES a
-                               client certificate signed by --client-ca-file
-    --token-listen HOST:PORT   the token port (6444): TLS without a client
-                               certificate; each call carries a bearer token
+    --listen HOST:PORT         the API port (6443): TLS; a client certificate signed
+                               by --client-ca-file is verified if given, and a
+                               caller without one may bring a bearer token
+    --token-listen HOST:PORT   a token port (6444): TLS for bearer tokens only,
+                               kept for the joining nodes' bootstrap kubeconfigs
     --listen unix:PATH         a unix socket: whoever may open it is the admin;
                                made 0660, owned by root and --unix-socket-group
 
-Why two TLS ports, where Kubernetes has one: Kubernetes asks for a client
-certificate and verifies it *if one is given* (Go's VerifyClientCertIfGiven),
-so certificates and tokens share port 6443. gRPC's Python server offers only
-"require a verified certificate" or "do not ask for one". A certificate
-port that does not require one could not see certificates at all, so the
-token users — above all a new node joining with a bootstrap token, which
-has no certificate yet — get a port of their own.
+Kubernetes asks a TLS client for a certificate and verifies it *if one is
+given* (Go's VerifyClientCertIfGiven): certificates and tokens share port
+6443, and a caller with neither gets `401 Unauthorized`. gRPC's Python
+server can only require a verified certificate or not ask for one, so the
+TLS of each API port is terminated by apimachinery/tlsfront.py, which does
+ask-and-verify-if-given and tells the server, per connection, what it
+verified; the gRPC server itself listens only on private unix sockets.
 
 The serving certificate is sent with its CA appended, so a node joining by
 token can read the CA from the handshake and compare it with its pin
@@ -29,12 +30,15 @@ from __future__ import annotations
 
 import grp
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 
 from apimachinery import certs
+from apimachinery.tlsfront import FrontConfig, TLSFront
 
 SOCKET_MODE = 0o660
 
@@ -97,31 +101,69 @@ def _read(path: str) -> bytes:
         raise ValueError(f"{path}: {err.strerror}") from None
 
 
-def add_ports(server: grpc.aio.Server, opts: ServingOptions) -> list[int]:
-    """Bind every listener; the ports in the order of `listen`, then `token_listen`."""
-    opts.check()
-    ports = []
-    mtls = token = None
-    if opts.tcp or opts.token_listen:
-        key, chain = _chain(opts)
-        if opts.tcp:
-            mtls = grpc.ssl_server_credentials(
-                [(key, chain)],
-                root_certificates=_read(opts.client_ca_file),
-                require_client_auth=True,
+class Listeners:
+    """Every listener of one server: unix sockets, token ports, and a TLS front per TCP port."""
+
+    def __init__(self, opts: ServingOptions) -> None:
+        opts.check()
+        self.opts = opts
+        self.fronts: list[TLSFront] = []
+        self.ports: list[int] = []
+        self._key = self._chain = b""
+        if opts.tcp or opts.token_listen:
+            self._key, self._chain = _chain(opts)
+        for address in opts.tcp:
+            host, _, port = address.rpartition(":")
+            backend = os.path.join(tempfile.mkdtemp(prefix="tk-api-"), "backend.sock")
+            config = FrontConfig(
+                host=host.strip("[]") or "0.0.0.0",
+                port=int(port),
+                backend=backend,
+                cert_pem=self._chain,
+                key_pem=self._key,
+                client_ca_pem=_read(opts.client_ca_file),
             )
-        token = grpc.ssl_server_credentials([(key, chain)], require_client_auth=False)
-    for address in opts.listen:
-        if address.startswith("unix:"):
-            port = server.add_insecure_port(address)
-        else:
-            assert mtls is not None
-            port = server.add_secure_port(address, mtls)
-        ports.append(_bound(port, address))
-    for address in opts.token_listen:
-        assert token is not None
-        ports.append(_bound(server.add_secure_port(address, token), address))
-    return ports
+            self.fronts.append(TLSFront(config))
+
+    def bind(self, server: grpc.aio.Server) -> None:
+        """Before the server starts: unix sockets, token ports, each front's backend socket."""
+        token = None
+        if self.opts.token_listen:
+            token = grpc.ssl_server_credentials([(self._key, self._chain)])
+        fronts = iter(self.fronts)
+        for address in self.opts.listen:
+            if address.startswith("unix:"):
+                self.ports.append(_bound(server.add_insecure_port(address), address))
+            else:
+                front = next(fronts)
+                backend = f"unix:{front.config.backend}"
+                _bound(server.add_insecure_port(backend), backend)
+                self.ports.append(0)  # known once the front listens
+        for address in self.opts.token_listen:
+            assert token is not None
+            self.ports.append(_bound(server.add_secure_port(address, token), address))
+
+    def start_fronts(self) -> None:
+        """After the server started: the TLS fronts listen; their ports fill `ports`."""
+        fronts = iter(self.fronts)
+        for i, address in enumerate(self.opts.listen):
+            if not address.startswith("unix:"):
+                front = next(fronts)
+                os.chmod(front.config.backend, 0o600)
+                self.ports[i] = front.start()
+
+    def stop(self) -> None:
+        for front in self.fronts:
+            front.stop()
+            shutil.rmtree(os.path.dirname(front.config.backend), ignore_errors=True)
+
+    def identity_of(self, peer: str) -> tuple[bool, certs.Identity | None]:
+        """(came through a TLS front, the client certificate's identity if one was sent)."""
+        for front in self.fronts:
+            through, identity = front.identity_of(peer)
+            if through:
+                return True, identity
+        return False, None
 
 
 def _bound(port: int, address: str) -> int:

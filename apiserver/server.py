@@ -34,7 +34,7 @@ from apiserver.auth.bootstraptoken import bootstrap_token_user_async
 from apiserver.auth.filters import RequestGuard
 from apiserver.auth.node import NodeAuthorizer
 from apiserver.auth.rbac import RBACAuthorizer
-from apiserver.listeners import ServingOptions, add_ports, secure_unix_sockets
+from apiserver.listeners import Listeners, ServingOptions, secure_unix_sockets
 from apiserver.proxy import KubeletClientConfig
 from apiserver.registry.store import Store
 from apiserver.servicer import ResourcesServicer
@@ -71,12 +71,15 @@ class APIServer:
         # e.g. `tinykube up` serves node namespaces over TLS and the host's CLI over a socket.
         base = serving or ServingOptions(listen=())
         self.serving = dataclasses.replace(base, listen=(listen, *extra_listen, *base.listen))
-        self.serving.check()
+        self.listeners = Listeners(self.serving)
         self.listen = listen
         self.port = 0
+        self.ports: list[int] = []
         self.rbac = RBACAuthorizer(storage)
         authenticator = Authenticator(
-            static_tokens=static_tokens, token_lookups=(self._bootstrap_token_user,)
+            static_tokens=static_tokens,
+            token_lookups=(self._bootstrap_token_user,),
+            fronts=self.listeners.identity_of,
         )
         self.guard = RequestGuard(authenticator, [NodeAuthorizer(storage), self.rbac])
         self._server: grpc.aio.Server | None = None
@@ -114,9 +117,11 @@ class APIServer:
         servicer = ResourcesServicer(self.store, self.guard, self.rbac.index)
         servicer.kubelet_client = self.kubelet_client
         api_pb2_grpc.add_ResourcesServicer_to_server(servicer, server)
-        self.ports = add_ports(server, self.serving)
-        self.port = self.ports[0]
+        self.listeners.bind(server)
         await server.start()
+        self.listeners.start_fronts()
+        self.ports = self.listeners.ports
+        self.port = self.ports[0]
         secure_unix_sockets(self.serving.unix, self.serving.unix_socket_group)
         self._server = server
         log.info(
@@ -137,6 +142,7 @@ class APIServer:
         raise RuntimeError("the API server has no unix socket for its own control plane")
 
     async def stop(self, grace: float = 1.0) -> None:
+        self.listeners.stop()
         if self._server is not None:
             await self._server.stop(grace)
         await self.rbac.close()

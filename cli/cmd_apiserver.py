@@ -40,7 +40,7 @@ from cli.main import configure_logging
     multiple=True,
     default=["127.0.0.1:6443"],
     show_default=True,
-    help="HOST:PORT (TLS, client certificate required) or unix:/PATH (the local admin); repeat.",
+    help="HOST:PORT (TLS: a client certificate or a token) or unix:/PATH (the admin); repeat.",
 )
 @click.option(
     "--token-listen",

@@ -31,11 +31,13 @@ unavailable on that node, everything else works.
 
 Who may call (Kubernetes' kubelet authentication + authorization, server/auth.go):
 with a `ServingTLS` (`--tls-cert-file`, `--tls-private-key-file`,
-`--client-ca-file`) the port is mutual TLS -- the caller must present a
-certificate of the client CA, so a plain-text connection or one without a
-certificate fails the handshake and never reaches a handler. The certificate
-is then an identity (CN the user, O the groups; apimachinery/certs.py), and
-logs and exec are allowed to
+`--client-ca-file`) the port is TLS terminated by apimachinery/tlsfront.py,
+which asks for a certificate of the client CA and verifies it if given: a
+plain-text connection or a certificate of another CA fails the handshake, a
+caller without a certificate gets `Unauthorized` (Kubernetes' 401 with
+anonymous access off) and never reaches a handler. The certificate is then
+an identity (CN the user, O the groups; apimachinery/certs.py), and logs and
+exec are allowed to
 
     CN kube-apiserver-kubelet-client    the API server's client certificate
     O  system:masters                   cluster administrators
@@ -63,6 +65,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +76,7 @@ import grpc
 import grpc.aio
 
 from apimachinery import certs, errors
+from apimachinery.tlsfront import FrontConfig, TLSFront
 from apimachinery.validation_pod_parts import choose_container
 from kubelet.errors import ContainerRuntimeError, ExecTimeout
 from kubelet.errors import NotFoundError as RuntimeNotFound
@@ -112,24 +117,23 @@ class ServingTLS:
         certs.read_cert(client_ca_file)
         return tls
 
-    def server_credentials(self) -> grpc.ServerCredentials:
-        """TLS that requires (and verifies) a client certificate of the client CA."""
-        return grpc.ssl_server_credentials(
-            [(self.key_pem, self.cert_pem)],
-            root_certificates=self.client_ca_pem,
-            require_client_auth=True,
+    def front(self, host: str, port: int) -> TLSFront:
+        """The TLS front for host:port: a client certificate of the client CA verified if
+        given (a caller without one is refused as Unauthorized, not at the handshake)."""
+        backend = os.path.join(tempfile.mkdtemp(prefix="tk-kubelet-"), "backend.sock")
+        return TLSFront(
+            FrontConfig(host, port, backend, self.cert_pem, self.key_pem, self.client_ca_pem)
         )
 
 
-def caller_identity(context: grpc.aio.ServicerContext) -> certs.Identity:
-    """Who is calling: the verified client certificate's CN and O, else system:anonymous."""
-    pem = context.auth_context().get("x509_pem_cert")
-    if not pem:
-        return certs.Identity(ANONYMOUS_USER)
-    try:
-        return certs.identity(certs.load_cert_pem(pem[0]))
-    except certs.CertError:
-        return certs.Identity(ANONYMOUS_USER)
+def caller_identity(
+    context: grpc.aio.ServicerContext, front: TLSFront | None
+) -> certs.Identity | None:
+    """Who is calling: the client certificate the TLS front verified, or None (no one)."""
+    if front is None:
+        return None
+    _, identity = front.identity_of(context.peer() or "")
+    return identity
 
 
 def authorize(identity: certs.Identity, verb: str) -> None:
@@ -157,12 +161,15 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
     def __init__(self, kubelet: PodLookup, node_name: str = "", *, check: bool = False) -> None:
         self.kubelet = kubelet
         self.node_name = node_name
-        # True behind mutual TLS: every call is authorized from its client certificate.
+        # True behind TLS: every call is authorized from its client certificate.
         self.check = check
+        self.front: TLSFront | None = None
 
     def _authorize(self, context: grpc.aio.ServicerContext, verb: str) -> None:
         if self.check:
-            identity = caller_identity(context)
+            identity = caller_identity(context, self.front)
+            if identity is None:
+                raise errors.Unauthorized()  # no client certificate: as Kubernetes' 401
             try:
                 authorize(identity, verb)
             except errors.Forbidden:
@@ -292,13 +299,14 @@ class KubeletServer:
             Path(path).unlink(missing_ok=True)
             bound = server.add_insecure_port(f"unix:{path}")
             return self.port if bound else 0
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        target = f"{host}:{self.port}"
-        port: int
         if self.tls is not None:
-            port = server.add_secure_port(target, self.tls.server_credentials())
-        else:
-            port = server.add_insecure_port(target)
+            front = self.tls.front(self.address, self.port)
+            self.servicer.front = front
+            backend = f"unix:{front.config.backend}"
+            relayed: int = server.add_insecure_port(backend)  # the real port: the front's
+            return relayed
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        port: int = server.add_insecure_port(f"{host}:{self.port}")
         return port
 
     async def start(self) -> int:
@@ -323,6 +331,18 @@ class KubeletServer:
         await server.start()
         if self.address.startswith("unix:"):
             os.chmod(self.address.removeprefix("unix:").removeprefix("//"), 0o600)
+        front = self.servicer.front
+        if front is not None:
+            os.chmod(front.config.backend, 0o600)
+            try:
+                port = front.start()
+            except OSError as exc:
+                log.error(
+                    "kubelet server cannot listen",
+                    extra={"address": self.address, "port": self.port, "error": str(exc)},
+                )
+                await server.stop(0)
+                return 0
         self._server = server
         self.port = port
         log.info(
@@ -332,6 +352,10 @@ class KubeletServer:
         return port
 
     async def stop(self, grace: float = 0.5) -> None:
+        front, self.servicer.front = self.servicer.front, None
+        if front is not None:
+            front.stop()
+            shutil.rmtree(os.path.dirname(front.config.backend), ignore_errors=True)
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

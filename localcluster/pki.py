@@ -51,7 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-APISERVER_PORT = 6443  # mTLS: a client certificate of the cluster CA is required
+APISERVER_PORT = 6443  # TLS: a client certificate of the cluster CA, or a bearer token
 TOKEN_PORT = 6444  # TLS without a client certificate: bearer tokens (joining kubelets)
 DEFAULT_PKI_DIR = "/etc/tinykube"  # kubeadm's /etc/kubernetes
 

@@ -1,16 +1,15 @@
 """Authentication: from a gRPC call to a UserInfo, or `Unauthorized`.
 
-Three ways in, one per kind of listener (see server.py for why there are two
-TLS ports):
+Three ways in (apiserver/listeners.py has the listeners):
 
-* the certificate port (mTLS): gRPC has already verified the client's
-  certificate against `--client-ca-file` during the handshake; the identity
-  is read from it as Kubernetes does: CN is the user, each O a group
-  (`CN=system:node:node2, O=system:nodes`);
-* the token port (TLS, no client certificate): the call must carry
-  `authorization: Bearer TOKEN`. A token is looked up in the static token
-  file (`--token-auth-file`, Kubernetes' CSV: `token,user,uid,"g1,g2"`) and
-  then among the bootstrap tokens (kube-system Secrets of type
+* a client certificate: the API port's TLS front (apimachinery/tlsfront.py)
+  verified it against `--client-ca-file` and says so for the connection;
+  the identity is read from it as Kubernetes does: CN is the user, each O a
+  group (`CN=system:node:node2, O=system:nodes`);
+* a bearer token, on a TLS connection without a certificate (the API port or
+  the token port): `authorization: Bearer TOKEN`, looked up in the static
+  token file (`--token-auth-file`, Kubernetes' CSV: `token,user,uid,"g1,g2"`)
+  and then among the bootstrap tokens (kube-system Secrets of type
   `bootstrap.kubernetes.io/token`, bootstraptoken.py);
 * a unix socket: whoever can open it (its file mode decides) is the
   cluster's admin, in `system:masters` — the local cluster's host CLI and
@@ -36,6 +35,8 @@ from apiserver.auth.authorizer import AUTHENTICATED, SYSTEM_MASTERS, UserInfo
 
 ADMIN = UserInfo("kubernetes-admin", (SYSTEM_MASTERS, AUTHENTICATED))
 TokenLookup = Callable[[str], Awaitable[UserInfo | None]]
+# A unix peer -> (came through a TLS front, the client certificate's identity if one was sent).
+FrontLookup = Callable[[str], tuple[bool, certs.Identity | None]]
 
 
 class TokenFileError(ValueError):
@@ -77,21 +78,26 @@ class Authenticator:
         *,
         static_tokens: Mapping[str, UserInfo] | None = None,
         token_lookups: tuple[TokenLookup, ...] = (),
+        fronts: FrontLookup | None = None,
     ) -> None:
         self.static_tokens = dict(static_tokens or {})
         self.token_lookups = token_lookups
+        self.fronts = fronts
 
     async def authenticate(self, context: grpc.aio.ServicerContext) -> UserInfo:
         peer = context.peer() or ""
         if peer.startswith("unix:"):
-            return ADMIN
-        auth = context.auth_context()
-        pem = (auth.get("x509_pem_cert") or [b""])[0]
-        if pem:  # mTLS: the handshake verified it against the client CA
-            identity = certs.identity(certs.load_cert_pem(pem))
-            return _with_authenticated(UserInfo(identity.user, tuple(identity.groups)))
-        if auth.get("transport_security_type", [b""])[0] != b"ssl":
+            through, identity = self.fronts(peer) if self.fronts else (False, None)
+            if not through:
+                return ADMIN  # the unix socket itself: file permissions decided
+            if identity is not None:  # the TLS front verified it against the client CA
+                return _with_authenticated(UserInfo(identity.user, tuple(identity.groups)))
+            return await self._token(context)  # TLS without a certificate: a token, or no one
+        if context.auth_context().get("transport_security_type", [b""])[0] != b"ssl":
             raise errors.Unauthorized()  # plain TCP is never served; be safe regardless
+        return await self._token(context)
+
+    async def _token(self, context: grpc.aio.ServicerContext) -> UserInfo:
         metadata = {m.key: m.value for m in context.invocation_metadata() or ()}
         token = bearer_token({k: v for k, v in metadata.items() if isinstance(v, str)})
         if token:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -210,36 +211,47 @@ def test_secure_by_default(cluster: Cluster) -> None:
 
 
 def test_no_credentials_from_a_namespace_of_its_own(cluster: Cluster, tmp_path: Path) -> None:
-    """From the underlay namespace, holding nothing but the CA: the token port answers
-    Unauthorized to a list of Secrets and a pod's creation; the certificate port and the
-    kubelet's port refuse the TLS handshake without a client certificate, and plain text."""
+    """From the underlay namespace, holding nothing but the CA: the API server's ports answer
+    Unauthorized to a list of Secrets and a pod's creation, the kubelet answers Unauthorized
+    to an exec, and plain text fails the TLS handshake on the API and kubelet ports."""
     node1 = cluster.state.server.rpartition(":")[0]  # the API server's node, on the underlay
-    ca_only = tmp_path / "ca-only.conf"
-    kubeconfig.write(
-        ca_only,
-        kubeconfig.new_config(
-            server=f"https://{node1}:{TOKEN_PORT}",
-            ca_pem=Path(cluster.pki.ca_cert).read_bytes(),
-            user="nobody",
-        ),
-    )
-    tinykube = [*tinykube_cmd(), "--kubeconfig", str(ca_only)]
+    ca = Path(cluster.pki.ca_cert).read_bytes()
     from_outside = partial(cluster.underlay_exec, timeout=60)
-    for argv in (["get", "secrets", "-A"], ["run", "x", "--image", "busybox"]):
-        out = from_outside([*tinykube, *argv])
-        assert out.returncode == 1, out
-        assert "error: You must be logged in to the server (Unauthorized)" in out.stderr
+    for port in (6443, TOKEN_PORT):
+        ca_only = tmp_path / f"ca-only-{port}.conf"
+        config = kubeconfig.new_config(server=f"https://{node1}:{port}", ca_pem=ca, user="x")
+        kubeconfig.write(ca_only, config)
+        tinykube = [*tinykube_cmd(), "--kubeconfig", str(ca_only)]
+        for argv in (["get", "secrets", "-A"], ["run", "x", "--image", "busybox"]):
+            out = from_outside([*tinykube, *argv])
+            assert out.returncode == 1, out
+            assert "error: You must be logged in to the server (Unauthorized)" in out.stderr
+    exec_without_cert = from_outside(
+        [sys.executable, "-c", KUBELET_EXEC, f"{node1}:10250", cluster.pki.ca_cert]
+    )
+    assert exec_without_cert.stdout.strip() == "UNAUTHENTICATED Unauthorized", exec_without_cert
     for port in (6443, 10250):
-        no_cert = from_outside(["curl", "-skv", "-m", "5", f"https://{node1}:{port}/"])
-        # The server demands a client certificate in the handshake and, with none given,
-        # ends the connection (TLS 1.3 sends its alert after the client's Finished, so
-        # curl's exit code varies with where it notices): nothing is ever answered.
-        assert "Request CERT" in no_cert.stderr, no_cert.stderr
-        assert no_cert.returncode != 0 and "< HTTP/" not in no_cert.stderr, no_cert
         plain = from_outside(
             ["curl", "-s", "-m", "5", "--http2-prior-knowledge", f"http://{node1}:{port}/"]
         )
         assert plain.returncode != 0, plain
+
+
+KUBELET_EXEC = """
+import asyncio, sys, grpc
+from protos import kubelet_pb2, kubelet_pb2_grpc
+
+async def main():
+    creds = grpc.ssl_channel_credentials(root_certificates=open(sys.argv[2], "rb").read())
+    async with grpc.aio.secure_channel(sys.argv[1], creds) as channel:
+        request = kubelet_pb2.ContainerExecRequest(namespace="default", pod="x", command=["id"])
+        try:
+            await kubelet_pb2_grpc.KubeletStub(channel).Exec(request, timeout=10)
+        except grpc.aio.AioRpcError as err:
+            print(err.code().name, err.details())
+
+asyncio.run(main())
+"""
 
 
 def test_seed_replicas_run_on_different_nodes(cluster: Cluster) -> None:

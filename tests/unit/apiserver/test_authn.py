@@ -14,7 +14,7 @@ import grpc
 import pytest
 from click.testing import CliRunner
 
-from apimachinery import errors, kubeconfig
+from apimachinery import certs, errors, kubeconfig
 from apimachinery.channel import Credentials
 from apimachinery.client import Client
 from apiserver.auth.authorizer import UserInfo
@@ -80,10 +80,34 @@ async def test_no_credentials_no_service(secured: Secured) -> None:
     async with token_client(secured, "wrong-token") as wrong:
         with pytest.raises(errors.Unauthorized):
             await wrong.list("secrets")
-    # The certificate port: without a client certificate the handshake itself fails.
+    # The API port asks for a certificate and verifies it if given, as Kubernetes' does:
+    # with neither certificate nor token the answer is Unauthorized, with a token it is
+    # the token's user, and a certificate of another CA fails the handshake.
     async with Client(secured.mtls, timeout=5, credentials=Credentials(ca_pem=ca)) as nocert:
-        with pytest.raises(errors.ServiceUnavailable):
+        with pytest.raises(errors.Unauthorized, match=r"^Unauthorized$"):
             await nocert.list("secrets")
+        with pytest.raises(errors.Unauthorized):
+            await nocert.create(p)
+    bob = Credentials(ca_pem=ca, token="s3cret-token")
+    async with Client(secured.mtls, timeout=5, credentials=bob) as by_token:
+        with pytest.raises(errors.Forbidden, match='User "bob" cannot list'):
+            await by_token.list("secrets")
+    other_key = certs.generate_key()
+    other_ca = certs.new_self_signed_ca(other_key, "other-ca")
+    stranger_key = certs.generate_key()
+    stranger = certs.sign_certificate(
+        certs.CertKeyPair(other_ca, other_key),
+        stranger_key.public_key(),
+        certs.CertConfig("system:node:node1", ("system:nodes",)),
+    )
+    forged = Credentials(
+        ca_pem=ca,
+        cert_pem=certs.encode_cert_pem(stranger),
+        key_pem=certs.encode_key_pem(stranger_key),
+    )
+    async with Client(secured.mtls, timeout=5, credentials=forged) as impostor:
+        with pytest.raises(errors.ServiceUnavailable):
+            await impostor.list("secrets")
 
 
 @pytest.mark.parametrize("port", ["mtls", "token"])
@@ -266,3 +290,17 @@ async def test_the_cli_says_unauthorized_as_kubectl(secured: Secured, tmp_path: 
     result = await asyncio.to_thread(CliRunner().invoke, cli, args)
     assert result.exit_code == 1
     assert result.stderr == "error: You must be logged in to the server (Unauthorized)\n"
+
+
+async def test_the_tls_front_forgets_closed_connections(secured: Secured) -> None:
+    [front] = secured.server.listeners.fronts
+    async with secured.client("admin.conf") as admin:
+        await admin.list(core_pb2.Pod)
+        assert [i.user for i in front.identities.values() if i] == ["kubernetes-admin"]
+        relay_dir = Path(next(iter(front.identities))).parent
+    for _ in range(100):  # the relay ends when the client's connection does
+        if not front.identities:
+            break
+        await asyncio.sleep(0.05)
+    assert front.identities == {}
+    assert [p.name for p in relay_dir.iterdir()] == []  # every relay socket unlinked

@@ -177,13 +177,17 @@ async def test_a_node_certificate_is_forbidden(tls_node: TlsNode, pki: Pki) -> N
     assert not [c for c in tls_node.runtime.calls if c[0] == "exec_sync"]
 
 
-async def test_no_certificate_or_plain_text_fails_the_handshake(
+async def test_no_certificate_is_unauthorized_and_plain_text_fails_the_handshake(
     tls_node: TlsNode, pki: Pki
 ) -> None:
-    for credentials in (Credentials(ca_pem=pki.ca).channel_credentials(), None):
-        with pytest.raises(grpc.aio.AioRpcError) as failed:
-            await _exec(tls_node.address, credentials)
-        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    # TLS without a client certificate: asked for one, none given -> Unauthorized (401).
+    with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+        await _exec(tls_node.address, Credentials(ca_pem=pki.ca).channel_credentials())
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert anonymous.value.details() == "Unauthorized"
+    with pytest.raises(grpc.aio.AioRpcError) as plain:
+        await _exec(tls_node.address, None)
+    assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
     assert not [c for c in tls_node.runtime.calls if c[0] == "exec_sync"]
 
 

@@ -1,0 +1,177 @@
+"""A TLS front for a gRPC server: client certificates verified *if given*, as Kubernetes does.
+
+Kubernetes' API server and kubelet ask every TLS client for a certificate and
+verify it only if one is sent (Go's VerifyClientCertIfGiven): a caller with
+a certificate is its CN and O, a caller without one may still bring a bearer
+token, and a caller with neither gets a clean `401 Unauthorized` — not a
+broken handshake. gRPC's Python server cannot do that: it either requires a
+verified certificate or never asks for one. So the TLS is ours:
+
+    client ──TLS (cert optional, ALPN h2)──► TLSFront ──h2 over a unix socket──► gRPC server
+                                              │ one relay socket per connection,
+                                              │ bound to its own path: the server
+                                              ▼ sees that path as the peer
+                                   identities[path] = the client certificate's identity (or None)
+
+The front accepts the connection with `ssl.CERT_OPTIONAL` against the client
+CA, so a certificate that is sent but not signed by the CA fails the
+handshake, and a missing one does not. For each connection it opens a unix
+socket to the server *bound to a path of its own*; gRPC reports that path as
+the call's peer (`context.peer()` = `unix:/…/c17`), which is how the
+server's authenticator learns, per call, what the front verified
+(`identity_of(peer)`). The bytes are relayed untouched.
+
+The front runs its own event loop in a thread, so relaying never competes
+with the server's loop for its turn; the identity table is a dict written by
+the front and read by the server (single operations, safe under the GIL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from apimachinery import certs
+
+RELAY_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class FrontConfig:
+    """Where to listen, where to relay, and the TLS files (serving chain, client CA)."""
+
+    host: str
+    port: int
+    backend: str  # the gRPC server's private unix socket (a path)
+    cert_pem: bytes  # the serving certificate, followed by its CA if clients should see it
+    key_pem: bytes
+    client_ca_pem: bytes
+
+
+class TLSFront:
+    """Terminates TLS (client certificate optional) and relays each connection to the server."""
+
+    def __init__(self, config: FrontConfig) -> None:
+        self.config = config
+        self.port = 0
+        self.identities: dict[str, certs.Identity | None] = {}
+        self._dir = tempfile.mkdtemp(prefix="tk-front-")  # 0700: only we bind here
+        self._numbers = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def identity_of(self, peer: str) -> tuple[bool, certs.Identity | None]:
+        """(whether `peer` came through this front, the certificate's identity if any)."""
+        path = peer.removeprefix("unix:")
+        if not path.startswith(self._dir + os.sep):
+            return False, None
+        return True, self.identities.get(path)
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        chain = os.path.join(self._dir, "serving.pem")
+        with open(os.open(chain, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(self.config.cert_pem.rstrip(b"\n") + b"\n" + self.config.key_pem)
+        context.load_cert_chain(chain)
+        os.unlink(chain)
+        context.load_verify_locations(cadata=self.config.client_ca_pem.decode())
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.set_alpn_protocols(["h2"])
+        return context
+
+    def start(self) -> int:
+        """Listen (in a thread of its own); returns the port."""
+        context = self._context()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(
+                        self._relay, self.config.host, self.config.port, ssl=context
+                    )
+                )
+                self.port = self._server.sockets[0].getsockname()[1]
+            except BaseException as err:  # reported to start()'s caller
+                failure.append(err)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="tls-front", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self.port
+
+    def stop(self) -> None:
+        loop, server = self._loop, self._server
+        if loop is not None and server is not None:
+
+            async def close() -> None:
+                server.close()
+                for task in asyncio.all_tasks():
+                    if task is not asyncio.current_task():
+                        task.cancel()
+
+            asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=5)
+            loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        identity = certs.identity(x509.load_der_x509_certificate(der)) if der else None
+        path = os.path.join(self._dir, f"c{next(self._numbers)}")
+        self.identities[path] = identity
+        try:
+            backend = await _connect_from(path, self.config.backend)
+            back_reader, back_writer = await asyncio.open_unix_connection(sock=backend)
+            await asyncio.gather(
+                _pipe(reader, back_writer), _pipe(back_reader, writer), return_exceptions=True
+            )
+        except OSError:
+            pass  # the server is gone: the client sees the connection close
+        finally:
+            self.identities.pop(path, None)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            writer.close()
+
+
+async def _connect_from(path: str, backend: str) -> socket.socket:
+    """A unix socket bound to `path` (the peer name the server will see), connected."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    sock.bind(path)
+    await asyncio.get_running_loop().sock_connect(sock, backend)
+    return sock
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(RELAY_CHUNK):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        with contextlib.suppress(OSError, RuntimeError):
+            writer.close()
