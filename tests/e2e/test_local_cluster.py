@@ -208,6 +208,30 @@ def test_secure_by_default(cluster: Cluster) -> None:
     refused = cli(cluster, "apply", "-f", "-", stdin=PRIVILEGED, check=False)
     assert refused.returncode == 1
     assert 'violates PodSecurity "baseline:latest": host namespaces' in refused.stderr
+    # Where a namespace says privileged, the same pod runs.
+    cli(cluster, "apply", "-f", "-", stdin=PRIVILEGED_NAMESPACE)
+    cli(cluster, "apply", "-n", "tools", "-f", "-", stdin=PRIVILEGED)
+
+    def runs() -> bool:
+        async def read(client: Any) -> bool:
+            pod = await client.get("pods", "root-of-the-node", "tools")
+            return bool(pod.status.phase == "Running")
+
+        return bool(cluster.api(read))
+
+    wait(runs, "the hostNetwork pod Running in a privileged namespace", cluster, 60)
+    cli(cluster, "delete", "-n", "tools", "pod", "root-of-the-node", "--now")
+    cli(cluster, "delete", "namespace", "tools")
+
+
+PRIVILEGED_NAMESPACE = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: tools
+  labels:
+    pod-security.kubernetes.io/enforce: privileged
+"""
 
 
 def test_no_credentials_from_a_namespace_of_its_own(cluster: Cluster, tmp_path: Path) -> None:
