@@ -61,11 +61,13 @@ class FrontConfig:
 class TLSFront:
     """Terminates TLS (client certificate optional) and relays each connection to the server."""
 
-    def __init__(self, config: FrontConfig) -> None:
+    def __init__(self, config: FrontConfig, directory: str = "") -> None:
         self.config = config
         self.port = 0
         self.identities: dict[str, certs.Identity | None] = {}
-        self._dir = tempfile.mkdtemp(prefix="tk-front-")  # 0700: only we bind here
+        # The relay sockets' directory (0700: only we bind here): inside the owner's own
+        # directory when it gives one, so even a killed process leaves nothing elsewhere.
+        self._dir = private_dir(directory, "front")
         self._numbers = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -156,6 +158,26 @@ class TLSFront:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             writer.close()
+
+
+# A unix socket's path must fit in 108 bytes: a directory longer than this takes a
+# temporary directory instead (the relay names are short: `c17`).
+MAX_DIR_LENGTH = 90
+
+
+def private_dir(directory: str, name: str) -> str:
+    """A fresh 0700 directory `directory/name` (stale contents from a killed run removed),
+    or a new temporary one when no directory is given, it does not exist or cannot be
+    written, or the path is too long for sockets."""
+    path = os.path.join(directory, name) if directory else ""
+    if path and len(path) <= MAX_DIR_LENGTH and os.path.isdir(directory):
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.mkdir(path, mode=0o700)
+            return path
+        except OSError:
+            pass
+    return tempfile.mkdtemp(prefix=f"tk-{name}-")
 
 
 async def _connect_from(path: str, backend: str) -> socket.socket:

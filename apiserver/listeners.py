@@ -31,14 +31,13 @@ from __future__ import annotations
 import grp
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 
 from apimachinery import certs
-from apimachinery.tlsfront import FrontConfig, TLSFront
+from apimachinery.tlsfront import FrontConfig, TLSFront, private_dir
 
 SOCKET_MODE = 0o660
 
@@ -104,7 +103,7 @@ def _read(path: str) -> bytes:
 class Listeners:
     """Every listener of one server: unix sockets, token ports, and a TLS front per TCP port."""
 
-    def __init__(self, opts: ServingOptions) -> None:
+    def __init__(self, opts: ServingOptions, run_dir: str = "") -> None:
         opts.check()
         self.opts = opts
         self.fronts: list[TLSFront] = []
@@ -112,9 +111,10 @@ class Listeners:
         self._key = self._chain = b""
         if opts.tcp or opts.token_listen:
             self._key, self._chain = _chain(opts)
-        for address in opts.tcp:
+        for n, address in enumerate(opts.tcp):
             host, _, port = address.rpartition(":")
-            backend = os.path.join(tempfile.mkdtemp(prefix="tk-api-"), "backend.sock")
+            where = private_dir(run_dir, f"tls{n}")
+            backend = os.path.join(where, "backend.sock")
             config = FrontConfig(
                 host=host.strip("[]") or "0.0.0.0",
                 port=int(port),
@@ -123,7 +123,7 @@ class Listeners:
                 key_pem=self._key,
                 client_ca_pem=_read(opts.client_ca_file),
             )
-            self.fronts.append(TLSFront(config))
+            self.fronts.append(TLSFront(config, where))
 
     def bind(self, server: grpc.aio.Server) -> None:
         """Before the server starts: unix sockets, token ports, each front's backend socket."""

@@ -63,6 +63,7 @@ class APIServer:
         serving: ServingOptions | None = None,
         static_tokens: dict[str, UserInfo] | None = None,
         kubelet_client: KubeletClientConfig | None = None,
+        run_dir: str = "",
     ) -> None:
         self.storage = storage
         self.kubelet_client = kubelet_client or KubeletClientConfig()
@@ -71,7 +72,8 @@ class APIServer:
         # e.g. `tinykube up` serves node namespaces over TLS and the host's CLI over a socket.
         base = serving or ServingOptions(listen=())
         self.serving = dataclasses.replace(base, listen=(listen, *extra_listen, *base.listen))
-        self.listeners = Listeners(self.serving)
+        # The TLS fronts' sockets: in `run_dir` (serve gives the data directory), else /tmp.
+        self.listeners = Listeners(self.serving, run_dir)
         self.listen = listen
         self.port = 0
         self.ports: list[int] = []
@@ -192,6 +194,7 @@ async def serve(
         serving=serving,
         static_tokens=static_tokens,
         kubelet_client=kubelet_client,
+        run_dir=os.path.abspath(data_dir),
     )
     companion: asyncio.Future[None] | None = None
     try:

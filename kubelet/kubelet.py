@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,11 @@ class Kubelet:
             runtime, self._on_pod_events, relist_period=config.pleg_relist_period
         )
         self.server = KubeletServer(
-            self, config.kubelet_address, config.kubelet_port, config.node_name
+            self,
+            config.kubelet_address,
+            config.kubelet_port,
+            config.node_name,
+            run_dir=os.path.abspath(config.root_dir),
         )
         self.status_manager = StatusManager(client)
         self.pod_workers = PodWorkers(

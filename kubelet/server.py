@@ -66,7 +66,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +75,7 @@ import grpc
 import grpc.aio
 
 from apimachinery import certs, errors
-from apimachinery.tlsfront import FrontConfig, TLSFront
+from apimachinery.tlsfront import FrontConfig, TLSFront, private_dir
 from apimachinery.validation_pod_parts import choose_container
 from kubelet.errors import ContainerRuntimeError, ExecTimeout
 from kubelet.errors import NotFoundError as RuntimeNotFound
@@ -117,13 +116,14 @@ class ServingTLS:
         certs.read_cert(client_ca_file)
         return tls
 
-    def front(self, host: str, port: int) -> TLSFront:
+    def front(self, host: str, port: int, directory: str = "") -> TLSFront:
         """The TLS front for host:port: a client certificate of the client CA verified if
-        given (a caller without one is refused as Unauthorized, not at the handshake)."""
-        backend = os.path.join(tempfile.mkdtemp(prefix="tk-kubelet-"), "backend.sock")
-        return TLSFront(
-            FrontConfig(host, port, backend, self.cert_pem, self.key_pem, self.client_ca_pem)
-        )
+        given (a caller without one is refused as Unauthorized, not at the handshake). Its
+        sockets live in `directory/tls` (the kubelet's root dir), else a temporary one."""
+        where = private_dir(directory, "tls")
+        backend = os.path.join(where, "backend.sock")
+        config = FrontConfig(host, port, backend, self.cert_pem, self.key_pem, self.client_ca_pem)
+        return TLSFront(config, where)
 
 
 def caller_identity(
@@ -277,8 +277,10 @@ class KubeletServer:
         node_name: str = "",
         *,
         tls: ServingTLS | None = None,
+        run_dir: str = "",
     ) -> None:
         self.servicer = KubeletServicer(kubelet, node_name)
+        self.run_dir = run_dir
         self.address = address
         self.port = port
         self.tls: ServingTLS | None = None
@@ -300,7 +302,7 @@ class KubeletServer:
             bound = server.add_insecure_port(f"unix:{path}")
             return self.port if bound else 0
         if self.tls is not None:
-            front = self.tls.front(self.address, self.port)
+            front = self.tls.front(self.address, self.port, self.run_dir)
             self.servicer.front = front
             backend = f"unix:{front.config.backend}"
             relayed: int = server.add_insecure_port(backend)  # the real port: the front's
