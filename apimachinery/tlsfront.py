@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import os
 import shutil
@@ -165,19 +166,29 @@ class TLSFront:
 MAX_DIR_LENGTH = 90
 
 
+def stand_in(directory: str, name: str) -> str:
+    """The short directory that takes the place of `directory/name` when that path is too
+    long for sockets: named after it, so the owner's next start (a kubelet after a kill -9,
+    say) or its harness finds and clears what a killed run left there."""
+    digest = hashlib.sha256(os.path.abspath(os.path.join(directory, name)).encode()).hexdigest()
+    return os.path.join(tempfile.gettempdir(), f"tk-{name}-{digest[:16]}")
+
+
 def private_dir(directory: str, name: str) -> str:
-    """A fresh 0700 directory `directory/name` (stale contents from a killed run removed),
-    or a new temporary one when no directory is given, it does not exist or cannot be
-    written, or the path is too long for sockets."""
-    path = os.path.join(directory, name) if directory else ""
-    if path and len(path) <= MAX_DIR_LENGTH and os.path.isdir(directory):
-        shutil.rmtree(path, ignore_errors=True)
-        try:
-            os.mkdir(path, mode=0o700)
-            return path
-        except OSError:
-            pass
-    return tempfile.mkdtemp(prefix=f"tk-{name}-")
+    """A fresh 0700 directory `directory/name` (stale contents from a killed run removed);
+    a temporary one when no directory is given; a fixed stand-in in the temporary directory
+    when `directory` does not exist or its path is too long for sockets."""
+    if not directory:
+        return tempfile.mkdtemp(prefix=f"tk-{name}-")
+    path = os.path.join(directory, name)
+    if len(path) > MAX_DIR_LENGTH or not os.path.isdir(directory):
+        path = stand_in(directory, name)
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        os.mkdir(path, mode=0o700)
+    except OSError:
+        return tempfile.mkdtemp(prefix=f"tk-{name}-")
+    return path
 
 
 async def _connect_from(path: str, backend: str) -> socket.socket:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 from apimachinery import codec
 from apimachinery import errors as api_errors
 from apimachinery.client import Client
+from apimachinery.tlsfront import stand_in
 from kubelet.runtime.cri import CRIRuntime
 from kubelet.runtime.docker import DockerRuntime
 from kubelet.runtime.interface import ContainerRuntime
@@ -119,6 +121,9 @@ class RealNode:
     def stop(self) -> None:
         self.kubelet.stop()
         self.apiserver.stop()
+        # A kubelet killed with kill -9 cannot remove its TLS front's sockets; this root dir is
+        # too long for socket paths, so they stand in the temporary directory (tlsfront.py).
+        shutil.rmtree(stand_in(str(self.kubelet_root), "tls"), ignore_errors=True)
 
     def kubelet_starts(self) -> int:
         """How many times a kubelet process logged that it started (the log is appended to)."""
