@@ -12,7 +12,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make iproute2 nft
 # Protos with a gRPC service get client/server stubs too.
 GRPC_PROTOS := protos/api.proto protos/kubelet.proto protos/cri.proto
 
-.PHONY: setup cli-link system-deps demo test unit integration e2e lint protos protos-check bench clean
+.PHONY: setup cli-link system-deps vm-deps vm-e2e demo test unit integration e2e lint protos protos-check bench clean
 
 setup: $(STAMP) cli-link
 
@@ -53,6 +53,21 @@ cli-link: $(STAMP)
 	    echo "$(LINK) is not a link of ours: left alone (the CLI is $(OUR_CLI))"; exit 0; fi; \
 	fi; \
 	mkdir -p $(dir $(LINK)) && ln -sfn $(OUR_CLI) $(LINK) && echo "$(LINK) -> $(OUR_CLI)"
+
+# The Vagrant path on two real VMs (vagrant/test/vm-e2e.sh): libvirt + QEMU, the box built
+# offline with mmdebstrap. No recommends: libvirt's config-network package would bring a NAT
+# network that starts with libvirtd.
+VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 \
+	qemu-utils dnsmasq-base mmdebstrap dpkg-dev fdisk e2fsprogs rsync openssh-client
+vm-deps: system-deps
+	@missing=""; for p in $(VM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  [ "$$(id -u)" = 0 ] || { echo "missing packages:$$missing (run as root)"; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+vm-e2e: vm-deps setup
+	bash vagrant/test/vm-e2e.sh
 
 demo: system-deps setup
 	$(BIN)/python -m localcluster.demo

@@ -3,6 +3,7 @@
 #
 #   node.sh --node-name NAME --node-ip IP --server HOST:PORT [--runtime containerd|docker]
 #           [--control-plane --cluster-node NAME=IP...] [--cluster-dns]
+#           [--registry-mirror HOST:PORT]
 #
 # Every argument but --cluster-node goes on to `tinykube node render-config`,
 # which writes the runtime's config and the daemons' arguments
@@ -29,9 +30,10 @@
 # key, so it ignores itself in git (.gitignore `*`) and is for development
 # clusters only.
 #
-# Idempotent: a file is replaced only when its content differs, and a daemon
+# Idempotent: a file is replaced only when its content differs, a daemon
 # restarts only when one of its files changed (else `systemctl start` leaves a
-# running one alone).
+# running one alone), and the join directory's token is kept while the API
+# server still knows it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,6 +44,10 @@ if [[ ! -d "$units_src" ]]; then
 fi
 prefix=${TINYKUBE_PREFIX:-/opt/tinykube}
 tinykube=$prefix/bin/tinykube
+
+export STEP_SCRIPT=node.sh # named in a failed step\'s message (provision/steps.sh)
+# shellcheck disable=SC1091 # beside this script, or (run by Vagrant from /tmp) in /vagrant
+source "$(dirname "${BASH_SOURCE[0]}")/steps.sh" 2>/dev/null || source /vagrant/vagrant/provision/steps.sh
 
 log() { echo "==> $*"; }
 die() {
@@ -61,6 +67,7 @@ while (($#)); do
     --control-plane) control_plane=1; args+=("$1"); shift ;;
     --cluster-dns) args+=("$1"); shift ;;
     --server) server=${2:?--server needs a value}; args+=("$1" "$2"); shift 2 ;;
+    --registry-mirror) args+=("$1" "${2:?--registry-mirror needs HOST:PORT}"); shift 2 ;;
     --cluster-node) cluster_nodes+=(--node "${2:?--cluster-node needs NAME=IP}"); shift 2 ;;
     *) die "unknown argument '$1'" ;;
   esac
@@ -97,7 +104,7 @@ else
   if [[ ! -f "$pki_dir/kubelet.conf" ]]; then
     # shellcheck source=/dev/null
     source "$join_dir/join.env"
-    "$tinykube" join "${JOIN_SERVER:?}" --token "${JOIN_TOKEN:?}" \
+    step "tinykube join ${JOIN_SERVER:?}" "$tinykube" join "$JOIN_SERVER" --token "${JOIN_TOKEN:?}" \
       --discovery-token-ca-cert-hash "${JOIN_CA_HASH:?}" --node-name "$node_name" \
       --out "$pki_dir/bootstrap-kubelet.conf"
     log "joined: $pki_dir/bootstrap-kubelet.conf"
@@ -201,11 +208,22 @@ if ((control_plane)); then
     fi
   done
   admin=(--kubeconfig "$pki_dir/admin.conf")
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 90); do
     "$tinykube" "${admin[@]}" get namespace default >/dev/null 2>&1 && break
     sleep 2
   done
-  token=$("$tinykube" "${admin[@]}" token create | tail -n 1)
+  step "the API server answers" "$tinykube" "${admin[@]}" get namespace default
+  # the token of an earlier provisioning, while the API server still has it (a
+  # re-provision changes nothing); else a new one
+  token=""
+  if [[ -f "$join_dir/join.env" ]]; then
+    old=$(sed -n 's/^JOIN_TOKEN=//p' "$join_dir/join.env")
+    if "$tinykube" "${admin[@]}" token list | awk 'NR > 1 && $2 != "<invalid>" {print $1}' | grep -qxF "$old"; then
+      token=$old
+      log "kept the bootstrap token ${old%%.*} of $join_dir/join.env"
+    fi
+  fi
+  [[ -n "$token" ]] || token=$("$tinykube" "${admin[@]}" token create | tail -n 1)
   [[ -n "$token" ]] || die "tinykube token create printed no token"
   install -d -m 0700 "$join_dir"
   echo '*' >"$join_dir/.gitignore"

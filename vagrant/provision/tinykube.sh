@@ -5,7 +5,9 @@
 #
 # The source is copied to /opt/tinykube/src first (pip builds in the source
 # tree, and the host's checkout should not gain build/ or *.egg-info), then
-# installed with pip from PyPI's wheels. Idempotent: a digest of the copied
+# installed with pip from PyPI's wheels -- or, offline, from a wheelhouse:
+# pip reads PIP_NO_INDEX=1, PIP_FIND_LINKS=URL and PIP_TRUSTED_HOST=HOST from
+# the environment (the Vagrantfile's TINYKUBE_PIP_FIND_LINKS sets them). Idempotent: a digest of the copied
 # tree is kept in /opt/tinykube/installed.sha256, and pip runs only when it
 # differs; then the tinykube services that are running restart on the new
 # code. The CLI and the CNI plugin are linked into /usr/local/bin, and the CNI
@@ -15,6 +17,10 @@ set -euo pipefail
 src=${1:-/vagrant}
 prefix=${TINYKUBE_PREFIX:-/opt/tinykube}
 cni_bin_dir=${TINYKUBE_CNI_BIN_DIR:-/opt/cni/bin}
+
+export STEP_SCRIPT=tinykube.sh # named in a failed step\'s message (provision/steps.sh)
+# shellcheck disable=SC1091 # beside this script, or (run by Vagrant from /tmp) in /vagrant
+source "$(dirname "${BASH_SOURCE[0]}")/steps.sh" 2>/dev/null || source /vagrant/vagrant/provision/steps.sh
 
 log() { echo "==> $*"; }
 
@@ -39,15 +45,14 @@ digest=$(cd "$prefix/src" && find . -type f \( -name '*.py' -o -name '*.toml' -o
 
 # --- the virtualenv
 if [[ ! -x "$prefix/bin/python" ]]; then
-  log "python3 -m venv $prefix"
-  python3 -m venv "$prefix"
+  step "python3 -m venv $prefix" python3 -m venv "$prefix"
 fi
 installed=""
 [[ -f "$prefix/installed.sha256" ]] && installed=$(cat "$prefix/installed.sha256")
 if [[ "$digest" != "$installed" || ! -x "$prefix/bin/tinykube" ]]; then
-  log "pip install tinykube from $src"
-  "$prefix/bin/pip" install -q --upgrade pip
-  "$prefix/bin/pip" install -q --upgrade "$prefix/src"
+  log "pip install tinykube from $src${PIP_FIND_LINKS:+ (wheels from $PIP_FIND_LINKS)}"
+  step "pip install --upgrade pip" "$prefix/bin/pip" install -q --upgrade pip
+  step "pip install $prefix/src" "$prefix/bin/pip" install -q --upgrade "$prefix/src"
   echo "$digest" >"$prefix/installed.sha256"
   # running daemons pick up the new code (try-restart leaves stopped ones stopped)
   systemctl try-restart tinykube-apiserver.service tinykube-kubelet.service 2>/dev/null || true
