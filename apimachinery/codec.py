@@ -76,6 +76,7 @@ QUANTITY_FIELDS = frozenset(
         "tinykube.core.NodeStatus.capacity",
         "tinykube.core.NodeStatus.allocatable",
         "tinykube.core.EmptyDirVolumeSource.size_limit",
+        "tinykube.core.ResourceFieldSelector.divisor",
     }
 )
 _INTS = frozenset(

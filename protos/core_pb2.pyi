@@ -459,8 +459,10 @@ class PodSpec(google.protobuf.message.Message):
     AFFINITY_FIELD_NUMBER: builtins.int
     SCHEDULER_NAME_FIELD_NUMBER: builtins.int
     TOLERATIONS_FIELD_NUMBER: builtins.int
+    HOST_ALIASES_FIELD_NUMBER: builtins.int
     PRIORITY_CLASS_NAME_FIELD_NUMBER: builtins.int
     PRIORITY_FIELD_NUMBER: builtins.int
+    DNS_CONFIG_FIELD_NUMBER: builtins.int
     TOPOLOGY_SPREAD_CONSTRAINTS_FIELD_NUMBER: builtins.int
     ENABLE_SERVICE_LINKS_FIELD_NUMBER: builtins.int
     PREEMPTION_POLICY_FIELD_NUMBER: builtins.int
@@ -499,6 +501,18 @@ class PodSpec(google.protobuf.message.Message):
     @property
     def tolerations(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Toleration]: ...
     @property
+    def host_aliases(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___HostAlias]:
+        """Lines the kubelet appends to the pod's /etc/hosts (Kubernetes' number is
+        23, which ours gives security_context).
+        """
+
+    @property
+    def dns_config(self) -> global___PodDNSConfig:
+        """With dnsPolicy None the pod's whole resolv.conf; with the other policies
+        merged into what the policy gives (Kubernetes' number 26).
+        """
+
+    @property
     def topology_spread_constraints(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___TopologySpreadConstraint]: ...
     @property
     def security_context(self) -> global___PodSecurityContext: ...
@@ -521,8 +535,10 @@ class PodSpec(google.protobuf.message.Message):
         affinity: global___Affinity | None = ...,
         scheduler_name: builtins.str = ...,
         tolerations: collections.abc.Iterable[global___Toleration] | None = ...,
+        host_aliases: collections.abc.Iterable[global___HostAlias] | None = ...,
         priority_class_name: builtins.str = ...,
         priority: builtins.int | None = ...,
+        dns_config: global___PodDNSConfig | None = ...,
         topology_spread_constraints: collections.abc.Iterable[global___TopologySpreadConstraint] | None = ...,
         enable_service_links: builtins.bool | None = ...,
         preemption_policy: builtins.str = ...,
@@ -531,8 +547,8 @@ class PodSpec(google.protobuf.message.Message):
         host_pid: builtins.bool = ...,
         host_ipc: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_enable_service_links", b"_enable_service_links", "_priority", b"_priority", "_termination_grace_period_seconds", b"_termination_grace_period_seconds", "active_deadline_seconds", b"active_deadline_seconds", "affinity", b"affinity", "enable_service_links", b"enable_service_links", "priority", b"priority", "security_context", b"security_context", "termination_grace_period_seconds", b"termination_grace_period_seconds"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_enable_service_links", b"_enable_service_links", "_priority", b"_priority", "_termination_grace_period_seconds", b"_termination_grace_period_seconds", "active_deadline_seconds", b"active_deadline_seconds", "affinity", b"affinity", "containers", b"containers", "dns_policy", b"dns_policy", "enable_service_links", b"enable_service_links", "host_ipc", b"host_ipc", "host_network", b"host_network", "host_pid", b"host_pid", "hostname", b"hostname", "init_containers", b"init_containers", "node_name", b"node_name", "node_selector", b"node_selector", "preemption_policy", b"preemption_policy", "priority", b"priority", "priority_class_name", b"priority_class_name", "restart_policy", b"restart_policy", "scheduler_name", b"scheduler_name", "security_context", b"security_context", "service_account_name", b"service_account_name", "share_process_namespace", b"share_process_namespace", "subdomain", b"subdomain", "termination_grace_period_seconds", b"termination_grace_period_seconds", "tolerations", b"tolerations", "topology_spread_constraints", b"topology_spread_constraints", "volumes", b"volumes"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_enable_service_links", b"_enable_service_links", "_priority", b"_priority", "_termination_grace_period_seconds", b"_termination_grace_period_seconds", "active_deadline_seconds", b"active_deadline_seconds", "affinity", b"affinity", "dns_config", b"dns_config", "enable_service_links", b"enable_service_links", "priority", b"priority", "security_context", b"security_context", "termination_grace_period_seconds", b"termination_grace_period_seconds"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds", "_enable_service_links", b"_enable_service_links", "_priority", b"_priority", "_termination_grace_period_seconds", b"_termination_grace_period_seconds", "active_deadline_seconds", b"active_deadline_seconds", "affinity", b"affinity", "containers", b"containers", "dns_config", b"dns_config", "dns_policy", b"dns_policy", "enable_service_links", b"enable_service_links", "host_aliases", b"host_aliases", "host_ipc", b"host_ipc", "host_network", b"host_network", "host_pid", b"host_pid", "hostname", b"hostname", "init_containers", b"init_containers", "node_name", b"node_name", "node_selector", b"node_selector", "preemption_policy", b"preemption_policy", "priority", b"priority", "priority_class_name", b"priority_class_name", "restart_policy", b"restart_policy", "scheduler_name", b"scheduler_name", "security_context", b"security_context", "service_account_name", b"service_account_name", "share_process_namespace", b"share_process_namespace", "subdomain", b"subdomain", "termination_grace_period_seconds", b"termination_grace_period_seconds", "tolerations", b"tolerations", "topology_spread_constraints", b"topology_spread_constraints", "volumes", b"volumes"]) -> None: ...
     @typing.overload
     def WhichOneof(self, oneof_group: typing.Literal["_active_deadline_seconds", b"_active_deadline_seconds"]) -> typing.Literal["active_deadline_seconds"] | None: ...
     @typing.overload
@@ -545,6 +561,71 @@ class PodSpec(google.protobuf.message.Message):
 global___PodSpec = PodSpec
 
 @typing.final
+class PodDNSConfig(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAMESERVERS_FIELD_NUMBER: builtins.int
+    SEARCHES_FIELD_NUMBER: builtins.int
+    OPTIONS_FIELD_NUMBER: builtins.int
+    @property
+    def nameservers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def searches(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    @property
+    def options(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodDNSConfigOption]: ...
+    def __init__(
+        self,
+        *,
+        nameservers: collections.abc.Iterable[builtins.str] | None = ...,
+        searches: collections.abc.Iterable[builtins.str] | None = ...,
+        options: collections.abc.Iterable[global___PodDNSConfigOption] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["nameservers", b"nameservers", "options", b"options", "searches", b"searches"]) -> None: ...
+
+global___PodDNSConfig = PodDNSConfig
+
+@typing.final
+class PodDNSConfigOption(google.protobuf.message.Message):
+    """`ndots: "2"` is {name: ndots, value: "2"}; `edns0` has no value."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: builtins.int
+    VALUE_FIELD_NUMBER: builtins.int
+    name: builtins.str
+    value: builtins.str
+    def __init__(
+        self,
+        *,
+        name: builtins.str = ...,
+        value: builtins.str | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_value", b"_value", "value", b"value"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_value", b"_value", "name", b"name", "value", b"value"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_value", b"_value"]) -> typing.Literal["value"] | None: ...
+
+global___PodDNSConfigOption = PodDNSConfigOption
+
+@typing.final
+class HostAlias(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    IP_FIELD_NUMBER: builtins.int
+    HOSTNAMES_FIELD_NUMBER: builtins.int
+    ip: builtins.str
+    @property
+    def hostnames(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        ip: builtins.str = ...,
+        hostnames: collections.abc.Iterable[builtins.str] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["hostnames", b"hostnames", "ip", b"ip"]) -> None: ...
+
+global___HostAlias = HostAlias
+
+@typing.final
 class Container(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -554,8 +635,10 @@ class Container(google.protobuf.message.Message):
     ARGS_FIELD_NUMBER: builtins.int
     WORKING_DIR_FIELD_NUMBER: builtins.int
     PORTS_FIELD_NUMBER: builtins.int
+    ENV_FROM_FIELD_NUMBER: builtins.int
     ENV_FIELD_NUMBER: builtins.int
     RESOURCES_FIELD_NUMBER: builtins.int
+    RESTART_POLICY_FIELD_NUMBER: builtins.int
     VOLUME_MOUNTS_FIELD_NUMBER: builtins.int
     LIVENESS_PROBE_FIELD_NUMBER: builtins.int
     READINESS_PROBE_FIELD_NUMBER: builtins.int
@@ -566,15 +649,19 @@ class Container(google.protobuf.message.Message):
     IMAGE_PULL_POLICY_FIELD_NUMBER: builtins.int
     SECURITY_CONTEXT_FIELD_NUMBER: builtins.int
     STDIN_FIELD_NUMBER: builtins.int
+    STDIN_ONCE_FIELD_NUMBER: builtins.int
     TTY_FIELD_NUMBER: builtins.int
     name: builtins.str
     image: builtins.str
     working_dir: builtins.str
+    restart_policy: builtins.str
+    """Only "Always", only on init containers: a native sidecar."""
     termination_message_path: builtins.str
     termination_message_policy: builtins.str
     image_pull_policy: builtins.str
     """Always, IfNotPresent, Never"""
     stdin: builtins.bool
+    stdin_once: builtins.bool
     tty: builtins.bool
     @property
     def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
@@ -582,6 +669,13 @@ class Container(google.protobuf.message.Message):
     def args(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
     @property
     def ports(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ContainerPort]: ...
+    @property
+    def env_from(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EnvFromSource]:
+        """Fields sit in Kubernetes' order (the codec writes them so); where
+        Kubernetes' number is taken here (envFrom 19, stdinOnce 17) the field has
+        the next free one.
+        """
+
     @property
     def env(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EnvVar]: ...
     @property
@@ -607,8 +701,10 @@ class Container(google.protobuf.message.Message):
         args: collections.abc.Iterable[builtins.str] | None = ...,
         working_dir: builtins.str = ...,
         ports: collections.abc.Iterable[global___ContainerPort] | None = ...,
+        env_from: collections.abc.Iterable[global___EnvFromSource] | None = ...,
         env: collections.abc.Iterable[global___EnvVar] | None = ...,
         resources: global___ResourceRequirements | None = ...,
+        restart_policy: builtins.str | None = ...,
         volume_mounts: collections.abc.Iterable[global___VolumeMount] | None = ...,
         liveness_probe: global___Probe | None = ...,
         readiness_probe: global___Probe | None = ...,
@@ -619,12 +715,82 @@ class Container(google.protobuf.message.Message):
         image_pull_policy: builtins.str = ...,
         security_context: global___SecurityContext | None = ...,
         stdin: builtins.bool = ...,
+        stdin_once: builtins.bool = ...,
         tty: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["lifecycle", b"lifecycle", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "resources", b"resources", "security_context", b"security_context", "startup_probe", b"startup_probe"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["args", b"args", "command", b"command", "env", b"env", "image", b"image", "image_pull_policy", b"image_pull_policy", "lifecycle", b"lifecycle", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "resources", b"resources", "security_context", b"security_context", "startup_probe", b"startup_probe", "stdin", b"stdin", "termination_message_path", b"termination_message_path", "termination_message_policy", b"termination_message_policy", "tty", b"tty", "volume_mounts", b"volume_mounts", "working_dir", b"working_dir"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["_restart_policy", b"_restart_policy", "lifecycle", b"lifecycle", "liveness_probe", b"liveness_probe", "readiness_probe", b"readiness_probe", "resources", b"resources", "restart_policy", b"restart_policy", "security_context", b"security_context", "startup_probe", b"startup_probe"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_restart_policy", b"_restart_policy", "args", b"args", "command", b"command", "env", b"env", "env_from", b"env_from", "image", b"image", "image_pull_policy", b"image_pull_policy", "lifecycle", b"lifecycle", "liveness_probe", b"liveness_probe", "name", b"name", "ports", b"ports", "readiness_probe", b"readiness_probe", "resources", b"resources", "restart_policy", b"restart_policy", "security_context", b"security_context", "startup_probe", b"startup_probe", "stdin", b"stdin", "stdin_once", b"stdin_once", "termination_message_path", b"termination_message_path", "termination_message_policy", b"termination_message_policy", "tty", b"tty", "volume_mounts", b"volume_mounts", "working_dir", b"working_dir"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_restart_policy", b"_restart_policy"]) -> typing.Literal["restart_policy"] | None: ...
 
 global___Container = Container
+
+@typing.final
+class EnvFromSource(google.protobuf.message.Message):
+    """Every key of a ConfigMap or Secret as an environment variable, named
+    prefix + key (keys that are not valid variable names are skipped).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PREFIX_FIELD_NUMBER: builtins.int
+    CONFIG_MAP_REF_FIELD_NUMBER: builtins.int
+    SECRET_REF_FIELD_NUMBER: builtins.int
+    prefix: builtins.str
+    @property
+    def config_map_ref(self) -> global___ConfigMapEnvSource: ...
+    @property
+    def secret_ref(self) -> global___SecretEnvSource: ...
+    def __init__(
+        self,
+        *,
+        prefix: builtins.str = ...,
+        config_map_ref: global___ConfigMapEnvSource | None = ...,
+        secret_ref: global___SecretEnvSource | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["config_map_ref", b"config_map_ref", "secret_ref", b"secret_ref"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["config_map_ref", b"config_map_ref", "prefix", b"prefix", "secret_ref", b"secret_ref"]) -> None: ...
+
+global___EnvFromSource = EnvFromSource
+
+@typing.final
+class ConfigMapEnvSource(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: builtins.int
+    OPTIONAL_FIELD_NUMBER: builtins.int
+    name: builtins.str
+    optional: builtins.bool
+    def __init__(
+        self,
+        *,
+        name: builtins.str = ...,
+        optional: builtins.bool | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_optional", b"_optional", "optional", b"optional"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_optional", b"_optional", "name", b"name", "optional", b"optional"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_optional", b"_optional"]) -> typing.Literal["optional"] | None: ...
+
+global___ConfigMapEnvSource = ConfigMapEnvSource
+
+@typing.final
+class SecretEnvSource(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: builtins.int
+    OPTIONAL_FIELD_NUMBER: builtins.int
+    name: builtins.str
+    optional: builtins.bool
+    def __init__(
+        self,
+        *,
+        name: builtins.str = ...,
+        optional: builtins.bool | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_optional", b"_optional", "optional", b"optional"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_optional", b"_optional", "name", b"name", "optional", b"optional"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_optional", b"_optional"]) -> typing.Literal["optional"] | None: ...
+
+global___SecretEnvSource = SecretEnvSource
 
 @typing.final
 class ContainerPort(google.protobuf.message.Message):
@@ -681,10 +847,15 @@ class EnvVarSource(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     FIELD_REF_FIELD_NUMBER: builtins.int
+    RESOURCE_FIELD_REF_FIELD_NUMBER: builtins.int
     CONFIG_MAP_KEY_REF_FIELD_NUMBER: builtins.int
     SECRET_KEY_REF_FIELD_NUMBER: builtins.int
     @property
     def field_ref(self) -> global___ObjectFieldSelector: ...
+    @property
+    def resource_field_ref(self) -> global___ResourceFieldSelector:
+        """Kubernetes' number is 2 (taken here by configMapKeyRef)."""
+
     @property
     def config_map_key_ref(self) -> global___ConfigMapKeySelector: ...
     @property
@@ -693,13 +864,39 @@ class EnvVarSource(google.protobuf.message.Message):
         self,
         *,
         field_ref: global___ObjectFieldSelector | None = ...,
+        resource_field_ref: global___ResourceFieldSelector | None = ...,
         config_map_key_ref: global___ConfigMapKeySelector | None = ...,
         secret_key_ref: global___SecretKeySelector | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["config_map_key_ref", b"config_map_key_ref", "field_ref", b"field_ref", "secret_key_ref", b"secret_key_ref"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["config_map_key_ref", b"config_map_key_ref", "field_ref", b"field_ref", "secret_key_ref", b"secret_key_ref"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["config_map_key_ref", b"config_map_key_ref", "field_ref", b"field_ref", "resource_field_ref", b"resource_field_ref", "secret_key_ref", b"secret_key_ref"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["config_map_key_ref", b"config_map_key_ref", "field_ref", b"field_ref", "resource_field_ref", b"resource_field_ref", "secret_key_ref", b"secret_key_ref"]) -> None: ...
 
 global___EnvVarSource = EnvVarSource
+
+@typing.final
+class ResourceFieldSelector(google.protobuf.message.Message):
+    """A container's limits.cpu / requests.memory / ... divided by `divisor` (a
+    quantity: "1m", "1Mi"; default "1") and rounded up.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONTAINER_NAME_FIELD_NUMBER: builtins.int
+    RESOURCE_FIELD_NUMBER: builtins.int
+    DIVISOR_FIELD_NUMBER: builtins.int
+    container_name: builtins.str
+    resource: builtins.str
+    divisor: builtins.str
+    def __init__(
+        self,
+        *,
+        container_name: builtins.str = ...,
+        resource: builtins.str = ...,
+        divisor: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["container_name", b"container_name", "divisor", b"divisor", "resource", b"resource"]) -> None: ...
+
+global___ResourceFieldSelector = ResourceFieldSelector
 
 @typing.final
 class ObjectFieldSelector(google.protobuf.message.Message):
@@ -852,6 +1049,8 @@ class Volume(google.protobuf.message.Message):
     HOST_PATH_FIELD_NUMBER: builtins.int
     CONFIG_MAP_FIELD_NUMBER: builtins.int
     SECRET_FIELD_NUMBER: builtins.int
+    DOWNWARD_API_FIELD_NUMBER: builtins.int
+    PROJECTED_FIELD_NUMBER: builtins.int
     name: builtins.str
     @property
     def empty_dir(self) -> global___EmptyDirVolumeSource: ...
@@ -861,6 +1060,12 @@ class Volume(google.protobuf.message.Message):
     def config_map(self) -> global___ConfigMapVolumeSource: ...
     @property
     def secret(self) -> global___SecretVolumeSource: ...
+    @property
+    def downward_api(self) -> global___DownwardAPIVolumeSource:
+        """Kubernetes' VolumeSource numbers."""
+
+    @property
+    def projected(self) -> global___ProjectedVolumeSource: ...
     def __init__(
         self,
         *,
@@ -869,11 +1074,178 @@ class Volume(google.protobuf.message.Message):
         host_path: global___HostPathVolumeSource | None = ...,
         config_map: global___ConfigMapVolumeSource | None = ...,
         secret: global___SecretVolumeSource | None = ...,
+        downward_api: global___DownwardAPIVolumeSource | None = ...,
+        projected: global___ProjectedVolumeSource | None = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["config_map", b"config_map", "empty_dir", b"empty_dir", "host_path", b"host_path", "secret", b"secret"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["config_map", b"config_map", "empty_dir", b"empty_dir", "host_path", b"host_path", "name", b"name", "secret", b"secret"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["config_map", b"config_map", "downward_api", b"downward_api", "empty_dir", b"empty_dir", "host_path", b"host_path", "projected", b"projected", "secret", b"secret"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["config_map", b"config_map", "downward_api", b"downward_api", "empty_dir", b"empty_dir", "host_path", b"host_path", "name", b"name", "projected", b"projected", "secret", b"secret"]) -> None: ...
 
 global___Volume = Volume
+
+@typing.final
+class DownwardAPIVolumeSource(google.protobuf.message.Message):
+    """Files holding the pod's own fields (labels, annotations, name, ...) and
+    its containers' resources.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: builtins.int
+    DEFAULT_MODE_FIELD_NUMBER: builtins.int
+    default_mode: builtins.int
+    @property
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DownwardAPIVolumeFile]: ...
+    def __init__(
+        self,
+        *,
+        items: collections.abc.Iterable[global___DownwardAPIVolumeFile] | None = ...,
+        default_mode: builtins.int | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_default_mode", b"_default_mode", "default_mode", b"default_mode"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_default_mode", b"_default_mode", "default_mode", b"default_mode", "items", b"items"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_default_mode", b"_default_mode"]) -> typing.Literal["default_mode"] | None: ...
+
+global___DownwardAPIVolumeSource = DownwardAPIVolumeSource
+
+@typing.final
+class DownwardAPIVolumeFile(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: builtins.int
+    FIELD_REF_FIELD_NUMBER: builtins.int
+    RESOURCE_FIELD_REF_FIELD_NUMBER: builtins.int
+    MODE_FIELD_NUMBER: builtins.int
+    path: builtins.str
+    mode: builtins.int
+    @property
+    def field_ref(self) -> global___ObjectFieldSelector: ...
+    @property
+    def resource_field_ref(self) -> global___ResourceFieldSelector: ...
+    def __init__(
+        self,
+        *,
+        path: builtins.str = ...,
+        field_ref: global___ObjectFieldSelector | None = ...,
+        resource_field_ref: global___ResourceFieldSelector | None = ...,
+        mode: builtins.int | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_mode", b"_mode", "field_ref", b"field_ref", "mode", b"mode", "resource_field_ref", b"resource_field_ref"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_mode", b"_mode", "field_ref", b"field_ref", "mode", b"mode", "path", b"path", "resource_field_ref", b"resource_field_ref"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_mode", b"_mode"]) -> typing.Literal["mode"] | None: ...
+
+global___DownwardAPIVolumeFile = DownwardAPIVolumeFile
+
+@typing.final
+class ProjectedVolumeSource(google.protobuf.message.Message):
+    """Several sources (secrets, config maps, downward API) in one directory."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SOURCES_FIELD_NUMBER: builtins.int
+    DEFAULT_MODE_FIELD_NUMBER: builtins.int
+    default_mode: builtins.int
+    @property
+    def sources(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___VolumeProjection]: ...
+    def __init__(
+        self,
+        *,
+        sources: collections.abc.Iterable[global___VolumeProjection] | None = ...,
+        default_mode: builtins.int | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_default_mode", b"_default_mode", "default_mode", b"default_mode"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_default_mode", b"_default_mode", "default_mode", b"default_mode", "sources", b"sources"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_default_mode", b"_default_mode"]) -> typing.Literal["default_mode"] | None: ...
+
+global___ProjectedVolumeSource = ProjectedVolumeSource
+
+@typing.final
+class VolumeProjection(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    SECRET_FIELD_NUMBER: builtins.int
+    DOWNWARD_API_FIELD_NUMBER: builtins.int
+    CONFIG_MAP_FIELD_NUMBER: builtins.int
+    @property
+    def secret(self) -> global___SecretProjection: ...
+    @property
+    def downward_api(self) -> global___DownwardAPIProjection: ...
+    @property
+    def config_map(self) -> global___ConfigMapProjection: ...
+    def __init__(
+        self,
+        *,
+        secret: global___SecretProjection | None = ...,
+        downward_api: global___DownwardAPIProjection | None = ...,
+        config_map: global___ConfigMapProjection | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["config_map", b"config_map", "downward_api", b"downward_api", "secret", b"secret"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["config_map", b"config_map", "downward_api", b"downward_api", "secret", b"secret"]) -> None: ...
+
+global___VolumeProjection = VolumeProjection
+
+@typing.final
+class SecretProjection(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: builtins.int
+    ITEMS_FIELD_NUMBER: builtins.int
+    OPTIONAL_FIELD_NUMBER: builtins.int
+    name: builtins.str
+    optional: builtins.bool
+    @property
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]: ...
+    def __init__(
+        self,
+        *,
+        name: builtins.str = ...,
+        items: collections.abc.Iterable[global___KeyToPath] | None = ...,
+        optional: builtins.bool | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_optional", b"_optional", "optional", b"optional"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_optional", b"_optional", "items", b"items", "name", b"name", "optional", b"optional"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_optional", b"_optional"]) -> typing.Literal["optional"] | None: ...
+
+global___SecretProjection = SecretProjection
+
+@typing.final
+class ConfigMapProjection(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: builtins.int
+    ITEMS_FIELD_NUMBER: builtins.int
+    OPTIONAL_FIELD_NUMBER: builtins.int
+    name: builtins.str
+    optional: builtins.bool
+    @property
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]: ...
+    def __init__(
+        self,
+        *,
+        name: builtins.str = ...,
+        items: collections.abc.Iterable[global___KeyToPath] | None = ...,
+        optional: builtins.bool | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["_optional", b"_optional", "optional", b"optional"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_optional", b"_optional", "items", b"items", "name", b"name", "optional", b"optional"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_optional", b"_optional"]) -> typing.Literal["optional"] | None: ...
+
+global___ConfigMapProjection = ConfigMapProjection
+
+@typing.final
+class DownwardAPIProjection(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: builtins.int
+    @property
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DownwardAPIVolumeFile]: ...
+    def __init__(
+        self,
+        *,
+        items: collections.abc.Iterable[global___DownwardAPIVolumeFile] | None = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["items", b"items"]) -> None: ...
+
+global___DownwardAPIProjection = DownwardAPIProjection
 
 @typing.final
 class EmptyDirVolumeSource(google.protobuf.message.Message):
