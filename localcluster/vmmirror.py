@@ -30,8 +30,8 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import importlib.metadata
 import http.server
+import importlib.metadata
 import re
 import signal
 import subprocess
@@ -125,10 +125,10 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         sys.stderr.write(f"vmmirror http: {self.address_string()} {format % args}\n")
 
 
-def serve_files(address: str, root: Path) -> http.server.ThreadingHTTPServer:
-    """An HTTP server of `root` on address:HTTP_PORT, serving from a thread."""
+def serve_files(address: str, root: Path, port: int = HTTP_PORT) -> http.server.ThreadingHTTPServer:
+    """An HTTP server of `root` on address:port, serving from a thread."""
     handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer((address, HTTP_PORT), handler)
+    server = http.server.ThreadingHTTPServer((address, port), handler)
     threading.Thread(target=server.serve_forever, name="vmmirror-http", daemon=True).start()
     return server
 

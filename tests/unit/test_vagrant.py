@@ -36,7 +36,12 @@ from localcluster import nodeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 VAGRANT = REPO / "vagrant"
-SCRIPTS = sorted([*VAGRANT.glob("provision/*.sh"), VAGRANT / "verify.sh"])
+SCRIPTS = sorted(
+    [
+        VAGRANT / "verify.sh",
+        *(p for d in ("provision", "box", "test") for p in VAGRANT.glob(f"{d}/*.sh")),
+    ]
+)
 UNITS = sorted(VAGRANT.glob("systemd/*.service"))
 UNIT_ENV = {
     "tinykube-apiserver.service": ("apiserver.env", nodeconfig.APISERVER_ENV, "apiserver"),
@@ -238,7 +243,9 @@ def test_scripts_exist() -> None:
 def test_script_is_shellcheck_clean(script: Path) -> None:
     shellcheck = need("shellcheck")
     proc = subprocess.run(
-        [shellcheck, "--shell=bash", "--severity=style", str(script)],
+        # -x -P SCRIPTDIR: the files a script sources are checked with it
+        [shellcheck, "--shell=bash", "--severity=style", "-x", "-P", "SCRIPTDIR", script.name],
+        cwd=script.parent,
         capture_output=True,
         text=True,
         check=False,

@@ -31,9 +31,9 @@ verify_pass() {
 
 # The nodes are Ready with their private addresses, not the NAT eth0's.
 check_nodes_ready() {
-  local table
+  local table line
   table=$(tk get nodes -o wide)
-  sed 's/^/   /' <<<"$table"
+  while read -r line; do echo "   $line"; done <<<"$table"
   for i in 0 1; do
     echo "$table" | awk -v n="node$((i + 1))" -v ip="${NODE_IPS[$i]}" \
       '$1 == n && $2 == "Ready" && index($0, ip) {found = 1} END {exit !found}' ||

@@ -30,9 +30,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-# shellcheck source=vagrant/test/lib.sh disable=SC1091
+# shellcheck source=lib.sh
 source "$here/lib.sh"
-# shellcheck source=vagrant/test/checks.sh disable=SC1091
+# shellcheck source=checks.sh
 source "$here/checks.sh"
 
 if [[ "${1:-}" == --cleanup ]]; then
