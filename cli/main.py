@@ -91,6 +91,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "api_resources",
         "Print the supported API resources on the server.",
     ),
+    "annotate": ("cli.cmd_label", "annotate", "Update the annotations on a resource."),
     "apply": (
         "cli.cmd_apply",
         "apply",
@@ -146,6 +147,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "kubelet",
         "Run a kubelet for one node in the foreground.",
     ),
+    "label": ("cli.cmd_label", "label", "Update the labels on a resource."),
     "logs": ("cli.cmd_logs", "logs", "Print the logs of a container in a pod."),
     "netplugin": (
         "cli.cmd_netplugin",
@@ -158,7 +160,13 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "node_shell",
         "Run COMMAND (default: a shell) in NODE's network namespace; its exit code is ours.",
     ),
+    "patch": (
+        "cli.cmd_patch",
+        "patch",
+        "Update fields of a resource with a strategic, merge or JSON patch.",
+    ),
     "pki": ("cli.cmd_pki", "pki", "Make the cluster's certificates and kubeconfig files."),
+    "replace": ("cli.cmd_replace", "replace", "Replace a resource by file name or stdin."),
     "rollout": ("cli.cmd_rollout", "rollout", "Manage the rollout of a deployment."),
     "run": (
         "cli.cmd_run",

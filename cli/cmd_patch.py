@@ -1,0 +1,211 @@
+"""`patch` (kubectl/pkg/cmd/patch), and the read-change-write loop it shares with `label`.
+
+    tinykube patch deployment web-app -p '{"spec":{"replicas":3}}'
+    deployment.apps/web-app patched
+    tinykube patch pod web --type json -p '[{"op":"remove","path":"/metadata/labels/tier"}]'
+    pod/web patched
+
+The patch is parsed first (JSON, or YAML as kubectl takes it), so a typo in
+it fails before anything is sent. Then, per object:
+
+1. get the live object and render its JSON form (codec.to_dict);
+2. apply the patch there (apimachinery.patch: strategic by default, `merge`
+   or `json` by --type), and decode the result back into the kind's
+   message -- a patch that leaves an unknown field or a wrong type behind
+   is refused naming the field, as Kubernetes' strict decoding does;
+3. update with the live object's resourceVersion, so a write that raced
+   with ours is a Conflict rather than a lost update; on Conflict start
+   again from 1 (client-go's RetryOnConflict), a few times. A patch that
+   names metadata.resourceVersion itself is a precondition: its Conflict
+   is reported, not retried.
+
+An update that would change nothing is not sent, and prints `patched (no
+change)` as kubectl does. Kubernetes applies patches on the server (the
+PATCH verb); tinykube's API has no PATCH yet, so the CLI applies them with
+the same pure functions the server will use.
+
+`update_with_retry` is that loop for any change to a typed object: `label`
+and `annotate` use it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from apimachinery import codec, errors, scheme
+from apimachinery import patch as patches
+from apimachinery.client import retry_on_conflict
+from cli import context, inputs, printers
+from cli.context import CommandError, Options, describe_error, echo_err, effective, namespace_option
+
+if TYPE_CHECKING:
+    from apimachinery.client import Client
+
+CONFLICT_ATTEMPTS = 5
+
+
+def copy_of(obj: Any) -> Any:
+    out = type(obj)()
+    out.CopyFrom(obj)
+    info = scheme.for_message(out)
+    out.api_version = out.api_version or info.api_version
+    out.kind = out.kind or info.kind
+    return out
+
+
+async def update_with_retry(
+    client: Client,
+    info: scheme.KindInfo,
+    name: str,
+    namespace: str,
+    change: Callable[[Any], Any],
+    *,
+    retry: bool = True,
+) -> tuple[Any, Any]:
+    """(live, result): get, `change(copy)`, update unless nothing changed; again on Conflict.
+
+    `change` gets a copy of the live object and returns the object to store
+    (or raises CommandError). `result` is `live` itself when nothing changed."""
+
+    async def once() -> tuple[Any, Any]:
+        live = copy_of(await client.get(info, name, namespace))
+        wanted = change(copy_of(live))
+        if codec.to_dict(wanted) == codec.to_dict(live):
+            return live, live
+        return live, await client.update(wanted)
+
+    if not retry:
+        return await once()
+    return await retry_on_conflict(once, attempts=CONFLICT_ATTEMPTS)
+
+
+def patched(obj: Any, patch: Any, patch_type: str) -> Any:
+    """The object with the patch applied to its JSON form; CommandError if it does not apply."""
+    info = scheme.for_message(obj)
+    try:
+        data = patches.apply_patch(codec.to_dict(obj), patch, patch_type)
+    except patches.PatchError as err:
+        raise CommandError(err.message) from None
+    try:
+        new = codec.from_dict(data)
+    except errors.StatusError as err:
+        raise CommandError(f"the patched {info.kind} is not valid: {err.message}") from None
+    check_identity(obj, new)
+    return new
+
+
+def check_identity(old: Any, new: Any) -> None:
+    """A change must keep the object's kind, name and namespace (the URL it is sent to)."""
+    before, after = scheme.for_message(old), scheme.for_message(new)
+    if before != after or new.api_version != old.api_version:
+        raise CommandError(
+            f"the kind of the object ({new.api_version} {new.kind}) does not match "
+            f"the kind being changed ({old.api_version} {old.kind})"
+        )
+    if new.metadata.name != old.metadata.name:
+        raise CommandError(
+            f"the name of the object ({new.metadata.name}) does not match "
+            f"the name on the URL ({old.metadata.name})"
+        )
+    if new.metadata.namespace != old.metadata.namespace:
+        raise CommandError(
+            f"the namespace of the object ({new.metadata.namespace}) does not match "
+            f"the namespace on the URL ({old.metadata.namespace})"
+        )
+
+
+def read_patch(patch: str | None, patch_file: str | None, patch_type: str) -> Any:
+    """The parsed patch from -p or --patch-file, with kubectl's errors for bad flags."""
+    if patch_type not in patches.PATCH_TYPES:
+        raise CommandError(
+            f'--type must be one of {" ".join(patches.PATCH_TYPES).join("[]")}, not "{patch_type}"'
+        )
+    if (patch is None) == (patch_file is None):
+        raise CommandError("must specify one of -p or --patch-file")
+    if patch_file is not None:
+        try:
+            patch = Path(patch_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise CommandError(f"unable to read patch file {patch_file}: {err}") from None
+    assert patch is not None
+    try:
+        return patches.parse_patch(patch)
+    except patches.PatchError as err:
+        raise CommandError(err.message) from None
+
+
+@click.command("patch")
+@click.argument("args", nargs=-1)
+@click.option("-p", "--patch", default=None, help="The patch to apply, JSON or YAML.")
+@click.option("--patch-file", default=None, help="A file holding the patch.")
+@click.option(
+    "--type",
+    "patch_type",
+    default="strategic",
+    help="The type of patch: json, merge or strategic (default).",
+)
+@click.option("-o", "--output", type=click.Choice(["name", "yaml", "json"]), default=None)
+@namespace_option
+@click.pass_obj
+def patch(
+    opts: Options,
+    args: tuple[str, ...],
+    patch: str | None,
+    patch_file: str | None,
+    patch_type: str,
+    output: str | None,
+    namespace: str | None,
+) -> None:
+    """Update fields of a resource with a strategic, merge or JSON patch."""
+    opts = effective(opts, namespace)
+    try:
+        targets = inputs.parse_resource_args(args, verb="patch", need_names=True)
+        body = read_patch(patch, patch_file, patch_type)
+    except CommandError as err:
+        echo_err(f"error: {err}")
+        raise click.exceptions.Exit(1) from None
+    retry = not patches.sets_resource_version(body, patch_type)
+
+    async def verb(client: Client) -> int:
+        code = 0
+        for info, names in targets:
+            ns = opts.namespace if info.namespaced else ""
+            for name in names:
+                try:
+                    live, result = await update_with_retry(
+                        client, info, name, ns, lambda o: patched(o, body, patch_type), retry=retry
+                    )
+                except CommandError as err:
+                    echo_err(f"error: {err}")
+                    code = 1
+                    continue
+                except errors.StatusError as err:
+                    report(err, opts.server)
+                    code = 1
+                    continue
+                same = result.metadata.resource_version == live.metadata.resource_version
+                print_outcome(result, "patched (no change)" if same else "patched", output)
+        return code
+
+    context.exit_with(context.run(opts, verb))
+
+
+def report(err: errors.StatusError, server: str) -> None:
+    """One object's failure; an unreachable server ends the run (every request would fail)."""
+    if isinstance(err, errors.ServiceUnavailable):
+        raise err
+    echo_err(describe_error(err, server))
+
+
+def print_outcome(obj: Any, outcome: str, output: str | None) -> None:
+    """`deployment.apps/web-app patched`, or the object with -o yaml|json|name."""
+    from cli.cmd_apply import print_result
+
+    if output is None:
+        click.echo(f"{printers.object_name(obj)} {outcome}")
+    else:
+        print_result(copy_of(obj), outcome, output)
