@@ -135,6 +135,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "exec_cmd",
         "Run a command in a container: tinykube exec POD [-c C] -- CMD [ARG...].",
     ),
+    "expose": (
+        "cli.cmd_expose",
+        "expose",
+        "Expose a deployment, service, replica set or pod as a new service.",
+    ),
     "explain-placement": (
         "cli.cmd_placement",
         "explain_placement",
@@ -201,6 +206,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "version",
         "Print the client and server version information.",
     ),
+    "wait": ("cli.cmd_wait", "wait", "Wait for a specific condition on one or many resources."),
 }
 
 
