@@ -120,6 +120,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "describe_cmd",
         "Show details of a resource or group of resources.",
     ),
+    "diff": ("cli.cmd_diff", "diff", "Diff the live version against a would-be applied version."),
     "down": (
         "cli.cmd_up",
         "down",
