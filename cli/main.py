@@ -141,7 +141,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "expose",
         "Expose a deployment, service, replica set or pod as a new service.",
     ),
-    "explain": ("cli.cmd_explain", "explain", "Get the documentation of a resource and its fields."),
+    "explain": (
+        "cli.cmd_explain",
+        "explain",
+        "Get the documentation of a resource and its fields.",
+    ),
     "explain-placement": (
         "cli.cmd_placement",
         "explain_placement",
