@@ -4,25 +4,10 @@ Each kind is one entry in `COLUMNS`: a list of `Column(header, cell, wide)`,
 in the order `-o wide` shows them; the plain table drops the `wide` ones.
 A kind with no entry gets `DEFAULT` (NAME, AGE).
 
-The one algorithm here worth reading slowly is the pod STATUS column
-(`pod_status`), which is not `status.phase` but kubectl's summary of it:
-
-1. start from `status.phase` ("Running"), or `status.reason` when set
-   ("Evicted");
-2. walk the init containers in order: a failed one gives
-   `Init:<reason>` / `Init:ExitCode:N`, a waiting one `Init:<reason>`, one
-   still running `Init:i/n`; stop at the first not yet succeeded;
-3. if initialisation is over, walk the app containers last to first: a
-   waiting reason (`ContainerCreating`, `CrashLoopBackOff`,
-   `ErrImagePull`) or a terminated reason (`Completed`, `Error`,
-   `OOMKilled`) replaces the phase; so the *first* container's trouble wins;
-4. `Completed` while some container still runs and is ready is shown as
-   `Running` (if the pod is Ready) or `NotReady`;
-5. a deletion timestamp makes it `Terminating` whatever else is true.
-
-Example: a pod in phase Pending whose only container waits with reason
-ContainerCreating shows `ContainerCreating`; once the kubelet reports it
-running and ready, `Running`; after `delete`, `Terminating`.
+The one algorithm worth reading slowly is the pod READY/STATUS/RESTARTS
+summary, which is not `status.phase` but kubectl's reading of the container
+statuses (native sidecars included): it has a module of its own,
+cli/pod_columns.py.
 """
 
 from __future__ import annotations
@@ -40,6 +25,7 @@ from cli.cells import (
     timestamp_seconds,
 )
 from cli.cells import human_duration as _human
+from cli.pod_columns import pod_ready, pod_restarts, pod_status
 from netplugin.constants import ANNOTATION_VTEP_MAC  # published by `tinykube netplugin`
 
 # ------------------------------------------------------------------ shared cells
@@ -71,73 +57,6 @@ def _replicas(spec: Any) -> int:
 
 
 # ------------------------------------------------------------------ pods
-
-
-def pod_status(pod: Any) -> str:
-    """kubectl's STATUS for a pod (see the module docstring for the steps)."""
-    status = pod.status
-    reason = status.reason or status.phase
-    initializing = False
-    n_init = len(pod.spec.init_containers)
-    for i, cs in enumerate(status.init_container_statuses):
-        state = cs.state
-        if state.HasField("terminated") and state.terminated.exit_code == 0:
-            continue
-        if state.HasField("terminated"):
-            t = state.terminated
-            if t.reason:
-                reason = "Init:" + t.reason
-            elif t.signal:
-                reason = f"Init:Signal:{t.signal}"
-            else:
-                reason = f"Init:ExitCode:{t.exit_code}"
-        elif state.HasField("waiting") and state.waiting.reason not in ("", "PodInitializing"):
-            reason = "Init:" + state.waiting.reason
-        else:
-            reason = f"Init:{i}/{n_init}"
-        initializing = True
-        break
-    initialized = any(c.type == "Initialized" and c.status == "True" for c in status.conditions)
-    if not initializing or initialized:
-        has_running = False
-        for cs in reversed(status.container_statuses):
-            state = cs.state
-            if state.HasField("waiting") and state.waiting.reason:
-                reason = state.waiting.reason
-            elif state.HasField("terminated") and state.terminated.reason:
-                reason = state.terminated.reason
-            elif state.HasField("terminated"):
-                t = state.terminated
-                reason = f"Signal:{t.signal}" if t.signal else f"ExitCode:{t.exit_code}"
-            elif cs.ready and state.HasField("running"):
-                has_running = True
-        if reason == "Completed" and has_running:
-            ready = any(c.type == "Ready" and c.status == "True" for c in status.conditions)
-            reason = "Running" if ready else "NotReady"
-    if pod.metadata.HasField("deletion_timestamp"):
-        reason = "Unknown" if status.reason == "NodeLost" else "Terminating"
-    return str(reason) or "Pending"
-
-
-def pod_ready(pod: Any, ctx: PrintContext) -> str:
-    statuses = pod.status.container_statuses
-    ready = sum(1 for cs in statuses if cs.ready and cs.state.HasField("running"))
-    return f"{ready}/{len(pod.spec.containers)}"
-
-
-def pod_restarts(pod: Any, ctx: PrintContext) -> str:
-    """`0`, or `3 (5m ago)` counting from the last termination kubectl can see."""
-    statuses = list(pod.status.container_statuses)
-    count = sum(cs.restart_count for cs in statuses)
-    last: float | None = None
-    for cs in statuses:
-        if cs.restart_count and cs.last_state.HasField("terminated"):
-            at = timestamp_seconds(cs.last_state.terminated, "finished_at")
-            if at is not None and (last is None or at > last):
-                last = at
-    if count and last is not None:
-        return f"{count} ({_human(ctx.now - last)} ago)"
-    return str(count)
 
 
 POD_COLUMNS = [

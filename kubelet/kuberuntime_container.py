@@ -2,12 +2,16 @@
 
 Graceful termination (`kill_container`), in Kubernetes' order:
 
-1. the preStop hook, if the container has one (exec through the runtime's
-   ExecSync, httpGet to the pod, or sleep), bounded by the grace period;
-   a failing hook is reported (event FailedPreStopHook) and the stop goes on;
+1. the preStop hook, if the container has one (lifecycle.py: exec through
+   the runtime's ExecSync, httpGet to the pod, or sleep), bounded by the
+   grace period; a failing hook is reported (event FailedPreStopHook) and
+   the stop goes on;
 2. the time the hook took comes off the grace period, never below 2 s
    (minimumGracePeriodInSeconds);
-3. CRI StopContainer(timeout = what is left): the runtime sends SIGTERM
+3. when the whole pod stops, a sidecar waits for its turn (sidecars.py:
+   after the app containers and the sidecars declared after it), and that
+   wait too comes off its grace period;
+4. CRI StopContainer(timeout = what is left): the runtime sends SIGTERM
    (or the image's STOPSIGNAL) and SIGKILL when the timeout runs out.
 
 Worked example: grace 30 s, a preStop `sleep 5` that takes 5 s, and nginx
@@ -22,25 +26,26 @@ CrashLoopBackOff (backoff.py):
     OnFailure      stays exited  restart
     Never          stays exited  stays exited
 
-A restart that is due waits out the container's backoff; meanwhile the
+A sidecar (an init container with restartPolicy Always) is restarted whatever
+the pod's restartPolicy (`always=True`). A restart that is due waits out the
+container's backoff; meanwhile the
 container shows `waiting: CrashLoopBackOff` with Kubernetes' message
 `back-off 20s restarting failed container=web-app pod=web-app-1_default(<uid>)`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from apimachinery.events import EventRecorder
-from kubelet import errors
+from kubelet import lifecycle
 from kubelet.backoff import Backoff
 from kubelet.pod_workers import MINIMUM_GRACE_SECONDS
-from kubelet.prober.prober import Result, http_get, resolve_port
 from kubelet.runtime.interface import Container, ContainerRuntime
+from kubelet.sidecars import TerminationOrdering
 from kubelet.status import Waiting
 from protos import core_pb2
 
@@ -85,9 +90,14 @@ class RestartDecision:
     retry_after: float | None = None  # when to look again
 
 
-def restart_decision(pod: core_pb2.Pod, container: Container, backoff: Backoff) -> RestartDecision:
-    """Whether an exited container is started again now (restartPolicy + backoff)."""
-    policy = pod.spec.restart_policy or "Always"
+def restart_decision(
+    pod: core_pb2.Pod, container: Container, backoff: Backoff, *, always: bool = False
+) -> RestartDecision:
+    """Whether an exited container is started again now (restartPolicy + backoff).
+
+    `always`: restart whatever the pod's restartPolicy says (a sidecar).
+    """
+    policy = "Always" if always else (pod.spec.restart_policy or "Always")
     if not policy_restarts(policy, container.exit_code):
         return RestartDecision(False)
     key = f"{pod.metadata.uid}/{container.name}"
@@ -142,56 +152,38 @@ class ContainerKiller:
         grace: float,
         message: str = "",
         pod_ip: str = "",
+        ordering: TerminationOrdering | None = None,
     ) -> None:
-        spec = container_spec(pod, container.name) if pod is not None else None
-        if spec is not None and spec.lifecycle.HasField("pre_stop"):
-            started = time.monotonic()
-            await self._pre_stop(pod, container, spec, grace, pod_ip)
-            grace = max(float(MINIMUM_GRACE_SECONDS), grace - int(time.monotonic() - started))
-        self._event(pod, "Normal", "Killing", message or f"Stopping container {container.name}")
-        log.info(
-            "killing container",
-            extra={"container": container.name, "id": container.id, "grace": grace},
-        )
-        await self.runtime.stop_container(container.id, grace)
+        try:
+            spec = container_spec(pod, container.name) if pod is not None else None
+            if pod is not None and spec is not None and spec.lifecycle.HasField("pre_stop"):
+                started = time.monotonic()
+                await self._pre_stop(pod, container, spec, grace, pod_ip)
+                grace = max(float(MINIMUM_GRACE_SECONDS), grace - int(time.monotonic() - started))
+            if ordering is not None:
+                waited = await ordering.wait_for_turn(container, grace)
+                grace = max(float(MINIMUM_GRACE_SECONDS), grace - int(waited))
+            self._event(pod, "Normal", "Killing", message or f"Stopping container {container.name}")
+            log.info(
+                "killing container",
+                extra={"container": container.name, "id": container.id, "grace": grace},
+            )
+            await self.runtime.stop_container(container.id, grace)
+        finally:
+            if ordering is not None:
+                ordering.stopped(container)
 
     async def _pre_stop(
         self,
-        pod: core_pb2.Pod | None,
+        pod: core_pb2.Pod,
         container: Container,
         spec: core_pb2.Container,
         grace: float,
         pod_ip: str,
     ) -> None:
         handler = spec.lifecycle.pre_stop
-        failure = ""
-        try:
-            if handler.HasField("exec"):
-                result = await self.runtime.exec_sync(
-                    container.id, list(handler.exec.command), grace
-                )
-                if result.exit_code != 0:
-                    output = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
-                    failure = f"command exited with {result.exit_code}: {output}"
-            elif handler.HasField("http_get"):
-                action = handler.http_get
-                outcome = await http_get(
-                    action.host or pod_ip,
-                    resolve_port(action.port, spec),
-                    action.path,
-                    scheme=action.scheme,
-                    timeout=grace,
-                )
-                if outcome.result != Result.SUCCESS:
-                    failure = outcome.output
-            elif handler.HasField("sleep"):
-                await asyncio.sleep(min(float(handler.sleep.seconds), grace))
-        except (errors.ContainerRuntimeError, ValueError) as exc:
-            failure = str(exc)
+        failure = await lifecycle.run_handler(
+            self.runtime, handler, pod, spec, container.id, pod_ip, grace
+        )
         if failure:
-            self._event(
-                pod,
-                "Warning",
-                "FailedPreStopHook",
-                f"PreStopHook failed for container {container.name}: {failure}",
-            )
+            self._event(pod, "Warning", "FailedPreStopHook", failure)

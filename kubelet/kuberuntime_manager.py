@@ -7,8 +7,10 @@
    READY sandbox is reused -- after a kubelet restart that is how the pod
    is adopted instead of started again. No READY sandbox: create
    one (attempt = the highest attempt seen + 1), and kill the dead ones.
-   Init containers come first, one at a time, each to success
-   (init_containers.py); until the last has succeeded nothing else starts.
+   Init containers come first, one at a time, each to success -- a sidecar
+   (restartPolicy Always) only until it has started, then it keeps running
+   and is restarted whenever it exits (init_containers.py); until the last
+   is done nothing else starts.
    Then each spec container without a container in the current sandbox is to be
    started. A container that exited is started again if restartPolicy says
    so and its CrashLoopBackOff has run out (kuberuntime_container.
@@ -33,18 +35,25 @@
    container (ErrImagePull, CreateContainerConfigError, RunContainerError)
    is remembered as that container's waiting reason and the others
    continue; the pod worker retries the pod later with backoff.
+   Each container gets its termination-message file mounted
+   (termination.py) and, once started, its postStart hook runs
+   (lifecycle.py); a failed hook kills it (FailedPostStartHook, waiting
+   reason PostStartHookError);
 5. garbage: exited containers beyond the newest one per name (kept for
-   `logs --previous` and lastState) are removed.
+   `logs --previous` and lastState) are removed; the exited ones left get
+   their termination messages (termination.py).
 
-`kill_pod` stops the pod: every running container in parallel, gracefully
+`kill_pod` stops the pod: every running container gracefully
 (kuberuntime_container.ContainerKiller: preStop hook, then
-stop_container(timeout=grace - hook time)), then stop_pod_sandbox (the network and the
-IP go), then the containers and sandboxes are removed. Every step is
-idempotent, so a kill interrupted by a crash is simply done again.
+stop_container(timeout=grace - hook time)), the app containers in parallel
+and the sidecars after them, last-declared first (sidecars.py), then
+stop_pod_sandbox (the network and the IP go), then the containers and
+sandboxes are removed. Every step is idempotent, so a kill interrupted by a
+crash is simply done again.
 
 Events, with Kubernetes' reasons: Pulling, Pulled, Created, Started,
 Killing, Failed, BackOff, FailedCreatePodSandBox, SandboxChanged,
-FailedPreStopHook.
+FailedPreStopHook, FailedPostStartHook.
 """
 
 from __future__ import annotations
@@ -53,10 +62,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from apimachinery.events import EventRecorder
-from kubelet import envvars, errors, init_containers
+from kubelet import envvars, errors, init_containers, lifecycle
 from kubelet.backoff import (
     CRASH_BACKOFF_INITIAL,
     CRASH_BACKOFF_MAX,
@@ -65,6 +74,7 @@ from kubelet.backoff import (
     Backoff,
 )
 from kubelet.image_manager import ImageManager
+from kubelet.init_containers import ProbeResults
 from kubelet.kuberuntime_container import (
     ContainerKiller,
     container_spec,
@@ -88,7 +98,9 @@ from kubelet.runtime.interface import (
     PortMapping,
     SandboxState,
 )
+from kubelet.sidecars import TerminationOrdering
 from kubelet.status import Waiting, latest_containers
+from kubelet.termination import TerminationMessages
 from kubelet.volume_manager import PodInputs, VolumeManager
 from protos import core_pb2
 
@@ -156,14 +168,6 @@ def _newest(sandboxes: list[PodSandbox]) -> PodSandbox | None:
     return max(ready, key=lambda s: (s.attempt, s.created_at), default=None)
 
 
-class ProbeResults(Protocol):
-    """What the runtime manager asks the prober (prober/manager.py implements it)."""
-
-    def failed_probe(self, pod: core_pb2.Pod, container: Container) -> str:
-        """ "liveness" or "startup" if that probe failed for this container, else ""."""
-        ...
-
-
 class KubeRuntimeManager:
     """Makes the runtime's sandboxes and containers match one pod's spec, and stops pods."""
 
@@ -204,6 +208,8 @@ class KubeRuntimeManager:
         self.probes = probes
         self.killer = ContainerKiller(runtime, recorder)
         self.dead_containers_per_name = dead_containers_per_name
+        pod_dir = self.volumes.pod_dir if self.volumes.on_disk else None
+        self.messages = TerminationMessages(runtime, pod_dir)
 
     def _event(self, pod: core_pb2.Pod, type_: str, reason: str, message: str) -> None:
         if self.recorder is not None:
@@ -226,7 +232,7 @@ class KubeRuntimeManager:
         actions.kill_sandboxes = [s.id for s in sandboxes if current is None or s.id != current.id]
         sandbox_id = current.id if current is not None else ""
         if not init_containers.init_actions(
-            pod, sandbox_id, containers, actions, self.crash_backoff
+            pod, sandbox_id, containers, actions, self.crash_backoff, self.probes
         ):
             return actions  # init containers first, one at a time (init_containers.py)
         for spec in pod.spec.containers:
@@ -308,6 +314,9 @@ class KubeRuntimeManager:
             except errors.ImagePullBackOff as exc:
                 result.waiting[spec.name] = Waiting(exc.reason, str(exc))
                 result.retry_after = soonest(result.retry_after, self.images.retry_after(pod, spec))
+            except lifecycle.PostStartHookError as exc:  # its events are out already
+                result.waiting[spec.name] = Waiting(exc.reason, str(exc))
+                result.error = result.error or exc
             except errors.ContainerRuntimeError as exc:
                 result.waiting[spec.name] = Waiting(exc.reason, str(exc))
                 result.error = result.error or exc
@@ -323,7 +332,8 @@ class KubeRuntimeManager:
                     f"Back-off restarting failed container {name} in pod {pod_description(pod)}",
                 )
         result.containers = await self.runtime.list_containers(sandbox_id=sandbox.id)
-        result.containers = await self._remove_dead(result.containers)
+        result.containers = await self._remove_dead(pod, result.containers)
+        await self.messages.fill(pod, result.containers)
         return result
 
     async def _inputs_failed(
@@ -341,6 +351,7 @@ class KubeRuntimeManager:
         if actions.sandbox is not None:
             result.sandbox = actions.sandbox
             result.containers = await self.runtime.list_containers(sandbox_id=actions.sandbox.id)
+            await self.messages.fill(pod, result.containers)
 
     async def _kill_for_restart(self, pod: core_pb2.Pod, actions: PodActions) -> None:
         grace_default = float(pod.spec.termination_grace_period_seconds or 30)
@@ -354,11 +365,12 @@ class KubeRuntimeManager:
                     probe: core_pb2.Probe = getattr(spec, probe_name)
                     if probe.HasField("termination_grace_period_seconds"):
                         grace = float(probe.termination_grace_period_seconds)
-            await self.killer.kill_container(pod, container, grace, message, ip)
+            await self.killer.kill_container(pod, container, grace, message, ip, ordering)
 
+        ordering = TerminationOrdering(pod, [c for c, _ in actions.kill.values()])
         await asyncio.gather(*(kill(c, m) for c, m in actions.kill.values()))
 
-    async def _remove_dead(self, containers: list[Container]) -> list[Container]:
+    async def _remove_dead(self, pod: core_pb2.Pod, containers: list[Container]) -> list[Container]:
         """Keep the newest container of each name and `dead_containers_per_name` exited ones."""
         keep: list[Container] = []
         for history in latest_containers(containers).values():
@@ -369,6 +381,7 @@ class KubeRuntimeManager:
                     keep.append(c)
                 else:
                     await self.runtime.remove_container(c.id)
+                    self.messages.forget(pod.metadata.uid, c)
         return keep
 
     async def _start_container(
@@ -399,10 +412,25 @@ class KubeRuntimeManager:
                 image_user=image_user,
                 seccomp_root=self.seccomp_root,
             )
+            container_config = self.messages.prepare(pod, spec, container_config)
             cid = await self.runtime.create_container(sandbox.id, container_config, config)
             self._event(pod, "Normal", "Created", f"Created container {spec.name}")
             await self.runtime.start_container(cid)
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")
+        await self._post_start(pod, spec, cid, sandbox.ip or self.host_ip)
+
+    async def _post_start(
+        self, pod: core_pb2.Pod, spec: core_pb2.Container, cid: str, pod_ip: str
+    ) -> None:
+        """The postStart hook; if it fails, the container is killed (lifecycle.py)."""
+        failure = await lifecycle.post_start(self.runtime, pod, spec, cid, pod_ip)
+        if not failure:
+            return
+        self._event(pod, "Warning", "FailedPostStartHook", failure)
+        grace = float(pod.spec.termination_grace_period_seconds or 30)
+        container = await self.runtime.container_status(cid)
+        await self.killer.kill_container(pod, container, grace, "FailedPostStartHook", pod_ip)
+        raise lifecycle.PostStartHookError(failure)
 
     def _sandbox_config(self, pod: core_pb2.Pod, attempt: int) -> PodSandboxConfig:
         dns = pod_dns(pod, self.cluster_dns, self.cluster_domain)
@@ -427,9 +455,12 @@ class KubeRuntimeManager:
             containers.extend(await self.runtime.list_containers(sandbox_id=sandbox.id))
         running = [c for c in containers if c.state == ContainerState.RUNNING]
         ips = {s.id: s.ip for s in sandboxes}
+        order = TerminationOrdering(pod, running)
         await asyncio.gather(
             *(
-                self.killer.kill_container(pod, c, float(grace), pod_ip=ips.get(c.sandbox_id, ""))
+                self.killer.kill_container(
+                    pod, c, float(grace), pod_ip=ips.get(c.sandbox_id, ""), ordering=order
+                )
                 for c in running
             )
         )
@@ -438,6 +469,7 @@ class KubeRuntimeManager:
         for sandbox in sandboxes:
             await self._kill_sandbox(sandbox.id, containers, grace)
         if pod is not None:
+            self.messages.forget_pod(pod.metadata.uid)
             self.crash_backoff.forget_prefix(f"{pod.metadata.uid}/")
             self.image_backoff.forget_prefix(f"{pod.metadata.uid}/")
 

@@ -6,13 +6,17 @@ status/status_manager.go):
 `generate_pod_status(pod, base, ...)` turns what the runtime reports -- the
 pod's sandbox and containers -- into a PodStatus:
 
-    phase            Pending until every init container has succeeded and
-                     every container has started (Failed at once if an init
-                     container fails under restartPolicy Never); Running while
-                     one runs; Succeeded / Failed once all have exited and the
-                     restartPolicy will not restart them (getPhase)
-    conditions       Initialized (False while init containers are incomplete),
-                     Ready, ContainersReady, PodScheduled
+    phase            Pending until every init container has succeeded (a
+                     sidecar: started) and every container has started
+                     (Failed at once if an init container fails under
+                     restartPolicy Never); Running while one runs (a sidecar
+                     counts); Succeeded / Failed once all app containers have
+                     exited and the restartPolicy will not restart them -- an
+                     exited sidecar does not count (getPhase)
+    conditions       Initialized (False while init containers are incomplete:
+                     a regular one until it succeeded, a sidecar until it
+                     started), Ready and ContainersReady (every app container
+                     and every sidecar ready), PodScheduled
     hostIP           the node's InternalIP
     podIP, podIPs    the sandbox's IP (the node's for hostNetwork pods)
     startTime        when the kubelet first took the pod (kept afterwards)
@@ -54,7 +58,7 @@ the status is written onto it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from google.protobuf import timestamp_pb2
@@ -63,6 +67,7 @@ from apimachinery import errors
 from apimachinery.client import Client
 from kubelet.nodestatus import now_seconds
 from kubelet.runtime.interface import Container, ContainerState, PodSandbox, SandboxState
+from kubelet.sidecars import sidecar_names
 from protos import core_pb2
 
 log = logging.getLogger(__name__)
@@ -150,9 +155,22 @@ def _terminated(state: core_pb2.ContainerState, c: Container, runtime_name: str)
     t.container_id = f"{runtime_name}://{c.id}"
 
 
-def pod_phase(pod: core_pb2.Pod, statuses: Iterable[core_pb2.ContainerStatus]) -> str:
-    """Kubernetes' getPhase from the app containers (init_phase, below, goes first)."""
+def pod_phase(
+    pod: core_pb2.Pod,
+    statuses: Iterable[core_pb2.ContainerStatus],
+    sidecars: Iterable[core_pb2.ContainerStatus] = (),
+) -> str:
+    """Kubernetes' getPhase from the app containers and sidecars (init_phase, below, goes first).
+
+    A running sidecar counts as running and one never started yet as waiting;
+    an exited one (stopped, or restarting after a crash) does not count.
+    """
     waiting = running = stopped = succeeded = 0
+    for s in sidecars:
+        if s.state.HasField("running"):
+            running += 1
+        elif s.state.HasField("waiting") and not s.last_state.HasField("terminated"):
+            waiting += 1
     for s in statuses:
         if s.state.HasField("running"):
             running += 1
@@ -178,8 +196,10 @@ def pod_phase(pod: core_pb2.Pod, statuses: Iterable[core_pb2.ContainerStatus]) -
     return "Pending"
 
 
-def _outcome(status: core_pb2.ContainerStatus) -> str:
-    """One init container's status, in a word: done, failed or pending."""
+def _outcome(status: core_pb2.ContainerStatus, sidecars: Collection[str] = ()) -> str:
+    """One init container's status, in a word: done, failed or pending (a sidecar: started)."""
+    if status.name in sidecars:
+        return "done" if status.state.HasField("running") and status.started else "pending"
     state = status.state
     if state.HasField("terminated"):
         return "done" if state.terminated.exit_code == 0 else "failed"
@@ -190,7 +210,7 @@ def _outcome(status: core_pb2.ContainerStatus) -> str:
 
 def init_phase(pod: core_pb2.Pod, statuses: Iterable[core_pb2.ContainerStatus]) -> str:
     """The phase init containers decide (getPhase): Failed, Pending, or "" once all succeeded."""
-    outcomes = [_outcome(s) for s in statuses]
+    outcomes = [_outcome(s, sidecar_names(pod)) for s in statuses]
     if "failed" in outcomes and (pod.spec.restart_policy or "Always") == "Never":
         return "Failed"
     if any(o != "done" for o in outcomes):
@@ -198,9 +218,11 @@ def init_phase(pod: core_pb2.Pod, statuses: Iterable[core_pb2.ContainerStatus]) 
     return ""
 
 
-def incomplete_init(statuses: Iterable[core_pb2.ContainerStatus]) -> list[str]:
-    """The init containers that have not succeeded yet (Initialized's message)."""
-    return [s.name for s in statuses if _outcome(s) != "done"]
+def incomplete_init(
+    statuses: Iterable[core_pb2.ContainerStatus], sidecars: Collection[str] = ()
+) -> list[str]:
+    """The init containers not done yet (Initialized's message): not succeeded, not started."""
+    return [s.name for s in statuses if _outcome(s, sidecars) != "done"]
 
 
 def _set_condition(
@@ -291,11 +313,13 @@ def _pod_conditions(
     status: core_pb2.PodStatus,
     base: core_pb2.PodStatus,
     init_statuses: list[core_pb2.ContainerStatus],
+    sidecars: Collection[str],
 ) -> None:
     """Initialized, Ready, ContainersReady, PodScheduled, then the others kept from `base`."""
-    unready = [s.name for s in status.container_statuses if not s.ready]
+    unready = [s.name for s in status.init_container_statuses if s.name in sidecars and not s.ready]
+    unready += [s.name for s in status.container_statuses if not s.ready]
     terminal = status.phase in TERMINAL_PHASES
-    not_initialized = incomplete_init(init_statuses)
+    not_initialized = incomplete_init(init_statuses, sidecars)
     if not_initialized:
         message = f"containers with incomplete status: [{' '.join(not_initialized)}]"
         _set_condition(status, base, "Initialized", "False", "ContainersNotInitialized", message)
@@ -359,12 +383,17 @@ def generate_pod_status(
         is_started or (lambda c: True),
     )
     init_statuses = [] if initialized else list(status.init_container_statuses)
-    phase = init_phase(pod, init_statuses) or pod_phase(pod, list(status.container_statuses))
+    sidecars = sidecar_names(pod)
+    phase = init_phase(pod, init_statuses) or pod_phase(
+        pod,
+        list(status.container_statuses),
+        [s for s in status.init_container_statuses if s.name in sidecars],
+    )
     if base.phase in TERMINAL_PHASES:
         phase = base.phase  # a terminal phase never changes back
     status.phase = phase
     _addresses_and_start(pod, base, status, node_ip, sandbox)
-    _pod_conditions(status, base, init_statuses)
+    _pod_conditions(status, base, init_statuses, sidecars)
     return status
 
 

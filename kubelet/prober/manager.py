@@ -2,7 +2,8 @@
 
 After each sync of a pod the kubelet calls `update_pod(pod, containers,
 pod_ip)`: a worker is started for every probe the spec declares (once per
-pod, container and kind) and told which container instance runs now. When
+pod, container and kind; the app containers' and the sidecars', an init
+container with restartPolicy Always) and told which container instance runs now. When
 the pod goes, `remove_pod(uid)` stops its workers.
 
 The results are read back in two places:
@@ -33,6 +34,7 @@ from apimachinery.events import EventRecorder
 from kubelet.prober.prober import ProbeOutcome, ProbeTarget, Result, run_probe
 from kubelet.prober.worker import INITIAL_RESULT, ProbeKind, ProbeWorker
 from kubelet.runtime.interface import Container, ContainerRuntime, ContainerState
+from kubelet.sidecars import is_sidecar
 from protos import core_pb2
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,8 @@ class ProberManager:
             old = newest.get(c.name)
             if old is None or (c.attempt, c.created_at) > (old.attempt, old.created_at):
                 newest[c.name] = c
-        for spec in pod.spec.containers:
+        sidecars = [spec for spec in pod.spec.init_containers if is_sidecar(spec)]
+        for spec in [*sidecars, *pod.spec.containers]:  # sidecars are probed as app containers
             current = newest.get(spec.name)
             running = current is not None and current.state == ContainerState.RUNNING
             for kind, field_name in _PROBE_FIELDS:
