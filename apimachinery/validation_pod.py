@@ -12,6 +12,9 @@ the path prefix. The rules, in the order a reader meets them in a manifest:
                      probes exactly one handler, non-negative timings
     restartPolicy    Always|OnFailure|Never      dnsPolicy  ClusterFirst|...
     nodeSelector     labels rules                tolerations operator/effect
+    initContainers[i].restartPolicy   only Always (a native sidecar), which alone lets
+                     an init container have probes and lifecycle hooks
+    env, envFrom     validation_pod_env          dnsConfig, hostAliases  validation_pod_dns
 
 Worked example (what a user sees for a container without an image and with
 port 0 in a Deployment):
@@ -43,10 +46,11 @@ from apimachinery.validation_names import (
     is_valid_port_name,
     is_valid_port_num,
 )
+from apimachinery.validation_pod_dns import validate_dns_config, validate_host_aliases
+from apimachinery.validation_pod_env import validate_env, validate_env_from
 from apimachinery.validation_pod_parts import (
     local_descending_path,
     one_of,
-    validate_env,
     validate_resources,
     validate_volumes,
 )
@@ -171,6 +175,7 @@ def validate_container(
         )
     )
     out.extend(validate_ports(list(ctr.ports), f"{path}.ports"))
+    out.extend(validate_env_from(list(ctr.env_from), f"{path}.envFrom"))
     out.extend(validate_env(list(ctr.env), f"{path}.env"))
     out.extend(validate_resources(ctr.resources, f"{path}.resources"))
     if ctr.HasField("security_context"):
@@ -189,24 +194,50 @@ def validate_container(
         mount_paths.add(mnt.mount_path)
         if mnt.sub_path:
             out.extend(local_descending_path(mnt.sub_path, f"{here}.subPath"))
+    out.extend(_restart_policy_and_hooks(ctr, path, init=init))
+    return out
+
+
+def _restart_policy_and_hooks(
+    ctr: core_pb2.Container, path: str, *, init: bool
+) -> list[FieldError]:
+    """A container's restartPolicy, probes and lifecycle hooks.
+
+    `restartPolicy: Always` is for init containers only and makes one a native sidecar:
+    started in order like an init container, then kept running beside the app. Only
+    such a sidecar, not a plain init container (which runs once, to completion), may
+    have probes and hooks, as an app container may.
+    """
+    out: list[FieldError] = []
+    if ctr.HasField("restart_policy"):
+        here = f"{path}.restartPolicy"
+        if not init:
+            out.append(errors.forbidden(here, "may not be set for non-init containers"))
+        elif ctr.restart_policy != "Always":
+            out.append(errors.unsupported(here, ctr.restart_policy, ["Always"]))
+    plain_init = init and ctr.restart_policy != "Always"
     for attr, json_name, must_be_one in (
+        ("lifecycle", "lifecycle", False),
         ("liveness_probe", "livenessProbe", True),
         ("readiness_probe", "readinessProbe", False),
         ("startup_probe", "startupProbe", True),
     ):
         if not has(ctr, attr):
             continue
-        if init:
+        if plain_init:
             out.append(
-                errors.forbidden(f"{path}.{json_name}", "may not be set for init containers")
+                errors.forbidden(
+                    f"{path}.{json_name}",
+                    "may not be set for init containers without restartPolicy=Always",
+                )
             )
-        else:
+        elif attr != "lifecycle":
             out.extend(
                 validate_probe(
                     getattr(ctr, attr), f"{path}.{json_name}", success_must_be_one=must_be_one
                 )
             )
-    if ctr.HasField("lifecycle"):
+    if ctr.HasField("lifecycle") and not plain_init:
         for attr, json_name in (("post_start", "postStart"), ("pre_stop", "preStop")):
             if has(ctr.lifecycle, attr):
                 out.extend(
@@ -281,6 +312,8 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str = "spec") -> list[FieldE
             out.extend(validate_container(ctr, here, volumes, init=init))
     out.extend(one_of(spec.restart_policy, RESTART_POLICIES, f"{path}.restartPolicy"))
     out.extend(one_of(spec.dns_policy, DNS_POLICIES, f"{path}.dnsPolicy"))
+    out.extend(validate_dns_config(spec, path))
+    out.extend(validate_host_aliases(list(spec.host_aliases), f"{path}.hostAliases"))
     out.extend(validate_labels(spec.node_selector, f"{path}.nodeSelector"))
     out.extend(validate_tolerations(list(spec.tolerations), f"{path}.tolerations"))
     if spec.HasField("security_context"):

@@ -1,20 +1,28 @@
-"""PodSpec validation, part two: volumes, container resources and environment.
+"""PodSpec validation, part two: volumes and container resources.
 
 Split from validation_pod to keep files small; the rules are Kubernetes'
-(pkg/apis/core/validation: validateVolumes, ValidateResourceRequirements,
-ValidateEnv) with their wording:
+(pkg/apis/core/validation: validateVolumes, validateDownwardAPIVolumeSource,
+validateProjectedVolumeSource, ValidateResourceRequirements) with their wording:
 
     volumes[i]           exactly one source ("must specify a volume type" when none,
                          "may not specify more than 1 volume type" for each extra)
+    items[i].path        relative, no `..` step, not starting with `..`; modes 0-0777
+    downwardAPI          each file one of fieldRef / resourceFieldRef (a file's
+                         resourceFieldRef names its container); Kubernetes reports a
+                         file's problems at the source's path, without the index:
+        spec.volumes[0].downwardAPI.path: Invalid value: "/etc/x": must be a relative path
+    projected            each source one of secret / configMap / downwardAPI, and no
+                         file path twice across the sources:
+        spec.volumes[1].projected: Invalid value: "creds": conflicting duplicate paths
     resources.limits[r]  r is cpu, memory, ephemeral-storage, hugepages-* or a
                          domain-prefixed extended resource; the value a quantity >= 0;
                          requests[r] <= limits[r]:
         spec.containers[0].resources.requests[cpu]: Invalid value: "2":
             must be less than or equal to cpu limit of 1
-    env[i]               a valid name; valueFrom exactly one source, not with value
 
-And the container a `logs` or `exec` request means (`choose_container`), which
-the API server checks before it calls the kubelet and the kubelet checks again.
+The environment's rules are in validation_pod_env. And here is the container a
+`logs` or `exec` request means (`choose_container`), which the API server checks
+before it calls the kubelet and the kubelet checks again.
 """
 
 from __future__ import annotations
@@ -22,14 +30,16 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from google.protobuf.message import Message
+
 from apimachinery import errors, quantity
 from apimachinery.errors import FieldError
 from apimachinery.validation_meta import NONNEGATIVE, check_name, has
-from apimachinery.validation_names import (
-    is_config_map_key,
-    is_dns1123_label,
-    is_env_var_name,
-    is_qualified_name,
+from apimachinery.validation_names import is_dns1123_label, is_qualified_name
+from apimachinery.validation_pod_env import (
+    VOLUME_FIELD_PATHS,
+    validate_object_field_selector,
+    validate_resource_field_selector,
 )
 from protos import core_pb2
 
@@ -44,19 +54,6 @@ HOST_PATH_TYPES = [
     "Socket",
 ]
 STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
-FIELD_REF_PATHS = [
-    "metadata.annotations",
-    "metadata.labels",
-    "metadata.name",
-    "metadata.namespace",
-    "metadata.uid",
-    "spec.nodeName",
-    "spec.serviceAccountName",
-    "status.hostIP",
-    "status.hostIPs",
-    "status.podIP",
-    "status.podIPs",
-]
 
 
 def one_of(value: str, allowed: list[str], path: str) -> list[FieldError]:
@@ -66,14 +63,28 @@ def one_of(value: str, allowed: list[str], path: str) -> list[FieldError]:
     return []
 
 
+VOLUME_SOURCES = {
+    "emptyDir": "empty_dir",
+    "hostPath": "host_path",
+    "configMap": "config_map",
+    "secret": "secret",
+    "downwardAPI": "downward_api",
+    "projected": "projected",
+}
+FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
+
+
 def _volume_sources(vol: core_pb2.Volume) -> list[str]:
-    return [s for s in ("emptyDir", "hostPath", "configMap", "secret") if has(vol, _attr(s))]
+    return [json_name for json_name, attr in VOLUME_SOURCES.items() if has(vol, attr)]
 
 
-def _attr(json_name: str) -> str:
-    return {"emptyDir": "empty_dir", "hostPath": "host_path", "configMap": "config_map"}.get(
-        json_name, json_name
-    )
+def _mode(msg: Message, attr: str, path: str) -> list[FieldError]:
+    """A file mode (`mode`, `defaultMode`): 0 to 0777 when set."""
+    if msg.HasField(attr):
+        value = getattr(msg, attr)
+        if not 0 <= value <= 0o777:
+            return [errors.invalid(path, value, FILE_MODE_MSG)]
+    return []
 
 
 def local_descending_path(target: str, path: str) -> list[FieldError]:
@@ -99,9 +110,10 @@ def local_non_reserved_path(target: str, path: str) -> list[FieldError]:
     return out
 
 
-def _validate_items(items: list[core_pb2.KeyToPath], path: str) -> list[FieldError]:
+def _validate_items(items: list[core_pb2.KeyToPath], path: str, start: int = 0) -> list[FieldError]:
+    """Kubernetes' validateKeyToPath for each item (`start`: the first one's index)."""
     out: list[FieldError] = []
-    for i, item in enumerate(items):
+    for i, item in enumerate(items, start):
         here = f"{path}[{i}]"
         if not item.key:
             out.append(errors.required(f"{here}.key"))
@@ -109,14 +121,111 @@ def _validate_items(items: list[core_pb2.KeyToPath], path: str) -> list[FieldErr
             out.append(errors.required(f"{here}.path"))
         else:
             out.extend(local_non_reserved_path(item.path, f"{here}.path"))
-        if item.HasField("mode") and not 0 <= item.mode <= 0o777:
+        out.extend(_mode(item, "mode", f"{here}.mode"))
+    return out
+
+
+def _downward_file(item: core_pb2.DownwardAPIVolumeFile, path: str) -> list[FieldError]:
+    """One file of a downwardAPI volume or projection. Kubernetes reports its problems at the
+    source's path (`...downwardAPI.path`), not the item's; kept, so messages match."""
+    out: list[FieldError] = []
+    if not item.path:
+        out.append(errors.required(f"{path}.path"))
+    out.extend(local_non_reserved_path(item.path, f"{path}.path"))
+    if item.HasField("field_ref"):
+        out.extend(
+            validate_object_field_selector(item.field_ref, VOLUME_FIELD_PATHS, f"{path}.fieldRef")
+        )
+        if item.HasField("resource_field_ref"):
             out.append(
                 errors.invalid(
-                    f"{here}.mode",
-                    item.mode,
-                    "must be a number between 0 and 0777 (octal), both inclusive",
+                    path,
+                    "resource",
+                    "fieldRef and resourceFieldRef can not be specified simultaneously",
                 )
             )
+    elif item.HasField("resource_field_ref"):
+        out.extend(
+            validate_resource_field_selector(
+                item.resource_field_ref, f"{path}.resourceFieldRef", volume=True
+            )
+        )
+    else:
+        out.append(errors.required(path, "one of fieldRef and resourceFieldRef is required"))
+    out.extend(_mode(item, "mode", f"{path}.mode"))
+    return out
+
+
+def _projection(
+    source: core_pb2.VolumeProjection, here: str, root: str, seen: set[str]
+) -> list[FieldError]:
+    """One projection's errors, each item's followed by its clash with an earlier path
+    (`seen`, shared across the sources), in Kubernetes' order."""
+    out: list[FieldError] = []
+
+    def claim(file_path: str, shown: str) -> None:
+        if file_path in seen:
+            out.append(errors.invalid(root, shown, "conflicting duplicate paths"))
+        seen.add(file_path)
+
+    for attr, json_name in (("secret", "secret"), ("config_map", "configMap")):
+        if has(source, attr):
+            ref = getattr(source, attr)
+            if not ref.name:
+                out.append(errors.required(f"{here}.{json_name}.name"))
+            for i, item in enumerate(ref.items):
+                out.extend(_validate_items([item], f"{here}.{json_name}.items", start=i))
+                if item.path:
+                    claim(item.path, ref.name)
+    if source.HasField("downward_api"):
+        for file in source.downward_api.items:
+            out.extend(_downward_file(file, f"{here}.downwardAPI"))
+            if file.path:
+                claim(file.path, file.path)
+    return out
+
+
+def validate_projected(src: core_pb2.ProjectedVolumeSource, path: str) -> list[FieldError]:
+    """Each source one kind; no file path twice across the sources (Kubernetes names the
+    volume's path and the secret's or config map's name, or the doubled path)."""
+    out = _mode(src, "default_mode", f"{path}.defaultMode")
+    seen: set[str] = set()
+    for i, source in enumerate(src.sources):
+        here = f"{path}.sources[{i}]"
+        out.extend(_projection(source, here, path, seen))
+        kinds = [a for a in ("secret", "config_map", "downward_api") if source.HasField(a)]
+        if len(kinds) > 1:
+            out.append(errors.forbidden(here, "may not specify more than 1 volume type per source"))
+    return out
+
+
+def _volume_source(vol: core_pb2.Volume, here: str) -> list[FieldError]:
+    out: list[FieldError] = []
+    if vol.HasField("host_path"):
+        if not vol.host_path.path:
+            out.append(errors.required(f"{here}.hostPath.path"))
+        out.extend(one_of(vol.host_path.type, HOST_PATH_TYPES[1:], f"{here}.hostPath.type"))
+    if vol.HasField("config_map"):
+        if not vol.config_map.name:
+            out.append(errors.required(f"{here}.configMap.name"))
+        out.extend(_validate_items(list(vol.config_map.items), f"{here}.configMap.items"))
+        out.extend(_mode(vol.config_map, "default_mode", f"{here}.configMap.defaultMode"))
+    if vol.HasField("secret"):
+        if not vol.secret.secret_name:
+            out.append(errors.required(f"{here}.secret.secretName"))
+        out.extend(_validate_items(list(vol.secret.items), f"{here}.secret.items"))
+        out.extend(_mode(vol.secret, "default_mode", f"{here}.secret.defaultMode"))
+    if vol.HasField("empty_dir"):
+        out.extend(one_of(vol.empty_dir.medium, ["Memory"], f"{here}.emptyDir.medium"))
+        if vol.empty_dir.size_limit:
+            out.extend(validate_quantity(vol.empty_dir.size_limit, f"{here}.emptyDir.sizeLimit"))
+    if vol.HasField("downward_api"):
+        dapi, dpath = vol.downward_api, f"{here}.downwardAPI"
+        out.extend(_mode(dapi, "default_mode", f"{dpath}.defaultMode"))
+        for item in dapi.items:
+            out.extend(_downward_file(item, dpath))
+    if vol.HasField("projected"):
+        out.extend(validate_projected(vol.projected, f"{here}.projected"))
     return out
 
 
@@ -135,24 +244,7 @@ def validate_volumes(
             out.append(
                 errors.forbidden(f"{here}.{extra}", "may not specify more than 1 volume type")
             )
-        if vol.HasField("host_path"):
-            if not vol.host_path.path:
-                out.append(errors.required(f"{here}.hostPath.path"))
-            out.extend(one_of(vol.host_path.type, HOST_PATH_TYPES[1:], f"{here}.hostPath.type"))
-        if vol.HasField("config_map"):
-            if not vol.config_map.name:
-                out.append(errors.required(f"{here}.configMap.name"))
-            out.extend(_validate_items(list(vol.config_map.items), f"{here}.configMap.items"))
-        if vol.HasField("secret"):
-            if not vol.secret.secret_name:
-                out.append(errors.required(f"{here}.secret.secretName"))
-            out.extend(_validate_items(list(vol.secret.items), f"{here}.secret.items"))
-        if vol.HasField("empty_dir"):
-            out.extend(one_of(vol.empty_dir.medium, ["Memory"], f"{here}.emptyDir.medium"))
-            if vol.empty_dir.size_limit:
-                out.extend(
-                    validate_quantity(vol.empty_dir.size_limit, f"{here}.emptyDir.sizeLimit")
-                )
+        out.extend(_volume_source(vol, here))
         if not vol.name:
             out.append(errors.required(f"{here}.name"))
         else:
@@ -202,59 +294,6 @@ def validate_resources(res: core_pb2.ResourceRequirements, path: str) -> list[Fi
                     f"must be less than or equal to {name} limit of "
                     f"{quantity.canonical(res.limits[name])}",
                 )
-            )
-    return out
-
-
-def validate_env(env: list[core_pb2.EnvVar], path: str) -> list[FieldError]:
-    out: list[FieldError] = []
-    for i, var in enumerate(env):
-        here = f"{path}[{i}]"
-        if not var.name:
-            out.append(errors.required(f"{here}.name"))
-        else:
-            out.extend(
-                errors.invalid(f"{here}.name", var.name, m) for m in is_env_var_name(var.name)
-            )
-        if not var.HasField("value_from"):
-            continue
-        src, vf = var.value_from, f"{here}.valueFrom"
-        sources = [s for s in ("field_ref", "config_map_key_ref", "secret_key_ref") if has(src, s)]
-        if src.HasField("field_ref"):
-            fp = src.field_ref.field_path
-            if not fp:
-                out.append(errors.required(f"{vf}.fieldRef.fieldPath"))
-            elif fp.split("[")[0] not in FIELD_REF_PATHS:
-                out.append(errors.unsupported(f"{vf}.fieldRef.fieldPath", fp, FIELD_REF_PATHS))
-        for attr, json_name in (
-            ("config_map_key_ref", "configMapKeyRef"),
-            ("secret_key_ref", "secretKeyRef"),
-        ):
-            if has(src, attr):
-                ref = getattr(src, attr)
-                if not ref.name:
-                    out.append(errors.required(f"{vf}.{json_name}.name"))
-                if not ref.key:
-                    out.append(errors.required(f"{vf}.{json_name}.key"))
-                else:
-                    out.extend(
-                        errors.invalid(f"{vf}.{json_name}.key", ref.key, m)
-                        for m in is_config_map_key(ref.key)
-                    )
-        if not sources:
-            out.append(
-                errors.invalid(
-                    vf,
-                    "",
-                    "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or "
-                    "`secretKeyRef`",
-                )
-            )
-        elif var.value:
-            out.append(errors.invalid(vf, "", "may not be specified when `value` is not empty"))
-        elif len(sources) > 1:
-            out.append(
-                errors.invalid(vf, "", "may not have more than one field specified at a time")
             )
     return out
 

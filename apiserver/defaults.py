@@ -17,6 +17,9 @@ Worked example, the seed's container `{name: web-app, image: nginx:latest}`:
     terminationMessagePath: /dev/termination-log
     terminationMessagePolicy: File
     ports[0].protocol: TCP
+
+and a pod-wide `dnsPolicy: ClusterFirst`, a volume's `defaultMode: 420` (0644), a
+downward API fieldRef's `apiVersion: v1`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from protos import apps_pb2, coordination_pb2, core_pb2, meta_pb2
 DEFAULT_GRACE_PERIOD_SECONDS = 30
 DEFAULT_CLIENT_IP_TIMEOUT = 10800  # seconds of ClientIP session affinity (3 h), as Kubernetes
 DEFAULT_SCHEDULER = "default-scheduler"
+DEFAULT_FILE_MODE = 0o644  # a configMap/secret/downwardAPI/projected volume's files: 420
 
 
 def image_pull_policy_for(image: str) -> str:
@@ -51,6 +55,29 @@ def _probe(probe: core_pb2.Probe) -> None:
         probe.http_get.scheme = probe.http_get.scheme or "HTTP"
 
 
+def _field_ref(ref: core_pb2.ObjectFieldSelector) -> None:
+    ref.api_version = ref.api_version or "v1"
+
+
+def _volume(vol: core_pb2.Volume) -> None:
+    """defaultMode 0644 for the volumes that write files; the downward API's fieldRefs v1.
+
+    A resourceFieldRef's `divisor` stays unset, as Kubernetes leaves it (its YAML shows
+    `divisor: "0"`); the kubelet reads unset or zero as 1.
+    """
+    for source in ("config_map", "secret", "downward_api", "projected"):
+        if vol.HasField(source):  # type: ignore[arg-type]
+            sub = getattr(vol, source)
+            if not sub.HasField("default_mode"):
+                sub.default_mode = DEFAULT_FILE_MODE
+    files = list(vol.downward_api.items) if vol.HasField("downward_api") else []
+    for projection in vol.projected.sources:
+        files.extend(projection.downward_api.items)
+    for item in files:
+        if item.HasField("field_ref"):
+            _field_ref(item.field_ref)
+
+
 def _container(c: core_pb2.Container) -> None:
     if not c.image_pull_policy:
         c.image_pull_policy = image_pull_policy_for(c.image)
@@ -58,6 +85,9 @@ def _container(c: core_pb2.Container) -> None:
     c.termination_message_policy = c.termination_message_policy or "File"
     for port in c.ports:
         port.protocol = port.protocol or "TCP"
+    for var in c.env:
+        if var.value_from.HasField("field_ref"):
+            _field_ref(var.value_from.field_ref)
     for name in ("liveness_probe", "readiness_probe", "startup_probe"):
         if c.HasField(name):
             _probe(getattr(c, name))
@@ -73,6 +103,8 @@ def pod_spec(spec: core_pb2.PodSpec) -> None:
         spec.enable_service_links = True
     for c in (*spec.init_containers, *spec.containers):
         _container(c)
+    for vol in spec.volumes:
+        _volume(vol)
     for t in spec.tolerations:
         if not t.operator:
             t.operator = "Equal"
