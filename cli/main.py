@@ -99,6 +99,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "auth": ("cli.cmd_auth", "auth", "Inspect authorization."),
     "certificate": ("cli.cmd_certificate", "certificate", "Approve or deny certificate requests."),
+    "config": (
+        "cli.cmd_config",
+        "config_group",
+        'Modify kubeconfig files using subcommands like "tinykube config use-context NAME".',
+    ),
     "controller-manager": (
         "cli.cmd_controlplane",
         "controller_manager",
@@ -303,7 +308,8 @@ def cli(
 ) -> None:
     """tinykube controls a tinykube cluster, as kubectl controls Kubernetes."""
     ctx.meta[CLUSTER_META] = cluster or ""
-    if ctx.invoked_subcommand in ("apiserver", "up", "down", "status", "node-shell", "pki"):
+    no_server = ("apiserver", "up", "down", "status", "node-shell", "pki", "config")
+    if ctx.invoked_subcommand in no_server:
         return
     from cli import config
     from cli.context import resolve_options
