@@ -136,6 +136,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "drain",
         "Drain NODE in preparation for maintenance: cordon it and evict its pods.",
     ),
+    "edit": ("cli.cmd_edit", "edit", "Edit a resource on the server."),
     "exec": (
         "cli.cmd_logs",
         "exec_cmd",
