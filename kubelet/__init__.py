@@ -15,7 +15,9 @@ put them side by side:
     kuberuntime_container.py graceful stop with preStop; restartPolicy (kuberuntime_container.go)
     image_manager.py       pull policy, pulls and ImagePullBackOff (images/image_manager.go)
     volume_manager.py      a pod's volumes under --root-dir, its ConfigMaps/Secrets (volumemanager/)
-    volume_plugins.py      emptyDir, hostPath, configMap, secret on tmpfs, fsGroup (volume/*)
+    volume_plugins.py      emptyDir, hostPath, configMap, secret, downwardAPI, projected (volume/*)
+    volume_projection.py   what the API-data volumes hold: keys, fieldRefs, resources
+    atomic_writer.py       ..data swapped by rename: files change under running pods (util/)
     subpath.py             subPaths opened without following symlinks, pinned (util/subpath)
     mount.py               tmpfs and bind mounts on the node, and a fake (k8s.io/mount-utils)
     backoff.py             CrashLoopBackOff and ImagePullBackOff (util/flowcontrol/backoff.go)

@@ -28,6 +28,8 @@ process, handing the same FakeRuntime to a new Kubelet exercises adoption.
 Syncing one pod (`sync_pod`, called by its pod worker) is a list of steps,
 `self.sync_steps`, each `async (PodSyncContext) -> None`, run in order:
 
+    volumes   volume_manager.refresh: configMap, secret, downwardAPI and projected
+              volumes already set up are rewritten if their sources changed
     runtime   kuberuntime_manager.sync_pod: sandbox, images, containers,
               restarts (restartPolicy + CrashLoopBackOff), liveness kills
     probes    prober.manager.update_pod: probe workers follow the containers
@@ -68,7 +70,7 @@ from apimachinery.client import Client, M
 from apimachinery.events import EventRecorder
 from kubelet.backoff import Backoff
 from kubelet.config import KubeletConfig
-from kubelet.errors import ContainerRuntimeError
+from kubelet.errors import ContainerRuntimeError, VolumeError
 from kubelet.kuberuntime_manager import KubeRuntimeManager, SyncResult
 from kubelet.lease import NodeLeaseController
 from kubelet.nodestatus import (
@@ -126,7 +128,10 @@ class Kubelet:
             image_backoff=Backoff(config.image_backoff_initial, config.image_backoff_max),
             probes=self.prober,
             volumes=VolumeManager(
-                config.root_dir, self._get_object, on_disk=runtime.name != "fake"
+                config.root_dir,
+                self._get_object,
+                on_disk=runtime.name != "fake",
+                allocatable=config.allocatable(),
             ),
             seccomp_root=str(Path(config.root_dir) / "seccomp"),
             host_ip=config.node_ip,
@@ -169,7 +174,12 @@ class Kubelet:
             current_node=self.node_source.node,
             on_ready_change=self._on_ready_change,
         )
-        self.sync_steps: list[SyncStep] = [self._runtime_step, self._probe_step, self._status_step]
+        self.sync_steps: list[SyncStep] = [
+            self._volume_step,
+            self._runtime_step,
+            self._probe_step,
+            self._status_step,
+        ]
         self.node_uid = ""
         self.pod_cidr = ""
         self._version = RuntimeVersion(runtime.name, "unknown")
@@ -326,6 +336,22 @@ class Kubelet:
         sandbox = ctx.result.sandbox
         ip = sandbox.ip if sandbox is not None and sandbox.ip else self.config.node_ip
         self.prober.update_pod(ctx.pod, ctx.result.containers, ip)
+
+    async def _volume_step(self, ctx: PodSyncContext) -> None:
+        """A running pod's API-data volumes follow their sources (VolumeManager.refresh).
+
+        A failure leaves the files as they were: an event, never a failed sync.
+        """
+        try:
+            await self.runtime_manager.volumes.refresh(ctx.pod)
+        except VolumeError as exc:
+            self.recorder.event(
+                ctx.pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}"
+            )
+        except ContainerRuntimeError as exc:  # an object unreadable: the API server away
+            log.warning(
+                "volume refresh failed", extra={"pod": full_name(ctx.pod), "error": str(exc)}
+            )
 
     async def _runtime_step(self, ctx: PodSyncContext) -> None:
         ctx.result = await self.runtime_manager.sync_pod(ctx.pod)

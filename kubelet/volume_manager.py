@@ -2,12 +2,14 @@
 configMap/secret lookups of generateContainerConfig).
 
 Before the kubelet creates a container it must have, on the host, every
-volume of the pod (emptyDir, hostPath, configMap, secret) and, in hand, every
+volume of the pod (emptyDir, hostPath, configMap, secret, downwardAPI,
+projected) and, in hand, every
 ConfigMap and Secret the pod's env refers to. `VolumeManager.prepare(pod)`
 gathers both into a `PodInputs`:
 
 1. collect the names: `env[].valueFrom.configMapKeyRef/secretKeyRef` of
-   every container and the pod's configMap/secret volumes;
+   every container and the pod's configMap/secret volumes and projected
+   sources;
 2. read each object once through the kubelet's API client (NotFound is
    "absent", which an `optional` reference tolerates; any other API error is
    a CreateContainerConfigError and the pod worker retries with backoff);
@@ -22,6 +24,16 @@ inputs)` gives its mounts, with every subPath checked and pinned
 manager creates and starts the container inside it, and the pins are
 detached when it ends.
 
+While the pod runs, `refresh(pod)` (called on every pod sync: the
+kubelet's `volumes` sync step) reads the ConfigMaps and Secrets of its
+API-data volumes again and rewrites each volume whose payload changed, with
+the pod as it is now (its labels and annotations): the AtomicWriter swaps
+the new version in under the running containers (atomic_writer.py). So an
+edit reaches a pod within one sync period (--sync-frequency), a label
+change at once (the pod update wakes its worker). A subPath mount of such a
+volume keeps the file it resolved to at the container's start, as in
+Kubernetes. These volumes are always mounted read-only.
+
 Failure modes. A volume with no known source, or a missing non-optional
 configMap/secret, raises VolumeError (reason FailedMount); the runtime
 manager turns it into a FailedMount event and a waiting container with
@@ -30,7 +42,7 @@ SubPathError (a ContainerConfigError): that container waits with
 CreateContainerConfigError, the details go to the kubelet's log only.
 Preparation runs only when a container is about to be created: a running
 pod keeps running while the API server is down, since nothing has to be
-read for it.
+read for it (a refresh that cannot read keeps the files as they are).
 
 `cleanup(uid)` removes `<root-dir>/pods/<uid>` once the pod is gone: first
 it detaches every mount below it (the secrets' tmpfs, a pin left by a
@@ -50,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -64,7 +77,16 @@ from kubelet.errors import ContainerConfigError, SubPathError, VolumeError
 from kubelet.mount import Mounter, SystemMounter
 from kubelet.runtime.cri_convert import container_mounts
 from kubelet.runtime.interface import Mount
-from kubelet.volume_plugins import prepare_volumes
+from kubelet.volume_plugins import (
+    ATOMIC,
+    Sources,
+    prepare_volumes,
+    update_volumes,
+    volume_dir,
+    volume_kind,
+    volume_payload,
+)
+from kubelet.volume_projection import referenced_names
 from protos import core_pb2
 
 log = logging.getLogger(__name__)
@@ -113,10 +135,9 @@ def referenced_objects(pod: core_pb2.Pod) -> tuple[set[str], set[str]]:
             elif source.HasField("secret_key_ref"):
                 secrets.add(source.secret_key_ref.name)
     for volume in pod.spec.volumes:
-        if volume.HasField("config_map"):
-            configmaps.add(volume.config_map.name)
-        elif volume.HasField("secret"):
-            secrets.add(volume.secret.secret_name)
+        volume_cms, volume_secrets = referenced_names(volume)
+        configmaps |= volume_cms
+        secrets |= volume_secrets
     return configmaps, secrets
 
 
@@ -132,28 +153,37 @@ def _secret_data(obj: core_pb2.Secret) -> Data:
     return data
 
 
-def check_volumes(pod: core_pb2.Pod, root_dir: str, inputs: PodInputs) -> dict[str, str]:
+def check_volumes(
+    pod: core_pb2.Pod, root_dir: str, inputs: PodInputs, allocatable: Mapping[str, str]
+) -> dict[str, str]:
     """prepare_volumes without touching the host: the same errors, the paths it would use."""
-    base = Path(root_dir or "/var/lib/kubelet") / "pods" / pod.metadata.uid / "volumes"
+    root = root_dir or "/var/lib/kubelet"
+    sources = Sources(inputs.configmap, inputs.secret, allocatable)
     paths: dict[str, str] = {}
     for volume in pod.spec.volumes:
-        if volume.HasField("empty_dir"):
-            paths[volume.name] = str(base / "kubernetes.io~empty-dir" / volume.name)
-        elif volume.HasField("host_path"):
+        kind = volume_kind(volume)
+        path = volume_dir(root, pod.metadata.uid, volume)
+        if kind == "host_path":
             paths[volume.name] = volume.host_path.path
-        elif volume.HasField("config_map"):
-            src = volume.config_map
-            if inputs.configmap(src.name) is None and not src.optional:
-                raise VolumeError(f'configmap "{src.name}" not found (volume {volume.name})')
-            paths[volume.name] = str(base / "kubernetes.io~configmap" / volume.name)
-        elif volume.HasField("secret"):
-            sec = volume.secret
-            if inputs.secret(sec.secret_name) is None and not sec.optional:
-                raise VolumeError(f'secret "{sec.secret_name}" not found (volume {volume.name})')
-            paths[volume.name] = str(base / "kubernetes.io~secret" / volume.name)
-        else:
+            continue
+        if path is None:
             raise VolumeError(f"volume {volume.name!r} has an unsupported volume type")
+        if kind in ATOMIC:
+            volume_payload(pod, volume, sources)  # a missing object or key, a bad field
+        paths[volume.name] = str(path)
     return paths
+
+
+def _read_only_api_data(
+    pod: core_pb2.Pod, spec: core_pb2.Container, mounts: tuple[Mount, ...]
+) -> tuple[Mount, ...]:
+    """Every API-data volume (downwardAPI and projected too) mounted read-only (mustMountRO)."""
+    api_data = {v.name for v in pod.spec.volumes if volume_kind(v) in ATOMIC}
+    out = list(mounts)
+    for index, vm in enumerate(spec.volume_mounts):
+        if vm.name in api_data and index < len(out) and not out[index].read_only:
+            out[index] = dataclasses.replace(out[index], read_only=True)
+    return tuple(out)
 
 
 class VolumeManager:
@@ -166,11 +196,14 @@ class VolumeManager:
         *,
         on_disk: bool = True,
         mounter: Mounter | None = None,
+        allocatable: Mapping[str, str] | None = None,
     ) -> None:
         self.root_dir = root_dir
         self.get_object = get_object
         self.on_disk = on_disk and bool(root_dir)
         self.mounter = mounter if mounter is not None else SystemMounter()
+        # The node's allocatable: a downwardAPI limit the container does not set.
+        self.allocatable = dict(allocatable or {})
 
     def pod_dir(self, pod_uid: str) -> Path:
         return Path(self.root_dir) / "pods" / pod_uid
@@ -190,10 +223,10 @@ class VolumeManager:
             resource = scheme.for_message(kind).resource
             raise ContainerConfigError(f"cannot read {resource} {namespace}/{name}: {exc}") from exc
 
-    async def prepare(self, pod: core_pb2.Pod) -> PodInputs:
-        """Read the referenced objects and set up the volumes; see the module docstring."""
-        namespace = pod.metadata.namespace
-        cm_names, secret_names = referenced_objects(pod)
+    async def _read_objects(
+        self, namespace: str, cm_names: set[str], secret_names: set[str]
+    ) -> PodInputs:
+        """Each named ConfigMap and Secret, read once; the absent ones are left out."""
         inputs = PodInputs()
         cms = sorted(cm_names)
         secrets = sorted(secret_names)
@@ -207,6 +240,11 @@ class VolumeManager:
         for name, secret in zip(secrets, found_secrets, strict=True):
             if secret is not None:
                 inputs.secrets[name] = _secret_data(secret)
+        return inputs
+
+    async def prepare(self, pod: core_pb2.Pod) -> PodInputs:
+        """Read the referenced objects and set up the volumes; see the module docstring."""
+        inputs = await self._read_objects(pod.metadata.namespace, *referenced_objects(pod))
         if self.on_disk:
             inputs.volume_paths = await asyncio.to_thread(
                 prepare_volumes,
@@ -214,11 +252,52 @@ class VolumeManager:
                 self.root_dir,
                 configmaps=inputs.configmap,
                 secrets=inputs.secret,
+                allocatable=self.allocatable,
                 mounter=self.mounter,
             )
         else:
-            inputs.volume_paths = check_volumes(pod, self.root_dir, inputs)
+            inputs.volume_paths = check_volumes(pod, self.root_dir, inputs, self.allocatable)
         return inputs
+
+    async def refresh(self, pod: core_pb2.Pod) -> list[str]:
+        """Rewrite a running pod's API-data volumes from fresh objects; the names that changed.
+
+        Kubernetes' remount of configMap, secret, downwardAPI and projected
+        volumes on each pod sync (their plugins' RequiresRemount): the objects
+        are read again (the `Get` change-detection strategy) and each volume
+        already set up is rewritten atomically if its payload changed. A pod
+        without such volumes on disk costs nothing: no object is read.
+        """
+        if not self.on_disk:
+            return []
+        mine = [
+            v
+            for v in pod.spec.volumes
+            if volume_kind(v) in ATOMIC
+            and (path := volume_dir(self.root_dir, pod.metadata.uid, v)) is not None
+            and path.is_dir()
+        ]
+        if not mine:
+            return []
+        cm_names: set[str] = set()
+        secret_names: set[str] = set()
+        for volume in mine:
+            cms, secrets = referenced_names(volume)
+            cm_names |= cms
+            secret_names |= secrets
+        inputs = await self._read_objects(pod.metadata.namespace, cm_names, secret_names)
+        changed = await asyncio.to_thread(
+            update_volumes,
+            pod,
+            self.root_dir,
+            configmaps=inputs.configmap,
+            secrets=inputs.secret,
+            allocatable=self.allocatable,
+            mounter=self.mounter,
+        )
+        if changed:
+            log.info("volumes updated", extra={"pod": pod.metadata.name, "volumes": changed})
+        return changed
 
     @contextlib.asynccontextmanager
     async def container_mounts(
@@ -233,7 +312,8 @@ class VolumeManager:
                     if vm.sub_path and volume_path is not None:
                         place = self.subpath_target(pod.metadata.uid, vm.name, spec.name, index)
                         pins[index] = await self._pin(spec, vm, volume_path, str(place))
-            yield container_mounts(pod, spec, inputs.volume_paths, pins)
+            mounts = container_mounts(pod, spec, inputs.volume_paths, pins)
+            yield _read_only_api_data(pod, spec, mounts)
         finally:
             for target in pins.values():
                 await asyncio.to_thread(self.mounter.unmount, target)

@@ -1,64 +1,98 @@
 """Setting up a pod's volumes on the node (the SetUp of Kubernetes' volume plugins:
-pkg/volume/{emptydir,hostpath,configmap,secret}, and volume_linux.go for fsGroup).
+pkg/volume/{emptydir,hostpath,configmap,secret,downwardapi,projected}, and
+volume_linux.go for fsGroup).
 
 Every volume is a directory under the kubelet's root dir (Kubernetes' layout),
 which the runtime bind-mounts into the containers:
 
-    emptyDir   <root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>/    mode 0777
-    configMap  <root>/pods/<uid>/volumes/kubernetes.io~configmap/<name>/<key>
-    secret     <root>/pods/<uid>/volumes/kubernetes.io~secret/<name>/<key>   on tmpfs
-    hostPath   the path itself (created for DirectoryOrCreate / FileOrCreate)
+    emptyDir     <root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>/     mode 0777
+    configMap    <root>/pods/<uid>/volumes/kubernetes.io~configmap/<name>/
+    secret       <root>/pods/<uid>/volumes/kubernetes.io~secret/<name>/        on tmpfs
+    downwardAPI  <root>/pods/<uid>/volumes/kubernetes.io~downward-api/<name>/  on tmpfs
+    projected    <root>/pods/<uid>/volumes/kubernetes.io~projected/<name>/     on tmpfs
+    hostPath     the path itself (created for DirectoryOrCreate / FileOrCreate)
+
+The last four are the API-data volumes: what they hold (their payload,
+volume_projection.py) comes from API objects and the pod itself, and is
+written by the AtomicWriter (atomic_writer.py): each version in a hidden
+`..<time>` directory, `..data` pointing at the current one, every file a
+symlink through it. So they can change under running containers --
+`update_volumes` rewrites them when the kubelet resyncs a pod (a ConfigMap
+edited, a label changed) and a reader sees the old files or the new ones,
+never a mixture. A payload equal to what is there writes nothing.
 
 Secure by default, as Kubernetes:
 
-* a secret volume is a tmpfs of its own (mount.py), mounted before any key
-  is written, so secret data lives in memory and never reaches the node's
-  disk; an emptyDir with `medium: Memory` is a tmpfs too (size = its
-  sizeLimit). Teardown (volume_manager.cleanup) unmounts them;
-* configMap and secret files are 0644 unless the volume's defaultMode or an
-  item's own mode says otherwise (items may also rename keys: `path`);
-  both volumes are mounted read-only whatever the volumeMount says
-  (cri_convert.container_mounts);
-* fsGroup (SetVolumeOwnership): every file and directory of an emptyDir,
-  configMap or secret volume is given the group fsGroup, read (configMap,
-  secret) or read-write (emptyDir) for the group, and every directory the
-  setgid bit, so files the containers create there inherit the group. An
-  emptyDir whose root already has the group is left alone (Kubernetes'
-  OnRootMismatch), since its files are the containers' own. hostPath
-  volumes are never changed.
+* secret, downwardAPI and projected volumes are each a tmpfs of their own
+  (mount.py), mounted before any file is written, so secret data lives in
+  memory and never reaches the node's disk; an emptyDir with `medium:
+  Memory` is a tmpfs too (size = its sizeLimit). Teardown
+  (volume_manager.cleanup) unmounts them;
+* files are 0644 unless the volume's defaultMode or an item's own mode
+  says otherwise (items may also rename keys: `path`); the API-data volumes
+  are mounted read-only whatever the volumeMount says
+  (cri_convert.container_mounts, volume_manager.container_mounts);
+* fsGroup (SetVolumeOwnership): every file and directory of an emptyDir or
+  API-data volume is given the group fsGroup, read (API data) or read-write
+  (emptyDir) for the group, and every directory the setgid bit, so files the
+  containers create there inherit the group. A new version of an API-data
+  volume gets it before `..data` points at it. An emptyDir whose root
+  already has the group is left alone (Kubernetes' OnRootMismatch), since
+  its files are the containers' own. hostPath volumes are never changed.
 
 Worked example: fsGroup 2000 and a secret volume `creds` with defaultMode
 0400 and a key `token`: `.../kubernetes.io~secret/creds` is a tmpfs, owned
-root:2000 with mode 02755, and `token` is root:2000 mode 0440 -- readable by
-a container running as uid 1000, which has 2000 among its groups
-(security_context.pod_groups).
+root:2000 with mode 02755, and `token` (a link to `..data/token`) is
+root:2000 mode 0440 -- readable by a container running as uid 1000, which
+has 2000 among its groups (security_context.pod_groups).
 
-Idempotent: preparing again (each container start) rewrites the
-configMap/secret files atomically (write a temporary file, rename it) and
-leaves existing directories and mounts as they are. Errors are VolumeError
-(reason FailedMount): an unknown volume type, a missing non-optional
-configMap or secret, a hostPath of the wrong kind, a mount that fails.
+Idempotent: preparing again (each container start) rewrites what changed
+and leaves existing directories and mounts as they are. Errors are
+VolumeError (reason FailedMount): an unknown volume type, a missing
+non-optional configMap or secret or key, a bad downwardAPI field, a
+hostPath of the wrong kind, a mount that fails.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from apimachinery import quantity
+from kubelet.atomic_writer import AtomicWriter, FileProjection
 from kubelet.errors import VolumeError
 from kubelet.mount import Mounter, SystemMounter
+from kubelet.volume_projection import (
+    DEFAULT_FILE_MODE,
+    Lookup,
+    downward_api_payload,
+    key_payload,
+    projected_payload,
+    source_data,
+)
 from protos import core_pb2
 
-DEFAULT_FILE_MODE = 0o644
-SECRET_DIR_MODE = "0755"
+TMPFS_DIR_MODE = "0755"
 EMPTY_DIR_MODE = 0o777
 
-# name -> data; None when the object does not exist.
-Lookup = Callable[[str], Mapping[str, str | bytes] | None]
+# A volume's source field -> its plugin's directory (Kubernetes' escaped plugin names).
+VolumeKind = Literal["empty_dir", "config_map", "secret", "downward_api", "projected"]
+PLUGIN_DIRS: dict[VolumeKind, str] = {
+    "empty_dir": "kubernetes.io~empty-dir",
+    "config_map": "kubernetes.io~configmap",
+    "secret": "kubernetes.io~secret",
+    "downward_api": "kubernetes.io~downward-api",
+    "projected": "kubernetes.io~projected",
+}
+# Written by the AtomicWriter, mounted read-only; and those of them kept in memory.
+ATOMIC = ("config_map", "secret", "downward_api", "projected")
+ON_TMPFS = ("secret", "downward_api", "projected")
 
 
 def pod_volumes_dir(root_dir: str | Path, pod_uid: str) -> Path:
@@ -123,32 +157,6 @@ def _empty_dir(path: Path, source: core_pb2.EmptyDirVolumeSource, mounter: Mount
         path.chmod(EMPTY_DIR_MODE | (current & ~0o777))
 
 
-def write_files(
-    target: Path,
-    data: Mapping[str, str | bytes],
-    items: Sequence[core_pb2.KeyToPath],
-    default_mode: int | None,
-) -> None:
-    """Project keys to files (items select, rename and set modes), each replaced atomically."""
-    target.mkdir(parents=True, exist_ok=True)
-    fallback = DEFAULT_FILE_MODE if default_mode is None else default_mode
-    if items:
-        chosen = [(i.key, i.path, i.mode if i.HasField("mode") else fallback) for i in items]
-    else:
-        chosen = [(key, key, fallback) for key in data]
-    for key, rel, mode in chosen:
-        if key not in data:
-            raise VolumeError(f"configuration key {key!r} not found")
-        value = data[key]
-        content = value.encode() if isinstance(value, str) else value
-        path = target / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(content)
-        os.chmod(tmp, mode)
-        tmp.replace(path)
-
-
 def host_path(source: core_pb2.HostPathVolumeSource) -> str:
     """The hostPath, checked (or created) per its type."""
     path = Path(source.path)
@@ -167,21 +175,94 @@ def host_path(source: core_pb2.HostPathVolumeSource) -> str:
     return str(path)
 
 
-def _source_data(
-    lookup: Lookup | None,
-    kind: str,
-    name: str,
-    volume: str,
-    optional: bool,
-) -> Mapping[str, str | bytes]:
-    data = lookup(name) if lookup is not None else None
-    if data is None and not optional:
-        raise VolumeError(f'{kind} "{name}" not found (volume {volume})')
-    return data or {}
+# ---- configMap, secret, downwardAPI, projected: written atomically ---------------------------
 
 
-def _mode(source: core_pb2.ConfigMapVolumeSource | core_pb2.SecretVolumeSource) -> int | None:
-    return source.default_mode if source.HasField("default_mode") else None
+@dataclass(frozen=True)
+class Sources:
+    """What the atomic volumes are made of, besides the pod: objects' data, allocatable."""
+
+    configmaps: Lookup | None = None
+    secrets: Lookup | None = None
+    allocatable: Mapping[str, str] = field(default_factory=dict)
+
+
+def volume_kind(volume: core_pb2.Volume) -> str:
+    """The volume's source field (`config_map`, `projected`, ...); "" if it names none."""
+    for kind in PLUGIN_DIRS:
+        if volume.HasField(kind):
+            return kind
+    return "host_path" if volume.HasField("host_path") else ""
+
+
+def volume_dir(root_dir: str | Path, pod_uid: str, volume: core_pb2.Volume) -> Path | None:
+    """Where the volume lives under the pod's directory (None for hostPath or no source)."""
+    kind = volume_kind(volume)
+    if kind not in PLUGIN_DIRS:
+        return None
+    return pod_volumes_dir(root_dir, pod_uid) / PLUGIN_DIRS[kind] / volume.name
+
+
+def _default_mode(
+    source: core_pb2.ConfigMapVolumeSource
+    | core_pb2.SecretVolumeSource
+    | core_pb2.DownwardAPIVolumeSource,
+) -> int:
+    return source.default_mode if source.HasField("default_mode") else DEFAULT_FILE_MODE
+
+
+def volume_payload(
+    pod: core_pb2.Pod, volume: core_pb2.Volume, sources: Sources
+) -> dict[str, FileProjection]:
+    """The files an atomic volume holds now (volume_projection.py); VolumeError if it can't."""
+    kind = volume_kind(volume)
+    if kind == "config_map":
+        cm = volume.config_map
+        data = source_data(sources.configmaps, "configmap", cm.name, volume.name, cm.optional)
+        return key_payload("configmap", data, cm.items, _default_mode(cm), cm.optional)
+    if kind == "secret":
+        sec = volume.secret
+        name = sec.secret_name
+        data = source_data(sources.secrets, "secret", name, volume.name, sec.optional)
+        return key_payload("secret", data, sec.items, _default_mode(sec), sec.optional)
+    if kind == "downward_api":
+        source = volume.downward_api
+        mode = _default_mode(source)
+        return downward_api_payload(pod, source.items, mode, sources.allocatable)
+    if kind == "projected":
+        return projected_payload(
+            pod, volume, sources.configmaps, sources.secrets, sources.allocatable
+        )
+    raise VolumeError(
+        f"volume {volume.name!r} is not a configMap, secret, downwardAPI or projected"
+    )
+
+
+def _write_atomic(
+    pod: core_pb2.Pod,
+    volume: core_pb2.Volume,
+    path: Path,
+    sources: Sources,
+    mounter: Mounter,
+    fs_group: int | None,
+) -> bool:
+    """Compute the payload, then (tmpfs first where due) write it; True if it changed."""
+    payload = volume_payload(pod, volume, sources)  # a missing object fails before any mount
+    if volume_kind(volume) in ON_TMPFS:
+        _tmpfs(path, mounter, f"mode={TMPFS_DIR_MODE}")  # before a byte is written
+    path.mkdir(parents=True, exist_ok=True)
+    set_perms = None
+    if fs_group is not None:
+        set_perms = functools.partial(set_volume_ownership, fs_group=fs_group, read_only=True)
+    written = AtomicWriter(path, volume.name).write(payload, set_perms)
+    if fs_group is not None:
+        _give_group(str(path), fs_group, read_only=True)
+    return written
+
+
+def _fs_group(pod: core_pb2.Pod) -> int | None:
+    pod_sc = pod.spec.security_context
+    return pod_sc.fs_group if pod_sc.HasField("fs_group") else None
 
 
 def prepare_volumes(
@@ -190,37 +271,60 @@ def prepare_volumes(
     *,
     configmaps: Lookup | None = None,
     secrets: Lookup | None = None,
+    allocatable: Mapping[str, str] | None = None,
     mounter: Mounter | None = None,
 ) -> dict[str, str]:
     """Set up every volume of the pod on the node; volume name -> host path. Idempotent."""
     mounter = mounter if mounter is not None else SystemMounter()
-    base = pod_volumes_dir(root_dir, pod.metadata.uid)
-    pod_sc = pod.spec.security_context
-    fs_group = pod_sc.fs_group if pod_sc.HasField("fs_group") else None
+    sources = Sources(configmaps, secrets, dict(allocatable or {}))
+    fs_group = _fs_group(pod)
     paths: dict[str, str] = {}
     for volume in pod.spec.volumes:
-        if volume.HasField("empty_dir"):
-            path = base / "kubernetes.io~empty-dir" / volume.name
+        kind = volume_kind(volume)
+        path = volume_dir(root_dir, pod.metadata.uid, volume)
+        if kind == "host_path":
+            paths[volume.name] = host_path(volume.host_path)
+            continue
+        if path is None:
+            raise VolumeError(f"volume {volume.name!r} has an unsupported volume type")
+        if kind == "empty_dir":
             _empty_dir(path, volume.empty_dir, mounter)
             if fs_group is not None and not _root_owned(path, fs_group):
                 set_volume_ownership(path, fs_group, read_only=False)
-        elif volume.HasField("host_path"):
-            paths[volume.name] = host_path(volume.host_path)
-            continue
-        elif volume.HasField("config_map"):
-            src = volume.config_map
-            path = base / "kubernetes.io~configmap" / volume.name
-            data = _source_data(configmaps, "configmap", src.name, volume.name, src.optional)
-            write_files(path, data, src.items, _mode(src))
-        elif volume.HasField("secret"):
-            sec = volume.secret
-            path = base / "kubernetes.io~secret" / volume.name
-            data = _source_data(secrets, "secret", sec.secret_name, volume.name, sec.optional)
-            _tmpfs(path, mounter, f"mode={SECRET_DIR_MODE}")  # before a byte is written
-            write_files(path, data, sec.items, _mode(sec))
         else:
-            raise VolumeError(f"volume {volume.name!r} has an unsupported volume type")
-        if fs_group is not None and not volume.HasField("empty_dir"):
-            set_volume_ownership(path, fs_group, read_only=True)
+            _write_atomic(pod, volume, path, sources, mounter, fs_group)
         paths[volume.name] = str(path)
     return paths
+
+
+def update_volumes(
+    pod: core_pb2.Pod,
+    root_dir: str | Path,
+    *,
+    configmaps: Lookup | None = None,
+    secrets: Lookup | None = None,
+    allocatable: Mapping[str, str] | None = None,
+    mounter: Mounter | None = None,
+) -> list[str]:
+    """Rewrite the atomic volumes already set up (a running pod's); the names that changed.
+
+    A volume not on disk yet is left to prepare_volumes (the pod's next
+    container start). Each volume is tried even if another fails; the first
+    failure is raised at the end, the volumes written stay written.
+    """
+    mounter = mounter if mounter is not None else SystemMounter()
+    sources = Sources(configmaps, secrets, dict(allocatable or {}))
+    changed: list[str] = []
+    failures: list[VolumeError] = []
+    for volume in pod.spec.volumes:
+        path = volume_dir(root_dir, pod.metadata.uid, volume)
+        if volume_kind(volume) not in ATOMIC or path is None or not path.is_dir():
+            continue
+        try:
+            if _write_atomic(pod, volume, path, sources, mounter, _fs_group(pod)):
+                changed.append(volume.name)
+        except VolumeError as err:
+            failures.append(err)
+    if failures:
+        raise failures[0]
+    return changed

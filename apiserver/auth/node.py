@@ -49,6 +49,11 @@ def _referenced(pod: core_pb2.Pod, resource: str) -> set[str]:
             names.add(vol.secret.secret_name)
         if resource == "configmaps" and vol.HasField("config_map"):
             names.add(vol.config_map.name)
+        for proj in vol.projected.sources:  # a projected volume's secrets and configMaps
+            if resource == "secrets" and proj.HasField("secret"):
+                names.add(proj.secret.name)
+            if resource == "configmaps" and proj.HasField("config_map"):
+                names.add(proj.config_map.name)
     for ctr in [*pod.spec.init_containers, *pod.spec.containers]:
         for env in ctr.env:
             source = env.value_from

@@ -41,7 +41,8 @@ def make_pod(spec: dict[str, Any]) -> core_pb2.Pod:
 
 
 def mode(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
+    """The permission bits of what `path` names (through the atomic writer's symlinks)."""
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 # ---- mountinfo ---------------------------------------------------------------------------------
