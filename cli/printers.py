@@ -10,7 +10,11 @@ Four output forms, as kubectl has them:
   objects are wrapped in a `kind: List` as kubectl wraps them.
 
 Tables follow kubectl's tab writer (minimum width 6, padding 3), upper-case
-headers, `<none>` for empty cells. The cells themselves -- ages like
+headers, `<none>` for empty cells. After the kind's own columns come, as in
+kubectl, one column per `-L key` (headed by the key's last path segment,
+upper-cased: `-L app.kubernetes.io/name` is NAME; blank where the label is
+missing), then with `--show-labels` a LABELS column (`app=web,tier=front`,
+keys sorted, `<none>` if there are none). The cells themselves -- ages like
 kubectl's (`3m12s`, `7d23h`), times, labels, selectors -- and the `Column`
 type come from cli.cells, which the columns and the describe pages share.
 """
@@ -27,7 +31,7 @@ from google.protobuf.message import Message
 
 from apimachinery import scheme
 from cli import columns, tabwriter
-from cli.cells import NONE, Column, PrintContext
+from cli.cells import NONE, Column, PrintContext, format_labels
 
 # ------------------------------------------------------------------ names
 
@@ -57,13 +61,22 @@ class Table:
     columns: Sequence[Column]
     with_namespace: bool = False
     widths: list[int] = field(default_factory=list)
+    label_columns: Sequence[str] = ()
+    show_labels: bool = False
 
     def headers(self) -> list[str]:
         names = [c.header for c in self.columns]
+        names += [key.rpartition("/")[2].upper() for key in self.label_columns]
+        if self.show_labels:
+            names.append("LABELS")
         return ["NAMESPACE", *names] if self.with_namespace else names
 
     def cells(self, obj: Any, ctx: PrintContext) -> list[str]:
         row = [c.cell(obj, ctx) or NONE for c in self.columns]
+        labels = obj.metadata.labels
+        row += [str(labels.get(key, "")) for key in self.label_columns]
+        if self.show_labels:
+            row.append(format_labels(labels) or NONE)
         if self.with_namespace:
             row.insert(0, obj.metadata.namespace)
         return row
@@ -87,8 +100,20 @@ def columns_for(info: scheme.KindInfo, wide: bool) -> list[Column]:
     return [c for c in spec if wide or not c.wide]
 
 
-def new_table(info: scheme.KindInfo, *, wide: bool = False, with_namespace: bool = False) -> Table:
-    return Table(columns_for(info, wide), with_namespace=with_namespace and info.namespaced)
+def new_table(
+    info: scheme.KindInfo,
+    *,
+    wide: bool = False,
+    with_namespace: bool = False,
+    label_columns: Sequence[str] = (),
+    show_labels: bool = False,
+) -> Table:
+    return Table(
+        columns_for(info, wide),
+        with_namespace=with_namespace and info.namespaced,
+        label_columns=label_columns,
+        show_labels=show_labels,
+    )
 
 
 def render_table(
