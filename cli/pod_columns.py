@@ -34,7 +34,9 @@ once initialized, only the sidecars' and the app containers' restarts do.
 Example: init containers [log-shipper (sidecar), migrate], app [web].
 migrate running: `1/2  Init:1/2`. migrate done, web running and ready,
 log-shipper started and ready: `2/2  Running`. log-shipper crashes and waits
-out its backoff: `1/2  Running`, RESTARTS 1.
+out its backoff: `1/2  Init:CrashLoopBackOff`, RESTARTS 1 -- kubectl's own
+reading: a sidecar not started is looked at as an init container, and the
+app containers, all running, do not replace that reason.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ def init_actions(
         if initialized
         else max((i for i, c in enumerate(newest) if c is not None), default=-1)
     )
-    for i, spec in enumerate(specs[:last]):  # done before: only the sidecars need care
+    for i, spec in enumerate(specs[: max(last, 0)]):  # done before: only sidecars need care
         if is_sidecar(spec):
             sync.sidecar_up(spec, newest[i])
     if initialized:
