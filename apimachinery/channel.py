@@ -148,10 +148,11 @@ def open_channel(target: str, credentials: Credentials | None = None) -> grpc.ai
 def transport_reason(details: str) -> str:
     """A short reason for a transport failure, from grpc's long message."""
     lowered = details.lower()
+    first = details.split(";", 1)[0].strip()
     for needle, reason in _TRANSPORT_REASONS:
         if needle in lowered:
-            return reason
-    first = details.split(";", 1)[0].strip()
+            # the bare handshake case names no cause: keep grpc's own words beside it
+            return f"{reason} ({first[:200]})" if needle == "handshake" and first else reason
     return first or "unavailable"
 
 

@@ -106,7 +106,7 @@ else
     source "$join_dir/join.env"
     step "tinykube join ${JOIN_SERVER:?}" "$tinykube" join "$JOIN_SERVER" --token "${JOIN_TOKEN:?}" \
       --discovery-token-ca-cert-hash "${JOIN_CA_HASH:?}" --node-name "$node_name" \
-      --out "$pki_dir/bootstrap-kubelet.conf"
+      --timeout "${TINYKUBE_JOIN_TIMEOUT:-60}" --out "$pki_dir/bootstrap-kubelet.conf"
     log "joined: $pki_dir/bootstrap-kubelet.conf"
   fi
 fi
