@@ -119,7 +119,7 @@ def parse_patch(text: str) -> Any:
 def apply_patch(doc: dict[str, Any], patch: Any, patch_type: str) -> dict[str, Any]:
     """`doc` with `patch` applied (a new dict; `doc` is untouched). PatchError if it fails."""
     if patch_type not in PATCH_TYPES:
-        raise PatchError(f'--type must be one of {list(PATCH_TYPES)}, not "{patch_type}"')
+        raise PatchError(f'--type must be one of [{" ".join(PATCH_TYPES)}], not "{patch_type}"')
     if patch_type == "json":
         result = json_patch(doc, patch)
     else:

@@ -93,7 +93,7 @@ def parse_proto_comments(source: str, package: str) -> dict[str, MessageDoc]:
         pieces = re.findall(r"([^{};]*)([{};])", code)
         for index, (stmt, end) in enumerate(pieces):
             words = stmt.split()
-            trailing = [comment] if comment and index == len(pieces) - 1 else []
+            trailing = [comment] if comment and index == 0 else []  # the line's first declaration
             if end == "{":
                 if len(words) >= 2 and words[0] == "message":
                     names = [n for n in stack if n is not None]
