@@ -134,6 +134,7 @@ class Kubelet:
                 allocatable=config.allocatable(),
             ),
             seccomp_root=str(Path(config.root_dir) / "seccomp"),
+            allocatable=config.allocatable(),
             host_ip=config.node_ip,
             services=self.service_source.in_namespace,
             cluster_dns=tuple(config.cluster_dns),

@@ -59,13 +59,14 @@ FailedPreStopHook, FailedPostStartHook.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from apimachinery.events import EventRecorder
-from kubelet import envvars, errors, init_containers, lifecycle
+from kubelet import envvars, errors, init_containers, kubelet_pods, lifecycle
 from kubelet.backoff import (
     CRASH_BACKOFF_INITIAL,
     CRASH_BACKOFF_MAX,
@@ -82,7 +83,7 @@ from kubelet.kuberuntime_container import (
     pod_description,
     restart_decision,
 )
-from kubelet.network_dns import pod_dns
+from kubelet.network_dns import HOST_RESOLV_CONF, pod_dns, read_resolv_conf
 from kubelet.pod_actions import PodActions, soonest
 from kubelet.runtime import cri_convert, security_context
 from kubelet.runtime.interface import (
@@ -186,8 +187,12 @@ class KubeRuntimeManager:
         cluster_dns: tuple[str, ...] = (),
         cluster_domain: str = "cluster.local",
         seccomp_root: str = security_context.DEFAULT_SECCOMP_ROOT,
+        allocatable: Mapping[str, str] | None = None,
+        resolv_conf: str = HOST_RESOLV_CONF,
     ) -> None:
         self.runtime = runtime
+        self.allocatable = dict(allocatable or {})  # for resourceFieldRefs to unset limits
+        self.resolv_conf = resolv_conf  # the node's resolver config, for dnsPolicy Default
         self.seccomp_root = seccomp_root  # where Localhost seccomp profiles live
         # The Services of a namespace, for the containers' service variables (kubelet/envvars.py).
         self.services = services
@@ -278,6 +283,7 @@ class KubeRuntimeManager:
         if actions.start:
             try:
                 inputs = await self.volumes.prepare(pod)
+                await kubelet_pods.read_env_from(pod, self.volumes.get_object, inputs)
             except errors.ContainerRuntimeError as exc:
                 await self._inputs_failed(pod, actions, result, exc)
                 return result
@@ -291,7 +297,7 @@ class KubeRuntimeManager:
                 )
             try:
                 sandbox = await self.runtime.run_pod_sandbox(
-                    self._sandbox_config(pod, actions.attempt)
+                    self._sandbox_config(pod, actions.attempt, True)
                 )
             except errors.ContainerRuntimeError as exc:
                 self._event(
@@ -399,6 +405,9 @@ class KubeRuntimeManager:
             image_user = await self.runtime.image_user(spec.image)
         # The subPath pins last until the runtime has started the container (subpath.py).
         async with self.volumes.container_mounts(pod, spec, inputs) as mounts:
+            hosts = await kubelet_pods.etc_hosts(
+                self.volumes, pod, spec, sandbox.ip, self.cluster_domain
+            )
             container_config = cri_convert.container_config(
                 pod,
                 spec,
@@ -411,6 +420,9 @@ class KubeRuntimeManager:
                 service_env=self._service_env(pod),
                 image_user=image_user,
                 seccomp_root=self.seccomp_root,
+                extra_mounts=hosts,
+                allocatable=self.allocatable,
+                warn=lambda reason, message: self._event(pod, "Warning", reason, message),
             )
             container_config = self.messages.prepare(pod, spec, container_config)
             cid = await self.runtime.create_container(sandbox.id, container_config, config)
@@ -432,8 +444,13 @@ class KubeRuntimeManager:
         await self.killer.kill_container(pod, container, grace, "FailedPostStartHook", pod_ip)
         raise lifecycle.PostStartHookError(failure)
 
-    def _sandbox_config(self, pod: core_pb2.Pod, attempt: int) -> PodSandboxConfig:
-        dns = pod_dns(pod, self.cluster_dns, self.cluster_domain)
+    def _sandbox_config(
+        self, pod: core_pb2.Pod, attempt: int, warn: bool = False
+    ) -> PodSandboxConfig:
+        """The sandbox's config; with `warn`, DNS limits exceeded are an event (at creation)."""
+        events = (lambda r, m: self._event(pod, "Warning", r, m)) if warn else None
+        host = functools.partial(read_resolv_conf, self.resolv_conf)
+        dns = pod_dns(pod, self.cluster_dns, self.cluster_domain, host, events)
         return sandbox_config(pod, attempt, dns, self.seccomp_root)
 
     def _service_env(self, pod: core_pb2.Pod) -> list[tuple[str, str]]:

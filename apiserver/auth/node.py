@@ -42,7 +42,7 @@ LEASE_NAMESPACE = "kube-node-lease"
 
 
 def _referenced(pod: core_pb2.Pod, resource: str) -> set[str]:
-    """The Secrets or ConfigMaps (by name) a pod uses: volumes and env."""
+    """The Secrets or ConfigMaps (by name) a pod uses: volumes, env and envFrom."""
     names: set[str] = set()
     for vol in pod.spec.volumes:
         if resource == "secrets" and vol.HasField("secret"):
@@ -61,6 +61,11 @@ def _referenced(pod: core_pb2.Pod, resource: str) -> set[str]:
                 names.add(source.secret_key_ref.name)
             if resource == "configmaps" and source.HasField("config_map_key_ref"):
                 names.add(source.config_map_key_ref.name)
+        for env_from in ctr.env_from:  # every key of a Secret or ConfigMap
+            if resource == "secrets" and env_from.HasField("secret_ref"):
+                names.add(env_from.secret_ref.name)
+            if resource == "configmaps" and env_from.HasField("config_map_ref"):
+                names.add(env_from.config_map_ref.name)
     return names
 
 

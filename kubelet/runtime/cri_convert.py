@@ -6,11 +6,11 @@ The runtime interface's ContainerConfig carries what every runtime can use
 all of it computed on the kubelet's side because only the kubelet knows the
 pod, its IP and the API objects it refers to:
 
-* env with `valueFrom`: `fieldRef` (metadata.name, metadata.namespace,
-  metadata.uid, metadata.labels['k'], metadata.annotations['k'],
-  spec.nodeName, spec.serviceAccountName, status.podIP, status.hostIP),
-  `configMapKeyRef` and `secretKeyRef` through lookups the caller passes;
-  then `$(VAR)` references expanded as Kubernetes does (see expand());
+* env (container_env.py): the Service variables, `envFrom`, then `env`
+  with `valueFrom` (fieldRef, resourceFieldRef with the node's allocatable
+  for unset limits, configMapKeyRef, secretKeyRef through lookups the
+  caller passes) and `$(VAR)` references expanded as Kubernetes does;
+  command and args expanded against the result;
 * mounts: each volumeMount as a host path -- the volume's directory, set
   up by kubelet/volume_plugins.py under the kubelet's root dir -- and
   read-only when asked, and always for configMap and secret volumes (as
@@ -42,11 +42,11 @@ manager calls.
 from __future__ import annotations
 
 import posixpath
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from apimachinery import quantity
 from kubelet.errors import ContainerConfigError, VolumeError
+from kubelet.runtime.container_env import Lookup, Warn, expand, field_value, resolve_env
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
     POD_NAME_LABEL,
@@ -73,6 +73,8 @@ __all__ = [
     "VolumeError",
     "container_config",
     "container_mounts",
+    "expand",
+    "field_value",
     "resolve_env",
 ]
 
@@ -80,105 +82,9 @@ CPU_PERIOD = 100_000  # microseconds
 MIN_SHARES = 2
 MIN_QUOTA = 1000
 
-# name -> data; None when the object does not exist.
-Lookup = Callable[[str], Mapping[str, str | bytes] | None]
-
-
 # The interface's ContainerConfig carries mounts, resources and ports itself now; the old
 # name stays for callers that spelt it out.
 ResolvedContainerConfig = ContainerConfig
-
-
-# ---- env -------------------------------------------------------------------------------------
-
-_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
-
-
-def expand(text: str, env: Mapping[str, str]) -> str:
-    """Kubernetes' $(VAR) expansion: known names are replaced, `$$` is a literal `$`,
-    unknown references stay as written.
-
-    expand("http://$(HOST):$(PORT)/$(NOPE) costs $$5", {"HOST": "a", "PORT": "80"})
-    == "http://a:80/$(NOPE) costs $5"
-    """
-
-    def sub(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return "$"
-        return env.get(name, match.group(0))
-
-    return _REF.sub(sub, text)
-
-
-_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
-
-
-def field_value(pod: core_pb2.Pod, path: str, pod_ip: str, host_ip: str) -> str:
-    """The value of a downward-API fieldRef."""
-    meta = pod.metadata
-    simple = {
-        "metadata.name": meta.name,
-        "metadata.namespace": meta.namespace,
-        "metadata.uid": meta.uid,
-        "spec.nodeName": pod.spec.node_name,
-        "spec.serviceAccountName": pod.spec.service_account_name,
-        "status.podIP": pod_ip,
-        "status.hostIP": host_ip,
-    }
-    if path in simple:
-        return str(simple[path])
-    match = _SUBSCRIPT.match(path)
-    if match:
-        table = meta.labels if match.group(1) == "labels" else meta.annotations
-        return str(table.get(match.group(2), ""))
-    raise ContainerConfigError(f"unsupported fieldRef fieldPath {path!r}")
-
-
-def _key(lookup: Lookup | None, kind: str, name: str, key: str, optional: bool) -> str | None:
-    data = lookup(name) if lookup is not None else None
-    if data is None or key not in data:
-        if optional:
-            return None
-        what = f'{kind} "{name}" not found' if data is None else f'key "{key}" not in {kind} {name}'
-        raise ContainerConfigError(f"couldn't find key {key}: {what}")
-    value = data[key]
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def resolve_env(
-    pod: core_pb2.Pod,
-    spec: core_pb2.Container,
-    *,
-    pod_ip: str = "",
-    host_ip: str = "",
-    configmaps: Lookup | None = None,
-    secrets: Lookup | None = None,
-    service_env: Sequence[tuple[str, str]] = (),
-) -> tuple[tuple[str, str], ...]:
-    """The container's env as (name, value) pairs, in order, references expanded.
-
-    `service_env` (kubelet/envvars.py) comes first, so the container's own
-    variables can refer to it and override it."""
-    env: dict[str, str] = dict(service_env)
-    for var in spec.env:
-        source = var.value_from if var.HasField("value_from") else None
-        value: str | None
-        if source is None:
-            value = expand(var.value, env)
-        elif source.HasField("field_ref"):
-            value = field_value(pod, source.field_ref.field_path, pod_ip, host_ip)
-        elif source.HasField("config_map_key_ref"):
-            ref = source.config_map_key_ref
-            value = _key(configmaps, "configmap", ref.name, ref.key, ref.optional)
-        elif source.HasField("secret_key_ref"):
-            secret_ref = source.secret_key_ref
-            value = _key(secrets, "secret", secret_ref.name, secret_ref.key, secret_ref.optional)
-        else:
-            raise ContainerConfigError(f"env {var.name}: valueFrom names no source")
-        if value is not None:
-            env[var.name] = value
-    return tuple(env.items())
 
 
 # ---- resources -------------------------------------------------------------------------------
@@ -249,13 +155,19 @@ def container_config(
     service_env: Sequence[tuple[str, str]] = (),
     image_user: ImageUser | None = None,
     seccomp_root: str = DEFAULT_SECCOMP_ROOT,
+    extra_mounts: Sequence[Mount] = (),
+    allocatable: Mapping[str, str] | None = None,
+    warn: Warn | None = None,
 ) -> ContainerConfig:
     """generateContainerConfig: env resolved, command/args expanded, mounts, resources,
     security context -- after verifyRunAsNonRoot.
 
     `mounts` (the volume manager's, with subPaths pinned) wins over mounts
-    computed from `volume_paths`; `image_user` is the image's user when the
-    caller asked the runtime (security_context.needs_image_user).
+    computed from `volume_paths`, and `extra_mounts` (the kubelet's own: /etc/hosts)
+    follow them; `image_user` is the image's user when the
+    caller asked the runtime (security_context.needs_image_user); `allocatable` the
+    node's, for a resourceFieldRef to a limit not set; `warn` records a Warning event
+    on the pod (envFrom keys skipped).
     """
     verify_run_as_non_root(pod, spec, image_user)
     env = resolve_env(
@@ -266,6 +178,8 @@ def container_config(
         configmaps=configmaps,
         secrets=secrets,
         service_env=service_env,
+        allocatable=allocatable,
+        warn=warn,
     )
     table = dict(env)
     return ContainerConfig(
@@ -282,11 +196,17 @@ def container_config(
             POD_NAMESPACE_LABEL: pod.metadata.namespace,
             CONTAINER_NAME_LABEL: spec.name,
         },
-        mounts=mounts if mounts is not None else container_mounts(pod, spec, volume_paths or {}),
+        mounts=(
+            *(mounts if mounts is not None else container_mounts(pod, spec, volume_paths or {})),
+            *extra_mounts,
+        ),
         resources=linux_resources(spec),
         ports=tuple(
             PortMapping(p.container_port, p.protocol or "TCP", p.host_port, p.host_ip)
             for p in spec.ports
         ),
         security=container_security(pod, spec, image_user, seccomp_root),
+        stdin=spec.stdin,
+        stdin_once=spec.stdin_once,
+        tty=spec.tty,
     )

@@ -15,7 +15,8 @@ made here, as Kubernetes' kuberuntime makes them:
   NODE with hostPID; IPC shared in the POD, NODE with hostIPC;
 * hostname is empty for hostNetwork pods (they see the node's);
 * a ContainerConfig's mounts and cgroup limits (filled in by
-  cri_convert.py) become CRI Mounts and LinuxContainerResources;
+  cri_convert.py) become CRI Mounts and LinuxContainerResources, its
+  stdin / stdinOnce / tty the fields of the same names;
 * its security (security_context.py) becomes LinuxContainerSecurityContext,
   the pod-level part LinuxSandboxSecurityContext. Seccomp goes both ways
   containerd reads it: the `seccomp` SecurityProfile and the older
@@ -205,6 +206,9 @@ def to_cri_container_config(
         labels={**config.labels, CONTAINER_NAME_LABEL: config.name},
         annotations=config.annotations,
         log_path=container_log_path(config.name, config.attempt),
+        stdin=config.stdin,
+        stdin_once=config.stdin_once,
+        tty=config.tty,
         linux=linux,
     )
 

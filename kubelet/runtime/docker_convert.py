@@ -44,6 +44,7 @@ published: Docker refuses port publishing for a container that shares
 another's network, and pods are reached at their own IP (hostPorts go to
 CNI's portmap as runtimeConfig, cni_invoke.py). PID: the container's own,
 `container:<pause id>` with shareProcessNamespace, `host` with hostPID.
+stdin / stdinOnce / tty become OpenStdin / StdinOnce / Tty.
 
 The security context becomes Config.User and HostConfig fields
 (docker_security.py: user, groups, capabilities, privileged, read-only
@@ -400,5 +401,11 @@ def container_create(
         request["command"] = list(config.args)
     if config.working_dir:
         request["working_dir"] = config.working_dir
+    if config.stdin:
+        request["stdin_open"] = True  # OpenStdin
+        # The SDK sets StdinOnce (with the Attach* flags) for a create that is not detached.
+        request["detach"] = not config.stdin_once
+    if config.tty:
+        request["tty"] = True
     apply_container_security(request, config.security, read)
     return request

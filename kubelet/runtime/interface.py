@@ -306,6 +306,9 @@ class ContainerConfig:
     resources: LinuxResources | None = None
     ports: tuple[PortMapping, ...] = ()
     security: LinuxContainerSecurity | None = None  # None: the runtime's defaults
+    stdin: bool = False  # keep stdin open (`kubectl attach`, `run -i`)
+    stdin_once: bool = False  # close it when the first attached client detaches
+    tty: bool = False  # a terminal: stdout and stderr become one stream
 
 
 @dataclass

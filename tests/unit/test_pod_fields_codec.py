@@ -7,6 +7,7 @@ from typing import Any
 
 from apimachinery import codec
 from apiserver import defaults
+from apiserver.auth import node as node_auth
 from tests.unit.validation_fixtures import messages
 
 MANIFEST = """\
@@ -134,3 +135,10 @@ def test_defaults_kubernetes_fills_in() -> None:
     spec.volumes[0].downward_api.default_mode = 0o400
     defaults.apply_defaults(obj)
     assert spec.volumes[0].downward_api.default_mode == 0o400
+
+
+def test_the_node_authorizer_lets_a_kubelet_read_what_env_from_names() -> None:
+    [obj] = codec.decode_documents(MANIFEST, "fields.yaml")
+    obj.spec.ClearField("volumes")  # type: ignore[attr-defined]  # only envFrom names them now
+    assert node_auth._referenced(obj, "configmaps") == {"settings"}  # type: ignore[arg-type]
+    assert node_auth._referenced(obj, "secrets") == {"creds"}  # type: ignore[arg-type]
