@@ -403,8 +403,8 @@ async def test_fs_group_owns_the_volumes(runner: PodRunner) -> None:
     assert await runner.sh(p, "app", "stat -c '%g %A' /scratch") == "2000 drwxrwsrwx"
     await runner.sh(p, "app", "echo hi > /scratch/mine")
     assert await runner.sh(p, "app", "stat -c '%u %g' /scratch/mine") == "1000 2000"
-    assert await runner.sh(p, "app", "stat -c '%g %a' /etc/conf/mode") == "2000 644"
-    assert await runner.sh(p, "app", "stat -c '%g %a' /etc/creds/token") == "2000 440"
+    assert await runner.sh(p, "app", "stat -L -c '%g %a' /etc/conf/mode") == "2000 644"
+    assert await runner.sh(p, "app", "stat -L -c '%g %a' /etc/creds/token") == "2000 440"
     assert await runner.sh(p, "app", "cat /etc/creds/token") == "s3cret"  # via the group
 
 
@@ -431,8 +431,8 @@ async def test_secret_volume_is_a_read_only_tmpfs(runner: PodRunner) -> None:
         "app",
     )
     assert await runner.sh(p, "app", "awk '$2 == \"/etc/all\" {print $3}' /proc/mounts") == "tmpfs"
-    assert await runner.sh(p, "app", "stat -c %a /etc/all/token") == "644"
-    assert await runner.sh(p, "app", "stat -c %a /etc/picked/t /etc/picked/u") == "400\n600"
+    assert await runner.sh(p, "app", "stat -L -c %a /etc/all/token") == "644"
+    assert await runner.sh(p, "app", "stat -L -c %a /etc/picked/t /etc/picked/u") == "400\n600"
     denied = await runner.exec(p, "app", "touch", "/etc/all/planted")
     assert denied.exit_code != 0 and b"Read-only file system" in denied.stderr, denied
     volume = runner.pod_dir(p) / "volumes" / "kubernetes.io~secret" / "all"
