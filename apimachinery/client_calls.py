@@ -42,12 +42,17 @@ class ServerCalls:
         follow: bool = False,
         previous: bool = False,
         tail: int | None = None,
+        since_seconds: int | None = None,
+        since_time: str = "",
+        timestamps: bool = False,
     ) -> AsyncIterator[str]:
         """The pods/log subresource: a container's log lines, oldest first (kubectl logs).
 
         The apiserver proxies to the pod's kubelet. Without `follow` the
         iteration ends at the current end of the log; with it, once the
-        container has exited. `tail` keeps the last N lines only.
+        container has exited for good (the kubelet follows it across restarts).
+        `tail` keeps the last N lines only; `since_seconds` / `since_time`
+        (RFC 3339) drop older lines; `timestamps` prefixes each line with its time.
         """
         request = api_pb2.PodLogsRequest(
             namespace=namespace or DEFAULT_NAMESPACE,
@@ -55,9 +60,13 @@ class ServerCalls:
             container=container,
             follow=follow,
             previous=previous,
+            since_time=since_time,
+            timestamps=timestamps,
         )
         if tail is not None and tail >= 0:
             request.tail_lines = tail
+        if since_seconds is not None:
+            request.since_seconds = since_seconds
         call = self._resources().PodLogs(request)
         try:
             async for chunk in call:

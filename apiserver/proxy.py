@@ -170,6 +170,10 @@ class PodProxy:
             )
             if request.HasField("tail_lines"):
                 forwarded.tail_lines = request.tail_lines
+            if request.HasField("since_seconds"):
+                forwarded.since_seconds = request.since_seconds
+            forwarded.since_time = request.since_time
+            forwarded.timestamps = request.timestamps
             async with self.kubelet_client.channel(address) as channel:
                 stub = kubelet_pb2_grpc.KubeletStub(channel)
                 async for chunk in stub.Logs(forwarded):

@@ -24,7 +24,9 @@ apiserver can pass them through unchanged:
     BadRequest   previous terminated container "web" in pod "web" not found
 
 Logs are sent in chunks of lines: up to 500 at a time for what is already
-written; when following, each new line as it comes. Binding failures (the
+written; when following, each new line as it comes. The request's options
+(tail, since, timestamps) and following a container across its restarts
+are kubelet/logs.py's. Binding failures (the
 port is taken, e.g. by another hollow kubelet on the same host) are logged
 and the kubelet runs on without a server -- logs and exec are then
 unavailable on that node, everything else works.
@@ -77,6 +79,7 @@ import grpc.aio
 from apimachinery import certs, errors
 from apimachinery.tlsfront import FrontConfig, TLSFront, private_dir
 from apimachinery.validation_pod_parts import choose_container
+from kubelet import logs
 from kubelet.errors import ContainerRuntimeError, ExecTimeout
 from kubelet.errors import NotFoundError as RuntimeNotFound
 from kubelet.runtime.interface import Container, ContainerRuntime, ContainerState
@@ -201,16 +204,24 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
     ) -> AsyncIterator[kubelet_pb2.ContainerLogsChunk]:
         try:
             self._authorize(context, "get")
+            options = logs.LogOptions.from_request(request)
             instance = await self._instance(
                 request.namespace, request.pod, request.pod_uid, request.container, request.previous
             )
-            tail = int(request.tail_lines) if request.HasField("tail_lines") else None
-            lines = self.kubelet.runtime.container_logs(
-                instance.id, follow=request.follow and not request.previous, tail=tail
-            )
+
+            def find_pod() -> core_pb2.Pod | None:
+                pod = self.kubelet.find_pod(request.namespace or "default", request.pod)
+                if pod is None or (request.pod_uid and pod.metadata.uid != request.pod_uid):
+                    return None
+                return pod
+
+            async def next_instance(after: Container) -> Container | None:
+                return await logs.wait_for_next(find_pod, self.kubelet.pod_containers, after)
+
+            lines = logs.stream(self.kubelet.runtime, instance, options, next_instance)
             batch: list[str] = []
             async for line in lines:
-                batch.append(line.text)
+                batch.append(line)
                 if request.follow or len(batch) >= _CHUNK_LINES:
                     yield kubelet_pb2.ContainerLogsChunk(lines=batch)
                     batch = []

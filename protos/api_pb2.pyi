@@ -405,6 +405,9 @@ class PodLogsRequest(google.protobuf.message.Message):
     FOLLOW_FIELD_NUMBER: builtins.int
     PREVIOUS_FIELD_NUMBER: builtins.int
     TAIL_LINES_FIELD_NUMBER: builtins.int
+    SINCE_SECONDS_FIELD_NUMBER: builtins.int
+    SINCE_TIME_FIELD_NUMBER: builtins.int
+    TIMESTAMPS_FIELD_NUMBER: builtins.int
     namespace: builtins.str
     name: builtins.str
     container: builtins.str
@@ -412,6 +415,10 @@ class PodLogsRequest(google.protobuf.message.Message):
     follow: builtins.bool
     previous: builtins.bool
     tail_lines: builtins.int
+    since_seconds: builtins.int
+    """PodLogOptions' sinceSeconds, sinceTime (RFC 3339) and timestamps."""
+    since_time: builtins.str
+    timestamps: builtins.bool
     def __init__(
         self,
         *,
@@ -421,9 +428,15 @@ class PodLogsRequest(google.protobuf.message.Message):
         follow: builtins.bool = ...,
         previous: builtins.bool = ...,
         tail_lines: builtins.int | None = ...,
+        since_seconds: builtins.int | None = ...,
+        since_time: builtins.str = ...,
+        timestamps: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["_tail_lines", b"_tail_lines", "tail_lines", b"tail_lines"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["_tail_lines", b"_tail_lines", "container", b"container", "follow", b"follow", "name", b"name", "namespace", b"namespace", "previous", b"previous", "tail_lines", b"tail_lines"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["_since_seconds", b"_since_seconds", "_tail_lines", b"_tail_lines", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_since_seconds", b"_since_seconds", "_tail_lines", b"_tail_lines", "container", b"container", "follow", b"follow", "name", b"name", "namespace", b"namespace", "previous", b"previous", "since_seconds", b"since_seconds", "since_time", b"since_time", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]) -> None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_since_seconds", b"_since_seconds"]) -> typing.Literal["since_seconds"] | None: ...
+    @typing.overload
     def WhichOneof(self, oneof_group: typing.Literal["_tail_lines", b"_tail_lines"]) -> typing.Literal["tail_lines"] | None: ...
 
 global___PodLogsRequest = PodLogsRequest

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/kubelet.proto\x12\x10tinykube.kubelet\"\xa4\x01\n\x14\x43ontainerLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x17\n\ntail_lines\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07pod_uid\x18\x07 \x01(\tB\r\n\x0b_tail_lines\"#\n\x12\x43ontainerLogsChunk\x12\r\n\x05lines\x18\x01 \x03(\t\"\x84\x01\n\x14\x43ontainerExecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\x12\x0f\n\x07pod_uid\x18\x06 \x01(\t\"J\n\x15\x43ontainerExecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\x32\xba\x01\n\x07Kubelet\x12V\n\x04Logs\x12&.tinykube.kubelet.ContainerLogsRequest\x1a$.tinykube.kubelet.ContainerLogsChunk0\x01\x12W\n\x04\x45xec\x12&.tinykube.kubelet.ContainerExecRequest\x1a\'.tinykube.kubelet.ContainerExecResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/kubelet.proto\x12\x10tinykube.kubelet\"\xfa\x01\n\x14\x43ontainerLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x17\n\ntail_lines\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07pod_uid\x18\x07 \x01(\t\x12\x1a\n\rsince_seconds\x18\x08 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nsince_time\x18\t \x01(\t\x12\x12\n\ntimestamps\x18\n \x01(\x08\x42\r\n\x0b_tail_linesB\x10\n\x0e_since_seconds\"#\n\x12\x43ontainerLogsChunk\x12\r\n\x05lines\x18\x01 \x03(\t\"\x84\x01\n\x14\x43ontainerExecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\x12\x0f\n\x07pod_uid\x18\x06 \x01(\t\"J\n\x15\x43ontainerExecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\x32\xba\x01\n\x07Kubelet\x12V\n\x04Logs\x12&.tinykube.kubelet.ContainerLogsRequest\x1a$.tinykube.kubelet.ContainerLogsChunk0\x01\x12W\n\x04\x45xec\x12&.tinykube.kubelet.ContainerExecRequest\x1a\'.tinykube.kubelet.ContainerExecResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,13 +32,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.kubelet_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONTAINERLOGSREQUEST']._serialized_start=43
-  _globals['_CONTAINERLOGSREQUEST']._serialized_end=207
-  _globals['_CONTAINERLOGSCHUNK']._serialized_start=209
-  _globals['_CONTAINERLOGSCHUNK']._serialized_end=244
-  _globals['_CONTAINEREXECREQUEST']._serialized_start=247
-  _globals['_CONTAINEREXECREQUEST']._serialized_end=379
-  _globals['_CONTAINEREXECRESPONSE']._serialized_start=381
-  _globals['_CONTAINEREXECRESPONSE']._serialized_end=455
-  _globals['_KUBELET']._serialized_start=458
-  _globals['_KUBELET']._serialized_end=644
+  _globals['_CONTAINERLOGSREQUEST']._serialized_end=293
+  _globals['_CONTAINERLOGSCHUNK']._serialized_start=295
+  _globals['_CONTAINERLOGSCHUNK']._serialized_end=330
+  _globals['_CONTAINEREXECREQUEST']._serialized_start=333
+  _globals['_CONTAINEREXECREQUEST']._serialized_end=465
+  _globals['_CONTAINEREXECRESPONSE']._serialized_start=467
+  _globals['_CONTAINEREXECRESPONSE']._serialized_end=541
+  _globals['_KUBELET']._serialized_start=544
+  _globals['_KUBELET']._serialized_end=730
 # @@protoc_insertion_point(module_scope)

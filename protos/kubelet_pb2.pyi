@@ -27,6 +27,9 @@ class ContainerLogsRequest(google.protobuf.message.Message):
     PREVIOUS_FIELD_NUMBER: builtins.int
     TAIL_LINES_FIELD_NUMBER: builtins.int
     POD_UID_FIELD_NUMBER: builtins.int
+    SINCE_SECONDS_FIELD_NUMBER: builtins.int
+    SINCE_TIME_FIELD_NUMBER: builtins.int
+    TIMESTAMPS_FIELD_NUMBER: builtins.int
     namespace: builtins.str
     pod: builtins.str
     container: builtins.str
@@ -38,6 +41,12 @@ class ContainerLogsRequest(google.protobuf.message.Message):
     """Only the last N lines; unset means all."""
     pod_uid: builtins.str
     """Refuse if the pod found has another uid (the apiserver sets it)."""
+    since_seconds: builtins.int
+    """Only lines written in the last N seconds (kubectl logs --since=5m)."""
+    since_time: builtins.str
+    """Only lines written at or after this RFC 3339 time (kubectl logs --since-time)."""
+    timestamps: builtins.bool
+    """Prefix each line with its RFC 3339 (nanosecond) timestamp and a space."""
     def __init__(
         self,
         *,
@@ -48,9 +57,15 @@ class ContainerLogsRequest(google.protobuf.message.Message):
         previous: builtins.bool = ...,
         tail_lines: builtins.int | None = ...,
         pod_uid: builtins.str = ...,
+        since_seconds: builtins.int | None = ...,
+        since_time: builtins.str = ...,
+        timestamps: builtins.bool = ...,
     ) -> None: ...
-    def HasField(self, field_name: typing.Literal["_tail_lines", b"_tail_lines", "tail_lines", b"tail_lines"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["_tail_lines", b"_tail_lines", "container", b"container", "follow", b"follow", "namespace", b"namespace", "pod", b"pod", "pod_uid", b"pod_uid", "previous", b"previous", "tail_lines", b"tail_lines"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["_since_seconds", b"_since_seconds", "_tail_lines", b"_tail_lines", "since_seconds", b"since_seconds", "tail_lines", b"tail_lines"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_since_seconds", b"_since_seconds", "_tail_lines", b"_tail_lines", "container", b"container", "follow", b"follow", "namespace", b"namespace", "pod", b"pod", "pod_uid", b"pod_uid", "previous", b"previous", "since_seconds", b"since_seconds", "since_time", b"since_time", "tail_lines", b"tail_lines", "timestamps", b"timestamps"]) -> None: ...
+    @typing.overload
+    def WhichOneof(self, oneof_group: typing.Literal["_since_seconds", b"_since_seconds"]) -> typing.Literal["since_seconds"] | None: ...
+    @typing.overload
     def WhichOneof(self, oneof_group: typing.Literal["_tail_lines", b"_tail_lines"]) -> typing.Literal["tail_lines"] | None: ...
 
 global___ContainerLogsRequest = ContainerLogsRequest
