@@ -22,11 +22,15 @@ files go with the test's tmp_path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import queue
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,3 +168,55 @@ class ClusterProcess:
 
     def pod(self, name: str, namespace: str = "default") -> Any:
         return self.call(lambda c: c.get("pods", name, namespace))
+
+
+class Watcher:
+    """`tinykube ARGS` as a real process in the background (`get -w`, `logs -f`); its
+    stdout lines as they come."""
+
+    def __init__(self, address: str, *args: str) -> None:
+        env = dict(os.environ, TINYKUBE_CLUSTERS_DIR="/nonexistent/tinykube-clusters")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "--server", address, *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def next_line(self, timeout: float = 10.0) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no line from the watcher in time") from None
+
+    def wait(self, timeout: float) -> int:
+        """The exit code once the process ends by itself."""
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> str:
+        """Kill it (if still running); what it wrote on stderr."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read()
+
+
+@contextlib.contextmanager
+def watching(address: str, *args: str) -> Iterator[Watcher]:
+    """A Watcher, killed at the end; it must not have printed a traceback."""
+    w = Watcher(address, *args)
+    try:
+        yield w
+    finally:
+        err = w.stop()
+        assert "Traceback" not in err, err

@@ -3,12 +3,7 @@ kind (configmaps, events), in the table and in the other output forms."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,52 +11,9 @@ import pytest
 
 from apimachinery.client import Client
 from protos import core_pb2
-from tests.unit.cli_node import ROOT, ClusterProcess
+from tests.unit.cli_node import ClusterProcess, watching
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Watcher:
-    """`tinykube ARGS` in the background; its stdout lines as they come."""
-
-    def __init__(self, address: str, *args: str) -> None:
-        env = dict(os.environ, TINYKUBE_CLUSTERS_DIR="/nonexistent/tinykube-clusters")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "--server", address, *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def next_line(self, timeout: float = 10.0) -> str:
-        try:
-            return self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError("no line from the watcher in time") from None
-
-    def stop(self) -> str:
-        self.proc.kill()
-        _, err = self.proc.communicate(timeout=10)
-        return err
-
-
-@contextlib.contextmanager
-def watching(address: str, *args: str) -> Iterator[Watcher]:
-    w = Watcher(address, *args)
-    try:
-        yield w
-    finally:
-        err = w.stop()
-        assert "Traceback" not in err, err
 
 
 @pytest.fixture
