@@ -74,8 +74,11 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_pings_without_data", 0),
     # grpc's own reconnect backoff grows to 120 s by default, which would keep a client
     # failing fast long after the server is back; informers do their own backoff.
+    # Not grpc.min_reconnect_backoff_ms: setting it fixes the backoff *and* makes it the
+    # deadline of each connection attempt (20 s by default), TLS handshake included --
+    # at 250 ms, a handshake on a slow machine (a software-emulated VM) is cut off with
+    # "Handshaker shutdown".
     ("grpc.initial_reconnect_backoff_ms", 250),
-    ("grpc.min_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 
@@ -93,6 +96,7 @@ _TRANSPORT_REASONS: tuple[tuple[str, str], ...] = (
     ("unknown ca", "TLS handshake failed: the server does not trust the client certificate"),
     ("bad_certificate", "TLS handshake failed: the peer rejected the certificate"),
     ("wrong_version_number", "TLS handshake failed: the server does not speak TLS"),
+    ("handshaker shutdown", "TLS handshake did not finish before the connection deadline"),
     ("handshake", "TLS handshake failed"),
     ("connection refused", "connection refused"),
     ("dns resolution failed", "name resolution failed"),
