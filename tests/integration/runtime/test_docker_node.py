@@ -30,6 +30,7 @@ import pytest
 from localcluster import images
 from tests.integration.runtime.conftest import DockerEnv, RuntimeEnv
 from tests.integration.runtime.node import SEED, RealNode, pod_yaml, serves, started_node
+from tests.integration.runtime.test_logs_real_node import follow_across_restarts
 from tests.procs import run_cli
 
 pytestmark = pytest.mark.root
@@ -120,11 +121,9 @@ def test_logs_previous_tail_and_follow(node: RealNode) -> None:
     )
     tail = run_cli(server, "logs", "counter", "--tail", "1")
     assert tail.returncode == 0 and tail.stdout.split() in (["line-3"], ["err"]), tail.stdout
-    # --follow ends by itself when the container exits (sleep 2; exit 1).
-    followed = run_cli(server, "logs", "counter", "--follow", timeout=30)
-    assert followed.returncode == 0, followed.stderr
-    assert "line-1" in followed.stdout and "err" in followed.stdout
-    node.delete("counter")
+    # --follow goes on across the restarts (sleep 2; exit 1; again) until the pod is deleted.
+    followed = follow_across_restarts(node, "counter", "line-1")
+    assert "err" in followed, followed
 
 
 def test_host_network_pod(node: RealNode) -> None:
