@@ -171,7 +171,9 @@ async def wait_for_next(
         ]
         if newer:
             return min(newer, key=lambda c: (c.attempt, c.created_at))
-        current = next((c for c in history if c.id == after.id), after)
+        current = next((c for c in history if c.id == after.id), None)
+        if current is None:
+            return None  # removed with no successor: the pod is being torn down
         if current.state == ContainerState.EXITED and not will_restart(pod, current):
             return None
         await asyncio.sleep(FOLLOW_POLL)
