@@ -295,6 +295,20 @@ def from_dict(data: Mapping[str, Any], source: str = "-") -> Message:
     return msg
 
 
+def from_dict_as(data: Mapping[str, Any], message: type[Message], source: str = "-") -> Message:
+    """`data` decoded strictly as `message`, whatever kind it names: for the bodies of
+    subresources (a pod's Binding, a Scale), whose kinds are not stored kinds of the
+    scheme. DecodeError naming every problem, as from_dict."""
+    decoder = _Decoder()
+    msg = message()
+    decoder.message(msg, data, [])
+    if decoder.problems:
+        texts = [p.text for p in decoder.problems]
+        prefix = "" if source in ("", "-") else f"{source}: "
+        raise DecodeError(prefix + "; ".join(texts), source=source, problems=texts)
+    return msg
+
+
 def _json_document(text: str) -> Any:
     """The data of a text that is one JSON object, or None to read it as YAML.
 

@@ -21,6 +21,32 @@ the call's peer (`context.peer()` = `unix:/…/c17`), which is how the
 server's authenticator learns, per call, what the front verified
 (`identity_of(peer)`). The bytes are relayed untouched.
 
+One port, two protocols. Kubernetes has one API port, and every kubeconfig names it
+(`https://HOST:6443`); kubectl and the official clients speak HTTP/1.1 (or
+HTTP/2) REST there. tinykube's own clients speak gRPC. Both arrive on the
+same port, and the TLS handshake itself tells them apart, before a byte of
+HTTP: every client lists the application protocols it can speak in its
+ClientHello (ALPN, RFC 7301), and the *server* picks one.
+
+    grpcio (C core)          offers  grpc-exp, h2            -> we pick h2       -> gRPC
+    kubectl (Go net/http)    offers  h2, http/1.1            -> we pick http/1.1 -> HTTP API
+    curl, Python client      offer   http/1.1 (curl: h2 too) -> we pick http/1.1 -> HTTP API
+    no ALPN at all           offers  nothing                 -> nothing picked   -> HTTP API
+
+With an HTTP backend configured, the front advertises ["http/1.1", "h2"]:
+OpenSSL's server-side selection walks the *server's* list in order and takes
+the first protocol the client also offered (SSL_select_next_proto), so any
+client that offers http/1.1 gets it, and only a client that offers h2
+without http/1.1 -- which is exactly grpcio -- gets h2. After the handshake
+`selected_alpn_protocol()` says which, and the connection is relayed to the
+gRPC socket or to the HTTP API's socket, from the same per-connection path,
+so both servers read the same verified identity. (Peeking the ClientHello
+with MSG_PEEK and parsing its ALPN extension by hand would reach the same
+decision before the handshake; letting the handshake make it needs no parser
+of untrusted bytes, and the protocol the client is told is the one it gets.)
+A front without an HTTP backend (the kubelet's port) advertises h2 only, as
+before.
+
 The front runs its own event loop in a thread, so relaying never competes
 with the server's loop for its turn; the identity table is a dict written by
 the front and read by the server (single operations, safe under the GIL).
@@ -57,6 +83,13 @@ class FrontConfig:
     cert_pem: bytes  # the serving certificate, followed by its CA if clients should see it
     key_pem: bytes
     client_ca_pem: bytes
+    # The HTTP API's unix socket (a path): connections that negotiate http/1.1, or no
+    # ALPN, go there. Empty: the front speaks h2 (gRPC) only.
+    http_backend: str = ""
+
+
+HTTP_ALPN = "http/1.1"
+GRPC_ALPN = "h2"
 
 
 class TLSFront:
@@ -91,7 +124,11 @@ class TLSFront:
         os.unlink(chain)
         context.load_verify_locations(cadata=self.config.client_ca_pem.decode())
         context.verify_mode = ssl.CERT_OPTIONAL
-        context.set_alpn_protocols(["h2"])
+        # Server preference decides (module docstring): http/1.1 first when we serve HTTP.
+        if self.config.http_backend:
+            context.set_alpn_protocols([HTTP_ALPN, GRPC_ALPN])
+        else:
+            context.set_alpn_protocols([GRPC_ALPN])
         return context
 
     def start(self) -> int:
@@ -140,6 +177,13 @@ class TLSFront:
             self._thread.join(timeout=5)
         shutil.rmtree(self._dir, ignore_errors=True)
 
+    def backend_for(self, ssl_object: ssl.SSLObject | None) -> str:
+        """The socket a connection goes to, by the protocol its handshake settled on."""
+        chosen = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if self.config.http_backend and chosen != GRPC_ALPN:
+            return self.config.http_backend
+        return self.config.backend
+
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
@@ -147,7 +191,7 @@ class TLSFront:
         path = os.path.join(self._dir, f"c{next(self._numbers)}")
         self.identities[path] = identity
         try:
-            backend = await _connect_from(path, self.config.backend)
+            backend = await _connect_from(path, self.backend_for(ssl_object))
             back_reader, back_writer = await asyncio.open_unix_connection(sock=backend)
             await asyncio.gather(
                 _pipe(reader, back_writer), _pipe(back_reader, writer), return_exceptions=True

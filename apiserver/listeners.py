@@ -22,6 +22,14 @@ The serving certificate is sent with its CA appended, so a node joining by
 token can read the CA from the handshake and compare it with its pin
 (`--discovery-token-ca-cert-hash`) before it sends the token.
 
+Each TLS port serves two protocols: gRPC (tinykube's clients) and
+Kubernetes' HTTP API (kubectl, client-go, the Python client). The front
+tells them apart by the protocol the handshake negotiated (ALPN: h2 for
+gRPC, http/1.1 or none for HTTP, see tlsfront.py) and relays each to its
+own private socket beside the gRPC backend: `backend.sock` for gRPC,
+`http.sock` for the HTTP API (apiserver/httpapi), both fed from the same
+per-connection path, so both know the same verified certificate.
+
 A TCP listener without the TLS files is refused at start, naming what is
 missing: there is no plain-text TCP port and no flag to have one.
 """
@@ -122,6 +130,7 @@ class Listeners:
                 cert_pem=self._chain,
                 key_pem=self._key,
                 client_ca_pem=_read(opts.client_ca_file),
+                http_backend=os.path.join(where, "http.sock"),
             )
             self.fronts.append(TLSFront(config, where))
 
@@ -151,6 +160,11 @@ class Listeners:
                 front = next(fronts)
                 os.chmod(front.config.backend, 0o600)
                 self.ports[i] = front.start()
+
+    @property
+    def http_backends(self) -> list[str]:
+        """The HTTP API's sockets, one per TLS front (served before the fronts start)."""
+        return [front.config.http_backend for front in self.fronts if front.config.http_backend]
 
     def stop(self) -> None:
         for front in self.fronts:

@@ -2,7 +2,8 @@
 
 The gRPC `Resources` service itself is servicer.py; who may call it and how
 is listeners.py (TLS ports, unix sockets) and auth/ (authentication and the
-Node and RBAC authorizers).
+Node and RBAC authorizers). Kubernetes' HTTP API (httpapi/) is served on
+the same TLS ports, over the same servicer, store and guard.
 
 Limits. Requests over 3 MiB are refused by gRPC itself before they are
 decoded (`max_receive_message_length`), which the client reports as
@@ -34,6 +35,9 @@ from apiserver.auth.bootstraptoken import bootstrap_token_user_async
 from apiserver.auth.filters import RequestGuard
 from apiserver.auth.node import NodeAuthorizer
 from apiserver.auth.rbac import RBACAuthorizer
+from apiserver.httpapi.api import HTTPAPI
+from apiserver.httpapi.http import HTTPServer
+from apiserver.httpapi.status import too_large
 from apiserver.listeners import Listeners, ServingOptions, secure_unix_sockets
 from apiserver.proxy import KubeletClientConfig
 from apiserver.registry.store import Store
@@ -85,6 +89,7 @@ class APIServer:
         )
         self.guard = RequestGuard(authenticator, [NodeAuthorizer(storage), self.rbac])
         self._server: grpc.aio.Server | None = None
+        self._http: HTTPServer | None = None
 
     async def _bootstrap_token_user(self, token: str) -> UserInfo | None:
         return await bootstrap_token_user_async(self._kube_system_secret, token)
@@ -121,6 +126,10 @@ class APIServer:
         api_pb2_grpc.add_ResourcesServicer_to_server(servicer, server)
         self.listeners.bind(server)
         await server.start()
+        http = HTTPServer(HTTPAPI(servicer, self.store, self.guard).handle, too_large)
+        for path in self.listeners.http_backends:
+            await http.listen(path)
+        self._http = http
         self.listeners.start_fronts()
         self.ports = self.listeners.ports
         self.port = self.ports[0]
@@ -145,6 +154,8 @@ class APIServer:
 
     async def stop(self, grace: float = 1.0) -> None:
         self.listeners.stop()
+        if self._http is not None:
+            await self._http.close()
         if self._server is not None:
             await self._server.stop(grace)
         await self.rbac.close()

@@ -1,0 +1,28 @@
+"""Kubernetes' own HTTP API, served beside the gRPC API over the same registry.
+
+kubectl, client-go and the official Python client speak REST over HTTP/1.1
+to `https://HOST:6443`. tinykube serves that API on the same port as its
+gRPC API (the TLS front routes each connection by the protocol its
+handshake negotiated, apimachinery/tlsfront.py) and with the same parts
+behind it: authentication, the Node and RBAC authorizers, the store and
+its strategies, validation and admission. Only the wire format differs.
+
+    http.py          HTTP/1.1 on asyncio: keep-alive, body limits, chunked streams
+    api.py           the front door: health, authentication, routing, errors as Status
+    requestinfo.py   URL + method -> verb, group, resource, namespace, name, subresource
+    context.py       an HTTP request as the gRPC context the guard and servicer read
+    call.py          one resource request on its way through the handlers
+    status.py        Kubernetes Status objects and HTTP codes for every error
+    discovery.py     /version, /api, /apis, APIResourceLists
+    openapi*.py      /openapi/v3 generated from the protobuf descriptors
+    resources.py     get, create, update, delete, deletecollection
+    lists.py         list: selectors, limit/continue, resourceVersion
+    watchstream.py   watch: chunked JSON events, bookmarks, 410 Expired
+    patching.py      json, merge and strategic merge patches
+    applier.py       server-side apply: field managers and conflicts
+    subresources.py  status, scale, binding, log
+    reviews.py       SelfSubjectAccessReview (auth can-i), SelfSubjectReview (auth whoami)
+    table*.py        Tables for kubectl get (server-side printing)
+
+docs/http-api.md says what is served and what is not yet.
+"""
