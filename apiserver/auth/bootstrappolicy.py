@@ -33,8 +33,9 @@ read from controllers/*.py and scheduler/):
     ...:selfnodeclient         token's (and a node's renewal) CSR when the
                                requester holds these
     system:discovery           get /version, /api, /apis (Version and
-                               ServerResources) for everyone authenticated
-    system:basic-user          ask "can I?" about oneself
+                               ServerResources), /openapi and the health
+                               probes, for everyone authenticated
+    system:basic-user          ask "can I?" and "who am I?" about oneself
     cluster-admin, admin, edit, view   the user-facing roles
 """
 
@@ -240,7 +241,15 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
         ),
         cluster_role(
             "system:discovery",
-            [url_rule(["get"], ["/version", "/version/", "/api", "/api/*", "/apis", "/apis/*"])],
+            [
+                url_rule(
+                    ["get"],
+                    [
+                        *("/version", "/version/", "/api", "/api/*", "/apis", "/apis/*"),
+                        *("/openapi", "/openapi/*", "/healthz", "/livez", "/readyz"),
+                    ],
+                )
+            ],
         ),
         cluster_role(
             "system:basic-user",
@@ -249,7 +258,8 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
                     ["create"],
                     AUTHORIZATION,
                     ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                )
+                ),
+                rule(["create"], "authentication.k8s.io", ["selfsubjectreviews"]),
             ],
         ),
     ]

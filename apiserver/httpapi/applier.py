@@ -223,9 +223,11 @@ def _merged(
     conflicts: list[tuple[str, fieldsets.Path]] = []
     for other in others:
         for path in sorted(_owned(other) & applied):
+            if not path[-1].startswith("f:"):
+                continue  # a list item or set value: both want it there, no value to differ
             has, current = fieldsets.value_at(live_data, path)
             _, wanted = fieldsets.value_at(config, path)
-            if has and current != wanted:
+            if has and not isinstance(wanted, dict) and current != wanted:
                 conflicts.append((str(other.get("manager")), path))
     if conflicts and not force:
         raise _conflict_error(call, conflicts)

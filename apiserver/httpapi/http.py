@@ -278,6 +278,8 @@ class HTTPServer:
         self._connections.add(task)
         try:
             await serve_connection(reader, writer, self.handler, self.too_large)
+        except asyncio.CancelledError:
+            pass  # close() ends the connection: a normal end for this task
         finally:
             self._connections.discard(task)
 
