@@ -238,8 +238,12 @@ if ((control_plane)); then
   printf 'JOIN_SERVER=%s:%s\nJOIN_TOKEN=%s\nJOIN_CA_HASH=%s\n' \
     "$node_ip" "${TINYKUBE_TOKEN_PORT:-6444}" "$token" "$ca_hash" >"$join_dir/join.env.tmp"
   chmod 0600 "$join_dir/join.env.tmp"
-  mv "$join_dir/join.env.tmp" "$join_dir/join.env"
-  log "wrote $join_dir/join.env (a bootstrap token for the workers)"
+  if cmp -s "$join_dir/join.env.tmp" "$join_dir/join.env"; then
+    rm -f "$join_dir/join.env.tmp"
+  else
+    mv "$join_dir/join.env.tmp" "$join_dir/join.env"
+    log "wrote $join_dir/join.env (a bootstrap token for the workers)"
+  fi
   kubeconfig=$pki_dir/admin.conf
 else
   kubeconfig=$pki_dir/kubelet.conf # written by the kubelet once its certificate is signed
