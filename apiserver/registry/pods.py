@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apimachinery.scheme import KindInfo
 from apiserver.registry.strategy import RESTStrategy
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
@@ -67,6 +68,13 @@ class PodStrategy(RESTStrategy):
 
     async def admit_create(self, obj: Any) -> None:
         add_default_tolerations(obj, self.default_toleration_seconds)
+
+    def prepare_for_update(self, info: KindInfo, new: Any, old: Any) -> None:
+        super().prepare_for_update(info, new, old)
+        # DefaultTolerationSeconds admits updates too: a manifest applied again, which
+        # never named the tolerations added at create, gets them back before the update
+        # is validated -- else "existing toleration can not be modified" would refuse it.
+        add_default_tolerations(new, self.default_toleration_seconds)
 
     def grace_period(self, obj: Any, requested: int | None) -> int:
         return pod_grace(obj, requested)

@@ -192,3 +192,20 @@ async def test_pod_strategy_adds_default_tolerations() -> None:
         ("node.kubernetes.io/not-ready", 7),
         ("node.kubernetes.io/unreachable", 7),
     }
+
+
+async def test_a_pod_applied_again_without_its_default_tolerations_updates(
+    storage: Storage,
+) -> None:
+    # DefaultTolerationSeconds runs on update too: the manifest, which never named the
+    # tolerations added at create, changes the image and the tolerations stay
+    store = Store(storage)
+    await store.start()
+    created = await store.create(pod("web"))
+    assert len(created.spec.tolerations) == 2
+    edited = pod("web")
+    edited.spec.containers[0].image = "nginx:1.27"
+    edited.metadata.resource_version = created.metadata.resource_version
+    updated = await store.update(edited)
+    assert updated.spec.containers[0].image == "nginx:1.27"
+    assert list(updated.spec.tolerations) == list(created.spec.tolerations)
