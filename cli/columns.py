@@ -25,7 +25,8 @@ from cli.cells import (
     timestamp_seconds,
 )
 from cli.cells import human_duration as _human
-from cli.pod_columns import pod_ready, pod_restarts
+from cli.pod_columns import pod_ready as pod_ready  # printers and tests import them here
+from cli.pod_columns import pod_restarts as pod_restarts
 from cli.pod_columns import pod_status as pod_status  # describers and tests import it here
 from netplugin.constants import ANNOTATION_VTEP_MAC  # published by `tinykube netplugin`
 
