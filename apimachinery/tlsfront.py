@@ -167,9 +167,13 @@ class TLSFront:
 
             async def close() -> None:
                 server.close()
-                for task in asyncio.all_tasks():
-                    if task is not asyncio.current_task():
-                        task.cancel()
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                # Let the relays finish their cancellation (close their sockets) before the
+                # loop stops, rather than leaving them to be destroyed pending.
+                if tasks:
+                    await asyncio.wait(tasks, timeout=2)
 
             asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=5)
             loop.call_soon_threadsafe(loop.stop)

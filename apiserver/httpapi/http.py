@@ -17,7 +17,9 @@ What it does, and the limits that keep a bad client from hurting the server:
   connection for a whole command).
 * Bodies: `Content-Length` or a chunked request body, at most `max_body`
   bytes (3 MiB, as the gRPC side): a larger one is refused with 413 *before*
-  it is read, and the connection closed. `Expect: 100-continue` (curl sends
+  it is decoded or stored; what the client still sends of it is read and
+  dropped (up to 64 MiB), so it can read the answer, and the connection is
+  closed. `Expect: 100-continue` (curl sends
   it for big uploads) is answered once the size is known to be fine.
 * Heads: at most 64 KiB of request line and headers (Go's default is 1 MiB;
   nothing the API accepts needs more than a few hundred bytes).
@@ -49,6 +51,9 @@ log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = errors.MAX_REQUEST_BYTES
+# After a 413: how much of the refused body is read and dropped, and how long a pause ends it.
+DISCARD_BYTES = 64 * 1024 * 1024
+DISCARD_SECONDS = 2.0
 
 
 @dataclass
@@ -164,6 +169,18 @@ async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> bytes:
         await reader.readexactly(2)
 
 
+async def _discard(reader: asyncio.StreamReader) -> None:
+    """Read and drop what a refused client is still sending (a while, up to a cap), so that
+    it reads the 413 instead of a reset connection; then the connection closes."""
+    left = DISCARD_BYTES
+    with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+        while left > 0:
+            data = await asyncio.wait_for(reader.read(min(left, 256 * 1024)), DISCARD_SECONDS)
+            if not data:
+                return
+            left -= len(data)
+
+
 def _head(response: Response, *, chunked: bool, close: bool) -> bytes:
     try:
         reason = HTTPStatus(response.status).phrase
@@ -236,6 +253,7 @@ async def serve_connection(
                 writer.write(_head(response := too_large(), chunked=False, close=True))
                 writer.write(response.body)
                 await writer.drain()
+                await _discard(reader)
                 return
             path, query = parse_target(target)
             request = Request(method, path, query, headers, body, peer)
