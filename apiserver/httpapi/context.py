@@ -23,7 +23,8 @@ one authorization, not a copy per protocol.
 the handlers always call it while handling the StatusError they are
 reporting; that exception -- with its reason and typed field causes, which
 the packed form would flatten -- is what is raised again. A status with no
-such exception (an unexpected failure) becomes an InternalError.
+such exception (a kubelet that cannot be reached, an unexpected failure) is
+read back as a client reads it (errors.from_rpc_error): its reason survives.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple, NoReturn
+
+import grpc
 
 from apimachinery import errors
 from apiserver.admission import warnings as admission_warnings
@@ -40,6 +43,22 @@ from apiserver.httpapi.http import Request
 class Metadatum(NamedTuple):
     key: str
     value: str
+
+
+class _Aborted(grpc.RpcError):  # type: ignore[misc]
+    """A grpc.Status seen as the failed call a client would have received."""
+
+    def __init__(self, status: Any) -> None:
+        self.status = status
+
+    def code(self) -> Any:
+        return self.status.code
+
+    def details(self) -> str:
+        return str(self.status.details)
+
+    def trailing_metadata(self) -> Any:
+        return self.status.trailing_metadata
 
 
 class CallContext:
@@ -69,7 +88,7 @@ class CallContext:
         current = sys.exc_info()[1]
         if isinstance(current, errors.StatusError):
             raise current
-        raise errors.InternalError(str(getattr(status, "details", "") or "internal error"))
+        raise errors.from_rpc_error(_Aborted(status))  # e.g. a kubelet that cannot be reached
 
     def warning_headers(self) -> list[tuple[str, str]]:
         """Kubernetes' Warning headers: `299 - "text"`, one per admission warning."""
