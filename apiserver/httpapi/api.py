@@ -42,6 +42,7 @@ from apiserver.httpapi.context import CallContext
 from apiserver.httpapi.http import Request, Response
 from apiserver.httpapi.requestinfo import RequestInfo, request_info
 from apiserver.httpapi.status import MethodNotAllowed, NotAcceptable, error_response
+from apiserver.httpapi.table_columns import table
 from apiserver.registry.store import Store
 from apiserver.servicer import VERSION, ResourcesServicer
 
@@ -139,8 +140,6 @@ class HTTPAPI:
         if verb == "get":
             obj = await resources.get(call)
             if lists.wants_table(call.request):
-                from apiserver.httpapi.table_columns import table
-
                 meta = {"resourceVersion": obj.metadata.resource_version}
                 include = call.request.param("includeObject", "Metadata")
                 return call.respond(table(call.kind, [obj], meta, include))
