@@ -5,6 +5,7 @@ import warnings
 
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from protos import api_pb2 as protos_dot_api__pb2
+from protos import kubelet_pb2 as protos_dot_kubelet__pb2
 
 GRPC_GENERATED_VERSION = '1.76.0'
 GRPC_VERSION = grpc.__version__
@@ -99,6 +100,16 @@ class ResourcesStub(object):
                 '/tinykube.api.Resources/PodExec',
                 request_serializer=protos_dot_api__pb2.PodExecRequest.SerializeToString,
                 response_deserializer=protos_dot_api__pb2.PodExecResponse.FromString,
+                _registered_method=True)
+        self.PodExecStream = channel.stream_stream(
+                '/tinykube.api.Resources/PodExecStream',
+                request_serializer=protos_dot_kubelet__pb2.ExecStreamRequest.SerializeToString,
+                response_deserializer=protos_dot_kubelet__pb2.ExecStreamResponse.FromString,
+                _registered_method=True)
+        self.PodPortForward = channel.stream_stream(
+                '/tinykube.api.Resources/PodPortForward',
+                request_serializer=protos_dot_kubelet__pb2.PortForwardRequest.SerializeToString,
+                response_deserializer=protos_dot_kubelet__pb2.PortForwardResponse.FromString,
                 _registered_method=True)
         self.AccessReview = channel.unary_unary(
                 '/tinykube.api.Resources/AccessReview',
@@ -201,6 +212,23 @@ class ResourcesServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PodExecStream(self, request_iterator, context):
+        """PodExecStream is pods/exec with streams attached (`exec -i`, `cp`): the
+        apiserver checks the first message (the `create` verb on pods/exec), finds
+        the node and relays both directions to its kubelet's ExecStream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PodPortForward(self, request_iterator, context):
+        """PodPortForward is pods/portforward: relayed to the kubelet's PortForward
+        (`kubectl port-forward`, one stream per accepted local connection).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AccessReview(self, request, context):
         """Would the caller be allowed this request? (Kubernetes' SelfSubjectAccessReview,
         which `kubectl auth can-i` sends.)
@@ -276,6 +304,16 @@ def add_ResourcesServicer_to_server(servicer, server):
                     servicer.PodExec,
                     request_deserializer=protos_dot_api__pb2.PodExecRequest.FromString,
                     response_serializer=protos_dot_api__pb2.PodExecResponse.SerializeToString,
+            ),
+            'PodExecStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PodExecStream,
+                    request_deserializer=protos_dot_kubelet__pb2.ExecStreamRequest.FromString,
+                    response_serializer=protos_dot_kubelet__pb2.ExecStreamResponse.SerializeToString,
+            ),
+            'PodPortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PodPortForward,
+                    request_deserializer=protos_dot_kubelet__pb2.PortForwardRequest.FromString,
+                    response_serializer=protos_dot_kubelet__pb2.PortForwardResponse.SerializeToString,
             ),
             'AccessReview': grpc.unary_unary_rpc_method_handler(
                     servicer.AccessReview,
@@ -634,6 +672,60 @@ class Resources(object):
             '/tinykube.api.Resources/PodExec',
             protos_dot_api__pb2.PodExecRequest.SerializeToString,
             protos_dot_api__pb2.PodExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodExecStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tinykube.api.Resources/PodExecStream',
+            protos_dot_kubelet__pb2.ExecStreamRequest.SerializeToString,
+            protos_dot_kubelet__pb2.ExecStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PodPortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tinykube.api.Resources/PodPortForward',
+            protos_dot_kubelet__pb2.PortForwardRequest.SerializeToString,
+            protos_dot_kubelet__pb2.PortForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,6 +14,7 @@ import google.protobuf.any_pb2
 import grpc
 import grpc.aio
 import protos.api_pb2
+import protos.kubelet_pb2
 import typing
 
 _T = typing.TypeVar("_T")
@@ -107,6 +108,23 @@ class ResourcesStub:
     return its output and exit code, through the node's kubelet (kubectl exec).
     """
 
+    PodExecStream: grpc.StreamStreamMultiCallable[
+        protos.kubelet_pb2.ExecStreamRequest,
+        protos.kubelet_pb2.ExecStreamResponse,
+    ]
+    """PodExecStream is pods/exec with streams attached (`exec -i`, `cp`): the
+    apiserver checks the first message (the `create` verb on pods/exec), finds
+    the node and relays both directions to its kubelet's ExecStream.
+    """
+
+    PodPortForward: grpc.StreamStreamMultiCallable[
+        protos.kubelet_pb2.PortForwardRequest,
+        protos.kubelet_pb2.PortForwardResponse,
+    ]
+    """PodPortForward is pods/portforward: relayed to the kubelet's PortForward
+    (`kubectl port-forward`, one stream per accepted local connection).
+    """
+
     AccessReview: grpc.UnaryUnaryMultiCallable[
         protos.api_pb2.AccessReviewRequest,
         protos.api_pb2.AccessReviewResponse,
@@ -196,6 +214,23 @@ class ResourcesAsyncStub:
     ]
     """PodExec is pods/exec, non-interactive: run a command in a container and
     return its output and exit code, through the node's kubelet (kubectl exec).
+    """
+
+    PodExecStream: grpc.aio.StreamStreamMultiCallable[
+        protos.kubelet_pb2.ExecStreamRequest,
+        protos.kubelet_pb2.ExecStreamResponse,
+    ]
+    """PodExecStream is pods/exec with streams attached (`exec -i`, `cp`): the
+    apiserver checks the first message (the `create` verb on pods/exec), finds
+    the node and relays both directions to its kubelet's ExecStream.
+    """
+
+    PodPortForward: grpc.aio.StreamStreamMultiCallable[
+        protos.kubelet_pb2.PortForwardRequest,
+        protos.kubelet_pb2.PortForwardResponse,
+    ]
+    """PodPortForward is pods/portforward: relayed to the kubelet's PortForward
+    (`kubectl port-forward`, one stream per accepted local connection).
     """
 
     AccessReview: grpc.aio.UnaryUnaryMultiCallable[
@@ -313,6 +348,27 @@ class ResourcesServicer(metaclass=abc.ABCMeta):
     ) -> typing.Union[protos.api_pb2.PodExecResponse, collections.abc.Awaitable[protos.api_pb2.PodExecResponse]]:
         """PodExec is pods/exec, non-interactive: run a command in a container and
         return its output and exit code, through the node's kubelet (kubectl exec).
+        """
+
+    @abc.abstractmethod
+    def PodExecStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[protos.kubelet_pb2.ExecStreamRequest],
+        context: _ServicerContext,
+    ) -> typing.Union[collections.abc.Iterator[protos.kubelet_pb2.ExecStreamResponse], collections.abc.AsyncIterator[protos.kubelet_pb2.ExecStreamResponse]]:
+        """PodExecStream is pods/exec with streams attached (`exec -i`, `cp`): the
+        apiserver checks the first message (the `create` verb on pods/exec), finds
+        the node and relays both directions to its kubelet's ExecStream.
+        """
+
+    @abc.abstractmethod
+    def PodPortForward(
+        self,
+        request_iterator: _MaybeAsyncIterator[protos.kubelet_pb2.PortForwardRequest],
+        context: _ServicerContext,
+    ) -> typing.Union[collections.abc.Iterator[protos.kubelet_pb2.PortForwardResponse], collections.abc.AsyncIterator[protos.kubelet_pb2.PortForwardResponse]]:
+        """PodPortForward is pods/portforward: relayed to the kubelet's PortForward
+        (`kubectl port-forward`, one stream per accepted local connection).
         """
 
     @abc.abstractmethod

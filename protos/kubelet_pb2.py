@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/kubelet.proto\x12\x10tinykube.kubelet\"\xfa\x01\n\x14\x43ontainerLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x17\n\ntail_lines\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07pod_uid\x18\x07 \x01(\t\x12\x1a\n\rsince_seconds\x18\x08 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nsince_time\x18\t \x01(\t\x12\x12\n\ntimestamps\x18\n \x01(\x08\x42\r\n\x0b_tail_linesB\x10\n\x0e_since_seconds\"#\n\x12\x43ontainerLogsChunk\x12\r\n\x05lines\x18\x01 \x03(\t\"\x84\x01\n\x14\x43ontainerExecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\x12\x0f\n\x07pod_uid\x18\x06 \x01(\t\"J\n\x15\x43ontainerExecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\x32\xba\x01\n\x07Kubelet\x12V\n\x04Logs\x12&.tinykube.kubelet.ContainerLogsRequest\x1a$.tinykube.kubelet.ContainerLogsChunk0\x01\x12W\n\x04\x45xec\x12&.tinykube.kubelet.ContainerExecRequest\x1a\'.tinykube.kubelet.ContainerExecResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14protos/kubelet.proto\x12\x10tinykube.kubelet\"\xfa\x01\n\x14\x43ontainerLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x17\n\ntail_lines\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07pod_uid\x18\x07 \x01(\t\x12\x1a\n\rsince_seconds\x18\x08 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nsince_time\x18\t \x01(\t\x12\x12\n\ntimestamps\x18\n \x01(\x08\x42\r\n\x0b_tail_linesB\x10\n\x0e_since_seconds\"#\n\x12\x43ontainerLogsChunk\x12\r\n\x05lines\x18\x01 \x03(\t\"\x84\x01\n\x14\x43ontainerExecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\x12\x0f\n\x07pod_uid\x18\x06 \x01(\t\"J\n\x15\x43ontainerExecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\"\x9c\x01\n\tExecStart\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x0f\n\x07pod_uid\x18\x05 \x01(\t\x12\r\n\x05stdin\x18\x06 \x01(\x08\x12\x0e\n\x06stdout\x18\x07 \x01(\x08\x12\x0e\n\x06stderr\x18\x08 \x01(\x08\x12\x0b\n\x03tty\x18\t \x01(\x08\"-\n\x0cTerminalSize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"\xa6\x01\n\x11\x45xecStreamRequest\x12,\n\x05start\x18\x01 \x01(\x0b\x32\x1b.tinykube.kubelet.ExecStartH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12\x15\n\x0bstdin_close\x18\x03 \x01(\x08H\x00\x12\x30\n\x06resize\x18\x04 \x01(\x0b\x32\x1e.tinykube.kubelet.TerminalSizeH\x00\x42\t\n\x07payload\"X\n\x12\x45xecStreamResponse\x12\x10\n\x06stdout\x18\x01 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x02 \x01(\x0cH\x00\x12\x13\n\texit_code\x18\x03 \x01(\x05H\x00\x42\t\n\x07payload\"Q\n\x10PortForwardStart\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x0f\n\x07pod_uid\x18\x03 \x01(\t\x12\x0c\n\x04port\x18\x04 \x01(\x05\"{\n\x12PortForwardRequest\x12\x33\n\x05start\x18\x01 \x01(\x0b\x32\".tinykube.kubelet.PortForwardStartH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x12\x15\n\x0b\x63lose_write\x18\x03 \x01(\x08H\x00\x42\t\n\x07payload\"#\n\x13PortForwardResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xf7\x02\n\x07Kubelet\x12V\n\x04Logs\x12&.tinykube.kubelet.ContainerLogsRequest\x1a$.tinykube.kubelet.ContainerLogsChunk0\x01\x12W\n\x04\x45xec\x12&.tinykube.kubelet.ContainerExecRequest\x1a\'.tinykube.kubelet.ContainerExecResponse\x12[\n\nExecStream\x12#.tinykube.kubelet.ExecStreamRequest\x1a$.tinykube.kubelet.ExecStreamResponse(\x01\x30\x01\x12^\n\x0bPortForward\x12$.tinykube.kubelet.PortForwardRequest\x1a%.tinykube.kubelet.PortForwardResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTAINEREXECREQUEST']._serialized_end=465
   _globals['_CONTAINEREXECRESPONSE']._serialized_start=467
   _globals['_CONTAINEREXECRESPONSE']._serialized_end=541
-  _globals['_KUBELET']._serialized_start=544
-  _globals['_KUBELET']._serialized_end=730
+  _globals['_EXECSTART']._serialized_start=544
+  _globals['_EXECSTART']._serialized_end=700
+  _globals['_TERMINALSIZE']._serialized_start=702
+  _globals['_TERMINALSIZE']._serialized_end=747
+  _globals['_EXECSTREAMREQUEST']._serialized_start=750
+  _globals['_EXECSTREAMREQUEST']._serialized_end=916
+  _globals['_EXECSTREAMRESPONSE']._serialized_start=918
+  _globals['_EXECSTREAMRESPONSE']._serialized_end=1006
+  _globals['_PORTFORWARDSTART']._serialized_start=1008
+  _globals['_PORTFORWARDSTART']._serialized_end=1089
+  _globals['_PORTFORWARDREQUEST']._serialized_start=1091
+  _globals['_PORTFORWARDREQUEST']._serialized_end=1214
+  _globals['_PORTFORWARDRESPONSE']._serialized_start=1216
+  _globals['_PORTFORWARDRESPONSE']._serialized_end=1251
+  _globals['_KUBELET']._serialized_start=1254
+  _globals['_KUBELET']._serialized_end=1629
 # @@protoc_insertion_point(module_scope)

@@ -138,3 +138,187 @@ class ContainerExecResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["exit_code", b"exit_code", "stderr", b"stderr", "stdout", b"stdout"]) -> None: ...
 
 global___ContainerExecResponse = ContainerExecResponse
+
+@typing.final
+class ExecStart(google.protobuf.message.Message):
+    """The first message of an ExecStream: which container, what to run, which
+    streams to attach (Kubernetes' ExecOptions).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    POD_FIELD_NUMBER: builtins.int
+    CONTAINER_FIELD_NUMBER: builtins.int
+    COMMAND_FIELD_NUMBER: builtins.int
+    POD_UID_FIELD_NUMBER: builtins.int
+    STDIN_FIELD_NUMBER: builtins.int
+    STDOUT_FIELD_NUMBER: builtins.int
+    STDERR_FIELD_NUMBER: builtins.int
+    TTY_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
+    pod: builtins.str
+    container: builtins.str
+    pod_uid: builtins.str
+    stdin: builtins.bool
+    stdout: builtins.bool
+    stderr: builtins.bool
+    tty: builtins.bool
+    @property
+    def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        namespace: builtins.str = ...,
+        pod: builtins.str = ...,
+        container: builtins.str = ...,
+        command: collections.abc.Iterable[builtins.str] | None = ...,
+        pod_uid: builtins.str = ...,
+        stdin: builtins.bool = ...,
+        stdout: builtins.bool = ...,
+        stderr: builtins.bool = ...,
+        tty: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["command", b"command", "container", b"container", "namespace", b"namespace", "pod", b"pod", "pod_uid", b"pod_uid", "stderr", b"stderr", "stdin", b"stdin", "stdout", b"stdout", "tty", b"tty"]) -> None: ...
+
+global___ExecStart = ExecStart
+
+@typing.final
+class TerminalSize(google.protobuf.message.Message):
+    """A terminal's size (kubectl sends it on the resize channel)."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    WIDTH_FIELD_NUMBER: builtins.int
+    HEIGHT_FIELD_NUMBER: builtins.int
+    width: builtins.int
+    height: builtins.int
+    def __init__(
+        self,
+        *,
+        width: builtins.int = ...,
+        height: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["height", b"height", "width", b"width"]) -> None: ...
+
+global___TerminalSize = TerminalSize
+
+@typing.final
+class ExecStreamRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    START_FIELD_NUMBER: builtins.int
+    STDIN_FIELD_NUMBER: builtins.int
+    STDIN_CLOSE_FIELD_NUMBER: builtins.int
+    RESIZE_FIELD_NUMBER: builtins.int
+    stdin: builtins.bytes
+    stdin_close: builtins.bool
+    """stdin reached its end: the process sees EOF on its standard input."""
+    @property
+    def start(self) -> global___ExecStart: ...
+    @property
+    def resize(self) -> global___TerminalSize: ...
+    def __init__(
+        self,
+        *,
+        start: global___ExecStart | None = ...,
+        stdin: builtins.bytes = ...,
+        stdin_close: builtins.bool = ...,
+        resize: global___TerminalSize | None = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["payload", b"payload", "resize", b"resize", "start", b"start", "stdin", b"stdin", "stdin_close", b"stdin_close"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["payload", b"payload", "resize", b"resize", "start", b"start", "stdin", b"stdin", "stdin_close", b"stdin_close"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["payload", b"payload"]) -> typing.Literal["start", "stdin", "stdin_close", "resize"] | None: ...
+
+global___ExecStreamRequest = ExecStreamRequest
+
+@typing.final
+class ExecStreamResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    STDOUT_FIELD_NUMBER: builtins.int
+    STDERR_FIELD_NUMBER: builtins.int
+    EXIT_CODE_FIELD_NUMBER: builtins.int
+    stdout: builtins.bytes
+    stderr: builtins.bytes
+    exit_code: builtins.int
+    """The last message: the command's exit code (0 success)."""
+    def __init__(
+        self,
+        *,
+        stdout: builtins.bytes = ...,
+        stderr: builtins.bytes = ...,
+        exit_code: builtins.int = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["exit_code", b"exit_code", "payload", b"payload", "stderr", b"stderr", "stdout", b"stdout"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["exit_code", b"exit_code", "payload", b"payload", "stderr", b"stderr", "stdout", b"stdout"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["payload", b"payload"]) -> typing.Literal["stdout", "stderr", "exit_code"] | None: ...
+
+global___ExecStreamResponse = ExecStreamResponse
+
+@typing.final
+class PortForwardStart(google.protobuf.message.Message):
+    """The first message of a PortForward names the pod and the port."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: builtins.int
+    POD_FIELD_NUMBER: builtins.int
+    POD_UID_FIELD_NUMBER: builtins.int
+    PORT_FIELD_NUMBER: builtins.int
+    namespace: builtins.str
+    pod: builtins.str
+    pod_uid: builtins.str
+    port: builtins.int
+    def __init__(
+        self,
+        *,
+        namespace: builtins.str = ...,
+        pod: builtins.str = ...,
+        pod_uid: builtins.str = ...,
+        port: builtins.int = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["namespace", b"namespace", "pod", b"pod", "pod_uid", b"pod_uid", "port", b"port"]) -> None: ...
+
+global___PortForwardStart = PortForwardStart
+
+@typing.final
+class PortForwardRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    START_FIELD_NUMBER: builtins.int
+    DATA_FIELD_NUMBER: builtins.int
+    CLOSE_WRITE_FIELD_NUMBER: builtins.int
+    data: builtins.bytes
+    close_write: builtins.bool
+    """The caller will send no more (a TCP half-close toward the pod)."""
+    @property
+    def start(self) -> global___PortForwardStart: ...
+    def __init__(
+        self,
+        *,
+        start: global___PortForwardStart | None = ...,
+        data: builtins.bytes = ...,
+        close_write: builtins.bool = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["close_write", b"close_write", "data", b"data", "payload", b"payload", "start", b"start"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["close_write", b"close_write", "data", b"data", "payload", b"payload", "start", b"start"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["payload", b"payload"]) -> typing.Literal["start", "data", "close_write"] | None: ...
+
+global___PortForwardRequest = PortForwardRequest
+
+@typing.final
+class PortForwardResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: builtins.int
+    data: builtins.bytes
+    """Bytes from the pod's port; the stream ends when the pod side closes."""
+    def __init__(
+        self,
+        *,
+        data: builtins.bytes = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["data", b"data"]) -> None: ...
+
+global___PortForwardResponse = PortForwardResponse

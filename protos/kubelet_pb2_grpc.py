@@ -44,6 +44,16 @@ class KubeletStub(object):
                 request_serializer=protos_dot_kubelet__pb2.ContainerExecRequest.SerializeToString,
                 response_deserializer=protos_dot_kubelet__pb2.ContainerExecResponse.FromString,
                 _registered_method=True)
+        self.ExecStream = channel.stream_stream(
+                '/tinykube.kubelet.Kubelet/ExecStream',
+                request_serializer=protos_dot_kubelet__pb2.ExecStreamRequest.SerializeToString,
+                response_deserializer=protos_dot_kubelet__pb2.ExecStreamResponse.FromString,
+                _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/tinykube.kubelet.Kubelet/PortForward',
+                request_serializer=protos_dot_kubelet__pb2.PortForwardRequest.SerializeToString,
+                response_deserializer=protos_dot_kubelet__pb2.PortForwardResponse.FromString,
+                _registered_method=True)
 
 
 class KubeletServicer(object):
@@ -65,6 +75,25 @@ class KubeletServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecStream(self, request_iterator, context):
+        """ExecStream is the interactive exec (`kubectl exec -i`, `kubectl cp`): the
+        first request names the container and command, later ones carry stdin
+        and terminal resizes; responses carry stdout/stderr as it is written and,
+        last, the exit code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PortForward(self, request_iterator, context):
+        """PortForward joins the caller to one TCP port inside the pod's network
+        namespace (CRI PortForward): the first request names the pod and port,
+        then bytes flow both ways until either side closes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KubeletServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +106,16 @@ def add_KubeletServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=protos_dot_kubelet__pb2.ContainerExecRequest.FromString,
                     response_serializer=protos_dot_kubelet__pb2.ContainerExecResponse.SerializeToString,
+            ),
+            'ExecStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecStream,
+                    request_deserializer=protos_dot_kubelet__pb2.ExecStreamRequest.FromString,
+                    response_serializer=protos_dot_kubelet__pb2.ExecStreamResponse.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=protos_dot_kubelet__pb2.PortForwardRequest.FromString,
+                    response_serializer=protos_dot_kubelet__pb2.PortForwardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +172,60 @@ class Kubelet(object):
             '/tinykube.kubelet.Kubelet/Exec',
             protos_dot_kubelet__pb2.ContainerExecRequest.SerializeToString,
             protos_dot_kubelet__pb2.ContainerExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tinykube.kubelet.Kubelet/ExecStream',
+            protos_dot_kubelet__pb2.ExecStreamRequest.SerializeToString,
+            protos_dot_kubelet__pb2.ExecStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tinykube.kubelet.Kubelet/PortForward',
+            protos_dot_kubelet__pb2.PortForwardRequest.SerializeToString,
+            protos_dot_kubelet__pb2.PortForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,

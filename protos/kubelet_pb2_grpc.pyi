@@ -38,6 +38,25 @@ class KubeletStub:
     ]
     """Exec runs a command in a running container and waits for it (CRI ExecSync)."""
 
+    ExecStream: grpc.StreamStreamMultiCallable[
+        protos.kubelet_pb2.ExecStreamRequest,
+        protos.kubelet_pb2.ExecStreamResponse,
+    ]
+    """ExecStream is the interactive exec (`kubectl exec -i`, `kubectl cp`): the
+    first request names the container and command, later ones carry stdin
+    and terminal resizes; responses carry stdout/stderr as it is written and,
+    last, the exit code.
+    """
+
+    PortForward: grpc.StreamStreamMultiCallable[
+        protos.kubelet_pb2.PortForwardRequest,
+        protos.kubelet_pb2.PortForwardResponse,
+    ]
+    """PortForward joins the caller to one TCP port inside the pod's network
+    namespace (CRI PortForward): the first request names the pod and port,
+    then bytes flow both ways until either side closes.
+    """
+
 class KubeletAsyncStub:
     Logs: grpc.aio.UnaryStreamMultiCallable[
         protos.kubelet_pb2.ContainerLogsRequest,
@@ -53,6 +72,25 @@ class KubeletAsyncStub:
         protos.kubelet_pb2.ContainerExecResponse,
     ]
     """Exec runs a command in a running container and waits for it (CRI ExecSync)."""
+
+    ExecStream: grpc.aio.StreamStreamMultiCallable[
+        protos.kubelet_pb2.ExecStreamRequest,
+        protos.kubelet_pb2.ExecStreamResponse,
+    ]
+    """ExecStream is the interactive exec (`kubectl exec -i`, `kubectl cp`): the
+    first request names the container and command, later ones carry stdin
+    and terminal resizes; responses carry stdout/stderr as it is written and,
+    last, the exit code.
+    """
+
+    PortForward: grpc.aio.StreamStreamMultiCallable[
+        protos.kubelet_pb2.PortForwardRequest,
+        protos.kubelet_pb2.PortForwardResponse,
+    ]
+    """PortForward joins the caller to one TCP port inside the pod's network
+    namespace (CRI PortForward): the first request names the pod and port,
+    then bytes flow both ways until either side closes.
+    """
 
 class KubeletServicer(metaclass=abc.ABCMeta):
     @abc.abstractmethod
@@ -73,5 +111,28 @@ class KubeletServicer(metaclass=abc.ABCMeta):
         context: _ServicerContext,
     ) -> typing.Union[protos.kubelet_pb2.ContainerExecResponse, collections.abc.Awaitable[protos.kubelet_pb2.ContainerExecResponse]]:
         """Exec runs a command in a running container and waits for it (CRI ExecSync)."""
+
+    @abc.abstractmethod
+    def ExecStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[protos.kubelet_pb2.ExecStreamRequest],
+        context: _ServicerContext,
+    ) -> typing.Union[collections.abc.Iterator[protos.kubelet_pb2.ExecStreamResponse], collections.abc.AsyncIterator[protos.kubelet_pb2.ExecStreamResponse]]:
+        """ExecStream is the interactive exec (`kubectl exec -i`, `kubectl cp`): the
+        first request names the container and command, later ones carry stdin
+        and terminal resizes; responses carry stdout/stderr as it is written and,
+        last, the exit code.
+        """
+
+    @abc.abstractmethod
+    def PortForward(
+        self,
+        request_iterator: _MaybeAsyncIterator[protos.kubelet_pb2.PortForwardRequest],
+        context: _ServicerContext,
+    ) -> typing.Union[collections.abc.Iterator[protos.kubelet_pb2.PortForwardResponse], collections.abc.AsyncIterator[protos.kubelet_pb2.PortForwardResponse]]:
+        """PortForward joins the caller to one TCP port inside the pod's network
+        namespace (CRI PortForward): the first request names the pod and port,
+        then bytes flow both ways until either side closes.
+        """
 
 def add_KubeletServicer_to_server(servicer: KubeletServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...
