@@ -8,9 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make iproute2 nftables procps \
 	containerd runc containernetworking-plugins nginx-light busybox-static docker-registry \
-	docker.io iperf3 curl ruby shellcheck systemd
+	docker.io iperf3 curl ruby shellcheck systemd etcd-server
 # Protos with a gRPC service get client/server stubs too.
-GRPC_PROTOS := protos/api.proto protos/kubelet.proto protos/cri.proto
+GRPC_PROTOS := $(shell grep -l '^service ' protos/*.proto)
 
 .PHONY: setup cli-link system-deps vm-deps vm-e2e demo test unit integration e2e lint protos protos-check bench clean
 
