@@ -231,8 +231,8 @@ class Client(ServerCalls):
             if not token:
                 return items, version
 
-    async def update(self, obj: M) -> M:
-        request = api_pb2.UpdateRequest(object=scheme.pack(self._prepared(obj)))
+    async def update(self, obj: M, *, dry_run: bool = False) -> M:
+        request = api_pb2.UpdateRequest(object=scheme.pack(self._prepared(obj)), dry_run=dry_run)
         reply = await self._unary(self._resources().Update(request, timeout=self.timeout))
         updated: M = scheme.unpack(reply)
         return updated

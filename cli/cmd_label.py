@@ -40,7 +40,13 @@ import click
 from apimachinery import errors, scheme
 from apimachinery.validation_names import is_valid_label_value
 from cli import context, inputs
-from cli.cmd_patch import print_outcome, report, update_with_retry
+from cli.cmd_patch import (
+    DRY_RUN_SUFFIX,
+    dry_run_option,
+    print_outcome,
+    report,
+    update_with_retry,
+)
 from cli.context import CommandError, Options, echo_err, effective, namespace_option
 
 if TYPE_CHECKING:
@@ -154,6 +160,8 @@ def map_options(fn: Any) -> Any:
         click.option("--list", "list_only", is_flag=True, help="Print the current values."),
         click.option("--resource-version", default="", help="Change only at this version."),
         click.option("-o", "--output", type=click.Choice(["name", "yaml", "json"])),
+        click.option("-f", "--filename", "filenames", multiple=True, help="Objects in a file."),
+        dry_run_option,
         namespace_option,
         click.pass_obj,
     ]
@@ -187,6 +195,8 @@ def run_map_verb(
     list_only: bool,
     resource_version: str,
     output: str | None,
+    filenames: tuple[str, ...],
+    dry_run: str,
     namespace: str | None,
 ) -> None:
     opts = effective(opts, namespace)
@@ -196,10 +206,17 @@ def run_map_verb(
         change = parse_changes(pairs, MapChange(noun, overwrite=overwrite))
         if not pairs and not list_only:
             raise CommandError(f"at least one {noun} update is required")
-        targets = inputs.parse_resource_args(words, verb=noun, need_names=not by_list)
+        from_files: list[tuple[scheme.KindInfo, str, str]] = []
+        targets: list[tuple[scheme.KindInfo, list[str]]] = []
+        if filenames:
+            if words or by_list:
+                raise CommandError("-f cannot be combined with resource arguments, -l or --all")
+            from_files = inputs.objects_in_files(filenames, opts.namespace)
+        else:
+            targets = inputs.parse_resource_args(words, verb=noun, need_names=not by_list)
         if by_list and any(names for _, names in targets):
             raise CommandError("resource names cannot be combined with --selector or --all")
-        singles = sum(len(names) for _, names in targets)
+        singles = sum(len(names) for _, names in targets) + len(from_files)
         if resource_version and (by_list or singles != 1):
             raise CommandError("--resource-version may only be used with a single resource")
         change.resource_version = resource_version
@@ -208,7 +225,7 @@ def run_map_verb(
         raise click.exceptions.Exit(1) from None
 
     async def verb(client: Client) -> int:
-        pending = await select(client, opts, targets, selector)
+        pending = from_files or await select(client, opts, targets, selector)
         if not pending:
             echo_err(
                 "error: no objects passed to " + ("annotate" if noun == "annotation" else noun)
@@ -221,7 +238,13 @@ def run_map_verb(
         for info, name, ns in pending:
             try:
                 live, result = await update_with_retry(
-                    client, info, name, ns, change.apply, retry=not resource_version
+                    client,
+                    info,
+                    name,
+                    ns,
+                    change.apply,
+                    retry=not resource_version,
+                    dry_run=dry_run,
                 )
             except CommandError as err:
                 echo_err(f"error: {err}")
@@ -234,7 +257,8 @@ def run_map_verb(
             for key in change.removes:
                 if key not in getattr(live.metadata, change.field):
                     click.echo(f'{noun} "{key}" not found.')
-            print_outcome(result, outcome(noun, live, result, overwrite), output)
+            done = outcome(noun, live, result, overwrite) + DRY_RUN_SUFFIX[dry_run]
+            print_outcome(result, done, output)
         return code
 
     context.exit_with(context.run(opts, verb))

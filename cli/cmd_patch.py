@@ -20,9 +20,15 @@ it fails before anything is sent. Then, per object:
    is reported, not retried.
 
 An update that would change nothing is not sent, and prints `patched (no
-change)` as kubectl does. Kubernetes applies patches on the server (the
-PATCH verb); tinykube's API has no PATCH yet, so the CLI applies them with
-the same pure functions the server will use.
+change)` as kubectl does. `-f FILE` takes the objects to patch from a
+manifest (only their kind, name and namespace). `--dry-run=server` sends the
+update with dryRun set: the server validates and admits it but stores
+nothing, and the answer is what it would have stored; `--dry-run=client`
+sends no write at all and prints the patched object as computed here.
+
+Kubernetes applies patches on the server (the PATCH verb). tinykube's HTTP
+API does too (apiserver/httpapi/patching.py), but its gRPC API, which this
+CLI speaks, has no PATCH: the CLI applies them with the same pure functions.
 
 `update_with_retry` is that loop for any change to a typed object: `label`
 and `annotate` use it too.
@@ -46,6 +52,28 @@ if TYPE_CHECKING:
     from apimachinery.client import Client
 
 CONFLICT_ATTEMPTS = 5
+# What kubectl appends to "patched", "labeled"... under --dry-run.
+DRY_RUN_SUFFIX = {"none": "", "client": " (dry run)", "server": " (server dry run)"}
+
+dry_run_option = click.option(
+    "--dry-run",
+    type=click.Choice(["none", "client", "server"]),
+    default="none",
+    help="client: print the object that would be sent; server: checked, not stored.",
+)
+
+
+def targets(
+    args: tuple[str, ...], filenames: tuple[str, ...], namespace: str, verb: str
+) -> list[tuple[scheme.KindInfo, str, str]]:
+    """(kind, name, namespace) to change: from `KIND NAME...` arguments or from `-f` files."""
+    if filenames:
+        if args:
+            raise CommandError(f"resource arguments cannot be combined with -f for {verb}")
+        return inputs.objects_in_files(filenames, namespace)
+    found = inputs.parse_resource_args(args, verb=verb, need_names=True)
+    ns_of = {info.resource: namespace if info.namespaced else "" for info, _ in found}
+    return [(info, name, ns_of[info.resource]) for info, names in found for name in names]
 
 
 def copy_of(obj: Any) -> Any:
@@ -65,18 +93,23 @@ async def update_with_retry(
     change: Callable[[Any], Any],
     *,
     retry: bool = True,
+    dry_run: str = "none",
 ) -> tuple[Any, Any]:
     """(live, result): get, `change(copy)`, update unless nothing changed; again on Conflict.
 
     `change` gets a copy of the live object and returns the object to store
-    (or raises CommandError). `result` is `live` itself when nothing changed."""
+    (or raises CommandError). `result` is `live` itself when nothing changed.
+    `dry_run` "server" asks the server to check the update without storing it;
+    "client" sends nothing and returns the changed object as it is."""
 
     async def once() -> tuple[Any, Any]:
         live = copy_of(await client.get(info, name, namespace))
         wanted = change(copy_of(live))
         if codec.to_dict(wanted) == codec.to_dict(live):
             return live, live
-        return live, await client.update(wanted)
+        if dry_run == "client":
+            return live, wanted
+        return live, await client.update(wanted, dry_run=dry_run == "server")
 
     if not retry:
         return await once()
@@ -149,6 +182,8 @@ def read_patch(patch: str | None, patch_file: str | None, patch_type: str) -> An
     help="The type of patch: json, merge or strategic (default).",
 )
 @click.option("-o", "--output", type=click.Choice(["name", "yaml", "json"]), default=None)
+@click.option("-f", "--filename", "filenames", multiple=True, help="Patch the objects in a file.")
+@dry_run_option
 @namespace_option
 @click.pass_obj
 def patch(
@@ -158,12 +193,14 @@ def patch(
     patch_file: str | None,
     patch_type: str,
     output: str | None,
+    filenames: tuple[str, ...],
+    dry_run: str,
     namespace: str | None,
 ) -> None:
     """Update fields of a resource with a strategic, merge or JSON patch."""
     opts = effective(opts, namespace)
     try:
-        targets = inputs.parse_resource_args(args, verb="patch", need_names=True)
+        pending = targets(args, filenames, opts.namespace, "patch")
         body = read_patch(patch, patch_file, patch_type)
     except CommandError as err:
         echo_err(f"error: {err}")
@@ -172,23 +209,28 @@ def patch(
 
     async def verb(client: Client) -> int:
         code = 0
-        for info, names in targets:
-            ns = opts.namespace if info.namespaced else ""
-            for name in names:
-                try:
-                    live, result = await update_with_retry(
-                        client, info, name, ns, lambda o: patched(o, body, patch_type), retry=retry
-                    )
-                except CommandError as err:
-                    echo_err(f"error: {err}")
-                    code = 1
-                    continue
-                except errors.StatusError as err:
-                    report(err, opts.server)
-                    code = 1
-                    continue
-                same = result.metadata.resource_version == live.metadata.resource_version
-                print_outcome(result, "patched (no change)" if same else "patched", output)
+        for info, name, ns in pending:
+            try:
+                live, result = await update_with_retry(
+                    client,
+                    info,
+                    name,
+                    ns,
+                    lambda o: patched(o, body, patch_type),
+                    retry=retry,
+                    dry_run=dry_run,
+                )
+            except CommandError as err:
+                echo_err(f"error: {err}")
+                code = 1
+                continue
+            except errors.StatusError as err:
+                report(err, opts.server)
+                code = 1
+                continue
+            same = codec.to_dict(result) == codec.to_dict(live)
+            outcome = "patched (no change)" if same else "patched"
+            print_outcome(result, outcome + DRY_RUN_SUFFIX[dry_run], output)
         return code
 
     context.exit_with(context.run(opts, verb))

@@ -108,6 +108,29 @@ def decode_all(sources: Sequence[Source]) -> tuple[list[Any], list[errors.Status
     return objs, problems
 
 
+def objects_in_files(
+    filenames: Sequence[str], namespace: str
+) -> list[tuple[scheme.KindInfo, str, str]]:
+    """(kind, name, namespace) of every object in `-f` files: what `patch -f`, `label -f` change.
+
+    Only the identity is taken from the file (kubectl's resource.Builder does
+    the same for these verbs); an object without a namespace is in the
+    command's namespace. Decode errors are reported together, as for apply."""
+    objs, problems = decode_all(read_sources(filenames))
+    if problems:
+        raise CommandError("\n".join(p.message for p in problems))
+    found: list[tuple[scheme.KindInfo, str, str]] = []
+    for obj in objs:
+        info = scheme.for_message(obj)
+        if not obj.metadata.name:
+            raise CommandError(f"a {info.kind} in the file has no metadata.name")
+        ns = (obj.metadata.namespace or namespace) if info.namespaced else ""
+        found.append((info, obj.metadata.name, ns))
+    if not found:
+        raise CommandError("no objects passed to the command")
+    return found
+
+
 def kind_for(word: str) -> scheme.KindInfo:
     """The kind a user typed (`po`, `deployments.apps`), or a CommandError in kubectl's words."""
     try:
