@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import shutil
@@ -371,6 +372,18 @@ class CRIRuntime(ContainerRuntime):
         self._statuses[container_id] = _copy(container)
         self._log_paths[container_id] = resp.status.log_path
         return container
+
+    async def container_pid(self, container_id: str) -> int:
+        """ContainerStatus(verbose): containerd's info["info"] is JSON with the task's "pid"."""
+        request = cri.ContainerStatusRequest(container_id=container_id, verbose=True)
+        resp = await self._call(f"container {container_id}", self.rt.ContainerStatus, request)
+        if resp.status.state != cri.CONTAINER_RUNNING:
+            return 0
+        try:
+            pid = json.loads(resp.info.get("info") or "{}").get("pid", 0)
+        except (ValueError, AttributeError):
+            return 0
+        return pid if isinstance(pid, int) and pid > 0 else 0
 
     async def _sandbox_of(self, container_id: str) -> str:
         request = cri.ListContainersRequest(filter=cri.ContainerFilter(id=container_id))

@@ -433,6 +433,12 @@ class DockerRuntime(ContainerRuntime):
         self._statuses[container_id] = _copy(container)
         return container
 
+    async def container_pid(self, container_id: str) -> int:
+        """GET /containers/<id>/json: `State.Pid` (0 once the container has stopped)."""
+        attrs = await self._inspect(f"container {container_id}", container_id, conv.TYPE_CONTAINER)
+        pid = (attrs.get("State") or {}).get("Pid") or 0
+        return pid if isinstance(pid, int) and pid > 0 else 0
+
     # ---- exec and logs ---------------------------------------------------------------------
 
     async def exec_sync(

@@ -44,6 +44,8 @@ For tests:
 * `kill(container_id, exit_code)` makes a running container exit now
   (a crash, an OOM kill), for PLEG and restart tests.
 * `network_ready` / `runtime_ready` drive status() for node condition tests.
+* `pids[container_id] = N` gives a running container a process (for stats
+  tests); without one it has none (container_pid answers 0).
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class FakeRuntime(ContainerRuntime):
         self.execs: dict[tuple[str, ...], ExecResult] = {}
         self.exec_handler: Callable[[Container, tuple[str, ...]], ExecResult | None] | None = None
         self.files: dict[tuple[str, str], bytes] = {}
+        self.pids: dict[str, int] = {}
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._ids = itertools.count(1)
         self._log_written = asyncio.Event()
@@ -340,6 +343,12 @@ class FakeRuntime(ContainerRuntime):
         container = self._get(container_id)
         self._advance(container)
         return replace(container)
+
+    async def container_pid(self, container_id: str) -> int:
+        container = self._get(container_id)
+        self._advance(container)
+        running = container.state == ContainerState.RUNNING
+        return self.pids.get(container_id, 0) if running else 0
 
     # ---- logs and exec -----------------------------------------------------------------
 

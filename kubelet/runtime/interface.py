@@ -27,6 +27,7 @@ worker's code is the same whether the node is hollow or real:
     container_status(id)            ContainerStatus
     exec_sync(id, cmd, timeout)     ExecSync -> ExecResult(exit_code, stdout, stderr)
     container_logs(id, follow, tail) reading the CRI log file (ContainerStatus.log_path)
+    container_pid(id)               ContainerStatus verbose info "pid" (for cgroup stats)
 
 How the three runtimes fill it in:
 
@@ -442,6 +443,16 @@ class ContainerRuntime(abc.ABC):
     ) -> AsyncIterator[LogLine]:
         """The container's log lines; see "Logs and exec" above."""
         raise ContainerRuntimeError(f"runtime {self.name} does not support logs")
+
+    async def container_pid(self, container_id: str) -> int:
+        """The host PID of a running container's first process, 0 when it has none.
+
+        The kubelet's stats (kubelet/stats/) find the container's cgroup from it
+        (/proc/PID/cgroup). CRI has no call for it: containerd tells it in
+        ContainerStatus' verbose info, Docker in `State.Pid`. Not abstract: a
+        runtime that runs no processes answers 0.
+        """
+        return 0
 
     async def remove_pod_logs(self, pod_uid: str) -> None:
         """Delete the pod's log directory once the pod is gone. Nothing by default."""
