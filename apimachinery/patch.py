@@ -54,7 +54,7 @@ from typing import Any
 
 import yaml
 
-from apimachinery import errors
+from apimachinery import errors, yamlio
 
 PATCH_TYPES = ("json", "merge", "strategic")
 
@@ -106,11 +106,13 @@ def parse_patch(text: str) -> Any:
         raise PatchError("unable to parse an empty patch")
     try:
         return json.loads(stripped)
+    except RecursionError:
+        raise PatchError("unable to parse the patch: it nests too deeply") from None
     except ValueError as json_err:
         if stripped[0] in "{[":
             raise PatchError(f"unable to parse {json.dumps(text)}: {json_err}") from None
     try:
-        return yaml.safe_load(stripped)
+        return yamlio.load(stripped)
     except yaml.YAMLError as yaml_err:
         problem = getattr(yaml_err, "problem", None) or str(yaml_err)
         raise PatchError(f"unable to parse {json.dumps(text)}: yaml: {problem}") from None

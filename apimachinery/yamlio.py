@@ -19,6 +19,20 @@ Two deliberate differences from PyYAML's SafeLoader:
 * duplicate keys are errors (PyYAML silently keeps the last one; Kubernetes'
   strict decoding rejects them: `mapping key "name" already defined`).
 
+And two bounds, so that a hostile manifest costs milliseconds, not the
+server's memory (the YAML library under Kubernetes has the same two):
+
+* aliases: `*name` reuses a node, so nine lines of nine aliases each can
+  stand for 9^9 (387 million) strings -- the "billion laughs". PyYAML
+  builds them as shared references, cheaply, but everything after it (the
+  codec, an error message) walks the expanded tree. So each document's node
+  tree is measured as it would be expanded (memoised per node, so the count
+  itself is cheap), and more than MAX_EXPANDED_NODES is refused: `yaml:
+  document contains excessive aliasing`.
+* depth: PyYAML's composer recurses once per level; a document nested
+  deeper than Python's stack is refused as `yaml: exceeded max depth`
+  instead of crashing the reader with a RecursionError.
+
 Output uses a SafeDumper that keeps key order (the codec emits fields in
 Kubernetes' order) and prints multi-line strings as `|` blocks.
 """
@@ -59,19 +73,77 @@ class Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
 
 
+# A real manifest has a few hundred nodes; a big ConfigMap a few thousand.
+MAX_EXPANDED_NODES = 100_000
+
+
+class LimitExceeded(yaml.YAMLError):
+    """A document over one of the bounds above (a YAMLError, so it is reported like one)."""
+
+
+def expanded_size(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> int:
+    """How many nodes `root` stands for with every alias expanded; LimitExceeded over `limit`.
+
+    A node reached through several aliases is the same object each time, so
+    its size is computed once (by id) and added as often as it is used.
+    Iterative (post-order), so a deep tree does not recurse."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        kids = _children(node)
+        if not children_done and kids:
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in kids if id(kid) not in sizes)
+            continue
+        size = 1 + sum(sizes[id(kid)] for kid in kids)
+        if size > limit:
+            raise LimitExceeded("yaml: document contains excessive aliasing")
+        sizes[id(node)] = size
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def iter_documents(text: str) -> Iterator[tuple[yaml.Node | None, Any]]:
     """Each document as (node tree, data); an empty document is (None, None).
 
-    Raises yaml.YAMLError (usually a MarkedYAMLError) on a syntax error.
+    Raises yaml.YAMLError (usually a MarkedYAMLError) on a syntax error, and
+    LimitExceeded for a document over the alias or depth bounds.
     """
     loader = Loader(text)
     try:
         while loader.check_node():
-            node = loader.get_node()
-            data = loader.construct_document(node) if node is not None else None
+            try:
+                node = loader.get_node()
+                if node is not None:
+                    expanded_size(node)
+                data = loader.construct_document(node) if node is not None else None
+            except RecursionError:
+                raise LimitExceeded(
+                    "yaml: exceeded max depth (the document nests too deeply)"
+                ) from None
             yield node, data
     finally:
         loader.dispose()
+
+
+def load(text: str) -> Any:
+    """One document's data, within the bounds (yaml.safe_load's role, for untrusted text).
+
+    Raises yaml.YAMLError on a syntax error, a second document, or a bound."""
+    documents = list(iter_documents(text))
+    if len(documents) > 1:
+        raise yaml.YAMLError("expected a single document in the stream")
+    return documents[0][1] if documents else None
 
 
 def line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
