@@ -9,7 +9,9 @@ decides, and writes its conclusion where everyone can read it:
    node the controller keeps a probe time: the moment *it* last saw the
    Lease's renewTime (or the Ready condition's heartbeat) change. Its own
    clock, not the kubelet's: a node whose clock runs ahead cannot look
-   alive forever. A node seen for the first time starts from its
+   alive forever. And its monotonic clock, not wall time
+   (apimachinery/clock.py): a wall-clock step of +5 minutes must not make
+   every node look five minutes silent. A node seen for the first time starts from its
    creationTimestamp, so a node whose kubelet never renews is caught too.
    When now > probe + `node_monitor_grace_period` (40 s), the kubelet has
    stopped posting status: the node's Ready condition (and MemoryPressure,
@@ -64,12 +66,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
 from google.protobuf import timestamp_pb2
 
 from apimachinery import errors
+from apimachinery.clock import Clock
 from controllers import register
 from controllers.base import Controller, ControllerContext
 from controllers.taint_eviction import (
@@ -151,7 +153,7 @@ def reconcile_taints(
 class NodeHealth:
     """What the controller last saw of a node, on its own clock (Kubernetes' nodeHealthData)."""
 
-    probe: float  # when a sign of life was last observed
+    probe: float  # when a sign of life was last observed (the controller's monotonic clock)
     lease_renew: float | None
     heartbeat: float | None
     ready: str
@@ -170,6 +172,7 @@ class NodeLifecycleController(Controller):
         self.pods = ctx.factory.informer(core_pb2.Pod)
         self.eviction = TaintEvictionController(ctx)  # also adds the pods' node-name index
         self.health: dict[str, NodeHealth] = {}
+        self.clock: Clock = self.eviction.clock  # one seam for both (tests pass a FakeClock)
         self.nodes.add_handlers(
             on_add=self.enqueue_obj,
             on_update=lambda _old, new: self.enqueue_obj(new),
@@ -202,7 +205,7 @@ class NodeLifecycleController(Controller):
         for node in self.nodes.store.list():
             name = node.metadata.name
             seen.add(name)
-            await self._check(node, time.time())
+            await self._check(node, self.clock.monotonic())
         for gone in set(self.health) - seen:
             del self.health[gone]
 
@@ -218,7 +221,8 @@ class NodeLifecycleController(Controller):
         health = self.health.get(name)
         if health is None:
             created = timestamp_seconds(node.metadata.creation_timestamp)
-            health = NodeHealth(probe=created, lease_renew=None, heartbeat=heartbeat, ready=status)
+            probe = self.clock.wall_to_monotonic(created)
+            health = NodeHealth(probe=probe, lease_renew=None, heartbeat=heartbeat, ready=status)
             self.health[name] = health
             self.recorder.event(
                 node,
@@ -254,7 +258,7 @@ class NodeLifecycleController(Controller):
         """Ready (and pressure conditions) -> Unknown; the node written, or None if unchanged."""
         new = core_pb2.Node()
         new.CopyFrom(node)
-        now = timestamp_pb2.Timestamp(seconds=int(time.time()))
+        now = timestamp_pb2.Timestamp(seconds=int(self.clock.time()))
         changed = False
         for type_ in UNKNOWN_CONDITIONS:
             cond = condition(new, type_)
@@ -294,7 +298,7 @@ class NodeLifecycleController(Controller):
                 if c.type == "Ready":
                     c.status = "False"
                     c.last_transition_time.CopyFrom(
-                        timestamp_pb2.Timestamp(seconds=int(time.time()))
+                        timestamp_pb2.Timestamp(seconds=int(self.clock.time()))
                     )
             try:
                 await self.client.update_status(new)
@@ -310,7 +314,8 @@ class NodeLifecycleController(Controller):
             await self._delete_orphaned_pods(key)
             return
         now = timestamp_pb2.Timestamp()
-        now.FromNanoseconds(time.time_ns())  # timeAdded starts eviction clocks: keep it exact
+        # timeAdded starts eviction clocks: keep it exact
+        now.FromNanoseconds(int(self.clock.time() * 1e9))
         taints = reconcile_taints(node, now)
         if taints is None:
             return

@@ -48,12 +48,13 @@ twice -- its kubelet sees the deletionTimestamp and stops the old one.
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 
 from google.protobuf import timestamp_pb2
 
 from apimachinery import errors
 from apimachinery.cache import meta_namespace_key, split_key
+from apimachinery.clock import Clock
 from controllers.base import Controller, ControllerContext
 from controllers.endpoints import ensure_index
 from protos import core_pb2
@@ -88,12 +89,12 @@ def no_execute_taints(node: core_pb2.Node) -> list[core_pb2.Taint]:
 
 
 def eviction_deadline(
-    pod: core_pb2.Pod, taints: list[core_pb2.Taint], first_seen: dict[str, float]
+    pod: core_pb2.Pod, taints: list[core_pb2.Taint], start_of: Callable[[core_pb2.Taint], float]
 ) -> float | None:
     """When `pod` must go because of `taints` (0.0: now); None if it tolerates them forever.
 
-    `first_seen` maps a taint key to when it was first observed, the start
-    for a taint without timeAdded.
+    `start_of(taint)` is when the taint's clock started, on the caller's
+    clock: its timeAdded, or when it was first observed if it has none.
     """
     deadline: float | None = None
     for taint in taints:
@@ -103,11 +104,7 @@ def eviction_deadline(
         limits = [t.toleration_seconds for t in matching if t.HasField("toleration_seconds")]
         if len(limits) < len(matching):
             continue  # one toleration without seconds tolerates this taint forever
-        if taint.HasField("time_added"):
-            start = timestamp_seconds(taint.time_added)
-        else:
-            start = first_seen.setdefault(f"{taint.key}:{taint.effect}", time.time())
-        due = start + max(0, min(limits))
+        due = start_of(taint) + max(0, min(limits))
         deadline = due if deadline is None else min(deadline, due)
     return deadline
 
@@ -122,8 +119,9 @@ class TaintEvictionController(Controller):
         self.nodes = ctx.factory.informer(core_pb2.Node)
         self.pods = ctx.factory.informer(core_pb2.Pod)
         ensure_index(self.pods.store, NODE_NAME_INDEX, pod_node_name)
-        self.scheduled: dict[str, float] = {}  # pod key -> eviction deadline (wall clock)
-        self._first_seen: dict[str, dict[str, float]] = {}  # node -> taint -> first seen
+        self.clock = Clock()
+        self.scheduled: dict[str, float] = {}  # pod key -> eviction deadline (monotonic)
+        self._first_seen: dict[str, dict[str, float]] = {}  # node -> taint -> start (monotonic)
         self.nodes.add_handlers(
             on_add=self._node_changed,
             on_update=lambda old, new: self._node_changed(new, old),
@@ -164,11 +162,11 @@ class TaintEvictionController(Controller):
             self._cancel(pod, key)
             return
         first_seen = self._first_seen.setdefault(pod.spec.node_name, {})
-        deadline = eviction_deadline(pod, taints, first_seen)
+        deadline = eviction_deadline(pod, taints, lambda t: self._start_of(t, first_seen))
         if deadline is None:
             self._cancel(pod, key)
             return
-        now = time.time()
+        now = self.clock.monotonic()
         if deadline > now:
             if self.scheduled.get(key) != deadline:
                 log.info(
@@ -179,6 +177,19 @@ class TaintEvictionController(Controller):
             self.queue.add_after(key, deadline - now)
             return
         await self._evict(pod, key)
+
+    def _start_of(self, taint: core_pb2.Taint, first_seen: dict[str, float]) -> float:
+        """The taint's start on the monotonic clock, fixed when the taint is first seen.
+
+        A taint's timeAdded is wall time; it is turned into a monotonic
+        reading once ("added 12 s ago"), so a later wall-clock jump moves no
+        deadline."""
+        stamp = timestamp_seconds(taint.time_added) if taint.HasField("time_added") else None
+        seen = f"{taint.key}:{taint.effect}:{stamp}"
+        if seen not in first_seen:
+            now = self.clock.monotonic()
+            first_seen[seen] = now if stamp is None else self.clock.wall_to_monotonic(stamp)
+        return first_seen[seen]
 
     def _cancel(self, pod: core_pb2.Pod, key: str) -> None:
         if self.scheduled.pop(key, None) is not None:

@@ -234,9 +234,13 @@ def test_taint_and_deadline_rules() -> None:
     taint.time_added.FromSeconds(1000)
     forever = pod("p")
     forever.spec.tolerations.add(key=UNREACHABLE, operator="Exists", effect="NoExecute")
-    assert eviction_deadline(forever, [taint], {}) is None
-    assert eviction_deadline(_tolerating(pod("p"), 30), [taint], {}) == 1030.0
-    assert eviction_deadline(_no_default_toleration(pod("p")), [taint], {}) == 0.0
+
+    def added(t: core_pb2.Taint) -> float:
+        return timestamp_seconds(t.time_added)
+
+    assert eviction_deadline(forever, [taint], added) is None
+    assert eviction_deadline(_tolerating(pod("p"), 30), [taint], added) == 1030.0
+    assert eviction_deadline(_no_default_toleration(pod("p")), [taint], added) == 0.0
     everything = pod("p")
     everything.spec.tolerations.add(operator="Exists")
-    assert eviction_deadline(everything, [taint], {}) is None
+    assert eviction_deadline(everything, [taint], added) is None
