@@ -24,6 +24,9 @@ in place of etcd)::
   revision never goes backwards after a reopen, even when compaction has
   deleted every row or the newest rows.
 
+Checked at open (sqlite_check.py): SQLite's integrity_check and our revision invariants;
+a corrupt file is refused with StorageCorrupt, never served.
+
 Durability: WAL with `synchronous=FULL` fsyncs the WAL at each COMMIT, so a
 write that returned survives `kill -9` (and power loss). Writes arrive in
 groups (group commit, see sqlite.py): `apply(ops)` runs a whole group in one
@@ -60,6 +63,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from apiserver.storage import sqlite_check
 from apiserver.storage.interface import (
     Compacted,
     Event,
@@ -187,10 +191,20 @@ class RevisionLog:
         except sqlite3.OperationalError as err:
             self._db.close()
             raise StorageError(f"cannot open {path}: {err} (is another server using it?)") from err
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
-        self.revision: int = int(row[0]) if row else 0
-        row = self._db.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()
-        self.compacted: int = int(row[0]) if row else 0
+        except sqlite3.DatabaseError as err:  # "file is not a database", a damaged header
+            self._db.close()
+            raise sqlite_check.StorageCorrupt(path, [str(err)]) from err
+        try:
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
+            self.revision: int = int(row[0]) if row else 0
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()
+            self.compacted: int = int(row[0]) if row else 0
+            sqlite_check.check(self._db, path, self.revision, self.compacted)
+        except (sqlite3.DatabaseError, StorageError) as err:
+            self._db.close()
+            if isinstance(err, StorageError):
+                raise
+            raise sqlite_check.StorageCorrupt(path, [str(err)]) from err
         log.info(
             "opened revision log",
             extra={"path": path, "revision": self.revision, "compacted": self.compacted},
