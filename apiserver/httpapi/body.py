@@ -5,7 +5,8 @@ kubectl never sends but curl users do). Decoding follows the API server's
 rules:
 
 * The media type must be one we read (`application/json`, `application/yaml`,
-  and protobuf for the few kinds kubeproto.py reads): anything else is 415
+  or Kubernetes' protobuf, which kubeproto.py turns into the JSON it means,
+  so that every later rule is the same for it): anything else is 415
   UnsupportedMediaType.
 * The body's apiVersion and kind may be left out -- the URL says what it
   must be -- but if given they must match the URL's:
@@ -54,7 +55,7 @@ def parse_body(request: Request, allowed: tuple[str, ...] = READABLE) -> Any:
             f"{accepted}"
         )
     if kind == kubeproto.PROTOBUF:
-        return kubeproto.to_data(request.body)  # the few kinds typed clients send so
+        return kubeproto.to_data(request.body)  # the JSON the typed client meant
     text = request.body.decode("utf-8", "replace")
     if not text.strip():
         raise errors.BadRequest("the body of the request was empty")
