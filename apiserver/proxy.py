@@ -128,7 +128,7 @@ def kubelet_address(node: Any) -> str:
     return f"{host}:{port}"
 
 
-def _kubelet_error(exc: grpc.aio.AioRpcError, address: str) -> errors.StatusError:
+def kubelet_error(exc: grpc.aio.AioRpcError, address: str) -> errors.StatusError:
     if exc.code() == grpc.StatusCode.UNAVAILABLE:
         has_status = any(k == "grpc-status-details-bin" for k, _ in exc.trailing_metadata() or ())
         if not has_status:
@@ -181,7 +181,7 @@ class PodProxy:
         except errors.StatusError as err:
             await context.abort_with_status(errors.to_grpc_status(err))
         except grpc.aio.AioRpcError as exc:
-            await context.abort_with_status(errors.to_grpc_status(_kubelet_error(exc, address)))
+            await context.abort_with_status(errors.to_grpc_status(kubelet_error(exc, address)))
 
     async def PodExec(
         self, request: api_pb2.PodExecRequest, context: Any
@@ -209,7 +209,7 @@ class PodProxy:
         except errors.StatusError as err:
             await context.abort_with_status(errors.to_grpc_status(err))
         except grpc.aio.AioRpcError as exc:
-            await context.abort_with_status(errors.to_grpc_status(_kubelet_error(exc, address)))
+            await context.abort_with_status(errors.to_grpc_status(kubelet_error(exc, address)))
         except asyncio.CancelledError:
             raise
         raise AssertionError("unreachable: abort_with_status raises")

@@ -18,6 +18,8 @@ What each RPC asks the authorizers, in Kubernetes' request verbs:
     Bind                  create      pods/binding
     Delete                delete
     PodLogs / PodExec     get pods/log / create pods/exec
+    PodExecStream         create      pods/exec (its first message; proxy_streams.py)
+    PodPortForward        create      pods/portforward
     Version               get         the path /version
     ServerResources       get         the path /api
     AccessReview          (any authenticated caller: it asks about itself)
@@ -43,7 +45,7 @@ from apiserver.auth.escalation import confirm_no_escalation
 from apiserver.auth.filters import RequestGuard, attributes
 from apiserver.auth.rbac import RBACIndex
 from apiserver.auth.requester import stamp_if_csr
-from apiserver.proxy import PodProxy
+from apiserver.proxy_streams import PodStreams
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
 from apiserver.registry.store import Store
@@ -57,7 +59,7 @@ BOOKMARK_INTERVAL_SECONDS = 5.0
 T = TypeVar("T")
 
 
-class ResourcesServicer(PodProxy, api_pb2_grpc.ResourcesServicer):
+class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
     """The generic resource API: every verb for every kind in the scheme, behind the guard."""
 
     def __init__(self, store: Store, guard: RequestGuard, rbac: RBACIndex) -> None:
