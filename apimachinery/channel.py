@@ -193,6 +193,12 @@ class Connection:
             self._loop = loop
         return self._stub
 
+    def channel(self) -> grpc.aio.Channel:
+        """The channel itself, for the stub of another service on the same server."""
+        self.stub()
+        assert self._channel is not None
+        return self._channel
+
     def error(self, exc: grpc.aio.AioRpcError) -> errors.StatusError:
         """The StatusError for a failed call; transport failures as one readable line."""
         err = errors.from_rpc_error(exc)

@@ -39,6 +39,7 @@ from apiserver.httpapi.api import HTTPAPI
 from apiserver.httpapi.http import HTTPServer
 from apiserver.httpapi.status import too_large
 from apiserver.listeners import Listeners, ServingOptions, secure_unix_sockets
+from apiserver.maintenance import MaintenanceServicer
 from apiserver.proxy import KubeletClientConfig
 from apiserver.registry.store import Store
 from apiserver.servicer import ResourcesServicer
@@ -46,7 +47,7 @@ from apiserver.storage import open_storage
 from apiserver.storage.encrypted import EncryptedStorage
 from apiserver.storage.encryption import load as load_encryption
 from apiserver.storage.interface import Storage
-from protos import api_pb2_grpc, core_pb2
+from protos import api_pb2_grpc, core_pb2, maintenance_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class APIServer:
         self.serving = dataclasses.replace(base, listen=(listen, *extra_listen, *base.listen))
         # The TLS fronts' sockets: in `run_dir` (serve gives the data directory), else /tmp.
         self.listeners = Listeners(self.serving, run_dir)
+        self.run_dir = run_dir
         self.listen = listen
         self.port = 0
         self.ports: list[int] = []
@@ -124,6 +126,8 @@ class APIServer:
         servicer = ResourcesServicer(self.store, self.guard, self.rbac.index)
         servicer.kubelet_client = self.kubelet_client
         api_pb2_grpc.add_ResourcesServicer_to_server(servicer, server)
+        maintenance = MaintenanceServicer(self.storage, self.guard, self.run_dir)
+        maintenance_pb2_grpc.add_MaintenanceServicer_to_server(maintenance, server)
         self.listeners.bind(server)
         await server.start()
         http = HTTPServer(HTTPAPI(servicer, self.store, self.guard).handle, too_large)

@@ -201,6 +201,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run the scheduler against the API server (--server) in the foreground.",
     ),
     "set": ("cli.cmd_rollout", "set_group", "Set specific features on objects."),
+    "snapshot": (
+        "cli.cmd_snapshot",
+        "snapshot",
+        "Save, check and restore snapshots of the cluster's store.",
+    ),
     "status": (
         "cli.cmd_up",
         "status",

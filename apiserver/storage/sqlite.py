@@ -127,6 +127,8 @@ class SQLiteStorage(Storage):
     the event loop that opened it: watch fan-out runs on that loop.
     """
 
+    backend = "sqlite"  # the name a snapshot records
+
     name = "sqlite"
 
     def __init__(
@@ -355,6 +357,11 @@ class SQLiteStorage(Storage):
         """How many rows the revision log holds (tests and metrics)."""
         await self.ensure_open()
         return await self._run(self._require_log().log_rows)
+
+    async def snapshot(self, dest: str) -> int:
+        """Write a consistent copy of the store to `dest` (a new file); the revision it holds."""
+        await self.ensure_open()
+        return await self._run(self._require_log().backup, dest)
 
     @property
     def watcher_count(self) -> int:

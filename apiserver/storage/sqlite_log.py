@@ -365,6 +365,18 @@ class RevisionLog:
         )
         return target
 
+    def backup(self, dest: str) -> int:
+        """A consistent copy of the whole database in `dest` (SQLite's online backup); its revision.
+
+        Runs on the worker thread like every call, so no write lands halfway
+        through: the copy is the store exactly at the returned revision."""
+        target = sqlite3.connect(dest)
+        try:
+            self._db.backup(target)
+        finally:
+            target.close()
+        return self.revision
+
     def log_rows(self) -> int:
         """How many history rows are kept (for tests and metrics)."""
         return int(self._db.execute("SELECT count(*) FROM log").fetchone()[0])
