@@ -328,6 +328,9 @@ class KubeletServer:
         On a unix socket the configured port is returned unchanged (nothing listens on it)."""
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         kubelet_pb2_grpc.add_KubeletServicer_to_server(self.servicer, server)
+        from kubelet.stats.servicer import add_stats_servicer  # imports this module: here
+
+        add_stats_servicer(self.servicer, server)  # KubeletStats (stats/summary) beside it
         try:
             port = self._bind(server)
         except RuntimeError as exc:
