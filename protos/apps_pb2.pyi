@@ -17,6 +17,10 @@ DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
 @typing.final
 class Deployment(google.protobuf.message.Message):
+    """A Deployment keeps a number of identical pods running from one template, through
+    ReplicaSets it manages, and replaces the pods gradually when the template changes.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -25,13 +29,23 @@ class Deployment(google.protobuf.message.Message):
     SPEC_FIELD_NUMBER: builtins.int
     STATUS_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: apps/v1 for a Deployment."""
     kind: builtins.str
+    """The kind of object: Deployment."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Deployment's name, namespace, labels and what the server records about it."""
+
     @property
-    def spec(self) -> global___DeploymentSpec: ...
+    def spec(self) -> global___DeploymentSpec:
+        """What the Deployment should run: how many replicas, which pods it owns, the pod
+        template, and how to roll out a change.
+        """
+
     @property
-    def status(self) -> global___DeploymentStatus: ...
+    def status(self) -> global___DeploymentStatus:
+        """What the deployment controller last observed: pod counts and conditions. Read-only."""
+
     def __init__(
         self,
         *,
@@ -48,6 +62,8 @@ global___Deployment = Deployment
 
 @typing.final
 class DeploymentSpec(google.protobuf.message.Message):
+    """The desired state of a Deployment."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     REPLICAS_FIELD_NUMBER: builtins.int
@@ -59,16 +75,42 @@ class DeploymentSpec(google.protobuf.message.Message):
     PAUSED_FIELD_NUMBER: builtins.int
     PROGRESS_DEADLINE_SECONDS_FIELD_NUMBER: builtins.int
     replicas: builtins.int
+    """How many pods of the template should run. Unset means 1; 0 is valid (nothing runs,
+    the Deployment stays). Must not be negative.
+    """
     min_ready_seconds: builtins.int
+    """How long a new pod must have been ready before it counts as available. Default 0:
+    available as soon as it is ready.
+    """
     revision_history_limit: builtins.int
+    """How many old, scaled-down ReplicaSets to keep for `rollout undo`. Default 10."""
     paused: builtins.bool
+    """True stops rollouts (`rollout pause`): template changes wait until it is false again.
+    Scaling still happens while paused. Default false.
+    """
     progress_deadline_seconds: builtins.int
+    """Seconds a rollout may go without progress before the Progressing condition turns
+    False (reason ProgressDeadlineExceeded); the rollout itself goes on. Default 600;
+    must be greater than minReadySeconds.
+    """
     @property
-    def selector(self) -> protos.meta_pb2.LabelSelector: ...
+    def selector(self) -> protos.meta_pb2.LabelSelector:
+        """The labels of the pods this Deployment owns. Required, not empty, must match the
+        template's labels, and cannot change after creation.
+        """
+
     @property
-    def template(self) -> protos.core_pb2.PodTemplateSpec: ...
+    def template(self) -> protos.core_pb2.PodTemplateSpec:
+        """The pod every replica is made from; its restartPolicy must be Always. A change here
+        starts a rollout: a new ReplicaSet is scaled up as the old ones are scaled down.
+        """
+
     @property
-    def strategy(self) -> global___DeploymentStrategy: ...
+    def strategy(self) -> global___DeploymentStrategy:
+        """How old pods are replaced by new ones. Default: RollingUpdate with maxSurge and
+        maxUnavailable 25%.
+        """
+
     def __init__(
         self,
         *,
@@ -94,14 +136,21 @@ global___DeploymentSpec = DeploymentSpec
 
 @typing.final
 class DeploymentStrategy(google.protobuf.message.Message):
+    """How a Deployment replaces its old pods with new ones."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: builtins.int
     ROLLING_UPDATE_FIELD_NUMBER: builtins.int
     type: builtins.str
-    """RollingUpdate or Recreate"""
+    """RollingUpdate or Recreate
+    (the default RollingUpdate replaces pods a few at a time; Recreate removes every old
+    pod before any new one is created).
+    """
     @property
-    def rolling_update(self) -> global___RollingUpdateDeployment: ...
+    def rolling_update(self) -> global___RollingUpdateDeployment:
+        """The limits of a RollingUpdate. Forbidden when type is Recreate."""
+
     def __init__(
         self,
         *,
@@ -115,14 +164,26 @@ global___DeploymentStrategy = DeploymentStrategy
 
 @typing.final
 class RollingUpdateDeployment(google.protobuf.message.Message):
+    """How far a rolling update may take the number of pods from spec.replicas while it runs.
+    maxSurge and maxUnavailable may not both be 0.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     MAX_UNAVAILABLE_FIELD_NUMBER: builtins.int
     MAX_SURGE_FIELD_NUMBER: builtins.int
     @property
-    def max_unavailable(self) -> protos.meta_pb2.IntOrString: ...
+    def max_unavailable(self) -> protos.meta_pb2.IntOrString:
+        """How many pods may be unavailable during the rollout: a number or a percentage of
+        spec.replicas (rounded down). Default 25%; at most 100%.
+        """
+
     @property
-    def max_surge(self) -> protos.meta_pb2.IntOrString: ...
+    def max_surge(self) -> protos.meta_pb2.IntOrString:
+        """How many pods may exist above spec.replicas during the rollout: a number or a
+        percentage of spec.replicas (rounded up). Default 25%.
+        """
+
     def __init__(
         self,
         *,
@@ -136,6 +197,8 @@ global___RollingUpdateDeployment = RollingUpdateDeployment
 
 @typing.final
 class DeploymentStatus(google.protobuf.message.Message):
+    """What the deployment controller last observed of a Deployment and its ReplicaSets."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     OBSERVED_GENERATION_FIELD_NUMBER: builtins.int
@@ -147,14 +210,31 @@ class DeploymentStatus(google.protobuf.message.Message):
     CONDITIONS_FIELD_NUMBER: builtins.int
     COLLISION_COUNT_FIELD_NUMBER: builtins.int
     observed_generation: builtins.int
+    """The metadata.generation the controller last acted on; lower than
+    metadata.generation while a change has not been processed yet.
+    """
     replicas: builtins.int
+    """Pods of all the Deployment's ReplicaSets, old and new, as their status counts them."""
     updated_replicas: builtins.int
+    """Of those, the pods made from the current template."""
     ready_replicas: builtins.int
+    """Of those, the pods whose Ready condition is True."""
     available_replicas: builtins.int
+    """Of those, the pods ready for at least minReadySeconds."""
     unavailable_replicas: builtins.int
+    """Pods the ReplicaSets want that are not available yet: the sum of their
+    spec.replicas minus availableReplicas (never negative).
+    """
     collision_count: builtins.int
+    """Raised when the name of a new ReplicaSet, made from the template's hash, was taken;
+    it goes into the hash, so the next name differs.
+    """
     @property
-    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DeploymentCondition]: ...
+    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DeploymentCondition]:
+        """Available (enough pods available, given maxUnavailable) and Progressing (the state of
+        the latest rollout).
+        """
+
     def __init__(
         self,
         *,
@@ -175,6 +255,8 @@ global___DeploymentStatus = DeploymentStatus
 
 @typing.final
 class DeploymentCondition(google.protobuf.message.Message):
+    """One aspect of a Deployment's state."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: builtins.int
@@ -184,13 +266,23 @@ class DeploymentCondition(google.protobuf.message.Message):
     REASON_FIELD_NUMBER: builtins.int
     MESSAGE_FIELD_NUMBER: builtins.int
     type: builtins.str
+    """Available or Progressing (tinykube's controller writes no ReplicaFailure condition)."""
     status: builtins.str
+    """True, False or Unknown."""
     reason: builtins.str
+    """Why, in one CamelCase word: e.g. MinimumReplicasAvailable, NewReplicaSetAvailable,
+    ProgressDeadlineExceeded, DeploymentPaused.
+    """
     message: builtins.str
+    """The details, for people."""
     @property
-    def last_update_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_update_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the controller last wrote this condition."""
+
     @property
-    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When status last changed."""
+
     def __init__(
         self,
         *,
@@ -208,6 +300,10 @@ global___DeploymentCondition = DeploymentCondition
 
 @typing.final
 class ReplicaSet(google.protobuf.message.Message):
+    """A ReplicaSet keeps a number of identical pods running, creating or deleting pods that
+    match its selector. Usually created and scaled by a Deployment rather than by hand.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -216,13 +312,23 @@ class ReplicaSet(google.protobuf.message.Message):
     SPEC_FIELD_NUMBER: builtins.int
     STATUS_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: apps/v1 for a ReplicaSet."""
     kind: builtins.str
+    """The kind of object: ReplicaSet."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The ReplicaSet's name, namespace, labels, owner (its Deployment) and what the server
+        records about it.
+        """
+
     @property
-    def spec(self) -> global___ReplicaSetSpec: ...
+    def spec(self) -> global___ReplicaSetSpec:
+        """How many pods to run, which pods count, and the template new pods are made from."""
+
     @property
-    def status(self) -> global___ReplicaSetStatus: ...
+    def status(self) -> global___ReplicaSetStatus:
+        """What the replicaset controller last observed: pod counts. Read-only."""
+
     def __init__(
         self,
         *,
@@ -239,6 +345,8 @@ global___ReplicaSet = ReplicaSet
 
 @typing.final
 class ReplicaSetSpec(google.protobuf.message.Message):
+    """The desired state of a ReplicaSet."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     REPLICAS_FIELD_NUMBER: builtins.int
@@ -246,11 +354,21 @@ class ReplicaSetSpec(google.protobuf.message.Message):
     SELECTOR_FIELD_NUMBER: builtins.int
     TEMPLATE_FIELD_NUMBER: builtins.int
     replicas: builtins.int
+    """How many pods matching the selector should run. Unset means 1; must not be negative."""
     min_ready_seconds: builtins.int
+    """How long a new pod must have been ready before it counts as available. Default 0."""
     @property
-    def selector(self) -> protos.meta_pb2.LabelSelector: ...
+    def selector(self) -> protos.meta_pb2.LabelSelector:
+        """The labels of the pods this ReplicaSet owns. Required, not empty, must match the
+        template's labels, and cannot change after creation.
+        """
+
     @property
-    def template(self) -> protos.core_pb2.PodTemplateSpec: ...
+    def template(self) -> protos.core_pb2.PodTemplateSpec:
+        """The pod the ReplicaSet creates when too few run; its restartPolicy must be Always.
+        A change affects only pods created afterwards.
+        """
+
     def __init__(
         self,
         *,
@@ -267,6 +385,8 @@ global___ReplicaSetSpec = ReplicaSetSpec
 
 @typing.final
 class ReplicaSetStatus(google.protobuf.message.Message):
+    """What the replicaset controller last observed of a ReplicaSet's pods."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     REPLICAS_FIELD_NUMBER: builtins.int
@@ -276,12 +396,21 @@ class ReplicaSetStatus(google.protobuf.message.Message):
     OBSERVED_GENERATION_FIELD_NUMBER: builtins.int
     CONDITIONS_FIELD_NUMBER: builtins.int
     replicas: builtins.int
+    """Pods the ReplicaSet has now (matching its selector, not terminating)."""
     fully_labeled_replicas: builtins.int
+    """Of those, the pods that carry every label of the template."""
     ready_replicas: builtins.int
+    """Of those, the pods whose Ready condition is True."""
     available_replicas: builtins.int
+    """Of those, the pods ready for at least minReadySeconds."""
     observed_generation: builtins.int
+    """The metadata.generation the controller last acted on."""
     @property
-    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ReplicaSetCondition]: ...
+    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ReplicaSetCondition]:
+        """ReplicaFailure in Kubernetes, when pods cannot be created or deleted; tinykube's
+        controller writes none (it records an Event instead).
+        """
+
     def __init__(
         self,
         *,
@@ -298,6 +427,8 @@ global___ReplicaSetStatus = ReplicaSetStatus
 
 @typing.final
 class ReplicaSetCondition(google.protobuf.message.Message):
+    """One aspect of a ReplicaSet's state."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: builtins.int
@@ -306,11 +437,17 @@ class ReplicaSetCondition(google.protobuf.message.Message):
     REASON_FIELD_NUMBER: builtins.int
     MESSAGE_FIELD_NUMBER: builtins.int
     type: builtins.str
+    """The aspect: ReplicaFailure in Kubernetes."""
     status: builtins.str
+    """True, False or Unknown."""
     reason: builtins.str
+    """Why, in one CamelCase word."""
     message: builtins.str
+    """The details, for people."""
     @property
-    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When status last changed."""
+
     def __init__(
         self,
         *,

@@ -20,6 +20,11 @@ DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
 @typing.final
 class CertificateSigningRequest(google.protobuf.message.Message):
+    """A request for a certificate from one of the cluster's signers: the requester sends a
+    PKCS#10 request, someone (or the approving controller) approves or denies it, and the
+    signing controller writes the certificate into the status. Cluster-scoped.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -28,13 +33,21 @@ class CertificateSigningRequest(google.protobuf.message.Message):
     SPEC_FIELD_NUMBER: builtins.int
     STATUS_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: certificates.k8s.io/v1."""
     kind: builtins.str
+    """The kind of object: CertificateSigningRequest."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The request's name (any path segment, e.g. node-csr-x7k2q) and labels."""
+
     @property
-    def spec(self) -> global___CertificateSigningRequestSpec: ...
+    def spec(self) -> global___CertificateSigningRequestSpec:
+        """What is asked for, and by whom. Cannot change after creation."""
+
     @property
-    def status(self) -> global___CertificateSigningRequestStatus: ...
+    def status(self) -> global___CertificateSigningRequestStatus:
+        """The decision (conditions) and the issued certificate."""
+
     def __init__(
         self,
         *,
@@ -51,6 +64,8 @@ global___CertificateSigningRequest = CertificateSigningRequest
 
 @typing.final
 class CertificateSigningRequestSpec(google.protobuf.message.Message):
+    """What a CertificateSigningRequest asks for, and who asked. Immutable."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     REQUEST_FIELD_NUMBER: builtins.int
@@ -61,24 +76,36 @@ class CertificateSigningRequestSpec(google.protobuf.message.Message):
     UID_FIELD_NUMBER: builtins.int
     GROUPS_FIELD_NUMBER: builtins.int
     request: builtins.bytes
-    """A PEM "CERTIFICATE REQUEST" block (PKCS#10)."""
+    """A PEM "CERTIFICATE REQUEST" block (PKCS#10).
+    Its signature must verify: the requester proves it holds the key. Required.
+    """
     signer_name: builtins.str
-    """kubernetes.io/kube-apiserver-client, kubernetes.io/kube-apiserver-client-kubelet,
+    """The signer asked to issue the certificate, one of the three tinykube serves
+    (Kubernetes accepts any name of the form example.com/signer-name):
+    kubernetes.io/kube-apiserver-client, kubernetes.io/kube-apiserver-client-kubelet,
     kubernetes.io/kubelet-serving
     """
     expiration_seconds: builtins.int
-    """The validity asked for; the signer may give less. At least 600."""
+    """The validity asked for; the signer may give less. At least 600.
+    Unset: the signer's own duration (a year), never past the CA's end.
+    """
     username: builtins.str
     """Who asked: set by the API server from the requester's identity on create,
     never taken from the client.
     """
     uid: builtins.str
+    """The requester's uid, set by the API server like username."""
     @property
     def usages(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """"client auth", "server auth", "digital signature", "key encipherment", ..."""
+        """The key usages asked for, at least one and none twice:
+        "client auth", "server auth", "digital signature", "key encipherment", ...
+        The signer decides the usages it issues (client auth, or server auth for serving).
+        """
 
     @property
-    def groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The requester's groups, set by the API server like username."""
+
     def __init__(
         self,
         *,
@@ -98,15 +125,21 @@ global___CertificateSigningRequestSpec = CertificateSigningRequestSpec
 
 @typing.final
 class CertificateSigningRequestStatus(google.protobuf.message.Message):
+    """The state of a CertificateSigningRequest: the decision and the certificate."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     CONDITIONS_FIELD_NUMBER: builtins.int
     CERTIFICATE_FIELD_NUMBER: builtins.int
     certificate: builtins.bytes
-    """The issued certificate, a PEM "CERTIFICATE" block, set by the signer."""
+    """The issued certificate, a PEM "CERTIFICATE" block, set by the signer.
+    Empty until then; never changed once set.
+    """
     @property
     def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___CertificateSigningRequestCondition]:
-        """Approved or Denied (one of them, never removed once set), and Failed."""
+        """Approved or Denied (one of them, never removed once set), and Failed.
+        tinykube writes them with a status update; it has no /approval subresource.
+        """
 
     def __init__(
         self,
@@ -120,6 +153,8 @@ global___CertificateSigningRequestStatus = CertificateSigningRequestStatus
 
 @typing.final
 class CertificateSigningRequestCondition(google.protobuf.message.Message):
+    """One decision about a CertificateSigningRequest, or its failure to be signed."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: builtins.int
@@ -129,15 +164,26 @@ class CertificateSigningRequestCondition(google.protobuf.message.Message):
     LAST_UPDATE_TIME_FIELD_NUMBER: builtins.int
     LAST_TRANSITION_TIME_FIELD_NUMBER: builtins.int
     type: builtins.str
-    """Approved, Denied, Failed"""
+    """The kind of decision:
+    Approved, Denied, Failed
+    (Failed: the signer refused the request, e.g. reason SignerValidationFailure).
+    """
     status: builtins.str
-    """"True" (the default), "False", "Unknown" """
+    """"True", "False", "Unknown"; Approved, Denied and Failed only "True". Kubernetes
+    defaults an empty status to "True"; tinykube refuses it (Required value).
+    """
     reason: builtins.str
+    """Why, in one CamelCase word, e.g. AutoApproved."""
     message: builtins.str
+    """The details, for people."""
     @property
-    def last_update_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_update_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the condition was last written."""
+
     @property
-    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When status last changed."""
+
     def __init__(
         self,
         *,

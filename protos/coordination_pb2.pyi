@@ -14,6 +14,10 @@ DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
 @typing.final
 class Lease(google.protobuf.message.Message):
+    """A Lease is a small record that one holder renews to say it is alive. Every node has one
+    in the namespace kube-node-lease, named after it, which its kubelet renews every 10 s.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -21,11 +25,17 @@ class Lease(google.protobuf.message.Message):
     METADATA_FIELD_NUMBER: builtins.int
     SPEC_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: coordination.k8s.io/v1."""
     kind: builtins.str
+    """The kind of object: Lease."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Lease's name (a node's name for a node lease), namespace and owner."""
+
     @property
-    def spec(self) -> global___LeaseSpec: ...
+    def spec(self) -> global___LeaseSpec:
+        """Who holds the lease, and since and until when."""
+
     def __init__(
         self,
         *,
@@ -41,6 +51,8 @@ global___Lease = Lease
 
 @typing.final
 class LeaseSpec(google.protobuf.message.Message):
+    """The holder of a Lease and its times. No field is defaulted."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     HOLDER_IDENTITY_FIELD_NUMBER: builtins.int
@@ -49,12 +61,25 @@ class LeaseSpec(google.protobuf.message.Message):
     RENEW_TIME_FIELD_NUMBER: builtins.int
     LEASE_TRANSITIONS_FIELD_NUMBER: builtins.int
     holder_identity: builtins.str
+    """Who holds the lease; for a node lease, the node's name."""
     lease_duration_seconds: builtins.int
+    """How long the lease holds after renewTime without another renewal (a node lease: 40).
+    Must be greater than 0 when set.
+    """
     lease_transitions: builtins.int
+    """How many times the lease has changed holders; must not be negative. tinykube's
+    kubelet never hands its lease over, so it stays 0 there.
+    """
     @property
-    def acquire_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def acquire_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the current holder took the lease."""
+
     @property
-    def renew_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def renew_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the holder last renewed the lease: the node lifecycle controller reads it as
+        the node's heartbeat (by default, 40 s without one turns the node's Ready Unknown).
+        """
+
     def __init__(
         self,
         *,

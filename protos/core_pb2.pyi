@@ -20,7 +20,11 @@ DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
 @typing.final
 class Namespace(google.protobuf.message.Message):
-    """---------------------------------------------------------------- Namespace"""
+    """---------------------------------------------------------------- Namespace
+
+    A Namespace groups namespaced objects (pods, services, ...) under one name: names are
+    unique within it, and deleting it deletes everything in it.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -30,13 +34,21 @@ class Namespace(google.protobuf.message.Message):
     SPEC_FIELD_NUMBER: builtins.int
     STATUS_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: Namespace."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Namespace's name (a DNS-1123 label: it becomes part of DNS names) and labels."""
+
     @property
-    def spec(self) -> global___NamespaceSpec: ...
+    def spec(self) -> global___NamespaceSpec:
+        """The finalizers that must finish before the Namespace is removed."""
+
     @property
-    def status(self) -> global___NamespaceStatus: ...
+    def status(self) -> global___NamespaceStatus:
+        """Whether the Namespace is in use or being deleted. Read-only."""
+
     def __init__(
         self,
         *,
@@ -53,11 +65,17 @@ global___Namespace = Namespace
 
 @typing.final
 class NamespaceSpec(google.protobuf.message.Message):
+    """The desired state of a Namespace."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     FINALIZERS_FIELD_NUMBER: builtins.int
     @property
-    def finalizers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def finalizers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Set to [kubernetes] by the server on create: the namespace controller removes it
+        once every object in the Namespace is gone, and only then is the Namespace removed.
+        """
+
     def __init__(
         self,
         *,
@@ -69,10 +87,15 @@ global___NamespaceSpec = NamespaceSpec
 
 @typing.final
 class NamespaceStatus(google.protobuf.message.Message):
+    """The observed state of a Namespace."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PHASE_FIELD_NUMBER: builtins.int
     phase: builtins.str
+    """Active (the default) or Terminating (deleted, its objects being removed; no new
+    objects may be created in it).
+    """
     def __init__(
         self,
         *,
@@ -84,7 +107,11 @@ global___NamespaceStatus = NamespaceStatus
 
 @typing.final
 class Node(google.protobuf.message.Message):
-    """---------------------------------------------------------------- Node"""
+    """---------------------------------------------------------------- Node
+
+    A Node is a machine that runs pods: its kubelet registers it and keeps its status
+    current; the scheduler places pods on it.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -94,13 +121,21 @@ class Node(google.protobuf.message.Message):
     SPEC_FIELD_NUMBER: builtins.int
     STATUS_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: Node."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Node's name (usually its hostname) and labels, e.g. kubernetes.io/hostname."""
+
     @property
-    def spec(self) -> global___NodeSpec: ...
+    def spec(self) -> global___NodeSpec:
+        """The node's pod address range, whether it takes new pods, and its taints."""
+
     @property
-    def status(self) -> global___NodeStatus: ...
+    def status(self) -> global___NodeStatus:
+        """What the kubelet reports: resources, conditions, addresses, versions. Read-only."""
+
     def __init__(
         self,
         *,
@@ -117,6 +152,8 @@ global___Node = Node
 
 @typing.final
 class NodeSpec(google.protobuf.message.Message):
+    """How the cluster may use a Node."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     POD_CIDR_FIELD_NUMBER: builtins.int
@@ -125,12 +162,23 @@ class NodeSpec(google.protobuf.message.Message):
     TAINTS_FIELD_NUMBER: builtins.int
     PROVIDER_ID_FIELD_NUMBER: builtins.int
     pod_cidr: builtins.str
+    """The range pod IPs on this node come from, e.g. 10.244.1.0/24, given out by the node
+    IPAM controller from the cluster CIDR. Cannot change once set.
+    """
     unschedulable: builtins.bool
+    """True keeps new pods off the node (`cordon`); the pods already there stay."""
     provider_id: builtins.str
+    """The machine's id at a cloud provider. tinykube has no cloud provider and sets none."""
     @property
-    def pod_cidrs(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def pod_cidrs(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The node's pod ranges as a list; tinykube assigns one IPv4 range, the same as podCIDR."""
+
     @property
-    def taints(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Taint]: ...
+    def taints(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Taint]:
+        """Taints repel pods that do not tolerate them, e.g. node.kubernetes.io/unreachable
+        added by the node lifecycle controller. Unique by key and effect.
+        """
+
     def __init__(
         self,
         *,
@@ -146,6 +194,8 @@ global___NodeSpec = NodeSpec
 
 @typing.final
 class Taint(google.protobuf.message.Message):
+    """A mark on a Node that keeps off the pods that do not tolerate it."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     KEY_FIELD_NUMBER: builtins.int
@@ -153,11 +203,18 @@ class Taint(google.protobuf.message.Message):
     EFFECT_FIELD_NUMBER: builtins.int
     TIME_ADDED_FIELD_NUMBER: builtins.int
     key: builtins.str
+    """The taint's name, a qualified name such as node.kubernetes.io/not-ready. Required."""
     value: builtins.str
+    """An optional value that tolerations with operator Equal compare."""
     effect: builtins.str
-    """NoSchedule, PreferNoSchedule, NoExecute"""
+    """NoSchedule, PreferNoSchedule, NoExecute
+    (new pods are not placed here; are placed here only if nowhere else fits; running
+    pods are also evicted). Required.
+    """
     @property
-    def time_added(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def time_added(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When a NoExecute taint was added, which tolerationSeconds count from."""
+
     def __init__(
         self,
         *,
@@ -173,6 +230,8 @@ global___Taint = Taint
 
 @typing.final
 class NodeStatus(google.protobuf.message.Message):
+    """What the kubelet reports about its Node."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     @typing.final
@@ -215,18 +274,33 @@ class NodeStatus(google.protobuf.message.Message):
     DAEMON_ENDPOINTS_FIELD_NUMBER: builtins.int
     PHASE_FIELD_NUMBER: builtins.int
     phase: builtins.str
+    """Unused by Kubernetes for long; tinykube leaves it empty."""
     @property
-    def capacity(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def capacity(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """The node's resources in all: cpu, memory, pods, as quantities ("4", "8Gi", "110")."""
+
     @property
-    def allocatable(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def allocatable(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """The part of the capacity pods may use: the scheduler fits pods' requests into it."""
+
     @property
-    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeCondition]: ...
+    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeCondition]:
+        """Ready, MemoryPressure, DiskPressure, PIDPressure: the node's health as the kubelet
+        last reported it (Ready turns Unknown when the kubelet stops renewing its Lease).
+        """
+
     @property
-    def addresses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeAddress]: ...
+    def addresses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeAddress]:
+        """How to reach the node: its InternalIP (the kubelet's --node-ip) and Hostname."""
+
     @property
-    def node_info(self) -> global___NodeSystemInfo: ...
+    def node_info(self) -> global___NodeSystemInfo:
+        """Versions and ids of the machine, the kernel, the runtime and the kubelet."""
+
     @property
-    def daemon_endpoints(self) -> global___NodeDaemonEndpoints: ...
+    def daemon_endpoints(self) -> global___NodeDaemonEndpoints:
+        """The ports the node's daemons listen on."""
+
     def __init__(
         self,
         *,
@@ -245,6 +319,8 @@ global___NodeStatus = NodeStatus
 
 @typing.final
 class NodeCondition(google.protobuf.message.Message):
+    """One aspect of a Node's health."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: builtins.int
@@ -254,13 +330,21 @@ class NodeCondition(google.protobuf.message.Message):
     REASON_FIELD_NUMBER: builtins.int
     MESSAGE_FIELD_NUMBER: builtins.int
     type: builtins.str
+    """Ready, MemoryPressure, DiskPressure or PIDPressure."""
     status: builtins.str
+    """True, False or Unknown."""
     reason: builtins.str
+    """Why, in one CamelCase word, e.g. KubeletReady, NodeStatusUnknown."""
     message: builtins.str
+    """The details, for people."""
     @property
-    def last_heartbeat_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_heartbeat_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the kubelet last reported this condition."""
+
     @property
-    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When status last changed."""
+
     def __init__(
         self,
         *,
@@ -278,13 +362,18 @@ global___NodeCondition = NodeCondition
 
 @typing.final
 class NodeAddress(google.protobuf.message.Message):
+    """One address of a Node."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: builtins.int
     ADDRESS_FIELD_NUMBER: builtins.int
     type: builtins.str
-    """InternalIP, ExternalIP, Hostname"""
+    """The kind of address:
+    InternalIP, ExternalIP, Hostname
+    """
     address: builtins.str
+    """The address itself, an IP or a host name."""
     def __init__(
         self,
         *,
@@ -297,6 +386,8 @@ global___NodeAddress = NodeAddress
 
 @typing.final
 class NodeSystemInfo(google.protobuf.message.Message):
+    """Facts about a Node's machine and software, as its kubelet found them."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     MACHINE_ID_FIELD_NUMBER: builtins.int
@@ -310,15 +401,29 @@ class NodeSystemInfo(google.protobuf.message.Message):
     OPERATING_SYSTEM_FIELD_NUMBER: builtins.int
     ARCHITECTURE_FIELD_NUMBER: builtins.int
     machine_id: builtins.str
+    """The machine's id. Kubernetes reads /etc/machine-id; tinykube derives it from the node's
+    name, as several nodes may share one host.
+    """
     system_uuid: builtins.str
+    """The machine's hardware UUID in Kubernetes; tinykube reports machineID here too."""
     boot_id: builtins.str
+    """An id that changes when the node reboots; tinykube's kubelet makes a new one each
+    time it starts.
+    """
     kernel_version: builtins.str
+    """The kernel's release (uname -r)."""
     os_image: builtins.str
+    """The operating system's name, from /etc/os-release."""
     container_runtime_version: builtins.str
+    """The container runtime and its version, e.g. containerd://1.6.20."""
     kubelet_version: builtins.str
+    """The kubelet's version."""
     kube_proxy_version: builtins.str
+    """kube-proxy's version. tinykube's proxy is part of the node agent and reports none."""
     operating_system: builtins.str
+    """The operating system, e.g. linux."""
     architecture: builtins.str
+    """The CPU architecture, e.g. amd64."""
     def __init__(
         self,
         *,
@@ -339,11 +444,15 @@ global___NodeSystemInfo = NodeSystemInfo
 
 @typing.final
 class NodeDaemonEndpoints(google.protobuf.message.Message):
+    """The ports of the daemons on a Node."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     KUBELET_ENDPOINT_FIELD_NUMBER: builtins.int
     @property
-    def kubelet_endpoint(self) -> global___DaemonEndpoint: ...
+    def kubelet_endpoint(self) -> global___DaemonEndpoint:
+        """Where the kubelet serves logs, exec and port-forward (default 10250)."""
+
     def __init__(
         self,
         *,
@@ -356,10 +465,13 @@ global___NodeDaemonEndpoints = NodeDaemonEndpoints
 
 @typing.final
 class DaemonEndpoint(google.protobuf.message.Message):
+    """One daemon's endpoint on a Node."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PORT_FIELD_NUMBER: builtins.int
     port: builtins.int
+    """The port it listens on."""
     def __init__(
         self,
         *,
@@ -371,7 +483,11 @@ global___DaemonEndpoint = DaemonEndpoint
 
 @typing.final
 class Pod(google.protobuf.message.Message):
-    """---------------------------------------------------------------- Pod"""
+    """---------------------------------------------------------------- Pod
+
+    A Pod is one or more containers that run together on one node, sharing a network
+    namespace (one IP) and volumes. Usually created by a ReplicaSet from its template.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -381,13 +497,25 @@ class Pod(google.protobuf.message.Message):
     SPEC_FIELD_NUMBER: builtins.int
     STATUS_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: Pod."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Pod's name, namespace, labels (what selectors match) and owner."""
+
     @property
-    def spec(self) -> global___PodSpec: ...
+    def spec(self) -> global___PodSpec:
+        """What the pod runs and how: containers, volumes, restart policy, placement. Only the
+        containers' images, activeDeadlineSeconds and tolerations may change afterwards.
+        """
+
     @property
-    def status(self) -> global___PodStatus: ...
+    def status(self) -> global___PodStatus:
+        """What the kubelet and the scheduler last observed: phase, conditions, IPs, and each
+        container's state. Read-only.
+        """
+
     def __init__(
         self,
         *,
@@ -404,14 +532,20 @@ global___Pod = Pod
 
 @typing.final
 class PodTemplateSpec(google.protobuf.message.Message):
+    """The pod a controller creates: its metadata and spec, copied into every new pod."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     METADATA_FIELD_NUMBER: builtins.int
     SPEC_FIELD_NUMBER: builtins.int
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The labels (which must match the owner's selector) and annotations of the pods."""
+
     @property
-    def spec(self) -> global___PodSpec: ...
+    def spec(self) -> global___PodSpec:
+        """The spec of the pods."""
+
     def __init__(
         self,
         *,
@@ -425,6 +559,8 @@ global___PodTemplateSpec = PodTemplateSpec
 
 @typing.final
 class PodSpec(google.protobuf.message.Message):
+    """What a pod runs and how."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     @typing.final
@@ -471,35 +607,93 @@ class PodSpec(google.protobuf.message.Message):
     HOST_PID_FIELD_NUMBER: builtins.int
     HOST_IPC_FIELD_NUMBER: builtins.int
     restart_policy: builtins.str
-    """Always, OnFailure, Never"""
+    """When the kubelet restarts a container that exited:
+    Always, OnFailure, Never
+    Default Always, the only value a Deployment's or ReplicaSet's template accepts.
+    """
     termination_grace_period_seconds: builtins.int
+    """Seconds a container gets to stop after SIGTERM before it is killed. Default 30;
+    0 kills at once.
+    """
     active_deadline_seconds: builtins.int
+    """How long the pod may run before it is stopped and marked Failed (at least 1; may only
+    be shortened). Accepted and checked, but tinykube's kubelet does not enforce it.
+    """
     dns_policy: builtins.str
+    """Where the pod's /etc/resolv.conf comes from: ClusterFirst (the default: the cluster
+    DNS, or the node's with hostNetwork), ClusterFirstWithHostNet, Default (the node's),
+    or None (only dnsConfig).
+    """
     service_account_name: builtins.str
+    """The pod's service account. tinykube has no ServiceAccount kind and mounts no token:
+    the name is stored and offered to the downward API.
+    """
     node_name: builtins.str
+    """The node the pod runs on, set by the scheduler's binding (or by hand to bypass the
+    scheduler). Cannot change once set.
+    """
     host_network: builtins.bool
+    """True runs the pod in the node's network namespace: it has the node's IP and ports."""
     hostname: builtins.str
+    """The pod's hostname; default the pod's name (cut to 63 characters)."""
     subdomain: builtins.str
+    """With it the pod's FQDN is <hostname>.<subdomain>.<namespace>.svc.<cluster domain>
+    (in /etc/hosts). tinykube's cluster DNS does not answer for such names.
+    """
     scheduler_name: builtins.str
+    """The scheduler to place the pod; default default-scheduler. A pod naming another
+    scheduler is left to that one.
+    """
     priority_class_name: builtins.str
+    """The name of a PriorityClass. tinykube has no PriorityClass kind and ignores it."""
     priority: builtins.int
+    """The pod's priority: the scheduler's queue takes higher ones first. tinykube never
+    preempts lower-priority pods to make room.
+    """
     enable_service_links: builtins.bool
+    """Whether each container gets variables for the Services of its namespace
+    (WEB_SERVICE_HOST, WEB_SERVICE_PORT, ...). Default true.
+    """
     preemption_policy: builtins.str
+    """Never or PreemptLowerPriority in Kubernetes. Accepted and ignored: tinykube does not
+    preempt.
+    """
     share_process_namespace: builtins.bool
+    """True makes the containers share one PID namespace: they see each other's processes."""
     host_pid: builtins.bool
+    """True runs the pod in the node's PID namespace."""
     host_ipc: builtins.bool
+    """True runs the pod in the node's IPC namespace."""
     @property
-    def volumes(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Volume]: ...
+    def volumes(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Volume]:
+        """Volumes the containers may mount, each with a name unique in the pod (a DNS-1123
+        label) and exactly one source.
+        """
+
     @property
-    def init_containers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Container]: ...
+    def init_containers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Container]:
+        """Containers run in order, each to completion, before the app containers start; one
+        that fails is retried as restartPolicy says. With restartPolicy Always, a sidecar.
+        """
+
     @property
-    def containers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Container]: ...
+    def containers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Container]:
+        """The containers of the pod, at least one, each with a name unique in the pod (init
+        containers included).
+        """
+
     @property
-    def node_selector(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def node_selector(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """Node labels the pod's node must carry, every one with this value."""
+
     @property
-    def affinity(self) -> global___Affinity: ...
+    def affinity(self) -> global___Affinity:
+        """Node and inter-pod affinity rules for the scheduler."""
+
     @property
-    def tolerations(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Toleration]: ...
+    def tolerations(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Toleration]:
+        """The taints the pod tolerates: it may go to (and stay on) nodes with such taints."""
+
     @property
     def host_aliases(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___HostAlias]:
         """Lines the kubelet appends to the pod's /etc/hosts (Kubernetes' number is
@@ -513,9 +707,13 @@ class PodSpec(google.protobuf.message.Message):
         """
 
     @property
-    def topology_spread_constraints(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___TopologySpreadConstraint]: ...
+    def topology_spread_constraints(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___TopologySpreadConstraint]:
+        """How the scheduler spreads matching pods over topology domains (zones, nodes)."""
+
     @property
-    def security_context(self) -> global___PodSecurityContext: ...
+    def security_context(self) -> global___PodSecurityContext:
+        """Pod-wide security settings: users, groups and seccomp for every container."""
+
     def __init__(
         self,
         *,
@@ -562,17 +760,25 @@ global___PodSpec = PodSpec
 
 @typing.final
 class PodDNSConfig(google.protobuf.message.Message):
+    """What a pod adds to (or, with dnsPolicy None, puts in) its /etc/resolv.conf."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAMESERVERS_FIELD_NUMBER: builtins.int
     SEARCHES_FIELD_NUMBER: builtins.int
     OPTIONS_FIELD_NUMBER: builtins.int
     @property
-    def nameservers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def nameservers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Name server IPs, added after the policy's; at most 3 in all are used."""
+
     @property
-    def searches(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def searches(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Search domains, added after the policy's; at most 32 (2048 characters together)."""
+
     @property
-    def options(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodDNSConfigOption]: ...
+    def options(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodDNSConfigOption]:
+        """resolv.conf options, e.g. ndots; one named as the policy's replaces it."""
+
     def __init__(
         self,
         *,
@@ -593,7 +799,9 @@ class PodDNSConfigOption(google.protobuf.message.Message):
     NAME_FIELD_NUMBER: builtins.int
     VALUE_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The option's name, e.g. ndots. Required."""
     value: builtins.str
+    """The option's value, if it takes one."""
     def __init__(
         self,
         *,
@@ -608,13 +816,18 @@ global___PodDNSConfigOption = PodDNSConfigOption
 
 @typing.final
 class HostAlias(google.protobuf.message.Message):
+    """One line of a pod's /etc/hosts: an IP and the names it answers to."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     IP_FIELD_NUMBER: builtins.int
     HOSTNAMES_FIELD_NUMBER: builtins.int
     ip: builtins.str
+    """The IP address. Required."""
     @property
-    def hostnames(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def hostnames(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The names for it, each a DNS subdomain."""
+
     def __init__(
         self,
         *,
@@ -627,6 +840,8 @@ global___HostAlias = HostAlias
 
 @typing.final
 class Container(google.protobuf.message.Message):
+    """One container of a pod: an image, how to run it, and what it gets."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
@@ -652,46 +867,97 @@ class Container(google.protobuf.message.Message):
     STDIN_ONCE_FIELD_NUMBER: builtins.int
     TTY_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The container's name, a DNS-1123 label unique in the pod. Required."""
     image: builtins.str
+    """The container image to run, e.g. nginx:latest. Required."""
     working_dir: builtins.str
+    """The directory the command starts in; default the image's."""
     restart_policy: builtins.str
-    """Only "Always", only on init containers: a native sidecar."""
+    """Only "Always", only on init containers: a native sidecar.
+    It starts in the init containers' order, then runs beside the app containers.
+    """
     termination_message_path: builtins.str
+    """The file in the container whose content becomes the termination message of its
+    terminated state. Default /dev/termination-log.
+    """
     termination_message_policy: builtins.str
+    """File (the default: the message file only) or FallbackToLogsOnError (the end of the
+    log when the file is empty and the container failed).
+    """
     image_pull_policy: builtins.str
-    """Always, IfNotPresent, Never"""
+    """When the kubelet pulls the image:
+    Always, IfNotPresent, Never
+    Default Always for a :latest or untagged image, else IfNotPresent.
+    """
     stdin: builtins.bool
+    """True keeps a standard input stream open for the container, for a client to attach to.
+    Default false.
+    """
     stdin_once: builtins.bool
+    """True closes that standard input when the first attached client detaches."""
     tty: builtins.bool
+    """True gives the container a terminal (with stdin, as docker run -it)."""
     @property
-    def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The executable and its arguments, replacing the image's ENTRYPOINT; $(VAR) is
+        replaced with the container's variable VAR.
+        """
+
     @property
-    def args(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def args(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Arguments, replacing the image's CMD; $(VAR) as in command."""
+
     @property
-    def ports(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ContainerPort]: ...
-    @property
-    def env_from(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EnvFromSource]:
-        """Fields sit in Kubernetes' order (the codec writes them so); where
+    def ports(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ContainerPort]:
+        """Ports the container listens on. Informational, except a hostPort, which the node
+        forwards to it; a Service's targetPort may name one.
+        Fields sit in Kubernetes' order (the codec writes them so); where
         Kubernetes' number is taken here (envFrom 19, stdinOnce 17) the field has
         the next free one.
         """
 
     @property
-    def env(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EnvVar]: ...
+    def env_from(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EnvFromSource]:
+        """Variables made from every key of ConfigMaps and Secrets; env overrides them."""
+
     @property
-    def resources(self) -> global___ResourceRequirements: ...
+    def env(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EnvVar]:
+        """Environment variables, each a value or taken from somewhere (valueFrom)."""
+
     @property
-    def volume_mounts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___VolumeMount]: ...
+    def resources(self) -> global___ResourceRequirements:
+        """The cpu and memory the container asks for (requests) and may use at most (limits)."""
+
     @property
-    def liveness_probe(self) -> global___Probe: ...
+    def volume_mounts(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___VolumeMount]:
+        """Volumes of the pod mounted into the container's filesystem."""
+
     @property
-    def readiness_probe(self) -> global___Probe: ...
+    def liveness_probe(self) -> global___Probe:
+        """A check the kubelet runs periodically; when it fails failureThreshold times in a row
+        the container is restarted.
+        """
+
     @property
-    def startup_probe(self) -> global___Probe: ...
+    def readiness_probe(self) -> global___Probe:
+        """A check the kubelet runs periodically; while it fails the container is not ready, and
+        the pod is taken out of its Services' endpoints.
+        """
+
     @property
-    def lifecycle(self) -> global___Lifecycle: ...
+    def startup_probe(self) -> global___Probe:
+        """A check that must succeed once before the liveness and readiness probes start; when
+        it fails failureThreshold times the container is restarted.
+        """
+
     @property
-    def security_context(self) -> global___SecurityContext: ...
+    def lifecycle(self) -> global___Lifecycle:
+        """Actions the kubelet runs right after the container starts and before it is stopped."""
+
+    @property
+    def security_context(self) -> global___SecurityContext:
+        """The container's security settings; where it sets a field, it wins over the pod's."""
+
     def __init__(
         self,
         *,
@@ -736,10 +1002,15 @@ class EnvFromSource(google.protobuf.message.Message):
     CONFIG_MAP_REF_FIELD_NUMBER: builtins.int
     SECRET_REF_FIELD_NUMBER: builtins.int
     prefix: builtins.str
+    """A text put before each key to make the variable's name, e.g. DB_."""
     @property
-    def config_map_ref(self) -> global___ConfigMapEnvSource: ...
+    def config_map_ref(self) -> global___ConfigMapEnvSource:
+        """The ConfigMap to take the keys of."""
+
     @property
-    def secret_ref(self) -> global___SecretEnvSource: ...
+    def secret_ref(self) -> global___SecretEnvSource:
+        """The Secret to take the keys of."""
+
     def __init__(
         self,
         *,
@@ -754,12 +1025,16 @@ global___EnvFromSource = EnvFromSource
 
 @typing.final
 class ConfigMapEnvSource(google.protobuf.message.Message):
+    """The ConfigMap an envFrom entry reads."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
     OPTIONAL_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The ConfigMap's name, in the pod's namespace. Required."""
     optional: builtins.bool
+    """True lets the container start without the ConfigMap; default false (it waits)."""
     def __init__(
         self,
         *,
@@ -774,12 +1049,16 @@ global___ConfigMapEnvSource = ConfigMapEnvSource
 
 @typing.final
 class SecretEnvSource(google.protobuf.message.Message):
+    """The Secret an envFrom entry reads."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
     OPTIONAL_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The Secret's name, in the pod's namespace. Required."""
     optional: builtins.bool
+    """True lets the container start without the Secret; default false (it waits)."""
     def __init__(
         self,
         *,
@@ -794,6 +1073,8 @@ global___SecretEnvSource = SecretEnvSource
 
 @typing.final
 class ContainerPort(google.protobuf.message.Message):
+    """A port a container listens on."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
@@ -802,10 +1083,17 @@ class ContainerPort(google.protobuf.message.Message):
     PROTOCOL_FIELD_NUMBER: builtins.int
     HOST_IP_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """A name for the port (at most 15 characters, lowercase letters, digits and -), unique
+    in the container; a Service's targetPort can refer to it.
+    """
     host_port: builtins.int
+    """A port on the node forwarded to containerPort (1-65535). Default none."""
     container_port: builtins.int
+    """The port number in the pod's network namespace (1-65535). Required."""
     protocol: builtins.str
+    """TCP (the default), UDP or SCTP."""
     host_ip: builtins.str
+    """The node address hostPort binds to; default all of them."""
     def __init__(
         self,
         *,
@@ -821,15 +1109,25 @@ global___ContainerPort = ContainerPort
 
 @typing.final
 class EnvVar(google.protobuf.message.Message):
+    """One environment variable of a container."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
     VALUE_FIELD_NUMBER: builtins.int
     VALUE_FROM_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The variable's name, a C identifier (letters, digits, _; not starting with a digit).
+    Required.
+    """
     value: builtins.str
+    """The value; $(VAR) is replaced with an earlier variable's value ($$ escapes it)."""
     @property
-    def value_from(self) -> global___EnvVarSource: ...
+    def value_from(self) -> global___EnvVarSource:
+        """Where the value comes from instead: the pod's fields, a resource, a ConfigMap key or
+        a Secret key (exactly one). Not together with value.
+        """
+
     def __init__(
         self,
         *,
@@ -844,6 +1142,8 @@ global___EnvVar = EnvVar
 
 @typing.final
 class EnvVarSource(google.protobuf.message.Message):
+    """Where an environment variable's value comes from: exactly one of the fields."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     FIELD_REF_FIELD_NUMBER: builtins.int
@@ -851,15 +1151,24 @@ class EnvVarSource(google.protobuf.message.Message):
     CONFIG_MAP_KEY_REF_FIELD_NUMBER: builtins.int
     SECRET_KEY_REF_FIELD_NUMBER: builtins.int
     @property
-    def field_ref(self) -> global___ObjectFieldSelector: ...
-    @property
-    def resource_field_ref(self) -> global___ResourceFieldSelector:
-        """Kubernetes' number is 2 (taken here by configMapKeyRef)."""
+    def field_ref(self) -> global___ObjectFieldSelector:
+        """A field of the pod: metadata.name, metadata.namespace, metadata.uid,
+        spec.nodeName, spec.serviceAccountName, status.hostIP(s), status.podIP(s).
+        Kubernetes' number is 2 (taken here by configMapKeyRef).
+        """
 
     @property
-    def config_map_key_ref(self) -> global___ConfigMapKeySelector: ...
+    def resource_field_ref(self) -> global___ResourceFieldSelector:
+        """A container's resource limit or request, e.g. limits.memory."""
+
     @property
-    def secret_key_ref(self) -> global___SecretKeySelector: ...
+    def config_map_key_ref(self) -> global___ConfigMapKeySelector:
+        """A key of a ConfigMap in the pod's namespace."""
+
+    @property
+    def secret_key_ref(self) -> global___SecretKeySelector:
+        """A key of a Secret in the pod's namespace."""
+
     def __init__(
         self,
         *,
@@ -885,8 +1194,17 @@ class ResourceFieldSelector(google.protobuf.message.Message):
     RESOURCE_FIELD_NUMBER: builtins.int
     DIVISOR_FIELD_NUMBER: builtins.int
     container_name: builtins.str
+    """The container whose resources are read: required in a downwardAPI volume, default
+    the variable's own container.
+    """
     resource: builtins.str
+    """limits.cpu, limits.memory, limits.ephemeral-storage, requests.cpu,
+    requests.memory or requests.ephemeral-storage. Required.
+    """
     divisor: builtins.str
+    """What the value is divided by: 1 or 1m for cpu; 1, 1k..1E or 1Ki..1Ei otherwise.
+    Default 1.
+    """
     def __init__(
         self,
         *,
@@ -900,12 +1218,16 @@ global___ResourceFieldSelector = ResourceFieldSelector
 
 @typing.final
 class ObjectFieldSelector(google.protobuf.message.Message):
+    """A field of the pod, by its path."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
     FIELD_PATH_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The version of the path's schema; v1, the default and only one."""
     field_path: builtins.str
+    """The field's path, e.g. metadata.name or metadata.labels['app']. Required."""
     def __init__(
         self,
         *,
@@ -918,14 +1240,21 @@ global___ObjectFieldSelector = ObjectFieldSelector
 
 @typing.final
 class ConfigMapKeySelector(google.protobuf.message.Message):
+    """One key of a ConfigMap."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
     KEY_FIELD_NUMBER: builtins.int
     OPTIONAL_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The ConfigMap's name, in the pod's namespace. Required."""
     key: builtins.str
+    """The key whose value is taken. Required."""
     optional: builtins.bool
+    """True lets the container start without the ConfigMap or key (the variable is then not
+    set); default false (it waits).
+    """
     def __init__(
         self,
         *,
@@ -941,14 +1270,21 @@ global___ConfigMapKeySelector = ConfigMapKeySelector
 
 @typing.final
 class SecretKeySelector(google.protobuf.message.Message):
+    """One key of a Secret."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
     KEY_FIELD_NUMBER: builtins.int
     OPTIONAL_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The Secret's name, in the pod's namespace. Required."""
     key: builtins.str
+    """The key whose value is taken. Required."""
     optional: builtins.bool
+    """True lets the container start without the Secret or key (the variable is then not
+    set); default false (it waits).
+    """
     def __init__(
         self,
         *,
@@ -1003,9 +1339,19 @@ class ResourceRequirements(google.protobuf.message.Message):
     LIMITS_FIELD_NUMBER: builtins.int
     REQUESTS_FIELD_NUMBER: builtins.int
     @property
-    def limits(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def limits(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """The most the container may use, by resource (cpu, memory, ephemeral-storage,
+        hugepages-*, or a domain/name extended resource): cpu as a CFS quota, memory as
+        the cgroup's limit.
+        """
+
     @property
-    def requests(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def requests(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """What the container is guaranteed: the scheduler fits requests into a node's
+        allocatable, and cpu requests set the cgroup's shares. Each at most its limit.
+        Unlike Kubernetes, a limit without a request does not default the request.
+        """
+
     def __init__(
         self,
         *,
@@ -1018,6 +1364,8 @@ global___ResourceRequirements = ResourceRequirements
 
 @typing.final
 class VolumeMount(google.protobuf.message.Message):
+    """Where a volume appears in a container."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
@@ -1025,9 +1373,15 @@ class VolumeMount(google.protobuf.message.Message):
     MOUNT_PATH_FIELD_NUMBER: builtins.int
     SUB_PATH_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The volume's name, one of the pod's volumes. Required."""
     read_only: builtins.bool
+    """True mounts the volume read-only. Default false (configMap and secret volumes are
+    mounted read-only anyway).
+    """
     mount_path: builtins.str
+    """The path in the container, unique among the container's mounts. Required."""
     sub_path: builtins.str
+    """A path inside the volume to mount instead of its root (relative, no ..). Default ""."""
     def __init__(
         self,
         *,
@@ -1042,6 +1396,8 @@ global___VolumeMount = VolumeMount
 
 @typing.final
 class Volume(google.protobuf.message.Message):
+    """A named volume of a pod; set exactly one of its sources."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
@@ -1052,20 +1408,33 @@ class Volume(google.protobuf.message.Message):
     DOWNWARD_API_FIELD_NUMBER: builtins.int
     PROJECTED_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The volume's name, a DNS-1123 label unique in the pod. Required."""
     @property
-    def empty_dir(self) -> global___EmptyDirVolumeSource: ...
-    @property
-    def host_path(self) -> global___HostPathVolumeSource: ...
-    @property
-    def config_map(self) -> global___ConfigMapVolumeSource: ...
-    @property
-    def secret(self) -> global___SecretVolumeSource: ...
-    @property
-    def downward_api(self) -> global___DownwardAPIVolumeSource:
-        """Kubernetes' VolumeSource numbers."""
+    def empty_dir(self) -> global___EmptyDirVolumeSource:
+        """A fresh, empty directory that lives as long as the pod."""
 
     @property
-    def projected(self) -> global___ProjectedVolumeSource: ...
+    def host_path(self) -> global___HostPathVolumeSource:
+        """A file or directory of the node. Gives the pod access to the host: use with care."""
+
+    @property
+    def config_map(self) -> global___ConfigMapVolumeSource:
+        """The keys of a ConfigMap as files."""
+
+    @property
+    def secret(self) -> global___SecretVolumeSource:
+        """The keys of a Secret as files.
+        Kubernetes' VolumeSource numbers.
+        """
+
+    @property
+    def downward_api(self) -> global___DownwardAPIVolumeSource:
+        """The pod's own fields and its containers' resources as files."""
+
+    @property
+    def projected(self) -> global___ProjectedVolumeSource:
+        """Secrets, ConfigMaps and downward API files together in one directory."""
+
     def __init__(
         self,
         *,
@@ -1093,8 +1462,11 @@ class DownwardAPIVolumeSource(google.protobuf.message.Message):
     ITEMS_FIELD_NUMBER: builtins.int
     DEFAULT_MODE_FIELD_NUMBER: builtins.int
     default_mode: builtins.int
+    """The files' mode, 0 to 0777 (octal). Default 0644 (420)."""
     @property
-    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DownwardAPIVolumeFile]: ...
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DownwardAPIVolumeFile]:
+        """The files to write, each from one field or resource."""
+
     def __init__(
         self,
         *,
@@ -1109,6 +1481,8 @@ global___DownwardAPIVolumeSource = DownwardAPIVolumeSource
 
 @typing.final
 class DownwardAPIVolumeFile(google.protobuf.message.Message):
+    """One file of a downward API volume or projection."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PATH_FIELD_NUMBER: builtins.int
@@ -1116,11 +1490,19 @@ class DownwardAPIVolumeFile(google.protobuf.message.Message):
     RESOURCE_FIELD_REF_FIELD_NUMBER: builtins.int
     MODE_FIELD_NUMBER: builtins.int
     path: builtins.str
+    """The file's path in the volume: relative, no "..". Required."""
     mode: builtins.int
+    """The file's mode, 0 to 0777; default the volume's defaultMode."""
     @property
-    def field_ref(self) -> global___ObjectFieldSelector: ...
+    def field_ref(self) -> global___ObjectFieldSelector:
+        """A field of the pod: metadata.name, metadata.namespace, metadata.uid, metadata.labels
+        or metadata.annotations (one key="value" a line), or one entry: metadata.labels['app'].
+        """
+
     @property
-    def resource_field_ref(self) -> global___ResourceFieldSelector: ...
+    def resource_field_ref(self) -> global___ResourceFieldSelector:
+        """A container's limit or request (containerName required). Not with fieldRef."""
+
     def __init__(
         self,
         *,
@@ -1144,8 +1526,11 @@ class ProjectedVolumeSource(google.protobuf.message.Message):
     SOURCES_FIELD_NUMBER: builtins.int
     DEFAULT_MODE_FIELD_NUMBER: builtins.int
     default_mode: builtins.int
+    """The files' mode, 0 to 0777 (octal). Default 0644 (420)."""
     @property
-    def sources(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___VolumeProjection]: ...
+    def sources(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___VolumeProjection]:
+        """The sources, each one Secret, ConfigMap or downward API set; no path twice."""
+
     def __init__(
         self,
         *,
@@ -1160,17 +1545,25 @@ global___ProjectedVolumeSource = ProjectedVolumeSource
 
 @typing.final
 class VolumeProjection(google.protobuf.message.Message):
+    """One source of a projected volume: set exactly one field."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     SECRET_FIELD_NUMBER: builtins.int
     DOWNWARD_API_FIELD_NUMBER: builtins.int
     CONFIG_MAP_FIELD_NUMBER: builtins.int
     @property
-    def secret(self) -> global___SecretProjection: ...
+    def secret(self) -> global___SecretProjection:
+        """A Secret's keys."""
+
     @property
-    def downward_api(self) -> global___DownwardAPIProjection: ...
+    def downward_api(self) -> global___DownwardAPIProjection:
+        """Files of the pod's fields and resources."""
+
     @property
-    def config_map(self) -> global___ConfigMapProjection: ...
+    def config_map(self) -> global___ConfigMapProjection:
+        """A ConfigMap's keys."""
+
     def __init__(
         self,
         *,
@@ -1185,15 +1578,21 @@ global___VolumeProjection = VolumeProjection
 
 @typing.final
 class SecretProjection(google.protobuf.message.Message):
+    """A Secret's keys in a projected volume."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
     ITEMS_FIELD_NUMBER: builtins.int
     OPTIONAL_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The Secret's name, in the pod's namespace."""
     optional: builtins.bool
+    """True lets the pod start without the Secret or a listed key; default false (it waits)."""
     @property
-    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]: ...
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]:
+        """The keys to write and where; default every key, as a file named after it."""
+
     def __init__(
         self,
         *,
@@ -1209,15 +1608,21 @@ global___SecretProjection = SecretProjection
 
 @typing.final
 class ConfigMapProjection(google.protobuf.message.Message):
+    """A ConfigMap's keys in a projected volume."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
     ITEMS_FIELD_NUMBER: builtins.int
     OPTIONAL_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The ConfigMap's name, in the pod's namespace."""
     optional: builtins.bool
+    """True lets the pod start without the ConfigMap or a listed key; default false."""
     @property
-    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]: ...
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]:
+        """The keys to write and where; default every key, as a file named after it."""
+
     def __init__(
         self,
         *,
@@ -1233,11 +1638,15 @@ global___ConfigMapProjection = ConfigMapProjection
 
 @typing.final
 class DownwardAPIProjection(google.protobuf.message.Message):
+    """Downward API files in a projected volume."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ITEMS_FIELD_NUMBER: builtins.int
     @property
-    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DownwardAPIVolumeFile]: ...
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___DownwardAPIVolumeFile]:
+        """The files to write, each from one field or resource."""
+
     def __init__(
         self,
         *,
@@ -1249,12 +1658,18 @@ global___DownwardAPIProjection = DownwardAPIProjection
 
 @typing.final
 class EmptyDirVolumeSource(google.protobuf.message.Message):
+    """A scratch directory for the pod's containers, created empty and deleted with the pod."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     MEDIUM_FIELD_NUMBER: builtins.int
     SIZE_LIMIT_FIELD_NUMBER: builtins.int
     medium: builtins.str
+    """"" (the default: on the node's disk) or Memory (a tmpfs, counted as memory)."""
     size_limit: builtins.str
+    """The most the volume may hold, a quantity. tinykube applies it as the tmpfs size for
+    medium Memory; on disk it is not enforced (Kubernetes evicts the pod).
+    """
     def __init__(
         self,
         *,
@@ -1267,12 +1682,18 @@ global___EmptyDirVolumeSource = EmptyDirVolumeSource
 
 @typing.final
 class HostPathVolumeSource(google.protobuf.message.Message):
+    """A path on the node, mounted into the pod."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PATH_FIELD_NUMBER: builtins.int
     TYPE_FIELD_NUMBER: builtins.int
     path: builtins.str
+    """The path on the node. Required."""
     type: builtins.str
+    """What must be there: "" (no check, the default), DirectoryOrCreate, Directory,
+    FileOrCreate, File, Socket, CharDevice or BlockDevice.
+    """
     def __init__(
         self,
         *,
@@ -1285,14 +1706,19 @@ global___HostPathVolumeSource = HostPathVolumeSource
 
 @typing.final
 class KeyToPath(google.protobuf.message.Message):
+    """Which key of a ConfigMap or Secret goes to which file."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     KEY_FIELD_NUMBER: builtins.int
     PATH_FIELD_NUMBER: builtins.int
     MODE_FIELD_NUMBER: builtins.int
     key: builtins.str
+    """The key. Required."""
     path: builtins.str
+    """The file's path in the volume: relative, no "..", not starting with "..". Required."""
     mode: builtins.int
+    """The file's mode, 0 to 0777; default the volume's defaultMode."""
     def __init__(
         self,
         *,
@@ -1308,6 +1734,8 @@ global___KeyToPath = KeyToPath
 
 @typing.final
 class ConfigMapVolumeSource(google.protobuf.message.Message):
+    """The keys of a ConfigMap as files; kept up to date when the ConfigMap changes."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
@@ -1315,10 +1743,15 @@ class ConfigMapVolumeSource(google.protobuf.message.Message):
     DEFAULT_MODE_FIELD_NUMBER: builtins.int
     OPTIONAL_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The ConfigMap's name, in the pod's namespace. Required."""
     default_mode: builtins.int
+    """The files' mode, 0 to 0777 (octal). Default 0644 (420)."""
     optional: builtins.bool
+    """True lets the pod start without the ConfigMap or a listed key; default false."""
     @property
-    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]: ...
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]:
+        """The keys to write and where; default every key, as a file named after it."""
+
     def __init__(
         self,
         *,
@@ -1338,6 +1771,8 @@ global___ConfigMapVolumeSource = ConfigMapVolumeSource
 
 @typing.final
 class SecretVolumeSource(google.protobuf.message.Message):
+    """The keys of a Secret as files; kept up to date when the Secret changes."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     SECRET_NAME_FIELD_NUMBER: builtins.int
@@ -1345,10 +1780,15 @@ class SecretVolumeSource(google.protobuf.message.Message):
     DEFAULT_MODE_FIELD_NUMBER: builtins.int
     OPTIONAL_FIELD_NUMBER: builtins.int
     secret_name: builtins.str
+    """The Secret's name, in the pod's namespace. Required."""
     default_mode: builtins.int
+    """The files' mode, 0 to 0777 (octal). Default 0644 (420)."""
     optional: builtins.bool
+    """True lets the pod start without the Secret or a listed key; default false."""
     @property
-    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]: ...
+    def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___KeyToPath]:
+        """The keys to write and where; default every key, as a file named after it."""
+
     def __init__(
         self,
         *,
@@ -1368,6 +1808,10 @@ global___SecretVolumeSource = SecretVolumeSource
 
 @typing.final
 class Probe(google.protobuf.message.Message):
+    """A check of a container's health: one handler (exec, httpGet or tcpSocket) and when and
+    how often it runs. It succeeds on exit status 0, an HTTP status 200-399, or a connection.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     EXEC_FIELD_NUMBER: builtins.int
@@ -1380,17 +1824,33 @@ class Probe(google.protobuf.message.Message):
     FAILURE_THRESHOLD_FIELD_NUMBER: builtins.int
     TERMINATION_GRACE_PERIOD_SECONDS_FIELD_NUMBER: builtins.int
     initial_delay_seconds: builtins.int
+    """Seconds after the container starts before the first check. Default 0."""
     timeout_seconds: builtins.int
+    """Seconds one check may take. Default 1."""
     period_seconds: builtins.int
+    """Seconds between checks. Default 10."""
     success_threshold: builtins.int
+    """Successes in a row that make a failing check pass again. Default 1; must be 1 for
+    liveness and startup probes.
+    """
     failure_threshold: builtins.int
+    """Failures in a row that make the check fail. Default 3."""
     termination_grace_period_seconds: builtins.int
+    """The grace period when this probe's failure stops the container; default the pod's
+    terminationGracePeriodSeconds. Must be greater than 0.
+    """
     @property
-    def exec(self) -> global___ExecAction: ...
+    def exec(self) -> global___ExecAction:
+        """Run a command in the container."""
+
     @property
-    def http_get(self) -> global___HTTPGetAction: ...
+    def http_get(self) -> global___HTTPGetAction:
+        """Send an HTTP GET to the container."""
+
     @property
-    def tcp_socket(self) -> global___TCPSocketAction: ...
+    def tcp_socket(self) -> global___TCPSocketAction:
+        """Open a TCP connection to the container."""
+
     def __init__(
         self,
         *,
@@ -1412,11 +1872,15 @@ global___Probe = Probe
 
 @typing.final
 class ExecAction(google.protobuf.message.Message):
+    """A command run in the container."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     COMMAND_FIELD_NUMBER: builtins.int
     @property
-    def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def command(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The command and its arguments, run directly (not through a shell). Required."""
+
     def __init__(
         self,
         *,
@@ -1428,12 +1892,16 @@ global___ExecAction = ExecAction
 
 @typing.final
 class HTTPHeader(google.protobuf.message.Message):
+    """A header of an HTTP request."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
     VALUE_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The header's name."""
     value: builtins.str
+    """The header's value."""
     def __init__(
         self,
         *,
@@ -1446,6 +1914,8 @@ global___HTTPHeader = HTTPHeader
 
 @typing.final
 class HTTPGetAction(google.protobuf.message.Message):
+    """An HTTP GET request to a container."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PATH_FIELD_NUMBER: builtins.int
@@ -1454,12 +1924,19 @@ class HTTPGetAction(google.protobuf.message.Message):
     SCHEME_FIELD_NUMBER: builtins.int
     HTTP_HEADERS_FIELD_NUMBER: builtins.int
     path: builtins.str
+    """The path requested. Default /."""
     host: builtins.str
+    """The host to connect to; default the pod's IP."""
     scheme: builtins.str
+    """HTTP (the default) or HTTPS (the certificate is not verified)."""
     @property
-    def port(self) -> protos.meta_pb2.IntOrString: ...
+    def port(self) -> protos.meta_pb2.IntOrString:
+        """The port: a number or the name of one of the container's ports. Required."""
+
     @property
-    def http_headers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___HTTPHeader]: ...
+    def http_headers(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___HTTPHeader]:
+        """Extra headers of the request."""
+
     def __init__(
         self,
         *,
@@ -1476,13 +1953,18 @@ global___HTTPGetAction = HTTPGetAction
 
 @typing.final
 class TCPSocketAction(google.protobuf.message.Message):
+    """A TCP connection to a container."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PORT_FIELD_NUMBER: builtins.int
     HOST_FIELD_NUMBER: builtins.int
     host: builtins.str
+    """The host to connect to; default the pod's IP."""
     @property
-    def port(self) -> protos.meta_pb2.IntOrString: ...
+    def port(self) -> protos.meta_pb2.IntOrString:
+        """The port: a number or the name of one of the container's ports. Required."""
+
     def __init__(
         self,
         *,
@@ -1496,10 +1978,13 @@ global___TCPSocketAction = TCPSocketAction
 
 @typing.final
 class SleepAction(google.protobuf.message.Message):
+    """A pause of a lifecycle hook."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     SECONDS_FIELD_NUMBER: builtins.int
     seconds: builtins.int
+    """How many seconds to wait; must not be negative."""
     def __init__(
         self,
         *,
@@ -1511,6 +1996,8 @@ global___SleepAction = SleepAction
 
 @typing.final
 class LifecycleHandler(google.protobuf.message.Message):
+    """What a lifecycle hook does: exactly one of its fields."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     EXEC_FIELD_NUMBER: builtins.int
@@ -1518,13 +2005,21 @@ class LifecycleHandler(google.protobuf.message.Message):
     TCP_SOCKET_FIELD_NUMBER: builtins.int
     SLEEP_FIELD_NUMBER: builtins.int
     @property
-    def exec(self) -> global___ExecAction: ...
+    def exec(self) -> global___ExecAction:
+        """Run a command in the container."""
+
     @property
-    def http_get(self) -> global___HTTPGetAction: ...
+    def http_get(self) -> global___HTTPGetAction:
+        """Send an HTTP GET to the container."""
+
     @property
-    def tcp_socket(self) -> global___TCPSocketAction: ...
+    def tcp_socket(self) -> global___TCPSocketAction:
+        """Open a TCP connection to the container."""
+
     @property
-    def sleep(self) -> global___SleepAction: ...
+    def sleep(self) -> global___SleepAction:
+        """Wait a number of seconds."""
+
     def __init__(
         self,
         *,
@@ -1540,14 +2035,22 @@ global___LifecycleHandler = LifecycleHandler
 
 @typing.final
 class Lifecycle(google.protobuf.message.Message):
+    """The hooks the kubelet runs around a container's life."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     POST_START_FIELD_NUMBER: builtins.int
     PRE_STOP_FIELD_NUMBER: builtins.int
     @property
-    def post_start(self) -> global___LifecycleHandler: ...
+    def post_start(self) -> global___LifecycleHandler:
+        """Runs right after the container is started; if it fails the container is killed and
+        restarted as the restartPolicy says.
+        """
+
     @property
-    def pre_stop(self) -> global___LifecycleHandler: ...
+    def pre_stop(self) -> global___LifecycleHandler:
+        """Runs before the container is stopped, within its grace period; SIGTERM follows."""
+
     def __init__(
         self,
         *,
@@ -1561,14 +2064,20 @@ global___Lifecycle = Lifecycle
 
 @typing.final
 class Capabilities(google.protobuf.message.Message):
+    """Linux capabilities added to and dropped from a container's default set."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ADD_FIELD_NUMBER: builtins.int
     DROP_FIELD_NUMBER: builtins.int
     @property
-    def add(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def add(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Capabilities to add, e.g. NET_ADMIN."""
+
     @property
-    def drop(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def drop(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Capabilities to remove, e.g. ALL."""
+
     def __init__(
         self,
         *,
@@ -1588,7 +2097,11 @@ class SeccompProfile(google.protobuf.message.Message):
     TYPE_FIELD_NUMBER: builtins.int
     LOCALHOST_PROFILE_FIELD_NUMBER: builtins.int
     type: builtins.str
+    """The profile's kind (RuntimeDefault: the runtime's; Unconfined: none; Localhost: a
+    file on the node). Required. No seccompProfile at all means Unconfined.
+    """
     localhost_profile: builtins.str
+    """With Localhost, the profile file, relative to the kubelet's seccomp directory."""
     def __init__(
         self,
         *,
@@ -1603,6 +2116,8 @@ global___SeccompProfile = SeccompProfile
 
 @typing.final
 class SecurityContext(google.protobuf.message.Message):
+    """The security settings of one container; where set they win over the pod's."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PRIVILEGED_FIELD_NUMBER: builtins.int
@@ -1614,15 +2129,29 @@ class SecurityContext(google.protobuf.message.Message):
     CAPABILITIES_FIELD_NUMBER: builtins.int
     SECCOMP_PROFILE_FIELD_NUMBER: builtins.int
     privileged: builtins.bool
+    """True runs the container with every capability and the host's devices. Default false."""
     run_as_user: builtins.int
+    """The uid the processes run as; default the image's user."""
     run_as_group: builtins.int
+    """The gid the processes run as; default the image's."""
     run_as_non_root: builtins.bool
+    """True refuses to start the container if it would run as uid 0 (the kubelet checks the
+    image's user when runAsUser is unset).
+    """
     read_only_root_filesystem: builtins.bool
+    """True mounts the container's root filesystem read-only. Default false."""
     allow_privilege_escalation: builtins.bool
+    """False sets no_new_privs: no process can gain privileges (setuid binaries). Unset
+    leaves it off. Cannot be false with privileged or an added SYS_ADMIN.
+    """
     @property
-    def capabilities(self) -> global___Capabilities: ...
+    def capabilities(self) -> global___Capabilities:
+        """Capabilities to add and drop."""
+
     @property
-    def seccomp_profile(self) -> global___SeccompProfile: ...
+    def seccomp_profile(self) -> global___SeccompProfile:
+        """The seccomp profile; default the pod's."""
+
     def __init__(
         self,
         *,
@@ -1665,13 +2194,23 @@ class PodSecurityContext(google.protobuf.message.Message):
     FS_GROUP_FIELD_NUMBER: builtins.int
     SECCOMP_PROFILE_FIELD_NUMBER: builtins.int
     run_as_user: builtins.int
+    """The uid every container runs as unless it sets its own; default the image's user."""
     run_as_group: builtins.int
+    """The gid every container runs as unless it sets its own."""
     run_as_non_root: builtins.bool
+    """True refuses to start a container that would run as uid 0."""
     fs_group: builtins.int
+    """A gid added to every container's processes; volumes the kubelet writes (emptyDir,
+    configMap, secret, ...) are given to this group.
+    """
     @property
-    def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]: ...
+    def supplemental_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.int]:
+        """More gids for every container's processes."""
+
     @property
-    def seccomp_profile(self) -> global___SeccompProfile: ...
+    def seccomp_profile(self) -> global___SeccompProfile:
+        """The seccomp profile of every container that sets none."""
+
     def __init__(
         self,
         *,
@@ -1697,6 +2236,8 @@ global___PodSecurityContext = PodSecurityContext
 
 @typing.final
 class Toleration(google.protobuf.message.Message):
+    """Lets a pod onto nodes whose taints it matches."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     KEY_FIELD_NUMBER: builtins.int
@@ -1705,11 +2246,19 @@ class Toleration(google.protobuf.message.Message):
     EFFECT_FIELD_NUMBER: builtins.int
     TOLERATION_SECONDS_FIELD_NUMBER: builtins.int
     key: builtins.str
+    """The taint key matched; empty matches every key (with operator Exists)."""
     operator: builtins.str
-    """Exists or Equal"""
+    """Exists or Equal
+    (Equal, the default, also compares value; Exists matches any value).
+    """
     value: builtins.str
+    """The value compared with Equal; must be empty with Exists."""
     effect: builtins.str
+    """The taint effect matched: NoSchedule, PreferNoSchedule or NoExecute; empty matches all."""
     toleration_seconds: builtins.int
+    """With NoExecute only: how long the pod may stay after the taint appears; unset means
+    forever. E.g. 300 for node.kubernetes.io/unreachable.
+    """
     def __init__(
         self,
         *,
@@ -1727,16 +2276,25 @@ global___Toleration = Toleration
 
 @typing.final
 class NodeSelectorRequirement(google.protobuf.message.Message):
+    """One condition on a node's labels (or fields)."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     KEY_FIELD_NUMBER: builtins.int
     OPERATOR_FIELD_NUMBER: builtins.int
     VALUES_FIELD_NUMBER: builtins.int
     key: builtins.str
+    """The label (or field) key."""
     operator: builtins.str
-    """In, NotIn, Exists, DoesNotExist, Gt, Lt"""
+    """In, NotIn, Exists, DoesNotExist, Gt, Lt
+    (Gt and Lt compare one integer value).
+    """
     @property
-    def values(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def values(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The values compared: any of them for In and NotIn, one integer for Gt and Lt, none
+        for Exists and DoesNotExist.
+        """
+
     def __init__(
         self,
         *,
@@ -1750,14 +2308,20 @@ global___NodeSelectorRequirement = NodeSelectorRequirement
 
 @typing.final
 class NodeSelectorTerm(google.protobuf.message.Message):
+    """Conditions that must all hold for a node to match."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     MATCH_EXPRESSIONS_FIELD_NUMBER: builtins.int
     MATCH_FIELDS_FIELD_NUMBER: builtins.int
     @property
-    def match_expressions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeSelectorRequirement]: ...
+    def match_expressions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeSelectorRequirement]:
+        """Conditions on the node's labels."""
+
     @property
-    def match_fields(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeSelectorRequirement]: ...
+    def match_fields(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeSelectorRequirement]:
+        """Conditions on the node's fields; only metadata.name is supported."""
+
     def __init__(
         self,
         *,
@@ -1770,11 +2334,15 @@ global___NodeSelectorTerm = NodeSelectorTerm
 
 @typing.final
 class NodeSelector(google.protobuf.message.Message):
+    """Nodes that match at least one of the terms."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NODE_SELECTOR_TERMS_FIELD_NUMBER: builtins.int
     @property
-    def node_selector_terms(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeSelectorTerm]: ...
+    def node_selector_terms(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___NodeSelectorTerm]:
+        """The terms, ORed. A term without requirements matches no node."""
+
     def __init__(
         self,
         *,
@@ -1786,13 +2354,18 @@ global___NodeSelector = NodeSelector
 
 @typing.final
 class PreferredSchedulingTerm(google.protobuf.message.Message):
+    """A soft preference for nodes matching a term."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     WEIGHT_FIELD_NUMBER: builtins.int
     PREFERENCE_FIELD_NUMBER: builtins.int
     weight: builtins.int
+    """How much a matching node scores, 1 to 100."""
     @property
-    def preference(self) -> global___NodeSelectorTerm: ...
+    def preference(self) -> global___NodeSelectorTerm:
+        """The term a node should match."""
+
     def __init__(
         self,
         *,
@@ -1806,14 +2379,22 @@ global___PreferredSchedulingTerm = PreferredSchedulingTerm
 
 @typing.final
 class NodeAffinity(google.protobuf.message.Message):
+    """Which nodes a pod is placed on, by the nodes' labels."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     REQUIRED_DURING_SCHEDULING_IGNORED_DURING_EXECUTION_FIELD_NUMBER: builtins.int
     PREFERRED_DURING_SCHEDULING_IGNORED_DURING_EXECUTION_FIELD_NUMBER: builtins.int
     @property
-    def required_during_scheduling_ignored_during_execution(self) -> global___NodeSelector: ...
+    def required_during_scheduling_ignored_during_execution(self) -> global___NodeSelector:
+        """Only nodes matching these terms are considered. A pod already running stays if the
+        node's labels change later.
+        """
+
     @property
-    def preferred_during_scheduling_ignored_during_execution(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PreferredSchedulingTerm]: ...
+    def preferred_during_scheduling_ignored_during_execution(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PreferredSchedulingTerm]:
+        """Nodes matching these terms score higher, by the terms' weights."""
+
     def __init__(
         self,
         *,
@@ -1827,16 +2408,23 @@ global___NodeAffinity = NodeAffinity
 
 @typing.final
 class PodAffinityTerm(google.protobuf.message.Message):
+    """A set of pods, by label, in a topology domain (a node, a zone)."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     LABEL_SELECTOR_FIELD_NUMBER: builtins.int
     NAMESPACES_FIELD_NUMBER: builtins.int
     TOPOLOGY_KEY_FIELD_NUMBER: builtins.int
     topology_key: builtins.str
+    """The node label that defines the domain, e.g. kubernetes.io/hostname."""
     @property
-    def label_selector(self) -> protos.meta_pb2.LabelSelector: ...
+    def label_selector(self) -> protos.meta_pb2.LabelSelector:
+        """The pods the term is about."""
+
     @property
-    def namespaces(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def namespaces(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The namespaces of those pods; empty means the pod's own."""
+
     def __init__(
         self,
         *,
@@ -1851,13 +2439,18 @@ global___PodAffinityTerm = PodAffinityTerm
 
 @typing.final
 class WeightedPodAffinityTerm(google.protobuf.message.Message):
+    """A soft pod affinity (or anti-affinity) term with its weight."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     WEIGHT_FIELD_NUMBER: builtins.int
     POD_AFFINITY_TERM_FIELD_NUMBER: builtins.int
     weight: builtins.int
+    """How much the term counts, 1 to 100."""
     @property
-    def pod_affinity_term(self) -> global___PodAffinityTerm: ...
+    def pod_affinity_term(self) -> global___PodAffinityTerm:
+        """The term."""
+
     def __init__(
         self,
         *,
@@ -1871,14 +2464,22 @@ global___WeightedPodAffinityTerm = WeightedPodAffinityTerm
 
 @typing.final
 class PodAffinity(google.protobuf.message.Message):
+    """Rules placing a pod near (affinity) or away from (anti-affinity) other pods. Accepted,
+    but tinykube's scheduler has no inter-pod affinity plugin and ignores them.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     REQUIRED_DURING_SCHEDULING_IGNORED_DURING_EXECUTION_FIELD_NUMBER: builtins.int
     PREFERRED_DURING_SCHEDULING_IGNORED_DURING_EXECUTION_FIELD_NUMBER: builtins.int
     @property
-    def required_during_scheduling_ignored_during_execution(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodAffinityTerm]: ...
+    def required_during_scheduling_ignored_during_execution(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodAffinityTerm]:
+        """Terms that must hold on the chosen node."""
+
     @property
-    def preferred_during_scheduling_ignored_during_execution(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___WeightedPodAffinityTerm]: ...
+    def preferred_during_scheduling_ignored_during_execution(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___WeightedPodAffinityTerm]:
+        """Terms that should hold, by weight."""
+
     def __init__(
         self,
         *,
@@ -1891,17 +2492,25 @@ global___PodAffinity = PodAffinity
 
 @typing.final
 class Affinity(google.protobuf.message.Message):
+    """Scheduling rules about nodes and about other pods."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NODE_AFFINITY_FIELD_NUMBER: builtins.int
     POD_AFFINITY_FIELD_NUMBER: builtins.int
     POD_ANTI_AFFINITY_FIELD_NUMBER: builtins.int
     @property
-    def node_affinity(self) -> global___NodeAffinity: ...
+    def node_affinity(self) -> global___NodeAffinity:
+        """Which nodes the pod may or should go to, by the nodes' labels."""
+
     @property
-    def pod_affinity(self) -> global___PodAffinity: ...
+    def pod_affinity(self) -> global___PodAffinity:
+        """Pods this pod should be near. Ignored by tinykube's scheduler."""
+
     @property
-    def pod_anti_affinity(self) -> global___PodAffinity: ...
+    def pod_anti_affinity(self) -> global___PodAffinity:
+        """Pods this pod should be away from. Ignored by tinykube's scheduler."""
+
     def __init__(
         self,
         *,
@@ -1916,6 +2525,8 @@ global___Affinity = Affinity
 
 @typing.final
 class TopologySpreadConstraint(google.protobuf.message.Message):
+    """How evenly matching pods must be spread over the domains of a node label."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     MAX_SKEW_FIELD_NUMBER: builtins.int
@@ -1924,12 +2535,21 @@ class TopologySpreadConstraint(google.protobuf.message.Message):
     LABEL_SELECTOR_FIELD_NUMBER: builtins.int
     MIN_DOMAINS_FIELD_NUMBER: builtins.int
     max_skew: builtins.int
+    """The largest allowed difference of matching pods between two domains; at least 1."""
     topology_key: builtins.str
+    """The node label whose values are the domains, e.g. topology.kubernetes.io/zone.
+    Required.
+    """
     when_unsatisfiable: builtins.str
-    """DoNotSchedule or ScheduleAnyway"""
+    """DoNotSchedule or ScheduleAnyway
+    (a hard rule, or only a preference). Required.
+    """
     min_domains: builtins.int
+    """With fewer domains than this, the smallest count is taken as 0."""
     @property
-    def label_selector(self) -> protos.meta_pb2.LabelSelector: ...
+    def label_selector(self) -> protos.meta_pb2.LabelSelector:
+        """The pods counted."""
+
     def __init__(
         self,
         *,
@@ -1947,6 +2567,8 @@ global___TopologySpreadConstraint = TopologySpreadConstraint
 
 @typing.final
 class PodStatus(google.protobuf.message.Message):
+    """What the kubelet and the scheduler last observed of a pod."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     PHASE_FIELD_NUMBER: builtins.int
@@ -1962,23 +2584,46 @@ class PodStatus(google.protobuf.message.Message):
     QOS_CLASS_FIELD_NUMBER: builtins.int
     NOMINATED_NODE_NAME_FIELD_NUMBER: builtins.int
     phase: builtins.str
-    """Pending, Running, Succeeded, Failed, Unknown"""
+    """Pending, Running, Succeeded, Failed, Unknown
+    (Pending until every container has started; Succeeded or Failed once all have
+    exited for good). Default Pending.
+    """
     message: builtins.str
+    """Why the pod is in its phase, for people."""
     reason: builtins.str
+    """Why the pod is in its phase, in one CamelCase word."""
     host_ip: builtins.str
+    """The IP of the pod's node (its InternalIP)."""
     pod_ip: builtins.str
+    """The pod's IP, from its node's podCIDR (the node's IP with hostNetwork)."""
     qos_class: builtins.str
+    """Guaranteed, Burstable or BestEffort in Kubernetes; tinykube does not compute it and
+    leaves it empty.
+    """
     nominated_node_name: builtins.str
+    """The node a preempting scheduler reserved for the pod. tinykube never preempts, so
+    nothing sets it.
+    """
     @property
-    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodCondition]: ...
+    def conditions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodCondition]:
+        """PodScheduled, Initialized, ContainersReady and Ready, with their reasons."""
+
     @property
-    def pod_ips(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodIP]: ...
+    def pod_ips(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PodIP]:
+        """The pod's IPs as a list; tinykube gives one IPv4 address."""
+
     @property
-    def start_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def start_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the kubelet first took the pod."""
+
     @property
-    def init_container_statuses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ContainerStatus]: ...
+    def init_container_statuses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ContainerStatus]:
+        """The state of each init container, in spec order."""
+
     @property
-    def container_statuses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ContainerStatus]: ...
+    def container_statuses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ContainerStatus]:
+        """The state of each container, in spec order."""
+
     def __init__(
         self,
         *,
@@ -2002,10 +2647,13 @@ global___PodStatus = PodStatus
 
 @typing.final
 class PodIP(google.protobuf.message.Message):
+    """One IP address of a pod."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     IP_FIELD_NUMBER: builtins.int
     ip: builtins.str
+    """The address."""
     def __init__(
         self,
         *,
@@ -2017,6 +2665,8 @@ global___PodIP = PodIP
 
 @typing.final
 class PodCondition(google.protobuf.message.Message):
+    """One aspect of a pod's state."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: builtins.int
@@ -2026,14 +2676,23 @@ class PodCondition(google.protobuf.message.Message):
     REASON_FIELD_NUMBER: builtins.int
     MESSAGE_FIELD_NUMBER: builtins.int
     type: builtins.str
-    """PodScheduled, Initialized, ContainersReady, Ready"""
+    """PodScheduled, Initialized, ContainersReady, Ready
+    (Ready: the pod may receive Service traffic).
+    """
     status: builtins.str
+    """True, False or Unknown."""
     reason: builtins.str
+    """Why, in one CamelCase word, e.g. Unschedulable, ContainersNotReady."""
     message: builtins.str
+    """The details, for people."""
     @property
-    def last_probe_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_probe_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the condition was last checked."""
+
     @property
-    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_transition_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When status last changed."""
+
     def __init__(
         self,
         *,
@@ -2051,12 +2710,16 @@ global___PodCondition = PodCondition
 
 @typing.final
 class ContainerStateWaiting(google.protobuf.message.Message):
+    """A container that has not started (yet or again)."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     REASON_FIELD_NUMBER: builtins.int
     MESSAGE_FIELD_NUMBER: builtins.int
     reason: builtins.str
+    """Why, e.g. ContainerCreating, CrashLoopBackOff, ErrImagePull, ImagePullBackOff."""
     message: builtins.str
+    """The details, for people."""
     def __init__(
         self,
         *,
@@ -2069,11 +2732,15 @@ global___ContainerStateWaiting = ContainerStateWaiting
 
 @typing.final
 class ContainerStateRunning(google.protobuf.message.Message):
+    """A container that is running."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     STARTED_AT_FIELD_NUMBER: builtins.int
     @property
-    def started_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def started_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When it (last) started."""
+
     def __init__(
         self,
         *,
@@ -2086,6 +2753,8 @@ global___ContainerStateRunning = ContainerStateRunning
 
 @typing.final
 class ContainerStateTerminated(google.protobuf.message.Message):
+    """A container that has exited."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     EXIT_CODE_FIELD_NUMBER: builtins.int
@@ -2096,14 +2765,23 @@ class ContainerStateTerminated(google.protobuf.message.Message):
     FINISHED_AT_FIELD_NUMBER: builtins.int
     CONTAINER_ID_FIELD_NUMBER: builtins.int
     exit_code: builtins.int
+    """Its exit status (128 + N for a process killed by signal N)."""
     signal: builtins.int
+    """The signal that ended it. tinykube's kubelet leaves it 0: see exitCode."""
     reason: builtins.str
+    """Why, e.g. Completed, Error, OOMKilled."""
     message: builtins.str
+    """Its termination message (see terminationMessagePolicy)."""
     container_id: builtins.str
+    """The runtime's id of the container, e.g. containerd://<id>."""
     @property
-    def started_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def started_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When it started."""
+
     @property
-    def finished_at(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def finished_at(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When it exited."""
+
     def __init__(
         self,
         *,
@@ -2122,17 +2800,25 @@ global___ContainerStateTerminated = ContainerStateTerminated
 
 @typing.final
 class ContainerState(google.protobuf.message.Message):
+    """A container's state: exactly one of waiting, running and terminated."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     WAITING_FIELD_NUMBER: builtins.int
     RUNNING_FIELD_NUMBER: builtins.int
     TERMINATED_FIELD_NUMBER: builtins.int
     @property
-    def waiting(self) -> global___ContainerStateWaiting: ...
+    def waiting(self) -> global___ContainerStateWaiting:
+        """Not started yet, or waiting to be restarted."""
+
     @property
-    def running(self) -> global___ContainerStateRunning: ...
+    def running(self) -> global___ContainerStateRunning:
+        """Running."""
+
     @property
-    def terminated(self) -> global___ContainerStateTerminated: ...
+    def terminated(self) -> global___ContainerStateTerminated:
+        """Exited."""
+
     def __init__(
         self,
         *,
@@ -2147,6 +2833,8 @@ global___ContainerState = ContainerState
 
 @typing.final
 class ContainerStatus(google.protobuf.message.Message):
+    """What the kubelet last observed of one container."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
@@ -2159,16 +2847,27 @@ class ContainerStatus(google.protobuf.message.Message):
     CONTAINER_ID_FIELD_NUMBER: builtins.int
     STARTED_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The container's name, as in the spec."""
     ready: builtins.bool
+    """Whether its readiness probe passes (true once running when it has none)."""
     restart_count: builtins.int
+    """How many times it has been restarted."""
     image: builtins.str
+    """The image it runs, as the spec names it."""
     image_id: builtins.str
+    """The image's resolved id, e.g. docker.io/library/nginx@sha256:..."""
     container_id: builtins.str
+    """The runtime's id of the container, e.g. containerd://<id>."""
     started: builtins.bool
+    """Whether it has started and passed its startup probe, if any."""
     @property
-    def state(self) -> global___ContainerState: ...
+    def state(self) -> global___ContainerState:
+        """What it is doing now."""
+
     @property
-    def last_state(self) -> global___ContainerState: ...
+    def last_state(self) -> global___ContainerState:
+        """How its previous run ended (after a restart); empty before."""
+
     def __init__(
         self,
         *,
@@ -2199,11 +2898,17 @@ class Binding(google.protobuf.message.Message):
     METADATA_FIELD_NUMBER: builtins.int
     TARGET_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: Binding."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The name and namespace of the pod being bound."""
+
     @property
-    def target(self) -> protos.meta_pb2.ObjectReference: ...
+    def target(self) -> protos.meta_pb2.ObjectReference:
+        """The node the pod goes to: kind Node (or empty) and its name. Required."""
+
     def __init__(
         self,
         *,
@@ -2219,7 +2924,11 @@ global___Binding = Binding
 
 @typing.final
 class Service(google.protobuf.message.Message):
-    """---------------------------------------------------------------- Service"""
+    """---------------------------------------------------------------- Service
+
+    A Service gives a set of pods, chosen by label, one stable virtual IP and DNS name; the
+    node proxies balance connections to its ports over the pods that are ready.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -2229,13 +2938,23 @@ class Service(google.protobuf.message.Message):
     SPEC_FIELD_NUMBER: builtins.int
     STATUS_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: Service."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Service's name (a DNS-1035 label: it becomes a DNS name), namespace and labels."""
+
     @property
-    def spec(self) -> global___ServiceSpec: ...
+    def spec(self) -> global___ServiceSpec:
+        """Which pods the Service sends traffic to (selector), on which ports, and how it is
+        reached (type: ClusterIP, NodePort, ...).
+        """
+
     @property
-    def status(self) -> global___ServiceStatus: ...
+    def status(self) -> global___ServiceStatus:
+        """The load balancer, for type LoadBalancer. Read-only."""
+
     def __init__(
         self,
         *,
@@ -2252,6 +2971,8 @@ global___Service = Service
 
 @typing.final
 class ServiceSpec(google.protobuf.message.Message):
+    """The desired state of a Service."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     @typing.final
@@ -2286,27 +3007,65 @@ class ServiceSpec(google.protobuf.message.Message):
     IP_FAMILY_POLICY_FIELD_NUMBER: builtins.int
     SESSION_AFFINITY_CONFIG_FIELD_NUMBER: builtins.int
     cluster_ip: builtins.str
+    """The virtual IP, allocated from the service CIDR (10.96.0.0/12) when empty; None makes
+    the Service headless (DNS answers with the pods' IPs). Cannot change once set.
+    """
     type: builtins.str
-    """ClusterIP, NodePort, LoadBalancer, ExternalName"""
+    """How the Service is reached:
+    ClusterIP, NodePort, LoadBalancer, ExternalName
+    (default ClusterIP). LoadBalancer acts as NodePort: tinykube provisions no load
+    balancer. ExternalName gets no proxying and no DNS answer here.
+    """
     session_affinity: builtins.str
+    """None (the default) or ClientIP: connections from one client IP keep going to the
+    same pod, for sessionAffinityConfig's timeout.
+    """
     load_balancer_ip: builtins.str
+    """The IP asked of a cloud load balancer. tinykube has none and ignores it."""
     external_name: builtins.str
+    """The DNS name an ExternalName Service stands for, e.g. db.example.com. Required then."""
     external_traffic_policy: builtins.str
+    """Cluster or Local for NodePort and LoadBalancer Services (default Cluster). tinykube's
+    proxy treats Local as Cluster.
+    """
     internal_traffic_policy: builtins.str
+    """Cluster (the default) or Local. tinykube's proxy always uses every ready endpoint,
+    as Cluster does.
+    """
     publish_not_ready_addresses: builtins.bool
+    """True lists pods in the Endpoints' addresses before they are ready."""
     ip_family_policy: builtins.str
+    """SingleStack, the default and the only one tinykube serves."""
     @property
-    def ports(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ServicePort]: ...
+    def ports(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___ServicePort]:
+        """The ports the Service exposes; required (unless headless or ExternalName), and each
+        needs a name when there are several.
+        """
+
     @property
-    def selector(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def selector(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """The labels of the pods behind the Service; the endpoints controller keeps the
+        Endpoints object of that name. Empty: no Endpoints are managed (write your own).
+        """
+
     @property
-    def cluster_ips(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def cluster_ips(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The virtual IPs as a list; tinykube gives one IPv4 address, the same as clusterIP."""
+
     @property
-    def external_ips(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def external_ips(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Extra IPs the Service should answer on. Accepted, but tinykube's proxy does not
+        program them.
+        """
+
     @property
-    def ip_families(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def ip_families(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The IP families of the Service; tinykube serves IPv4 only: default [IPv4]."""
+
     @property
-    def session_affinity_config(self) -> global___SessionAffinityConfig: ...
+    def session_affinity_config(self) -> global___SessionAffinityConfig:
+        """The ClientIP affinity's settings."""
+
     def __init__(
         self,
         *,
@@ -2339,7 +3098,9 @@ class SessionAffinityConfig(google.protobuf.message.Message):
 
     CLIENT_IP_FIELD_NUMBER: builtins.int
     @property
-    def client_ip(self) -> global___ClientIPConfig: ...
+    def client_ip(self) -> global___ClientIPConfig:
+        """The ClientIP settings."""
+
     def __init__(
         self,
         *,
@@ -2352,10 +3113,15 @@ global___SessionAffinityConfig = SessionAffinityConfig
 
 @typing.final
 class ClientIPConfig(google.protobuf.message.Message):
+    """The settings of ClientIP session affinity."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     TIMEOUT_SECONDS_FIELD_NUMBER: builtins.int
     timeout_seconds: builtins.int
+    """Seconds a client stays with its pod after its last connection: 1 to 86400. Default
+    10800 (3 hours).
+    """
     def __init__(
         self,
         *,
@@ -2369,6 +3135,8 @@ global___ClientIPConfig = ClientIPConfig
 
 @typing.final
 class ServicePort(google.protobuf.message.Message):
+    """One port of a Service."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
@@ -2378,12 +3146,25 @@ class ServicePort(google.protobuf.message.Message):
     TARGET_PORT_FIELD_NUMBER: builtins.int
     NODE_PORT_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The port's name, a DNS-1123 label unique in the Service; required when there are
+    several ports. Endpoints carry it to match their ports back.
+    """
     protocol: builtins.str
+    """TCP (the default), UDP or SCTP. tinykube's proxy does not program SCTP."""
     app_protocol: builtins.str
+    """The application protocol, e.g. http; copied to the Endpoints for other tools."""
     port: builtins.int
+    """The port the Service listens on at its clusterIP (1-65535). Required."""
     node_port: builtins.int
+    """For NodePort and LoadBalancer: the port on every node that leads to the Service,
+    30000-32767. Allocated when empty; forbidden for ClusterIP.
+    """
     @property
-    def target_port(self) -> protos.meta_pb2.IntOrString: ...
+    def target_port(self) -> protos.meta_pb2.IntOrString:
+        """The pods' port that traffic goes to: a number or the name of a container port.
+        Default the same number as port.
+        """
+
     def __init__(
         self,
         *,
@@ -2401,12 +3182,16 @@ global___ServicePort = ServicePort
 
 @typing.final
 class LoadBalancerIngress(google.protobuf.message.Message):
+    """One address of a load balancer."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     IP_FIELD_NUMBER: builtins.int
     HOSTNAME_FIELD_NUMBER: builtins.int
     ip: builtins.str
+    """The load balancer's IP."""
     hostname: builtins.str
+    """The load balancer's host name."""
     def __init__(
         self,
         *,
@@ -2419,11 +3204,15 @@ global___LoadBalancerIngress = LoadBalancerIngress
 
 @typing.final
 class LoadBalancerStatus(google.protobuf.message.Message):
+    """The state of a Service's load balancer."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     INGRESS_FIELD_NUMBER: builtins.int
     @property
-    def ingress(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___LoadBalancerIngress]: ...
+    def ingress(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___LoadBalancerIngress]:
+        """The load balancer's addresses. Always empty in tinykube, which provisions none."""
+
     def __init__(
         self,
         *,
@@ -2435,11 +3224,15 @@ global___LoadBalancerStatus = LoadBalancerStatus
 
 @typing.final
 class ServiceStatus(google.protobuf.message.Message):
+    """The observed state of a Service."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     LOAD_BALANCER_FIELD_NUMBER: builtins.int
     @property
-    def load_balancer(self) -> global___LoadBalancerStatus: ...
+    def load_balancer(self) -> global___LoadBalancerStatus:
+        """The load balancer of a LoadBalancer Service."""
+
     def __init__(
         self,
         *,
@@ -2452,7 +3245,11 @@ global___ServiceStatus = ServiceStatus
 
 @typing.final
 class Endpoints(google.protobuf.message.Message):
-    """---------------------------------------------------------------- Endpoints"""
+    """---------------------------------------------------------------- Endpoints
+
+    The addresses behind a Service: the endpoints controller writes one Endpoints object,
+    named as the Service, for every Service with a selector; the node proxies read them.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -2461,11 +3258,17 @@ class Endpoints(google.protobuf.message.Message):
     METADATA_FIELD_NUMBER: builtins.int
     SUBSETS_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: Endpoints."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The name (the Service's), namespace and labels."""
+
     @property
-    def subsets(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EndpointSubset]: ...
+    def subsets(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EndpointSubset]:
+        """Groups of addresses that share the same ports."""
+
     def __init__(
         self,
         *,
@@ -2481,17 +3284,25 @@ global___Endpoints = Endpoints
 
 @typing.final
 class EndpointSubset(google.protobuf.message.Message):
+    """Addresses that all serve the same ports."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     ADDRESSES_FIELD_NUMBER: builtins.int
     NOT_READY_ADDRESSES_FIELD_NUMBER: builtins.int
     PORTS_FIELD_NUMBER: builtins.int
     @property
-    def addresses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EndpointAddress]: ...
+    def addresses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EndpointAddress]:
+        """Ready pods' addresses: the proxies balance over these."""
+
     @property
-    def not_ready_addresses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EndpointAddress]: ...
+    def not_ready_addresses(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EndpointAddress]:
+        """Addresses of pods that are not ready; they get no traffic."""
+
     @property
-    def ports(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EndpointPort]: ...
+    def ports(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___EndpointPort]:
+        """The ports, with numbers resolved from the Service's targetPorts."""
+
     def __init__(
         self,
         *,
@@ -2505,6 +3316,8 @@ global___EndpointSubset = EndpointSubset
 
 @typing.final
 class EndpointAddress(google.protobuf.message.Message):
+    """One pod's address in an Endpoints object."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     IP_FIELD_NUMBER: builtins.int
@@ -2512,10 +3325,15 @@ class EndpointAddress(google.protobuf.message.Message):
     NODE_NAME_FIELD_NUMBER: builtins.int
     TARGET_REF_FIELD_NUMBER: builtins.int
     ip: builtins.str
+    """The pod's IP. Required."""
     hostname: builtins.str
+    """The pod's hostname, when it sets spec.hostname and its subdomain names the Service."""
     node_name: builtins.str
+    """The node the pod runs on."""
     @property
-    def target_ref(self) -> protos.meta_pb2.ObjectReference: ...
+    def target_ref(self) -> protos.meta_pb2.ObjectReference:
+        """The pod the address belongs to."""
+
     def __init__(
         self,
         *,
@@ -2532,6 +3350,8 @@ global___EndpointAddress = EndpointAddress
 
 @typing.final
 class EndpointPort(google.protobuf.message.Message):
+    """One port of an Endpoints subset."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     NAME_FIELD_NUMBER: builtins.int
@@ -2539,9 +3359,13 @@ class EndpointPort(google.protobuf.message.Message):
     PROTOCOL_FIELD_NUMBER: builtins.int
     APP_PROTOCOL_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The Service port's name; required when there are several."""
     port: builtins.int
+    """The pods' port number (1-65535)."""
     protocol: builtins.str
+    """TCP (the default), UDP or SCTP."""
     app_protocol: builtins.str
+    """The Service port's appProtocol."""
     def __init__(
         self,
         *,
@@ -2558,14 +3382,19 @@ global___EndpointPort = EndpointPort
 
 @typing.final
 class EventSource(google.protobuf.message.Message):
-    """---------------------------------------------------------------- Event"""
+    """---------------------------------------------------------------- Event
+
+    The component that reported an Event.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     COMPONENT_FIELD_NUMBER: builtins.int
     HOST_FIELD_NUMBER: builtins.int
     component: builtins.str
+    """The component, e.g. kubelet, default-scheduler, deployment-controller."""
     host: builtins.str
+    """The node it ran on, for a kubelet."""
     def __init__(
         self,
         *,
@@ -2578,6 +3407,11 @@ global___EventSource = EventSource
 
 @typing.final
 class Event(google.protobuf.message.Message):
+    """An Event reports something that happened to an object ("Scheduled", "Pulled",
+    "ScalingReplicaSet"), for people: `get events`, `describe`. Repeats are counted in one
+    Event rather than creating many.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -2596,27 +3430,51 @@ class Event(google.protobuf.message.Message):
     REPORTING_COMPONENT_FIELD_NUMBER: builtins.int
     REPORTING_INSTANCE_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: Event."""
     reason: builtins.str
+    """What happened, in one CamelCase word, e.g. FailedScheduling."""
     message: builtins.str
+    """The details, for people."""
     count: builtins.int
+    """How many times it happened; default 1."""
     type: builtins.str
-    """Normal or Warning"""
+    """Normal or Warning
+    (default Normal).
+    """
     action: builtins.str
+    """What was done, in the newer events API. tinykube's components leave it empty."""
     reporting_component: builtins.str
+    """The component that reported it (as source.component)."""
     reporting_instance: builtins.str
+    """The instance of that component (as source.host)."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Event's name (<object name>.<hex timestamp>) and namespace (the object's, or
+        default for a cluster-scoped object).
+        """
+
     @property
-    def involved_object(self) -> protos.meta_pb2.ObjectReference: ...
+    def involved_object(self) -> protos.meta_pb2.ObjectReference:
+        """The object the Event is about. Its namespace must be the Event's."""
+
     @property
-    def source(self) -> global___EventSource: ...
+    def source(self) -> global___EventSource:
+        """The component that reported it."""
+
     @property
-    def first_timestamp(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def first_timestamp(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When it first happened."""
+
     @property
-    def last_timestamp(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def last_timestamp(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When it last happened."""
+
     @property
-    def event_time(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
+    def event_time(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """The time in the newer events API. tinykube's components leave it empty."""
+
     def __init__(
         self,
         *,
@@ -2643,7 +3501,11 @@ global___Event = Event
 
 @typing.final
 class ConfigMap(google.protobuf.message.Message):
-    """---------------------------------------------------------------- ConfigMap, Secret"""
+    """---------------------------------------------------------------- ConfigMap, Secret
+
+    Configuration for pods, as key/value pairs: read as environment variables or mounted as
+    files. At most 1 MiB of data.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -2686,14 +3548,23 @@ class ConfigMap(google.protobuf.message.Message):
     BINARY_DATA_FIELD_NUMBER: builtins.int
     IMMUTABLE_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: ConfigMap."""
     immutable: builtins.bool
+    """True freezes data and binaryData, and immutable itself, until deletion. Default false."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The ConfigMap's name, namespace and labels."""
+
     @property
-    def data(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def data(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """Text values by key. Keys: letters, digits, -, _ and . (a file name)."""
+
     @property
-    def binary_data(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.bytes]: ...
+    def binary_data(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.bytes]:
+        """Binary values by key (base64 in JSON); no key in both data and binaryData."""
+
     def __init__(
         self,
         *,
@@ -2712,6 +3583,10 @@ global___ConfigMap = ConfigMap
 
 @typing.final
 class Secret(google.protobuf.message.Message):
+    """Confidential data for pods (passwords, keys, tokens), as key/value pairs: read as
+    environment variables or mounted as files. At most 1 MiB of data.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     @typing.final
@@ -2754,18 +3629,30 @@ class Secret(google.protobuf.message.Message):
     TYPE_FIELD_NUMBER: builtins.int
     IMMUTABLE_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: v1."""
     kind: builtins.str
+    """The kind of object: Secret."""
     type: builtins.str
+    """What the Secret holds: Opaque (the default), kubernetes.io/tls (tls.crt and tls.key
+    required), kubernetes.io/dockerconfigjson, ... Cannot change.
+    """
     immutable: builtins.bool
+    """True freezes data and immutable itself until deletion. Default false."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Secret's name, namespace and labels."""
+
     @property
     def data(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.bytes]:
-        """Base64 in JSON, as in Kubernetes."""
+        """Base64 in JSON, as in Kubernetes.
+        The values by key. Keys: letters, digits, -, _ and . (a file name).
+        """
 
     @property
     def string_data(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
-        """Write-only convenience: merged into data on write, never stored."""
+        """Write-only convenience: merged into data on write, never stored.
+        Plain text values, which win over data's for the same key.
+        """
 
     def __init__(
         self,

@@ -19,7 +19,9 @@ DESCRIPTOR: google.protobuf.descriptor.FileDescriptor
 
 @typing.final
 class ObjectMeta(google.protobuf.message.Message):
-    """ObjectMeta is the metadata every stored object carries."""
+    """ObjectMeta is the metadata every stored object carries: its identity (name,
+    namespace, uid), its labels and annotations, and what the server records about it.
+    """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
@@ -69,28 +71,73 @@ class ObjectMeta(google.protobuf.message.Message):
     OWNER_REFERENCES_FIELD_NUMBER: builtins.int
     FINALIZERS_FIELD_NUMBER: builtins.int
     name: builtins.str
+    """The object's name, unique per kind within its namespace (or in the cluster for
+    cluster-scoped kinds). Required unless generateName is set. Most kinds take a
+    DNS-1123 subdomain; a Namespace a DNS-1123 label, a Service a DNS-1035 label.
+    """
     generate_name: builtins.str
+    """A prefix from which the server makes a unique name (the prefix and five random
+    characters) when name is empty on create.
+    """
     namespace: builtins.str
+    """The namespace the object lives in; empty means the request's namespace. Must be
+    empty for cluster-scoped kinds (Namespace, Node, ClusterRole, ...). Cannot change.
+    """
     uid: builtins.str
+    """Set by the server on create and never reused: an object deleted and created again
+    under the same name has a new uid. Read-only.
+    """
     resource_version: builtins.str
-    """The store's global revision at which this object was last written."""
+    """The store's global revision at which this object was last written.
+    Opaque to clients: sent back on update it makes the write conditional (a stale
+    value is a Conflict), and a watch resumes after it.
+    """
     generation: builtins.int
-    """Incremented by the server each time the spec changes."""
+    """Incremented by the server each time the spec changes.
+    Starts at 1; a status write never bumps it. Controllers report the generation they
+    acted on in status.observedGeneration. Read-only.
+    """
     deletion_grace_period_seconds: builtins.int
+    """The seconds a deletion gives the object to stop, set with deletionTimestamp: for a
+    pod the delete request's grace period, else its terminationGracePeriodSeconds; 0 for
+    kinds that stop at once. Read-only.
+    """
     @property
-    def creation_timestamp(self) -> google.protobuf.timestamp_pb2.Timestamp: ...
-    @property
-    def deletion_timestamp(self) -> google.protobuf.timestamp_pb2.Timestamp:
-        """Set when a graceful deletion has been requested."""
+    def creation_timestamp(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """When the server first stored the object (RFC 3339, UTC). Read-only."""
 
     @property
-    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def deletion_timestamp(self) -> google.protobuf.timestamp_pb2.Timestamp:
+        """Set when a graceful deletion has been requested.
+        The object stays until its finalizers are empty (and, for a pod, until its kubelet
+        has stopped it). Read-only.
+        """
+
     @property
-    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """Key/value pairs that selectors match: how Deployments, ReplicaSets and Services find
+        their pods. Keys are qualified names (an optional DNS prefix and "/", then at most 63
+        characters); values at most 63 characters of letters, digits, "-", "_" and ".".
+        """
+
     @property
-    def owner_references(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___OwnerReference]: ...
+    def annotations(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """Key/value pairs for tools and people, never matched by selectors (256 KiB in all).
+        E.g. kubectl.kubernetes.io/last-applied-configuration, written by apply.
+        """
+
     @property
-    def finalizers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def owner_references(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___OwnerReference]:
+        """The objects this one depends on (a pod's ReplicaSet, a ReplicaSet's Deployment).
+        The garbage collector deletes the object once every owner is gone.
+        """
+
+    @property
+    def finalizers(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Names of cleanups that must finish before the object is removed: while any remain,
+        a delete only sets deletionTimestamp. Whoever owns an entry removes it when done.
+        """
+
     def __init__(
         self,
         *,
@@ -116,6 +163,10 @@ global___ObjectMeta = ObjectMeta
 
 @typing.final
 class OwnerReference(google.protobuf.message.Message):
+    """A pointer from an object to one of its owners, which lives in the same namespace
+    (or is cluster-scoped).
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -125,11 +176,23 @@ class OwnerReference(google.protobuf.message.Message):
     CONTROLLER_FIELD_NUMBER: builtins.int
     BLOCK_OWNER_DELETION_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The owner's apiVersion, e.g. apps/v1. Required."""
     kind: builtins.str
+    """The owner's kind, e.g. ReplicaSet. Required."""
     name: builtins.str
+    """The owner's name. Required."""
     uid: builtins.str
+    """The owner's uid: an owner deleted and re-created under the same name is another
+    owner, and the garbage collector treats this one as gone. Required.
+    """
     controller: builtins.bool
+    """True for the one owner that manages this object (the ReplicaSet of its pods);
+    at most one reference of an object may set it.
+    """
     block_owner_deletion: builtins.bool
+    """With a foreground deletion of the owner, true keeps the owner (deletionTimestamp set,
+    foregroundDeletion finalizer) until this object is gone.
+    """
     def __init__(
         self,
         *,
@@ -151,11 +214,14 @@ global___OwnerReference = OwnerReference
 
 @typing.final
 class ListMeta(google.protobuf.message.Message):
+    """The metadata of a list: where it was read, and how to get the next page."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     RESOURCE_VERSION_FIELD_NUMBER: builtins.int
     CONTINUE_FIELD_NUMBER: builtins.int
     resource_version: builtins.str
+    """The store's revision the list was read at: a watch from it sees every later change."""
     def __init__(
         self,
         *,
@@ -167,16 +233,24 @@ global___ListMeta = ListMeta
 
 @typing.final
 class LabelSelectorRequirement(google.protobuf.message.Message):
+    """One condition on a label of an object: a key, an operator and values."""
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     KEY_FIELD_NUMBER: builtins.int
     OPERATOR_FIELD_NUMBER: builtins.int
     VALUES_FIELD_NUMBER: builtins.int
     key: builtins.str
+    """The label key the condition is about (a qualified name)."""
     operator: builtins.str
-    """In, NotIn, Exists, DoesNotExist"""
+    """How the label is tested:
+    In, NotIn, Exists, DoesNotExist
+    (In and NotIn compare its value with values; Exists and DoesNotExist test the key).
+    """
     @property
-    def values(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def values(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The values for In and NotIn, at least one; must be empty for Exists and DoesNotExist."""
+
     def __init__(
         self,
         *,
@@ -190,6 +264,11 @@ global___LabelSelectorRequirement = LabelSelectorRequirement
 
 @typing.final
 class LabelSelector(google.protobuf.message.Message):
+    """Which objects a selector picks by their labels: every matchLabels entry and every
+    matchExpressions condition must hold. An empty selector matches every object, which a
+    Deployment or ReplicaSet refuses.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     @typing.final
@@ -211,9 +290,15 @@ class LabelSelector(google.protobuf.message.Message):
     MATCH_LABELS_FIELD_NUMBER: builtins.int
     MATCH_EXPRESSIONS_FIELD_NUMBER: builtins.int
     @property
-    def match_labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]: ...
+    def match_labels(self) -> google.protobuf.internal.containers.ScalarMap[builtins.str, builtins.str]:
+        """Labels an object must carry with exactly these values; {app: web} is the same as an
+        In expression on app with the one value web.
+        """
+
     @property
-    def match_expressions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___LabelSelectorRequirement]: ...
+    def match_expressions(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___LabelSelectorRequirement]:
+        """Further conditions on the labels, all of which must hold."""
+
     def __init__(
         self,
         *,
@@ -235,7 +320,9 @@ class IntOrString(google.protobuf.message.Message):
     INT_VAL_FIELD_NUMBER: builtins.int
     STR_VAL_FIELD_NUMBER: builtins.int
     int_val: builtins.int
+    """The number form, e.g. 80 or 1."""
     str_val: builtins.str
+    """The string form: a port's name ("http") or a percentage ("25%")."""
     def __init__(
         self,
         *,
@@ -250,6 +337,10 @@ global___IntOrString = IntOrString
 
 @typing.final
 class ObjectReference(google.protobuf.message.Message):
+    """A pointer to another object, with what is needed to find it again: e.g. the object an
+    Event is about, or the node a Binding assigns a pod to.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     KIND_FIELD_NUMBER: builtins.int
@@ -260,12 +351,21 @@ class ObjectReference(google.protobuf.message.Message):
     RESOURCE_VERSION_FIELD_NUMBER: builtins.int
     FIELD_PATH_FIELD_NUMBER: builtins.int
     kind: builtins.str
+    """The kind of the object referred to, e.g. Pod or Node."""
     namespace: builtins.str
+    """The object's namespace; empty for a cluster-scoped object."""
     name: builtins.str
+    """The object's name."""
     uid: builtins.str
+    """The object's uid, to tell it from a later object of the same name."""
     api_version: builtins.str
+    """The object's apiVersion, e.g. v1."""
     resource_version: builtins.str
+    """The object's resourceVersion when the reference was made, where that matters."""
     field_path: builtins.str
+    """A part of the object rather than the whole, e.g. spec.containers{web} for one
+    container of a pod.
+    """
     def __init__(
         self,
         *,

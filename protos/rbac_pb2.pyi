@@ -32,18 +32,36 @@ class PolicyRule(google.protobuf.message.Message):
     RESOURCE_NAMES_FIELD_NUMBER: builtins.int
     NON_RESOURCE_URLS_FIELD_NUMBER: builtins.int
     @property
-    def verbs(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
-    @property
-    def api_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
-    @property
-    def resources(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """"pods", "pods/log" (a subresource), "*", "*/status" """
+    def verbs(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The verbs allowed: get, list, watch, create, update, patch, delete, deletecollection,
+        or "*" for all. Required: at least one.
+        """
 
     @property
-    def resource_names(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def api_groups(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The API groups of the resources: "" for the core group (pods, services), "apps",
+        "rbac.authorization.k8s.io", ... or "*". Required with resources.
+        """
+
+    @property
+    def resources(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """The resources the rule covers, by plural name:
+        "pods", "pods/log" (a subresource), "*", "*/status"
+        A rule for pods does not cover pods/log. Required unless nonResourceURLs is given.
+        """
+
+    @property
+    def resource_names(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
+        """Only the objects of these names; empty means any. A rule with names never grants
+        list, watch or create, which name no single object.
+        """
+
     @property
     def non_resource_urls(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]:
-        """"/version", "/api/*" (a trailing * matches any suffix); ClusterRoles only"""
+        """Paths of requests that are about no resource:
+        "/version", "/api/*" (a trailing * matches any suffix); ClusterRoles only.
+        A rule with paths names no apiGroups, resources or resourceNames.
+        """
 
     def __init__(
         self,
@@ -71,9 +89,17 @@ class Subject(google.protobuf.message.Message):
     NAME_FIELD_NUMBER: builtins.int
     NAMESPACE_FIELD_NUMBER: builtins.int
     kind: builtins.str
+    """User, Group or ServiceAccount."""
     api_group: builtins.str
+    """rbac.authorization.k8s.io (the default) for a User or Group; "" for a ServiceAccount."""
     name: builtins.str
+    """The user's or group's name as authentication reports it (a client certificate's CN
+    or O), or the ServiceAccount's name. Required.
+    """
     namespace: builtins.str
+    """A ServiceAccount's namespace: defaults to a RoleBinding's own, required in a
+    ClusterRoleBinding. Not used for users and groups.
+    """
     def __init__(
         self,
         *,
@@ -96,8 +122,13 @@ class RoleRef(google.protobuf.message.Message):
     KIND_FIELD_NUMBER: builtins.int
     NAME_FIELD_NUMBER: builtins.int
     api_group: builtins.str
+    """rbac.authorization.k8s.io, the default."""
     kind: builtins.str
+    """Role or ClusterRole in a RoleBinding; ClusterRole in a ClusterRoleBinding."""
     name: builtins.str
+    """The role's name. Required. A roleRef never changes: to grant another role, delete the
+    binding and create a new one.
+    """
     def __init__(
         self,
         *,
@@ -111,6 +142,10 @@ global___RoleRef = RoleRef
 
 @typing.final
 class Role(google.protobuf.message.Message):
+    """A set of permissions within one namespace: what its rules allow there. Granted to
+    users, groups and service accounts by RoleBindings of the same namespace.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -118,11 +153,19 @@ class Role(google.protobuf.message.Message):
     METADATA_FIELD_NUMBER: builtins.int
     RULES_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: rbac.authorization.k8s.io/v1."""
     kind: builtins.str
+    """The kind of object: Role."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The Role's name (any path segment, e.g. pod-reader), namespace and labels."""
+
     @property
-    def rules(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PolicyRule]: ...
+    def rules(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PolicyRule]:
+        """The permissions the Role grants, each rule adding to the others. Empty: none.
+        Rules may not name nonResourceURLs (paths belong to no namespace).
+        """
+
     def __init__(
         self,
         *,
@@ -138,6 +181,10 @@ global___Role = Role
 
 @typing.final
 class ClusterRole(google.protobuf.message.Message):
+    """A set of permissions, cluster-wide: bound by a ClusterRoleBinding it applies to every
+    namespace and to cluster-scoped kinds; bound by a RoleBinding, to that namespace only.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -145,11 +192,19 @@ class ClusterRole(google.protobuf.message.Message):
     METADATA_FIELD_NUMBER: builtins.int
     RULES_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: rbac.authorization.k8s.io/v1."""
     kind: builtins.str
+    """The kind of object: ClusterRole."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The ClusterRole's name (any path segment, e.g. system:node) and labels."""
+
     @property
-    def rules(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PolicyRule]: ...
+    def rules(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___PolicyRule]:
+        """The permissions the ClusterRole grants, each rule adding to the others.
+        tinykube has no aggregationRule: the rules are exactly these.
+        """
+
     def __init__(
         self,
         *,
@@ -165,6 +220,10 @@ global___ClusterRole = ClusterRole
 
 @typing.final
 class RoleBinding(google.protobuf.message.Message):
+    """Grants the rules of a Role, or of a ClusterRole, to subjects within the binding's
+    namespace.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -173,13 +232,21 @@ class RoleBinding(google.protobuf.message.Message):
     SUBJECTS_FIELD_NUMBER: builtins.int
     ROLE_REF_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: rbac.authorization.k8s.io/v1."""
     kind: builtins.str
+    """The kind of object: RoleBinding."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The RoleBinding's name, namespace and labels."""
+
     @property
-    def subjects(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Subject]: ...
+    def subjects(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Subject]:
+        """Who gets the role: users, groups and service accounts. Empty: nobody yet."""
+
     @property
-    def role_ref(self) -> global___RoleRef: ...
+    def role_ref(self) -> global___RoleRef:
+        """The role granted. Required, and it cannot change once the binding exists."""
+
     def __init__(
         self,
         *,
@@ -196,6 +263,10 @@ global___RoleBinding = RoleBinding
 
 @typing.final
 class ClusterRoleBinding(google.protobuf.message.Message):
+    """Grants the rules of a ClusterRole to subjects in every namespace and on cluster-scoped
+    kinds.
+    """
+
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 
     API_VERSION_FIELD_NUMBER: builtins.int
@@ -204,13 +275,21 @@ class ClusterRoleBinding(google.protobuf.message.Message):
     SUBJECTS_FIELD_NUMBER: builtins.int
     ROLE_REF_FIELD_NUMBER: builtins.int
     api_version: builtins.str
+    """The schema version: rbac.authorization.k8s.io/v1."""
     kind: builtins.str
+    """The kind of object: ClusterRoleBinding."""
     @property
-    def metadata(self) -> protos.meta_pb2.ObjectMeta: ...
+    def metadata(self) -> protos.meta_pb2.ObjectMeta:
+        """The ClusterRoleBinding's name and labels."""
+
     @property
-    def subjects(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Subject]: ...
+    def subjects(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[global___Subject]:
+        """Who gets the role: users, groups and service accounts. Empty: nobody yet."""
+
     @property
-    def role_ref(self) -> global___RoleRef: ...
+    def role_ref(self) -> global___RoleRef:
+        """The role granted. Required, and it cannot change once the binding exists."""
+
     def __init__(
         self,
         *,
