@@ -161,7 +161,9 @@ class _Decoder:
                 continue
             here = path if spec.inline else [*path, spec.name]
             if spec.shape == "[]":
-                out.setdefault(spec.name, []).extend(self.items(spec, wire, value, here, depth))
+                items = out.setdefault(spec.name, [])
+                here = [*path, f"{spec.name}[{len(items)}]"]
+                items.extend(self.items(spec, wire, value, here, depth))
             elif spec.shape == "{}":
                 key, item = self.entry(spec, wire, value, here, depth)
                 out.setdefault(spec.name, {})[key] = item
