@@ -29,7 +29,7 @@ from typing import Any
 
 from google.protobuf import any_pb2
 
-from apimachinery import scheme
+from apimachinery import errors, scheme
 
 _METADATA_FIELD = 3
 _RESOURCE_VERSION_FIELD = 5
@@ -54,16 +54,26 @@ def version_fragment(revision: int) -> bytes:
     return bytes([(_METADATA_FIELD << 3) | 2]) + _varint(len(inner)) + inner
 
 
+# etcd refuses a value above its --max-request-bytes (1.5 MiB by default) with
+# "etcdserver: request is too large", and Kubernetes answers the write 413.
+# The SQLite store has no such limit of its own; the registry keeps etcd's, so
+# an object that fits one backend fits the other, and one huge object cannot
+# make every list and watch of its kind carry megabytes.
+MAX_STORED_BYTES = 1_572_864
+TOO_LARGE = "etcdserver: request is too large"
+
+
 def encode_for_storage(obj: Any) -> bytes:
-    """The bytes to store: the object without its resourceVersion."""
+    """The bytes to store: the object without its resourceVersion (413 over MAX_STORED_BYTES)."""
     rv = obj.metadata.resource_version
-    if not rv:
-        return bytes(obj.SerializeToString(deterministic=True))
     obj.metadata.resource_version = ""
     try:
-        return bytes(obj.SerializeToString(deterministic=True))
+        value = bytes(obj.SerializeToString(deterministic=True))
     finally:
         obj.metadata.resource_version = rv
+    if len(value) > MAX_STORED_BYTES:
+        raise errors.RequestEntityTooLarge(TOO_LARGE)
+    return value
 
 
 def decode(info: scheme.KindInfo, value: bytes, revision: int) -> Any:
