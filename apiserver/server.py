@@ -40,6 +40,7 @@ from apiserver.httpapi.http import HTTPServer
 from apiserver.httpapi.status import too_large
 from apiserver.listeners import Listeners, ServingOptions, secure_unix_sockets
 from apiserver.maintenance import MaintenanceServicer
+from apiserver.metrics import add_metrics_servicer
 from apiserver.proxy import KubeletClientConfig
 from apiserver.registry.store import Store
 from apiserver.servicer import ResourcesServicer
@@ -126,6 +127,7 @@ class APIServer:
         servicer = ResourcesServicer(self.store, self.guard, self.rbac.index)
         servicer.kubelet_client = self.kubelet_client
         api_pb2_grpc.add_ResourcesServicer_to_server(servicer, server)
+        add_metrics_servicer(server, self.store, self.guard, self.kubelet_client)  # metrics.k8s.io
         maintenance = MaintenanceServicer(self.storage, self.guard, self.run_dir)
         maintenance_pb2_grpc.add_MaintenanceServicer_to_server(maintenance, server)
         self.listeners.bind(server)
