@@ -36,7 +36,11 @@ read from controllers/*.py and scheduler/):
                                ServerResources), /openapi and the health
                                probes, for everyone authenticated
     system:basic-user          ask "can I?" and "who am I?" about oneself
-    cluster-admin, admin, edit, view   the user-facing roles
+    cluster-admin, admin, edit, view   the user-facing roles; view (and so edit and
+                               admin) reads metrics.k8s.io pods and nodes (`kubectl
+                               top`), which Kubernetes grants through metrics-server's
+                               system:aggregated-metrics-reader, aggregated to view --
+                               tinykube has no role aggregation, so the rule is in view
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ CORE, APPS = "", "apps"
 COORDINATION = "coordination.k8s.io"
 CERTIFICATES = "certificates.k8s.io"
 AUTHORIZATION = "authorization.k8s.io"
+METRICS = "metrics.k8s.io"
 
 READ = ("get", "list", "watch")
 WRITE = ("create", "delete", "deletecollection", "patch", "update")
@@ -150,6 +155,7 @@ def _view_rules() -> list[rbac_pb2.PolicyRule]:
             APPS,
             ["deployments", "deployments/status", "replicasets", "replicasets/status"],
         ),
+        rule(READ, METRICS, ["pods", "nodes"]),
     ]
 
 
