@@ -7,21 +7,20 @@
     FIELD: ports <[]ContainerPort>
 
     DESCRIPTION:
-        <empty>
+        Ports the container listens on. Informational, except a hostPort, which
+        the node forwards to it; a Service's targetPort may name one.
 
     FIELDS:
-      containerPort	<integer>
-        <empty>
+      name	<string>
+        A name for the port (at most 15 characters, lowercase letters, digits
+        and -), unique in the container; a Service's targetPort can refer to it.
     ...
 
 kubectl reads the server's OpenAPI document, whose descriptions come from
 the comments on Kubernetes' Go types. tinykube's types are protobuf
-messages, and their comments are in protos/*.proto: the generated modules
-keep the descriptors (names, types, JSON names) but drop the comments, so
-`ProtoDocs` reads the .proto source next to the generated module (the
-descriptor's file name is relative to the repository) and keeps, for each
-message and field, the `//` comment lines just above it and a comment at
-the end of its line. A missing .proto file only loses the descriptions.
+messages, and their comments are in protos/*.proto; apimachinery/protodocs.py
+reads them from the .proto sources (the generated modules drop comments).
+A field without a comment is described as <empty>, as kubectl does.
 
 Types are shown in kubectl's words: <string>, <integer>, <boolean>,
 <number>, <[]Container>, <map[string]string>, <Object type name>; a
@@ -36,16 +35,14 @@ an unknown field `field "x" does not exist`; both exit 1.
 
 from __future__ import annotations
 
-import functools
-import re
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
 from apimachinery import errors, scheme
+from apimachinery.protodocs import field_text, message_doc
 from cli.context import CommandError, echo_err
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,70 +64,9 @@ COMMON = {
     "Read-only for clients.",
 }
 
-_BANNER = re.compile(r"^[-=*#]{4,}")
-_FIELD = re.compile(r"^(?:repeated\s+|optional\s+)?(map\s*<[^>]*>|[\w.]+)\s+(\w+)\s*=\s*\d+")
-
-
-@dataclass
-class MessageDoc:
-    text: str = ""
-    fields: dict[str, str] = field(default_factory=dict)
-
-
-def parse_proto_comments(source: str, package: str) -> dict[str, MessageDoc]:
-    """Full message name -> its comment and its fields' comments, from .proto text."""
-    docs: dict[str, MessageDoc] = {}
-    stack: list[str | None] = []  # message names; None for other blocks (oneof, enum...)
-    pending: list[str] = []
-    for raw in source.splitlines():
-        code, _, comment = raw.partition("//")
-        comment = comment.strip()
-        if _BANNER.match(comment):  # a section rule (// ----- Pod) documents nothing
-            comment = ""
-        if not code.strip():
-            pending = [*pending, comment] if comment else []
-            continue
-        pieces = re.findall(r"([^{};]*)([{};])", code)
-        for index, (stmt, end) in enumerate(pieces):
-            words = stmt.split()
-            trailing = [comment] if comment and index == 0 else []  # the line's first declaration
-            if end == "{":
-                if len(words) >= 2 and words[0] == "message":
-                    names = [n for n in stack if n is not None]
-                    full = f"{names[-1]}.{words[1]}" if names else f"{package}.{words[1]}"
-                    docs[full] = MessageDoc(" ".join(pending + trailing))
-                    stack.append(full)
-                else:
-                    stack.append(None)
-            elif end == "}":
-                if stack:
-                    stack.pop()
-            else:
-                owner = next((n for n in reversed(stack) if n is not None), None)
-                match = _FIELD.match(stmt.strip())
-                if owner is not None and match is not None:
-                    docs[owner].fields[match.group(2)] = " ".join(pending + trailing)
-            pending = []
-    return docs
-
-
-@functools.cache
-def _file_docs(file_name: str, package: str) -> dict[str, MessageDoc]:
-    path = REPO_ROOT / file_name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return {}
-    return parse_proto_comments(text, package)
-
-
-def message_doc(descriptor: Any) -> MessageDoc:
-    docs = _file_docs(descriptor.file.name, descriptor.file.package)
-    return docs.get(descriptor.full_name, MessageDoc())
-
 
 def field_doc(owner: Any, fd: Any) -> str:
-    text = message_doc(owner).fields.get(fd.name, "")
+    text = field_text(owner, fd)
     if not text and fd.json_name in COMMON and owner.fields_by_name.get("kind") is not None:
         return COMMON[fd.json_name]
     return text

@@ -13,7 +13,8 @@ Two kubectl features depend on it:
 * `kubectl explain deployment.spec.replicas` finds the schema whose
   `x-kubernetes-group-version-kind` is apps/v1 Deployment and walks its
   properties (`allOf: [{$ref}]` to nested types), printing each field's type
-  and description (openapi_docs.py).
+  and description (the .proto comments, read by apimachinery/protodocs.py:
+  the same text `tinykube explain` prints).
 * Before `apply`/`create`, kubectl asks whether the server validates
   fields itself: if the PATCH operation of the kind's path lists the
   `fieldValidation` query parameter, kubectl leaves validation to the server
@@ -43,11 +44,10 @@ from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from apimachinery import codec, errors, patch, scheme
+from apimachinery import codec, errors, patch, protodocs, scheme
 from apimachinery.scheme import KindInfo
 from apiserver.httpapi import discovery, openapi_paths
 from apiserver.httpapi.http import Response
-from apiserver.httpapi.openapi_docs import describe
 
 PACKAGES = {
     "tinykube.core": "io.k8s.api.core.v1",
@@ -142,7 +142,7 @@ class _Builder:
                 out["x-kubernetes-list-type"] = "atomic"
         else:
             out = self.value(fd, here)
-        text = describe(fd.containing_type.full_name, fd.json_name)
+        text = protodocs.field_text(fd.containing_type, fd)
         if text:
             out["description"] = text
         return out
@@ -153,7 +153,7 @@ class _Builder:
             return name
         schema: dict[str, Any] = {"type": "object", "properties": {}}
         self.schemas[name] = schema  # before the fields: messages may nest themselves
-        text = describe(desc.full_name)
+        text = protodocs.message_doc(desc).text
         if text:
             schema["description"] = text
         for fd in desc.fields:

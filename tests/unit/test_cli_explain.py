@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from apimachinery import scheme
-from cli.cmd_explain import EMPTY, message_doc, parse_proto_comments
+from apimachinery.protodocs import message_doc, parse_proto_comments
+from cli.cmd_explain import EMPTY
 from protos import apps_pb2, certificates_pb2, coordination_pb2, core_pb2, meta_pb2, rbac_pb2
 from tests.unit.cli_apiserver import ApiServerProcess, no_traceback
 from tests.unit.cli_apiserver import apiserver as apiserver  # the module's server
@@ -175,3 +176,25 @@ def test_explain_prints_the_proto_descriptions(apiserver: ApiServerProcess) -> N
         assert field_text(ports.stdout, json_name, type_name) == port_docs[name]
     assert "TCP (the default), UDP or SCTP." in ports.stdout
     assert EMPTY not in ports.stdout and EMPTY not in replicas.stdout
+
+
+def test_openapi_carries_the_same_text_as_explain() -> None:
+    """Real `kubectl explain` reads /openapi/v3: fields with a json_name and messages too."""
+    import json
+
+    from apiserver.httpapi import openapi
+
+    doc = json.loads(openapi.serve("/openapi/v3/api/v1").body)
+    schemas = doc["components"]["schemas"]
+    spec = schemas["io.k8s.api.core.v1.ServiceSpec"]
+    cluster_ip = core_pb2.ServiceSpec.DESCRIPTOR.fields_by_name["cluster_ip"]
+    assert cluster_ip.json_name == "clusterIP"
+    assert (
+        spec["properties"]["clusterIP"]["description"]
+        == message_doc(core_pb2.ServiceSpec.DESCRIPTOR).fields["cluster_ip"]
+    )
+    assert (
+        schemas["io.k8s.api.core.v1.Pod"]["description"]
+        == message_doc(core_pb2.Pod.DESCRIPTOR).text
+    )
+    assert spec["properties"]["clusterIP"]["description"]
