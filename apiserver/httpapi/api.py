@@ -30,6 +30,7 @@ from apiserver.auth.filters import RequestGuard
 from apiserver.httpapi import (
     discovery,
     lists,
+    metrics,
     openapi,
     patching,
     resources,
@@ -100,6 +101,9 @@ class HTTPAPI:
         review = reviews.handler_for(info)
         if review is not None:
             return await review(self.backend, ctx, user, request)
+        served = metrics.handler_for(info)  # metrics.k8s.io: httpapi/metrics.py
+        if served is not None:
+            return await served(self.backend, ctx, user, request)
         kind = discovery.kind_for(info.group, info.version, info.resource)
         if kind is None or (kind.namespaced and info.name and not info.namespace):
             raise errors.NotFound(NOT_FOUND)

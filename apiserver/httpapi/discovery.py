@@ -37,6 +37,7 @@ from typing import Any
 
 from apimachinery import scheme
 from apimachinery.scheme import KindInfo
+from apiserver.httpapi.metrics import DISCOVERY as METRICS_RESOURCES
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE_VERBS = ["get", "patch", "update"]
@@ -50,6 +51,7 @@ REVIEWS: dict[str, list[tuple[str, str, bool, list[str]]]] = {
     "authentication.k8s.io/v1": [
         ("selfsubjectreviews", "SelfSubjectReview", False, ["create"]),
     ],
+    **METRICS_RESOURCES,  # metrics.k8s.io, served by httpapi/metrics.py (kubectl top looks here)
 }
 SCALE_KINDS = ("Deployment", "ReplicaSet")
 # `kubectl get all` is the "all" category: the workloads and their Services.
