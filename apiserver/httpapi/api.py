@@ -10,8 +10,8 @@ kube-apiserver's handler chain, in the order a request meets it:
        `get /openapi/v3`) here; a resource verb inside the handler that serves it,
        which is the gRPC service's own check for the verbs both protocols share
     4. the handler: discovery, OpenAPI, the object verbs (resources.py,
-       lists.py, watchstream.py, patching.py), subresources (subresources.py)
-       and the access reviews (reviews.py)
+       lists.py, watchstream.py, patching.py), subresources (subresources.py;
+       pods/eviction in eviction.py) and the access reviews (reviews.py)
     5. any StatusError on the way becomes a Status object with its HTTP code
        (status.py); anything else is logged and answered 500 InternalError
 
@@ -29,6 +29,7 @@ from apimachinery import errors
 from apiserver.auth.filters import RequestGuard
 from apiserver.httpapi import (
     discovery,
+    eviction,
     lists,
     metrics,
     openapi,
@@ -111,6 +112,8 @@ class HTTPAPI:
             raise errors.NotFound(NOT_FOUND)
         call = Call(request, info, kind, ctx, self.backend)
         if info.subresource:
+            if eviction.serves(call):
+                return await eviction.evict(call)
             return await subresources.serve(call)
         return await self._verb(call)
 

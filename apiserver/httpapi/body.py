@@ -136,30 +136,42 @@ class DeleteOptions:
 
 def delete_options(request: Request) -> DeleteOptions:
     """DeleteOptions from the query and, when there is one, the body (the body wins)."""
-    grace = int_param(request, "gracePeriodSeconds")
     policy = request.param("propagationPolicy")
     if request.flag("orphanDependents"):
         policy = policy or "Orphan"
+    query = DeleteOptions(
+        grace_period_seconds=int_param(request, "gracePeriodSeconds"),
+        propagation_policy=policy,
+        dry_run=dry_run(request),
+    )
+    if not request.body.strip():
+        return query
+    data = parse_body(request)
+    if not isinstance(data, dict):
+        raise errors.BadRequest("the body of a delete must be a DeleteOptions object")
+    return options_from(data, query)
+
+
+def options_from(data: dict[str, Any], base: DeleteOptions) -> DeleteOptions:
+    """A DeleteOptions object's data over `base` (what the query said): what it sets wins.
+    Also the deleteOptions of an Eviction (eviction.py)."""
+    grace = base.grace_period_seconds
+    if data.get("gracePeriodSeconds") is not None:
+        grace = _as_int(data["gracePeriodSeconds"], "gracePeriodSeconds")
+    policy = data.get("propagationPolicy") or base.propagation_policy
+    if not isinstance(policy, str):
+        raise errors.BadRequest(f"propagationPolicy: Invalid value: {json.dumps(policy)}")
+    if data.get("orphanDependents") is True and not policy:
+        policy = "Orphan"
     uid = version = ""
-    run_dry = dry_run(request)
-    if request.body.strip():
-        body = parse_body(request)
-        if not isinstance(body, dict):
-            raise errors.BadRequest("the body of a delete must be a DeleteOptions object")
-        if body.get("gracePeriodSeconds") is not None:
-            grace = _as_int(body["gracePeriodSeconds"], "gracePeriodSeconds")
-        policy = str(body.get("propagationPolicy") or policy)
-        if body.get("orphanDependents") is True and not policy:
-            policy = "Orphan"
-        pre = body.get("preconditions") or {}
-        if isinstance(pre, dict):
-            uid = str(pre.get("uid") or "")
-            version = str(pre.get("resourceVersion") or "")
-        dry = body.get("dryRun") or []
-        if dry and dry != ["All"]:
-            raise errors.BadRequest(f'dryRun: Unsupported value: {dry!r}: supported values: "All"')
-        run_dry = run_dry or bool(dry)
-    return DeleteOptions(grace, policy, uid, version, run_dry)
+    pre = data.get("preconditions") or {}
+    if isinstance(pre, dict):
+        uid = str(pre.get("uid") or "")
+        version = str(pre.get("resourceVersion") or "")
+    dry = data.get("dryRun") or []
+    if dry and dry != ["All"]:
+        raise errors.BadRequest(f'dryRun: Unsupported value: {dry!r}: supported values: "All"')
+    return DeleteOptions(grace, policy, uid, version, base.dry_run or bool(dry))
 
 
 def _as_int(value: Any, name: str) -> int:

@@ -12,7 +12,8 @@ serves them:
                          APIResourceList each resource of a group version: name,
                                          singularName, namespaced, kind, verbs,
                                          shortNames; and each subresource as
-                                         "<resource>/<sub>" (pods/log, deployments/scale)
+                                         "<resource>/<sub>" (pods/log, deployments/scale,
+                                         pods/eviction: a policy/v1 Eviction)
 
 kubectl 1.27+ first asks /api and /apis for the *aggregated* form
 (`Accept: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`,
@@ -135,6 +136,8 @@ def _resource(info: KindInfo) -> list[dict[str, Any]]:
         sub("scale", "Scale", SUBRESOURCE_VERBS, group="autoscaling", version="v1")
     if info.kind == "Pod":
         sub("binding", "Binding", ["create"])
+        # kubectl drain evicts only when it finds this entry, with its group and version
+        sub("eviction", "Eviction", ["create"], group="policy", version="v1")
         sub("log", "Pod", ["get"])
     return out
 
