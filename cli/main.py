@@ -212,6 +212,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Show the cluster's processes and nodes; exit 1 when something is down.",
     ),
     "token": ("cli.cmd_token", "token", "Manage bootstrap tokens: create, list, delete."),
+    "top": ("cli.cmd_top", "top", "Display resource (CPU/memory) usage."),
     "uncordon": ("cli.cmd_node", "uncordon", "Mark NODE as schedulable again."),
     "up": (
         "cli.cmd_up",
