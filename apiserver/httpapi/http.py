@@ -28,6 +28,14 @@ What it does, and the limits that keep a bad client from hurting the server:
   that is how a watch delivers each event as it happens. While a stream runs
   the connection is also read, so a client that hangs up ends the stream
   (and with it the watch) at once rather than at the next event.
+* Upgrades: a handler may answer `101 Switching Protocols` with
+  `Response.upgrade` set (a WebSocket for `kubectl exec`, SPDY/3.1 for its
+  fallback and for `kubectl port-forward`; streams.py). The 101's head goes
+  out and the connection's reader and writer are handed to that function:
+  from then on the bytes are the new protocol's, whose own module bounds
+  them (frame and message sizes); when it returns, the connection closes.
+  The request that asks for an upgrade went through every check above, and
+  through authentication and authorization, as any other.
 
 The handler (router.py) is one async function: Request -> Response. Every
 error it meets becomes a Kubernetes Status there; this module only answers
@@ -76,15 +84,21 @@ class Request:
         return self.param(name).lower() in ("1", "t", "true")
 
 
+# Takes over an upgraded connection (after a 101): its reader and writer.
+Upgrade = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
 @dataclass
 class Response:
-    """A status, headers and either a body or a stream of chunks (watch, follow logs)."""
+    """A status, headers and either a body or a stream of chunks (watch, follow logs), or,
+    with status 101, the function that takes the upgraded connection over."""
 
     status: int
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: AsyncIterator[bytes] | None = None
+    upgrade: Upgrade | None = None
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -186,7 +200,11 @@ def _head(response: Response, *, chunked: bool, close: bool) -> bytes:
         reason = HTTPStatus(response.status).phrase
     except ValueError:
         reason = ""
-    lines = [f"HTTP/1.1 {response.status} {reason}", f"Content-Type: {response.content_type}"]
+    lines = [f"HTTP/1.1 {response.status} {reason}"]
+    if response.upgrade is not None:  # a 101 has no body: only the protocol's own headers
+        lines.extend(f"{k}: {v}" for k, v in response.headers)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    lines.append(f"Content-Type: {response.content_type}")
     if chunked:
         lines.append("Transfer-Encoding: chunked")
     else:
@@ -258,6 +276,10 @@ async def serve_connection(
             path, query = parse_target(target)
             request = Request(method, path, query, headers, body, peer)
             response = await handler(request)
+            if response.upgrade is not None:
+                writer.write(_head(response, chunked=False, close=False))
+                await response.upgrade(reader, writer)
+                return  # the new protocol ended: so does the connection
             streaming = response.stream is not None and method != "HEAD"
             writer.write(_head(response, chunked=streaming, close=close or streaming))
             if response.stream is not None and streaming:

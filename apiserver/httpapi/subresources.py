@@ -1,4 +1,4 @@
-"""Subresources: status, scale, binding and log, each a narrow door into an object.
+"""Subresources: status, scale, binding, log and the streams, each a narrow door into an object.
 
 A subresource is a second URL for part of an object, with an RBAC rule of
 its own (`deployments/scale`, `pods/log`), so a role may be allowed to
@@ -9,6 +9,9 @@ scale a Deployment without being allowed to edit its pod template:
     .../replicasets/web/scale                    status.replicas, status.selector
     .../pods/web/binding         POST            a Binding: the scheduler's decision
     .../pods/web/log             GET             the container's output, text/plain
+    .../pods/web/exec            GET POST        upgraded to a WebSocket or SPDY (streams.py)
+    .../pods/web/portforward     GET POST        the same, one stream pair per connection
+    .../pods/web/attach          GET POST        405: not served (streams.py says why)
 
 Scale is a view: GET builds a Scale from the Deployment; PUT (or PATCH,
 which patches that Scale) writes its `spec.replicas` back into the
@@ -31,7 +34,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from apimachinery import codec, errors, labels, scheme
-from apiserver.httpapi import applier, body, patching, resources
+from apiserver.httpapi import applier, body, patching, resources, streams
 from apiserver.httpapi.call import Call, object_dict
 from apiserver.httpapi.http import Response
 from apiserver.httpapi.status import MethodNotAllowed, encode
@@ -63,6 +66,8 @@ async def serve(call: Call) -> Response:
     elif sub == "log" and kind == "Pod":
         if verb == "get":
             return await _log(call)
+    elif sub in streams.SUBRESOURCES and kind == "Pod":
+        return await streams.serve(call)
     else:
         raise errors.NotFound(NOT_FOUND)
     raise MethodNotAllowed(f"the server does not allow this method on {call.info.path}")
