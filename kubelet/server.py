@@ -9,6 +9,8 @@ status.daemonEndpoints.kubeletEndpoint.Port:
 
     tinykube logs web -f  ->  apiserver PodLogs  ->  kubelet Logs  ->  runtime.container_logs
     tinykube exec web -- ls / ->  apiserver PodExec ->  kubelet Exec  ->  runtime.exec_sync
+    tinykube exec -i web -- sh -> PodExecStream -> ExecStream -> runtime.exec_stream (streams.py)
+    tinykube port-forward web 8080:80 -> PodPortForward -> PortForward -> runtime.port_forward
 
 Which container: the pod is looked up by namespace/name among the pods
 bound to this node (and its uid checked when the caller gives one); an
@@ -45,7 +47,7 @@ exec are allowed to
     O  system:masters                   cluster administrators
 
 and refused to everyone else with PERMISSION_DENIED in the kubelet's words,
-naming the caller, the verb (get for logs, create for exec) and what
+naming the caller, the verb (get for logs, create for exec and the streams) and what
 Kubernetes calls the resource (the node's proxy subresource):
 
     Forbidden (user=system:node:node2, verb=create, resource=nodes, subresource=proxy)
@@ -84,6 +86,7 @@ from kubelet.errors import ContainerRuntimeError, ExecTimeout
 from kubelet.errors import NotFoundError as RuntimeNotFound
 from kubelet.runtime.interface import Container, ContainerRuntime, ContainerState
 from kubelet.status import latest_containers
+from kubelet.streams import KubeletStreams
 from protos import core_pb2, kubelet_pb2, kubelet_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -158,8 +161,9 @@ class PodLookup(Protocol):
     async def pod_containers(self, pod: core_pb2.Pod) -> list[Container]: ...
 
 
-class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
-    """The kubelet's gRPC API: a container's logs and exec in it, for the apiserver's proxy."""
+class KubeletServicer(KubeletStreams, kubelet_pb2_grpc.KubeletServicer):
+    """The kubelet's gRPC API: a container's logs and exec in it, for the apiserver's proxy;
+    ExecStream and PortForward are streams.py's."""
 
     def __init__(self, kubelet: PodLookup, node_name: str = "", *, check: bool = False) -> None:
         self.kubelet = kubelet
@@ -179,12 +183,21 @@ class KubeletServicer(kubelet_pb2_grpc.KubeletServicer):
                 log.warning("kubelet api call refused", extra={"user": identity.user, "verb": verb})
                 raise
 
-    async def _instance(
-        self, namespace: str, name: str, uid: str, container: str, previous: bool
-    ) -> Container:
+    @property
+    def runtime(self) -> ContainerRuntime:
+        return self.kubelet.runtime
+
+    def _pod(self, namespace: str, name: str, uid: str) -> core_pb2.Pod:
+        """The pod of that name bound to this node (and of that uid, when given)."""
         pod = self.kubelet.find_pod(namespace or "default", name)
         if pod is None or (uid and pod.metadata.uid != uid):
             raise errors.NotFound(f'pod "{name}" not found on node {self.node_name}')
+        return pod
+
+    async def _instance(
+        self, namespace: str, name: str, uid: str, container: str, previous: bool
+    ) -> Container:
+        pod = self._pod(namespace, name, uid)
         cname = choose_container(pod, container)
         history = latest_containers(await self.kubelet.pod_containers(pod)).get(cname, [])
         if previous:

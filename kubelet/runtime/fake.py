@@ -41,6 +41,9 @@ For tests:
   scripts exec_sync; `echo`, `true`, `false` and `cat <file>` of
   `files[(container name, path)]` work out of the box; anything else exits
   127 like a missing executable.
+* `exec_stream` plays `cat` (echo), `tar cf -` / `tar xmf -` (over `files`,
+  what `cp` runs) and otherwise answers as exec_sync; `port_forward` echoes
+  on a port the pod's containers declare (fake_streams.py).
 * `kill(container_id, exit_code)` makes a running container exit now
   (a crash, an OOM kill), for PLEG and restart tests.
 * `network_ready` / `runtime_ready` drive status() for node condition tests.
@@ -60,6 +63,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubelet.errors import ContainerStartError, ImagePullError, NotFoundError
+from kubelet.runtime import fake_streams
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
     POD_UID_LABEL,
@@ -77,6 +81,7 @@ from kubelet.runtime.interface import (
     SandboxState,
 )
 from kubelet.runtime.ipam import PodIPAM
+from kubelet.runtime.streaming import ExecOptions, ExecSession
 
 FAKE_VERSION = "0.1.0"
 
@@ -361,6 +366,9 @@ class FakeRuntime(ContainerRuntime):
         self._advance(container)
         if container.state != ContainerState.RUNNING:
             raise NotFoundError(f"container {container_id} is not running")
+        return self._scripted(container, cmd)
+
+    def _scripted(self, container: Container, cmd: tuple[str, ...]) -> ExecResult:
         if self.exec_handler is not None:
             handled = self.exec_handler(container, cmd)
             if handled is not None:
@@ -368,6 +376,39 @@ class FakeRuntime(ContainerRuntime):
         if cmd in self.execs:
             return self.execs[cmd]
         return self._builtin_exec(container, cmd)
+
+    async def exec_stream(self, container_id: str, options: ExecOptions) -> ExecSession:
+        """A played session (fake_streams.py): `cat` echoes, `tar` reads and writes `files`."""
+        self.calls.append(("exec_stream", container_id, options.command))
+        container = self._get(container_id)
+        self._advance(container)
+        if container.state != ContainerState.RUNNING:
+            raise NotFoundError(f"container {container_id} is not running")
+
+        def record(what: str, *args: Any) -> None:
+            self.calls.append((what, container_id, *args))
+
+        session = fake_streams.FakeExecSession(options, record)
+        fake_streams.play(
+            session, self.files, container.name, lambda cmd: self._scripted(container, cmd)
+        )
+        return session
+
+    async def port_forward(
+        self, sandbox_id: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """An echo of a port the sandbox's containers declare; others refused."""
+        self.calls.append(("port_forward", sandbox_id, port))
+        if sandbox_id not in self.sandboxes:
+            raise NotFoundError(f"pod sandbox {sandbox_id} not found")
+        declared = {
+            p.container_port
+            for cid, config in self.container_configs.items()
+            if cid in self.containers and self.containers[cid].sandbox_id == sandbox_id
+            for p in config.ports
+        }
+        reader, writer = await fake_streams.echo_connection(declared, port, sandbox_id)
+        return reader, writer
 
     def _builtin_exec(self, container: Container, cmd: tuple[str, ...]) -> ExecResult:
         if not cmd:

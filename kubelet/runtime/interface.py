@@ -26,6 +26,8 @@ worker's code is the same whether the node is hollow or real:
     list_containers(sandbox_id=)    ListContainers with a sandbox filter
     container_status(id)            ContainerStatus
     exec_sync(id, cmd, timeout)     ExecSync -> ExecResult(exit_code, stdout, stderr)
+    exec_stream(id, options)        Exec -> an ExecSession with stdin/stdout/stderr attached
+    port_forward(sandbox, port)     PortForward -> a connection inside the sandbox's network
     container_logs(id, follow, tail) reading the CRI log file (ContainerStatus.log_path)
     container_pid(id)               ContainerStatus verbose info "pid" (for cgroup stats)
 
@@ -86,11 +88,14 @@ The dataclasses are plain values: protobuf stays inside real adapters.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from kubelet.errors import ContainerRuntimeError
+from kubelet.runtime import netns_dial
+from kubelet.runtime.streaming import ExecOptions, ExecSession
 
 # Labels shared with Kubernetes' kuberuntime (pkg/kubelet/types/labels.go).
 POD_UID_LABEL = "io.kubernetes.pod.uid"
@@ -443,6 +448,22 @@ class ContainerRuntime(abc.ABC):
     ) -> AsyncIterator[LogLine]:
         """The container's log lines; see "Logs and exec" above."""
         raise ContainerRuntimeError(f"runtime {self.name} does not support logs")
+
+    # ---- streaming: exec -i and port-forward (runtime/streaming.py) -------------------------
+
+    async def exec_stream(self, container_id: str, options: ExecOptions) -> ExecSession:
+        """CRI Exec: start `options.command` in the running container, streams attached."""
+        raise ContainerRuntimeError(f"runtime {self.name} does not support streaming exec")
+
+    async def sandbox_netns(self, sandbox_id: str) -> str:
+        """The path of the sandbox's network namespace; "" when it is the node's own."""
+        raise ContainerRuntimeError(f"runtime {self.name} does not support port forwarding")
+
+    async def port_forward(
+        self, sandbox_id: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """CRI PortForward: a connection to 127.0.0.1:`port` in the sandbox's network."""
+        return await netns_dial.open_connection(await self.sandbox_netns(sandbox_id), port)
 
     async def container_pid(self, container_id: str) -> int:
         """The host PID of a running container's first process, 0 when it has none.
