@@ -42,6 +42,7 @@ from apiserver.listeners import Listeners, ServingOptions, secure_unix_sockets
 from apiserver.maintenance import MaintenanceServicer
 from apiserver.metrics import add_metrics_servicer
 from apiserver.proxy import KubeletClientConfig
+from apiserver.registry.eventttl import DEFAULT_EVENT_TTL, EventReaper
 from apiserver.registry.store import Store
 from apiserver.servicer import ResourcesServicer
 from apiserver.storage import open_storage
@@ -70,8 +71,10 @@ class APIServer:
         static_tokens: dict[str, UserInfo] | None = None,
         kubelet_client: KubeletClientConfig | None = None,
         run_dir: str = "",
+        event_ttl: float = DEFAULT_EVENT_TTL,
     ) -> None:
         self.storage = storage
+        self.event_reaper = EventReaper(storage, event_ttl)
         self.kubelet_client = kubelet_client or KubeletClientConfig()
         self.store = Store(storage, default_toleration_seconds=default_toleration_seconds)
         # `listen` first: `port` is its port. More addresses are served by the same server,
@@ -106,6 +109,7 @@ class APIServer:
 
     async def start(self) -> None:
         await self.store.start()
+        self.event_reaper.start()
         created = await ensure_default_policy(self.store.create)
         if created:
             log.info("default RBAC policy created", extra={"objects": len(created)})
@@ -165,6 +169,7 @@ class APIServer:
         if self._server is not None:
             await self._server.stop(grace)
         await self.rbac.close()
+        await self.event_reaper.stop()
         await self.store.close()
         await self.storage.close()
 
@@ -181,6 +186,7 @@ async def serve(
     default_toleration_seconds: int = 300,
     encryption_provider_config: str = "",
     beside: Callable[[str], Awaitable[None]] | None = None,
+    event_ttl: float = DEFAULT_EVENT_TTL,
 ) -> None:
     """Run an API server until cancelled.
 
@@ -212,6 +218,7 @@ async def serve(
         static_tokens=static_tokens,
         kubelet_client=kubelet_client,
         run_dir=os.path.abspath(data_dir),
+        event_ttl=event_ttl,
     )
     companion: asyncio.Future[None] | None = None
     try:

@@ -319,7 +319,11 @@ class SQLiteStorage(Storage):
             self._hub.compacted = done
             if done == before or done >= revision:
                 break
-        log.info("compacted", extra={"revision": self._hub.compacted})
+        freed, size = await self._run(revision_log.vacuum)
+        log.info(
+            "compacted",
+            extra={"revision": self._hub.compacted, "pages_freed": freed, "bytes": size},
+        )
 
     async def close(self) -> None:
         if self._closed:

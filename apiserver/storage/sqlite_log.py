@@ -24,6 +24,11 @@ in place of etcd)::
   revision never goes backwards after a reopen, even when compaction has
   deleted every row or the newest rows.
 
+Space: compaction deletes history rows, and the storage then runs an
+incremental vacuum (auto_vacuum=INCREMENTAL, set when the file is made), so
+the file shrinks after a burst of writes is compacted away, without the full
+rewrite a VACUUM would cost.
+
 Checked at open (sqlite_check.py): SQLite's integrity_check and our revision invariants;
 a corrupt file is refused with StorageCorrupt, never served.
 
@@ -183,6 +188,9 @@ class RevisionLog:
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, timeout=0.5)
         try:
+            # Before any table exists (a new file), or converted once below: freed pages
+            # can then be handed back to the filesystem a few at a time (vacuum()).
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -200,6 +208,8 @@ class RevisionLog:
             row = self._db.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()
             self.compacted: int = int(row[0]) if row else 0
             sqlite_check.check(self._db, path, self.revision, self.compacted)
+            if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                self._db.execute("VACUUM")  # a file made before incremental vacuum: convert once
         except (sqlite3.DatabaseError, StorageError) as err:
             self._db.close()
             if isinstance(err, StorageError):
@@ -376,6 +386,23 @@ class RevisionLog:
         finally:
             target.close()
         return self.revision
+
+    def vacuum(self, max_pages: int = 0) -> tuple[int, int]:
+        """Return free pages to the filesystem; (pages freed, file size after).
+
+        Compaction and deletes leave free pages inside the file: SQLite reuses
+        them but never shrinks the file by itself. With auto_vacuum=INCREMENTAL
+        `incremental_vacuum` moves them to the end and truncates (up to
+        `max_pages`, 0 meaning all), and a TRUNCATE checkpoint folds the WAL in
+        and empties it, so the bytes on disk go down."""
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        if free:
+            # executescript steps the pragma to the end (each step frees one page;
+            # a plain execute() would take one step and free a single page).
+            self._db.executescript(f"PRAGMA incremental_vacuum({int(max_pages)});")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        after = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        return free - after, os.path.getsize(self.path)
 
     def log_rows(self) -> int:
         """How many history rows are kept (for tests and metrics)."""
