@@ -1,0 +1,218 @@
+"""The etcd backend: the conformance suite on a real etcd, plus what only etcd has.
+
+`TestEtcdConformance` runs every test of the shared suite (conformance.py,
+watch_properties.py, write_concurrency.py) against a real etcd member, as
+`TestSQLiteConformance` runs them against SQLite. Each `make_storage(path)`
+owns a member whose data directory is under `path`: closing the store kills
+the member (SIGKILL, so what survives is what etcd made durable), and
+`make_storage` with the same path restarts it on the same data, which is how
+the suite's durability tests reopen a store.
+
+etcd-only checks: the spec and TLS flags, failover to the next endpoint, a
+watch that survives a member restart, a write while etcd is down, the shared
+compactor's rounds between two API servers, and leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from apiserver.storage import new_storage, open_storage, parse_spec, storage_spec
+from apiserver.storage.etcd import COMPACT_REV_KEY, EtcdStorage
+from apiserver.storage.etcd_client import EtcdConfig, EtcdUnavailable
+from apiserver.storage.interface import Compacted, EventType, Storage, StorageError
+from protos import etcd_pb2 as pb
+
+from .conformance import Follower, StorageConformance, take
+from .etcd_server import EtcdServer, _free_port, needs_etcd
+
+# The member of each make_storage path, so that a reopen finds (and restarts) its data.
+_MEMBERS: dict[Path, EtcdServer] = {}
+
+
+class _OwnedEtcdStorage(EtcdStorage):
+    """An etcd store that owns its member: closing the store kills the member."""
+
+    def __init__(self, server: EtcdServer, *, watch_buffer_size: int) -> None:
+        super().__init__(EtcdConfig((server.endpoint,)), watch_buffer_size=watch_buffer_size)
+        self.server = server
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            self.server.stop()
+
+
+@needs_etcd
+class TestEtcdConformance(StorageConformance):
+    async def make_storage(self, path: Path, *, watch_buffer_size: int = 1000) -> Storage:
+        server = _MEMBERS.setdefault(path, EtcdServer(path / "etcd"))
+        await asyncio.to_thread(server.start)
+        return _OwnedEtcdStorage(server, watch_buffer_size=watch_buffer_size)
+
+
+@pytest.fixture
+async def store(etcd_server: EtcdServer) -> AsyncIterator[EtcdStorage]:
+    s = EtcdStorage(EtcdConfig((etcd_server.endpoint,), dial_timeout=0.5))
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+# ---------------------------------------------------------------- the spec
+
+
+def test_specs_name_backends_and_etcd_endpoints() -> None:
+    assert parse_spec("sqlite") == ("sqlite", "")
+    assert parse_spec("sqlite:/var/lib/db") == ("sqlite", "/var/lib/db")
+    assert parse_spec("etcd://a:2379,b:2379") == ("etcd", "etcd://a:2379,b:2379")
+    config = EtcdConfig.parse("etcd://10.0.0.1:2379, 10.0.0.2:2379")
+    assert config.endpoints == ("10.0.0.1:2379", "10.0.0.2:2379") and not config.tls
+    for bad, why in [
+        ("etcd://", "no endpoints"),
+        ("etcd://host", "not HOST:PORT"),
+        ("etcd://host:99999", "not HOST:PORT"),
+        ("etcd://h:1?cafile=x&user=root", "unknown option"),
+        ("etcd://h:1?certfile=c&keyfile=k", "needs --etcd-cafile"),
+        ("etcd://h:1?cafile=a&certfile=c", "go together"),
+    ]:
+        with pytest.raises(StorageError, match=why):
+            EtcdConfig.parse(bad)
+    with pytest.raises(StorageError, match="path after sqlite: is empty"):
+        parse_spec("sqlite:")
+
+
+def test_tls_flags_fold_into_the_etcd_spec(tmp_path: Path) -> None:
+    spec = storage_spec(
+        "etcd://h:2379", etcd_cafile="/p/ca.crt", etcd_certfile="/p/c.crt", etcd_keyfile="/p/c.key"
+    )
+    config = EtcdConfig.parse(spec)
+    assert (config.endpoints, config.cafile, config.certfile, config.keyfile) == (
+        ("h:2379",),
+        "/p/ca.crt",
+        "/p/c.crt",
+        "/p/c.key",
+    )
+    assert storage_spec("sqlite") == "sqlite"
+    with pytest.raises(StorageError, match="need an etcd:// --storage"):
+        storage_spec("sqlite", etcd_cafile="/p/ca.crt")
+    with pytest.raises(StorageError, match="cannot read --etcd-cafile"):
+        new_storage(f"etcd://h:2379?cafile={tmp_path}/missing.crt", str(tmp_path))
+
+
+async def test_sqlite_path_spec_names_the_database_file(tmp_path: Path) -> None:
+    store = await open_storage(f"sqlite:{tmp_path}/elsewhere.db", str(tmp_path / "data"))
+    try:
+        assert store.name == "sqlite" and (tmp_path / "elsewhere.db").exists()
+    finally:
+        await store.close()
+
+
+# --------------------------------------------------------------- failover
+
+
+@needs_etcd
+async def test_open_storage_connects_to_the_spec(etcd_server: EtcdServer, tmp_path: Path) -> None:
+    store = await open_storage(f"etcd://{etcd_server.endpoint}", str(tmp_path))
+    try:
+        assert isinstance(store, EtcdStorage) and store.name == "etcd"
+        assert await store.current_revision() == 0
+        assert (await store.create("/a", b"1")).mod_revision == 1
+    finally:
+        await store.close()
+
+
+@needs_etcd
+async def test_calls_fail_over_to_the_next_endpoint(etcd_server: EtcdServer) -> None:
+    dead = f"127.0.0.1:{_free_port()}"
+    store = EtcdStorage(EtcdConfig((dead, etcd_server.endpoint), dial_timeout=0.5))
+    try:
+        watch = Follower(store.watch("/f/", 0))
+        kv = await store.create("/f/a", b"1")
+        assert await store.get("/f/a") == kv
+        assert (await store.list("/f/"))[0] == [kv]
+        assert [e.revision for e in await watch.take(1)] == [kv.mod_revision]
+        await watch.stop()
+        assert store._client.current_endpoint == etcd_server.endpoint
+    finally:
+        await store.close()
+
+
+@needs_etcd
+async def test_watch_resumes_across_a_member_restart(
+    etcd_server: EtcdServer, store: EtcdStorage
+) -> None:
+    written = [(await store.create(f"/r/{i}", b"x")).mod_revision for i in range(3)]
+    watch = Follower(store.watch("/r/", 0))
+    assert [e.revision for e in await watch.take(3)] == written
+    await asyncio.to_thread(etcd_server.stop)
+    with pytest.raises(EtcdUnavailable):  # down: the write is refused, not left hanging
+        await store.create("/r/down", b"x")
+    await asyncio.to_thread(etcd_server.start)
+    more = [(await store.create(f"/r/{i}", b"y")).mod_revision for i in range(3, 6)]
+    events = await watch.take(3)
+    assert [(e.type, e.revision) for e in events] == [(EventType.ADDED, r) for r in more]
+    await watch.quiet()
+    await watch.stop()
+
+
+# ------------------------------------------------------------- compaction
+
+
+@needs_etcd
+async def test_one_compactor_per_interval_among_servers(
+    etcd_server: EtcdServer, store: EtcdStorage
+) -> None:
+    other = EtcdStorage(EtcdConfig((etcd_server.endpoint,)))
+    try:
+        await store.create("/c/a", b"0")
+        version, recorded = await store.compact_round(0, 0)  # first round: nothing to compact
+        assert version == 1
+        lost_version, _ = await other.compact_round(0, 0)  # same interval: the other one lost
+        assert lost_version == 1
+        for i in range(5):
+            await store.update("/c/a", b"%d" % i, None)
+        version, _ = await store.compact_round(version, recorded)  # compacts at `recorded`
+        assert version == 2
+        with pytest.raises(Compacted) as info:
+            await take(store.watch("/c/", 0), 1)
+        assert info.value.compacted == recorded - 1  # etcd's revision, in the interface's terms
+        assert (await take(store.watch("/c/", info.value.compacted), 1))[0].value == b"0"
+
+        other.start_compactor(interval=0.05)  # the loop takes turns too, with the same key
+        for _ in range(100):
+            key = await other._client.range(pb.RangeRequest(key=COMPACT_REV_KEY))
+            if key.kvs[0].version >= 4:
+                break
+            await asyncio.sleep(0.05)
+        assert key.kvs[0].version >= 4
+    finally:
+        await other.close()
+
+
+# ----------------------------------------------------------------- leases
+
+
+@needs_etcd
+async def test_a_key_attached_to_a_lease_goes_when_it_is_revoked(store: EtcdStorage) -> None:
+    client = store._client
+    lease = await client.lease_grant(60)
+    assert 0 < await client.lease_keep_alive(lease) <= 60
+    watch = Follower(store.watch("/events/", await store.current_revision()))
+    put = pb.PutRequest(key=b"/events/default/e1", value=b"v", lease=lease)
+    await client.txn(pb.TxnRequest(success=[pb.RequestOp(request_put=put)]))
+    await client.lease_revoke(lease)
+    assert await store.get("/events/default/e1") is None
+    events = await watch.take(2)
+    assert [(e.type, e.value) for e in events] == [
+        (EventType.ADDED, b"v"),
+        (EventType.DELETED, b"v"),
+    ]
+    assert await client.lease_keep_alive(lease) <= 0  # gone
+    await watch.stop()
