@@ -96,7 +96,7 @@ from typing import TypeVar
 
 from apiserver.storage.interface import Event, EventType, KeyValue, Storage, StorageError
 from apiserver.storage.sqlite_log import RevisionLog, WriteOp, WriteResult
-from apiserver.storage.watchcache import DEFAULT_BUFFER_SIZE, WatchHub
+from apiserver.storage.watchcache import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SIZE, WatchHub
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,12 @@ class SQLiteStorage(Storage):
         path: str,
         *,
         watch_buffer_size: int = DEFAULT_BUFFER_SIZE,
+        watch_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         compact_step: int = COMPACT_STEP,
     ) -> None:
         self.path = path
         self._watch_buffer_size = watch_buffer_size
+        self._watch_buffer_bytes = watch_buffer_bytes
         self._compact_step = compact_step
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._log: RevisionLog | None = None
@@ -161,10 +163,16 @@ class SQLiteStorage(Storage):
         path: str,
         *,
         watch_buffer_size: int = DEFAULT_BUFFER_SIZE,
+        watch_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         compact_step: int = COMPACT_STEP,
     ) -> SQLiteStorage:
         """Create and open a store (the usual entry point)."""
-        store = cls(path, watch_buffer_size=watch_buffer_size, compact_step=compact_step)
+        store = cls(
+            path,
+            watch_buffer_size=watch_buffer_size,
+            watch_buffer_bytes=watch_buffer_bytes,
+            compact_step=compact_step,
+        )
         await store.ensure_open()
         return store
 
@@ -186,7 +194,10 @@ class SQLiteStorage(Storage):
                 raise
             self._executor, self._log, self._loop = executor, revision_log, loop
             self._hub = WatchHub(
-                revision_log.revision, revision_log.compacted, self._watch_buffer_size
+                revision_log.revision,
+                revision_log.compacted,
+                self._watch_buffer_size,
+                self._watch_buffer_bytes,
             )
 
     # -------------------------------------------------------------- plumbing
@@ -301,8 +312,10 @@ class SQLiteStorage(Storage):
         finally:
             await batches.aclose()
 
-    async def _read_history(self, prefix: str, after: int) -> tuple[builtins.list[Event], int]:
-        return await self._run(self._require_log().history, prefix, after)
+    async def _read_history(
+        self, prefix: str, after: int, limit: int
+    ) -> tuple[builtins.list[Event], int, bool]:
+        return await self._run(self._require_log().history, prefix, after, limit)
 
     async def current_revision(self) -> int:
         await self.ensure_open()

@@ -235,14 +235,24 @@ class RevisionLog:
         items = [KeyValue(r[0], r[1], r[2], r[3]) for r in rows if r[0].startswith(prefix)]
         return items, self.revision
 
-    def history(self, prefix: str, after: int) -> tuple[builtins.list[Event], int]:
-        """Every logged change under `prefix` after `after`, and the revision read up to."""
+    def history(
+        self, prefix: str, after: int, limit: int = 0
+    ) -> tuple[builtins.list[Event], int, bool]:
+        """Logged changes under `prefix` after `after`: (events, revision read up to, more?).
+
+        With `limit`, at most that many log rows are read (a watch replays a
+        long history chunk by chunk instead of holding it all at once); `more`
+        says the read stopped before the newest revision and should go on
+        from the revision it read up to."""
         if after < self.compacted:
             raise Compacted(after, self.compacted)
         clause, args = _range_clause(prefix, "l.key")
-        rows = self._db.execute(
-            _HISTORY + clause + " ORDER BY l.revision", (after, self.revision, *args)
-        ).fetchall()
+        sql = _HISTORY + clause + " ORDER BY l.revision"
+        params: tuple[object, ...] = (after, self.revision, *args)
+        if limit > 0:
+            sql += " LIMIT ?"
+            params = (*params, limit)
+        rows = self._db.execute(sql, params).fetchall()
         events: builtins.list[Event] = []
         for rev, key, value, create_rev, prev_rev, deleted, prev_value in rows:
             if not key.startswith(prefix):
@@ -254,7 +264,9 @@ class RevisionLog:
             else:
                 kind = EventType.ADDED
             events.append(Event(kind, key, value, rev, create_rev, prev_value))
-        return events, self.revision
+        if limit > 0 and len(rows) == limit and rows[-1][0] < self.revision:
+            return events, int(rows[-1][0]), True
+        return events, self.revision, False
 
     # ---------------------------------------------------------------- writes
 

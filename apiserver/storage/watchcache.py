@@ -29,13 +29,23 @@ revision 8 is being committed. It subscribes; the read sees H=8 (events 5-8);
 the dispatch of 8 reaches the buffer too. Replay 5, 6, 7, 8; the buffered 8
 is <= H and is skipped; 9 and later flow from the buffer.
 
-Back-pressure: each subscription buffers at most `buffer_size` live events.
-The dispatcher never waits: when a buffer is full the subscription is cut
-off, its buffer dropped, and the consumer's next step raises
-`WatcherTooSlow(last delivered revision)`; it can resume from there (as a
-Kubernetes watcher re-watches from its last resourceVersion). A consumer that
-simply abandons its iterator is cut off the same way, so a forgotten watch
-costs at most one buffer.
+A long history is read in chunks of `HISTORY_CHUNK` log rows, each yielded
+before the next is read, so a watch from far back holds one chunk of old
+events in memory at a time, not the whole replay. Step 3's H is then the
+revision the *last* chunk read up to.
+
+Back-pressure: each subscription buffers at most `buffer_size` live events
+and `buffer_bytes` bytes of them (values and previous values), whichever
+comes first: a count alone would let a watcher of big objects (ConfigMaps
+near the 1.5 MiB limit) hold gigabytes. The dispatcher never waits: when a
+buffer is full the subscription is cut off, its buffer dropped, and the
+consumer's next step raises `WatcherTooSlow(last delivered revision)`; it can
+resume from there (as a Kubernetes watcher re-watches from its last
+resourceVersion), or re-list if that is compacted. A consumer that simply
+abandons its iterator is cut off the same way, so a forgotten watch costs at
+most one buffer. (A gRPC client that stops reading is such a consumer: HTTP/2
+flow control stops the server's writes, the registry stops pulling, and the
+buffer fills.)
 """
 
 from __future__ import annotations
@@ -50,21 +60,39 @@ from apiserver.storage.interface import Compacted, Event, WatcherTooSlow
 log = logging.getLogger(__name__)
 
 DEFAULT_BUFFER_SIZE = 10000
-# History is replayed in lists of at most this many events.
-_HISTORY_CHUNK = 500
+DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
+# History is read, and replayed, in chunks of at most this many log rows.
+HISTORY_CHUNK = 500
 
-# Reads the logged history under a prefix after a revision: (events, revision read up to).
-HistoryReader = Callable[[str, int], Awaitable[tuple[list[Event], int]]]
+# Reads logged history under a prefix after a revision, at most `limit` rows:
+# (events, revision read up to, whether more history follows).
+HistoryReader = Callable[[str, int, int], Awaitable[tuple[list[Event], int, bool]]]
+
+
+def event_bytes(event: Event) -> int:
+    """What an event holds in memory, roughly: its value and its previous value."""
+    return len(event.value) + len(event.prev_value or b"") + len(event.key)
 
 
 class _Subscription:
     """One watcher's bounded channel."""
 
-    __slots__ = ("buffer", "closed", "limit", "overflowed", "prefix", "waiter")
+    __slots__ = (
+        "buffer",
+        "byte_limit",
+        "bytes",
+        "closed",
+        "limit",
+        "overflowed",
+        "prefix",
+        "waiter",
+    )
 
-    def __init__(self, prefix: str, limit: int) -> None:
+    def __init__(self, prefix: str, limit: int, byte_limit: int = DEFAULT_BUFFER_BYTES) -> None:
         self.prefix = prefix
         self.limit = limit
+        self.byte_limit = byte_limit
+        self.bytes = 0
         self.buffer: deque[Event] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.overflowed = False
@@ -72,12 +100,15 @@ class _Subscription:
 
     def push(self, event: Event) -> bool:
         """Queue `event`; False when the buffer was full and the watcher is cut off."""
-        if len(self.buffer) >= self.limit:
+        size = event_bytes(event)
+        if len(self.buffer) >= self.limit or (self.buffer and self.bytes + size > self.byte_limit):
             self.overflowed = True
             self.buffer.clear()
+            self.bytes = 0
             self._wake()
             return False
         self.buffer.append(event)
+        self.bytes += size
         self._wake()
         return True
 
@@ -104,7 +135,9 @@ class _Subscription:
                 self.waiter = None
         if self.overflowed:
             raise WatcherTooSlow(last_delivered)
-        return self.buffer.popleft()
+        event = self.buffer.popleft()
+        self.bytes -= event_bytes(event)
+        return event
 
     async def next_batch(self, last_delivered: int) -> list[Event] | None:
         """Everything buffered (at least one event); None once closed and drained."""
@@ -114,18 +147,26 @@ class _Subscription:
         batch = [first]
         batch.extend(self.buffer)
         self.buffer.clear()
+        self.bytes = 0
         return batch
 
 
 class WatchHub:
     """Fans committed events out to prefix watchers. Event-loop only."""
 
-    def __init__(self, revision: int, compacted: int, buffer_size: int = DEFAULT_BUFFER_SIZE):
-        if buffer_size < 1:
+    def __init__(
+        self,
+        revision: int,
+        compacted: int,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+    ):
+        if buffer_size < 1 or buffer_bytes < 1:
             raise ValueError("watch buffer size must be at least 1")
         self.revision = revision  # newest event dispatched
         self.compacted = compacted  # oldest revision a watch may start after
         self.buffer_size = buffer_size
+        self.buffer_bytes = buffer_bytes
         self._subs: set[_Subscription] = set()
         self._closed = False
 
@@ -145,7 +186,12 @@ class WatchHub:
             self._subs.discard(sub)
             log.warning(
                 "watcher too slow, closing it",
-                extra={"prefix": sub.prefix, "revision": event.revision, "buffer": sub.limit},
+                extra={
+                    "prefix": sub.prefix,
+                    "revision": event.revision,
+                    "buffer": sub.limit,
+                    "buffer_bytes": sub.byte_limit,
+                },
             )
 
     def close(self) -> None:
@@ -177,17 +223,17 @@ class WatchHub:
             return
         if after < self.compacted:
             raise Compacted(after, self.compacted)
-        sub = _Subscription(prefix, self.buffer_size)
+        sub = _Subscription(prefix, self.buffer_size, self.buffer_bytes)
         self._subs.add(sub)
         try:
             delivered = after  # newest revision handed to the consumer
             skip_through = after  # buffered events at or below this were replayed
-            if after < self.revision:
-                history, read_through = await read_history(prefix, after)
-                for start in range(0, len(history), _HISTORY_CHUNK):
-                    if sub.overflowed:
-                        raise WatcherTooSlow(delivered)
-                    chunk = history[start : start + _HISTORY_CHUNK]
+            more = after < self.revision
+            while more:
+                chunk, read_through, more = await read_history(prefix, skip_through, HISTORY_CHUNK)
+                if sub.overflowed:
+                    raise WatcherTooSlow(delivered)
+                if chunk:
                     yield chunk
                     delivered = chunk[-1].revision
                 skip_through = max(skip_through, read_through)
