@@ -13,6 +13,12 @@ server then, in one compare-and-swap:
   this to attach its placement record (which nodes it considered, which
   filter rejected each, every plugin's score) in the same write as the
   decision itself, so the record can never describe a different placement.
+
+It validates like every other write: the target must be a node name (a DNS
+subdomain), the Binding's annotations must be valid annotation keys, and the
+pod's annotations after the merge must stay under the 256 KiB total -- a
+Binding is not a side door around the pod's own rules. The stored pod is
+limited in size like any object (encoding.MAX_STORED_BYTES).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from apimachinery import errors, scheme
+from apimachinery.validation_meta import check_name, validate_annotations
+from apimachinery.validation_names import is_dns1123_subdomain
 from apiserver import encoding
 from apiserver.registry.strategy import now
 from apiserver.storage.interface import KeyNotFound, RevisionMismatch
@@ -57,6 +65,9 @@ async def bind(store: Store, binding: core_pb2.Binding, *, dry_run: bool = False
         causes.append(errors.required("target.name"))
     if binding.target.kind not in ("", "Node"):
         causes.append(errors.unsupported("target.kind", binding.target.kind, ["Node"]))
+    if node:
+        causes.extend(check_name(node, "target.name", is_dns1123_subdomain))
+    causes.extend(validate_annotations(binding.metadata.annotations, "metadata.annotations"))
     if causes:
         raise errors.Invalid.for_object("Binding", name, causes)
     resource = "pods/binding"
@@ -76,6 +87,9 @@ async def bind(store: Store, binding: core_pb2.Binding, *, dry_run: bool = False
             )
         pod.spec.node_name = node
         pod.metadata.annotations.update(binding.metadata.annotations)
+        merged = validate_annotations(pod.metadata.annotations, "metadata.annotations")
+        if merged:
+            raise errors.Invalid.for_object("Pod", name, merged)
         _set_scheduled(pod)
         if dry_run:
             return pod
