@@ -50,6 +50,7 @@ from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
 from apiserver.registry.store import Store
 from apiserver.registry.watch import ApiBatch, watch
+from apiserver.storage.interface import StorageError
 from protos import api_pb2, api_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,12 @@ log = logging.getLogger(__name__)
 VERSION = "v0.1.0"
 BOOKMARK_INTERVAL_SECONDS = 5.0
 T = TypeVar("T")
+
+
+def storage_failure(err: StorageError) -> errors.InternalError:
+    """What a client is told when the store itself fails (Kubernetes answers etcd's
+    failures, e.g. `mvcc: database space exceeded`, with 500 and etcd's words)."""
+    return errors.InternalError(f"storage error: {err}")
 
 
 class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
@@ -86,6 +93,9 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
             await context.abort_with_status(errors.to_grpc_status(err))
         except asyncio.CancelledError:
             raise
+        except StorageError as err:  # the store failed (a full disk): 500, its reason, no bug
+            log.error("storage failed", extra={"error": str(err)})
+            await context.abort_with_status(errors.to_grpc_status(storage_failure(err)))
         except Exception as exc:  # every other failure is a bug: say so, keep serving
             log.exception("request failed", extra={"error": repr(exc)})
             await context.abort_with_status(
