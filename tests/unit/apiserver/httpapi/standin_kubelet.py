@@ -97,6 +97,9 @@ class StandInKubelet(kubelet_pb2_grpc.KubeletServicer):
                     self.requests.append("close_write")
                     return
                 yield PFResp(data=request.data.upper())
+            # The caller's requests ended without close_write: its call was cancelled (gRPC
+            # ends the iterator first), and the cancellation reaches this task next.
+            await asyncio.Event().wait()
         except asyncio.CancelledError:
             self.cancelled.set()
             raise

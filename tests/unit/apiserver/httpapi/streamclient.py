@@ -143,18 +143,18 @@ class SpdyClient:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     codec: spdy.HeaderCodec = field(default_factory=spdy.HeaderCodec)
-    # A tunnel: the SPDY bytes go in WebSocket messages of `chunk` bytes, and come back in
-    # the `tunnel`'s messages.
+    # A tunnel: the SPDY bytes go in WebSocket messages of `chunk` bytes (0: a frame each),
+    # and come back in the `tunnel`'s messages.
     chunk: int = 0
     tunnel: WSClient | None = None
     _buffer: bytearray = field(default_factory=bytearray)
 
     async def send(self, frame: Any) -> None:
         data = spdy.encode(frame, self.codec)
-        if self.chunk:
-            for start in range(0, len(data), self.chunk):
-                piece = data[start : start + self.chunk]
-                self.writer.write(client_frame(0x2, piece))
+        if self.tunnel is not None:
+            size = self.chunk or len(data)  # 0: one message per frame
+            for start in range(0, len(data), size):
+                self.writer.write(client_frame(0x2, data[start : start + size]))
         else:
             self.writer.write(data)
         await self.writer.drain()
