@@ -1883,6 +1883,59 @@ class ExecSyncResponse(google.protobuf.message.Message):
 global___ExecSyncResponse = ExecSyncResponse
 
 @typing.final
+class ExecRequest(google.protobuf.message.Message):
+    """Run a command with its streams attached (`tinykube exec -i`, `cp`). One of
+    stdin, stdout and stderr must be set; with tty, stderr must not be (the
+    terminal merges both). The runtime answers with a one-time URL that a
+    client upgrades to SPDY/3.1 or WebSocket (kubelet/runtime/cri_exec.py).
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONTAINER_ID_FIELD_NUMBER: builtins.int
+    CMD_FIELD_NUMBER: builtins.int
+    TTY_FIELD_NUMBER: builtins.int
+    STDIN_FIELD_NUMBER: builtins.int
+    STDOUT_FIELD_NUMBER: builtins.int
+    STDERR_FIELD_NUMBER: builtins.int
+    container_id: builtins.str
+    tty: builtins.bool
+    stdin: builtins.bool
+    stdout: builtins.bool
+    stderr: builtins.bool
+    @property
+    def cmd(self) -> google.protobuf.internal.containers.RepeatedScalarFieldContainer[builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        container_id: builtins.str = ...,
+        cmd: collections.abc.Iterable[builtins.str] | None = ...,
+        tty: builtins.bool = ...,
+        stdin: builtins.bool = ...,
+        stdout: builtins.bool = ...,
+        stderr: builtins.bool = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["cmd", b"cmd", "container_id", b"container_id", "stderr", b"stderr", "stdin", b"stdin", "stdout", b"stdout", "tty", b"tty"]) -> None: ...
+
+global___ExecRequest = ExecRequest
+
+@typing.final
+class ExecResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    URL_FIELD_NUMBER: builtins.int
+    url: builtins.str
+    """e.g. http://127.0.0.1:40213/exec/Xx8hQ2Ao"""
+    def __init__(
+        self,
+        *,
+        url: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["url", b"url"]) -> None: ...
+
+global___ExecResponse = ExecResponse
+
+@typing.final
 class Image(google.protobuf.message.Message):
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
 

@@ -100,6 +100,11 @@ class RuntimeServiceStub(object):
                 request_serializer=protos_dot_cri__pb2.ExecSyncRequest.SerializeToString,
                 response_deserializer=protos_dot_cri__pb2.ExecSyncResponse.FromString,
                 _registered_method=True)
+        self.Exec = channel.unary_unary(
+                '/runtime.v1.RuntimeService/Exec',
+                request_serializer=protos_dot_cri__pb2.ExecRequest.SerializeToString,
+                response_deserializer=protos_dot_cri__pb2.ExecResponse.FromString,
+                _registered_method=True)
         self.UpdateRuntimeConfig = channel.unary_unary(
                 '/runtime.v1.RuntimeService/UpdateRuntimeConfig',
                 request_serializer=protos_dot_cri__pb2.UpdateRuntimeConfigRequest.SerializeToString,
@@ -194,6 +199,14 @@ class RuntimeServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exec(self, request, context):
+        """Exec prepares a streaming endpoint: the answer is a URL of the runtime's
+        streaming server, where the command starts once a client connects.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpdateRuntimeConfig(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -273,6 +286,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.ExecSync,
                     request_deserializer=protos_dot_cri__pb2.ExecSyncRequest.FromString,
                     response_serializer=protos_dot_cri__pb2.ExecSyncResponse.SerializeToString,
+            ),
+            'Exec': grpc.unary_unary_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=protos_dot_cri__pb2.ExecRequest.FromString,
+                    response_serializer=protos_dot_cri__pb2.ExecResponse.SerializeToString,
             ),
             'UpdateRuntimeConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateRuntimeConfig,
@@ -637,6 +655,33 @@ class RuntimeService(object):
             '/runtime.v1.RuntimeService/ExecSync',
             protos_dot_cri__pb2.ExecSyncRequest.SerializeToString,
             protos_dot_cri__pb2.ExecSyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/Exec',
+            protos_dot_cri__pb2.ExecRequest.SerializeToString,
+            protos_dot_cri__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,6 +97,14 @@ class RuntimeServiceStub:
         protos.cri_pb2.ExecSyncResponse,
     ]
 
+    Exec: grpc.UnaryUnaryMultiCallable[
+        protos.cri_pb2.ExecRequest,
+        protos.cri_pb2.ExecResponse,
+    ]
+    """Exec prepares a streaming endpoint: the answer is a URL of the runtime's
+    streaming server, where the command starts once a client connects.
+    """
+
     UpdateRuntimeConfig: grpc.UnaryUnaryMultiCallable[
         protos.cri_pb2.UpdateRuntimeConfigRequest,
         protos.cri_pb2.UpdateRuntimeConfigResponse,
@@ -174,6 +182,14 @@ class RuntimeServiceAsyncStub:
         protos.cri_pb2.ExecSyncRequest,
         protos.cri_pb2.ExecSyncResponse,
     ]
+
+    Exec: grpc.aio.UnaryUnaryMultiCallable[
+        protos.cri_pb2.ExecRequest,
+        protos.cri_pb2.ExecResponse,
+    ]
+    """Exec prepares a streaming endpoint: the answer is a URL of the runtime's
+    streaming server, where the command starts once a client connects.
+    """
 
     UpdateRuntimeConfig: grpc.aio.UnaryUnaryMultiCallable[
         protos.cri_pb2.UpdateRuntimeConfigRequest,
@@ -278,6 +294,16 @@ class RuntimeServiceServicer(metaclass=abc.ABCMeta):
         request: protos.cri_pb2.ExecSyncRequest,
         context: _ServicerContext,
     ) -> typing.Union[protos.cri_pb2.ExecSyncResponse, collections.abc.Awaitable[protos.cri_pb2.ExecSyncResponse]]: ...
+
+    @abc.abstractmethod
+    def Exec(
+        self,
+        request: protos.cri_pb2.ExecRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[protos.cri_pb2.ExecResponse, collections.abc.Awaitable[protos.cri_pb2.ExecResponse]]:
+        """Exec prepares a streaming endpoint: the answer is a URL of the runtime's
+        streaming server, where the command starts once a client connects.
+        """
 
     @abc.abstractmethod
     def UpdateRuntimeConfig(

@@ -33,6 +33,10 @@ Design notes.
 * Pod-spec extras (mounts, cgroup limits, ports, the security context)
   arrive in the ContainerConfig and PodSandboxConfig (filled in by
   cri_convert.py); one without them runs with containerd's defaults.
+* Streams: `exec_stream` is CRI Exec, its URL spoken to over SPDY/3.1
+  (cri_exec.py, spdy.py); port-forward enters the namespace `sandbox_netns`
+  reads from PodSandboxStatus's verbose info (netns_dial.py), as containerd's
+  own PortForward does.
 * The pod's log directory goes with the pod: remove_pod_logs deletes
   `<log_root>/*_<uid>` once the kubelet has removed the pod.
 """
@@ -61,6 +65,7 @@ from kubelet.errors import (
     NotFoundError,
 )
 from kubelet.runtime import cri_logs
+from kubelet.runtime.cri_exec import CRIExecSession
 from kubelet.runtime.cri_messages import (
     container_from_cri,
     image_user_from_cri,
@@ -83,6 +88,7 @@ from kubelet.runtime.interface import (
     RuntimeVersion,
     SandboxState,
 )
+from kubelet.runtime.streaming import ExecOptions, ExecSession
 from protos import cri_pb2 as cri
 from protos import cri_pb2_grpc as cri_grpc
 
@@ -411,6 +417,36 @@ class CRIRuntime(ContainerRuntime):
             raise _error(err, f"exec in {container_id}") from None
         return ExecResult(resp.exit_code, resp.stdout, resp.stderr)
 
+    async def exec_stream(self, container_id: str, options: ExecOptions) -> ExecSession:
+        """CRI Exec -> a URL of containerd's streaming server, spoken to over SPDY (cri_exec)."""
+        request = cri.ExecRequest(
+            container_id=container_id,
+            cmd=list(options.command),
+            tty=options.tty,
+            stdin=options.stdin,
+            stdout=options.stdout,
+            stderr=options.stderr,
+        )
+        resp = await self._call(f"exec in {container_id}", self.rt.Exec, request)
+        return await CRIExecSession.start(resp.url, options)
+
+    async def sandbox_netns(self, sandbox_id: str) -> str:
+        """PodSandboxStatus(verbose): the network namespace in containerd's runtimeSpec, else
+        the sandbox task's /proc/PID/ns/net; "" for a hostNetwork sandbox (none of its own)."""
+        request = cri.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=True)
+        resp = await self._call(f"sandbox {sandbox_id}", self.rt.PodSandboxStatus, request)
+        try:
+            info = json.loads(resp.info.get("info") or "{}")
+        except ValueError:
+            info = {}
+        spec = info.get("runtimeSpec") if isinstance(info, dict) else None
+        if isinstance(spec, dict):
+            for ns in (spec.get("linux") or {}).get("namespaces") or []:
+                if ns.get("type") == "network":
+                    return str(ns.get("path") or _proc_netns(info.get("pid"), sandbox_id))
+            return ""
+        return _proc_netns(info.get("pid") if isinstance(info, dict) else None, sandbox_id)
+
     async def container_logs(
         self, container_id: str, *, follow: bool = False, tail: int | None = None
     ) -> AsyncIterator[LogLine]:
@@ -428,6 +464,12 @@ class CRIRuntime(ContainerRuntime):
             return
         async for line in cri_logs.read_log(path, follow=follow, tail=tail, exited=exited):
             yield line
+
+
+def _proc_netns(pid: object, sandbox_id: str) -> str:
+    if isinstance(pid, int) and pid > 0:
+        return f"/proc/{pid}/ns/net"
+    raise ContainerRuntimeError(f"sandbox {sandbox_id} has no network namespace to enter")
 
 
 def _copy(container: Container) -> Container:

@@ -52,7 +52,7 @@ STDERR = "stderr"
 
 @dataclass(frozen=True)
 class ExecOptions:
-    """CRI ExecRequest: the command and which streams to attach."""
+    """CRI ExecRequest: the command and which streams to attach (with `tty`, no stderr)."""
 
     command: tuple[str, ...]
     stdin: bool = False
@@ -61,6 +61,8 @@ class ExecOptions:
     tty: bool = False
 
     def __post_init__(self) -> None:
+        if self.tty and self.stderr:  # a terminal has one output: stderr is merged into it
+            object.__setattr__(self, "stderr", False)
         if not self.command:
             raise ValueError("an exec needs a command")
         if not (self.stdin or self.stdout or self.stderr):
