@@ -24,6 +24,8 @@ the `docker` Python SDK (its low-level APIClient):
     image_user              GET /images/<name>/json: Config.User
     exec_sync               POST /containers/<id>/exec, /exec/<id>/start, GET /exec/<id>/json
                             (docker_exec.py)
+    exec_stream             the same, the start call upgraded to a raw socket (docker_attach.py)
+    port_forward            a socket made in the pause container's SandboxKey netns
     container_logs          the json-file log (docker_logs.py), like a CRI log file
 
 Names, labels, the create requests and the state mapping are pure functions
@@ -76,6 +78,7 @@ from kubelet.errors import (
 from kubelet.runtime import docker_convert as conv
 from kubelet.runtime import docker_exec, docker_logs, docker_stop
 from kubelet.runtime.cni_invoke import CNIInvoker, PodNetworkArgs
+from kubelet.runtime.docker_attach import DockerExecSession
 from kubelet.runtime.docker_client import (
     DEFAULT_ENDPOINT,
     base_url,
@@ -103,6 +106,7 @@ from kubelet.runtime.interface import (
     RuntimeVersion,
     SandboxState,
 )
+from kubelet.runtime.streaming import ExecOptions, ExecSession
 
 log = logging.getLogger(__name__)
 
@@ -446,6 +450,26 @@ class DockerRuntime(ContainerRuntime):
     ) -> ExecResult:
         """POST /containers/<id>/exec, /exec/<id>/start, GET /exec/<id>/json (docker_exec.py)."""
         return await docker_exec.exec_sync(self._call, self.api, container_id, command, timeout)
+
+    async def exec_stream(self, container_id: str, options: ExecOptions) -> ExecSession:
+        """The exec's start call hijacked into a duplex socket (docker_attach.py)."""
+        return await DockerExecSession.start(
+            self._call, self.api, self.endpoint, container_id, options
+        )
+
+    async def sandbox_netns(self, sandbox_id: str) -> str:
+        """The pause container's SandboxKey (else /proc/PID/ns/net); "" for hostNetwork."""
+        attrs = await self._inspect(f"sandbox {sandbox_id}", sandbox_id, conv.TYPE_SANDBOX)
+        if (attrs.get("HostConfig") or {}).get("NetworkMode") == "host":
+            return ""
+        key = str((attrs.get("NetworkSettings") or {}).get("SandboxKey") or "")
+        found: bool = bool(key) and await asyncio.to_thread(Path(key).exists)
+        if found:
+            return key
+        pid = (attrs.get("State") or {}).get("Pid") or 0
+        if isinstance(pid, int) and pid > 0:
+            return f"/proc/{pid}/ns/net"
+        raise ContainerRuntimeError(f"sandbox {sandbox_id} is not running: no network to enter")
 
     async def container_logs(
         self, container_id: str, *, follow: bool = False, tail: int | None = None
