@@ -14,6 +14,16 @@ a TCP `--listen` needs the files `tinykube pki init` writes:
 
 Without them only `unix:` addresses may be given (the local admin's socket):
 the server refuses to start and says which flags are missing.
+
+The store is SQLite in the data directory unless `--storage` says otherwise:
+`sqlite:PATH` for a database file elsewhere, or an etcd cluster, reached over
+TLS with kube-apiserver's own flags (docs/etcd.md):
+
+    tinykube apiserver --data-dir /var/lib/tinykube/apiserver \
+        --storage etcd://192.168.56.11:2379,192.168.56.12:2379,192.168.56.13:2379 \
+        --etcd-cafile /etc/tinykube/pki/etcd/ca.crt \
+        --etcd-certfile /etc/tinykube/pki/apiserver-etcd-client.crt \
+        --etcd-keyfile /etc/tinykube/pki/apiserver-etcd-client.key
 """
 
 from __future__ import annotations
@@ -32,7 +42,8 @@ from cli.main import configure_logging
     "--data-dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Directory for the store (created if missing, made 0700).",
+    help="Directory for the server's state: the SQLite store, the loopback socket"
+    " (created if missing, made 0700).",
 )
 @click.option(
     "--listen",
@@ -52,7 +63,16 @@ from cli.main import configure_logging
 @click.option("--client-ca-file", default="", help="The CA that signs client certificates.")
 @click.option("--token-auth-file", default="", help="Static tokens: CSV token,user,uid,groups.")
 @click.option("--unix-socket-group", default="", help="Group owning the unix sockets (mode 0660).")
-@click.option("--storage", default="sqlite", show_default=True, help="Storage backend.")
+@click.option(
+    "--storage",
+    default="sqlite",
+    show_default=True,
+    help="The store: sqlite (in --data-dir), sqlite:PATH (a database file),"
+    " or etcd://HOST:PORT[,HOST:PORT...] (an etcd cluster; its members in any order).",
+)
+@click.option("--etcd-cafile", default="", help="The CA of etcd's serving certificate (TLS).")
+@click.option("--etcd-certfile", default="", help="The client certificate for etcd (PEM).")
+@click.option("--etcd-keyfile", default="", help="The client certificate's key (PEM).")
 @click.option(
     "--scheduler/--no-scheduler", default=True, show_default=True, help="Run the scheduler here."
 )
@@ -87,11 +107,14 @@ from cli.main import configure_logging
 def apiserver(**flags: object) -> None:
     """Run the API server (with scheduler and controllers) in the foreground."""
     configure_logging(logging.DEBUG if flags["verbose"] else logging.INFO)
+    from apiserver.storage.interface import StorageError
+
+    flags["storage"] = _storage_spec(flags)
     try:
         asyncio.run(_run(flags))
     except KeyboardInterrupt:
         pass
-    except (OSError, RuntimeError, ValueError) as err:  # the address is taken, a bad config
+    except (OSError, RuntimeError, ValueError, StorageError) as err:  # a bad config, no etcd
         logging.getLogger("cli.apiserver").error("failed", extra={"error": str(err)})
         raise click.exceptions.Exit(1) from None
 
@@ -142,6 +165,22 @@ async def _run(flags: dict[str, object]) -> None:
     )
     if await until_signalled(server):
         logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})
+
+
+def _storage_spec(flags: dict[str, object]) -> str:
+    """`--storage` with the --etcd-* TLS files folded in; a usage error if they do not fit."""
+    from apiserver.storage import storage_spec
+    from apiserver.storage.interface import StorageError
+
+    try:
+        return storage_spec(
+            str(flags["storage"]),
+            etcd_cafile=str(flags["etcd_cafile"]),
+            etcd_certfile=str(flags["etcd_certfile"]),
+            etcd_keyfile=str(flags["etcd_keyfile"]),
+        )
+    except StorageError as err:
+        raise click.BadParameter(str(err), param_hint="'--storage'") from None
 
 
 def _strings(value: object) -> tuple[str, ...]:

@@ -60,8 +60,11 @@ version 1, succeeds (-> 2) and compacts at 500; B at 10:06 expects 1 and
 fails again. Only one compaction per interval, always to a revision at
 least one interval old.
 
-Events' TTL: the interface has no TTL yet, so no key is written with a lease;
-the client has LeaseGrant/Revoke/KeepAlive ready for when Events get one.
+Events' TTL: kube-apiserver writes each Event under an etcd lease of
+--event-ttl. The storage interface has no TTL, so here Events expire the way
+they do on SQLite, through the API server's reaper (registry/eventttl.py),
+whose compare-and-swap deletes are ordinary etcd transactions. The client
+has LeaseGrant/Revoke/KeepAlive ready for when the interface takes a TTL.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ from apiserver.storage.interface import (
     Storage,
     StorageError,
 )
-from apiserver.storage.watchcache import DEFAULT_BUFFER_SIZE
+from apiserver.storage.watchcache import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SIZE
 from protos import etcd_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -117,12 +120,18 @@ class EtcdStorage(Storage):
 
     name = "etcd"
 
-    def __init__(self, config: EtcdConfig, *, watch_buffer_size: int = DEFAULT_BUFFER_SIZE):
-        if watch_buffer_size < 1:
-            raise ValueError("watch buffer size must be at least 1")
+    def __init__(
+        self,
+        config: EtcdConfig,
+        *,
+        watch_buffer_size: int = DEFAULT_BUFFER_SIZE,
+        watch_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+    ):
+        if watch_buffer_size < 1 or watch_buffer_bytes < 1:
+            raise ValueError("watch buffer limits must be at least 1")
         self.config = config
         self._client = EtcdClient(config)
-        self._watch_buffer_size = watch_buffer_size
+        self._watch_limit = (watch_buffer_size, watch_buffer_bytes)
         self._watches: set[EtcdWatch] = set()
         self._compactor: asyncio.Task[None] | None = None
         self._closed = False
@@ -237,9 +246,7 @@ class EtcdStorage(Storage):
         self, prefix: str, after_revision: int
     ) -> AsyncGenerator[builtins.list[Event], None]:
         client = self._live()
-        watch = EtcdWatch(
-            client, prefix, after_revision, self._watch_buffer_size, self._watches.discard
-        )
+        watch = EtcdWatch(client, prefix, after_revision, self._watch_limit, self._watches.discard)
         self._watches.add(watch)
         batches = watch.batches()
         try:

@@ -202,26 +202,36 @@ class EtcdClient:
             if len(endpoints) > 1:
                 log.warning("etcd endpoint failed, trying the next", extra={"endpoint": endpoint})
 
-    async def _connected(self, endpoint: str) -> grpc.aio.Channel | None:
-        """The endpoint's channel once connected, or None after `dial_timeout`."""
+    async def _connected(self, endpoint: str, failures: list[str]) -> grpc.aio.Channel | None:
+        """The endpoint's channel once connected; None after `dial_timeout`, with the
+        reason appended to `failures`."""
         channel = self._channel(endpoint)
         if channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
             return channel
         try:
             await asyncio.wait_for(channel.channel_ready(), self.config.dial_timeout)
         except asyncio.TimeoutError:
+            failures.append(f"{endpoint}: {await self._why(channel)}")
             return None
         return channel
+
+    async def _why(self, channel: grpc.aio.Channel) -> str:
+        """Why a channel does not connect: gRPC tells the status of a call that tries."""
+        probe = pb.RangeRequest(key=b"\0", count_only=True)
+        try:
+            await rpc.KVStub(channel).Range(probe, timeout=self.config.dial_timeout)
+        except grpc.aio.AioRpcError as err:
+            return str(err.details() or err.code().name)
+        return "connected only after the dial timeout"
 
     async def _call(
         self, call: Callable[[grpc.aio.Channel], Awaitable[T]], *, repeatable: bool
     ) -> T:
         """`call(channel)` on the current endpoint, failing over as the module docstring says."""
-        tried: list[str] = []
+        failures: list[str] = []
         for _ in range(len(self.config.endpoints)):
             endpoint = self.current_endpoint
-            tried.append(endpoint)
-            channel = await self._connected(endpoint)
+            channel = await self._connected(endpoint, failures)
             if channel is None:
                 self._failed(endpoint)
                 continue
@@ -230,13 +240,14 @@ class EtcdClient:
             except grpc.aio.AioRpcError as err:
                 if err.code() != grpc.StatusCode.UNAVAILABLE:
                     raise translate(err, endpoint) from None
+                failures.append(f"{endpoint}: {err.details()}")
                 self._failed(endpoint)
                 if not repeatable:
                     raise EtcdUnavailable(
                         f"etcd {endpoint} became unavailable during a write, which may or may"
                         f" not have been applied: {err.details()}"
                     ) from None
-        raise EtcdUnavailable(f"etcd: no endpoint answered (tried {', '.join(tried)})")
+        raise _unavailable(failures)
 
     # -------------------------------------------------------------------- KV
 
@@ -267,15 +278,14 @@ class EtcdClient:
 
     async def open_watch(self) -> tuple[str, Any]:
         """A new Watch stream (grpc.aio's bidirectional call) on a connected endpoint."""
-        tried: list[str] = []
+        failures: list[str] = []
         for _ in range(len(self.config.endpoints)):
             endpoint = self.current_endpoint
-            tried.append(endpoint)
-            channel = await self._connected(endpoint)
+            channel = await self._connected(endpoint, failures)
             if channel is not None:
                 return endpoint, rpc.WatchStub(channel).Watch()
             self._failed(endpoint)
-        raise EtcdUnavailable(f"etcd: no endpoint answered (tried {', '.join(tried)})")
+        raise _unavailable(failures)
 
     def watch_failed(self, endpoint: str) -> None:
         """A watch stream on `endpoint` broke: later calls go to the next endpoint."""
@@ -324,6 +334,10 @@ class EtcdClient:
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             await channel.close()
+
+
+def _unavailable(failures: list[str]) -> EtcdUnavailable:
+    return EtcdUnavailable(f"etcd: no endpoint answered ({'; '.join(failures)})")
 
 
 def translate(err: grpc.aio.AioRpcError, endpoint: str) -> StorageError:

@@ -33,9 +33,10 @@ is fine for a replay and a needless pause for a watch from now.
 
 Back-pressure. A reader task drains the stream as fast as etcd sends, into a
 buffer. When a response arrives while the consumer has left `limit` events
-untaken, the buffer is dropped and the consumer's next step raises
+untaken (or `byte_limit` bytes of values: a count alone would let a watcher
+of big objects hold gigabytes), the buffer is dropped and the consumer's next step raises
 WatcherTooSlow(last revision it received); it resumes from there. A response
-is taken whole, so the buffer holds at most `limit` events plus one response:
+is taken whole, so the buffer holds at most its limit plus one response:
 etcd sends a live ("synced") watcher one response per write, but replays
 history to a watch that starts in the past in responses of many revisions,
 and a consumer must not be cut off for a batch it had no chance to take. The
@@ -71,6 +72,7 @@ import grpc.aio
 from apiserver.storage import etcd_mapping as mapping
 from apiserver.storage.etcd_client import EtcdClient, EtcdUnavailable, translate
 from apiserver.storage.interface import Compacted, Event, StorageError, WatcherTooSlow
+from apiserver.storage.watchcache import event_bytes
 from protos import etcd_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,10 @@ RECONNECT_DELAY = 0.2
 class _Buffer:
     """The bounded hand-over from the reader task to the consumer."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, byte_limit: int) -> None:
         self.limit = limit
+        self.byte_limit = byte_limit
+        self.bytes = 0
         self.events: deque[Event] = deque()
         self.overflowed = False
         self.ended = False
@@ -92,13 +96,15 @@ class _Buffer:
 
     def push(self, events: list[Event]) -> bool:
         """Queue one response's `events`; False when the consumer left `limit` events
-        untaken, and the buffer is dropped."""
-        if len(self.events) >= self.limit:
+        (or `byte_limit` bytes) untaken, and the buffer is dropped."""
+        if len(self.events) >= self.limit or self.bytes >= self.byte_limit:
             self.overflowed = True
             self.events.clear()
+            self.bytes = 0
             self._wake()
             return False
         self.events.extend(events)
+        self.bytes += sum(event_bytes(e) for e in events)
         self._wake()
         return True
 
@@ -124,6 +130,7 @@ class _Buffer:
             if self.events:
                 batch = list(self.events)
                 self.events.clear()
+                self.bytes = 0
                 return batch
             if self.error is not None:
                 raise self.error
@@ -144,12 +151,12 @@ class EtcdWatch:
         client: EtcdClient,
         prefix: str,
         after: int,
-        limit: int,
+        limit: tuple[int, int],
         on_end: Callable[[EtcdWatch], None],
     ) -> None:
         self.client = client
         self.prefix = prefix
-        self.buffer = _Buffer(limit)
+        self.buffer = _Buffer(*limit)
         self._seen = after  # newest revision etcd is known to have sent us (interface's numbers)
         self._on_end = on_end
         self._reader: asyncio.Task[None] | None = None
