@@ -6,11 +6,12 @@ The numbers travel from the cgroups on each node to this table:
             -> tinykube top (the gRPC Metrics service) / kubectl top (HTTP)
 
 (kubelet/stats/ and apiserver/metrics.py tell each step.) The table is
-kubectl's, cell for cell (k8s.io/kubectl/pkg/metricsutil):
+kubectl's, cell for cell (k8s.io/kubectl/pkg/metricsutil), with the headers kubectl
+1.32 prints (older kubectls wrote CPU% and MEMORY%):
 
     $ tinykube top nodes
-    NAME    CPU(cores)   CPU%   MEMORY(bytes)   MEMORY%
-    node1   250m         12%    1034Mi          13%
+    NAME    CPU(cores)   CPU(%)   MEMORY(bytes)   MEMORY(%)
+    node1   250m         12%      1034Mi          13%
     $ tinykube top pods -A --sort-by memory
     NAMESPACE     NAME          CPU(cores)   MEMORY(bytes)
     default       web-7d4b9-x   3m           12Mi
@@ -50,7 +51,7 @@ from protos import metrics_pb2, metrics_pb2_grpc
 if TYPE_CHECKING:
     from apimachinery.client import Client
 
-NODE_COLUMNS = ("NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%")
+NODE_COLUMNS = ("NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)")
 POD_COLUMNS = ("NAME", "CPU(cores)", "MEMORY(bytes)")
 UNKNOWN = "<unknown>"
 SORT_FIELDS = ("cpu", "memory")

@@ -41,7 +41,7 @@ def test_node_table_as_kubectl_prints_it() -> None:
     allocatable = {"node1": ALLOCATABLE, "node2": ALLOCATABLE, "node3": ALLOCATABLE}
     # every cell tab-terminated (kubectl's printValue), so lines end in padding, as kubectl's do
     assert node_table(metrics, allocatable) == (
-        "NAME    CPU(cores)   CPU%        MEMORY(bytes)   MEMORY%     \n"
+        "NAME    CPU(cores)   CPU(%)      MEMORY(bytes)   MEMORY(%)   \n"
         "node1   251m         12%         1034Mi          12%         \n"
         "node2   1500m        75%         7168Mi          87%         \n"
         "node3   <unknown>    <unknown>   <unknown>       <unknown>   \n"

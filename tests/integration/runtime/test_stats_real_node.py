@@ -101,12 +101,16 @@ def _pods(found: metrics_pb2.Summary) -> dict[str, Any]:
 def test_the_summary_shows_a_busy_container_and_one_holding_memory(node: RealNode) -> None:
     config = _client_config(node)
 
-    def burning() -> metrics_pb2.Summary | None:
+    def busy_and_holding() -> metrics_pb2.Summary | None:
         found = summary(node, config)
-        burner = _pods(found).get("burner")
-        return found if burner is not None and burner.cpu.usage_nano_cores > BUSY else None
+        burner, hog = _pods(found).get("burner"), _pods(found).get("hog")
+        busy = burner is not None and burner.cpu.usage_nano_cores > BUSY
+        held = (
+            [c.memory.working_set_bytes for c in hog.containers if c.name == "hog"] if hog else []
+        )
+        return found if busy and held and held[0] >= 64 * MIB else None
 
-    found = node.wait(burning, f"the burner above {BUSY} nanocores", 60)
+    found = node.wait(busy_and_holding, "the burner busy and the hog holding 64 MiB", 60)
     pods = _pods(found)
     (burner,) = pods["burner"].containers
     assert burner.name == "burner" and burner.cpu.usage_nano_cores > BUSY
@@ -142,15 +146,16 @@ def _rows(text: str) -> dict[str, list[str]]:
 
 
 def test_tinykube_top_pods_and_nodes(node: RealNode) -> None:
-    def burner_busy() -> dict[str, list[str]] | None:
+    def busy_and_holding() -> dict[str, list[str]] | None:
         top = run_cli(node.apiserver, "top", "pods")
         assert top.returncode == 0, top.stderr
         rows = _rows(top.stdout)
         busy = "burner" in rows and int(rows["burner"][1].rstrip("m")) > BUSY // 1_000_000
-        return rows if busy and "hog" in rows else None
+        holding = "hog" in rows and int(rows["hog"][2].removesuffix("Mi")) >= 64
+        return rows if busy and holding else None
 
-    rows = node.wait(burner_busy, "top pods to show the burner busy", 60)
-    assert rows["hog"][1].endswith("m") and int(rows["hog"][2].removesuffix("Mi")) >= 64
+    rows = node.wait(busy_and_holding, "top pods: the burner busy, the hog at 64Mi", 60)
+    assert rows["hog"][1].endswith("m") and rows["burner"][2].endswith("Mi")
     split = run_cli(node.apiserver, "top", "pods", "--containers", "--sort-by", "memory")
     assert split.returncode == 0, split.stderr
     lines = split.stdout.splitlines()
@@ -162,7 +167,7 @@ def test_tinykube_top_pods_and_nodes(node: RealNode) -> None:
     nodes = run_cli(node.apiserver, "top", "nodes")
     assert nodes.returncode == 0, nodes.stderr
     header, row = nodes.stdout.splitlines()
-    assert header.split() == ["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]
+    assert header.split() == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
     name, cpu, cpu_share, memory, memory_share = row.split()
     assert name == "node1" and int(cpu.rstrip("m")) > BUSY // 1_000_000
     assert cpu_share.endswith("%") and memory.endswith("Mi") and memory_share.endswith("%")
