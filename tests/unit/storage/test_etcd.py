@@ -1,16 +1,11 @@
-"""The etcd backend: the conformance suite on a real etcd, plus what only etcd has.
+"""The etcd backend: what only etcd has, on a real etcd member.
 
-`TestEtcdConformance` runs every test of the shared suite (conformance.py,
-watch_properties.py, write_concurrency.py) against a real etcd member, as
-`TestSQLiteConformance` runs them against SQLite. Each `make_storage(path)`
-owns a member whose data directory is under `path`: closing the store kills
-the member (SIGKILL, so what survives is what etcd made durable), and
-`make_storage` with the same path restarts it on the same data, which is how
-the suite's durability tests reopen a store.
-
-etcd-only checks: the spec and TLS flags, failover to the next endpoint, a
-watch that survives a member restart, a write while etcd is down, the shared
-compactor's rounds between two API servers, and leases.
+The shared conformance suite runs on etcd in
+tests/integration/storage/test_etcd_conformance.py (it takes a minute); here:
+the spec and TLS flags, failover to the next endpoint, a watch that survives a
+member restart, a write while etcd is down, a watcher cut off by bytes, the
+shared compactor's rounds between two API servers, and leases. TLS is in
+test_etcd_tls.py, the API server on etcd in test_etcd_apiserver.py.
 """
 
 from __future__ import annotations
@@ -24,36 +19,16 @@ import pytest
 from apiserver.storage import new_storage, open_storage, parse_spec, storage_spec
 from apiserver.storage.etcd import COMPACT_REV_KEY, EtcdStorage
 from apiserver.storage.etcd_client import EtcdConfig, EtcdUnavailable
-from apiserver.storage.interface import Compacted, EventType, Storage, StorageError
+from apiserver.storage.interface import (
+    Compacted,
+    EventType,
+    StorageError,
+    WatcherTooSlow,
+)
 from protos import etcd_pb2 as pb
 
-from .conformance import Follower, StorageConformance, take
+from .conformance import Follower, take
 from .etcd_server import EtcdServer, _free_port, needs_etcd
-
-# The member of each make_storage path, so that a reopen finds (and restarts) its data.
-_MEMBERS: dict[Path, EtcdServer] = {}
-
-
-class _OwnedEtcdStorage(EtcdStorage):
-    """An etcd store that owns its member: closing the store kills the member."""
-
-    def __init__(self, server: EtcdServer, *, watch_buffer_size: int) -> None:
-        super().__init__(EtcdConfig((server.endpoint,)), watch_buffer_size=watch_buffer_size)
-        self.server = server
-
-    async def close(self) -> None:
-        try:
-            await super().close()
-        finally:
-            self.server.stop()
-
-
-@needs_etcd
-class TestEtcdConformance(StorageConformance):
-    async def make_storage(self, path: Path, *, watch_buffer_size: int = 1000) -> Storage:
-        server = _MEMBERS.setdefault(path, EtcdServer(path / "etcd"))
-        await asyncio.to_thread(server.start)
-        return _OwnedEtcdStorage(server, watch_buffer_size=watch_buffer_size)
 
 
 @pytest.fixture
@@ -160,6 +135,25 @@ async def test_watch_resumes_across_a_member_restart(
     assert [(e.type, e.revision) for e in events] == [(EventType.ADDED, r) for r in more]
     await watch.quiet()
     await watch.stop()
+
+
+@needs_etcd
+async def test_a_watcher_is_cut_off_by_bytes_as_well_as_events(etcd_server: EtcdServer) -> None:
+    store = EtcdStorage(EtcdConfig((etcd_server.endpoint,)), watch_buffer_bytes=4096)
+    try:
+        slow = store.watch("/big/", await store.current_revision())
+        first = asyncio.ensure_future(slow.__anext__())
+        written = [(await store.create("/big/0", b"x" * 1024)).mod_revision]
+        assert (await asyncio.wait_for(first, 5)).revision == written[0]  # the watch is live
+        for i in range(1, 10):  # ~1 KiB each: the buffer passes 4 KiB after four
+            written.append((await store.create(f"/big/{i}", b"x" * 1024)).mod_revision)
+        with pytest.raises(WatcherTooSlow) as info:
+            await take(slow, 9)
+        assert info.value.last_revision == written[0]
+        resumed = await take(store.watch("/big/", info.value.last_revision), 9)
+        assert [e.revision for e in resumed] == written[1:]
+    finally:
+        await store.close()
 
 
 # ------------------------------------------------------------- compaction
