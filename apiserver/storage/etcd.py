@@ -77,6 +77,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from apiserver.storage import etcd_mapping as mapping
 from apiserver.storage.etcd_client import (
+    COMPACT_REV_KEY,
     EtcdClient,
     EtcdConfig,
     FutureRevision,
@@ -101,7 +102,6 @@ log = logging.getLogger(__name__)
 LIST_PAGE = 500
 # How often a list starts over when a compaction overtakes its pages.
 _LIST_ATTEMPTS = 3
-COMPACT_REV_KEY = b"compact_rev_key"
 DEFAULT_COMPACTION_INTERVAL = 300.0
 
 
@@ -167,9 +167,7 @@ class EtcdStorage(Storage):
             start = response.kvs[-1].key + b"\0"  # the next key after the last one read
 
     async def current_revision(self) -> int:
-        request = pb.RangeRequest(key=COMPACT_REV_KEY, keys_only=True, count_only=True)
-        response = await self._live().range(request)
-        return mapping.from_etcd(response.header.revision)
+        return mapping.from_etcd(await self._live().revision())
 
     # ---------------------------------------------------------------- writes
 
@@ -262,7 +260,7 @@ class EtcdStorage(Storage):
     # ------------------------------------------------------------ compaction
 
     async def compact(self, revision: int) -> None:
-        target = min(revision, await self.current_revision())
+        target = max(min(revision, await self.current_revision()), 0)
         try:
             await self._live().compact(mapping.to_etcd(target))
         except RevisionCompacted:

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEME = "etcd://"
+# The key kube-apiserver's compactors coordinate on (etcd.py); also what a revision read counts.
+COMPACT_REV_KEY = b"compact_rev_key"
 DEFAULT_DIAL_TIMEOUT = 5.0
 DEFAULT_REQUEST_TIMEOUT = 15.0
 _COMPACTED = "required revision has been compacted"
@@ -168,13 +170,6 @@ class EtcdClient:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._current = 0
         self._closed = False
-        # The newest etcd revision any response has shown this client (watch.py uses it).
-        self.revision = 0
-
-    def saw(self, revision: int) -> None:
-        """Note a response header's revision."""
-        if revision > self.revision:
-            self.revision = revision
 
     @property
     def current_endpoint(self) -> str:
@@ -256,15 +251,18 @@ class EtcdClient:
         response: pb.RangeResponse = await self._call(
             lambda ch: rpc.KVStub(ch).Range(request, timeout=timeout), repeatable=True
         )
-        self.saw(response.header.revision)
         return response
+
+    async def revision(self) -> int:
+        """etcd's newest revision, read linearizably (a Range that counts one key)."""
+        request = pb.RangeRequest(key=COMPACT_REV_KEY, keys_only=True, count_only=True)
+        return int((await self.range(request)).header.revision)
 
     async def txn(self, request: pb.TxnRequest) -> pb.TxnResponse:
         timeout = self.config.request_timeout
         response: pb.TxnResponse = await self._call(
             lambda ch: rpc.KVStub(ch).Txn(request, timeout=timeout), repeatable=False
         )
-        self.saw(response.header.revision)
         return response
 
     async def compact(self, revision: int) -> None:

@@ -23,13 +23,14 @@ begins (`compact_revision`, which becomes Compacted.compacted).
     compact(7); watch(after=7)  -> Create(start=etcd(7)) -> the event at 7 dropped,
                                    8, 9, ... delivered
 
-A watch from the present (`after` at or beyond the newest revision this
-client has seen, the common case: a list's revision) starts at after + 1
-instead. Nothing at or before `after` can be compacted away that matters
-then, and etcd makes such a watcher "synced" at once: its events are sent as
-each write commits. A start at or before the store's revision makes it
-"unsynced" until etcd's background loop (every 100 ms) catches it up, which
-is fine for a replay and a needless pause for a watch from now.
+A watch from the present (`after` at or beyond etcd's current revision, read
+just before the watch is created; the common case: a list's revision) starts
+at after + 1 instead. Every compaction is at or before the current revision,
+so none can be refused then, and etcd makes such a watcher "synced" at once:
+its events are sent as each write commits. A start at or before the store's
+revision makes it "unsynced" until etcd's background loop (every 100 ms)
+catches it up, which is fine for a replay and a needless pause for a watch
+from now.
 
 Back-pressure. A reader task drains the stream as fast as etcd sends, into a
 buffer. When a response arrives while the consumer has left `limit` events
@@ -109,8 +110,8 @@ class _Buffer:
         return True
 
     def fail(self, error: StorageError) -> None:
-        """Raise `error` once the consumer has taken what is buffered."""
-        if self.error is None:
+        """Raise `error` once the consumer has taken what is buffered (unless ended)."""
+        if self.error is None and not self.ended:
             self.error = error
         self._wake()
 
@@ -132,10 +133,10 @@ class _Buffer:
                 self.events.clear()
                 self.bytes = 0
                 return batch
+            if self.ended:  # the store closed: a clean end, whatever the reader saw after
+                return None
             if self.error is not None:
                 raise self.error
-            if self.ended:
-                return None
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -233,7 +234,7 @@ class EtcdWatch:
         """
         start, end = mapping.key_range(self.prefix)
         first = mapping.to_etcd(self._seen)
-        if first >= self.client.revision:  # from the present: start after it (module docstring)
+        if first >= await self.client.revision():  # from the present: start after it
             first += 1
         create = pb.WatchCreateRequest(
             key=start,
@@ -248,7 +249,6 @@ class EtcdWatch:
             if response is grpc.aio.EOF:
                 return False
             assert isinstance(response, pb.WatchResponse)
-            self.client.saw(response.header.revision)
             if response.compact_revision:
                 compacted = mapping.from_etcd(response.compact_revision)
                 self.buffer.fail(Compacted(self._seen, compacted))

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from apiserver.storage import new_storage, open_storage, parse_spec, storage_spec
-from apiserver.storage.etcd import COMPACT_REV_KEY, EtcdStorage
-from apiserver.storage.etcd_client import EtcdConfig, EtcdUnavailable
+from apiserver.storage.etcd import EtcdStorage
+from apiserver.storage.etcd_client import COMPACT_REV_KEY, EtcdConfig, EtcdUnavailable
 from apiserver.storage.interface import (
     Compacted,
     EventType,
