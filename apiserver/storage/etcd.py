@@ -75,7 +75,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from apiserver.storage import etcd_mapping as mapping
+import apiserver.storage.etcd_mapping as mapping
 from apiserver.storage.etcd_client import (
     COMPACT_REV_KEY,
     EtcdClient,

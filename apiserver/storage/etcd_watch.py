@@ -70,7 +70,7 @@ from collections.abc import AsyncGenerator, Callable
 import grpc
 import grpc.aio
 
-from apiserver.storage import etcd_mapping as mapping
+import apiserver.storage.etcd_mapping as mapping
 from apiserver.storage.etcd_client import EtcdClient, EtcdUnavailable, translate
 from apiserver.storage.interface import Compacted, Event, StorageError, WatcherTooSlow
 from apiserver.storage.watchcache import event_bytes
