@@ -18,8 +18,9 @@ over clientv3):
 * here            -- `EtcdStorage`, the calls for each interface method, and
   the periodic compactor.
 
-Each interface call is one etcd request; nothing is cached, so several API
-servers can share one etcd and each sees every other's writes:
+Each interface call is one etcd request (revisions in the interface's
+numbers, one less than etcd's: etcd_mapping.py); nothing is cached, so
+several API servers can share one etcd and each sees every other's writes:
 
     get(key)                 Range(key)                                   linearizable
     list(prefix)             Range([prefix, prefix_end), limit 500) pages, later pages
@@ -28,7 +29,9 @@ servers can share one etcd and each sees every other's writes:
     update(key, v, N)        Txn(If mod_revision(key) == N Then Put(prev_kv) Else Range(key))
     delete(key, N)           Txn(If mod_revision(key) == N Then DeleteRange(prev_kv)
                                  Else Range(key))
-    watch(prefix, after)     Watch(range, start_revision = after, prev_kv) (etcd_watch.py)
+    watch(prefix, after)     Range(count_only), then Watch(range, start_revision = after
+                             in the past or after + 1 from the present, prev_kv)
+                             (etcd_watch.py)
     current_revision()       Range(count_only): the response header's revision
     compact(C)               Compact(C, physical)
 
