@@ -76,6 +76,9 @@ class HTTPAPI:
             return await self._dispatch(request, info)
         except errors.StatusError as err:
             return error_response(err, kind, info.name)
+        except RecursionError:  # input nested past what a walk can follow: the client's fault
+            too_deep = errors.BadRequest("the request nests too deeply to be read")
+            return error_response(too_deep, kind, info.name)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: say so, keep serving

@@ -11,6 +11,10 @@ rules:
 * The body's apiVersion and kind may be left out -- the URL says what it
   must be -- but if given they must match the URL's:
   `the API version in the data (v1) does not match the expected API version (apps/v1)`.
+* Bodies are bounded beyond their 3 MiB: at most 100 levels deep, and a YAML
+  body's aliases may not expand it past a million nodes (the "billion laughs":
+  `b: &b [*a,*a,...]` nine times over is 400 `yaml: document contains excessive
+  aliasing`, as Kubernetes' YAML decoder answers it).
 * Decoding is strict, as `fieldValidation=Strict` (kubectl's default): an
   unknown field is a 400 naming its path, `strict decoding error: unknown
   field "spec.replicass"`. Only metadata.managedFields and selfLink, which
@@ -39,6 +43,12 @@ JSON = "application/json"
 YAML = "application/yaml"
 READABLE = (JSON, YAML, "application/x-yaml", "text/yaml", kubeproto.PROTOBUF)
 _DROPPED_METADATA = ("managedFields", "selfLink")
+# A Kubernetes object nests about 15 levels deep; a body nesting past this is no object,
+# and refusing it here keeps every later walk over it (strict decoding, patches) safe.
+MAX_DEPTH = 100
+# YAML aliases may repeat a part, but not blow up a small text into millions of nodes.
+MAX_EXPANDED = 1_000_000
+_TOO_DEEP = f"couldn't get version/kind; {{format}} parse error: exceeded max depth ({MAX_DEPTH})"
 
 
 def media_type(request: Request) -> str:
@@ -61,14 +71,54 @@ def parse_body(request: Request, allowed: tuple[str, ...] = READABLE) -> Any:
         raise errors.BadRequest("the body of the request was empty")
     if kind == JSON or text.lstrip().startswith(("{", "[")):
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except ValueError as err:
             raise errors.BadRequest(f"couldn't get version/kind; json parse error: {err}") from None
+        except RecursionError:
+            raise errors.BadRequest(_TOO_DEEP.format(format="json")) from None
+        _shape(data, "json")
+        return data
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or str(err)
         raise errors.BadRequest(f"couldn't get version/kind; yaml parse error: {problem}") from None
+    except RecursionError:
+        raise errors.BadRequest(_TOO_DEEP.format(format="yaml")) from None
+    size, distinct = _shape(data, "yaml")
+    if size > MAX_EXPANDED and size > 4 * distinct:
+        raise errors.BadRequest("yaml: document contains excessive aliasing")
+    return data
+
+
+def _shape(data: Any, form: str) -> tuple[int, int]:
+    """(nodes with every alias expanded, distinct nodes) of parsed data.
+
+    Walked without recursion, each shared node (a YAML alias) once. An alias inside
+    its own anchor (`a: &a [*a]`) is refused, as is nesting past MAX_DEPTH."""
+    memo: dict[int, tuple[int, int]] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, (dict, list)) or (not done and id(node) in memo):
+            continue
+        kids = list(node.values()) if isinstance(node, dict) else node
+        nested = [k for k in kids if isinstance(k, (dict, list))]
+        if not done:
+            if any(id(k) in open_ for k in nested):
+                raise errors.BadRequest(f"{form}: the document contains itself (a cyclic alias)")
+            open_.add(id(node))
+            stack.append((node, True))
+            stack.extend((k, False) for k in nested if id(k) not in memo)
+            continue
+        open_.discard(id(node))
+        depth = 1 + max((memo[id(k)][0] for k in nested), default=0)
+        if depth > MAX_DEPTH:
+            raise errors.BadRequest(_TOO_DEEP.format(format=form))
+        size = 1 + len(kids) - len(nested) + sum(memo[id(k)][1] for k in nested)
+        memo[id(node)] = (depth, size)
+    return memo.get(id(data), (0, 1))[1], len(memo) or 1
 
 
 def object_data(data: Any, info: KindInfo) -> dict[str, Any]:
