@@ -14,8 +14,9 @@ stream id: the error stream's, or the data stream's minus 2, as the kubelet
 pairs them). Once both are open this server opens the relay to the pod's
 port (`servicer.open_port_forward(user, start)`, which authorizes
 `create pods/portforward` again and connects the port on the node) and then
-copies: the data stream's bytes become PortForwardRequest(data), its FIN a
-`close_write` (a TCP half-close toward the pod); the pod's bytes come back
+copies: the data stream's bytes become PortForwardRequest(data), its FIN the
+end of the requests (the kubelet's close_write: a TCP half-close toward the
+pod); the pod's bytes come back
 on the data stream. When the pod's side ends, both streams get FIN. kubectl
 waits for the error stream to end after every connection: anything written
 there is an error, which it reports as `an error occurred forwarding 8080 ->
@@ -67,6 +68,7 @@ class Pair:
     data: spdysession.Stream | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     complete: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    half_closed: bool = False  # kubectl sent FIN on the data stream: its side is done
 
 
 class ClientReset(errors.StatusError):
@@ -159,13 +161,18 @@ class PortForwarder:
             await self._fail(pair, err)
             return
         try:
-            async for response in relay.relay(_requests(data)):
+            async for response in relay.relay(_requests(pair)):
                 await data.write(response.data)
         except ClientReset:
             pass  # nothing to tell a client that has hung up
         except errors.StatusError as err:
-            await self._fail(pair, err)
-            return
+            if not pair.half_closed:
+                await self._fail(pair, err)
+                return
+            # kubectl had finished sending: the connection is over from its side, and what
+            # the pod sent has been relayed. Kubernetes' runtimes end a forward when either
+            # direction ends, without an error; so does this.
+            log.info("port-forward ended after the client's half-close", extra={"error": str(err)})
         finally:
             await relay.aclose()
         await self._close(pair)
@@ -183,12 +190,17 @@ class PortForwarder:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _requests(data: spdysession.Stream) -> AsyncIterator[kubelet_pb2.PortForwardRequest]:
+async def _requests(pair: Pair) -> AsyncIterator[kubelet_pb2.PortForwardRequest]:
+    data = pair.data
+    assert data is not None
     while chunk := await data.read():
         yield kubelet_pb2.PortForwardRequest(data=chunk)
     if data.reset or data.session.closed.is_set():
         raise ClientReset("the client reset the stream")  # ends the relay: the kubelet's too
-    yield kubelet_pb2.PortForwardRequest(close_write=True)
+    # The end of the requests is the half-close (the relay ends its side of the call, which
+    # the kubelet reads as close_write): unlike one more message, that cannot race with the
+    # pod's side ending and turn the call's status into gRPC's INTERNAL.
+    pair.half_closed = True
 
 
 async def serve(conduit: spdysession.Conduit, open_port: OpenPort, pod: str, uid: str) -> None:

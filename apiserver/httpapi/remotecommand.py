@@ -30,7 +30,8 @@ mid-stream (the kubelet went away) is that error's Status, which kubectl
 prints as `error: <message>`.
 
 `relay()` is the part both transports share: it merges stdin and resizes
-into the relay's requests (stdin's end becomes `stdin_close`), writes the
+into the relay's requests (stdin's end ends them, or with a TTY becomes
+`stdin_close`), writes the
 kubelet's stdout and stderr to their channels (with a TTY there is no
 stderr: the terminal merges them, so stderr goes to stdout), and ends with
 the status. The transports (`Channels`) are in execstreams.py.
@@ -171,12 +172,18 @@ async def _merge(
 def requests(
     channels: Channels, options: ExecOptions
 ) -> AsyncIterator[kubelet_pb2.ExecStreamRequest]:
-    """stdin (then stdin_close at its end) and resizes, as the relay's requests."""
+    """stdin and resizes, as the relay's requests. stdin's end is the end of the requests
+    (the relay half-closes the call, which the kubelet reads as stdin's EOF) unless resizes
+    may still follow (a TTY): then it is a `stdin_close` message. Ending the call rather
+    than writing one more message matters: a message written to a call the kubelet has
+    just finished makes gRPC report the call as failed (INTERNAL), and the process's last
+    output and exit code, not yet read, would be lost; a half-close cannot fail that way."""
 
     async def stdin() -> AsyncIterator[kubelet_pb2.ExecStreamRequest]:
         async for data in channels.stdin():
             yield kubelet_pb2.ExecStreamRequest(stdin=data)
-        yield kubelet_pb2.ExecStreamRequest(stdin_close=True)
+        if options.tty:
+            yield kubelet_pb2.ExecStreamRequest(stdin_close=True)
 
     async def resizes() -> AsyncIterator[kubelet_pb2.ExecStreamRequest]:
         async for size in sizes(channels.resizes()):
@@ -205,7 +212,11 @@ async def relay(
     finish: Callable[[dict[str, Any]], Awaitable[None]],
 ) -> None:
     """Run the exec to its end and hand its Status to `finish` (which writes the error
-    channel and closes the streams)."""
+    channel and closes the streams).
+
+    The exit code is the kubelet's last message; a failure reported after it (stdin's end
+    sent to a call the kubelet had just finished makes gRPC report INTERNAL for that call)
+    does not replace it: the process has exited, and with that code."""
     status: dict[str, Any] | None = None
     try:
         async for response in stream.relay(requests(channels, options)):
@@ -217,7 +228,8 @@ async def relay(
             elif kind == "exit_code":
                 status = exit_status(response.exit_code, options.command)
     except errors.StatusError as err:
-        status = error_status(err)
+        if status is None:  # the exit code, once read, is the answer (see relay's docstring)
+            status = error_status(err)
     finally:
         await stream.aclose()
     if status is None:

@@ -11,7 +11,8 @@ flags). What its exec runs depends on the command's first word:
     sleep    runs until cancelled (the cancellation is recorded)
     missing  refuses before it starts (container not running)
 
-Its port-forward echoes data upper-cased and ends at close_write; port 81
+Its port-forward echoes data upper-cased and ends at close_write or at the
+end of the requests (the caller's half-close); port 81
 refuses (connection refused, as a closed port does); port 82 sends a banner
 first and ends at once. Every start is recorded, so a test sees what reached
 the kubelet. `kubelet_with_pods` makes the Node that names it and the pods:
@@ -42,7 +43,8 @@ class StandInKubelet(kubelet_pb2_grpc.KubeletServicer):
     def __init__(self) -> None:
         self.starts: list[Any] = []
         self.requests: list[str] = []
-        self.cancelled = asyncio.Event()
+        self.cancelled = asyncio.Event()  # an exec's call was cancelled
+        self.ended = asyncio.Event()  # a port-forward's call ended, however
 
     async def ExecStream(
         self, request_iterator: AsyncIterator[ExecReq], context: Any
@@ -97,12 +99,9 @@ class StandInKubelet(kubelet_pb2_grpc.KubeletServicer):
                     self.requests.append("close_write")
                     return
                 yield PFResp(data=request.data.upper())
-            # The caller's requests ended without close_write: its call was cancelled (gRPC
-            # ends the iterator first), and the cancellation reaches this task next.
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            self.cancelled.set()
-            raise
+            self.requests.append("end")  # the caller half-closed: the echo ends too
+        finally:
+            self.ended.set()
 
     async def Logs(self, request: Any, context: Any) -> AsyncIterator[Any]:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not this stand-in's")

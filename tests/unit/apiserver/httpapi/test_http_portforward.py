@@ -67,7 +67,7 @@ async def test_spdy_port_forward(admin: HTTPS, kubelet: StandInKubelet) -> None:
     start = kubelet.starts[-1]
     assert (start.namespace, start.pod, start.port) == ("default", "one", 80)
     assert start.pod_uid
-    assert kubelet.requests == ["close_write"]
+    assert kubelet.requests == ["end"]  # the data stream's FIN: the call's half-close
 
 
 async def test_two_connections_interleave(admin: HTTPS, kubelet: StandInKubelet) -> None:
@@ -159,13 +159,13 @@ async def test_spdy_in_a_websocket(admin: HTTPS, kubelet: StandInKubelet) -> Non
     assert {(f.stream_id, f.fin) for f in end} == {(1, True), (3, True)}
 
 
-async def test_leaving_cancels_the_kubelet(admin: HTTPS, kubelet: StandInKubelet) -> None:
+async def test_leaving_ends_the_kubelets_call(admin: HTTPS, kubelet: StandInKubelet) -> None:
     up, client = await tunnel(admin, chunk=0)
     await open_pair(client, 1, "80", "0")
     await client.send(spdy.Data(3, b"x"))
     assert await client.frame() == spdy.Data(3, b"X")
     up.close()
-    await asyncio.wait_for(kubelet.cancelled.wait(), 10)
+    await asyncio.wait_for(kubelet.ended.wait(), 10)
 
 
 async def test_refusals_before_the_upgrade(
