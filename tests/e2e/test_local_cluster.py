@@ -57,6 +57,7 @@ from tests.e2e.localcluster_fixture import (
     skip_reason,
     wait,
 )
+from tests.e2e.seed_probes import cluster_ip, endpoints_of, pod_ready, running, spread, web_pods
 from tests.procs import REPO
 
 pytestmark = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")
@@ -98,50 +99,6 @@ def cluster() -> Iterator[Cluster]:
     BEFORE.update(host_snapshot())
     with local_cluster(NAME) as c:
         yield c
-
-
-def web_pods(cluster: Cluster) -> list[Any]:
-    async def read(client: Any) -> list[Any]:
-        items, _ = await client.list("pods", "default", label_selector="app=web-app")
-        return [p for p in items if not p.metadata.HasField("deletion_timestamp")]
-
-    return cluster.api(read)
-
-
-def running(cluster: Cluster) -> dict[str, tuple[str, str]]:
-    """Running web-app pods: name -> (node, pod IP)."""
-    return {
-        p.metadata.name: (p.spec.node_name, p.status.pod_ip)
-        for p in web_pods(cluster)
-        if p.status.phase == "Running" and p.status.pod_ip
-    }
-
-
-def pod_ready(cluster: Cluster, name: str) -> bool:
-    async def read(client: Any) -> bool:
-        pod = await client.get("pods", name, "default")
-        return bool(pod.status.phase == "Running")
-
-    try:
-        return cluster.api(read)
-    except Exception:
-        return False
-
-
-def cluster_ip(cluster: Cluster, service: str = "web-app-service") -> str:
-    async def read(client: Any) -> str:
-        svc = await client.get("services", service, "default")
-        return str(svc.spec.cluster_ip)
-
-    return cluster.api(read)
-
-
-def endpoints_of(cluster: Cluster) -> set[str]:
-    async def read(client: Any) -> set[str]:
-        ep = await client.get("endpoints", "web-app-service", "default")
-        return {a.ip for s in ep.subsets for a in s.addresses}
-
-    return cluster.api(read)
 
 
 def test_a_component_that_fails_is_named_with_its_log_and_up_undoes_itself(
@@ -362,30 +319,6 @@ def test_deleted_pod_is_replaced(cluster: Cluster) -> None:
         cluster,
     )
     assert len(set(running(cluster)) - old) == 1
-
-
-def spread(cluster: Cluster) -> None:
-    """One replica per node. Spreading is a score, not a rule: after the replacement above
-    both may share a node; then cordon that node and delete one of them (an operator's
-    rebalance), so node2 surely has a replica to lose."""
-    for _ in range(3):
-        pods = running(cluster)
-        nodes = [node for node, _ in pods.values()]
-        if sorted(nodes) == ["node1", "node2"]:
-            return
-        crowded = nodes[0]
-        victim = next(name for name, (node, _) in pods.items() if node == crowded)
-        cli(cluster, "cordon", crowded)
-        try:
-            cli(cluster, "delete", "pod", victim)
-            wait(
-                lambda: len(running(cluster)) == 2 and victim not in running(cluster),  # noqa: B023
-                "a replacement on the other node",
-                cluster,
-            )
-        finally:
-            cli(cluster, "uncordon", crowded)
-    raise AssertionError(f"replicas did not spread: {running(cluster)}")
 
 
 @pytest.mark.timeout(400)
