@@ -25,6 +25,8 @@ put them side by side:
     prober/                liveness, readiness, startup probes (prober/)
     status.py              pod status: generate, and write only on change (status_manager.go)
     server.py              logs and exec for the apiserver's proxy (server/server.go)
+    streams.py             exec with stdin/tty and port-forward streams (server/streaming)
+    stats/                 cgroup statistics, the Summary `top` reads (server/stats, cadvisor)
     runtime/               ContainerRuntime, CRI-shaped; `fake` (hollow node); containerd, docker
     errors.py              the package's errors
 
