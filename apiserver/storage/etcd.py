@@ -122,6 +122,7 @@ class EtcdStorage(Storage):
     """
 
     name = "etcd"
+    backend = "etcd"  # what the snapshot service names (it has no etcd snapshot yet)
 
     def __init__(
         self,
