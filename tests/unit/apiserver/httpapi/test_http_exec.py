@@ -178,6 +178,45 @@ async def test_refusals_before_the_upgrade(
         assert text in json.loads(answer.body)["message"], answer.body
 
 
+def grant(verbs: list[str]) -> tuple[dict[str, object], dict[str, object]]:
+    """A Role of `verbs` on pods/exec, and its binding to bob (the token's user)."""
+    rules = [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": verbs}]
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role"}
+    role |= {"metadata": {"name": "execer"}, "rules": rules}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"}
+    binding |= {
+        "metadata": {"name": "execer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "execer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}],
+    }
+    return role, binding
+
+
+async def test_a_websocket_get_needs_create(
+    cluster: Cluster, admin: HTTPS, kubelet: StandInKubelet
+) -> None:
+    """Kubernetes 1.30+: the upgrade is authorized as `create` even when it is a GET."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+    role, binding = grant(["get"])
+    assert (await admin.call("POST", f"{rbac}/roles", role)).status == 201
+    assert (await admin.call("POST", f"{rbac}/rolebindings", binding)).status == 201
+    bob = cluster.client(None, token="s3cret-token")
+    path = exec_path("one", "print", "0", stdout="true")
+    refused = await upgrade(bob, path, websocket_headers(V5))
+    assert refused.status == 403, refused.body
+    role["rules"] = [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]
+    current = (await admin.call("GET", f"{rbac}/roles/execer")).data
+    current["rules"] = role["rules"]
+    assert (await admin.call("PUT", f"{rbac}/roles/execer", current)).status == 200
+    up = await upgrade(bob, path, websocket_headers(V5))
+    try:
+        assert up.status == 101, up.body
+        messages, _ = await WSClient(up).messages_until_close()
+    finally:
+        up.close()
+    assert messages[1:] == [b"\x01out\n", b'\x03{"metadata":{},"status":"Success"}']
+
+
 async def test_a_client_that_leaves_cancels_the_kubelet(
     admin: HTTPS, kubelet: StandInKubelet
 ) -> None:
