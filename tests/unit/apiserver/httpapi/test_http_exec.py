@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -178,16 +179,23 @@ async def test_refusals_before_the_upgrade(
         assert text in json.loads(answer.body)["message"], answer.body
 
 
-def grant(verbs: list[str]) -> tuple[dict[str, object], dict[str, object]]:
+RBAC = "rbac.authorization.k8s.io"
+
+
+def grant(verbs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A Role of `verbs` on pods/exec, and its binding to bob (the token's user)."""
-    rules = [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": verbs}]
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role"}
-    role |= {"metadata": {"name": "execer"}, "rules": rules}
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"}
-    binding |= {
+    role = {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "Role",
         "metadata": {"name": "execer"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "execer"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}],
+        "rules": [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": verbs}],
+    }
+    binding = {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "execer"},
+        "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "execer"},
+        "subjects": [{"apiGroup": RBAC, "kind": "User", "name": "bob"}],
     }
     return role, binding
 
@@ -196,7 +204,7 @@ async def test_a_websocket_get_needs_create(
     cluster: Cluster, admin: HTTPS, kubelet: StandInKubelet
 ) -> None:
     """Kubernetes 1.30+: the upgrade is authorized as `create` even when it is a GET."""
-    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+    rbac = f"/apis/{RBAC}/v1/namespaces/default"
     role, binding = grant(["get"])
     assert (await admin.call("POST", f"{rbac}/roles", role)).status == 201
     assert (await admin.call("POST", f"{rbac}/rolebindings", binding)).status == 201
@@ -204,9 +212,8 @@ async def test_a_websocket_get_needs_create(
     path = exec_path("one", "print", "0", stdout="true")
     refused = await upgrade(bob, path, websocket_headers(V5))
     assert refused.status == 403, refused.body
-    role["rules"] = [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]
     current = (await admin.call("GET", f"{rbac}/roles/execer")).data
-    current["rules"] = role["rules"]
+    current["rules"] = grant(["create"])[0]["rules"]
     assert (await admin.call("PUT", f"{rbac}/roles/execer", current)).status == 200
     up = await upgrade(bob, path, websocket_headers(V5))
     try:
