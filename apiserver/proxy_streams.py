@@ -28,10 +28,23 @@ messages (stdin, stdin_close, resize; data, close_write) to the kubelet,
 and the caller iterates the kubelet's responses. The end of the caller's
 requests half-closes the kubelet's side (stdin's EOF for exec, a TCP
 half-close for a forwarded port); the end of the kubelet's responses ends
-the relay. A caller that goes away (its stream cancelled, its iteration
-abandoned) cancels the kubelet call, which the kubelet sees as its own
-cancellation and cleans up after (kills the exec'd process's stream, closes
-the pod-side socket). Errors keep PodExec's rules: the kubelet's status
+the relay.
+
+How a stream ends. The kubelet's last message says "nothing more": the
+exit code for an exec, a PortForwardResponse with empty `data` for a
+forward (the pod closed its side). The caller answers it by ending its
+requests, which the pump passes on as the kubelet call's half-close, and
+only then does the kubelet end its call (after at most 5 s without the
+half-close: kubelet/streams.py, "Ending"); the relay ends with it. Every
+hop closes in that order because a gRPC client still writing when the
+server's status arrives can see its call fail as INTERNAL instead of OK.
+An in-process caller does the same: once it has the exit code (or the
+empty data), it lets its `requests` iterator end.
+
+A caller that goes away (its stream cancelled, its iteration abandoned)
+cancels the kubelet call, which the kubelet sees as its own cancellation
+and cleans up after (drops the exec session's connection, closes the
+pod-side socket). Errors keep PodExec's rules: the kubelet's status
 errors pass through unchanged, a kubelet that cannot be reached is
 ServiceUnavailable "cannot reach the kubelet at 10.0.0.11:10250: ...".
 

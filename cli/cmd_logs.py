@@ -19,25 +19,38 @@ The CLI never needs to reach a node.
 Which pods and containers `logs` reads is cli.logs_select's; its flags and
 streams are cli.logs_plan's. `exec` takes `POD` or `pod/NAME`; without `-c`
 a pod with one container means that one, with several the server answers
-with the names to choose from. `exec` is non-interactive (CRI ExecSync: no
-stdin, no TTY): the command's stdout and stderr are written out as they
-came, and its exit code becomes tinykube's own, as with kubectl (`exec web
--- false` exits 1).
+with the names to choose from. Without `-i`, `exec` is one request and one
+answer (PodExec, CRI ExecSync: no stdin, no TTY). With `-i` it is a stream
+(PodExecStream, cli/exec_stream.py): stdin goes to the process as it is
+typed or piped, and its end is the process's EOF; output is written as it
+comes; `-t` adds a terminal (raw mode here, its size following the window),
+as `kubectl exec -it web -- sh` does:
+
+    $ echo hello | tinykube exec -i web -- cat
+    hello
+    $ tinykube exec -it web -- sh
+    / # exit 3
+    command terminated with exit code 3
+
+Either way the command's exit code becomes tinykube's own, as with kubectl
+(`exec web -- false` exits 1).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli import context, logs_plan
+from cli import context, exec_stream, logs_plan
 from cli.context import CommandError, Options, effective, namespace_option
 from cli.durations import DURATION
 from cli.logs_plan import stream_logs
+from protos import kubelet_pb2
 
-__all__ = ["exec_cmd", "logs", "pod_name", "run_exec", "stream_logs"]
+__all__ = ["exec_cmd", "logs", "pod_name", "run_exec", "run_exec_stream", "stream_logs"]
 
 if TYPE_CHECKING:
     from apimachinery.client import Client
@@ -61,9 +74,53 @@ async def run_exec(
     sys.stdout.flush()
     sys.stderr.buffer.write(answer.stderr)
     sys.stderr.flush()
-    if answer.exit_code != 0:
-        context.echo_err(f"command terminated with exit code {answer.exit_code}")
-    return int(answer.exit_code)
+    return _terminated(int(answer.exit_code))
+
+
+def _terminated(code: int) -> int:
+    if code != 0:
+        context.echo_err(f"command terminated with exit code {code}")
+    return code
+
+
+def _writer(stream: Any) -> Callable[[bytes], None]:
+    def write(data: bytes) -> None:
+        stream.buffer.write(data)
+        stream.flush()
+
+    return write
+
+
+async def run_exec_stream(
+    client: Client,
+    namespace: str,
+    name: str,
+    command: list[str],
+    *,
+    container: str = "",
+    tty: bool = False,
+) -> int:
+    """`exec -i [-t]`: our stdin to the process as it comes, its output back as it is written.
+
+    With -t the terminal goes raw and its size follows the window; -t without a
+    terminal on stdin is dropped with kubectl's warning."""
+    start = kubelet_pb2.ExecStart(
+        namespace=namespace, pod=name, container=container, command=command
+    )
+    start.stdin = start.stdout = start.stderr = True
+    if tty and not sys.stdin.isatty():
+        context.echo_err("Unable to use a TTY - input is not a terminal or the right kind of file")
+        tty = False
+    start.tty = tty
+    out, err = _writer(sys.stdout), _writer(sys.stderr)
+    if not tty:
+        code = await exec_stream.exec_session(client, start, exec_stream.stdin_chunks(), out, err)
+        return _terminated(code)
+    with exec_stream.RawTerminal() as terminal:
+        code = await exec_stream.exec_session(
+            client, start, exec_stream.stdin_chunks(), out, err, terminal.resizes
+        )
+    return _terminated(code)
 
 
 @click.command("logs")
@@ -102,23 +159,37 @@ def logs(opts: Options, /, args: tuple[str, ...], namespace: str | None, **flags
 @click.argument("pod")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("-c", "--container", default="", help="The container (default: the only one).")
+@click.option("-i", "--stdin", "stdin", is_flag=True, help="Pass stdin to the container.")
+@click.option("-t", "--tty", "tty", is_flag=True, help="Stdin is a TTY (with -i).")
 @namespace_option
 @click.pass_obj
 def exec_cmd(
-    opts: Options, pod: str, command: tuple[str, ...], container: str, namespace: str | None
+    opts: Options,
+    pod: str,
+    command: tuple[str, ...],
+    container: str,
+    stdin: bool,
+    tty: bool,
+    namespace: str | None,
 ) -> None:
-    """Run a command in a container: tinykube exec POD [-c C] -- CMD [ARG...]."""
+    """Run a command in a container: tinykube exec [-i] [-t] POD [-c C] -- CMD [ARG...]."""
     opts = effective(opts, namespace)
     try:
         name = pod_name(pod)
     except CommandError as err:
         context.echo_err(f"error: {err}")
         raise click.exceptions.Exit(1) from None
-    context.exit_with(
-        context.run(
+    argv = list(command)
+    if stdin:
+        code = context.run(
             opts,
-            lambda client: run_exec(
-                client, opts.namespace, name, list(command), container=container
+            lambda client: run_exec_stream(
+                client, opts.namespace, name, argv, container=container, tty=tty
             ),
         )
-    )
+    else:
+        code = context.run(
+            opts,
+            lambda client: run_exec(client, opts.namespace, name, argv, container=container),
+        )
+    context.exit_with(code)

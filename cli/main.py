@@ -110,6 +110,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run the controllers against the API server (--server) in the foreground.",
     ),
     "cordon": ("cli.cmd_node", "cordon", "Mark NODE as unschedulable."),
+    "cp": ("cli.cmd_cp", "cp", "Copy files and directories to and from containers."),
     "create": (
         "cli.cmd_apply",
         "create",
@@ -140,7 +141,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "exec": (
         "cli.cmd_logs",
         "exec_cmd",
-        "Run a command in a container: tinykube exec POD [-c C] -- CMD [ARG...].",
+        "Run a command in a container: tinykube exec [-i] [-t] POD [-c C] -- CMD [ARG...].",
     ),
     "expose": (
         "cli.cmd_expose",
@@ -183,6 +184,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Update fields of a resource with a strategic, merge or JSON patch.",
     ),
     "pki": ("cli.cmd_pki", "pki", "Make the cluster's certificates and kubeconfig files."),
+    "port-forward": (
+        "cli.cmd_portforward",
+        "port_forward",
+        "Forward one or more local ports to a pod.",
+    ),
     "replace": ("cli.cmd_replace", "replace", "Replace a resource by file name or stdin."),
     "rollout": ("cli.cmd_rollout", "rollout", "Manage the rollout of a deployment."),
     "run": (

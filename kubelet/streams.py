@@ -34,8 +34,18 @@ for logs and exec (kubelet/server.py); BadRequest when the start is wrong:
 After the headers, a runtime failure ends the call with InternalError. The
 end of the caller's requests counts as stdin's end (a half-closed port);
 a cancelled call (the API server's caller went away) closes the session or
-the socket in the `finally`s below. A TTY merges stderr into stdout, so with
-`tty` the session is asked for no stderr, as Kubernetes' kubelet does.
+the socket in the `finally`s below.
+
+Ending. The last response says "nothing more": the exit code for an exec,
+an empty `data` for a forward (the pod closed its side). The caller then
+ends its requests, and only then does the kubelet end the call (waiting at
+most DRAIN seconds). That order matters to gRPC: a client still writing
+when the server's status arrives can have its call failed as INTERNAL
+("Internal error from Core") instead of ending with the server's OK, so
+whoever sends the final message is the one that closes last.
+
+A TTY merges stderr into stdout, so with `tty` the session is asked for no
+stderr, as Kubernetes' kubelet does.
 """
 
 from __future__ import annotations
@@ -59,6 +69,8 @@ from protos import core_pb2, kubelet_pb2
 log = logging.getLogger(__name__)
 
 _READ_SIZE = 32 * 1024
+# After its last response, how long the kubelet waits for the caller's half-close.
+DRAIN = 5.0
 
 
 async def _first(requests: AsyncIterator[Any]) -> Any:
@@ -186,17 +198,25 @@ class KubeletStreams:
 
 
 async def _feed_exec(session: ExecSession, requests: AsyncIterator[Any]) -> None:
-    """The caller's messages into the process; their end is stdin's end."""
-    with contextlib.suppress(ContainerRuntimeError, grpc.aio.AioRpcError):
+    """The caller's messages into the process; their end is stdin's end. Reads on to the
+    caller's half-close even when the process is gone (see "Ending" above)."""
+    with contextlib.suppress(Exception):  # the call ended: nothing more will come
         async for request in requests:
             kind = request.WhichOneof("payload")
-            if kind == "stdin":
-                await session.write_stdin(request.stdin)
-            elif kind == "stdin_close":
-                await session.close_stdin()
-            elif kind == "resize":
-                await session.resize(request.resize.width, request.resize.height)
+            with contextlib.suppress(ContainerRuntimeError, OSError):
+                if kind == "stdin":
+                    await session.write_stdin(request.stdin)
+                elif kind == "stdin_close":
+                    await session.close_stdin()
+                elif kind == "resize":
+                    await session.resize(request.resize.width, request.resize.height)
+    with contextlib.suppress(ContainerRuntimeError, OSError):
         await session.close_stdin()
+
+
+async def _half_closed(feeder: asyncio.Future[None]) -> None:
+    """Wait (at most DRAIN seconds) for the caller to end its requests."""
+    await asyncio.wait({feeder}, timeout=DRAIN)
 
 
 async def _exec_relay(
@@ -212,6 +232,7 @@ async def _exec_relay(
             else:
                 yield kubelet_pb2.ExecStreamResponse(stderr=data)
         yield kubelet_pb2.ExecStreamResponse(exit_code=await session.exit_code())
+        await _half_closed(feeder)
     except ContainerRuntimeError as exc:
         await context.abort_with_status(errors.to_grpc_status(errors.InternalError(str(exc))))
     finally:
@@ -222,17 +243,28 @@ async def _exec_relay(
 
 
 async def _feed_port(writer: asyncio.StreamWriter, requests: AsyncIterator[Any]) -> None:
-    """The caller's bytes to the pod; close_write (or their end) shuts our write side."""
-    with contextlib.suppress(ConnectionError, OSError, grpc.aio.AioRpcError):
+    """The caller's bytes to the pod; close_write (or their end) shuts our write side.
+    Reads on to the caller's half-close even when the pod's socket is gone."""
+    open_ = True
+    with contextlib.suppress(Exception):  # the call ended: nothing more will come
         async for request in requests:
             kind = request.WhichOneof("payload")
-            if kind == "data":
-                writer.write(request.data)
-                await writer.drain()
-            elif kind == "close_write":
-                break
-        if writer.can_write_eof():
-            writer.write_eof()
+            if not open_:
+                continue
+            try:
+                if kind == "data":
+                    writer.write(request.data)
+                    await writer.drain()
+                elif kind == "close_write":
+                    open_ = False
+                    if writer.can_write_eof():
+                        writer.write_eof()
+            except (ConnectionError, OSError):
+                open_ = False
+    if open_:
+        with contextlib.suppress(ConnectionError, OSError):
+            if writer.can_write_eof():
+                writer.write_eof()
 
 
 async def _port_relay(
@@ -253,6 +285,8 @@ async def _port_relay(
             if not data:
                 break
             yield kubelet_pb2.PortForwardResponse(data=data)
+        yield kubelet_pb2.PortForwardResponse()  # empty: the pod's side has ended
+        await _half_closed(feeder)
     finally:
         if feeder is not None:
             feeder.cancel()

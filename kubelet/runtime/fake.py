@@ -38,8 +38,9 @@ For tests:
   through `self.sleep` (asyncio.sleep by default), which tests replace to
   record the durations instead of spending them.
 * `execs[cmd_tuple] = ExecResult(...)` (or `exec_handler(container, cmd)`)
-  scripts exec_sync; `echo`, `true`, `false` and `cat <file>` of
-  `files[(container name, path)]` work out of the box; anything else exits
+  scripts exec_sync; `echo`, `true`, `false`, `cat <file>` of
+  `files[(container name, path)]` and `test -d|-f|-e PATH` over them (a
+  directory is a prefix of some file's path) work out of the box; anything else exits
   127 like a missing executable.
 * `exec_stream` plays `cat` (echo), `tar cf -` / `tar xmf -` (over `files`,
   what `cp` runs) and otherwise answers as exec_sync; `port_forward` echoes
@@ -422,6 +423,12 @@ class FakeRuntime(ContainerRuntime):
             if data is None:
                 return ExecResult(1, b"", f"cat: {cmd[1]}: No such file or directory\n".encode())
             return ExecResult(0, data)
+        if cmd[0] == "test" and len(cmd) == 3 and cmd[1] in ("-d", "-f", "-e"):
+            ours = [p for (name, p) in self.files if name == container.name]
+            is_file = cmd[2] in ours
+            is_dir = any(p.startswith(cmd[2].rstrip("/") + "/") for p in ours)
+            found = {"-d": is_dir, "-f": is_file, "-e": is_dir or is_file}[cmd[1]]
+            return ExecResult(0 if found else 1)
         message = f'exec: "{cmd[0]}": executable file not found in $PATH\n'
         return ExecResult(127, b"", message.encode())
 

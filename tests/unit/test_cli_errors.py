@@ -161,3 +161,36 @@ def test_every_verb_is_covered_or_explained() -> None:
     covered = {path[0] for path in verbs()}
     assert covered | set(DAEMONS) == set(LAZY_COMMANDS)
     assert set(DAEMONS) <= set(LAZY_COMMANDS), "a daemon listed here left the table"
+
+
+# The streaming verbs in the shapes they are used (exec -i, port-forward, cp both ways),
+# against a server without the pod and against a dead one: each fails cleanly.
+STREAMING = [
+    ("exec", "-i", "x", "--", "cat"),
+    ("exec", "-it", "x", "--", "sh"),
+    ("port-forward", "x", "8080:80"),
+    ("port-forward", "svc/x", "http"),
+    ("port-forward", "x", ":80", "--address", "not-an-ip"),
+    ("cp", "x:/etc/hostname", "out"),
+    ("cp", "in.txt", "x:/tmp"),
+    ("cp", "ns/x:/etc", "out"),
+]
+
+
+@pytest.mark.parametrize("args", STREAMING, ids=" ".join)
+def test_streaming_verbs_fail_cleanly(
+    args: tuple[str, ...],
+    server: ClusterProcess,
+    dead_server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.txt").write_text("x\n")
+    for address in (server.address, dead_server):
+        result = run(tmp_path, address, *args)
+        assert check(result, args[:1], args[1:]) is None
+        assert result.exit_code == 1, result.output
+        assert result.output.splitlines()[-1].startswith(("error: ", "Error from server")), (
+            result.output
+        )
