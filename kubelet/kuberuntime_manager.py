@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from apimachinery.events import EventRecorder
-from kubelet import envvars, errors, init_containers, kubelet_pods, lifecycle
+from kubelet import envvars, errors, faultpoints, init_containers, kubelet_pods, lifecycle
 from kubelet.backoff import (
     CRASH_BACKOFF_INITIAL,
     CRASH_BACKOFF_MAX,
@@ -289,12 +289,8 @@ class KubeRuntimeManager:
                 return result
         if actions.create_sandbox:
             if sandboxes:
-                self._event(
-                    pod,
-                    "Normal",
-                    "SandboxChanged",
-                    "Pod sandbox changed, it will be killed and re-created.",
-                )
+                message = "Pod sandbox changed, it will be killed and re-created."
+                self._event(pod, "Normal", "SandboxChanged", message)
             try:
                 sandbox = await self.runtime.run_pod_sandbox(
                     self._sandbox_config(pod, actions.attempt, True)
@@ -309,6 +305,7 @@ class KubeRuntimeManager:
                 "pod sandbox started",
                 extra={"pod": pod.metadata.name, "sandbox": sandbox.id, "ip": sandbox.ip},
             )
+            await faultpoints.reached(faultpoints.AFTER_SANDBOX, pod)  # fault tests only
         assert sandbox is not None
         result.sandbox = sandbox
         config = self._sandbox_config(pod, sandbox.attempt)
@@ -427,6 +424,7 @@ class KubeRuntimeManager:
             container_config = self.messages.prepare(pod, spec, container_config)
             cid = await self.runtime.create_container(sandbox.id, container_config, config)
             self._event(pod, "Normal", "Created", f"Created container {spec.name}")
+            await faultpoints.reached(faultpoints.AFTER_CREATE, pod)  # fault tests only
             await self.runtime.start_container(cid)
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")
         await self._post_start(pod, spec, cid, sandbox.ip or self.host_ip)
