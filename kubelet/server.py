@@ -85,6 +85,10 @@ from kubelet import logs
 from kubelet.errors import ContainerRuntimeError, ExecTimeout
 from kubelet.errors import NotFoundError as RuntimeNotFound
 from kubelet.runtime.interface import Container, ContainerRuntime, ContainerState
+from kubelet.server_auth import APISERVER_CLIENT_USER as APISERVER_CLIENT_USER
+from kubelet.server_auth import MASTERS_GROUP as MASTERS_GROUP
+from kubelet.server_auth import authorize, caller_identity
+from kubelet.stats.servicer import add_stats_servicer
 from kubelet.status import latest_containers
 from kubelet.streams import KubeletStreams
 from protos import core_pb2, kubelet_pb2, kubelet_pb2_grpc
@@ -94,9 +98,6 @@ log = logging.getLogger(__name__)
 _CHUNK_LINES = 500
 DEFAULT_EXEC_TIMEOUT = 300.0
 
-# Who may read logs and exec (the rule Kubernetes' API server answers for nodes/proxy).
-APISERVER_CLIENT_USER = "kube-apiserver-kubelet-client"
-MASTERS_GROUP = "system:masters"
 ANONYMOUS_USER = "system:anonymous"
 
 
@@ -130,25 +131,6 @@ class ServingTLS:
         backend = os.path.join(where, "backend.sock")
         config = FrontConfig(host, port, backend, self.cert_pem, self.key_pem, self.client_ca_pem)
         return TLSFront(config, where)
-
-
-def caller_identity(
-    context: grpc.aio.ServicerContext, front: TLSFront | None
-) -> certs.Identity | None:
-    """Who is calling: the client certificate the TLS front verified, or None (no one)."""
-    if front is None:
-        return None
-    _, identity = front.identity_of(context.peer() or "")
-    return identity
-
-
-def authorize(identity: certs.Identity, verb: str) -> None:
-    """Raise Forbidden unless `identity` may use this kubelet's logs and exec."""
-    if identity.user == APISERVER_CLIENT_USER or MASTERS_GROUP in identity.groups:
-        return
-    raise errors.Forbidden(
-        f"Forbidden (user={identity.user}, verb={verb}, resource=nodes, subresource=proxy)"
-    )
 
 
 class PodLookup(Protocol):
@@ -341,8 +323,6 @@ class KubeletServer:
         On a unix socket the configured port is returned unchanged (nothing listens on it)."""
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         kubelet_pb2_grpc.add_KubeletServicer_to_server(self.servicer, server)
-        from kubelet.stats.servicer import add_stats_servicer  # imports this module: here
-
         add_stats_servicer(self.servicer, server)  # KubeletStats (stats/summary) beside it
         try:
             port = self._bind(server)

@@ -68,7 +68,6 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from apiserver.storage import sqlite_check
 from apiserver.storage.interface import (
     Compacted,
     Event,
@@ -79,6 +78,8 @@ from apiserver.storage.interface import (
     RevisionMismatch,
     StorageError,
 )
+from apiserver.storage.sqlite_check import StorageCorrupt
+from apiserver.storage.sqlite_check import check as check_database
 
 log = logging.getLogger(__name__)
 
@@ -201,20 +202,20 @@ class RevisionLog:
             raise StorageError(f"cannot open {path}: {err} (is another server using it?)") from err
         except sqlite3.DatabaseError as err:  # "file is not a database", a damaged header
             self._db.close()
-            raise sqlite_check.StorageCorrupt(path, [str(err)]) from err
+            raise StorageCorrupt(path, [str(err)]) from err
         try:
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
             self.revision: int = int(row[0]) if row else 0
             row = self._db.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()
             self.compacted: int = int(row[0]) if row else 0
-            sqlite_check.check(self._db, path, self.revision, self.compacted)
+            check_database(self._db, path, self.revision, self.compacted)
             if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
                 self._db.execute("VACUUM")  # a file made before incremental vacuum: convert once
         except (sqlite3.DatabaseError, StorageError) as err:
             self._db.close()
             if isinstance(err, StorageError):
                 raise
-            raise sqlite_check.StorageCorrupt(path, [str(err)]) from err
+            raise StorageCorrupt(path, [str(err)]) from err
         log.info(
             "opened revision log",
             extra={"path": path, "revision": self.revision, "compacted": self.compacted},

@@ -52,7 +52,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kubelet.errors import ContainerRuntimeError
 from kubelet.runtime.interface import (
@@ -67,7 +67,7 @@ from kubelet.runtime.interface import (
 from kubelet.stats.cgroups import ZERO_MEMORY, CgroupError, CgroupFS
 from kubelet.stats.procfs import ProcessGone, ProcFS, machine_memory, named_netns
 from kubelet.stats.rates import RateTracker
-from kubelet.stats.summary import ContainerSample, PodKey, Sample, build_summary
+from kubelet.stats.summary import Collection, ContainerSample, PodKey, Sample, build_summary
 from protos import metrics_pb2
 
 log = logging.getLogger(__name__)
@@ -81,18 +81,6 @@ def detect_scope(runtime_name: str, procfs: ProcFS, run_netns: str = "/run/netns
     if runtime_name == "fake":
         return HOLLOW
     return NAMESPACE if named_netns(procfs.netns("self"), run_netns) else MACHINE
-
-
-@dataclass
-class Collection:
-    """One pass over the node: the containers, the node, its system parts."""
-
-    time: float
-    node: Sample
-    systems: dict[str, Sample] = field(default_factory=dict)
-    containers: list[ContainerSample] = field(default_factory=list)
-    pod_started: dict[str, float] = field(default_factory=dict)
-    boot_time: float = 0.0  # the node's start time (Unix seconds; 0 unknown)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ server asks it directly (apiserver/metrics.py):
     kubectl top pods -> API server metrics.k8s.io -> KubeletStats.Summary on each node
                                                   -> StatsProvider (provider.py) -> cgroups
 
-Who may call: the same rule as logs and exec (kubelet/server.py), asked with
+Who may call: the same rule as logs and exec (kubelet/server_auth.py), asked with
 what Kubernetes' kubelet asks for a stats path -- verb `get` on the node's
 `stats` subresource. Behind TLS the API server's client certificate
 (kube-apiserver-kubelet-client) and system:masters may read; any other
@@ -26,13 +26,16 @@ is no check, as for logs and exec.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import grpc
 import grpc.aio
 
 from apimachinery import errors
+from apimachinery.tlsfront import TLSFront
 from kubelet.errors import ContainerRuntimeError
-from kubelet.server import APISERVER_CLIENT_USER, MASTERS_GROUP, KubeletServicer, caller_identity
+from kubelet.runtime.interface import ContainerRuntime
+from kubelet.server_auth import authorize, caller_identity
 from kubelet.stats.cgroups import CgroupError
 from kubelet.stats.provider import StatsProvider
 from protos import metrics_pb2, metrics_pb2_grpc
@@ -40,10 +43,29 @@ from protos import metrics_pb2, metrics_pb2_grpc
 log = logging.getLogger(__name__)
 
 
+class RuntimeHolder(Protocol):
+    @property
+    def runtime(self) -> ContainerRuntime: ...
+
+
+class KubeletServing(Protocol):
+    """What the stats service needs of the Kubelet servicer it is served beside
+    (server.KubeletServicer; a Protocol, so this module need not import the server)."""
+
+    @property
+    def node_name(self) -> str: ...
+    @property
+    def check(self) -> bool: ...
+    @property
+    def front(self) -> TLSFront | None: ...
+    @property
+    def kubelet(self) -> RuntimeHolder: ...
+
+
 class KubeletStatsServicer(metrics_pb2_grpc.KubeletStatsServicer):
     """Summary over the kubelet's runtime, authorized as the Kubelet service's calls are."""
 
-    def __init__(self, kubelet: KubeletServicer, provider: StatsProvider | None = None) -> None:
+    def __init__(self, kubelet: KubeletServing, provider: StatsProvider | None = None) -> None:
         # The Kubelet servicer: its node name, whether to check callers, its TLS front.
         self.kubelet = kubelet
         self._provider = provider
@@ -60,12 +82,11 @@ class KubeletStatsServicer(metrics_pb2_grpc.KubeletStatsServicer):
         identity = caller_identity(context, self.kubelet.front)
         if identity is None:
             raise errors.Unauthorized()
-        if identity.user == APISERVER_CLIENT_USER or MASTERS_GROUP in identity.groups:
-            return
-        log.warning("kubelet stats call refused", extra={"user": identity.user})
-        raise errors.Forbidden(
-            f"Forbidden (user={identity.user}, verb=get, resource=nodes, subresource=stats)"
-        )
+        try:
+            authorize(identity, "get", "stats")
+        except errors.Forbidden:
+            log.warning("kubelet stats call refused", extra={"user": identity.user})
+            raise
 
     async def Summary(
         self, request: metrics_pb2.SummaryRequest, context: grpc.aio.ServicerContext
@@ -82,6 +103,6 @@ class KubeletStatsServicer(metrics_pb2_grpc.KubeletStatsServicer):
         raise AssertionError("unreachable: abort_with_status raises")
 
 
-def add_stats_servicer(kubelet: KubeletServicer, server: grpc.aio.Server) -> None:
+def add_stats_servicer(kubelet: KubeletServing, server: grpc.aio.Server) -> None:
     """Serve KubeletStats on the kubelet's gRPC server, beside `kubelet` (its Kubelet service)."""
     metrics_pb2_grpc.add_KubeletStatsServicer_to_server(KubeletStatsServicer(kubelet), server)

@@ -23,17 +23,13 @@ of the same node read alike.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from kubelet.stats.cgroups import ZERO_MEMORY, MemoryUsage
 from kubelet.stats.rates import Rate
 from protos import metrics_pb2
-
-if TYPE_CHECKING:
-    from kubelet.stats.provider import Collection
 
 
 @dataclass(frozen=True)
@@ -126,6 +122,18 @@ def _pod_stats(
     out.cpu.CopyFrom(cpu_stats(at, cpu, rate_of(f"pod/{pod.uid}")))
     out.memory.CopyFrom(memory_stats(at, memory))
     return out
+
+
+@dataclass
+class Collection:
+    """One pass over the node: the containers, the node, its system parts."""
+
+    time: float
+    node: Sample
+    systems: dict[str, Sample] = field(default_factory=dict)
+    containers: list[ContainerSample] = field(default_factory=list)
+    pod_started: dict[str, float] = field(default_factory=dict)
+    boot_time: float = 0.0  # the node's start time (Unix seconds; 0 unknown)
 
 
 def build_summary(
