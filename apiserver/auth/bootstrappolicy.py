@@ -163,7 +163,7 @@ def _edit_rules() -> list[rbac_pb2.PolicyRule]:
     """view, plus writing the workloads and their configuration (Secrets included)."""
     return [
         *_view_rules(),
-        rule((*READ, *WRITE), CORE, ["pods", "pods/exec"]),
+        rule((*READ, *WRITE), CORE, ["pods", "pods/exec", "pods/portforward", "pods/attach"]),
         rule((*READ, *WRITE), CORE, ["configmaps", "endpoints", "secrets", "services"]),
         rule((*READ, *WRITE), APPS, ["deployments", "replicasets"]),
     ]
