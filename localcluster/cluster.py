@@ -63,7 +63,10 @@ The Python API (the CLI, the demo and the end-to-end tests use it):
     cluster.down(progress=print)
 
 Options: `fast_failover=True` (NotReady after ~6 s, eviction 5 s later: tests),
-`make_current=False` (do not become the CLI's default cluster: tests).
+`make_current=False` (do not become the CLI's default cluster: tests). Fault tests
+set `cluster.extra_env["node2-kubelet"] = {VAR: VALUE}` (kubelet/faultpoints.py): it
+is added to that kubelet's environment whenever this object starts it (`up` after a
+stop); never saved, so `tinykube up` or a new Cluster start it plain. Kubelets only.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ from localcluster import access, clusterstate, images, nodeconfig, prereqs, tear
 from localcluster.clusterstate import ClusterState, ProcessRecord
 from localcluster.mirror import UnderlayRegistry, build_images
 from localcluster.netns import Machine, NetNS, Underlay
-from localcluster.node import LocalNode, NodeError, stop_process
+from localcluster.node import LocalNode, NodeError, kill9, stop_process
 from localcluster.pki import PkiLayout
 from localcluster.processes import PkiInitError
 
@@ -166,6 +169,7 @@ class Cluster:
         self.requested_nodes, self.requested_runtime = nodes, runtime
         self.requested_fast_failover, self.requested_subnet = fast_failover, subnet
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.extra_env: dict[str, dict[str, str]] = {}  # kubelet key -> variables (docstring)
         try:
             self._use(clusterstate.load(name))
         except clusterstate.ClusterStateError:
@@ -265,10 +269,8 @@ class Cluster:
             self.down(_quiet)
             self._use(self._fresh_state())
         if self.exists():
-            if (self.requested_nodes, self.requested_runtime) != (
-                len(self.state.nodes),
-                self.state.runtime,
-            ):
+            existing = (len(self.state.nodes), self.state.runtime)
+            if (self.requested_nodes, self.requested_runtime) != existing:
                 progress(
                     f"note: cluster {self.name!r} exists with {len(self.state.nodes)} nodes "
                     f"and runtime {self.state.runtime}; `down` it first to change them"
@@ -387,7 +389,7 @@ class Cluster:
                 if part == node.runtime_component:
                     self._record(key, *node.start_runtime(preload=[images.PAUSE_IMAGE]))
                 elif part == "kubelet":
-                    self._record(key, *node.start_kubelet())
+                    self._record(key, *node.start_kubelet(self.extra_env.get(key)))
                 else:
                     raise ClusterError(f"unknown component {key!r}")
 
@@ -476,8 +478,6 @@ class Cluster:
 
     def stop_component(self, key: str, kill: bool = True) -> None:
         """Stop one process: SIGKILL to its group (a crash) or a clean stop (tests)."""
-        from localcluster.node import kill9
-
         record = self.state.processes.get(key)
         if record is None:
             raise ClusterError(f"cluster {self.name!r} has no process {key!r}")

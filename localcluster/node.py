@@ -53,7 +53,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,11 +82,16 @@ class NodeError(RuntimeError):
 
 
 def spawn(
-    argv: Sequence[str], log_path: Path, ns: NetNS | None = None
+    argv: Sequence[str],
+    log_path: Path,
+    ns: NetNS | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
-    """Start argv (inside `ns` if given) in its own session, output to log_path."""
+    """Start argv (inside `ns` if given) in its own session, output to log_path;
+    `extra_env` is added to this process's environment (nsenter passes it on)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full = [*(ns.prefix() if ns is not None else []), *argv]
+    env = {**os.environ, **extra_env} if extra_env else None
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
             full,
@@ -95,6 +100,7 @@ def spawn(
             stdin=subprocess.DEVNULL,
             cwd=REPO,
             start_new_session=True,
+            env=env,
         )
     record = ProcessRecord(
         pid=proc.pid,
@@ -405,8 +411,14 @@ class LocalNode:
             args.extend(FAST_KUBELET)
         return args
 
-    def start_kubelet(self) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
-        proc, record = spawn(self.kubelet_argv(), self.log_path("kubelet"), self.ns)
+    def start_kubelet(
+        self, extra_env: Mapping[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], ProcessRecord]:
+        """The kubelet in the node's namespace; `extra_env` adds to its environment (fault
+        tests arm kubelet/faultpoints.py with it; never set by `tinykube up`)."""
+        if extra_env:
+            log.info("kubelet started with extra environment", extra={"env": dict(extra_env)})
+        proc, record = spawn(self.kubelet_argv(), self.log_path("kubelet"), self.ns, extra_env)
         record.node = self.name
         return proc, record
 
