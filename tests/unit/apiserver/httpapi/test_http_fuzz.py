@@ -24,18 +24,14 @@ explicit examples. The run is bounded (a few hundred examples, under a minute).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
-import ipaddress
 import json
 import re
 import socket
 import ssl
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,14 +39,10 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from apimachinery import scheme
 from apiserver.httpapi.kubeproto import ROOTS
-from apiserver.listeners import ServingOptions
-from apiserver.server import APIServer
-from apiserver.storage import open_storage
-from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
 from tests.unit.apiserver.httpapi import kubepb
 from tests.unit.apiserver.httpapi.client import HTTPS, Answer, configmap, deployment
+from tests.unit.apiserver.httpapi.server_thread import ServerThread
 
 NS = "/api/v1/namespaces/default"
 APPS = "/apis/apps/v1/namespaces/default"
@@ -234,60 +226,6 @@ def targets(draw: st.DrawFn) -> tuple[str, str, str]:
     )
     query = urllib.parse.urlencode(pairs)
     return method, f"{path}?{query}" if query else path, draw(st.sampled_from(media))
-
-
-class ServerThread:
-    """The API server on its own loop in a thread; `call` runs a coroutine there."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = self.call(self._start())
-
-    def call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    async def _start(self) -> APIServer:
-        pki = self.root / "pki-dir"
-        local = ipaddress.ip_address("127.0.0.1")
-        init_pki(PkiOptions(directory=pki, nodes=(NodeSpec("node1", (local,)),)), echo=print)
-        storage = await open_storage("sqlite", str(self.root / "data"))
-        serving = ServingOptions(
-            listen=("127.0.0.1:0",),
-            tls_cert_file=str(pki / "pki" / "apiserver.crt"),
-            tls_private_key_file=str(pki / "pki" / "apiserver.key"),
-            client_ca_file=str(pki / "pki" / "ca.crt"),
-        )
-        server = APIServer(storage, f"unix:{self.root}/api.sock", serving=serving)
-        await server.start()
-        return server
-
-    def admin(self) -> HTTPS:
-        pki = self.root / "pki-dir"
-        return HTTPS(self.server.ports[1], pki / "pki" / "ca.crt", pki / "admin.conf")
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.call(self.server.stop(grace=0))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-    async def _snapshot(self) -> dict[str, int]:
-        kvs, _ = await self.server.storage.list("/")
-        return {kv.key: kv.mod_revision for kv in kvs}
-
-    def snapshot(self) -> dict[str, int]:
-        result: dict[str, int] = self.call(self._snapshot())
-        return result
-
-    async def _decode_all(self) -> None:
-        for info in scheme.KINDS:
-            await self.server.store.list_objects(info)
-
-    def decode_all(self) -> None:
-        self.call(self._decode_all())
 
 
 @pytest.fixture(scope="module")
