@@ -29,6 +29,7 @@ from apimachinery.factory import SharedInformerFactory
 from apiserver.auth.authorizer import UserInfo
 from apiserver.listeners import ServingOptions
 from apiserver.proxy import KubeletClientConfig
+from apiserver.registry.eventttl import DEFAULT_EVENT_TTL
 from apiserver.server import serve
 from controllers.base import ControllerOptions
 from controllers.manager import run_controller_manager
@@ -87,6 +88,7 @@ async def serve_control_plane(
     controllers: bool = True,
     options: ControllerOptions | None = None,
     encryption_provider_config: str = "",
+    event_ttl: float = DEFAULT_EVENT_TTL,
 ) -> None:
     """`tinykube apiserver`: the API server, with the scheduler and controllers unless turned off.
 
@@ -104,6 +106,7 @@ async def serve_control_plane(
         storage=storage,
         default_toleration_seconds=options.default_toleration_seconds,
         encryption_provider_config=encryption_provider_config,
+        event_ttl=event_ttl,
         beside=partial(
             run_control_plane, scheduler=scheduler, controllers=controllers, options=options
         ),

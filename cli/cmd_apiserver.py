@@ -34,6 +34,7 @@ import logging
 import click
 
 from cli.cmd_controlplane import controller_flags, controller_options
+from cli.durations import Duration
 from cli.main import configure_logging
 
 
@@ -95,6 +96,13 @@ from cli.main import configure_logging
     type=click.Path(dir_okay=False),
     help="An EncryptionConfiguration file: the resources (secrets) to encrypt at rest, and how.",
 )
+@click.option(
+    "--event-ttl",
+    type=Duration(),
+    default="1h",
+    show_default=True,
+    help="How long an Event is kept after its last occurrence (30m, 1h, 90s).",
+)
 @controller_flags
 @click.option(
     "--kubelet-client-certificate", default="", help="The client certificate for kubelets."
@@ -110,6 +118,8 @@ def apiserver(**flags: object) -> None:
     from apiserver.storage.interface import StorageError
 
     flags["storage"] = _storage_spec(flags)
+    if float(str(flags["event_ttl"])) <= 0:
+        raise click.BadParameter("must be a positive duration", param_hint="'--event-ttl'")
     try:
         asyncio.run(_run(flags))
     except KeyboardInterrupt:
@@ -162,6 +172,7 @@ async def _run(flags: dict[str, object]) -> None:
         controllers=bool(flags["controllers"]),
         options=options,
         encryption_provider_config=str(flags["encryption_provider_config"]),
+        event_ttl=float(str(flags["event_ttl"])),
     )
     if await until_signalled(server):
         logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})
