@@ -116,6 +116,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "create",
         "Create a resource from a file or stdin, or a node / namespace by name.",
     ),
+    "dashboard": ("cli.cmd_dashboard", "dashboard", "Serve a live web view of the cluster."),
     "delete": (
         "cli.cmd_apply",
         "delete",
