@@ -39,7 +39,7 @@ import grpc.aio
 from google.protobuf import any_pb2
 
 from apimachinery import errors, scheme
-from protos import api_pb2, api_pb2_grpc
+from protos import api_pb2, api_pb2_grpc, kubelet_pb2
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,18 @@ class FakeResources(api_pb2_grpc.ResourcesServicer):
         self, request: api_pb2.PodExecRequest, context: Any
     ) -> api_pb2.PodExecResponse:
         await _abort(context, errors.ServiceUnavailable("the fake API server has no kubelets"))
+
+    async def PodExecStream(
+        self, request_iterator: Any, context: Any
+    ) -> AsyncIterator[kubelet_pb2.ExecStreamResponse]:
+        await _abort(context, errors.ServiceUnavailable("the fake API server has no kubelets"))
+        yield kubelet_pb2.ExecStreamResponse()  # pragma: no cover - unreachable
+
+    async def PodPortForward(
+        self, request_iterator: Any, context: Any
+    ) -> AsyncIterator[kubelet_pb2.PortForwardResponse]:
+        await _abort(context, errors.ServiceUnavailable("the fake API server has no kubelets"))
+        yield kubelet_pb2.PortForwardResponse()  # pragma: no cover - unreachable
 
     async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> any_pb2.Any:
         await self._enter("Delete", context)

@@ -30,7 +30,8 @@ from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
 from kubelet.kubelet import Kubelet
 from kubelet.runtime.fake import FakeRuntime
 from kubelet.runtime.interface import Container, ContainerRuntime
-from kubelet.server import KubeletServer, ServingTLS, authorize
+from kubelet.server import KubeletServer, ServingTLS
+from kubelet.server_auth import authorize
 from protos import api_pb2, core_pb2, kubelet_pb2, kubelet_pb2_grpc
 from tests.unit.kubelet.conftest import eventually, fast_config, pod, set_pod_cidr
 

@@ -41,6 +41,12 @@ class StandInKubelet(kubelet_pb2_grpc.KubeletServicer):
     ) -> kubelet_pb2.ContainerExecResponse:
         raise NotImplementedError  # pods/exec is not served over HTTP
 
+    def ExecStream(self, request_iterator: Any, context: Any) -> Any:
+        raise NotImplementedError  # the stream tests have their own stand-in
+
+    def PortForward(self, request_iterator: Any, context: Any) -> Any:
+        raise NotImplementedError
+
 
 @pytest.fixture
 async def kubelet(admin: HTTPS) -> AsyncIterator[StandInKubelet]:
