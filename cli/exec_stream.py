@@ -181,13 +181,23 @@ async def stdin_chunks(source: Any = None) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
+    # A real descriptor is read with os.read: a daemon thread blocked inside a buffered
+    # reader's lock at exit is a fatal error for the interpreter; a raw read is not.
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+
+    def read(size: int) -> bytes:
+        if fd >= 0:
+            return os.read(fd, size)
+        chunk: bytes = getattr(stream, "read1", stream.read)(size)
+        return chunk
+
     def pump() -> None:
-        read = getattr(stream, "read1", stream.read)
-        try:
+        with contextlib.suppress(OSError, ValueError, RuntimeError):  # RuntimeError: no loop
             while chunk := read(CHUNK):
                 loop.call_soon_threadsafe(queue.put_nowait, bytes(chunk))
-        except (OSError, ValueError):
-            pass
         with contextlib.suppress(RuntimeError):  # the loop may be gone already
             loop.call_soon_threadsafe(queue.put_nowait, None)
 

@@ -10,10 +10,15 @@ removed at the end, however a test ends.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import select
 import signal
+import struct
 import subprocess
+import termios
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +82,52 @@ def test_exec_i_passes_stdin_and_the_exit_code(node: RealNode) -> None:
     missing = run_cli(server, "exec", "-i", "web", "--", "no-such-command", stdin="")
     assert missing.returncode in (126, 127)
     assert "no-such-command" in missing.stderr
+
+
+def test_exec_it_is_an_interactive_terminal_of_our_size(node: RealNode) -> None:
+    """`exec -it web -- sh` on a pseudo-terminal 100x30: keys typed reach the shell, the
+    shell's terminal has our size, and `exit 7` is the command's exit code."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TINYKUBE_", "KUBE"))}
+    env["KUBECONFIG"] = str(node.apiserver.admin_kubeconfig)
+    proc = subprocess.Popen(
+        [*tinykube_cmd(), "exec", "-it", "web", "--", "sh"],
+        cwd=REPO,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = bytearray()
+    try:
+        time.sleep(2)  # the shell starts, and our size reaches its terminal
+        os.write(master, b"stty size; echo sum-$((6*7))\r")
+        os.write(master, b"exit 7\r")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the CLI has exited: its terminal is gone
+                    break
+                if not chunk:
+                    break
+                seen.extend(chunk)
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(timeout=10) == 7, bytes(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert "30 100" in text and "sum-42" in text, text
+    assert "command terminated with exit code 7" in text
 
 
 class PortForward:
