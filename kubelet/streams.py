@@ -120,7 +120,9 @@ class KubeletStreams:
         raise NotImplementedError
 
     async def ExecStream(
-        self, request_iterator: AsyncIterator[kubelet_pb2.ExecStreamRequest], context: Any
+        self,
+        request_iterator: AsyncIterator[kubelet_pb2.ExecStreamRequest],
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[kubelet_pb2.ExecStreamResponse]:
         requests = request_iterator.__aiter__()
         session: ExecSession | None = None
@@ -155,7 +157,9 @@ class KubeletStreams:
             yield response
 
     async def PortForward(
-        self, request_iterator: AsyncIterator[kubelet_pb2.PortForwardRequest], context: Any
+        self,
+        request_iterator: AsyncIterator[kubelet_pb2.PortForwardRequest],
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[kubelet_pb2.PortForwardResponse]:
         requests = request_iterator.__aiter__()
         connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -220,7 +224,7 @@ async def _half_closed(feeder: asyncio.Future[None]) -> None:
 
 
 async def _exec_relay(
-    session: ExecSession, requests: AsyncIterator[Any], context: Any
+    session: ExecSession, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
 ) -> AsyncIterator[kubelet_pb2.ExecStreamResponse]:
     feeder: asyncio.Future[None] | None = None
     try:
@@ -270,7 +274,7 @@ async def _feed_port(writer: asyncio.StreamWriter, requests: AsyncIterator[Any])
 async def _port_relay(
     connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     requests: AsyncIterator[Any],
-    context: Any,
+    context: grpc.aio.ServicerContext,
 ) -> AsyncIterator[kubelet_pb2.PortForwardResponse]:
     reader, writer = connection
     feeder: asyncio.Future[None] | None = None

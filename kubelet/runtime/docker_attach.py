@@ -32,7 +32,7 @@ import contextlib
 import json
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kubelet.errors import ContainerRuntimeError, NotFoundError
 from kubelet.runtime.docker_client import API_VERSION
@@ -100,13 +100,25 @@ async def _message(reader: asyncio.StreamReader) -> str:
     return ""
 
 
+class AttachAPI(Protocol):
+    """The calls of the Docker SDK's APIClient an attached exec uses (the start is our own)."""
+
+    def exec_create(
+        self, container: str, cmd: list[str], stdout: bool, stderr: bool, stdin: bool, tty: bool
+    ) -> dict[str, Any]: ...
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None: ...
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]: ...
+
+
 class DockerExecSession(ExecSession):
     """An exec whose start call's connection is the process's stdin and output."""
 
     def __init__(
         self,
         call: Call,
-        api: Any,
+        api: AttachAPI,
         exec_id: str,
         connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         options: ExecOptions,
@@ -118,7 +130,7 @@ class DockerExecSession(ExecSession):
 
     @classmethod
     async def start(
-        cls, call: Call, api: Any, endpoint: str, container_id: str, options: ExecOptions
+        cls, call: Call, api: AttachAPI, endpoint: str, container_id: str, options: ExecOptions
     ) -> DockerExecSession:
         created = await call(
             f"exec in {container_id}",

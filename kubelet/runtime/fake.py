@@ -386,7 +386,7 @@ class FakeRuntime(ContainerRuntime):
         if container.state != ContainerState.RUNNING:
             raise NotFoundError(f"container {container_id} is not running")
 
-        def record(what: str, *args: Any) -> None:
+        def record(what: str, *args: object) -> None:
             self.calls.append((what, container_id, *args))
 
         session = fake_streams.FakeExecSession(options, record)

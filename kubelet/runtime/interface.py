@@ -94,7 +94,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from kubelet.errors import ContainerRuntimeError
-from kubelet.runtime import netns_dial
+from kubelet.runtime.netns_dial import open_connection as open_in_netns
 from kubelet.runtime.streaming import ExecOptions, ExecSession
 
 # Labels shared with Kubernetes' kuberuntime (pkg/kubelet/types/labels.go).
@@ -463,7 +463,7 @@ class ContainerRuntime(abc.ABC):
         self, sandbox_id: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """CRI PortForward: a connection to 127.0.0.1:`port` in the sandbox's network."""
-        return await netns_dial.open_connection(await self.sandbox_netns(sandbox_id), port)
+        return await open_in_netns(await self.sandbox_netns(sandbox_id), port)
 
     async def container_pid(self, container_id: str) -> int:
         """The host PID of a running container's first process, 0 when it has none.
