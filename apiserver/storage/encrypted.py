@@ -11,8 +11,8 @@ sees plaintext. This wrapper is that layer over any backend:
 Only keys whose resource the EncryptionConfiguration names are transformed
 (`/registry/secrets/...` for `resources: [secrets]`); everything else passes
 through untouched, so the cost is paid by Secrets alone. Revisions, watch
-order and compare-and-swap are the backend's: a ciphertext is just another
-value to it.
+order, compare-and-swap and pages read at an old revision (`list_page`) are
+the backend's: a ciphertext is just another value to it.
 
 Every value read back carries `stale=True` when it was not written under
 the primary provider and key; the registry uses that to rewrite it on the
@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from apiserver.storage.encryption import EncryptionConfig
-from apiserver.storage.interface import Event, KeyValue, Storage
+from apiserver.storage.interface import Event, KeyValue, ListPage, Storage
 
 
 class EncryptedStorage(Storage):
@@ -72,6 +72,12 @@ class EncryptedStorage(Storage):
     async def list(self, prefix: str) -> tuple[builtins.list[KeyValue], int]:
         items, revision = await self.inner.list(prefix)
         return [self._up(kv) for kv in items], revision
+
+    async def list_page(
+        self, prefix: str, *, revision: int = 0, start: str = "", limit: int = 0
+    ) -> ListPage:
+        page = await self.inner.list_page(prefix, revision=revision, start=start, limit=limit)
+        return dataclasses.replace(page, items=[self._up(kv) for kv in page.items])
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         stored = await self.inner.create(key, self._down(key, value))

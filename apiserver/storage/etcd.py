@@ -25,6 +25,9 @@ several API servers can share one etcd and each sees every other's writes:
     get(key)                 Range(key)                                   linearizable
     list(prefix)             Range([prefix, prefix_end), limit 500) pages, later pages
                              at the first page's revision: one consistent snapshot
+    list_page(prefix, R, K, N)  Range([max(prefix, K), prefix_end), revision R, limit N):
+                             kvs, more and count as etcd answers them; a compacted R
+                             is Compacted (etcd does not say to which revision)
     create(key, v)           Txn(If create_revision(key) == 0 Then Put)
     update(key, v, N)        Txn(If mod_revision(key) == N Then Put(prev_kv) Else Range(key))
     delete(key, N)           Txn(If mod_revision(key) == N Then DeleteRange(prev_kv)
@@ -88,10 +91,12 @@ from apiserver.storage.etcd_client import (
 )
 from apiserver.storage.etcd_watch import EtcdWatch
 from apiserver.storage.interface import (
+    Compacted,
     Event,
     KeyExists,
     KeyNotFound,
     KeyValue,
+    ListPage,
     RevisionMismatch,
     Storage,
     StorageError,
@@ -153,22 +158,45 @@ class EtcdStorage(Storage):
 
     async def list(self, prefix: str) -> tuple[builtins.list[KeyValue], int]:
         for _ in range(_LIST_ATTEMPTS):
-            with contextlib.suppress(RevisionCompacted):  # overtaken by a compaction: again
+            with contextlib.suppress(Compacted):  # overtaken by a compaction: again
                 return await self._list_pages(prefix)
         raise StorageError(f"etcd: list of {prefix!r} kept being overtaken by compactions")
 
     async def _list_pages(self, prefix: str) -> tuple[builtins.list[KeyValue], int]:
-        start, end = mapping.key_range(prefix)
         items: builtins.list[KeyValue] = []
-        revision = 0  # etcd's: 0 reads the newest, then every page reads the first one's
+        revision, start = 0, ""  # 0 reads the newest, then every page reads the first one's
         while True:
-            request = pb.RangeRequest(key=start, range_end=end, limit=LIST_PAGE, revision=revision)
+            page = await self.list_page(prefix, revision=revision, start=start, limit=LIST_PAGE)
+            revision = page.revision
+            items.extend(page.items)
+            if not page.more or not page.items:
+                return items, revision
+            start = page.items[-1].key + "\0"  # the next key after the last one read
+
+    async def list_page(
+        self, prefix: str, *, revision: int = 0, start: str = "", limit: int = 0
+    ) -> ListPage:
+        begin, end = mapping.key_range(prefix)
+        if start:
+            begin = max(begin, mapping.encode_key(start))
+        request = pb.RangeRequest(
+            key=begin,
+            range_end=end,
+            limit=max(limit, 0),
+            revision=mapping.to_etcd(revision) if revision else 0,
+        )
+        try:
             response = await self._live().range(request)
-            revision = revision or response.header.revision
-            items.extend(mapping.key_value(kv) for kv in response.kvs)
-            if not response.more or not response.kvs:
-                return items, mapping.from_etcd(revision)
-            start = response.kvs[-1].key + b"\0"  # the next key after the last one read
+        except RevisionCompacted:
+            raise Compacted(revision, 0) from None  # etcd does not say its compaction revision
+        except FutureRevision:
+            current = await self.current_revision()
+            raise StorageError(
+                f"revision {revision} is a future revision (newest: {current})"
+            ) from None
+        items = [mapping.key_value(kv) for kv in response.kvs]
+        read_at = revision or mapping.from_etcd(response.header.revision)
+        return ListPage(items, read_at, bool(response.more), int(response.count))
 
     async def current_revision(self) -> int:
         return mapping.from_etcd(await self._live().revision())

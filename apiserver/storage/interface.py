@@ -19,6 +19,19 @@ cut down to what an apiserver needs:
   `WatcherTooSlow`; the consumer resumes from the last revision it saw.
 * A write is acknowledged (the coroutine returns) only once it is durable:
   a `kill -9` right after loses nothing that was acknowledged.
+* `list_page(prefix, revision=R, start=K, limit=N)` reads a list in pages, each
+  page the keys as they were at revision R, so the pages of one list are one
+  consistent snapshot however many writes land between them (etcd's Range with
+  `revision` and `limit`; Kubernetes' limit/continue rests on it). Old
+  revisions are readable until compacted: asking for one older than the last
+  `compact` raises `Compacted`, as a watch does. Worked example:
+
+      rev 1 create a   rev 2 create b   rev 3 create c
+      list_page("", limit=2)                 -> [a, b], revision 3, more, count 3
+      rev 4 delete a   rev 5 create aa   rev 6 update c
+      list_page("", revision=3, start="b\0") -> [c at rev 3], revision 3, no more
+      (a, b, c as they were at 3: aa is not there yet and c is its old value)
+      compact(5); list_page("", revision=3, ...) -> Compacted(3, 5)
 
 Values are opaque bytes here; the registry above encodes objects.
 
@@ -28,7 +41,7 @@ Errors (all subclasses of StorageError):
     ├── KeyExists          create of a key that exists
     ├── KeyNotFound        update/delete of a key that does not exist
     ├── RevisionMismatch   update/delete with a stale expected revision
-    ├── Compacted          watch/list from a revision older than the compaction
+    ├── Compacted          watch/list_page from a revision older than the compaction
     └── WatcherTooSlow     a watch's bounded buffer overflowed
 """
 
@@ -66,8 +79,12 @@ class RevisionMismatch(StorageError):
 
 
 class Compacted(StorageError):
+    """`compacted` is the oldest revision still kept, 0 when the backend does not say
+    (etcd reports a compacted read without naming its compaction revision)."""
+
     def __init__(self, requested: int, compacted: int) -> None:
-        super().__init__(f"revision {requested} is compacted (oldest kept: {compacted})")
+        kept = f" (oldest kept: {compacted})" if compacted else ""
+        super().__init__(f"revision {requested} is compacted{kept}")
         self.requested = requested
         self.compacted = compacted
 
@@ -87,6 +104,20 @@ class KeyValue:
     create_revision: int
     mod_revision: int
     stale: bool = False
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a list (etcd's RangeResponse: kvs, more, count).
+
+    `revision` is the revision the page was read at: the next page of the same list
+    asks for it. `count` is how many keys the range held at that revision from the
+    page's start on, this page's included; `more` says keys remain after the page."""
+
+    items: list[KeyValue]
+    revision: int
+    more: bool
+    count: int
 
 
 class EventType(Enum):
@@ -119,6 +150,27 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def list(self, prefix: str) -> tuple[list[KeyValue], int]:
         """Every key under `prefix` in key order, and the revision the list was read at."""
+
+    async def list_page(
+        self, prefix: str, *, revision: int = 0, start: str = "", limit: int = 0
+    ) -> ListPage:
+        """Up to `limit` keys (0: every key) under `prefix`, in key order, from `start` on
+        (inclusive; "" or anything before `prefix` means the prefix's first key), as they
+        were at `revision` (0: the current revision, which the page then names).
+
+        Raises Compacted when `revision` is older than the last compaction, StorageError
+        when it is newer than the current revision. Backends that keep history (SQLite,
+        etcd) override this; this default has none to read, so it serves the current
+        revision only, from `list`, and answers an older one as compacted.
+        """
+        items, current = await self.list(prefix)
+        if revision > current:
+            raise StorageError(f"revision {revision} is a future revision (newest: {current})")
+        if revision and revision < current:
+            raise Compacted(revision, current)
+        rest = [kv for kv in items if kv.key >= start]
+        page = rest[:limit] if limit > 0 else rest
+        return ListPage(page, current, len(page) < len(rest), len(rest))
 
     @abc.abstractmethod
     async def create(self, key: str, value: bytes) -> KeyValue:

@@ -70,6 +70,12 @@ A write, step by step:
 See watchcache.py for how a watch that starts in the past joins the live
 stream.
 
+Lists in pages. `list_page` reads one page at a revision: the `current` table
+at the current revision, the revision log's history at an older one
+(sqlite_range.py), so the pages of one list are one snapshot until the
+compactor passes the first page's revision; after that the next page is
+Compacted (the API's 410 Expired).
+
 Compaction. `compact(rev)` drops superseded history at or before `rev` in
 steps of `COMPACT_STEP` revisions, each its own short transaction, so writes
 interleave with a large compaction instead of waiting for all of it.
@@ -94,7 +100,14 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-from apiserver.storage.interface import Event, EventType, KeyValue, Storage, StorageError
+from apiserver.storage.interface import (
+    Event,
+    EventType,
+    KeyValue,
+    ListPage,
+    Storage,
+    StorageError,
+)
 from apiserver.storage.sqlite_log import RevisionLog, WriteOp, WriteResult
 from apiserver.storage.watchcache import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SIZE, WatchHub
 
@@ -275,6 +288,12 @@ class SQLiteStorage(Storage):
     async def list(self, prefix: str) -> tuple[list[KeyValue], int]:
         await self.ensure_open()
         return await self._run(self._require_log().list, prefix)
+
+    async def list_page(
+        self, prefix: str, *, revision: int = 0, start: str = "", limit: int = 0
+    ) -> ListPage:
+        await self.ensure_open()
+        return await self._run(self._require_log().list_page, prefix, revision, start, limit)
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         return await self._write(WriteOp(EventType.ADDED, key, value))

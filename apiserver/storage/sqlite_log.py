@@ -20,6 +20,9 @@ in place of etcd)::
   value, so a DELETED event replayed from history has it too.
 * `current` is the live state: `get` is one primary-key lookup and `list` one
   range scan (`key >= prefix AND key < next(prefix)`), never a scan of `log`.
+* The index on log(key, revision) serves reads of the past: a page of a list at
+  an older revision takes, per key, its newest row at or before that revision
+  (sqlite_range.py). It is created at open, so a file made before it gets it too.
 * AUTOINCREMENT keeps the high-water mark in `sqlite_sequence`, so the
   revision never goes backwards after a reopen, even when compaction has
   deleted every row or the newest rows.
@@ -75,11 +78,14 @@ from apiserver.storage.interface import (
     KeyExists,
     KeyNotFound,
     KeyValue,
+    ListPage,
     RevisionMismatch,
     StorageError,
 )
 from apiserver.storage.sqlite_check import StorageCorrupt
 from apiserver.storage.sqlite_check import check as check_database
+from apiserver.storage.sqlite_range import prefix_end as prefix_end  # re-exported
+from apiserver.storage.sqlite_range import read_page
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,7 @@ CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS log_key_revision ON log (key, revision);
 """
 
 _INSERT_LOG = (
@@ -135,24 +142,6 @@ _HISTORY = (
     " FROM log AS l LEFT JOIN log AS p ON p.revision = l.prev_revision"
     " WHERE l.revision > ? AND l.revision <= ?"
 )
-
-
-def prefix_end(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with `prefix`.
-
-    SQLite compares TEXT as UTF-8 bytes, which orders like code points, so
-    bumping the last code point gives an exclusive upper bound: prefix
-    "/registry/pods/" -> "/registry/pods0". None means "no upper bound" (the
-    empty prefix, or a last code point with no successor).
-    """
-    if not prefix:
-        return None
-    nxt = ord(prefix[-1]) + 1
-    if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot be encoded; skip over them
-        nxt = 0xE000
-    if nxt > 0x10FFFF:
-        return None
-    return prefix[:-1] + chr(nxt)
 
 
 def _range_clause(prefix: str, column: str) -> tuple[str, tuple[str, ...]]:
@@ -235,6 +224,16 @@ class RevisionLog:
         rows = self._db.execute(sql + " ORDER BY key", args).fetchall()
         items = [KeyValue(r[0], r[1], r[2], r[3]) for r in rows if r[0].startswith(prefix)]
         return items, self.revision
+
+    def list_page(self, prefix: str, revision: int, start: str, limit: int) -> ListPage:
+        """A page of keys under `prefix` as they were at `revision` (0: now); sqlite_range.py."""
+        if revision > self.revision:
+            raise StorageError(
+                f"revision {revision} is a future revision (newest: {self.revision})"
+            )
+        if 0 < revision < self.compacted:
+            raise Compacted(revision, self.compacted)
+        return read_page(self._db, prefix, start, limit, revision or self.revision, self.revision)
 
     def history(
         self, prefix: str, after: int, limit: int = 0

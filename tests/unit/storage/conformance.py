@@ -15,9 +15,11 @@ The suite checks the contract in apiserver/storage/interface.py: compare-and-
 swap writes, one strictly increasing revision, ordered gap-free duplicate-free
 watches resumable from any kept revision, compaction, bounded watch buffers
 and durability across reopen. The property test in watch_properties.py checks
-the watch contract against a model for random histories; write_concurrency.py
-checks concurrent writes (a failed compare-and-swap among writes committed
-together, revisions against acknowledgement order, many writers at once).
+the watch contract against a model for random histories; list_paging.py checks
+lists read in pages at a revision (the snapshot Kubernetes' limit/continue
+needs), against a model too; write_concurrency.py checks concurrent writes (a
+failed compare-and-swap among writes committed together, revisions against
+acknowledgement order, many writers at once).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from apiserver.storage.interface import (
     WatcherTooSlow,
 )
 
+from .list_paging import ListPaging
 from .watch_properties import WatchProperties
 from .write_concurrency import WriteConcurrency
 
@@ -101,7 +104,7 @@ def summary(events: list[Event]) -> list[tuple[str, str, bytes, int]]:
     return [(e.type.value, e.key, e.value, e.revision) for e in events]
 
 
-class StorageConformance(WatchProperties, WriteConcurrency):
+class StorageConformance(ListPaging, WatchProperties, WriteConcurrency):
     """The shared suite. Override `make_storage`."""
 
     async def make_storage(self, path: Path, *, watch_buffer_size: int = 1000) -> Storage:
