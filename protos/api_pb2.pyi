@@ -70,12 +70,22 @@ class ListRequest(google.protobuf.message.Message):
     FIELD_SELECTOR_FIELD_NUMBER: builtins.int
     LIMIT_FIELD_NUMBER: builtins.int
     CONTINUE_FIELD_NUMBER: builtins.int
+    RESOURCE_VERSION_FIELD_NUMBER: builtins.int
+    RESOURCE_VERSION_MATCH_FIELD_NUMBER: builtins.int
     resource: builtins.str
     namespace: builtins.str
     """Empty means all namespaces."""
     label_selector: builtins.str
     field_selector: builtins.str
     limit: builtins.int
+    """Pages: at most `limit` objects (0: all), the next page named by the last one's
+    `continue` (every page read at the first page's revision).
+    """
+    resource_version: builtins.str
+    """metav1.ListOptions' resourceVersion and resourceVersionMatch ("Exact" reads the
+    store at exactly that revision while it is kept; "" and "NotOlderThan" the newest).
+    """
+    resource_version_match: builtins.str
     def __init__(
         self,
         *,
@@ -84,8 +94,10 @@ class ListRequest(google.protobuf.message.Message):
         label_selector: builtins.str = ...,
         field_selector: builtins.str = ...,
         limit: builtins.int = ...,
+        resource_version: builtins.str = ...,
+        resource_version_match: builtins.str = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["continue", b"continue", "field_selector", b"field_selector", "label_selector", b"label_selector", "limit", b"limit", "namespace", b"namespace", "resource", b"resource"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["continue", b"continue", "field_selector", b"field_selector", "label_selector", b"label_selector", "limit", b"limit", "namespace", b"namespace", "resource", b"resource", "resource_version", b"resource_version", "resource_version_match", b"resource_version_match"]) -> None: ...
 
 global___ListRequest = ListRequest
 
@@ -96,7 +108,10 @@ class ListResponse(google.protobuf.message.Message):
     RESOURCE_VERSION_FIELD_NUMBER: builtins.int
     ITEMS_FIELD_NUMBER: builtins.int
     CONTINUE_FIELD_NUMBER: builtins.int
+    REMAINING_ITEM_COUNT_FIELD_NUMBER: builtins.int
     resource_version: builtins.str
+    remaining_item_count: builtins.int
+    """How many objects follow this page: set only for a list without selectors."""
     @property
     def items(self) -> google.protobuf.internal.containers.RepeatedCompositeFieldContainer[google.protobuf.any_pb2.Any]: ...
     def __init__(
@@ -104,8 +119,11 @@ class ListResponse(google.protobuf.message.Message):
         *,
         resource_version: builtins.str = ...,
         items: collections.abc.Iterable[google.protobuf.any_pb2.Any] | None = ...,
+        remaining_item_count: builtins.int | None = ...,
     ) -> None: ...
-    def ClearField(self, field_name: typing.Literal["continue", b"continue", "items", b"items", "resource_version", b"resource_version"]) -> None: ...
+    def HasField(self, field_name: typing.Literal["_remaining_item_count", b"_remaining_item_count", "remaining_item_count", b"remaining_item_count"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["_remaining_item_count", b"_remaining_item_count", "continue", b"continue", "items", b"items", "remaining_item_count", b"remaining_item_count", "resource_version", b"resource_version"]) -> None: ...
+    def WhichOneof(self, oneof_group: typing.Literal["_remaining_item_count", b"_remaining_item_count"]) -> typing.Literal["remaining_item_count"] | None: ...
 
 global___ListResponse = ListResponse
 
