@@ -1,0 +1,183 @@
+"""The live half of the dashboard: informers in, one document per change out to every browser.
+
+The dashboard is a client like any other component: it watches the API with the
+informers every controller uses (apimachinery/informer.py), so it costs the API
+server one list and one watch per kind, however many browsers look. The flow:
+
+    API watch -> informer caches (nodes; pods, services, endpoints in the namespace)
+              -> a handler marks the state dirty (handlers only mark, as controllers'
+                 only enqueue)
+              -> the publisher: at most one document per `min_interval` (0.2 s) --
+                 a burst of 100 pod changes is one or two documents, never 100
+              -> view.snapshot(caches) as JSON, generation + 1
+              -> every open event stream sends it (server-sent events):
+
+    retry: 2000
+
+    event: state
+    id: 7
+    data: {"generation": 7, "nodes": [...], "pods": [...], ...}
+
+A stream always sends the newest document and skips any it had no time to send (a
+slow browser sees fewer frames, never a backlog); a quiet stream sends a comment
+line every `heartbeat` seconds, so a dead connection is found and closed. The
+browser's EventSource reconnects by itself after `retry` milliseconds; nothing
+polls. The document carries everything, so a reconnect needs no history.
+
+Access is the user's own: the client has the kubeconfig's identity, and a kind
+the user may not list (RBAC) is not watched; the document names it under `errors`
+with the server's sentence, and the page shows that instead of an empty list.
+
+The packet path (`path`) is computed on request from the same caches by
+netplugin/pathview.py, and the trace of the latest change comes from `trace_source`
+when one is given (cli/dashboard/traces.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from apimachinery import errors
+from apimachinery.client import Client
+from apimachinery.factory import SharedInformerFactory
+from apimachinery.informer import Informer
+from cli.dashboard import view
+from netplugin import pathview
+
+log = logging.getLogger(__name__)
+
+KINDS = ("nodes", "pods", "services", "endpoints")
+TraceSource = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+class LiveCluster:
+    """Informers on the four kinds the page shows, and the documents made from them."""
+
+    def __init__(
+        self,
+        client: Client,
+        namespace: str,
+        *,
+        min_interval: float = 0.2,
+        heartbeat: float = 15.0,
+        trace_source: TraceSource | None = None,
+    ) -> None:
+        self.client = client
+        self.namespace = namespace  # "": all namespaces
+        self.min_interval = min_interval
+        self.heartbeat = heartbeat
+        self.trace_source = trace_source
+        self.factory = SharedInformerFactory(client)
+        self.informers: dict[str, Informer[Any]] = {}
+        self.errors: dict[str, str] = {}
+        self.generation = 0
+        self.latest = b""  # the newest document, JSON
+        self._dirty = asyncio.Event()
+        self._tick = asyncio.Event()  # replaced by a new one each time a document is published
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- start and stop --------------------------------------------------------------------
+
+    async def start(self, sync_timeout: float = 30.0) -> None:
+        """Probe what the user may list, start the informers, publish the first document."""
+        for kind in KINDS:
+            scope = "" if kind == "nodes" else self.namespace
+            try:
+                await self.client.list(kind, scope)
+            except (errors.Forbidden, errors.Unauthorized) as err:
+                self.errors[kind] = err.message
+                continue
+            informer = self.factory.informer(kind, scope)
+            informer.add_handlers(self.changed, self.changed, self.changed)
+            self.informers[kind] = informer
+        self.factory.start()
+        await self.factory.wait_for_sync(sync_timeout)
+        self._dirty.set()
+        await self._publish()
+        self._task = asyncio.ensure_future(self._publish_forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.factory.stop()
+
+    # ---- from events to documents ------------------------------------------------------------
+
+    def changed(self, *_: Any) -> None:
+        """Every informer handler: mark dirty, nothing more."""
+        self._dirty.set()
+
+    def cached(self, kind: str) -> list[Any]:
+        informer = self.informers.get(kind)
+        return informer.store.list() if informer is not None else []
+
+    async def _publish(self) -> None:
+        self._dirty.clear()
+        trace = None
+        if self.trace_source is not None:
+            try:
+                trace = await self.trace_source()
+            except Exception as err:  # a trace is a bonus: never let it stop the page
+                log.warning("trace unavailable", extra={"error": str(err)})
+        self.generation += 1
+        document = view.snapshot(
+            nodes=self.cached("nodes"),
+            pods=self.cached("pods"),
+            services=self.cached("services"),
+            endpoints=self.cached("endpoints"),
+            context={"server": self.client.server, "namespace": self.namespace},
+            errors=self.errors,
+            generation=self.generation,
+            trace=trace,
+        )
+        self.latest = json.dumps(document, separators=(",", ":")).encode()
+        tick, self._tick = self._tick, asyncio.Event()
+        tick.set()
+
+    async def _publish_forever(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await self._publish()
+            await asyncio.sleep(self.min_interval)
+
+    # ---- what the server serves ----------------------------------------------------------
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Server-sent events: the newest document whenever there is a newer one."""
+        yield b"retry: 2000\n\n"
+        sent = 0
+        while True:
+            if self.generation != sent:
+                sent = self.generation
+                yield b"event: state\nid: %d\ndata: %s\n\n" % (sent, self.latest)
+                continue
+            tick = self._tick
+            try:
+                await asyncio.wait_for(tick.wait(), self.heartbeat)
+            except asyncio.TimeoutError:
+                yield b": keep-alive\n\n"
+
+    def path(self, service: str, port: str, client_node: str) -> dict[str, Any]:
+        """The packet path for `service` ("ns/name") from a pod on `client_node`.
+
+        Raises pathview.PathError naming what is missing."""
+        for kind in ("services", "nodes"):
+            if kind in self.errors:
+                raise pathview.PathError(f"cannot draw the path: {self.errors[kind]}")
+        namespace, _, name = service.partition("/")
+        if not name:
+            raise pathview.PathError(f"service {service!r}: want NAMESPACE/NAME")
+        svc = self.informers["services"].store.get(service)
+        if svc is None:
+            raise pathview.PathError(f'services "{name}" not found in namespace "{namespace}"')
+        endpoints_informer = self.informers.get("endpoints")
+        endpoints = endpoints_informer.store.get(service) if endpoints_informer else None
+        found = pathview.service_path(svc, endpoints, self.cached("nodes"), client_node, port)
+        return found.to_dict()
