@@ -1836,6 +1836,31 @@ class ContainerStatusResponse(google.protobuf.message.Message):
 global___ContainerStatusResponse = ContainerStatusResponse
 
 @typing.final
+class ReopenContainerLogRequest(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    CONTAINER_ID_FIELD_NUMBER: builtins.int
+    container_id: builtins.str
+    def __init__(
+        self,
+        *,
+        container_id: builtins.str = ...,
+    ) -> None: ...
+    def ClearField(self, field_name: typing.Literal["container_id", b"container_id"]) -> None: ...
+
+global___ReopenContainerLogRequest = ReopenContainerLogRequest
+
+@typing.final
+class ReopenContainerLogResponse(google.protobuf.message.Message):
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+
+global___ReopenContainerLogResponse = ReopenContainerLogResponse
+
+@typing.final
 class ExecSyncRequest(google.protobuf.message.Message):
     """Run a command in a running container and wait for it (probes, hooks,
     `tinykube exec` without a terminal). timeout 0 means no limit.

@@ -95,6 +95,11 @@ class RuntimeServiceStub(object):
                 request_serializer=protos_dot_cri__pb2.ContainerStatusRequest.SerializeToString,
                 response_deserializer=protos_dot_cri__pb2.ContainerStatusResponse.FromString,
                 _registered_method=True)
+        self.ReopenContainerLog = channel.unary_unary(
+                '/runtime.v1.RuntimeService/ReopenContainerLog',
+                request_serializer=protos_dot_cri__pb2.ReopenContainerLogRequest.SerializeToString,
+                response_deserializer=protos_dot_cri__pb2.ReopenContainerLogResponse.FromString,
+                _registered_method=True)
         self.ExecSync = channel.unary_unary(
                 '/runtime.v1.RuntimeService/ExecSync',
                 request_serializer=protos_dot_cri__pb2.ExecSyncRequest.SerializeToString,
@@ -193,6 +198,15 @@ class RuntimeServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReopenContainerLog(self, request, context):
+        """ReopenContainerLog: the runtime closes the container's log file and opens
+        a new one at the same path; the kubelet calls it after renaming the file
+        aside (log rotation). A container that is not running may be refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExecSync(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -281,6 +295,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.ContainerStatus,
                     request_deserializer=protos_dot_cri__pb2.ContainerStatusRequest.FromString,
                     response_serializer=protos_dot_cri__pb2.ContainerStatusResponse.SerializeToString,
+            ),
+            'ReopenContainerLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReopenContainerLog,
+                    request_deserializer=protos_dot_cri__pb2.ReopenContainerLogRequest.FromString,
+                    response_serializer=protos_dot_cri__pb2.ReopenContainerLogResponse.SerializeToString,
             ),
             'ExecSync': grpc.unary_unary_rpc_method_handler(
                     servicer.ExecSync,
@@ -628,6 +647,33 @@ class RuntimeService(object):
             '/runtime.v1.RuntimeService/ContainerStatus',
             protos_dot_cri__pb2.ContainerStatusRequest.SerializeToString,
             protos_dot_cri__pb2.ContainerStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReopenContainerLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/ReopenContainerLog',
+            protos_dot_cri__pb2.ReopenContainerLogRequest.SerializeToString,
+            protos_dot_cri__pb2.ReopenContainerLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

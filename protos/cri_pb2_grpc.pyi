@@ -92,6 +92,15 @@ class RuntimeServiceStub:
         protos.cri_pb2.ContainerStatusResponse,
     ]
 
+    ReopenContainerLog: grpc.UnaryUnaryMultiCallable[
+        protos.cri_pb2.ReopenContainerLogRequest,
+        protos.cri_pb2.ReopenContainerLogResponse,
+    ]
+    """ReopenContainerLog: the runtime closes the container's log file and opens
+    a new one at the same path; the kubelet calls it after renaming the file
+    aside (log rotation). A container that is not running may be refused.
+    """
+
     ExecSync: grpc.UnaryUnaryMultiCallable[
         protos.cri_pb2.ExecSyncRequest,
         protos.cri_pb2.ExecSyncResponse,
@@ -177,6 +186,15 @@ class RuntimeServiceAsyncStub:
         protos.cri_pb2.ContainerStatusRequest,
         protos.cri_pb2.ContainerStatusResponse,
     ]
+
+    ReopenContainerLog: grpc.aio.UnaryUnaryMultiCallable[
+        protos.cri_pb2.ReopenContainerLogRequest,
+        protos.cri_pb2.ReopenContainerLogResponse,
+    ]
+    """ReopenContainerLog: the runtime closes the container's log file and opens
+    a new one at the same path; the kubelet calls it after renaming the file
+    aside (log rotation). A container that is not running may be refused.
+    """
 
     ExecSync: grpc.aio.UnaryUnaryMultiCallable[
         protos.cri_pb2.ExecSyncRequest,
@@ -287,6 +305,17 @@ class RuntimeServiceServicer(metaclass=abc.ABCMeta):
         request: protos.cri_pb2.ContainerStatusRequest,
         context: _ServicerContext,
     ) -> typing.Union[protos.cri_pb2.ContainerStatusResponse, collections.abc.Awaitable[protos.cri_pb2.ContainerStatusResponse]]: ...
+
+    @abc.abstractmethod
+    def ReopenContainerLog(
+        self,
+        request: protos.cri_pb2.ReopenContainerLogRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[protos.cri_pb2.ReopenContainerLogResponse, collections.abc.Awaitable[protos.cri_pb2.ReopenContainerLogResponse]]:
+        """ReopenContainerLog: the runtime closes the container's log file and opens
+        a new one at the same path; the kubelet calls it after renaming the file
+        aside (log rotation). A container that is not running may be refused.
+        """
 
     @abc.abstractmethod
     def ExecSync(
