@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +104,7 @@ async def request(
         writer.close()
 
 
-async def events(port: int, cookie: str) -> AsyncIterator[tuple[str, str]]:
+async def events(port: int, cookie: str) -> AsyncGenerator[tuple[str, str], None]:
     """(event, data) pairs from /api/events, as an EventSource would see them."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
