@@ -1,0 +1,395 @@
+"""Spans of a change, made with the OpenTelemetry SDK and exported to the API server.
+
+Each component records what it did about a traced object as one span:
+
+    with tracing.step(
+        "CreatePod", parent=rs, component="replicaset-controller",
+        why="web-app-744c89f59d wants 2 replicas, has 0", obj="pods/default/web-app-...",
+    ):
+        await client.create(pod)        # carries the span as `traceparent`
+
+* `parent` names the cause: an API object (its `tinykube.io/trace-context`
+  annotation, tracecontext.py), a TraceParent, a span of this process, or
+  CURRENT (the span this task is inside). A parent without a trace means no
+  span at all: tinykube continues traces, it never starts one for a
+  component's own housekeeping -- a resync that changes nothing records nothing.
+* While the step is open every write this task makes carries the step's
+  context; the API server stores it on the written object, and the next
+  component continues from there.
+* `record` makes a span after the fact, from times measured elsewhere (the
+  CNI plugin's journal).
+
+Where spans go. `configure(client, service)` sets, once per process, an
+OpenTelemetry TracerProvider whose BatchSpanProcessor (every 0.5 s, or 512
+spans) hands finished spans to `StoreExporter`: one `Traces.Export` call to
+the API server the client talks to, with the client's identity, over a plain
+(blocking) gRPC channel of the exporter's thread -- the asyncio channel
+belongs to the event loop. A later `configure` points the exporter at its
+client (the kubelet's rotated certificate, a test's new server). With
+`OTEL_EXPORTER_OTLP_ENDPOINT` set (the standard variable; `tinykube
+--otlp-endpoint` sets it) and the `otlp` extra installed, every span also goes
+to that OpenTelemetry collector. `OTEL_SDK_DISABLED=true` turns tracing off:
+no spans, no traceparent on writes.
+
+A failed export is logged at debug level and the batch is dropped: tracing
+never slows or fails the work it describes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Protocol
+
+import grpc
+from google.protobuf.message import Message
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, TraceFlags
+
+from apimachinery import tracecontext
+from apimachinery.channel import CHANNEL_OPTIONS, Credentials
+from apimachinery.tracecontext import TraceParent
+from protos import trace_pb2, trace_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# Attribute keys. The first three become fields of the stored span (trace.proto).
+COMPONENT = "tinykube.component"
+WHY = "tinykube.why"
+NODE = "k8s.node.name"  # OpenTelemetry's semantic convention for a Kubernetes node
+OBJECT = "tinykube.object"
+MAX_LIST = 40  # values kept of a list attribute (commands, rule lines)
+MAX_VALUE = 400  # characters kept of one value
+
+CURRENT = object()  # parent=CURRENT: the span this task is inside
+Parent = TraceParent | Message | Span | object | None
+AttrValue = str | int | float | bool | Sequence[str]
+
+
+class HasTarget(Protocol):
+    """What the exporter needs of a client: where, and as whom."""
+
+    server: str
+    credentials: Credentials | None
+
+
+def disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+# ---- spans ----------------------------------------------------------------------------------
+
+
+def _span_context(parent: Parent) -> SpanContext | None:
+    if parent is CURRENT:
+        current = trace.get_current_span().get_span_context()
+        return current if current.is_valid else None
+    if isinstance(parent, Span):
+        ctx = parent.get_span_context()
+        return ctx if ctx.is_valid else None
+    if isinstance(parent, Message):
+        parent = tracecontext.of_object(parent)
+    if isinstance(parent, TraceParent):
+        return SpanContext(
+            int(parent.trace_id, 16),
+            int(parent.span_id, 16),
+            is_remote=True,
+            trace_flags=TraceFlags(int(parent.flags, 16)),
+        )
+    return None
+
+
+def parent_of(span: Span | None) -> TraceParent | None:
+    """A span's context as a TraceParent (what a write made inside it carries)."""
+    if span is None:
+        return None
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return TraceParent(f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}", f"{int(ctx.trace_flags):02x}")
+
+
+def _clean(value: AttrValue) -> AttrValue:
+    if isinstance(value, str):
+        return value if len(value) <= MAX_VALUE else value[: MAX_VALUE - 1] + "…"
+    if isinstance(value, (bool, int, float)):
+        return value
+    items = [str(_clean(str(v))) for v in list(value)[:MAX_LIST]]
+    if len(value) > MAX_LIST:
+        items.append(f"... {len(value) - MAX_LIST} more")
+    return items
+
+
+def start(
+    name: str,
+    *,
+    parent: Parent,
+    component: str,
+    why: str = "",
+    node: str = "",
+    obj: str = "",
+    attributes: Mapping[str, AttrValue] | None = None,
+    links: Sequence[Parent] = (),
+    start_time: int | None = None,
+) -> Span | None:
+    """Start a span under `parent`; None when tracing is off or the parent has no trace."""
+    if _state.provider is None:
+        return None
+    ctx = _span_context(parent)
+    if ctx is None:
+        return None
+    attrs: dict[str, AttrValue] = {COMPONENT: component, WHY: _clean(why)}
+    if node:
+        attrs[NODE] = node
+    if obj:
+        attrs[OBJECT] = obj
+    for key, value in (attributes or {}).items():
+        attrs[key] = _clean(value)
+    linked = [Link(c) for c in (_span_context(p) for p in links) if c is not None]
+    tracer = _state.provider.get_tracer("tinykube")
+    return tracer.start_span(
+        name,
+        context=trace.set_span_in_context(NonRecordingSpan(ctx)),
+        attributes=attrs,  # type: ignore[arg-type]
+        links=linked,
+        start_time=start_time,
+    )
+
+
+@contextmanager
+def step(
+    name: str,
+    *,
+    parent: Parent,
+    component: str,
+    why: str = "",
+    node: str = "",
+    obj: str = "",
+    attributes: Mapping[str, AttrValue] | None = None,
+    links: Sequence[Parent] = (),
+) -> Iterator[Span | None]:
+    """A span around the block; writes made inside carry it (see the module docstring).
+
+    Yields the span (None when nothing is traced); an exception marks it failed.
+    """
+    span = start(
+        name,
+        parent=parent,
+        component=component,
+        why=why,
+        node=node,
+        obj=obj,
+        attributes=attributes,
+        links=links,
+    )
+    if span is None:
+        yield None
+        return
+    with trace.use_span(span, end_on_exit=True), tracecontext.sending(parent_of(span)):
+        yield span
+
+
+def record(
+    name: str,
+    *,
+    parent: Parent,
+    start_ns: int,
+    end_ns: int,
+    component: str,
+    why: str = "",
+    node: str = "",
+    obj: str = "",
+    attributes: Mapping[str, AttrValue] | None = None,
+    error: str = "",
+) -> TraceParent | None:
+    """A finished span from times measured elsewhere; its context, or None if not traced."""
+    span = start(
+        name,
+        parent=parent,
+        component=component,
+        why=why,
+        node=node,
+        obj=obj,
+        attributes=attributes,
+        start_time=start_ns,
+    )
+    if span is None:
+        return None
+    if error:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, error))
+    span.end(end_time=max(end_ns, start_ns))
+    return parent_of(span)
+
+
+# ---- export ---------------------------------------------------------------------------------
+
+
+def to_proto(span: ReadableSpan) -> trace_pb2.Span:
+    """The stored form of a finished span (protos/trace.proto)."""
+    ctx = span.context
+    assert ctx is not None
+    out = trace_pb2.Span(
+        trace_id=f"{ctx.trace_id:032x}",
+        span_id=f"{ctx.span_id:016x}",
+        parent_span_id=f"{span.parent.span_id:016x}" if span.parent is not None else "",
+        name=span.name,
+        start_time_unix_nano=span.start_time or 0,
+        end_time_unix_nano=span.end_time or 0,
+        service=str(span.resource.attributes.get("service.name", "")),
+    )
+    fields = {COMPONENT: "component", NODE: "node", WHY: "why", OBJECT: "object"}
+    for key, value in (span.attributes or {}).items():
+        if key in fields:
+            setattr(out, fields[key], str(value))
+        elif isinstance(value, (str, bool, int, float)):
+            out.attributes.add(key=key, values=[str(value)])
+        else:
+            out.attributes.add(key=key, values=[str(v) for v in value])  # type: ignore[union-attr]
+    for link in span.links:
+        out.links.add(
+            trace_id=f"{link.context.trace_id:032x}", span_id=f"{link.context.span_id:016x}"
+        )
+    if span.status.status_code == trace.StatusCode.ERROR:
+        out.error = span.status.description or "error"
+    return out
+
+
+def _open(target: str, credentials: Credentials | None) -> grpc.Channel:
+    if credentials is None:
+        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    options: list[tuple[str, int | str]] = list(CHANNEL_OPTIONS)
+    if credentials.server_name:
+        options.append(("grpc.ssl_target_name_override", credentials.server_name))
+    return grpc.secure_channel(target, credentials.channel_credentials(), options=options)
+
+
+class StoreExporter(SpanExporter):
+    """OpenTelemetry's exporter interface, sending to the API server's Traces.Export."""
+
+    def __init__(self, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+        self.client: HasTarget | None = None
+        self.exported = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+        self._dialed: tuple[str, Credentials | None] | None = None
+        self._channel: grpc.Channel | None = None
+
+    def _stub(self) -> trace_pb2_grpc.TracesStub | None:
+        client = self.client
+        if client is None:
+            return None
+        wanted = (client.server, client.credentials)
+        if self._channel is None or self._dialed != wanted:
+            if self._channel is not None:
+                self._channel.close()
+            self._channel = _open(*wanted)
+            self._dialed = wanted
+        return trace_pb2_grpc.TracesStub(self._channel)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            stub = self._stub()
+            if stub is None:
+                return SpanExportResult.FAILURE
+            request = trace_pb2.ExportRequest(spans=[to_proto(s) for s in spans])
+            try:
+                stub.Export(request, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                self.failed += len(spans)
+                log.debug("span export failed", extra={"spans": len(spans), "error": str(exc)})
+                return SpanExportResult.FAILURE
+            self.exported += len(spans)
+            return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+            self._channel = None
+            self._dialed = None
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.provider: TracerProvider | None = None
+        self.exporter: StoreExporter | None = None
+
+
+_state = _State()
+
+
+def _otlp_processor() -> BatchSpanProcessor | None:
+    if not (
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ):
+        return None
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        log.warning(
+            "OTLP export asked for but its exporter is not installed: "
+            "pip install 'tinykube[otlp]' (opentelemetry-exporter-otlp-proto-grpc)"
+        )
+        return None
+    return BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=1000)
+
+
+def configure(client: HasTarget, service: str, *, delay_ms: float = 500) -> bool:
+    """Export this process's spans through `client`'s API server; False when tracing is off.
+
+    The first call makes the provider (its `service` names the process); every
+    call points the exporter at its client.
+    """
+    if disabled():
+        return False
+    with _state.lock:
+        if _state.provider is None:
+            exporter = StoreExporter()
+            provider = TracerProvider(
+                resource=Resource.create({"service.name": service}),
+                span_limits=SpanLimits(max_attributes=64, max_links=16),
+                shutdown_on_exit=False,
+            )
+            provider.add_span_processor(
+                BatchSpanProcessor(
+                    exporter,
+                    max_queue_size=8192,
+                    schedule_delay_millis=delay_ms,
+                    max_export_batch_size=512,
+                )
+            )
+            otlp = _otlp_processor()
+            if otlp is not None:
+                provider.add_span_processor(otlp)
+            _state.exporter, _state.provider = exporter, provider
+        assert _state.exporter is not None
+        _state.exporter.client = client
+    return True
+
+
+def flush(timeout_ms: int = 5000) -> bool:
+    """Export every finished span now (a CLI command before it exits)."""
+    provider = _state.provider
+    return provider.force_flush(timeout_ms) if provider is not None else True
+
+
+def exporter() -> StoreExporter | None:
+    """The process's exporter (tests read its counters)."""
+    return _state.exporter
+
+
+def shutdown() -> None:
+    """Flush, stop the exporter's thread and forget the provider (tests; process exit)."""
+    with _state.lock:
+        provider, _state.provider, _state.exporter = _state.provider, None, None
+    if provider is not None:
+        provider.shutdown()

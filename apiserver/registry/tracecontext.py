@@ -1,0 +1,90 @@
+"""The server's side of the trace context: the call's `traceparent`, written onto the object.
+
+A write that arrives with a `traceparent` (gRPC metadata, or the HTTP header
+of that name) stores it on the object as the annotation
+`tinykube.io/trace-context` (apimachinery/tracecontext.py says why an
+annotation). The annotation is the server's, like `resourceVersion`:
+
+    create   with a traceparent: set to it; without: removed (a manifest
+             exported with `get -o yaml` must not revive an old trace)
+    update,  with one: set to it, after the "unchanged" check -- a write that
+    status   changes nothing but the trace context is still no write, so
+             applying the same file twice stays `unchanged`; without one: the
+             stored value is kept, whatever the client's copy says
+    binding  the Binding's annotation is replaced the same way (servicer.py)
+
+How the context reaches the store: the servicer (and the HTTP API's call
+context) set `receiving(metadata)` around the request, a context variable
+each request task has for itself; the store reads `incoming()`. No verb's
+signature changes, and a request without a traceparent behaves exactly as
+before this existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from apimachinery import tracecontext
+from apimachinery.tracecontext import ANNOTATION
+
+_incoming: ContextVar[str] = ContextVar("tinykube_incoming_trace", default="")
+
+
+def incoming() -> str:
+    """The traceparent of the request being served ("" when it has none)."""
+    return _incoming.get()
+
+
+@contextmanager
+def receiving(metadata: Any) -> Iterator[str]:
+    """Serve one request with the traceparent among its metadata (validated, or none)."""
+    token = _incoming.set(tracecontext.from_metadata(metadata))
+    try:
+        yield _incoming.get()
+    finally:
+        _incoming.reset(token)
+
+
+def receive(metadata: Any) -> None:
+    """Set the request's traceparent for the rest of this task (the HTTP API, one per request)."""
+    _incoming.set(tracecontext.from_metadata(metadata))
+
+
+def stamp_new(obj: Any) -> None:
+    """A create: the annotation is the call's context, or absent."""
+    value = incoming()
+    annotations = obj.metadata.annotations
+    if value:
+        annotations[ANNOTATION] = value
+    elif ANNOTATION in annotations:
+        del annotations[ANNOTATION]
+
+
+def keep_stored(new: Any, old: Any) -> None:
+    """An update before its "unchanged" check: the stored annotation, whatever the client sent."""
+    value = old.metadata.annotations.get(ANNOTATION)
+    annotations = new.metadata.annotations
+    if value is not None:
+        annotations[ANNOTATION] = value
+    elif ANNOTATION in annotations:
+        del annotations[ANNOTATION]
+
+
+def stamp_changed(new: Any) -> None:
+    """An update that will be written: the call's context, if it has one."""
+    value = incoming()
+    if value:
+        new.metadata.annotations[ANNOTATION] = value
+
+
+def stamp_binding(binding: Any) -> None:
+    """A Binding merges its annotations into the pod: only the call's context may travel."""
+    annotations = binding.metadata.annotations
+    if ANNOTATION in annotations:
+        del annotations[ANNOTATION]
+    value = incoming()
+    if value:
+        annotations[ANNOTATION] = value
