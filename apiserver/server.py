@@ -49,7 +49,8 @@ from apiserver.storage import open_storage
 from apiserver.storage.encrypted import EncryptedStorage
 from apiserver.storage.encryption import load as load_encryption
 from apiserver.storage.interface import Storage
-from protos import api_pb2_grpc, core_pb2, maintenance_pb2_grpc
+from apiserver.traces import TracesServicer
+from protos import api_pb2_grpc, core_pb2, maintenance_pb2_grpc, trace_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ class APIServer:
         add_metrics_servicer(server, self.store, self.guard, self.kubelet_client)  # metrics.k8s.io
         maintenance = MaintenanceServicer(self.storage, self.guard, self.run_dir)
         maintenance_pb2_grpc.add_MaintenanceServicer_to_server(maintenance, server)
+        self.traces = TracesServicer(self.store, self.guard)  # the span store (traces.py)
+        trace_pb2_grpc.add_TracesServicer_to_server(self.traces, server)
         self.listeners.bind(server)
         await server.start()
         http = HTTPServer(HTTPAPI(servicer, self.store, self.guard).handle, too_large)

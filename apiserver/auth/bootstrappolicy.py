@@ -36,6 +36,10 @@ read from controllers/*.py and scheduler/):
                                ServerResources), /openapi and the health
                                probes, for everyone authenticated
     system:basic-user          ask "can I?" and "who am I?" about oneself
+    system:tinykube:trace-exporter   nodes, the scheduler and the controller manager
+                               send their spans (create /traces, apiserver/traces.py)
+    system:tinykube:trace-reader     read the span store (get /traces); bound to no one
+                               by default: an administrator grants it
     cluster-admin, admin, edit, view   the user-facing roles; view (and so edit and
                                admin) reads metrics.k8s.io pods and nodes (`kubectl
                                top`), which Kubernetes grants through metrics-server's
@@ -77,6 +81,8 @@ READ = ("get", "list", "watch")
 WRITE = ("create", "delete", "deletecollection", "patch", "update")
 EVENT_WRITE = ("create", "get", "patch", "update")
 
+TRACE_EXPORTER = "system:tinykube:trace-exporter"
+TRACE_READER = "system:tinykube:trace-reader"
 NODE_CLIENT = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
 SELF_NODE_CLIENT = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
 SIGNERS = (
@@ -257,6 +263,8 @@ def cluster_roles() -> list[rbac_pb2.ClusterRole]:
                 )
             ],
         ),
+        cluster_role(TRACE_EXPORTER, [url_rule(["create"], ["/traces"])]),
+        cluster_role(TRACE_READER, [url_rule(["get"], ["/traces"])]),
         cluster_role(
             "system:basic-user",
             [
@@ -290,6 +298,11 @@ def cluster_role_bindings() -> list[rbac_pb2.ClusterRoleBinding]:
             SYSTEM_NODES,
         ),
         cluster_role_binding("system:discovery", "system:discovery", "Group", AUTHENTICATED),
+        cluster_role_binding(f"{TRACE_EXPORTER}:nodes", TRACE_EXPORTER, "Group", SYSTEM_NODES),
+        cluster_role_binding(f"{TRACE_EXPORTER}:scheduler", TRACE_EXPORTER, "User", SCHEDULER),
+        cluster_role_binding(
+            f"{TRACE_EXPORTER}:controller-manager", TRACE_EXPORTER, "User", CONTROLLER_MANAGER
+        ),
         cluster_role_binding("system:basic-user", "system:basic-user", "Group", AUTHENTICATED),
     ]
 
