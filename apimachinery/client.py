@@ -21,7 +21,11 @@ service that adds what callers should not have to repeat:
   `apierrors.IsConflict(err)`. An unreachable server (refused, or a failed TLS
   handshake) is `errors.ServiceUnavailable` with one readable line, e.g.
   `cannot reach the API server at 127.0.0.1:6443: connection refused`;
-* warnings from admission (trailing metadata) go to `on_warning`.
+* warnings from admission (trailing metadata) go to `on_warning`;
+* trace context: every write (create, update, update_status, apply, delete,
+  bind) made while a traced step is open in the calling task carries the
+  step's W3C `traceparent` as gRPC metadata (tracecontext.py); the server
+  stores it on the object, so the component acting next continues the trace.
 
 Credentials: `Client(server)` dials a plain channel. With `credentials=
 channel.Credentials(ca_pem, cert_pem, key_pem, token)` it dials TLS, verifies
@@ -54,7 +58,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from apimachinery import errors, scheme
+from apimachinery import errors, scheme, tracecontext
 from apimachinery.channel import Connection, Credentials
 from apimachinery.client_calls import DEFAULT_NAMESPACE, ServerCalls
 from protos import api_pb2, api_pb2_grpc, core_pb2
@@ -73,6 +77,15 @@ M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 DEFAULT_SERVER = "127.0.0.1:6443"
+LIST_CHUNK_SIZE = 500  # objects per page of a list (client-go's pager and kubectl's --chunk-size)
+
+
+class _PageExpired(Exception):
+    """A later page of a list was 410 Expired (its snapshot was compacted)."""
+
+    def __init__(self, error: errors.StatusError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,10 @@ class Client(ServerCalls):
     def _resources(self) -> api_pb2_grpc.ResourcesStub:
         return self._connection.stub()
 
+    def _writing(self) -> dict[str, Any]:
+        """A write's call options: the deadline, and the traceparent of the step making it."""
+        return {"timeout": self.timeout, "metadata": tracecontext.outgoing_metadata()}
+
     async def _unary(self, call: Awaitable[T]) -> T:
         return await self._connection.unary(call)
 
@@ -164,7 +181,7 @@ class Client(ServerCalls):
 
     async def create(self, obj: M, *, dry_run: bool = False) -> M:
         request = api_pb2.CreateRequest(object=scheme.pack(self._prepared(obj)), dry_run=dry_run)
-        reply = await self._unary(self._resources().Create(request, timeout=self.timeout))
+        reply = await self._unary(self._resources().Create(request, **self._writing()))
         created: M = scheme.unpack(reply)
         return created
 
@@ -188,6 +205,7 @@ class Client(ServerCalls):
         *,
         label_selector: str = "",
         field_selector: str = "",
+        chunk_size: int = LIST_CHUNK_SIZE,
     ) -> tuple[builtins.list[M], str]: ...
     @overload
     async def list(
@@ -197,6 +215,7 @@ class Client(ServerCalls):
         *,
         label_selector: str = "",
         field_selector: str = "",
+        chunk_size: int = LIST_CHUNK_SIZE,
     ) -> tuple[builtins.list[Any], str]: ...
     async def list(
         self,
@@ -205,14 +224,32 @@ class Client(ServerCalls):
         *,
         label_selector: str = "",
         field_selector: str = "",
+        chunk_size: int = LIST_CHUNK_SIZE,
     ) -> tuple[builtins.list[Any], str]:
         """Every matching object and the list's resourceVersion (to watch from).
 
-        If the server pages its answer (a `continue` token), the pages are
-        fetched and joined; the resourceVersion is the first page's, which is
-        the snapshot every page is read from.
+        Asked for in pages of `chunk_size` objects (0: all in one answer) and joined,
+        as client-go's pager does; every page is the server's snapshot at the first
+        page's revision, which is the resourceVersion returned. If the server has
+        compacted that revision before the last page (410 Expired on a continue
+        token), the list starts over once, as client-go's pager falls back to a full
+        list for informers; a second expiry is raised.
         """
         info = scheme_info(resource)
+        for attempt in range(2):
+            try:
+                return await self._list_pages(
+                    info, namespace, label_selector, field_selector, chunk_size
+                )
+            except _PageExpired as expired:
+                if attempt:
+                    raise expired.error from None
+                log.info("list expired between pages, listing again", extra={"kind": info.kind})
+        raise AssertionError("unreachable")
+
+    async def _list_pages(
+        self, info: scheme.KindInfo, namespace: str, lsel: str, fsel: str, chunk_size: int
+    ) -> tuple[builtins.list[Any], str]:
         items: builtins.list[Any] = []
         version = ""
         token = ""
@@ -220,11 +257,17 @@ class Client(ServerCalls):
             request = api_pb2.ListRequest(
                 resource=info.resource,
                 namespace=namespace if info.namespaced else "",
-                label_selector=label_selector,
-                field_selector=field_selector,
+                label_selector=lsel,
+                field_selector=fsel,
+                limit=max(chunk_size, 0),
             )
             setattr(request, "continue", token)  # `continue` is a Python keyword
-            reply = await self._unary(self._resources().List(request, timeout=self.timeout))
+            try:
+                reply = await self._unary(self._resources().List(request, timeout=self.timeout))
+            except errors.Expired as err:
+                if token:  # the snapshot went while paging: the caller may start over
+                    raise _PageExpired(err) from None
+                raise
             items.extend(scheme.unpack(item) for item in reply.items)
             version = version or reply.resource_version
             token = getattr(reply, "continue")
@@ -233,13 +276,13 @@ class Client(ServerCalls):
 
     async def update(self, obj: M, *, dry_run: bool = False) -> M:
         request = api_pb2.UpdateRequest(object=scheme.pack(self._prepared(obj)), dry_run=dry_run)
-        reply = await self._unary(self._resources().Update(request, timeout=self.timeout))
+        reply = await self._unary(self._resources().Update(request, **self._writing()))
         updated: M = scheme.unpack(reply)
         return updated
 
     async def update_status(self, obj: M) -> M:
         request = api_pb2.UpdateRequest(object=scheme.pack(self._prepared(obj)))
-        reply = await self._unary(self._resources().UpdateStatus(request, timeout=self.timeout))
+        reply = await self._unary(self._resources().UpdateStatus(request, **self._writing()))
         updated: M = scheme.unpack(reply)
         return updated
 
@@ -250,7 +293,7 @@ class Client(ServerCalls):
         request = api_pb2.ApplyRequest(
             object=scheme.pack(self._prepared(obj)), field_manager=field_manager, dry_run=dry_run
         )
-        reply = await self._unary(self._resources().Apply(request, timeout=self.timeout))
+        reply = await self._unary(self._resources().Apply(request, **self._writing()))
         applied: M = scheme.unpack(reply.object)
         return applied, reply.result
 
@@ -301,7 +344,7 @@ class Client(ServerCalls):
         )
         if grace_period_seconds is not None:
             request.grace_period_seconds = grace_period_seconds
-        reply = await self._unary(self._resources().Delete(request, timeout=self.timeout))
+        reply = await self._unary(self._resources().Delete(request, **self._writing()))
         return scheme.unpack(reply)
 
     async def bind(
@@ -326,7 +369,7 @@ class Client(ServerCalls):
         binding.target.kind = "Node"
         binding.target.name = node
         request = api_pb2.BindRequest(binding=binding)
-        reply = await self._unary(self._resources().Bind(request, timeout=self.timeout))
+        reply = await self._unary(self._resources().Bind(request, **self._writing()))
         pod: core_pb2.Pod = scheme.unpack(reply)
         return pod
 

@@ -48,6 +48,7 @@ from apiserver.auth.requester import stamp_if_csr
 from apiserver.proxy_streams import PodStreams
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
+from apiserver.registry.paging import ListOptions
 from apiserver.registry.store import Store
 from apiserver.registry.watch import ApiBatch, watch
 from apiserver.storage.interface import StorageError
@@ -127,10 +128,20 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
         async def run() -> api_pb2.ListResponse:
             info = scheme.for_resource(request.resource)
             await self.guard.check(context, "list", info, request.namespace)
-            items, revision = await self.store.list_packed(
-                info, request.namespace, request.label_selector, request.field_selector
+            options = ListOptions(
+                label_selector=request.label_selector,
+                field_selector=request.field_selector,
+                limit=request.limit,
+                continue_token=getattr(request, "continue"),  # a Python keyword
+                resource_version=request.resource_version,
+                resource_version_match=request.resource_version_match,
             )
-            return api_pb2.ListResponse(resource_version=str(revision), items=items)
+            page = await self.store.list_page(info, request.namespace, options)
+            reply = api_pb2.ListResponse(resource_version=str(page.revision), items=page.items)
+            setattr(reply, "continue", page.continue_token)
+            if page.remaining_item_count is not None:
+                reply.remaining_item_count = page.remaining_item_count
+            return reply
 
         return await self._call(context, run)
 

@@ -6,21 +6,28 @@ answers a PodList whose `metadata.resourceVersion` is the store's revision
 at the read, which a client then watches from ("list, then watch from the
 list's revision" is how every informer starts).
 
-Pages. With `limit`, the answer holds at most that many items and, when
-more remain, `metadata.continue`: an opaque token the client sends back to
-get the next page. Ours is base64 of {"rv": revision, "start": key}: the
-next page starts after that object's key (namespace/name, the store's
-order). Kubernetes serves every page from the first page's snapshot (etcd
-keeps old revisions); tinykube's SQLite store reads the current state, so
-an object created between two pages may appear in a later page -- each page
-is still ordered, without duplicates, and the list's resourceVersion is the
-first page's. A token that does not decode is a 400, as in Kubernetes.
+The query becomes a gRPC ListRequest for the servicer, the same guarded path a
+tinykube client's List takes, and the registry (registry/paging.py) does the
+rest for both protocols: the checks of resourceVersion, resourceVersionMatch
+and continue (Kubernetes' ValidateListOptions), and the pages.
+
+Pages. With `limit`, the answer holds at most that many matching items and,
+when more remain, `metadata.continue`: Kubernetes' own token (base64 of
+{"v": "meta.k8s.io/v1", "rv": revision, "start": key}), which the client
+sends back for the next page. Every page is read at the first page's
+revision, so the pages together are one consistent snapshot, as Kubernetes
+serves them from etcd; `remainingItemCount` comes with a page of a list
+without selectors. A token that does not decode is a 400. A token whose
+revision the store has compacted since is 410 Expired with Kubernetes'
+message, and, as in Kubernetes, the Status carries in `metadata.continue` a
+token that reads the rest at the newest revision (an inconsistent list, for a
+client that would rather have that than start over).
 
 resourceVersion. Unset or "0" (any state; kubectl sends none) and a number
 with the default `NotOlderThan` all read the current state, which is never
 older than any revision a client saw. `resourceVersionMatch=Exact` asks for
-one exact revision: served when it is the current one, else 410 Expired --
-the store keeps no snapshots to read an older one from.
+one exact revision: served (paged like any list) while the store keeps it,
+410 Expired once compacted.
 
 Tables. kubectl asks for `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`
 and prints what the server renders (tables.py).
@@ -28,15 +35,14 @@ and prints what the server renders (tables.py).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
 from apimachinery import errors, scheme
 from apiserver.httpapi import body, table_columns
 from apiserver.httpapi.call import Call, object_dict
 from apiserver.httpapi.http import Request, Response
+from apiserver.httpapi.status import status_object
+from apiserver.registry.paging import ContinueExpired
 from protos import api_pb2
 
 
@@ -49,44 +55,11 @@ def wants_table(request: Request) -> bool:
     )
 
 
-def encode_continue(revision: int, key: str) -> str:
-    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": key}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_continue(token: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        return int(data["rv"]), str(data["start"])
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise errors.BadRequest(
-            "continue key is not valid: the token does not decode as a continue token"
-        ) from None
-
-
-def _key(obj: Any) -> str:
-    return f"{obj.metadata.namespace}/{obj.metadata.name}"
-
-
-def _check_versions(request: Request, current: int) -> None:
-    rv, match = request.param("resourceVersion"), request.param("resourceVersionMatch")
-    if request.param("continue") and rv not in ("", "0"):
-        raise errors.BadRequest("specifying resource version is not allowed when using continue")
-    if match and not rv:
-        raise errors.BadRequest(
-            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless"
-            " resourceVersion is provided"
-        )
-    if match not in ("", "Exact", "NotOlderThan"):
-        raise errors.BadRequest(
-            f'resourceVersionMatch: Unsupported value: "{match}": supported values:'
-            ' "Exact", "NotOlderThan"'
-        )
-    if rv:
-        wanted = body.int_param(request, "resourceVersion") or 0
-        if match == "Exact" and wanted != current:
-            raise errors.Expired.too_old(wanted, current)
+def _expired(call: Call, err: ContinueExpired) -> Response:
+    """410 for a compacted continue token, with the token that reads on inconsistently."""
+    status = status_object(err)
+    status["metadata"] = {"continue": err.continue_token}
+    return call.respond(status, status["code"])
 
 
 async def list_objects(call: Call) -> Response:
@@ -94,31 +67,27 @@ async def list_objects(call: Call) -> Response:
     limit = body.int_param(request, "limit") or 0
     if limit < 0:
         raise errors.BadRequest(f'limit: Invalid value: "{limit}": must be non-negative')
-    token = request.param("continue")
-    revision, start_after = decode_continue(token) if token else (0, "")
-    label_selector = request.param("labelSelector")
-    field_selector = request.param("fieldSelector")
-    answer = await call.backend.servicer.List(
-        api_pb2.ListRequest(
-            resource=call.kind.resource,
-            namespace=call.namespace,
-            label_selector=label_selector,
-            field_selector=field_selector,
-        ),
-        call.ctx,
+    ask = api_pb2.ListRequest(
+        resource=call.kind.resource,
+        namespace=call.namespace,
+        label_selector=request.param("labelSelector"),
+        field_selector=request.param("fieldSelector"),
+        limit=limit,
+        resource_version=request.param("resourceVersion"),
+        resource_version_match=request.param("resourceVersionMatch"),
     )
-    current = int(answer.resource_version or 0)
-    _check_versions(request, current)
+    setattr(ask, "continue", request.param("continue"))  # `continue` is a Python keyword
+    try:
+        answer = await call.backend.servicer.List(ask, call.ctx)
+    except ContinueExpired as err:
+        return _expired(call, err)
     objects = [scheme.unpack(item) for item in answer.items]
-    if start_after:
-        objects = [o for o in objects if _key(o) > start_after]
-    meta: dict[str, Any] = {"resourceVersion": str(revision or current)}
-    if limit and len(objects) > limit:
-        remaining = len(objects) - limit
-        objects = objects[:limit]
-        meta["continue"] = encode_continue(revision or current, _key(objects[-1]))
-        if not (label_selector or field_selector):
-            meta["remainingItemCount"] = remaining
+    meta: dict[str, Any] = {"resourceVersion": answer.resource_version}
+    token = getattr(answer, "continue")
+    if token:
+        meta["continue"] = token
+    if answer.HasField("remaining_item_count"):
+        meta["remainingItemCount"] = answer.remaining_item_count
     if wants_table(request):
         include = request.param("includeObject", "Metadata")
         return call.respond(table_columns.table(call.kind, objects, meta, include))

@@ -37,7 +37,7 @@ from google.protobuf import any_pb2
 from apimachinery import errors, fields, labels, scheme, validation
 from apimachinery.scheme import KindInfo
 from apiserver import defaults, encoding
-from apiserver.registry import kinds
+from apiserver.registry import kinds, paging, tracecontext
 from apiserver.registry.strategy import (
     Admission,
     FinishFunc,
@@ -152,6 +152,29 @@ class Store:
             items.append(encoding.packed(info, kv.value, kv.mod_revision))
         return items, revision
 
+    async def list_page(
+        self, info: KindInfo, namespace: str = "", options: paging.ListOptions | None = None
+    ) -> paging.Page:
+        """One page of a list: limit/continue at one revision, resourceVersion (paging.py)."""
+        options = options or paging.ListOptions()
+        lsel = labels.parse(options.label_selector)
+        fsel = fields.parse(options.field_selector)
+        fields.check_supported(fsel, info.kind)
+
+        def matches(kv: KeyValue) -> bool:
+            obj = encoding.decode(info, kv.value, kv.mod_revision)
+            return bool(
+                lsel.matches(obj.metadata.labels) and fsel.matches(fields.object_fields(obj))
+            )
+
+        return await paging.list_page(
+            self.storage,
+            scheme.prefix_key(info, namespace),
+            options,
+            None if lsel.empty() and fsel.empty() else matches,
+            lambda kv: encoding.packed(info, kv.value, kv.mod_revision),
+        )
+
     async def list_objects(self, info: KindInfo, namespace: str = "") -> tuple[list[Any], int]:
         kvs, revision = await self.storage.list(scheme.prefix_key(info, namespace))
         return [encoding.decode(info, kv.value, kv.mod_revision) for kv in kvs], revision
@@ -168,6 +191,7 @@ class Store:
         if not meta.name and meta.generate_name:
             meta.name = meta.generate_name + _random_suffix()
         strategy.prepare_for_create(info, obj)
+        tracecontext.stamp_new(obj)  # the call's trace context, or none (tracecontext.py)
         defaults.apply_defaults(obj)
         causes = validation.validate_object(obj)
         if causes:
@@ -243,9 +267,11 @@ class Store:
             if dry_run:
                 return new
             return await self._remove(info, new, kv)
+        tracecontext.keep_stored(new, old)  # a new trace context alone is no change
         value = encoding.encode_for_storage(new)
         if value == kv.value and not kv.stale:
             return old  # nothing changed: no write, no new resourceVersion
+        tracecontext.stamp_changed(new)
         # (A stale value -- stored under an old encryption key -- is written again even
         # unchanged: that rewrite is how keys rotate, see storage/encryption.py.)
         key = self._key(info, new.metadata.namespace, new.metadata.name)
@@ -319,6 +345,7 @@ class Store:
         meta.deletion_grace_period_seconds = period
         meta.resource_version = ""
         strategy.mark_deleting(obj)
+        tracecontext.stamp_changed(obj)  # the kubelet stopping a pod continues the deletion's
         key = self._key(info, meta.namespace, meta.name)
         stored = await self.storage.update(key, encoding.encode_for_storage(obj), kv.mod_revision)
         meta.resource_version = str(stored.mod_revision)

@@ -104,7 +104,9 @@ async def test_list_selectors_pages_and_versions(admin: HTTPS) -> None:
     old = await admin.call(
         "GET", f"{CONFIGMAPS}?resourceVersion={rv - 2}&resourceVersionMatch=Exact"
     )
-    assert (old.status, old.data["reason"]) == (410, "Expired")
+    # The store keeps history until it is compacted: Exact reads the state at rv - 2.
+    assert old.status == 200
+    assert [i["metadata"]["name"] for i in old.data["items"]] == ["c0", "c1", "c2"]
     unsupported = await admin.call("GET", f"{CONFIGMAPS}?fieldSelector=data.k%3D1")
     assert unsupported.data["message"] == "field label not supported: data.k"
 
