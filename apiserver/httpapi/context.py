@@ -11,7 +11,7 @@ request:
     peer()                 the relay socket's path the TLS front connected from
                            (`unix:/…/front/c17`): the front recorded which
                            certificate, if any, that connection verified
-    invocation_metadata()  the request's Authorization header
+    invocation_metadata()  the request's Authorization and traceparent headers
     set_trailing_metadata  admission warnings, sent back as `Warning: 299 - "…"`
     abort_with_status      raises the StatusError the handler failed with
 
@@ -35,9 +35,10 @@ from typing import Any, NamedTuple, NoReturn
 
 import grpc
 
-from apimachinery import errors
+from apimachinery import errors, tracecontext
 from apiserver.admission import warnings as admission_warnings
 from apiserver.httpapi.http import Request
+from apiserver.registry import tracecontext as registry_tracecontext
 
 
 class Metadatum(NamedTuple):
@@ -67,7 +68,15 @@ class CallContext:
     def __init__(self, request: Request) -> None:
         self._peer = request.peer
         authorization = request.headers.get("authorization", "")
-        self._metadata = (Metadatum("authorization", authorization),) if authorization else ()
+        self._metadata: tuple[Metadatum, ...] = ()
+        if authorization:
+            self._metadata = (Metadatum("authorization", authorization),)
+        traceparent = request.headers.get(tracecontext.METADATA_KEY, "")
+        if traceparent:
+            self._metadata += (Metadatum(tracecontext.METADATA_KEY, traceparent),)
+        # This request's writes store its trace context (handlers that call the store
+        # directly, patch and apply, as well as those that go through the servicer).
+        registry_tracecontext.receive(self._metadata)
         self.warnings: list[str] = []
 
     def peer(self) -> str:
