@@ -48,6 +48,7 @@ from apiserver.auth.requester import stamp_if_csr
 from apiserver.proxy_streams import PodStreams
 from apiserver.registry import apply as apply_mod
 from apiserver.registry import binding as binding_mod
+from apiserver.registry import tracecontext
 from apiserver.registry.paging import ListOptions
 from apiserver.registry.store import Store
 from apiserver.registry.watch import ApiBatch, watch
@@ -83,7 +84,10 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
 
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            with admission_warnings.collecting() as gathered:
+            with (
+                admission_warnings.collecting() as gathered,
+                tracecontext.receiving(context.invocation_metadata()),  # registry/tracecontext.py
+            ):
                 result = await fn()
             if gathered:  # admission's warnings travel as trailing metadata, one per text
                 context.set_trailing_metadata(
@@ -191,6 +195,7 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
             await self.guard.check(
                 context, "create", pods, meta.namespace or "default", meta.name, "binding"
             )
+            tracecontext.stamp_binding(request.binding)  # the scheduler's span, on the pod
             pod = await binding_mod.bind(self.store, request.binding, dry_run=request.dry_run)
             return scheme.pack(pod)
 
