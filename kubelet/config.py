@@ -17,6 +17,11 @@ one, so a reader can compare timings:
                                         initialDelaySeconds, timeoutSeconds is (tests: 0.05)
     kubelet_address:kubelet_port 0.0.0.0:10250  the kubelet server (logs, exec);
                                         port 0 picks a free port (tests)
+    container_log_max_size      "10Mi"  a container's log file is rotated past this size
+                                        (a quantity; negative: never rotated)
+    container_log_max_files         5   log files kept per container, the current one
+                                        included (at least 2)
+    container_log_monitor_interval 10 s how often the sizes are looked at (logrotation.py)
 
 Capacity is what the node has; allocatable is what pods may use: capacity
 minus system-reserved minus kube-reserved, per resource, never below zero.
@@ -137,6 +142,10 @@ class KubeletConfig:
     cluster_domain: str = "cluster.local"
     # Grace period when a pod names none (Kubernetes' terminationGracePeriodSeconds default).
     default_termination_grace_seconds: int = 30
+    # Container log rotation: containerLogMaxSize, -MaxFiles, -MonitorInterval (logrotation.py).
+    container_log_max_size: str = "10Mi"
+    container_log_max_files: int = 5
+    container_log_monitor_interval: float = 10.0
 
     def validate(self) -> None:
         """Raise ConfigError for values that cannot work; fill in the node IP if missing."""
@@ -161,6 +170,7 @@ class KubeletConfig:
             self.crash_backoff_initial,
             self.image_backoff_initial,
             self.probe_time_unit,
+            self.container_log_monitor_interval,
         ):
             if interval <= 0:
                 raise ConfigError("intervals must be positive")
@@ -175,8 +185,24 @@ class KubeletConfig:
             raise ConfigError("root dir must not be empty")
         if self.lease_duration_seconds <= 0:
             raise ConfigError("lease duration must be positive")
+        if self.container_log_max_files <= 1:
+            raise ConfigError("invalid configuration: containerLogMaxFiles must be greater than 1")
+        self.container_log_max_bytes()
         if not self.node_ip:
             self.node_ip = default_node_ip()
+
+    def container_log_max_bytes(self) -> int:
+        """containerLogMaxSize in bytes: "10Mi" -> 10485760 (ConfigError if not a quantity)."""
+        text = self.container_log_max_size
+        try:
+            size = quantity.parse_quantity(text)
+        except quantity.QuantityError as exc:
+            raise ConfigError(f'failed to parse container log max size "{text}": {exc}') from None
+        if size.denominator != 1:
+            raise ConfigError(
+                f'failed to parse container log max size "{text}": invalid max log size'
+            )
+        return int(size)
 
     def allocatable(self) -> dict[str, str]:
         """Capacity minus system- and kube-reserved, per resource (see the module docstring)."""

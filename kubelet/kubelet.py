@@ -12,7 +12,9 @@
 4. start the Lease controller and the node status loop;
 5. start the pod source; once it has synced, start the PLEG (pleg.py: a
    relist every second wakes the worker of any pod whose containers
-   changed) and run housekeeping: sandboxes in
+   changed) and the container log manager (logrotation.py: logs past
+   containerLogMaxSize rotated, on runtimes that leave it to the kubelet),
+   and run housekeeping: sandboxes in
    the runtime whose pod uid is not bound here any more (deleted while the
    kubelet was down) are stopped and removed, and so are volume directories
    under <root-dir>/pods that no pod or sandbox owns any more (their tmpfs
@@ -73,6 +75,7 @@ from kubelet.config import KubeletConfig
 from kubelet.errors import ContainerRuntimeError, VolumeError
 from kubelet.kuberuntime_manager import KubeRuntimeManager, SyncResult
 from kubelet.lease import NodeLeaseController
+from kubelet.logrotation import ContainerLogManager
 from kubelet.nodestatus import (
     NodeStatusSetter,
     NodeStatusUpdater,
@@ -142,6 +145,15 @@ class Kubelet:
         )
         self.pleg = GenericPLEG(
             runtime, self._on_pod_events, relist_period=config.pleg_relist_period
+        )
+        # Rotation limits: the kubelet's manager applies them, or the runtime (Docker) itself.
+        runtime.log_max_size = config.container_log_max_bytes()
+        runtime.log_max_files = config.container_log_max_files
+        self.log_manager = ContainerLogManager(
+            runtime,
+            runtime.log_max_size,
+            runtime.log_max_files,
+            interval=config.container_log_monitor_interval,
         )
         self.server = KubeletServer(
             self,
@@ -220,6 +232,8 @@ class Kubelet:
             self._spawn(self.pod_source.run(), "pod source")
             await self.pod_source.informer.wait_for_sync()
             self._spawn(self.pleg.run(), "pleg")
+            if self.runtime.kubelet_rotates_logs and self.log_manager.max_size >= 0:
+                self._spawn(self.log_manager.run(), "container log manager")
             await self.housekeeping()
             self._started.set()
             log.info("kubelet started", extra={**context, "runtime": str(self._version)})

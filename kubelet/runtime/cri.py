@@ -22,7 +22,8 @@ Design notes.
 * Logs: the sandbox's log_directory is `<log_root>/<namespace>_<name>_<uid>`
   and each container logs to `<container name>/<attempt>.log` inside it, the
   layout of Kubernetes' /var/log/pods; the kubelet (this adapter) creates
-  the directories, the runtime the files. cri_logs reads them.
+  the directories, the runtime the files. cri_logs reads them; the kubelet
+  rotates them (logrotation.py) with CRI ReopenContainerLog.
 * ListContainers carries no exit code or times, yet the PLEG and the pod
   status need them. ContainerStatus is asked for each listed container, but
   only when its state differs from the last status seen: a container's
@@ -118,6 +119,7 @@ class CRIRuntime(ContainerRuntime):
     """A ContainerRuntime backed by a CRI endpoint (containerd)."""
 
     name = "containerd"
+    kubelet_rotates_logs = True
 
     def __init__(
         self,
@@ -136,7 +138,6 @@ class CRIRuntime(ContainerRuntime):
         self._img: cri_grpc.ImageServiceStub | None = None
         self._ips: dict[str, str] = {}
         self._statuses: dict[str, Container] = {}
-        self._log_paths: dict[str, str] = {}
 
     # ---- plumbing --------------------------------------------------------------------------
 
@@ -342,7 +343,6 @@ class CRIRuntime(ContainerRuntime):
         with contextlib.suppress(NotFoundError):
             await self._call(f"remove container {container_id}", self.rt.RemoveContainer, request)
         self._statuses.pop(container_id, None)
-        self._log_paths.pop(container_id, None)
 
     async def list_containers(self, *, sandbox_id: str = "") -> list[Container]:
         request = cri.ListContainersRequest(filter=cri.ContainerFilter(pod_sandbox_id=sandbox_id))
@@ -375,8 +375,8 @@ class CRIRuntime(ContainerRuntime):
         container.sandbox_id = container.sandbox_id or (cached.sandbox_id if cached else "")
         if not container.sandbox_id:
             container.sandbox_id = await self._sandbox_of(container_id)
+        container.log_path = resp.status.log_path
         self._statuses[container_id] = _copy(container)
-        self._log_paths[container_id] = resp.status.log_path
         return container
 
     async def container_pid(self, container_id: str) -> int:
@@ -450,8 +450,7 @@ class CRIRuntime(ContainerRuntime):
     async def container_logs(
         self, container_id: str, *, follow: bool = False, tail: int | None = None
     ) -> AsyncIterator[LogLine]:
-        await self.container_status(container_id)  # NotFoundError once removed
-        path = self._log_paths.get(container_id, "")
+        path = (await self.container_status(container_id)).log_path  # NotFoundError once removed
 
         async def exited() -> bool:
             try:
@@ -464,6 +463,11 @@ class CRIRuntime(ContainerRuntime):
             return
         async for line in cri_logs.read_log(path, follow=follow, tail=tail, exited=exited):
             yield line
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """containerd closes the log file (renamed aside by the kubelet), opens a new one."""
+        request = cri.ReopenContainerLogRequest(container_id=container_id)
+        await self._call(f"reopen log of {container_id}", self.rt.ReopenContainerLog, request)
 
 
 def _proc_netns(pid: object, sandbox_id: str) -> str:

@@ -14,12 +14,40 @@ stderr says "a very long line that was split by the runtime").
 Kubernetes' kuberuntime/logs does the same parsing in Go.
 
 `parse_records` is pure (bytes in, LogLines out, leftover partials kept in
-a dict per stream), so the follow loop in `read_log` only deals with files:
-read what was appended, parse, yield; at end of file check whether the
-container has exited (the `exited` callback) and stop if so, else sleep
-0.2 s. A line half-written at the end of the file (no newline yet) is
-left for the next read. That loop, `follow_records`, takes the parser as an
-argument: docker_logs.py runs it over Docker's json-file format.
+a dict per stream), so `follow_records`, the loop behind `read_log`, only
+deals with files. It takes the parser as an argument: docker_logs.py runs it
+over Docker's json-file format. The loop, every file call in a thread:
+
+1. `tail=N`: read *backwards* from the end in blocks (64 KiB, then 128 KiB,
+   256 KiB, ...: each block's records are parsed again with the ones after
+   it, so doubling keeps the total work linear) until the blocks hold N full
+   lines, each one whole -- see `tail_records` for when a line may still be
+   missing its first pieces. `--tail=10` of a 50 MB log reads 64 KiB, not
+   50 MB. Without `tail`, read forwards from the start, 1 MiB at a time.
+2. Yield the lines; a record half-written at the end (no newline yet) is
+   left for the next read. Without `follow`, stop at the end of the file.
+3. `follow`: at the end of the file, look whether the log was rotated --
+   the kubelet's log manager (kubelet/logrotation.py) renames the file aside
+   and the runtime opens a new one at the same path; Docker's json-file
+   driver does the same by itself. The open handle still reads the old file,
+   so the loop notices the rotation by the path naming another inode. It
+   switches once the new file has bytes (then the writer has moved to it and
+   the old file is final): the old handle is drained to its end, then the
+   new file is read from offset 0. A file that shrank (truncated in place)
+   is read again from 0. Otherwise ask `exited()`: stop once the container
+   is gone and the file drained, else sleep 0.2 s and read on.
+
+Worked example, `logs -f --tail=2` while the manager rotates `0.log`:
+
+    0.log (inode 7): a b c d          read backwards: yield c, d; hold inode 7
+    ... the container writes e        read on: yield e
+    mv 0.log 0.log.20240501-100000    (the handle still reads inode 7)
+    ... the container writes f        still to inode 7 (not yet reopened)
+    ReopenContainerLog; writes g      0.log is inode 9, with g in it
+    at the end of inode 7: rotated    drain inode 7: yield f; open 0.log: yield g
+
+Like Kubernetes, `logs` reads the current file only: rotated files (the
+newest plain, older ones gzipped, `.gz`) stay for node log agents.
 """
 
 from __future__ import annotations
@@ -27,14 +55,17 @@ from __future__ import annotations
 import asyncio
 import calendar
 import functools
+import os
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from kubelet.runtime.interface import LogLine
 
 POLL_INTERVAL = 0.2
+READ_CHUNK = 1 << 20  # forward reads: at most 1 MiB at a time
+TAIL_BLOCK = 64 << 10  # backward reads: the first block, doubled each time
 
 
 def parse_time(text: str) -> float:
@@ -79,16 +110,127 @@ def parse_records(data: bytes, partial: dict[str, str]) -> list[LogLine]:
 
 
 ParseRecords = Callable[[bytes, dict[str, str]], list[LogLine]]
+# Opens a log file for reading; the seam through which tests count the bytes read.
+Opener = Callable[[Path], BinaryIO]
 
 
-def _read_from(file: Path, offset: int) -> bytes:
-    """The file's bytes from `offset` on; b"" while it does not exist yet."""
-    try:
-        with file.open("rb") as f:
-            f.seek(offset)
-            return f.read()
-    except FileNotFoundError:
-        return b""
+def open_log(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+def _whole(lines: list[LogLine], want: int) -> bool:
+    """Whether the last `want` lines are surely whole: none is the first of its stream."""
+    if len(lines) < want:
+        return False
+    first_of_stream: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        first_of_stream.setdefault(line.stream, index)
+    return all(index < len(lines) - want for index in first_of_stream.values())
+
+
+def tail_records(
+    f: BinaryIO, parse: ParseRecords, tail: int, block: int = TAIL_BLOCK
+) -> tuple[list[LogLine], dict[str, str], int]:
+    """The last `tail` full lines of `f`, read backwards from its end in growing blocks.
+
+    Returns the lines, the partial pieces that follow them (a line not yet
+    closed), and the offset where a follower reads on (after the last
+    complete record). The blocks start at a record boundary (the record cut
+    by a block's start is skipped), but a *line* may still have begun in an
+    earlier block: only the first line of each stream in the blocks can be
+    missing pieces, since every later one starts right after a line of its
+    own stream that closed inside them. So reading goes on until none of the
+    last `tail` lines is such a first line, or the start of the file.
+    """
+    end = f.seek(0, os.SEEK_END)
+    start, buf = end, b""
+    while True:
+        begin = max(0, start - block)
+        f.seek(begin)
+        buf = f.read(start - begin) + buf
+        start, block = begin, block * 2
+        stop = buf.rfind(b"\n") + 1  # after the last complete record
+        first = 0 if start == 0 else buf.find(b"\n") + 1  # skip the record the block cut
+        if start > 0 and first >= stop:
+            continue  # not one whole record yet
+        partial: dict[str, str] = {}
+        lines = parse(buf[first:stop], partial)
+        if start == 0 or tail == 0 or _whole(lines, tail):
+            return (lines[-tail:] if tail else []), partial, start + stop
+
+
+class LogFile:
+    """An open log file, where reading stands, and whether its path was rotated away."""
+
+    def __init__(self, path: Path, opener: Opener) -> None:
+        self.path = path
+        self.opener = opener
+        self.handle: BinaryIO | None = None
+        self.pending = b""  # an unfinished record at the end, kept for the next read
+
+    def open(self) -> bool:
+        """Open the file at the path; False while it does not exist yet."""
+        try:
+            self.handle = self.opener(self.path)
+        except FileNotFoundError:
+            return False
+        self.pending = b""
+        return True
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+    def read(self, limit: int = READ_CHUNK) -> tuple[bytes, bool]:
+        """Complete records from where reading stands (at most ~`limit` bytes), and whether
+        the end of the file was reached."""
+        assert self.handle is not None
+        chunk = self.handle.read(limit)
+        data = self.pending + chunk
+        stop = data.rfind(b"\n") + 1
+        self.pending = data[stop:]
+        return data[:stop], len(chunk) < limit
+
+    def drain(self) -> bytes:
+        """Every complete record left in the open file."""
+        out = []
+        while True:
+            data, eof = self.read()
+            out.append(data)
+            if eof:
+                return b"".join(out)
+
+    def rotated(self) -> bool:
+        """The path names a new file that has bytes (the writer moved there), or this file
+        shrank below where reading stands (truncated in place)."""
+        assert self.handle is not None
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return False  # renamed, not yet reopened: the writer still writes to ours
+        own = os.fstat(self.handle.fileno())
+        if (named.st_dev, named.st_ino) != (own.st_dev, own.st_ino):
+            return named.st_size > 0
+        return own.st_size < self.handle.tell()
+
+    def switch(self) -> bytes:
+        """After a rotation: the old file's last records, then the new file from offset 0
+        (the same file from 0 when it was truncated)."""
+        assert self.handle is not None
+        try:
+            new = self.opener(self.path)
+        except FileNotFoundError:
+            return b""  # gone again: stay with the old file
+        if os.path.sameopenfile(new.fileno(), self.handle.fileno()):
+            new.close()
+            self.handle.seek(0)
+            self.pending = b""
+            return b""
+        rest = self.drain()
+        self.close()
+        self.handle, self.pending = new, b""
+        return rest
 
 
 async def follow_records(
@@ -98,37 +240,63 @@ async def follow_records(
     follow: bool,
     tail: int | None,
     exited: Callable[[], Awaitable[bool]],
+    opener: Opener = open_log,
 ) -> AsyncIterator[LogLine]:
     """The read/parse/yield loop for a record-per-line log file, whatever the format.
 
     `parse` turns complete lines into LogLines (this module's parse_records, or
     docker_logs' for Docker's json-file). Reads go through a thread, so a slow
-    disk never blocks the event loop.
+    disk never blocks the event loop; see the module docstring for the steps.
     """
-    file = Path(path)
-    partial: dict[str, str] = {}
-    offset = 0
-    first = True
-    while True:
-        chunk = await asyncio.to_thread(_read_from, file, offset)
-        end = chunk.rfind(b"\n") + 1  # keep an unfinished record for later
-        lines = parse(chunk[:end], partial)
-        offset += end
-        if first and tail is not None:
-            lines = list(deque(lines, maxlen=tail)) if tail > 0 else []
-        first = False
-        for line in lines:
-            yield line
-        if not follow:
-            return
-        if end == 0:
-            if await exited():
-                # One last read: the runtime may have flushed after we looked.
-                rest = await asyncio.to_thread(_read_from, file, offset)
-                for line in parse(rest, partial):
-                    yield line
+    log = LogFile(Path(path), opener)
+    try:
+        while not await asyncio.to_thread(log.open):  # the runtime has not made it yet
+            if not follow or await exited():
                 return
             await asyncio.sleep(POLL_INTERVAL)
+        partial: dict[str, str] = {}
+        if tail is not None:
+            assert log.handle is not None
+            lines, partial, offset = await asyncio.to_thread(tail_records, log.handle, parse, tail)
+            log.handle.seek(offset)
+            for line in lines:
+                yield line
+        async for line in _read_on(log, parse, partial, follow, exited):
+            yield line
+    finally:
+        log.close()
+
+
+async def _read_on(
+    log: LogFile,
+    parse: ParseRecords,
+    partial: dict[str, str],
+    follow: bool,
+    exited: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[LogLine]:
+    """Steps 2 and 3 of the module docstring: read forwards, across rotations when following."""
+    while True:
+        data, eof = await asyncio.to_thread(log.read)
+        for line in parse(data, partial):
+            yield line
+        if not eof:
+            continue
+        if not follow:
+            return
+        if await asyncio.to_thread(log.rotated):
+            for line in parse(await asyncio.to_thread(log.switch), partial):
+                yield line
+            continue
+        if await exited():
+            # One last read: the runtime may have flushed, or rotated, after we looked.
+            rest = await asyncio.to_thread(log.drain)
+            if await asyncio.to_thread(log.rotated):
+                rest += await asyncio.to_thread(log.switch)
+                rest += await asyncio.to_thread(log.drain)
+            for line in parse(rest, partial):
+                yield line
+            return
+        await asyncio.sleep(POLL_INTERVAL)
 
 
 # read_log(path, follow=, tail=, exited=): the log's lines (the last `tail` when given);

@@ -54,8 +54,8 @@ stop in docker_stop.py. Design notes:
 * Relists: GET /containers/json has no exit codes or times; a container is
   inspected only when its state differs from the last status seen (as in
   cri.py), so a relist of 20 running containers is one API call.
-* Logs: dockershim symlinked <log root>/<ns>_<pod>_<uid>/<container>/<attempt>.log
-  to Docker's json log; so does this module, and reads the target itself.
+* Logs: dockershim symlinked <log root>/<ns>_<pod>_<uid>/<container>/<attempt>.log to
+  Docker's json log, as this module does; Docker rotates it (max-size, docker_convert.py).
 """
 
 from __future__ import annotations
@@ -285,12 +285,8 @@ class DockerRuntime(ContainerRuntime):
         for item in await self._list(conv.TYPE_CONTAINER, {conv.SANDBOX_ID_LABEL: sandbox_id}):
             await self.remove_container(str(item["Id"]))
         with contextlib.suppress(NotFoundError):
-            await self._call(
-                f"remove pod sandbox {sandbox_id}",
-                self.api.remove_container,
-                sandbox_id,
-                force=True,
-            )
+            what = f"remove pod sandbox {sandbox_id}"
+            await self._call(what, self.api.remove_container, sandbox_id, force=True)
         self._ips.pop(sandbox_id, None)
 
     async def remove_pod_logs(self, pod_uid: str) -> None:
@@ -365,8 +361,15 @@ class DockerRuntime(ContainerRuntime):
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox_config: PodSandboxConfig
     ) -> str:
+        if (await self.pod_sandbox_status(sandbox_id)).state != SandboxState.READY:
+            # As containerd's CRI: not in a sandbox whose pause is gone (dockerd restarted);
+            # the kubelet's next sync replaces the sandbox, and no dead container is left.
+            raise ContainerRuntimeError(f'sandbox container "{sandbox_id}" is not running')
         # In a thread: a Localhost seccomp profile is a file to read (docker_security.py).
-        request = await asyncio.to_thread(conv.container_create, config, sandbox_id, sandbox_config)
+        limits = (self.log_max_size, self.log_max_files)
+        request = await asyncio.to_thread(
+            conv.container_create, config, sandbox_id, sandbox_config, log_limits=limits
+        )
         return await self._create(f"create container {config.name}", request)
 
     async def start_container(self, container_id: str) -> None:

@@ -46,6 +46,14 @@ CNI's portmap as runtimeConfig, cni_invoke.py). PID: the container's own,
 `container:<pause id>` with shareProcessNamespace, `host` with hostPID.
 stdin / stdinOnce / tty become OpenStdin / StdinOnce / Tty.
 
+Log rotation is Docker's own: the container's log config is the json-file
+driver with `max-size` (bytes) and `max-file` from the kubelet's
+containerLogMaxSize and containerLogMaxFiles -- `{"Type": "json-file",
+"Config": {"max-size": "10485760", "max-file": "5"}}` by default. Docker then
+renames `<id>-json.log` to `.1` (and `.1` to `.2`, ...) once it passes
+max-size and keeps max-file files, the current one included, as the kubelet
+does for containerd (logrotation.py). A size of 0 or less: no rotation.
+
 The security context becomes Config.User and HostConfig fields
 (docker_security.py: user, groups, capabilities, privileged, read-only
 rootfs, no-new-privileges, seccomp).
@@ -255,6 +263,7 @@ def container_from_inspect(attrs: Mapping[str, Any], image_ref: str = "") -> Con
         message=str(state.get("Error") or ""),
         labels=labels,
         annotations=annotations,
+        log_path=str(attrs.get("LogPath") or ""),
     )
 
 
@@ -360,13 +369,21 @@ def container_create(
     sandbox_id: str,
     sandbox: PodSandboxConfig,
     read: ReadProfile = read_profile,
+    log_limits: tuple[int, int] = (-1, 0),
 ) -> dict[str, Any]:
-    """Arguments of APIClient.create_container for one container of the pod."""
+    """Arguments of APIClient.create_container for one container of the pod.
+
+    `log_limits` is (max size in bytes, max files); a size of 0 or less: no rotation.
+    """
     host: dict[str, Any] = {
         "network_mode": f"container:{sandbox_id}",
         "ipc_mode": "host" if sandbox.host_ipc else f"container:{sandbox_id}",
         "restart_policy": {"Name": "no"},
     }
+    max_size, max_files = log_limits
+    if max_size > 0:
+        options = {"max-size": str(max_size), "max-file": str(max_files)}
+        host["log_config"] = {"Type": "json-file", "Config": options}
     if sandbox.host_pid:
         host["pid_mode"] = "host"
     elif sandbox.share_process_namespace:

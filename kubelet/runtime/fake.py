@@ -31,6 +31,8 @@ For tests:
   with (its env, mounts, security), `sandbox_configs[id]` a live sandbox's.
 * `behave(..., logs=[...])` writes those lines to a container's log when it
   starts; `write_log(container_id, text)` adds more later (followers see it).
+  A container's `log_path`, set by a test, is a file the kubelet's log manager
+  rotates; `reopen_container_log` then makes it anew, empty, as containerd does.
 * `behave(..., term_after=S)`: after SIGTERM the container takes S seconds
   to exit (exit code 0); `term_after=None` ignores SIGTERM, so stop_container
   waits its whole timeout and then SIGKILLs (exit 137). Both signals are
@@ -61,9 +63,10 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from kubelet.errors import ContainerStartError, ImagePullError, NotFoundError
+from kubelet.errors import ContainerRuntimeError, ContainerStartError, ImagePullError, NotFoundError
 from kubelet.runtime import fake_streams
 from kubelet.runtime.interface import (
     CONTAINER_NAME_LABEL,
@@ -120,6 +123,7 @@ class FakeRuntime(ContainerRuntime):
     """The hollow node's runtime: sandboxes and containers in memory, nothing runs."""
 
     name = "fake"
+    kubelet_rotates_logs = True
 
     def __init__(self, pod_cidr: str = "") -> None:
         self.ipam = PodIPAM(pod_cidr)
@@ -452,6 +456,14 @@ class FakeRuntime(ContainerRuntime):
             # Scripted exits are lazy: look again now and then.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._log_written.wait(), 0.1)
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        self.calls.append(("reopen_container_log", container_id))
+        container = self._get(container_id)
+        if container.state != ContainerState.RUNNING:
+            raise ContainerRuntimeError(f"container {container_id} is not running")
+        if container.log_path:
+            await asyncio.to_thread(Path(container.log_path).touch)
 
     # ---- internals ---------------------------------------------------------------------
 

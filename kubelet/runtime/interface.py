@@ -29,6 +29,7 @@ worker's code is the same whether the node is hollow or real:
     exec_stream(id, options)        Exec -> an ExecSession with stdin/stdout/stderr attached
     port_forward(sandbox, port)     PortForward -> a connection inside the sandbox's network
     container_logs(id, follow, tail) reading the CRI log file (ContainerStatus.log_path)
+    reopen_container_log(id)        ReopenContainerLog (after the kubelet rotated the file)
     container_pid(id)               ContainerStatus verbose info "pid" (for cgroup stats)
 
 How the three runtimes fill it in:
@@ -63,10 +64,10 @@ can serve lines from memory. Its contract:
 * yields LogLine(time, stream, text) oldest first; `tail=N` starts at the
   last N lines (the last N *full* lines: P records are joined first);
 * without `follow` it ends at the current end of the log;
-* with `follow` it keeps yielding new lines as they are written and ends
-  once the container has exited and everything written has been yielded
-  (re-check the state every ~0.2 s, or on inotify); cancelling the
-  iterator (the caller went away) must leave nothing running;
+* with `follow` it keeps yielding new lines as they are written, across a
+  rotation of the file, and ends once the container has exited and everything
+  written has been yielded (re-check the state every ~0.2 s, or on inotify);
+  cancelling the iterator (the caller went away) must leave nothing running;
 * a container that has been removed raises NotFoundError; a container that
   exists but never wrote anything yields nothing.
 
@@ -336,6 +337,7 @@ class Container:
     message: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    log_path: str = ""  # ContainerStatus.log_path: the file the runtime writes the output to
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,12 @@ class ContainerRuntime(abc.ABC):
 
     #: The scheme of container ids in pod status: `fake://abc`, `containerd://abc`.
     name: str = "runtime"
+    #: Log rotation: the kubelet's (logrotation.py: rename, reopen_container_log) or, when
+    #: False, the runtime's own (Docker's json-file driver), which the kubelet hands its
+    #: containerLogMaxSize in bytes (< 0: no rotation) and containerLogMaxFiles.
+    kubelet_rotates_logs: bool = False
+    log_max_size: int = 10 * 1024 * 1024
+    log_max_files: int = 5
 
     @abc.abstractmethod
     async def version(self) -> RuntimeVersion: ...
@@ -448,6 +456,10 @@ class ContainerRuntime(abc.ABC):
     ) -> AsyncIterator[LogLine]:
         """The container's log lines; see "Logs and exec" above."""
         raise ContainerRuntimeError(f"runtime {self.name} does not support logs")
+
+    async def reopen_container_log(self, container_id: str) -> None:
+        """CRI ReopenContainerLog: go on writing the container's output to a new file."""
+        raise ContainerRuntimeError(f"runtime {self.name} does not reopen container logs")
 
     # ---- streaming: exec -i and port-forward (runtime/streaming.py) -------------------------
 
