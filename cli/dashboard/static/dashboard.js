@@ -17,6 +17,9 @@ const ui = {
 
 function $(id) { return document.getElementById(id); }
 
+// replaceChildren would write a null as the text "null": leave the empty ones out.
+function fill(box, ...children) { box.replaceChildren(...children.flat().filter((c) => c)); }
+
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props || {})) {
@@ -170,7 +173,7 @@ function renderNodes(doc) {
       el("ul", { class: "pods" }, unscheduled.map((p) => podItem(p, fresh(p))))));
   }
   if (!cards.length) cards.push(el("p", { class: "empty", text: "No nodes." }));
-  $("nodes").replaceChildren(...cards);
+  fill($("nodes"), cards);
   ui.seen = new Set(doc.pods.map((p) => p.uid));
 }
 
@@ -187,13 +190,13 @@ function renderPlacement(doc) {
     pod = placed[0];
   }
   if (!pod) {
-    box.replaceChildren(el("p", { class: "hint", text: "No pod has a placement record yet." }));
+    fill(box, el("p", { class: "hint", text: "No pod has a placement record yet." }));
     return;
   }
   const rec = pod.placement;
   const head = el("h3", {}, `pod ${pod.name}`, pod.node ? ` on ${pod.node}` : " (not scheduled)");
   if (!rec) {
-    box.replaceChildren(head, el("p", { class: "hint", text: pod.placementLines[0] || "No placement record (bound without the scheduler, or not yet scheduled)." }));
+    fill(box, head, el("p", { class: "hint", text: pod.placementLines[0] || "No placement record (bound without the scheduler, or not yet scheduled)." }));
     return;
   }
   const plugins = Object.keys(rec.weights || {}).sort();
@@ -206,7 +209,7 @@ function renderPlacement(doc) {
       el("span", { style: { width: `${(100 * v) / best}%`, background: colour(name) }, title: `${name}: ${v}` }))),
     el("span", { class: "total", text: String(s.total) })));
   const nodes = rec.nodes || {};
-  box.replaceChildren(
+  fill(box,
     head,
     el("p", { class: "verdict" },
       rec.chosen ? `chosen: ${rec.chosen}` : "no node fits",
@@ -234,14 +237,14 @@ function renderServices(doc) {
           el("span", { text: `${ep.pod || "?"}${ep.node ? ` on ${ep.node}` : ""}` }))))
         : el("p", { class: "empty", text: "no endpoints: connections are refused" }));
   });
-  $("services").replaceChildren(...(cards.length ? cards : [el("p", { class: "empty", text: "No Services." })]));
+  fill($("services"), cards.length ? cards : el("p", { class: "empty", text: "No Services." }));
 }
 
 // ---- the packet path ------------------------------------------------------------------------
 
 function options(select, values, current) {
   const keep = values.includes(current) ? current : values[0] || "";
-  select.replaceChildren(...values.map((v) => el("option", { value: v, text: v })));
+  fill(select, values.map((v) => el("option", { value: v, text: v })));
   select.value = keep;
   return keep;
 }
@@ -264,14 +267,14 @@ function renderPathControls(doc) {
 function loadPath() {
   const { service, port, from } = ui.pathChoice;
   if (!service || !from) {
-    $("path").replaceChildren(el("p", { class: "empty", text: "No Service with a ClusterIP, or no node." }));
+    fill($("path"), el("p", { class: "empty", text: "No Service with a ClusterIP, or no node." }));
     return;
   }
   const query = new URLSearchParams({ service, port, from });
   fetch(`/api/path?${query}`, { cache: "no-store" })
     .then((reply) => reply.json())
     .then((data) => drawPath(data))
-    .catch((err) => $("path").replaceChildren(el("p", { class: "error", text: String(err) })));
+    .catch((err) => fill($("path"), el("p", { class: "error", text: String(err) })));
 }
 
 function hop(h) {
@@ -284,14 +287,14 @@ function hop(h) {
 
 function drawPath(data) {
   if (data.error) {
-    $("path").replaceChildren(el("p", { class: "error", text: data.error }));
+    fill($("path"), el("p", { class: "error", text: data.error }));
     return;
   }
   const branches = data.branches.map((b) => el("div", {
     class: `branch${b.complete ? "" : " incomplete"}`, "data-branch": b.endpoint },
     el("h3", { text: `${b.share}: ${b.endpoint} (${b.pod || "?"} on ${b.node || "?"})${b.complete ? "" : " \u2014 broken"}` }),
     b.hops.map(hop)));
-  $("path").replaceChildren(el("div", { class: "flow" },
+  fill($("path"), el("div", { class: "flow" },
     data.common.map(hop),
     branches.length ? el("div", { class: "branches" }, branches) : null,
     data.note ? el("p", { class: "note", text: data.note }) : null,
@@ -313,7 +316,7 @@ for (const id of ["path-service", "path-port", "path-node"]) {
 function renderTrace(trace) {
   const box = $("trace");
   if (!trace) {
-    box.replaceChildren(el("p", { class: "hint", text: "The API server keeps no trace of the latest change (tracing is off or not served)." }));
+    fill(box, el("p", { class: "hint", text: "The API server keeps no trace of the latest change (tracing is off or not served)." }));
     return;
   }
   const spans = trace.spans || [];
@@ -327,7 +330,7 @@ function renderTrace(trace) {
       style: { left: `${(100 * (s.start - start)) / total}%`, width: `${(100 * (s.end - s.start)) / total}%` } })),
     el("span", { class: "dur", text: `${((s.end - s.start) * 1000).toFixed(0)} ms` }),
     s.why ? el("span", { class: "why", text: s.why }) : null));
-  box.replaceChildren(
+  fill(box,
     el("p", { class: "verdict", text: `${trace.title || trace.object || "latest change"} \u2014 ${(total * 1000).toFixed(0)} ms in all` }),
     el("div", { class: "waterfall" }, rows));
 }
