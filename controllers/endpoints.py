@@ -12,6 +12,11 @@ so a pod relabelled out of a Service is removed from it); `sync(key)`
 recomputes the whole Endpoints object from the caches and writes it only if
 it differs from what is stored.
 
+Tracing: a write is one span (UpdateEndpoints), caused by the pods whose
+entries it changed -- the most recently written of them is its parent, the
+others are links -- or by the Service when no pod entry changed (the first,
+empty Endpoints). So a trace runs pod Ready -> Endpoints -> each node's proxy.
+
 What goes in, per pod matching the selector (ShouldPodBeInEndpoints):
 
 * a pod without `status.podIP` is skipped (nothing to route to yet);
@@ -61,16 +66,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from apimachinery import errors
+from apimachinery import errors, tracecontext, tracing
 from apimachinery.cache import Indexer, IndexFunc, meta_namespace_key, split_key
 from controllers import register
 from controllers.base import Controller, ControllerContext
 from protos import core_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
+
+COMPONENT = "endpoint-controller"  # its spans' component (apimachinery/tracing.py)
 
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 T = TypeVar("T")
@@ -281,7 +289,8 @@ class EndpointsController(Controller):
             ep.metadata.labels.update(labels)
             ep.subsets.extend(subsets)
             try:
-                await self.client.create(ep)
+                with self._traced(key, service, pods, [], subsets):
+                    await self.client.create(ep)
             except errors.AlreadyExists:
                 # Our cache is behind: retry once the informer has caught up.
                 raise errors.Conflict(f'endpoints "{name}" already exists') from None
@@ -298,8 +307,40 @@ class EndpointsController(Controller):
         ep.metadata.labels.update(labels)
         del ep.subsets[:]
         ep.subsets.extend(subsets)
-        await self.client.update(ep)  # carries the cached resourceVersion: Conflict if stale
+        with self._traced(key, service, pods, list(current.subsets), subsets):
+            await self.client.update(ep)  # carries the cached resourceVersion: Conflict if stale
         log.info("endpoints updated", extra={"service": key, "addresses": _count(subsets)})
+
+    def _traced(
+        self,
+        key: str,
+        service: core_pb2.Service,
+        pods: list[core_pb2.Pod],
+        before: list[core_pb2.EndpointSubset],
+        after: list[core_pb2.EndpointSubset],
+    ) -> AbstractContextManager[object]:
+        """The write's span: caused by the pods whose entries changed (the newest write
+        among them the parent, the others links), else by the Service."""
+        old, new = _entries(before), _entries(after)
+        changed = {uid for uid, _ in old ^ new}
+        causes = sorted(
+            (p for p in pods if p.metadata.uid in changed and tracecontext.of_object(p)),
+            key=lambda p: int(p.metadata.resource_version or 0),
+            reverse=True,
+        )
+        parent: object = causes[0] if causes else service
+        ready = sum(len(s.addresses) for s in after)
+        moved = sorted(f"{ip} {'ready' if ok else 'not ready'}" for _, (ip, ok) in new - old)
+        gone = sorted({ip for _, (ip, _ok) in old - new} - {ip for _, (ip, _ok) in new})
+        why = ", ".join([*moved, *(f"{ip} removed" for ip in gone)]) or "no address changed"
+        return tracing.step(
+            "UpdateEndpoints",
+            parent=parent,
+            links=causes[1:],
+            component=COMPONENT,
+            obj=f"endpoints/{key}",
+            why=f"{why}: {ready} ready address(es) behind {service.metadata.name}",
+        )
 
     async def _delete_endpoints(self, namespace: str, name: str) -> None:
         if f"{namespace}/{name}" not in self.endpoints.store:
@@ -309,6 +350,15 @@ class EndpointsController(Controller):
         except errors.NotFound:
             return
         log.info("endpoints deleted", extra={"service": f"{namespace}/{name}"})
+
+
+def _entries(subsets: list[core_pb2.EndpointSubset]) -> set[tuple[str, tuple[str, bool]]]:
+    """(pod uid, (ip, ready)) of every address, for what changed between two versions."""
+    out: set[tuple[str, tuple[str, bool]]] = set()
+    for subset in subsets:
+        for ready, addresses in ((True, subset.addresses), (False, subset.not_ready_addresses)):
+            out.update((a.target_ref.uid, (a.ip, ready)) for a in addresses)
+    return out
 
 
 def _count(subsets: list[core_pb2.EndpointSubset]) -> int:

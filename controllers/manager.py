@@ -16,6 +16,7 @@ import asyncio
 import importlib
 import logging
 
+from apimachinery import tracing
 from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
 from controllers import CONTROLLERS
@@ -61,6 +62,7 @@ async def run_controller_manager(
     own_factory = factory is None
     factory = factory or SharedInformerFactory(client)
     ctx = ControllerContext(client, factory, options)
+    tracing.configure(client, "kube-controller-manager")  # spans go to the API server
     names = only if only is not None else sorted(CONTROLLERS)
     unknown = [n for n in names if n not in CONTROLLERS]
     if unknown:

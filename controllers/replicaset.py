@@ -48,7 +48,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from apimachinery import errors, labels
+from apimachinery import errors, labels, tracing
 from apimachinery.cache import meta_namespace_key
 from controllers import register
 from controllers.base import Controller, ControllerContext
@@ -73,6 +73,8 @@ from controllers.controller_utils import (
 from protos import apps_pb2, core_pb2
 
 log = logging.getLogger(__name__)
+
+COMPONENT = "replicaset-controller"  # its spans' component (apimachinery/tracing.py)
 
 BURST_REPLICAS = 500  # at most this many creates or deletes per sync (Kubernetes' burstReplicas)
 SLOW_START_INITIAL_BATCH = 1
@@ -257,8 +259,9 @@ class ReplicaSetController(Controller):
                 "creating pods",
                 extra={"replicaset": key, "count": count, "active": len(active), "want": desired},
             )
+            why = f"{rs.metadata.name} has {len(active)} active pods, wants {desired}"
             successes, error = await slow_start_batch(
-                count, SLOW_START_INITIAL_BATCH, lambda: self._create_pod(rs)
+                count, SLOW_START_INITIAL_BATCH, lambda: self._create_pod(rs, why)
             )
             for _ in range(count - successes):
                 self.expectations.creation_observed(key)  # no event will come for these
@@ -302,7 +305,7 @@ class ReplicaSetController(Controller):
             pods.extend(self.pod_store.by_index(CONTROLLER_UID_INDEX, sibling.metadata.uid))
         return pods
 
-    async def _create_pod(self, rs: apps_pb2.ReplicaSet) -> None:
+    async def _create_pod(self, rs: apps_pb2.ReplicaSet, why: str = "") -> None:
         template = rs.spec.template
         pod = core_pb2.Pod(api_version="v1", kind="Pod")
         pod.metadata.generate_name = f"{rs.metadata.name}-"
@@ -312,7 +315,10 @@ class ReplicaSetController(Controller):
         pod.metadata.owner_references.append(owner_reference(rs))
         pod.spec.CopyFrom(template.spec)
         try:
-            created = await self.client.create(pod)
+            with tracing.step("CreatePod", parent=rs, component=COMPONENT, why=why) as span:
+                created = await self.client.create(pod)
+                if span is not None:  # the server chose the name
+                    span.set_attribute(tracing.OBJECT, f"pods/{pod_key(created)}")
         except errors.StatusError as err:
             self.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {err.message}")
             raise
@@ -322,12 +328,19 @@ class ReplicaSetController(Controller):
 
     async def _delete_one(self, rs: apps_pb2.ReplicaSet, pod: core_pb2.Pod) -> None:
         try:
-            await self.client.delete(
-                core_pb2.Pod,
-                pod.metadata.name,
-                pod.metadata.namespace,
-                precondition_uid=pod.metadata.uid,
-            )
+            with tracing.step(
+                "DeletePod",
+                parent=rs,
+                component=COMPONENT,
+                obj=f"pods/{pod_key(pod)}",
+                why=f"{rs.metadata.name} wants {rs.spec.replicas} replicas: one too many",
+            ):
+                await self.client.delete(
+                    core_pb2.Pod,
+                    pod.metadata.name,
+                    pod.metadata.namespace,
+                    precondition_uid=pod.metadata.uid,
+                )
         except errors.StatusError as err:
             if isinstance(err, errors.NotFound):
                 raise  # already gone: counts as deleted, no event

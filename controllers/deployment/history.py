@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from apimachinery import errors
+from apimachinery import errors, tracecontext
 from controllers.controller_utils import HasMetadata
 from controllers.deployment.context import SyncContext
 from controllers.deployment.util import (
@@ -73,6 +73,7 @@ ANNOTATIONS_TO_SKIP = frozenset(
         DESIRED_REPLICAS_ANNOTATION,
         MAX_REPLICAS_ANNOTATION,
         "deprecated.deployment.rollback.to",
+        tracecontext.ANNOTATION,  # the API server's record of the last traced write
     }
 )
 

@@ -34,7 +34,7 @@ import logging
 import controllers.deployment.history as history
 import controllers.deployment.progress as progress
 import controllers.deployment.status as st
-from apimachinery import errors
+from apimachinery import errors, tracing
 from controllers.controller_utils import owner_reference
 from controllers.deployment.context import SyncContext
 from controllers.deployment.util import (
@@ -54,6 +54,8 @@ from controllers.deployment.util import (
 from protos import apps_pb2
 
 log = logging.getLogger(__name__)
+
+COMPONENT = "deployment-controller"  # its spans' component (apimachinery/tracing.py)
 
 
 async def get_all_replica_sets_and_sync_revision(
@@ -138,7 +140,15 @@ async def _create_new_replica_set(
     """Create the new set; on a name collision either use it (ours) or bump collisionCount."""
     rs = new_replica_set_object(dc, d, old_rss, new_revision)
     try:
-        created = await dc.client.create(rs)
+        with tracing.step(
+            "CreateReplicaSet",
+            parent=d,
+            component=COMPONENT,
+            obj=f"replicasets/{rs.metadata.namespace}/{rs.metadata.name}",
+            why=f"no ReplicaSet runs the pod template: revision {new_revision}, "
+            f"{replicas(rs)} of {replicas(d)} replicas to start",
+        ):
+            created = await dc.client.create(rs)
     except errors.AlreadyExists:
         found = await dc.client.get(apps_pb2.ReplicaSet, rs.metadata.name, rs.metadata.namespace)
         ref = found.metadata.owner_references
@@ -290,7 +300,15 @@ async def scale_replica_set(
     if not (size_changed or annotations_changed):
         return rs
     new.spec.replicas = new_scale
-    updated = await dc.client.update(new)  # resourceVersion from the cache: stale -> Conflict
+    with tracing.step(
+        "ScaleReplicaSet",
+        parent=d if size_changed else None,  # a span for a size change, not an annotation's
+        component=COMPONENT,
+        obj=f"replicasets/{rs.metadata.namespace}/{rs.metadata.name}",
+        why=_scale_why(rs, new_scale, d, operation),
+        attributes={"tinykube.replicas.from": replicas(rs), "tinykube.replicas.to": new_scale},
+    ):
+        updated = await dc.client.update(new)  # resourceVersion from the cache: stale -> Conflict
     if size_changed:
         log.info(
             "scaled replicaset",
@@ -308,6 +326,18 @@ async def scale_replica_set(
             f"Scaled {operation} replica set {rs.metadata.name} to {new_scale}",
         )
     return updated
+
+
+def _scale_why(
+    rs: apps_pb2.ReplicaSet, new_scale: int, d: apps_pb2.Deployment, operation: str
+) -> str:
+    """The one line a trace shows for a scale: the step and what the Deployment stands at."""
+    strategy = d.spec.strategy.type or "RollingUpdate"
+    return (
+        f"scaled {operation} {rs.metadata.name} from {replicas(rs)} to {new_scale}: "
+        f"{d.metadata.name} wants {replicas(d)} ({strategy}, maxSurge {max_surge(d)}), "
+        f"{d.status.available_replicas} available"
+    )
 
 
 # ------------------------------------------------------------------ paused / scaling sync
