@@ -195,6 +195,16 @@ def step(
         yield span
 
 
+@contextmanager
+def within(span: Span | None) -> Iterator[Span | None]:
+    """Enter a span started earlier with `start` (in another task); it ends with the block."""
+    if span is None:
+        yield None
+        return
+    with trace.use_span(span, end_on_exit=True), tracecontext.sending(parent_of(span)):
+        yield span
+
+
 def record(
     name: str,
     *,

@@ -32,7 +32,10 @@ Binding is refused for a pod that already has a node, so no pod is placed
 twice. Pods being deleted are never scheduled.
 
 The placement record (record.py) travels in the Binding's annotations, so
-the record lands in the same write as the decision.
+the record lands in the same write as the decision. A pod whose creation was
+traced gets a Bind span (apimachinery/tracing.py) from its cycle's start to
+the Binding's write, the record's lines in its attributes; the Binding
+carries the span onto the pod, where the kubelet continues.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 
-from apimachinery import errors
+from opentelemetry.trace import Span
+
+from apimachinery import errors, tracing
 from apimachinery.client import Client, retry_on_conflict
 from apimachinery.events import EventRecorder
 from apimachinery.factory import SharedInformerFactory
@@ -126,6 +131,7 @@ class Scheduler:
             record_limit=record_limit,
         )
         self.recorder = EventRecorder(client, scheduler_name)
+        tracing.configure(client, "kube-scheduler")  # Bind spans go to the API server
         self.scheduled = 0  # pods bound by this scheduler (benchmarks, tests)
         self.cycles = 0  # scheduling decisions taken, and the time spent taking them
         self.cycle_seconds = 0.0
@@ -224,6 +230,7 @@ class Scheduler:
         ):
             return  # gone, bound meanwhile, replaced, or being deleted
         started = time.perf_counter()
+        started_ns = time.time_ns()
         try:
             result = self.algorithm.schedule(info, self.cache.snapshot())
         except FitError as err:
@@ -249,22 +256,34 @@ class Scheduler:
         )
         assert self._slots is not None, "schedule_one runs inside run()"
         await self._slots.acquire()
-        task = asyncio.get_running_loop().create_task(self._bind(qpi, pod, result))
+        span = tracing.start(  # from the cycle's start until the Binding is written
+            "Bind",
+            parent=pod,
+            component=self.scheduler_name,
+            obj=f"pods/{info.key}",
+            why=result.record.lines()[0],
+            attributes={"tinykube.placement": result.record.lines(), "tinykube.node": result.node},
+            start_time=started_ns,
+        )
+        task = asyncio.get_running_loop().create_task(self._bind(qpi, pod, result, span))
         self._binds.add(task)
         task.add_done_callback(self._binds.discard)
 
     # ---- binding (in the background) ----------------------------------------------------------
 
-    async def _bind(self, qpi: q.QueuedPodInfo, pod: core_pb2.Pod, result: ScheduleResult) -> None:
+    async def _bind(
+        self, qpi: q.QueuedPodInfo, pod: core_pb2.Pod, result: ScheduleResult, span: Span | None
+    ) -> None:
         info = qpi.pod_info
         try:
-            await self.client.bind(
-                info.name,
-                result.node,
-                info.namespace,
-                uid=info.uid,
-                annotations={ANNOTATION: result.record.to_json()},
-            )
+            with tracing.within(span):  # the Binding carries the span onto the pod
+                await self.client.bind(
+                    info.name,
+                    result.node,
+                    info.namespace,
+                    uid=info.uid,
+                    annotations={ANNOTATION: result.record.to_json()},
+                )
         except errors.StatusError as err:
             self._handle_bind_failure(qpi, pod, result.node, err)
         else:
