@@ -180,7 +180,11 @@ class ContainerLogManager:
             except (ContainerRuntimeError, OSError) as exc:
                 log.warning(
                     "failed to rotate log for container",
-                    extra={"container": container.id, "name": container.name, "error": str(exc)},
+                    extra={
+                        "container": container.id,
+                        "containerName": container.name,
+                        "error": str(exc),
+                    },
                 )
         return rotated
 
