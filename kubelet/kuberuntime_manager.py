@@ -39,9 +39,9 @@
    (termination.py) and, once started, its postStart hook runs
    (lifecycle.py); a failed hook kills it (FailedPostStartHook, waiting
    reason PostStartHookError);
-5. garbage: exited containers beyond the newest one per name (kept for
-   `logs --previous` and lastState) are removed; the exited ones left get
-   their termination messages (termination.py).
+5. garbage: dead containers (exited, or created and never started) beyond the
+   newest one per name (kept for `logs --previous` and lastState) are removed,
+   as by Kubernetes' container GC; the exited ones left get their termination messages.
 
 `kill_pod` stops the pod: every running container gracefully
 (kuberuntime_container.ContainerKiller: preStop hook, then
@@ -380,7 +380,8 @@ class KubeRuntimeManager:
             newest, older = history[0], history[1:]
             keep.append(newest)
             for i, c in enumerate(older):
-                if i < self.dead_containers_per_name or c.state != ContainerState.EXITED:
+                dead = c.state in (ContainerState.EXITED, ContainerState.CREATED)
+                if i < self.dead_containers_per_name or not dead:
                     keep.append(c)
                 else:
                     await self.runtime.remove_container(c.id)

@@ -122,3 +122,26 @@ async def test_after_create_pauses_between_create_and_start(
     result = await asyncio.wait_for(task, 5.0)
     assert [c.state for c in result.containers] == [ContainerState.RUNNING]
     assert runtime.count("start_container") == 1
+
+
+async def test_killed_twice_after_create_keeps_one_never_started_container(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each restarted kubelet makes a new container (Kubernetes: a CREATED one is started
+    again as a new attempt); the never-started ones are garbage beyond one per name."""
+    _arm(monkeypatch, tmp_path, faultpoints.AFTER_CREATE)
+    runtime = FakeRuntime("10.244.3.0/24")
+    mark = tmp_path / "after-create.shop.web.reached"
+    for _ in range(2):
+        task = asyncio.create_task(KubeRuntimeManager(runtime).sync_pod(_pod()))
+        await _until(mark)
+        mark.unlink()
+        task.cancel()  # the kubelet dies between CreateContainer and StartContainer
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    monkeypatch.delenv(faultpoints.ENV_POINTS)
+    result = await KubeRuntimeManager(runtime).sync_pod(_pod())
+    states = sorted((c.attempt, c.state) for c in runtime.containers.values())
+    assert states == [(1, ContainerState.CREATED), (2, ContainerState.RUNNING)]
+    assert [c.attempt for c in result.containers if c.state == ContainerState.RUNNING] == [2]
+    assert runtime.count("run_pod_sandbox") == 1 and runtime.count("start_container") == 1
