@@ -31,11 +31,13 @@ over Docker's json-file format. The loop, every file call in a thread:
    and the runtime opens a new one at the same path; Docker's json-file
    driver does the same by itself. The open handle still reads the old file,
    so the loop notices the rotation by the path naming another inode. It
-   switches once the new file has bytes (then the writer has moved to it and
-   the old file is final): the old handle is drained to its end, then the
-   new file is read from offset 0. A file that shrank (truncated in place)
-   is read again from 0. Otherwise ask `exited()`: stop once the container
-   is gone and the file drained, else sleep 0.2 s and read on.
+   switches once the new file has bytes (then the writer has moved to it)
+   and the old one has had one more poll interval for the last bytes still
+   on their way to it (containerd flushes the old file's pipe after the swap):
+   the old handle is drained to its end, then the new file is read from
+   offset 0. A file that shrank (truncated in place) is read again from 0.
+   Otherwise ask `exited()`: stop once the container is gone and the file
+   drained, else sleep 0.2 s and read on.
 
 Worked example, `logs -f --tail=2` while the manager rotates `0.log`:
 
@@ -275,6 +277,7 @@ async def _read_on(
     exited: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[LogLine]:
     """Steps 2 and 3 of the module docstring: read forwards, across rotations when following."""
+    rotation_seen = False
     while True:
         data, eof = await asyncio.to_thread(log.read)
         for line in parse(data, partial):
@@ -284,6 +287,11 @@ async def _read_on(
         if not follow:
             return
         if await asyncio.to_thread(log.rotated):
+            if not rotation_seen:  # give the old file one poll interval for its last bytes
+                rotation_seen = True
+                await asyncio.sleep(POLL_INTERVAL)
+                continue
+            rotation_seen = False
             for line in parse(await asyncio.to_thread(log.switch), partial):
                 yield line
             continue
