@@ -298,6 +298,7 @@ def serve(
     serving: ServingTLS | None = None,
 ) -> None:
     """Run the kubelet (and the network agent) until a signal; a failing agent exits 1."""
+    from kubelet import podtrace
     from kubelet.kubelet import Kubelet
 
     logger = logging.getLogger("cli.kubelet")
@@ -321,6 +322,7 @@ def serve(
                 from netplugin.commands import CommandLog
 
                 loops.append(NetPluginAgent(agent, api, CommandLog()).run())
+                podtrace.use_cni_data_dir(agent.cni_data_dir)  # CNI ADD spans from its journal
             await first_to_end(*loops)
         finally:
             if rotation is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from kubelet import errors
+from kubelet import errors, podtrace
 from kubelet.backoff import Backoff
 from kubelet.runtime.interface import ContainerRuntime
 from protos import core_pb2
@@ -80,7 +80,8 @@ class ImageManager:
         self.event(pod, "Normal", "Pulling", f'Pulling image "{spec.image}"')
         started = time.monotonic()
         try:
-            await self.runtime.pull_image(spec.image)
+            with podtrace.pulling(pod, spec.image, policy):  # a span, if the pod is traced
+                await self.runtime.pull_image(spec.image)
         except errors.ImagePullError as exc:
             self.backoff.next(key)
             self.event(pod, "Warning", "Failed", f'Failed to pull image "{spec.image}": {exc}')

@@ -70,6 +70,7 @@ from typing import Any
 from apimachinery import errors as api_errors
 from apimachinery.client import Client, M
 from apimachinery.events import EventRecorder
+from kubelet import podtrace
 from kubelet.backoff import Backoff
 from kubelet.config import KubeletConfig
 from kubelet.errors import ContainerRuntimeError, VolumeError
@@ -120,6 +121,7 @@ class Kubelet:
         self.config = config
         self.runtime = runtime
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
+        podtrace.configure(client, config.node_name)  # spans of traced pods (podtrace.py)
         self.service_source = ServiceSource(client)
         self.prober = ProberManager(
             runtime, self.recorder, self.wake_pod, time_unit=config.probe_time_unit
@@ -341,8 +343,9 @@ class Kubelet:
 
     async def sync_pod(self, pod: core_pb2.Pod) -> float | None:
         ctx = PodSyncContext(pod)
-        for step in self.sync_steps:
-            await step(ctx)
+        with podtrace.syncing(pod):  # a SyncPod span if this sync acts on a traced pod
+            for step in self.sync_steps:
+                await step(ctx)
         if ctx.errors:
             raise ctx.errors[0]
         return ctx.result.retry_after
@@ -370,6 +373,8 @@ class Kubelet:
 
     async def _runtime_step(self, ctx: PodSyncContext) -> None:
         ctx.result = await self.runtime_manager.sync_pod(ctx.pod)
+        if ctx.result.sandbox is not None:  # a sandbox made by this sync: its CNI ADD's span
+            podtrace.network_added(ctx.pod, ctx.result.sandbox.id)
         if ctx.result.error is not None:
             ctx.errors.append(ctx.result.error)
 

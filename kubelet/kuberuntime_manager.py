@@ -51,10 +51,9 @@ stop_pod_sandbox (the network and the IP go), then the containers and
 sandboxes are removed. Every step is idempotent, so a kill interrupted by a
 crash is simply done again.
 
-Events, with Kubernetes' reasons: Pulling, Pulled, Created, Started,
-Killing, Failed, BackOff, FailedCreatePodSandBox, SandboxChanged,
-FailedPreStopHook, FailedPostStartHook.
-"""
+Events, with Kubernetes' reasons: Pulling, Pulled, Created, Started, Killing, Failed,
+BackOff, FailedCreatePodSandBox, SandboxChanged, FailedPreStopHook, FailedPostStartHook.
+Spans of a traced pod (RunPodSandbox, StartContainer) are podtrace.py's."""
 
 from __future__ import annotations
 
@@ -66,7 +65,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from apimachinery.events import EventRecorder
-from kubelet import envvars, errors, faultpoints, init_containers, kubelet_pods, lifecycle
+from kubelet import envvars, errors, faultpoints, init_containers, kubelet_pods, lifecycle, podtrace
 from kubelet.backoff import (
     CRASH_BACKOFF_INITIAL,
     CRASH_BACKOFF_MAX,
@@ -292,9 +291,10 @@ class KubeRuntimeManager:
                 message = "Pod sandbox changed, it will be killed and re-created."
                 self._event(pod, "Normal", "SandboxChanged", message)
             try:
-                sandbox = await self.runtime.run_pod_sandbox(
-                    self._sandbox_config(pod, actions.attempt, True)
-                )
+                with podtrace.sandbox(pod, actions.attempt):  # a span, if the pod is traced
+                    sandbox = await self.runtime.run_pod_sandbox(
+                        self._sandbox_config(pod, actions.attempt, True)
+                    )
             except errors.ContainerRuntimeError as exc:
                 self._event(
                     pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}"
@@ -423,10 +423,11 @@ class KubeRuntimeManager:
                 warn=lambda reason, message: self._event(pod, "Warning", reason, message),
             )
             container_config = self.messages.prepare(pod, spec, container_config)
-            cid = await self.runtime.create_container(sandbox.id, container_config, config)
-            self._event(pod, "Normal", "Created", f"Created container {spec.name}")
-            await faultpoints.reached(faultpoints.AFTER_CREATE, pod)  # fault tests only
-            await self.runtime.start_container(cid)
+            with podtrace.starting(pod, spec, attempt, sandbox.id):  # create + start: one span
+                cid = await self.runtime.create_container(sandbox.id, container_config, config)
+                self._event(pod, "Normal", "Created", f"Created container {spec.name}")
+                await faultpoints.reached(faultpoints.AFTER_CREATE, pod)  # fault tests only
+                await self.runtime.start_container(cid)
         self._event(pod, "Normal", "Started", f"Started container {spec.name}")
         await self._post_start(pod, spec, cid, sandbox.ip or self.host_ip)
 

@@ -65,6 +65,7 @@ from google.protobuf import timestamp_pb2
 
 from apimachinery import errors
 from apimachinery.client import Client
+from kubelet import podtrace
 from kubelet.nodestatus import now_seconds
 from kubelet.runtime.interface import Container, ContainerState, PodSandbox, SandboxState
 from kubelet.sidecars import sidecar_names
@@ -435,7 +436,8 @@ class StatusManager:
         uid = pod.metadata.uid
         for _ in range(5):
             try:
-                written = await self.client.update_status(new)
+                with podtrace.status_write(pod, status):  # the write carries its span
+                    written = await self.client.update_status(new)
             except errors.NotFound:
                 self.forget(uid)
                 return False

@@ -37,6 +37,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from kubelet import podtrace
 from kubelet.prober.prober import ProbeOutcome, ProbeTarget, Result
 from protos import core_pb2
 
@@ -151,6 +152,7 @@ class ProbeWorker:
         if time.time() - self.started_at < delay:
             return False
         probed = self.container_id
+        started_ns = time.time_ns()
         outcome = await self._run_probe(self.probe, ProbeTarget(self.pod_ip, probed, self.spec))
         self.probes += 1
         if probed != self.container_id:
@@ -181,5 +183,13 @@ class ProbeWorker:
             )
             if self.kind != ProbeKind.READINESS and self.result == Result.FAILURE:
                 self.on_hold = True
+            podtrace.probe_changed(  # the cause of the status write that follows
+                self.pod,
+                self.kind.value,
+                self.spec.name,
+                self.result.value,
+                outcome.output,
+                started_ns,
+            )
             self._on_change(self)
         return True
