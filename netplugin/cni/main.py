@@ -10,7 +10,9 @@ and reads stdout: for ADD the result object (result.py), for DEL and CHECK
 nothing, for VERSION the versions it speaks; on failure an error object
 (errors.py) and a non-zero exit status. Everything else -- the commands the
 plugin runs, as `ip`/`bridge` lines, and what it decided -- goes to stderr,
-which containerd copies into its own log: stdout must stay pure JSON.
+which containerd copies into its own log: stdout must stay pure JSON. Each
+ADD also leaves a journal entry (journal.py) that the kubelet reads into the
+pod's trace; DEL removes it.
 
 Required variables: CNI_COMMAND always; CNI_CONTAINERID and CNI_IFNAME for
 ADD, DEL and CHECK; CNI_NETNS for ADD and CHECK (DEL may come after the
@@ -30,9 +32,11 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Mapping
 from typing import IO, Any
 
+from netplugin.cni import journal
 from netplugin.cni.config import SUPPORTED_VERSIONS, NetConf, parse_netconf
 from netplugin.cni.errors import CNIError, IncompatibleVersion, InvalidEnvironment, IOFailure
 from netplugin.constants import CNI_VERSION
@@ -95,7 +99,20 @@ def run(environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str]) -> int:
                 "pod": pod,
             },
         )
-        result = _dispatch(command, conf, container_id, netns, ifname)
+        started = time.time_ns()
+        done: list[str] = []
+        try:
+            result = _dispatch(command, conf, container_id, netns, ifname, done)
+        except CNIError as e:
+            if command == "ADD":  # the failure and what was made (and undone) before it
+                entry = _entry(container_id, pod, netns, ifname, started, done, None, e.msg)
+                journal.record(conf.data_dir, container_id, entry)
+            raise
+        if command == "ADD":  # for the kubelet's trace (journal.py)
+            entry = _entry(container_id, pod, netns, ifname, started, done, result, "")
+            journal.record(conf.data_dir, container_id, entry)
+        elif command == "DEL":
+            journal.remove(conf.data_dir, container_id)
         if result is not None:
             _print(stdout, result)
         return 0
@@ -110,20 +127,49 @@ def run(environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str]) -> int:
 
 
 def _dispatch(
-    command: str, conf: NetConf, container_id: str, netns: str, ifname: str
+    command: str, conf: NetConf, container_id: str, netns: str, ifname: str, done: list[str]
 ) -> dict[str, Any] | None:
+    """Run the command; `done` receives the kernel changes made, as commands."""
     _light_pyroute2()
     from netplugin.cni import plugin
     from netplugin.commands import CommandLog
 
     cmds = CommandLog()
-    if command == "ADD":
-        return plugin.add(conf, container_id, netns, ifname, cmds)
-    if command == "DEL":
-        plugin.delete(conf, container_id, netns, ifname, cmds)
-    else:
-        plugin.check(conf, container_id, netns, ifname)
-    return None
+    try:
+        if command == "ADD":
+            return plugin.add(conf, container_id, netns, ifname, cmds)
+        if command == "DEL":
+            plugin.delete(conf, container_id, netns, ifname, cmds)
+        else:
+            plugin.check(conf, container_id, netns, ifname)
+        return None
+    finally:
+        done.extend(cmds.commands)
+
+
+def _entry(
+    container_id: str,
+    pod: str,
+    netns: str,
+    ifname: str,
+    started: int,
+    done: list[str],
+    result: dict[str, Any] | None,
+    error: str,
+) -> dict[str, Any]:
+    """One ADD's journal entry (journal.py shows one)."""
+    return {
+        "command": "ADD",
+        "container": container_id,
+        "pod": pod,
+        "netns": netns,
+        "ifname": ifname,
+        "ip": journal.ip_of(result),
+        "start_ns": started,
+        "end_ns": time.time_ns(),
+        "commands": done,
+        "error": error,
+    }
 
 
 def _light_pyroute2() -> None:
