@@ -216,6 +216,7 @@ def record(
     node: str = "",
     obj: str = "",
     attributes: Mapping[str, AttrValue] | None = None,
+    links: Sequence[Parent] = (),
     error: str = "",
 ) -> TraceParent | None:
     """A finished span from times measured elsewhere; its context, or None if not traced."""
@@ -227,6 +228,7 @@ def record(
         node=node,
         obj=obj,
         attributes=attributes,
+        links=links,
         start_time=start_ns,
     )
     if span is None:

@@ -55,7 +55,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from apimachinery import errors
+from apimachinery import errors, tracing
 from apimachinery.client import Client, retry_on_conflict
 from apimachinery.factory import SharedInformerFactory
 from apimachinery.informer import Informer
@@ -105,6 +105,7 @@ class NetPluginAgent:
         self.client = client
         self.cmds = cmds
         self.factory = SharedInformerFactory(client)
+        tracing.configure(client, "netplugin")  # the proxy's spans go to the API server
         self.nodes: Informer[core_pb2.Node] = self.factory.informer(core_pb2.Node)
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(name="overlay")
         self.work = WorkLoop(self.queue, self._sync_key, on_error=self._reconcile_failed)

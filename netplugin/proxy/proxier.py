@@ -47,6 +47,10 @@ being refused (measured; nstat shows IcmpOutRedirects and IcmpOutRateLimitHost).
 After a sync, UDP flows to endpoints that left their Service are deleted
 from conntrack (netplugin/proxy/conntrack.py explains why).
 
+Tracing: a sync that changes the table after a traced Service or Endpoints
+change is a span (SyncProxyRules) under the newest such change, with the
+rule lines added and removed -- the last step of an `apply`'s trace on each node.
+
 Failure modes: a failed `nft -f` changes nothing (atomic); the Proxier
 forgets what it believed the table held, re-reads it and tries once more at
 once (a table deleted behind its back is rebuilt in the same sync); if that
@@ -71,6 +75,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 import netplugin.proxy.conntrack as conntrack
 import netplugin.proxy.model as model
 import netplugin.proxy.rules as rules
+from apimachinery import scheme, tracecontext, tracing
 from apimachinery.cache import meta_namespace_key
 from apimachinery.factory import SharedInformerFactory
 from apimachinery.informer import wait_for_cache_sync
@@ -128,7 +133,7 @@ class Proxier:
         for informer in (self.services, self.endpoints):
             informer.add_handlers(
                 on_add=self._on_change,
-                on_update=lambda _old, _new: self._on_change(None),
+                on_update=lambda _old, new: self._on_change(new),
                 on_delete=self._on_change,
             )
         self._dirty = asyncio.Event()
@@ -143,11 +148,39 @@ class Proxier:
         self.transactions = 0  # `nft -f -` runs so far (tests count them)
         self.last_sync_seconds = 0.0
         self.last_error = ""  # why the last sync failed ("" after a good one)
+        self._causes: dict[str, Any] = {}  # traced objects changed since the last sync
 
     # ---- events --------------------------------------------------------------------------
 
-    def _on_change(self, _obj: Any) -> None:
+    def _on_change(self, obj: Any) -> None:
+        if obj is not None and tracecontext.of_object(obj) is not None:
+            self._causes[f"{obj.DESCRIPTOR.name}/{meta_namespace_key(obj)}"] = obj  # newest of each
         self._dirty.set()
+
+    def _traced(self, causes: dict[str, Any], before: str, started_ns: int) -> None:
+        """A sync that changed the table, as a span under the newest traced change behind it
+        (the rest linked), with the rule lines it added and removed."""
+        if not causes or self.last_script == before:
+            return
+        old, new = set(before.splitlines()), set(self.last_script.splitlines())
+        added = sorted(line.strip() for line in new - old if line.strip())
+        removed = sorted(line.strip() for line in old - new if line.strip())
+        ordered = sorted(
+            causes.values(), key=lambda o: int(o.metadata.resource_version or 0), reverse=True
+        )
+        tracing.record(
+            "SyncProxyRules",
+            parent=ordered[0],
+            links=ordered[1:],
+            start_ns=started_ns,
+            end_ns=time.time_ns(),
+            component="proxy",
+            node=self.node_name,
+            obj=f"{scheme.for_message(ordered[0]).resource}/{meta_namespace_key(ordered[0])}",
+            why=f"{', '.join(sorted(causes))} changed: +{len(added)} -{len(removed)} rule "
+            f"lines in one `nft -f -` transaction on table {self.table}",
+            attributes={"tinykube.nft.added": added, "tinykube.nft.removed": removed},
+        )
 
     # ---- one sync ------------------------------------------------------------------------
 
@@ -281,10 +314,18 @@ class Proxier:
             self._dirty.clear()
             last = time.monotonic()
             snapshot = self.snapshot()
+            causes, self._causes, before, started_ns = (
+                self._causes,
+                {},
+                self.last_script,
+                time.time_ns(),
+            )
             try:
                 await asyncio.to_thread(self.sync_snapshot, snapshot, force=force or failures > 0)
                 failures, self.last_error = 0, ""
+                self._traced(causes, before, started_ns)
             except Exception as exc:  # every failure is retried the same way
+                self._causes = {**causes, **self._causes}  # still to be traced once it works
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 backoff = min(0.5 * 2 ** (failures - 1), 30.0)
