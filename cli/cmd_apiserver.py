@@ -33,7 +33,12 @@ import logging
 
 import click
 
-from cli.cmd_controlplane import controller_flags, controller_options
+from cli.cmd_controlplane import (
+    controller_flags,
+    controller_options,
+    leader_election_config,
+    leader_election_flags,
+)
 from cli.durations import Duration
 from cli.main import configure_logging
 
@@ -104,6 +109,7 @@ from cli.main import configure_logging
     help="How long an Event is kept after its last occurrence (30m, 1h, 90s).",
 )
 @controller_flags
+@leader_election_flags(None)
 @click.option(
     "--kubelet-client-certificate", default="", help="The client certificate for kubelets."
 )
@@ -173,6 +179,8 @@ async def _run(flags: dict[str, object]) -> None:
         options=options,
         encryption_provider_config=str(flags["encryption_provider_config"]),
         event_ttl=float(str(flags["event_ttl"])),
+        leader_elect=None if flags["leader_elect"] is None else bool(flags["leader_elect"]),
+        leader_election=leader_election_config({**flags, "leader_elect": True}, "kube-scheduler"),
     )
     if await until_signalled(server):
         logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})

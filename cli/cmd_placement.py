@@ -10,7 +10,11 @@ what the scheduler saw when it decided.
 
 `scheduler --server ADDR` runs the scheduler as its own process, talking to
 the API server only through the client (`tinykube apiserver` runs the same
-scheduler in-process by default). Stop it with SIGTERM or Ctrl-C.
+scheduler in-process by default). Stop it with SIGTERM or Ctrl-C. It takes
+kube-scheduler's --leader-elect* flags (cli/cmd_controlplane.py): by default
+it schedules only while holding the Lease kube-system/kube-scheduler, so
+several may run, and exits with status 1 ("leaderelection lost") when it
+cannot renew the Lease in time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cli import context
+from cli.cmd_controlplane import leader_election_config, leader_election_flags
 from cli.context import CommandError, Options, effective, namespace_option, until_signalled
 
 if TYPE_CHECKING:
@@ -65,23 +70,30 @@ def explain_placement(opts: Options, target: str, node: str | None, namespace: s
 
 
 @click.command("scheduler")
+@leader_election_flags("kube-scheduler")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_obj
-def scheduler(opts: Options, verbose: bool) -> None:
+def scheduler(opts: Options, /, **flags: object) -> None:
     """Run the scheduler against the API server (--server) in the foreground."""
+    from apimachinery.leaderelection import LeaderElectionLost
     from cli.main import configure_logging
     from controlplane import run_scheduler
 
-    configure_logging(logging.DEBUG if verbose else logging.INFO)
+    configure_logging(logging.DEBUG if flags["verbose"] else logging.INFO)
     logger = logging.getLogger("cli.scheduler")
+    election = leader_election_config(flags, "kube-scheduler")
 
     async def run() -> None:
         client = opts.new_client()  # the kubeconfig's identity, if any
         try:
-            if await until_signalled(run_scheduler(client)):
+            if await until_signalled(run_scheduler(client, leader_election=election)):
                 logger.info("stopped", extra={"server": opts.server})
         finally:
             await client.close()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run())
+    except LeaderElectionLost as err:  # kube-scheduler exits: its supervisor restarts it
+        logger.error("leaderelection lost", extra={"error": str(err)})
+        raise click.exceptions.Exit(1) from None

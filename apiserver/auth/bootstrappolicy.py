@@ -19,12 +19,15 @@ read from controllers/*.py and scheduler/):
 
     system:kube-scheduler      watch pods, nodes, services; bind pods
                                (pods/binding create); record why a pod is
-                               unschedulable (pods/status); write events
+                               unschedulable (pods/status); write events;
+                               create leases, get and update its own
+                               (kube-scheduler: leader election)
     system:kube-controller-manager
                                deployment, replicaset, endpoints, namespace,
                                node IPAM, node lifecycle, taint eviction,
                                garbage collector (any kind: get, update,
-                               delete), CSR approving and signing
+                               delete), CSR approving and signing; its
+                               leader election Lease (kube-controller-manager)
     system:node-proxier        the network agent (with the node's identity,
                                group system:nodes): services, endpoints, nodes
     system:node-bootstrapper   a joining node's bootstrap token: create and
@@ -193,6 +196,9 @@ def _scheduler_rules() -> list[rbac_pb2.PolicyRule]:
         rule(READ, CORE, ["pods", "nodes", "services"]),
         rule(["create"], CORE, ["pods/binding"]),
         rule(["patch", "update"], CORE, ["pods/status"]),
+        # leader election: its own Lease in kube-system (apimachinery/leaderelection.py)
+        rule(["create"], COORDINATION, ["leases"]),
+        rule(["get", "update"], COORDINATION, ["leases"], ["kube-scheduler"]),
     ]
 
 
@@ -217,6 +223,9 @@ def _controller_manager_rules() -> list[rbac_pb2.PolicyRule]:
         rule((*READ, "update"), CORE, ["nodes"]),
         rule(["update"], CORE, ["nodes/status", "pods/status"]),
         rule(READ, COORDINATION, ["leases"]),
+        # leader election: its own Lease in kube-system (apimachinery/leaderelection.py)
+        rule(["create"], COORDINATION, ["leases"]),
+        rule(["update"], COORDINATION, ["leases"], ["kube-controller-manager"]),
         # CSR approving and signing
         rule((*READ, "update"), CERTIFICATES, ["certificatesigningrequests"]),
         rule(

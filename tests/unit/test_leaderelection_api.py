@@ -20,8 +20,6 @@ from apimachinery.leaderelection import LeaderElectionConfig, LeaderElector
 from apimachinery.resourcelock import LeaderElectionRecord, LeaseLock, micros
 from protos import coordination_pb2
 
-FAST = {"lease_duration": 2.0, "renew_deadline": 1.0, "retry_period": 0.3}
-
 
 def record(holder: str, transitions: int = 0) -> LeaderElectionRecord:
     now = micros(time.time())
@@ -60,7 +58,12 @@ async def test_the_survivor_takes_over_a_dead_leaders_lease(client: Client) -> N
 
     def elector(name: str) -> LeaderElector:
         config = LeaderElectionConfig(
-            "kube-controller-manager", identity=name, release_on_cancel=False, **FAST
+            "kube-controller-manager",
+            identity=name,
+            lease_duration=2.0,
+            renew_deadline=1.0,
+            retry_period=0.3,
+            release_on_cancel=False,
         )
         return LeaderElector(config, LeaseLock(client, "kube-system", config.resource_name))
 
