@@ -35,7 +35,9 @@ over Docker's json-file format. The loop, every file call in a thread:
    and the old one has had one more poll interval for the last bytes still
    on their way to it (containerd flushes the old file's pipe after the swap):
    the old handle is drained to its end, then the new file is read from
-   offset 0. A file that shrank (truncated in place) is read again from 0.
+   offset 0. The new file is opened as soon as it is seen, so a writer that
+   rotates again meanwhile (a fast one, on Docker) cannot make the reader
+   skip it. A file that shrank (truncated in place) is read again from 0.
    Otherwise ask `exited()`: stop once the container is gone and the file
    drained, else sleep 0.2 s and read on.
 
@@ -168,6 +170,7 @@ class LogFile:
         self.path = path
         self.opener = opener
         self.handle: BinaryIO | None = None
+        self.successor: BinaryIO | None = None  # the new file at the path, once rotated
         self.pending = b""  # an unfinished record at the end, kept for the next read
 
     def open(self) -> bool:
@@ -180,9 +183,10 @@ class LogFile:
         return True
 
     def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+        for f in (self.handle, self.successor):
+            if f is not None:
+                f.close()
+        self.handle = self.successor = None
 
     def read(self, limit: int = READ_CHUNK) -> tuple[bytes, bool]:
         """Complete records from where reading stands (at most ~`limit` bytes), and whether
@@ -204,34 +208,43 @@ class LogFile:
                 return b"".join(out)
 
     def rotated(self) -> bool:
-        """The path names a new file that has bytes (the writer moved there), or this file
-        shrank below where reading stands (truncated in place)."""
+        """Whether reading must move on: the path names a new file that has bytes (the writer
+        moved there), or this file shrank below where reading stands (truncated in place).
+
+        The new file is opened at once and held as the successor: should it be rotated
+        away too before the switch (Docker renames `.1` to `.2` as it makes a new file),
+        it is still read, not skipped.
+        """
         assert self.handle is not None
+        if self.successor is not None:
+            return True
+        own = os.fstat(self.handle.fileno())
+        if own.st_size < self.handle.tell():
+            return True
         try:
             named = os.stat(self.path)
-        except FileNotFoundError:
-            return False  # renamed, not yet reopened: the writer still writes to ours
-        own = os.fstat(self.handle.fileno())
-        if (named.st_dev, named.st_ino) != (own.st_dev, own.st_ino):
-            return named.st_size > 0
-        return own.st_size < self.handle.tell()
-
-    def switch(self) -> bytes:
-        """After a rotation: the old file's last records, then the new file from offset 0
-        (the same file from 0 when it was truncated)."""
-        assert self.handle is not None
-        try:
+            if (named.st_dev, named.st_ino) == (own.st_dev, own.st_ino) or not named.st_size:
+                return False  # ours still, or renamed and reopened but not yet written to
             new = self.opener(self.path)
         except FileNotFoundError:
-            return b""  # gone again: stay with the old file
+            return False  # renamed, not yet reopened: the writer still writes to ours
         if os.path.sameopenfile(new.fileno(), self.handle.fileno()):
             new.close()
+            return False
+        self.successor = new
+        return True
+
+    def switch(self) -> bytes:
+        """After a rotation: the old file's last records, then the successor from offset 0
+        (or, truncated in place, the same file from 0)."""
+        assert self.handle is not None
+        if self.successor is None:
             self.handle.seek(0)
             self.pending = b""
             return b""
         rest = self.drain()
-        self.close()
-        self.handle, self.pending = new, b""
+        self.handle.close()
+        self.handle, self.successor, self.pending = self.successor, None, b""
         return rest
 
 

@@ -291,3 +291,32 @@ async def test_follow_waits_for_the_file_and_stops_when_the_container_exits(
         await collect(cri_logs.read_log(tmp_path / "none", follow=False, tail=None, exited=never))
         == []
     )
+
+
+def test_a_second_rotation_before_the_switch_skips_no_file(tmp_path: Path) -> None:
+    """Docker's way: `.1` becomes `.2` as the current file becomes `.1` and a new one starts;
+    twice, between the reader seeing the first rotation and moving to the new file."""
+    path = tmp_path / "c-json.log"
+
+    def rotate(text: str) -> None:
+        one = tmp_path / "c-json.log.1"
+        if one.exists():
+            os.rename(one, tmp_path / "c-json.log.2")
+        os.rename(path, one)
+        path.write_bytes(docker(text))
+
+    path.write_bytes(docker("a\n"))
+    log = cri_logs.LogFile(path, cri_logs.open_log)
+    assert log.open()
+    try:
+        assert log.read() == (docker("a\n"), True) and not log.rotated()
+        rotate("b\n")
+        assert log.rotated()  # seen: the new file is held from now on
+        rotate("c\n")  # rotated again before the switch
+        assert log.switch() == b""  # nothing more in the first file
+        assert log.read() == (docker("b\n"), True)  # the second file, not skipped
+        assert log.rotated()
+        log.switch()
+        assert log.read() == (docker("c\n"), True)
+    finally:
+        log.close()
