@@ -35,7 +35,16 @@ Channel options and why:
 * The receive limit is 256 MiB because a list of every pod in a big cluster is
   one message; the server's own request limit is 3 MiB (errors.MAX_REQUEST_BYTES).
 
-`Connection` owns the channel for one client. grpc.aio channels belong to
+Several API servers. `server` may be a comma-separated list (`--server
+a:6443,b:6443`, or a kubeconfig's server field holding one: a tinykube
+extension, where Kubernetes puts a load balancer in front of its API
+servers). `Connection` then keeps a channel per server and a current one;
+a server that cannot be reached makes the next one current, unary calls are
+tried on the next server when that is safe, and watches resume there from
+their last resourceVersion (apimachinery/channel_failover.py says exactly
+when). With one server nothing changes: calls fail fast.
+
+`Connection` owns the channels for one client. grpc.aio channels belong to
 the event loop that created them, so the channel is opened lazily on first
 use inside the running loop, and reopened if the client is later used from a
 different loop (tests run one loop per test). It also maps failed calls to
@@ -52,13 +61,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import grpc
 import grpc.aio
 
 from apimachinery import errors
-from protos import api_pb2_grpc
+from protos import api_pb2, api_pb2_grpc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,7 +149,10 @@ class Credentials:
 
 
 def open_channel(target: str, credentials: Credentials | None = None) -> grpc.aio.Channel:
-    """A channel to `target` (HOST:PORT or unix:PATH): plain without credentials, else TLS."""
+    """A channel to `target` (HOST:PORT or unix:PATH): plain without credentials, else TLS.
+
+    Given a list of servers, the first (failing over is Connection's business)."""
+    target = split_servers(target)[0]
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
     options: list[tuple[str, int | str]] = list(CHANNEL_OPTIONS)
@@ -167,40 +179,92 @@ def _log_warning(text: str) -> None:
     log.warning("the API server warns", extra={"warning": text})
 
 
+def split_servers(server: str) -> list[str]:
+    """`a:6443,b:6443` -> [a:6443, b:6443]: the API servers a client may use, in order."""
+    servers = [part.strip() for part in server.split(",") if part.strip()]
+    if not servers:
+        raise ValueError(f"no API server address in {server!r}")
+    return servers
+
+
 class Connection:
-    """The channel to one API server, opened lazily per event loop, and its error mapping."""
+    """The channels to the API server(s), opened lazily per event loop, and error mapping.
+
+    `server` is one address or a comma-separated list of them; with a list,
+    calls go to the current server and move to the next when it fails
+    (apimachinery/channel_failover.py)."""
 
     def __init__(
         self, server: str, *, timeout: float = 30.0, credentials: Credentials | None = None
     ) -> None:
         self.server = server
+        self.servers = split_servers(server)
         self.timeout = timeout
         self.credentials = credentials
         # Admission's warnings (`Warning: would violate PodSecurity ...`): the CLI prints
         # them as kubectl does; a daemon logs them.
         self.on_warning: Callable[[str], None] = _log_warning
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: api_pb2_grpc.ResourcesStub | None = None
+        self._current = 0
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, api_pb2_grpc.ResourcesStub] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def stub(self) -> api_pb2_grpc.ResourcesStub:
-        """The Resources stub on a channel of the running loop."""
+    @property
+    def current_server(self) -> str:
+        return self.servers[self._current]
+
+    def failed(self, server: str) -> None:
+        """`server` failed: the next one becomes current (unless a call already moved on)."""
+        if len(self.servers) > 1 and self.current_server == server:
+            self._current = (self._current + 1) % len(self.servers)
+            log.warning(
+                "API server unavailable, using the next",
+                extra={"failed": server, "next": self.current_server},
+            )
+
+    def server_channel(self, server: str) -> grpc.aio.Channel:
+        """The channel to one server, on the running loop."""
         loop = asyncio.get_running_loop()
-        if self._stub is None or self._loop is not loop:
-            # A channel from an earlier (possibly closed) loop cannot be used here; drop it.
-            self._channel = open_channel(self.server, self.credentials)
-            self._stub = api_pb2_grpc.ResourcesStub(self._channel)
-            self._loop = loop
-        return self._stub
+        if self._loop is not loop:
+            # Channels from an earlier (possibly closed) loop cannot be used here; drop them.
+            self._channels, self._stubs, self._loop = {}, {}, loop
+        channel = self._channels.get(server)
+        if channel is None:
+            channel = self._channels[server] = open_channel(server, self.credentials)
+        return channel
+
+    def server_stub(self, server: str) -> api_pb2_grpc.ResourcesStub:
+        channel = self.server_channel(server)
+        stub = self._stubs.get(server)
+        if stub is None:
+            stub = self._stubs[server] = api_pb2_grpc.ResourcesStub(channel)
+        return stub
+
+    def stub(self) -> api_pb2_grpc.ResourcesStub:
+        """The Resources stub: the one server's, or one that fails over between several."""
+        if len(self.servers) == 1:
+            return self.server_stub(self.servers[0])
+        from apimachinery.channel_failover import FailoverStub
+
+        return cast(api_pb2_grpc.ResourcesStub, FailoverStub(self))
 
     def channel(self) -> grpc.aio.Channel:
-        """The channel itself, for the stub of another service on the same server."""
-        self.stub()
-        assert self._channel is not None
-        return self._channel
+        """The current server's channel, for the stub of another service on it."""
+        return self.server_channel(self.current_server)
 
-    def error(self, exc: grpc.aio.AioRpcError) -> errors.StatusError:
-        """The StatusError for a failed call; transport failures as one readable line."""
+    async def why_unreachable(self, server: str) -> str:
+        """Why a server's channel does not connect: the status of a call that tries."""
+        request = api_pb2.VersionRequest()
+        try:
+            await self.server_stub(server).Version(request, timeout=1.0)
+        except grpc.aio.AioRpcError as exc:
+            return transport_reason(exc.details() or exc.code().name)
+        return "connected only after the dial timeout"
+
+    def error(self, exc: grpc.aio.AioRpcError, server: str = "") -> errors.StatusError:
+        """The StatusError for a failed call to `server` (default: the current one);
+        transport failures as one readable line."""
+        server = server or self.current_server
         err = errors.from_rpc_error(exc)
         code = exc.code()
         if isinstance(err, errors.ServiceUnavailable) and code == grpc.StatusCode.UNAVAILABLE:
@@ -214,15 +278,15 @@ class Connection:
                     # checks the client's certificate, so a refusal arrives as a closed socket.
                     reason += " (did the server refuse the client certificate?)"
                 err = errors.ServiceUnavailable(
-                    f"cannot reach the API server at {self.server}: {reason}"
+                    f"cannot reach the API server at {server}: {reason}"
                 )
         elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
             err = errors.ServiceUnavailable(
-                f"the API server at {self.server} did not answer within {self.timeout:g}s"
+                f"the API server at {server} did not answer within {self.timeout:g}s"
             )
         log.debug(
             "api call failed",
-            extra={"server": self.server, "code": code.name, "reason": err.reason},
+            extra={"server": server, "code": code.name, "reason": err.reason},
         )
         return err
 
@@ -240,6 +304,6 @@ class Connection:
         return result
 
     async def close(self) -> None:
-        channel, self._channel, self._stub, self._loop = self._channel, None, None, None
-        if channel is not None:
+        channels, self._channels, self._stubs, self._loop = self._channels, {}, {}, None
+        for channel in channels.values():
             await channel.close()

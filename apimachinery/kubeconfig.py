@@ -38,6 +38,12 @@ error rather than a token sent in the clear. `unix:PATH` (a local cluster's
 socket) is dialed as it is. `insecure-skip-tls-verify` is refused: this
 client always verifies the server.
 
+A tinykube extension: `server` may list several API servers, comma-separated
+(`https://10.0.0.1:6443,https://10.0.0.2:6443`), all with the same scheme;
+the client fails over between them (apimachinery/channel_failover.py).
+Kubernetes' kubeconfig holds one URL, of a load balancer in front of the API
+servers; kubectl would refuse such a list.
+
 Failure modes: each problem is a `KubeconfigError` naming the file and the
 field, in the file's own words:
 
@@ -225,7 +231,7 @@ class _Reader:
         if ca:
             self.check(certs.load_cert_pem, ca, f"{where}.certificate-authority-data")
         cert, key, token = self.user(user, u_where)
-        scheme, target = self.split_server(server, f"{where}.server")
+        scheme, target = self.split_servers(server, f"{where}.server")
         has_material = bool(ca or cert or token)
         tls = scheme == "https" or (not scheme and has_material and target[:5] != "unix:")
         if not tls and has_material:
@@ -271,6 +277,20 @@ class _Reader:
             return parse(data)
         except certs.CertError as err:
             raise self.fail(where, str(err)) from None
+
+    def split_servers(self, server: str, where: str) -> tuple[str, str]:
+        """(scheme, targets) of a server field that may list several servers (a tinykube
+        extension): `https://a:6443,https://b:6443` -> ("https", "a:6443,b:6443")."""
+        parts = [part.strip() for part in server.split(",")]
+        if len(parts) == 1:
+            return self.split_server(server, where)
+        if not all(parts):
+            raise self.fail(where, f'"{server}" has an empty entry in its list of servers')
+        split = [self.split_server(part, where) for part in parts]
+        schemes = {scheme or "https" for scheme, target in split if not target.startswith("unix:")}
+        if len(schemes) > 1:
+            raise self.fail(where, f'"{server}" mixes http:// and https:// servers')
+        return split[0][0], ",".join(target for _, target in split)
 
     def split_server(self, server: str, where: str) -> tuple[str, str]:
         """(scheme, gRPC target): `https://h:6443` -> ("https", "h:6443")."""

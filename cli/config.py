@@ -6,8 +6,9 @@ local clusters of `tinykube up` in it, and resolves it to one
 apimachinery.kubeconfig.ClientConfig (the target to dial, and TLS
 material when there is any):
 
-    1. `--server HOST:PORT`                    the flag wins (with --kubeconfig: that
-                                               file's credentials, at this address)
+    1. `--server HOST:PORT[,HOST:PORT...]`     the flag wins (with --kubeconfig: that
+                                               file's credentials, at this address);
+                                               a list: several API servers, failed over
     2. `--kubeconfig PATH`                     a kubeconfig the user named
     3. $TINYKUBE_SERVER                        an address, per shell
     4. `--cluster NAME` / $TINYKUBE_CLUSTER    a local cluster of `tinykube up`, by name
@@ -108,7 +109,11 @@ def kubeconfig_env_path(env: Mapping[str, str]) -> Path | None:
 
 
 def normalize_server(value: str) -> str:
-    """`https://10.0.0.1:6443/` -> `10.0.0.1:6443`; a bare host gets port 6443."""
+    """`https://10.0.0.1:6443/` -> `10.0.0.1:6443`; a bare host gets port 6443; a
+    comma-separated list of servers (failover, apimachinery/channel_failover.py) is
+    normalized item by item."""
+    if "," in value:
+        return ",".join(filter(None, (normalize_server(v) for v in value.split(","))))
     text = value.strip()
     for scheme in ("http://", "https://", "grpc://"):
         if text.startswith(scheme):
