@@ -3,8 +3,11 @@
 `Kubelet(client, config, runtime).run()` runs until cancelled:
 
 1. ask the runtime for its version, retrying until it answers (a runtime
-   daemon may start after the kubelet); open the kubelet server (logs,
-   exec; server.py) so the port it got is the one the Node publishes;
+   daemon may start after the kubelet); start the container log manager
+   (logrotation.py: logs past containerLogMaxSize rotated, on runtimes that
+   leave it to the kubelet; Docker is given the limits instead); open the
+   kubelet server (logs, exec; server.py) so the port it got is the one the
+   Node publishes;
 2. register the Node (nodestatus.register_node) -- or adopt the existing one;
 3. start the Node informer and wait for it: the podCIDR, once the node IPAM
    controller sets it, goes to the runtime (CRI UpdateRuntimeConfig) and
@@ -12,9 +15,7 @@
 4. start the Lease controller and the node status loop;
 5. start the pod source; once it has synced, start the PLEG (pleg.py: a
    relist every second wakes the worker of any pod whose containers
-   changed) and the container log manager (logrotation.py: logs past
-   containerLogMaxSize rotated, on runtimes that leave it to the kubelet),
-   and run housekeeping: sandboxes in
+   changed) and run housekeeping: sandboxes in
    the runtime whose pod uid is not bound here any more (deleted while the
    kubelet was down) are stopped and removed, and so are volume directories
    under <root-dir>/pods that no pod or sandbox owns any more (their tmpfs
@@ -148,15 +149,6 @@ class Kubelet:
         self.pleg = GenericPLEG(
             runtime, self._on_pod_events, relist_period=config.pleg_relist_period
         )
-        # Rotation limits: the kubelet's manager applies them, or the runtime (Docker) itself.
-        runtime.log_max_size = config.container_log_max_bytes()
-        runtime.log_max_files = config.container_log_max_files
-        self.log_manager = ContainerLogManager(
-            runtime,
-            runtime.log_max_size,
-            runtime.log_max_files,
-            interval=config.container_log_monitor_interval,
-        )
         self.server = KubeletServer(
             self,
             config.kubelet_address,
@@ -209,6 +201,7 @@ class Kubelet:
         context = {"node": self.config.node_name}
         try:
             self._version = await self._wait_for_runtime()
+            self._start_log_rotation()
             port = await self.server.start()
             if port:
                 self.config.kubelet_port = port  # published in the Node's daemonEndpoints
@@ -234,8 +227,6 @@ class Kubelet:
             self._spawn(self.pod_source.run(), "pod source")
             await self.pod_source.informer.wait_for_sync()
             self._spawn(self.pleg.run(), "pleg")
-            if self.runtime.kubelet_rotates_logs and self.log_manager.max_size >= 0:
-                self._spawn(self.log_manager.run(), "container log manager")
             await self.housekeeping()
             self._started.set()
             log.info("kubelet started", extra={**context, "runtime": str(self._version)})
@@ -269,6 +260,21 @@ class Kubelet:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.recorder.flush(), 1.0)
         await self.recorder.close()
+
+    def _start_log_rotation(self) -> None:
+        """Hand containerLogMaxSize/MaxFiles to the runtime (Docker rotates by itself with
+        them), and start the container log manager where rotation is the kubelet's."""
+        runtime, config = self.runtime, self.config
+        runtime.log_max_size = config.container_log_max_bytes()
+        runtime.log_max_files = config.container_log_max_files
+        self.log_manager = ContainerLogManager(
+            runtime,
+            runtime.log_max_size,
+            runtime.log_max_files,
+            interval=config.container_log_monitor_interval,
+        )
+        if runtime.kubelet_rotates_logs and runtime.log_max_size >= 0:
+            self._spawn(self.log_manager.run(), "container log manager")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"kubelet {name}")
