@@ -44,16 +44,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
 
 from apimachinery import errors
-from protos import api_pb2
-
-if TYPE_CHECKING:
-    from apimachinery.channel import Connection
+from protos import api_pb2, api_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +60,27 @@ _METHODS = api_pb2.DESCRIPTOR.services_by_name["Resources"].methods_by_name
 UNARY_METHODS = frozenset(
     name for name, m in _METHODS.items() if not (m.client_streaming or m.server_streaming)
 )
+
+
+class Connection(Protocol):
+    """What failing over needs of apimachinery/channel.py's Connection."""
+
+    server: str
+    servers: list[str]
+    timeout: float
+
+    @property
+    def current_server(self) -> str: ...
+
+    def failed(self, server: str) -> None: ...
+
+    def server_channel(self, server: str) -> grpc.aio.Channel: ...
+
+    def server_stub(self, server: str) -> api_pb2_grpc.ResourcesStub: ...
+
+    def error(self, exc: grpc.aio.AioRpcError, server: str = "") -> errors.StatusError: ...
+
+    async def why_unreachable(self, server: str) -> str: ...
 
 
 def is_transport_failure(exc: grpc.aio.AioRpcError) -> bool:
