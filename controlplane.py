@@ -153,6 +153,7 @@ async def serve_control_plane(
     event_ttl: float = DEFAULT_EVENT_TTL,
     leader_elect: bool | None = None,
     leader_election: LeaderElectionConfig | None = None,
+    advertise_address: str = "",
 ) -> None:
     """`tinykube apiserver`: the API server, with the scheduler and controllers unless turned off.
 
@@ -178,6 +179,7 @@ async def serve_control_plane(
         default_toleration_seconds=options.default_toleration_seconds,
         encryption_provider_config=encryption_provider_config,
         event_ttl=event_ttl,
+        advertise_address=advertise_address,
         beside=partial(
             run_control_plane,
             scheduler=scheduler,

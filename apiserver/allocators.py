@@ -81,12 +81,16 @@ class _Allocator:
 
 class ClusterIPAllocator:
     """Virtual IPs from the service CIDR. The network's first address (10.96.0.1)
-    is reserved, as Kubernetes reserves it for the `kubernetes` Service."""
+    is reserved, as Kubernetes reserves it for the `kubernetes` Service: never
+    handed out at random, given only to the Service that asks for it by name
+    (apiserver/endpointreconciler.py creates that Service)."""
 
     def __init__(self, cidr: str = SERVICE_CIDR) -> None:
         self.network = ipaddress.ip_network(cidr)
         first = int(self.network.network_address)
         last = int(self.network.broadcast_address)
+        self._reserved = first + 1
+        self._reserved_taken = False
         self._alloc = _Allocator(first + 1, last - 1, {first + 1})
 
     def allocate(self, path: str, requested: str = "") -> str:
@@ -110,6 +114,9 @@ class ClusterIPAllocator:
                 f"failed to allocate IP {requested}: the provided IP ({requested}) is not in the"
                 f" valid range. The range of valid IPs is {self.network}",
             )
+        if n == self._reserved and not self._reserved_taken:
+            self._reserved_taken = True
+            return requested
         if n in self._alloc.used:
             raise _field_invalid(
                 path,
@@ -128,11 +135,17 @@ class ClusterIPAllocator:
     def mark(self, ip: str) -> None:
         """Record an IP found in the store at start-up."""
         with contextlib.suppress(ValueError):
-            self._alloc.take(int(ipaddress.ip_address(ip)))
+            n = int(ipaddress.ip_address(ip))
+            self._reserved_taken = self._reserved_taken or n == self._reserved
+            self._alloc.take(n)
 
     def release(self, ip: str) -> None:
         with contextlib.suppress(ValueError):
-            self._alloc.release(int(ipaddress.ip_address(ip)))
+            n = int(ipaddress.ip_address(ip))
+            if n == self._reserved:  # back to reserved, not to the free pool
+                self._reserved_taken = False
+                return
+            self._alloc.release(n)
 
 
 class NodePortAllocator:

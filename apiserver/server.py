@@ -14,6 +14,12 @@ Start-up order matters: storage opens first (a second server on the same
 data directory fails here, not later), then the registry rebuilds what it
 keeps in memory (ClusterIP / NodePort allocations) from the store, and only
 then does the port open, so no request ever sees a half-started server.
+
+With an advertise address (`--advertise-address IP`), the server keeps a
+Lease of its own in kube-system and, with the other API servers, the
+`kubernetes` Service's Endpoints listing the live ones
+(apiserver/endpointreconciler.py); it starts once the port is open and, on
+a stop, takes this server's address out before the port closes.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from apiserver.auth.bootstraptoken import bootstrap_token_user_async
 from apiserver.auth.filters import RequestGuard
 from apiserver.auth.node import NodeAuthorizer
 from apiserver.auth.rbac import RBACAuthorizer
+from apiserver.endpointreconciler import EndpointReconciler, advertised_endpoint
 from apiserver.httpapi.api import HTTPAPI
 from apiserver.httpapi.http import HTTPServer
 from apiserver.httpapi.status import too_large
@@ -73,8 +80,11 @@ class APIServer:
         kubelet_client: KubeletClientConfig | None = None,
         run_dir: str = "",
         event_ttl: float = DEFAULT_EVENT_TTL,
+        advertise: tuple[str, int] | None = None,
     ) -> None:
         self.storage = storage
+        self.advertise = advertise  # (IP, port) for the kubernetes Endpoints, or None
+        self.endpoint_reconciler: EndpointReconciler | None = None
         self.event_reaper = EventReaper(storage, event_ttl)
         self.kubelet_client = kubelet_client or KubeletClientConfig()
         self.store = Store(storage, default_toleration_seconds=default_toleration_seconds)
@@ -148,6 +158,12 @@ class APIServer:
         self.port = self.ports[0]
         secure_unix_sockets(self.serving.unix, self.serving.unix_socket_group)
         self._server = server
+        if self.advertise is not None:
+            from apimachinery.client import Client
+
+            loopback = Client(self.local_address, timeout=10.0)
+            self.endpoint_reconciler = EndpointReconciler(loopback, *self.advertise)
+            self.endpoint_reconciler.start()
         log.info(
             "apiserver listening",
             extra={
@@ -166,6 +182,10 @@ class APIServer:
         raise RuntimeError("the API server has no unix socket for its own control plane")
 
     async def stop(self, grace: float = 1.0) -> None:
+        reconciler, self.endpoint_reconciler = self.endpoint_reconciler, None
+        if reconciler is not None:  # while the port is still open: remove this server
+            await reconciler.stop()
+            await reconciler.client.close()
         self.listeners.stop()
         if self._http is not None:
             await self._http.close()
@@ -190,6 +210,7 @@ async def serve(
     encryption_provider_config: str = "",
     beside: Callable[[str], Awaitable[None]] | None = None,
     event_ttl: float = DEFAULT_EVENT_TTL,
+    advertise_address: str = "",
 ) -> None:
     """Run an API server until cancelled.
 
@@ -206,6 +227,9 @@ async def serve(
     serving = serving or ServingOptions(listen=())
     serving = dataclasses.replace(serving, listen=(listen, *extra_listen, *serving.listen))
     serving.check()
+    advertise = (
+        advertised_endpoint(advertise_address, serving.listen) if advertise_address else None
+    )
     encryption = load_encryption(encryption_provider_config) if encryption_provider_config else None
     backend: Storage = await open_storage(storage, data_dir)
     if encryption is not None:
@@ -222,6 +246,7 @@ async def serve(
         kubelet_client=kubelet_client,
         run_dir=os.path.abspath(data_dir),
         event_ttl=event_ttl,
+        advertise=advertise,
     )
     companion: asyncio.Future[None] | None = None
     try:

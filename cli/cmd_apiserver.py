@@ -117,6 +117,12 @@ from cli.main import configure_logging
 @click.option(
     "--kubelet-certificate-authority", default="", help="The CA of the kubelets' certificates."
 )
+@click.option(
+    "--advertise-address",
+    default="",
+    help="The IP other members of the cluster reach this server at: listed, with the port of"
+    " the first TCP --listen, in the kubernetes Service's Endpoints while the server lives.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def apiserver(**flags: object) -> None:
     """Run the API server (with scheduler and controllers) in the foreground."""
@@ -181,6 +187,7 @@ async def _run(flags: dict[str, object]) -> None:
         event_ttl=float(str(flags["event_ttl"])),
         leader_elect=None if flags["leader_elect"] is None else bool(flags["leader_elect"]),
         leader_election=leader_election_config({**flags, "leader_elect": True}, "kube-scheduler"),
+        advertise_address=str(flags["advertise_address"]),
     )
     if await until_signalled(server):
         logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})
