@@ -15,6 +15,11 @@ database while it keeps serving. tinykube's store is inside the API server
                the bytes still to come; delete tmp
         <--chunks-- the CLI writes them to backup.db.part, renames at the end
 
+On the etcd backend, step 2 is etcd's own Maintenance.Snapshot
+(storage.snapshot -> apiserver/storage/etcd_snapshot.py): the file is an etcd
+snapshot, as `etcdctl snapshot save` writes it, and each chunk says so
+(`backend: etcd`), so the CLI knows it is restored with etcd's tools.
+
 Restoring is offline and local (apiserver/storage/snapshot.py): a snapshot
 goes into a new data directory, and a server is started there. With
 encryption at rest on, the snapshot holds the encrypted values: restoring it

@@ -14,6 +14,15 @@ consistently while it keeps serving. The chunks go to FILE.part, which is
 renamed to FILE once the last one arrived, so an interrupted save never
 leaves a file that looks complete. `restore` and `status` work on the file
 alone, offline (apiserver/storage/snapshot.py).
+
+On the etcd backend the snapshot is etcd's own (Maintenance.Snapshot, what
+`etcdctl snapshot save` writes; apiserver/storage/etcd_snapshot.py). `status`
+reads it with etcdutl/etcdctl; `restore` points to them, since restoring an
+etcd member is etcd's tool's job:
+
+    $ tinykube snapshot save backup.db
+    Snapshot saved at backup.db (etcd, revision 1234, 2.1 MB)
+    $ etcdutl snapshot restore backup.db --data-dir /var/lib/etcd-restored ...
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ import grpc
 
 from apimachinery.client import Client
 from apiserver.storage import snapshot as snapshots
+from apiserver.storage.etcd_mapping import from_etcd
+from apiserver.storage.etcd_snapshot import RESTORE_HINT, etcd_status, is_etcd_snapshot
+from apiserver.storage.interface import StorageError
 from cli import context
 from cli.context import CommandError, Options, echo_err
 from protos import maintenance_pb2, maintenance_pb2_grpc
@@ -52,12 +64,13 @@ def save(opts: Options, filename: str) -> None:
     async def verb(client: Client) -> int:
         stub = maintenance_pb2_grpc.MaintenanceStub(client._connection.channel())
         partial = filename + ".part"
-        revision, size, done = 0, 0, False
+        revision, size, done, backend = 0, 0, False, ""
         try:
             with open(partial, "wb") as out:
                 async for chunk in stub.Snapshot(maintenance_pb2.SnapshotRequest()):
                     out.write(chunk.blob)
                     revision, size = chunk.revision, size + len(chunk.blob)
+                    backend = chunk.backend
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, filename)
@@ -69,7 +82,8 @@ def save(opts: Options, filename: str) -> None:
         finally:
             if not done and os.path.exists(partial):
                 os.unlink(partial)
-        click.echo(f"Snapshot saved at {filename} (revision {revision}, {human_size(size)})")
+        kind = "etcd, " if backend == "etcd" else ""
+        click.echo(f"Snapshot saved at {filename} ({kind}revision {revision}, {human_size(size)})")
         return 0
 
     context.exit_with(context.run(opts, verb))
@@ -80,12 +94,20 @@ def save(opts: Options, filename: str) -> None:
 def status(filename: str) -> None:
     """Check a snapshot file and print its revision, keys and size."""
     try:
-        found = snapshots.status(filename)
-    except snapshots.SnapshotError as err:
+        found = _status(filename)
+    except (snapshots.SnapshotError, StorageError) as err:
         echo_err(f"Error: {err}")
         raise click.exceptions.Exit(1) from None
     click.echo(f"{'REVISION':<10}{'TOTAL KEYS':<12}TOTAL SIZE")
     click.echo(f"{found.revision:<10}{found.keys:<12}{human_size(found.size)}")
+
+
+def _status(filename: str) -> snapshots.SnapshotStatus:
+    """A SQLite snapshot's status, or an etcd snapshot's (revision as a resourceVersion)."""
+    if not is_etcd_snapshot(filename):
+        return snapshots.status(filename)
+    found = etcd_status(filename)
+    return snapshots.SnapshotStatus(from_etcd(found.revision), found.keys, 0, found.size)
 
 
 @snapshot.command("restore")
@@ -104,6 +126,9 @@ def status(filename: str) -> None:
 )
 def restore(filename: str, data_dir: str, bump_revision: int, mark_compacted: bool) -> None:
     """Restore a snapshot into a new data directory (offline; start an API server there)."""
+    if is_etcd_snapshot(filename):
+        echo_err(f"Error: {filename} is an etcd snapshot: {RESTORE_HINT}")
+        raise click.exceptions.Exit(1)
     try:
         found = snapshots.restore(
             filename, data_dir, bump_revision=bump_revision, mark_compacted=mark_compacted

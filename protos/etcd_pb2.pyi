@@ -764,3 +764,48 @@ class LeaseKeepAliveResponse(google.protobuf.message.Message):
     def ClearField(self, field_name: typing.Literal["ID", b"ID", "TTL", b"TTL", "header", b"header"]) -> None: ...
 
 global___LeaseKeepAliveResponse = LeaseKeepAliveResponse
+
+@typing.final
+class SnapshotRequest(google.protobuf.message.Message):
+    """Asks for the member's whole backend database."""
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+
+global___SnapshotRequest = SnapshotRequest
+
+@typing.final
+class SnapshotResponse(google.protobuf.message.Message):
+    """One chunk of the database. After the database's bytes, etcd sends one more chunk
+    holding their SHA-256 digest (32 bytes), which a restore checks; a saved snapshot
+    is every blob in order, the digest included.
+    """
+
+    DESCRIPTOR: google.protobuf.descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: builtins.int
+    REMAINING_BYTES_FIELD_NUMBER: builtins.int
+    BLOB_FIELD_NUMBER: builtins.int
+    remaining_bytes: builtins.int
+    """How many blob bytes are still to come after this chunk."""
+    blob: builtins.bytes
+    @property
+    def header(self) -> global___ResponseHeader:
+        """The first header of the stream says at which revision the copy was taken
+        (etcd 3.5 and later; etcd 3.4 leaves it unset).
+        """
+
+    def __init__(
+        self,
+        *,
+        header: global___ResponseHeader | None = ...,
+        remaining_bytes: builtins.int = ...,
+        blob: builtins.bytes = ...,
+    ) -> None: ...
+    def HasField(self, field_name: typing.Literal["header", b"header"]) -> builtins.bool: ...
+    def ClearField(self, field_name: typing.Literal["blob", b"blob", "header", b"header", "remaining_bytes", b"remaining_bytes"]) -> None: ...
+
+global___SnapshotResponse = SnapshotResponse

@@ -506,3 +506,81 @@ class Lease(object):
             timeout,
             metadata,
             _registered_method=True)
+
+
+class MaintenanceStub(object):
+    """Maintenance: only Snapshot, the consistent copy of the member's database that
+    `etcdctl snapshot save` takes (tinykube snapshot save on the etcd backend).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Snapshot = channel.unary_stream(
+                '/etcdserverpb.Maintenance/Snapshot',
+                request_serializer=protos_dot_etcd__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=protos_dot_etcd__pb2.SnapshotResponse.FromString,
+                _registered_method=True)
+
+
+class MaintenanceServicer(object):
+    """Maintenance: only Snapshot, the consistent copy of the member's database that
+    `etcdctl snapshot save` takes (tinykube snapshot save on the etcd backend).
+    """
+
+    def Snapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MaintenanceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Snapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=protos_dot_etcd__pb2.SnapshotRequest.FromString,
+                    response_serializer=protos_dot_etcd__pb2.SnapshotResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'etcdserverpb.Maintenance', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('etcdserverpb.Maintenance', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Maintenance(object):
+    """Maintenance: only Snapshot, the consistent copy of the member's database that
+    `etcdctl snapshot save` takes (tinykube snapshot save on the etcd backend).
+    """
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/etcdserverpb.Maintenance/Snapshot',
+            protos_dot_etcd__pb2.SnapshotRequest.SerializeToString,
+            protos_dot_etcd__pb2.SnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

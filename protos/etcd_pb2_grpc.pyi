@@ -222,3 +222,38 @@ class LeaseServicer(metaclass=abc.ABCMeta):
     ) -> typing.Union[collections.abc.Iterator[protos.etcd_pb2.LeaseKeepAliveResponse], collections.abc.AsyncIterator[protos.etcd_pb2.LeaseKeepAliveResponse]]: ...
 
 def add_LeaseServicer_to_server(servicer: LeaseServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...
+
+class MaintenanceStub:
+    """Maintenance: only Snapshot, the consistent copy of the member's database that
+    `etcdctl snapshot save` takes (tinykube snapshot save on the etcd backend).
+    """
+
+    def __init__(self, channel: typing.Union[grpc.Channel, grpc.aio.Channel]) -> None: ...
+    Snapshot: grpc.UnaryStreamMultiCallable[
+        protos.etcd_pb2.SnapshotRequest,
+        protos.etcd_pb2.SnapshotResponse,
+    ]
+
+class MaintenanceAsyncStub:
+    """Maintenance: only Snapshot, the consistent copy of the member's database that
+    `etcdctl snapshot save` takes (tinykube snapshot save on the etcd backend).
+    """
+
+    Snapshot: grpc.aio.UnaryStreamMultiCallable[
+        protos.etcd_pb2.SnapshotRequest,
+        protos.etcd_pb2.SnapshotResponse,
+    ]
+
+class MaintenanceServicer(metaclass=abc.ABCMeta):
+    """Maintenance: only Snapshot, the consistent copy of the member's database that
+    `etcdctl snapshot save` takes (tinykube snapshot save on the etcd backend).
+    """
+
+    @abc.abstractmethod
+    def Snapshot(
+        self,
+        request: protos.etcd_pb2.SnapshotRequest,
+        context: _ServicerContext,
+    ) -> typing.Union[collections.abc.Iterator[protos.etcd_pb2.SnapshotResponse], collections.abc.AsyncIterator[protos.etcd_pb2.SnapshotResponse]]: ...
+
+def add_MaintenanceServicer_to_server(servicer: MaintenanceServicer, server: typing.Union[grpc.Server, grpc.aio.Server]) -> None: ...

@@ -52,6 +52,7 @@ from urllib.parse import parse_qs, urlencode
 import grpc
 import grpc.aio
 
+from apiserver.storage.etcd_snapshot import save_stream
 from apiserver.storage.interface import StorageError
 from protos import etcd_pb2 as pb
 from protos import etcd_pb2_grpc as rpc
@@ -288,6 +289,22 @@ class EtcdClient:
     def watch_failed(self, endpoint: str) -> None:
         """A watch stream on `endpoint` broke: later calls go to the next endpoint."""
         self._failed(endpoint)
+
+    # ------------------------------------------------------------- snapshot
+
+    async def snapshot(self, dest: str) -> int:
+        """`etcdctl snapshot save`: the current member's database into `dest`, the etcd
+        revision it holds (etcd_snapshot.py). A read: tried on the next member if needed."""
+        before = await self.revision()
+
+        async def save(channel: grpc.aio.Channel) -> int:
+            stream = rpc.MaintenanceStub(channel).Snapshot(pb.SnapshotRequest())
+            try:
+                return await save_stream(stream, dest, before)
+            finally:
+                stream.cancel()
+
+        return await self._call(save, repeatable=True)
 
     # ----------------------------------------------------------------- lease
 
