@@ -168,6 +168,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "label": ("cli.cmd_label", "label", "Update the labels on a resource."),
     "logs": ("cli.cmd_logs", "logs", "Print the logs of a container in a pod."),
+    "migrate-storage": (
+        "cli.cmd_migrate",
+        "migrate_storage",
+        "Copy a stopped API server's SQLite store into an empty etcd cluster.",
+    ),
     "netplugin": (
         "cli.cmd_netplugin",
         "netplugin",
