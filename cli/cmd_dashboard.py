@@ -53,8 +53,9 @@ async def serve_dashboard(
     from cli.dashboard.auth import new_secret
     from cli.dashboard.live import LiveCluster
     from cli.dashboard.server import DashboardServer
+    from cli.dashboard.traces import TraceFeed
 
-    live = LiveCluster(client, namespace)
+    live = LiveCluster(client, namespace, traces=TraceFeed(client))
     try:
         server = DashboardServer(live, address=address, port=port)
     except ValueError as err:

@@ -29,8 +29,9 @@ the user may not list (RBAC) is not watched; the document names it under `errors
 with the server's sentence, and the page shows that instead of an empty list.
 
 The packet path (`path`) is computed on request from the same caches by
-netplugin/pathview.py, and the trace of the latest change comes from `trace_source`
-when one is given (cli/dashboard/traces.py).
+netplugin/pathview.py, and the trace of the latest change comes from the API
+server's span store through `traces` when one is given (cli/dashboard/traces.py:
+spans have no watch, so it asks every 2 s and marks the state dirty on news).
 """
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from apimachinery import errors
@@ -47,12 +47,10 @@ from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
 from apimachinery.informer import Informer
 from cli.dashboard import view
+from cli.dashboard.traces import TraceFeed
 from netplugin import pathview
 
-log = logging.getLogger(__name__)
-
 KINDS = ("nodes", "pods", "services", "endpoints")
-TraceSource = Callable[[], Awaitable[dict[str, Any] | None]]
 
 
 class LiveCluster:
@@ -65,13 +63,13 @@ class LiveCluster:
         *,
         min_interval: float = 0.2,
         heartbeat: float = 15.0,
-        trace_source: TraceSource | None = None,
+        traces: TraceFeed | None = None,
     ) -> None:
         self.client = client
         self.namespace = namespace  # "": all namespaces
         self.min_interval = min_interval
         self.heartbeat = heartbeat
-        self.trace_source = trace_source
+        self.traces = traces
         self.factory = SharedInformerFactory(client)
         self.informers: dict[str, Informer[Any]] = {}
         self.errors: dict[str, str] = {}
@@ -79,7 +77,7 @@ class LiveCluster:
         self.latest = b""  # the newest document, JSON
         self._dirty = asyncio.Event()
         self._tick = asyncio.Event()  # replaced by a new one each time a document is published
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ---- start and stop --------------------------------------------------------------------
 
@@ -98,15 +96,19 @@ class LiveCluster:
         self.factory.start()
         await self.factory.wait_for_sync(sync_timeout)
         self._dirty.set()
-        await self._publish()
-        self._task = asyncio.ensure_future(self._publish_forever())
+        self._publish()
+        self._tasks.append(asyncio.ensure_future(self._publish_forever()))
+        if self.traces is not None:
+            self._tasks.append(asyncio.ensure_future(self.traces.run(self.changed)))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self.factory.stop()
+        if self.traces is not None:
+            await self.traces.close()
 
     # ---- from events to documents ------------------------------------------------------------
 
@@ -118,14 +120,8 @@ class LiveCluster:
         informer = self.informers.get(kind)
         return informer.store.list() if informer is not None else []
 
-    async def _publish(self) -> None:
+    def _publish(self) -> None:
         self._dirty.clear()
-        trace = None
-        if self.trace_source is not None:
-            try:
-                trace = await self.trace_source()
-            except Exception as err:  # a trace is a bonus: never let it stop the page
-                log.warning("trace unavailable", extra={"error": str(err)})
         self.generation += 1
         document = view.snapshot(
             nodes=self.cached("nodes"),
@@ -135,7 +131,7 @@ class LiveCluster:
             context={"server": self.client.server, "namespace": self.namespace},
             errors=self.errors,
             generation=self.generation,
-            trace=trace,
+            trace=self.traces.current if self.traces is not None else None,
         )
         self.latest = json.dumps(document, separators=(",", ":")).encode()
         tick, self._tick = self._tick, asyncio.Event()
@@ -144,7 +140,7 @@ class LiveCluster:
     async def _publish_forever(self) -> None:
         while True:
             await self._dirty.wait()
-            await self._publish()
+            self._publish()
             await asyncio.sleep(self.min_interval)
 
     # ---- what the server serves ----------------------------------------------------------

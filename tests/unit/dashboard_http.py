@@ -21,6 +21,7 @@ from apimachinery.client import Client
 from cli.dashboard.auth import new_secret
 from cli.dashboard.live import LiveCluster
 from cli.dashboard.server import DashboardServer
+from cli.dashboard.traces import TraceFeed
 
 
 @dataclass
@@ -55,9 +56,10 @@ class Dashboard:
 
 @contextlib.asynccontextmanager
 async def running_dashboard(
-    client: Client, namespace: str = "default", min_interval: float = 0.05
+    client: Client, namespace: str = "default", min_interval: float = 0.05, traces: bool = False
 ) -> AsyncIterator[Dashboard]:
-    live = LiveCluster(client, namespace, min_interval=min_interval, heartbeat=1.0)
+    feed = TraceFeed(client, interval=0.2) if traces else None
+    live = LiveCluster(client, namespace, min_interval=min_interval, heartbeat=1.0, traces=feed)
     server = DashboardServer(live)
     try:
         await live.start(sync_timeout=10)

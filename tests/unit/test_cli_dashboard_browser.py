@@ -23,11 +23,13 @@ import pytest
 from apimachinery import codec
 from apimachinery.client import Client
 from netplugin.constants import ANNOTATION_NODE_IP, ANNOTATION_VTEP_MAC
+from protos import trace_pb2, trace_pb2_grpc
 from scheduler.record import ANNOTATION
 from tests.cdp import Browser, chromium_path
 from tests.unit.cli_apiserver import ApiServerProcess
 from tests.unit.cli_apiserver import apiserver as apiserver  # the module's server
 from tests.unit.dashboard_http import running_dashboard
+from tests.unit.test_cli_dashboard_traces import SPANS
 
 pytestmark = pytest.mark.skipif(
     chromium_path() is None, reason="chromium not installed (apt-get install chromium)"
@@ -137,7 +139,10 @@ async def test_the_page_draws_the_cluster_and_follows_it(
     async with Client(apiserver.address) as client:
         for obj in objects():
             await client.create(obj)
-        async with running_dashboard(client) as dash:
+        await trace_pb2_grpc.TracesStub(client._connection.channel()).Export(
+            trace_pb2.ExportRequest(spans=SPANS), timeout=10
+        )
+        async with running_dashboard(client, traces=True) as dash:
             await browser.navigate(dash.url)
             assert await browser.evaluate("location.href") == f"http://127.0.0.1:{dash.port}/"
             cookies = await browser.send(
@@ -162,6 +167,12 @@ async def test_the_page_draws_the_cluster_and_follows_it(
                 " document.getElementById('path').innerText"
             )
             assert "vmap @service-ips" in path and "dst 10.201.0.42 self permanent" in path
+
+            # The waterfall of the newest trace, its critical path marked.
+            rows = "document.querySelectorAll('#trace .span-row').length"
+            assert await browser.wait_for(f"{rows} === {len(SPANS)} && {rows}")
+            critical = "document.querySelectorAll('#trace .span-row.critical').length"
+            assert await browser.evaluate(critical) == 5
 
             started = time.monotonic()
             await client.create(

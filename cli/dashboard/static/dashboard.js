@@ -313,25 +313,37 @@ for (const id of ["path-service", "path-port", "path-node"]) {
 
 // ---- the trace of the latest change ------------------------------------------------------------
 
+function spanTitle(s) {
+  const lines = [`${s.name}${s.object ? ` ${s.object}` : ""}`, s.why];
+  for (const [key, values] of Object.entries(s.attributes || {})) lines.push(`${key}: ${values.join("\n  ")}`);
+  if (s.error) lines.push(`error: ${s.error}`);
+  return lines.filter(Boolean).join("\n");
+}
+
 function renderTrace(trace) {
   const box = $("trace");
   if (!trace) {
-    fill(box, el("p", { class: "hint", text: "The API server keeps no trace of the latest change (tracing is off or not served)." }));
+    fill(box, el("p", { class: "hint", text: "No trace held: the span store is empty (traces expire after an hour), or nothing traced has happened yet." }));
     return;
   }
-  const spans = trace.spans || [];
-  const start = Math.min(...spans.map((s) => s.start));
-  const end = Math.max(...spans.map((s) => s.end));
-  const total = Math.max(end - start, 1e-6);
-  const rows = spans.map((s) => el("div", { class: `span-row${s.critical ? " critical" : ""}`, "data-span": s.name },
-    el("span", { class: "label", style: { paddingLeft: `${0.9 * (s.depth || 0)}rem` } },
+  if (trace.error) {
+    fill(box, el("p", { class: "error", text: `traces: ${trace.error}` }));
+    return;
+  }
+  const total = Math.max(trace.duration, 1e-6);
+  const ms = (seconds) => `${(seconds * 1000).toFixed(seconds < 0.01 ? 1 : 0)} ms`;
+  const rows = trace.spans.map((s) => el("div", {
+    class: `span-row${s.critical ? " critical" : ""}${s.error ? " failed" : ""}`,
+    "data-span": s.name, title: spanTitle(s) },
+    el("span", { class: "label", style: { paddingLeft: `${0.9 * s.depth}rem` } },
       s.name, " ", el("span", { class: "component", text: [s.component, s.node].filter(Boolean).join(" @ ") })),
     el("span", { class: "lane" }, el("span", {
-      style: { left: `${(100 * (s.start - start)) / total}%`, width: `${(100 * (s.end - s.start)) / total}%` } })),
-    el("span", { class: "dur", text: `${((s.end - s.start) * 1000).toFixed(0)} ms` }),
-    s.why ? el("span", { class: "why", text: s.why }) : null));
+      style: { left: `${(100 * s.start) / total}%`, width: `${(100 * (s.end - s.start)) / total}%` } })),
+    el("span", { class: "dur", text: ms(s.end - s.start) }),
+    s.why || s.error ? el("span", { class: "why", text: s.error ? `error: ${s.error}` : s.why }) : null));
   fill(box,
-    el("p", { class: "verdict", text: `${trace.title || trace.object || "latest change"} \u2014 ${(total * 1000).toFixed(0)} ms in all` }),
+    el("p", { class: "verdict" }, `${trace.title} \u2014 ${ms(trace.duration)} in all, ${trace.spans.length} steps`,
+      el("span", { class: "legend-critical", text: "red: the critical path (what the change waited for)" })),
     el("div", { class: "waterfall" }, rows));
 }
 
