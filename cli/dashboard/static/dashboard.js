@@ -340,7 +340,9 @@ function renderTrace(trace) {
     el("span", { class: "lane" }, el("span", {
       style: { left: `${(100 * s.start) / total}%`, width: `${(100 * (s.end - s.start)) / total}%` } })),
     el("span", { class: "dur", text: ms(s.end - s.start) }),
-    s.why || s.error ? el("span", { class: "why", text: s.error ? `error: ${s.error}` : s.why }) : null));
+    s.why || s.error ? el("span", {
+      class: "why", style: { paddingLeft: `${0.9 * s.depth + 0.9}rem` },
+      text: s.error ? `error: ${s.error}` : s.why }) : null));
   fill(box,
     el("p", { class: "verdict" }, `${trace.title} \u2014 ${ms(trace.duration)} in all, ${trace.spans.length} steps`,
       el("span", { class: "legend-critical", text: "red: the critical path (what the change waited for)" })),
