@@ -58,7 +58,7 @@ async def serve_dashboard(
     live = LiveCluster(client, namespace, traces=TraceFeed(client))
     try:
         server = DashboardServer(live, address=address, port=port)
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:  # a public --address; static files not installed
         raise CommandError(str(err)) from None
     try:
         await live.start()

@@ -82,7 +82,11 @@ def load_static() -> dict[str, tuple[bytes, str]]:
         if entry.is_file() and suffix in CONTENT_TYPES:
             files[entry.name] = (entry.read_bytes(), CONTENT_TYPES[suffix])
     if "index.html" not in files:
-        raise RuntimeError("cli/dashboard/static/index.html is missing from the installation")
+        raise RuntimeError(
+            "the dashboard's page (cli/dashboard/static/index.html) is not installed: "
+            "install tinykube with its package data (pip install -e, or package-data for "
+            "cli.dashboard in pyproject.toml)"
+        )
     return files
 
 
