@@ -12,6 +12,10 @@ fsynced before it is acknowledged):
 * saturation: writes/s with 32 closed-loop writers;
 * memory: the server's RSS when idle after start, and after the runs.
 
+The clients are the local admin over the server's unix socket (no TLS), or with
+`--tls` the admin over mutual TLS on the API port, as a remote client (and
+kubectl) reaches it. bench/http_latency.py runs the same cases over the HTTP API.
+
 Open loop means a write is started on schedule whether or not earlier ones
 have returned, so a slow server shows up as latency instead of quietly
 lowering the rate (the coordinated-omission trap). If the writer cannot even
@@ -34,12 +38,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apimachinery import errors
+from apimachinery import errors, kubeconfig
 from apimachinery.client import Client, retry_on_conflict
 from localcluster.processes import ApiServerProcess
 from protos import core_pb2
 
 NAMESPACE = "default"
+
+
+def connect(target: str) -> Client:
+    """`unix:PATH`: the local admin's socket, no TLS. Else a kubeconfig file: the admin over
+    mutual TLS on the API port, through the TLS front, as a remote client (`--tls`)."""
+    if target.startswith("unix:"):
+        return Client(target)
+    return Client.from_config(kubeconfig.load(target))
 
 
 def rss_mb(pid: int) -> float:
@@ -74,7 +86,7 @@ def _watch_process(
 
     async def main() -> list[float]:
         latencies: list[float] = []
-        clients = [Client(address) for _ in range((watchers + 9) // 10)]
+        clients = [connect(address) for _ in range((watchers + 9) // 10)]
         try:
             start = (await clients[0].list("configmaps", NAMESPACE))[1]
             remaining = [expected] * watchers
@@ -119,7 +131,7 @@ async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict
     updates: list[float] = []
     names: list[str] = []
     failed = 0
-    async with Client(address) as c:
+    async with connect(address) as c:
         count = int(rate * duration)
         interval = 1.0 / rate
         tasks = []
@@ -174,7 +186,7 @@ async def _saturate(address: str, writers: int, duration: float) -> float:
             n += 1
             done += 1
 
-    clients = [Client(address) for _ in range(4)]
+    clients = [connect(address) for _ in range(4)]
     t0 = time.perf_counter()
     await asyncio.gather(*(loop(i, clients[i % 4]) for i in range(writers)))
     elapsed = time.perf_counter() - t0
@@ -218,6 +230,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per rate")
     ap.add_argument("--quick", action="store_true", help="rates 20 and 200 only, 2 s each")
+    ap.add_argument(
+        "--tls", action="store_true", help="over the TLS port (admin.conf), not the unix socket"
+    )
     args = ap.parse_args()
     rates = [20, 200] if args.quick else [20, 200, 1000]
     duration = 2.0 if args.quick else args.duration
@@ -227,6 +242,7 @@ def main() -> None:
         try:
             assert srv.proc is not None
             time.sleep(2.0)
+            address = str(srv.admin_kubeconfig) if args.tls else srv.address
             idle = rss_mb(srv.proc.pid)
             print(f"apiserver idle RSS: {idle:.1f} MB")
             header = (
@@ -238,7 +254,7 @@ def main() -> None:
             rows = []
             for watchers in (1, 100):
                 for rate in rates:
-                    row = run_case(srv.address, rate, watchers, duration)
+                    row = run_case(address, rate, watchers, duration)
                     rows.append(row)
                     print(
                         f"{rate:>7} {row['achieved']:>9.0f} {watchers:>8} "
@@ -248,7 +264,7 @@ def main() -> None:
                         f"{row['delivered']:>8.0%} {row['failed']:>6.0f}",
                         flush=True,
                     )
-            sat = asyncio.run(_saturate(srv.address, 32, duration))
+            sat = asyncio.run(_saturate(address, 32, duration))
             print(f"saturation: {sat:.0f} writes/s (32 closed-loop writers)")
             loaded = rss_mb(srv.proc.pid)
             print(f"apiserver RSS after the runs: {loaded:.1f} MB")
