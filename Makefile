@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := python3 python3-venv python3-dev gcc libc6-dev make iproute2 nftables procps \
 	containerd runc containernetworking-plugins nginx-light busybox-static docker-registry \
-	docker.io iperf3 curl ruby shellcheck systemd etcd-server chromium
+	docker.io iperf3 curl ruby shellcheck systemd etcd-server etcd-client chromium
 # Protos with a gRPC service get client/server stubs too.
 GRPC_PROTOS := $(shell grep -l '^service ' protos/*.proto)
 

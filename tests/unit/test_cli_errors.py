@@ -55,6 +55,7 @@ ACCEPTED: dict[tuple[str, str], str] = {
     ("create ns", "nosuchtype"): "any DNS label is a namespace name",
     ("create node", "nosuchtype"): "any DNS name is a node name",
     ("config set-context", "*"): "any word names the context it creates, as in kubectl",
+    ("snapshot save", "nosuchtype"): "any path names the file the snapshot is written to",
 }
 
 STRAY = ("a", "b", "c", "d", "e", "f", "g")
