@@ -27,10 +27,12 @@ What tinykube does, and Kubernetes with it:
   released, creates the container in it: the same single sandbox and container.
 * dockerd restarted (live-restore off): dockerd stops the pause container,
   the netns and its veth go with it, the reservation stays. Released, the
-  kubelet's container cannot join the dead sandbox's network; the next sync
-  sees the sandbox NOTREADY, kills it (CNI DEL through the cached result: the
-  reservation is freed) and removes it with its never-started container, and
-  makes sandbox attempt 1 (Kubernetes: SandboxChanged, then a new sandbox).
+  kubelet's CreateContainer is refused (`sandbox container "<id>" is not
+  running`: the Docker adapter checks, as containerd's CRI does, so no
+  never-started container is left to count as a restart); the next sync sees
+  the sandbox NOTREADY, kills it (CNI DEL through the cached result frees the
+  reservation), removes it and makes sandbox attempt 1 (Kubernetes:
+  SandboxChanged, then a new sandbox) with container attempt 0.
 
 The pods tolerate not-ready/unreachable forever: a kubelet or runtime down for
 a few seconds would otherwise get them evicted on the fast failover timings,
@@ -53,8 +55,9 @@ import pytest
 from apimachinery import errors as api_errors
 from kubelet import faultpoints
 from localcluster.cluster import Cluster
+from netplugin.cni.plugin import host_veth_name
 from protos import core_pb2
-from tests.e2e.leaks import NodeInventory, inventory
+from tests.e2e.leaks import ContainerInfo, NodeInventory, SandboxInfo, inventory
 from tests.e2e.localcluster_fixture import local_cluster, logs, skip_reason, wait
 
 pytestmark = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")
@@ -200,6 +203,33 @@ def ran_once(cluster: Cluster, pod: core_pb2.Pod) -> NodeInventory:
     owned = [a for a, owner in inv.reservations.items() if owner == sandboxes[0].id]
     assert owned == [pod.status.pod_ip], (owned, pod.status.pod_ip)
     return inv
+
+
+def test_leak_checks_name_each_kind_of_leak() -> None:
+    """The checks themselves, on a made-up node: each trace without its sandbox is named."""
+    live = SandboxInfo("a" * 64, "u1", "default/web", True, 0, "10.244.2.5")
+    dead = SandboxInfo("b" * 64, "u2", "default/old", False, 0)
+    inv = NodeInventory(
+        NODE,
+        sandboxes=[live, dead],
+        containers=[ContainerInfo("c" * 64, "d" * 64, "u3", "main", 0, "created")],
+        veths={host_veth_name(live.id, "eth0"), host_veth_name(dead.id, "eth0")},
+        reservations={"10.244.2.5": live.id, "10.244.2.6": dead.id},
+        cni_cache={live.id, "e" * 64},
+    )
+    assert inv.problems() == [
+        f"veth {host_veth_name(dead.id, 'eth0')} belongs to no live sandbox",
+        "address 10.244.2.6 is reserved for bbbbbbbbbbbbb, no live sandbox",
+        "sandbox bbbbbbbbbbbbb of default/old (attempt 0) is NOTREADY and left behind",
+        "container main ccccccccccccc is in sandbox ddddddddddddd, which is gone",
+        "CNI result cached for eeeeeeeeeeeee, no live sandbox",
+    ]
+    inv.reservations = {"10.244.2.7": live.id}
+    inv.veths, inv.sandboxes, inv.containers, inv.cni_cache = set(), [live], [], None
+    assert inv.problems() == [
+        f"live sandbox {live.id[:13]} of default/web has no veth {host_veth_name(live.id, 'eth0')}",
+        f"sandbox {live.id[:13]} has IP 10.244.2.5, reservation 10.244.2.7",
+    ]
 
 
 @pytest.mark.timeout(400)
