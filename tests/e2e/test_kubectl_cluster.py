@@ -14,6 +14,11 @@ that goes through `kubectl port-forward`. In order, on one cluster:
     kubectl port-forward pod/POD 18080:80 + curl the nginx page, served by that pod
     kubectl logs POD                             nginx's access log line for that GET
     kubectl scale --replicas 3, rollout status   a third replica, "successfully rolled out"
+    kubectl get pods -w                          a deleted pod's replacement arrives as an event
+    kubectl describe pod, explain, auth can-i    the node, the events; the field's type; yes
+    kubectl set image + rollout undo             "image updated", then "rolled back" to nginx:latest
+    kubectl label, patch, edit (scripted editor) "labeled", "patched", "edited"
+    kubectl apply --server-side                  "serverside-applied"
     kubectl delete -f examples/web-app.yaml      deleted, and the pods go
 
 Each expected output is what Kubernetes prints for the command.
@@ -53,10 +58,16 @@ class Kubectl:
         self.argv += ["--kubeconfig", cluster.pki.admin_conf]
 
     def __call__(
-        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
+        env: tuple[str, ...] = (),
     ) -> subprocess.CompletedProcess[str]:
+        argv = [*self.argv[:-3], *env, *self.argv[-3:]] if env else self.argv
         out = subprocess.run(
-            [*self.argv, *args], input=stdin, capture_output=True, text=True, timeout=timeout
+            [*argv, *args], input=stdin, capture_output=True, text=True, timeout=timeout
         )
         if check:
             assert out.returncode == 0, (args, out.stdout, out.stderr)
@@ -159,6 +170,67 @@ def test_scale_and_rollout_status(kubectl: Kubectl, cluster: Cluster) -> None:
     status = kubectl("rollout", "status", "deployment/web-app", "--timeout=180s", timeout=200)
     assert status.stdout.splitlines()[-1] == 'deployment "web-app" successfully rolled out'
     wait(lambda: len(running_pods(kubectl)) == 3, "three web-app pods Running", cluster)
+
+
+def test_watch_describe_explain_can_i(kubectl: Kubectl, cluster: Cluster) -> None:
+    watcher = kubectl.popen("get", "pods", "-l", "app=web-app", "-w", "--output-watch-events")
+    try:
+        time.sleep(1.5)  # the watch is open before the delete
+        victim = running_pods(kubectl)[0]
+        kubectl("delete", "pod", victim, "--wait=false")
+        assert watcher.stdout is not None
+        added: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not added:
+            words = watcher.stdout.readline().split()
+            if words[:1] == ["ADDED"] and words[1] != victim:
+                added.append(words[1])
+        assert added, "no ADDED event for the replacement"
+    finally:
+        watcher.kill()
+        watcher.communicate()
+    wait(lambda: len(running_pods(kubectl)) == 3, "three web-app pods Running again", cluster)
+    pod = running_pods(kubectl)[0]
+    described = kubectl("describe", "pod", pod).stdout
+    lines = [line.split() for line in described.splitlines()]
+    assert ["Name:", pod] in lines
+    assert any(w[:1] == ["Node:"] and w[1].startswith("node") for w in lines if len(w) == 2)
+    assert "Events:" in described
+    explained = kubectl("explain", "deployment.spec.replicas").stdout
+    assert "FIELD: replicas <integer>" in explained and "<empty>" not in explained
+    assert kubectl("auth", "can-i", "create", "pods").stdout.strip() == "yes"
+
+
+def test_set_image_undo_label_patch_edit_server_side(
+    kubectl: Kubectl, cluster: Cluster, tmp_path: Path
+) -> None:
+    updated = kubectl("set", "image", "deployment/web-app", "web-app=nginx:not-in-registry")
+    assert updated.stdout.strip() == "deployment.apps/web-app image updated"
+    undone = kubectl("rollout", "undo", "deployment/web-app")
+    assert undone.stdout.strip() == "deployment.apps/web-app rolled back"
+    status = kubectl("rollout", "status", "deployment/web-app", "--timeout=180s", timeout=200)
+    assert status.stdout.splitlines()[-1] == 'deployment "web-app" successfully rolled out'
+    image = kubectl("get", "deploy", "web-app", "-o", "jsonpath={..containers[0].image}")
+    assert image.stdout == "nginx:latest"
+
+    labeled = kubectl("label", "deployment", "web-app", "tier=frontend")
+    assert labeled.stdout.strip() == "deployment.apps/web-app labeled"
+    patched = kubectl("patch", "deployment", "web-app", "-p", '{"spec":{"minReadySeconds":1}}')
+    assert patched.stdout.strip() == "deployment.apps/web-app patched"
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/minReadySeconds: 1/minReadySeconds: 2/' \"$1\"\n")
+    editor.chmod(0o755)
+    edited = kubectl("edit", "deployment", "web-app", env=(f"KUBE_EDITOR={editor}",))
+    assert edited.stdout.strip() == "deployment.apps/web-app edited"
+    fields = "{.metadata.labels.tier} {.spec.minReadySeconds}"
+    got = kubectl("get", "deploy", "web-app", "-o", f"jsonpath={fields}")
+    assert got.stdout == "frontend 2"
+
+    manifest = tmp_path / "ssa.yaml"
+    manifest.write_text(Path(SEED).read_text().split("---")[1].replace("web-app-service", "ssa"))
+    applied = kubectl("apply", "--server-side", "-f", str(manifest))
+    assert applied.stdout.strip() == "service/ssa serverside-applied"
+    kubectl("delete", "service", "ssa")
 
 
 def test_delete_f(kubectl: Kubectl, cluster: Cluster) -> None:
