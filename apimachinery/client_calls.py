@@ -1,9 +1,11 @@
-"""The client's calls beyond the object verbs: pod logs and exec, version, discovery, access review.
+"""The client's calls beyond the object verbs: logs, exec, version, discovery, access, traces.
 
 Kubernetes reaches these through subresources (`pods/log`, `pods/exec`),
 non-resource paths (`/version`, `/api`) and the SelfSubjectAccessReview
 kind; here each is one RPC of the same service. They live beside
 client.py's verbs as a mixin, so the Client stays one class to import.
+Traces are the one exception: the span store is its own service
+(`tinykube.trace.Traces`, protos/trace.proto) on the same channel.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TypeVar
 import grpc
 
 from apimachinery.channel import Connection
-from protos import api_pb2, api_pb2_grpc
+from protos import api_pb2, api_pb2_grpc, trace_pb2, trace_pb2_grpc
 
 DEFAULT_NAMESPACE = "default"
 T = TypeVar("T")
@@ -147,3 +149,33 @@ class ServerCalls:
             self._resources().AccessReview(request, timeout=self.timeout)
         )
         return reply.allowed, reply.reason
+
+    async def get_trace(
+        self,
+        *,
+        trace_id: str = "",
+        resource: str = "",
+        name: str = "",
+        namespace: str = "",
+        last: bool = False,
+    ) -> trace_pb2.Trace:
+        """One trace from the API server's span store: by id, by the object whose last traced
+        change it is (`resource`, `name`), or the latest (`tinykube trace`; apiserver/traces.py).
+
+        Needs `get` on the non-resource path /traces (and, by object, on the object).
+        """
+        request = trace_pb2.GetTraceRequest(trace_id=trace_id, last=last)
+        if resource:
+            request.object.CopyFrom(
+                trace_pb2.ObjectRef(resource=resource, namespace=namespace, name=name)
+            )
+        stub = trace_pb2_grpc.TracesStub(self._connection.channel())
+        reply: trace_pb2.Trace = await self._unary(stub.Get(request, timeout=self.timeout))
+        return reply
+
+    async def list_traces(self, limit: int = 20) -> builtins.list[trace_pb2.TraceSummary]:
+        """The traces the span store holds, the latest started first."""
+        stub = trace_pb2_grpc.TracesStub(self._connection.channel())
+        request = trace_pb2.ListTracesRequest(limit=limit)
+        reply = await self._unary(stub.List(request, timeout=self.timeout))
+        return list(reply.traces)

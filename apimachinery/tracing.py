@@ -47,6 +47,7 @@ from typing import Protocol
 import grpc
 from google.protobuf.message import Message
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -196,6 +197,19 @@ def step(
 
 
 @contextmanager
+def root(name: str, *, component: str, why: str = "") -> Iterator[Span | None]:
+    """The first span of a new trace (a user's command); writes inside carry it."""
+    if _state.provider is None:
+        yield None
+        return
+    tracer = _state.provider.get_tracer("tinykube")
+    attrs: dict[str, AttrValue] = {COMPONENT: component, WHY: _clean(why)}
+    span = tracer.start_span(name, context=Context(), attributes=attrs)  # type: ignore[arg-type]
+    with trace.use_span(span, end_on_exit=True), tracecontext.sending(parent_of(span)):
+        yield span
+
+
+@contextmanager
 def within(span: Span | None) -> Iterator[Span | None]:
     """Enter a span started earlier with `start` (in another task); it ends with the block."""
     if span is None:
@@ -295,9 +309,10 @@ class StoreExporter(SpanExporter):
 
     def _stub(self) -> trace_pb2_grpc.TracesStub | None:
         client = self.client
-        if client is None:
-            return None
-        wanted = (client.server, client.credentials)
+        server = getattr(client, "server", None)
+        if client is None or not isinstance(server, str):
+            return None  # nowhere to send (a test's fake client)
+        wanted = (server, getattr(client, "credentials", None))
         if self._channel is None or self._dialed != wanted:
             if self._channel is not None:
                 self._channel.close()

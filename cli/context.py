@@ -148,10 +148,13 @@ def echo_err(text: str) -> None:
 def run(opts: Options, verb: Callable[[Client], Awaitable[int]]) -> int:
     """Run one verb against a fresh client; the exit code (0 ok, 1 failure, 130 Ctrl-C)."""
 
+    from cli import traceroot
+
     async def main() -> int:
         client = make_client(opts)
         try:
-            return await verb(client)
+            with traceroot.root_span(client):  # a changing verb starts a trace (traceroot.py)
+                return await verb(client)
         finally:
             await client.close()
 
@@ -162,6 +165,8 @@ def run(opts: Options, verb: Callable[[Client], Awaitable[int]]) -> int:
     except (errors.StatusError, CommandError) as err:
         echo_err(describe_error(err, opts.server, opts.secure))
         return 1
+    finally:
+        traceroot.finish()
 
 
 async def until_signalled(main: Awaitable[Any]) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -225,6 +226,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "token": ("cli.cmd_token", "token", "Manage bootstrap tokens: create, list, delete."),
     "top": ("cli.cmd_top", "top", "Display resource (CPU/memory) usage."),
+    "trace": (
+        "cli.cmd_trace",
+        "trace",
+        "Show the causal timeline of a change: each step, its component and node, and why.",
+    ),
     "uncordon": ("cli.cmd_node", "uncordon", "Mark NODE as schedulable again."),
     "up": (
         "cli.cmd_up",
@@ -317,6 +323,12 @@ class LazyGroup(click.Group):
     metavar="PATH",
     help="A kubeconfig file: server, CA and credentials (else $KUBECONFIG, ~/.tinykube/config).",
 )
+@click.option(
+    "--otlp-endpoint",
+    default=None,
+    metavar="URL",
+    help="Also send this process's trace spans to an OpenTelemetry collector (OTLP/gRPC).",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -324,9 +336,12 @@ def cli(
     namespace: str | None,
     cluster: str | None,
     kubeconfig: str | None,
+    otlp_endpoint: str | None,
 ) -> None:
     """tinykube controls a tinykube cluster, as kubectl controls Kubernetes."""
     ctx.meta[CLUSTER_META] = cluster or ""
+    if otlp_endpoint:  # the variable OpenTelemetry's exporter reads (apimachinery/tracing.py)
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     no_server = ("apiserver", "up", "down", "status", "node-shell", "pki", "config")
     if ctx.invoked_subcommand in no_server:
         return
