@@ -20,7 +20,16 @@ MS = 1_000_000
 
 
 def span(
-    n: int, parent: int | None, name: str, start: int, end: int, obj: str = "", **kw: str
+    n: int,
+    parent: int | None,
+    name: str,
+    start: int,
+    end: int,
+    obj: str = "",
+    *,
+    component: str = "",
+    node: str = "",
+    why: str = "",
 ) -> trace_pb2.Span:
     return trace_pb2.Span(
         trace_id=T,
@@ -30,7 +39,9 @@ def span(
         start_time_unix_nano=start * MS,
         end_time_unix_nano=end * MS,
         object=obj,
-        **kw,
+        component=component,
+        node=node,
+        why=why,
     )
 
 
