@@ -332,7 +332,9 @@ class EndpointsController(Controller):
         ready = sum(len(s.addresses) for s in after)
         moved = sorted(f"{ip} {'ready' if ok else 'not ready'}" for _, (ip, ok) in new - old)
         gone = sorted({ip for _, (ip, _ok) in old - new} - {ip for _, (ip, _ok) in new})
-        why = ", ".join([*moved, *(f"{ip} removed" for ip in gone)]) or "no address changed"
+        why = ", ".join([*moved, *(f"{ip} removed" for ip in gone)])
+        if not why:
+            why = "no pod has an address yet" if not new else "the same addresses"
         return tracing.step(
             "UpdateEndpoints",
             parent=parent,
