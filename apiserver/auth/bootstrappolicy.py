@@ -173,6 +173,7 @@ def _edit_rules() -> list[rbac_pb2.PolicyRule]:
     return [
         *_view_rules(),
         rule((*READ, *WRITE), CORE, ["pods", "pods/exec", "pods/portforward", "pods/attach"]),
+        rule(("create",), CORE, ["pods/eviction"]),
         rule((*READ, *WRITE), CORE, ["configmaps", "endpoints", "secrets", "services"]),
         rule((*READ, *WRITE), APPS, ["deployments", "replicasets"]),
     ]

@@ -21,7 +21,8 @@ its strategies, validation and admission. Only the wire format differs.
     watchstream.py   watch: chunked JSON events, bookmarks, 410 Expired
     patching.py      json, merge and strategic merge patches
     applier.py       server-side apply: field managers and conflicts
-    body.py          request bodies: JSON, YAML, Kubernetes protobuf (kubeproto*.py)
+    body.py          request bodies: JSON, YAML, Kubernetes protobuf
+    kubeproto*.py    Kubernetes' protobuf envelope, read through a table of its field numbers
     subresources.py  status, scale, binding, log
     eviction.py      pods/eviction (kubectl drain)
     streams.py       pods/exec, pods/attach, pods/portforward: the upgrade, then

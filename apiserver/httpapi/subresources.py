@@ -22,9 +22,8 @@ in Kubernetes (409 Conflict when the Deployment has moved on).
 pods/log is the gRPC PodLogs path (proxy.py): the API server finds the
 pod's node and streams from its kubelet. `follow=true` keeps the response
 open (chunked), `tailLines`, `previous` and `container` pass through;
-`limitBytes` cuts the text here. The kubelet path has no `timestamps` or
-`sinceSeconds` yet: such a request is served without them, with a Warning
-header saying so.
+`limitBytes` cuts the text here. `timestamps`, `sinceSeconds` and
+`sinceTime` go to the kubelet, which applies them to the log file.
 """
 
 from __future__ import annotations
@@ -168,9 +167,11 @@ async def _log(call: Call) -> Response:
     if tail is not None:
         request.tail_lines = tail
     limit = body.int_param(req, "limitBytes")
-    unsupported = [p for p in ("timestamps", "sinceSeconds", "sinceTime") if req.param(p)]
-    for param in unsupported:
-        call.ctx.warnings.append(f"{param} is not supported by this server's log path; ignored")
+    since = body.int_param(req, "sinceSeconds")
+    if since is not None:
+        request.since_seconds = since
+    request.since_time = req.param("sinceTime")
+    request.timestamps = req.flag("timestamps")
     chunks = call.backend.servicer.PodLogs(request, call.ctx).__aiter__()
     first = asyncio.ensure_future(chunks.__anext__())
     done, _ = await asyncio.wait({first}, timeout=None if not request.follow else FIRST_EVENT_WAIT)

@@ -95,9 +95,13 @@ async def test_logs_pass_their_options_to_the_kubelet(
     assert (asked.pod, asked.container, asked.tail_lines, asked.previous) == ("p", "b", 2, True)
     cut = await admin.call("GET", f"{PODS}/p/log?container=a&limitBytes=10")
     assert cut.body == b"line 1\nlin"
-    stamped = await admin.call("GET", f"{PODS}/p/log?container=a&timestamps=true")
+    query = "container=a&timestamps=true&sinceSeconds=30&sinceTime=2026-12-05T10:00:00Z"
+    stamped = await admin.call("GET", f"{PODS}/p/log?{query}")
     assert stamped.status == 200
-    assert "timestamps is not supported" in stamped.headers["warning"]
+    assert "warning" not in stamped.headers
+    asked = kubelet.asked[-1]  # PodLogOptions reach the kubelet, which applies them
+    assert asked.timestamps and asked.since_seconds == 30
+    assert asked.since_time == "2026-12-05T10:00:00Z"
 
 
 async def test_follow_streams_until_the_kubelet_ends(admin: HTTPS, kubelet: StandInKubelet) -> None:
