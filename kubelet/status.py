@@ -473,3 +473,4 @@ class StatusManager:
 
     def forget(self, uid: str) -> None:
         self._written.pop(uid, None)
+        podtrace.forget(uid)
