@@ -30,7 +30,10 @@ Output (`to_dict`) is Kubernetes' JSON form: fields in proto order, which is
 Kubernetes' order (apiVersion, kind, metadata, spec, status); zero scalars,
 empty lists and maps omitted (Go's `omitempty`); proto3 `optional` fields
 and set sub-messages emitted even when zero or empty (`emptyDir: {}` means
-something). `from_dict(to_dict(x)) == x` holds for every message.
+something). A few status fields have no `omitempty` in Kubernetes' Go types
+and typed clients require them (the Python client refuses a ContainerStatus
+without `restartCount`): those in EMIT_ZERO are written even when zero.
+`from_dict(to_dict(x)) == x` holds for every message.
 
 Worked example:
 
@@ -404,6 +407,29 @@ def _document_error(
     )
 
 
+# message -> fields written even at their zero value (no `omitempty` in Kubernetes' Go types).
+EMIT_ZERO: dict[str, frozenset[str]] = {
+    "tinykube.core.ContainerStatus": frozenset(
+        {"name", "ready", "restart_count", "image", "image_id"}
+    ),
+    "tinykube.apps.ReplicaSetStatus": frozenset({"replicas"}),
+    "tinykube.core.NodeSystemInfo": frozenset(
+        {
+            "machine_id",
+            "system_uuid",
+            "boot_id",
+            "kernel_version",
+            "os_image",
+            "container_runtime_version",
+            "kubelet_version",
+            "kube_proxy_version",
+            "operating_system",
+            "architecture",
+        }
+    ),
+}
+
+
 def _encode(msg: Message) -> Any:
     name = msg.DESCRIPTOR.full_name
     if name == TIMESTAMP:
@@ -412,6 +438,7 @@ def _encode(msg: Message) -> Any:
         return from_int_or_string(msg)  # type: ignore[arg-type]
     out: dict[str, Any] = {}
     fields: Any = msg.DESCRIPTOR.fields
+    always = EMIT_ZERO.get(name, frozenset())
     for fd in fields:
         value = getattr(msg, fd.name)
         if _is_map(fd):
@@ -424,7 +451,7 @@ def _encode(msg: Message) -> Any:
         elif fd.message_type is not None or fd.has_presence:
             if msg.HasField(fd.name):
                 out[fd.json_name] = _encode_value(fd, value)
-        elif value != fd.default_value:
+        elif value != fd.default_value or fd.name in always:
             out[fd.json_name] = _encode_value(fd, value)
     return out
 
