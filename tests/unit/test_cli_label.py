@@ -68,9 +68,11 @@ def test_annotate_and_its_overwrite_message(apiserver: ApiServerProcess) -> None
     assert apiserver.tk("annotate", "pods", "a1", "owner=dev", "--overwrite").exit_code == 0
     assert apiserver.tk("annotate", "pods", "a1", "note-").stdout == "pod/a1 annotated\n"
     annotations = dict(apiserver.get("pods", "a1").metadata.annotations)
+    # Each annotate, a changing verb, started a trace: the server stored its context too.
+    trace = annotations.pop("tinykube.io/trace-context")
     assert annotations == {"owner": "dev"}
     listed = apiserver.tk("annotate", "pods", "a1", "--list")
-    assert listed.stdout == "owner=dev\n"
+    assert sorted(listed.stdout.splitlines()) == ["owner=dev", f"tinykube.io/trace-context={trace}"]
 
 
 @pytest.mark.parametrize(

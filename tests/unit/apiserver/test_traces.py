@@ -217,6 +217,7 @@ async def test_spans_made_with_the_sdk_arrive_through_the_exporter(secured: Secu
         root = TraceParent("c" * 32, "1" * 16)
         with tracecontext.sending(root):
             await admin.create(cm)
+        tracing.shutdown()  # a provider left by another test would name another service
         assert tracing.configure(node, "kubelet")
         try:
             with tracing.step(

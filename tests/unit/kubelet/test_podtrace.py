@@ -23,6 +23,7 @@ BIND = TraceParent("d" * 32, "2" * 16)
 
 @pytest.fixture
 async def traced(client: Client, tmp_path: Path) -> AsyncIterator[Client]:
+    tracing.shutdown()  # a provider left by another test would name another service
     assert tracing.configure(client, "kubelet")
     podtrace.configure(client, "node1")
     podtrace.use_cni_data_dir(str(tmp_path / "cni"))
