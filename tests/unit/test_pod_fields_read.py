@@ -38,7 +38,6 @@ _NO_INTER_POD_AFFINITY = (
 ALLOWED: dict[str, str] = {
     "Affinity.pod_affinity": _NO_INTER_POD_AFFINITY,
     "Affinity.pod_anti_affinity": _NO_INTER_POD_AFFINITY,
-    "PodAffinityTerm.namespaces": _NO_INTER_POD_AFFINITY,
     "WeightedPodAffinityTerm.pod_affinity_term": _NO_INTER_POD_AFFINITY,
     "PodSpec.priority_class_name": "no PriorityClass kind and no Priority admission here: the "
     "name is kept for the reader; the scheduler's queue orders by `priority` itself",
