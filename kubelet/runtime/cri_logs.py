@@ -276,6 +276,8 @@ async def follow_records(
             log.handle.seek(offset)
             for line in lines:
                 yield line
+            if not follow:
+                return  # the tail, to the end as it stood; later lines were not asked for
         async for line in _read_on(log, parse, partial, follow, exited):
             yield line
     finally:
