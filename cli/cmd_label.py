@@ -37,15 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from apimachinery import errors, scheme
+from apimachinery import scheme
 from apimachinery.validation_names import is_valid_label_value
 from cli import context, inputs
 from cli.cmd_patch import (
     DRY_RUN_SUFFIX,
     dry_run_option,
     print_outcome,
-    report,
-    update_with_retry,
+    update_each,
 )
 from cli.context import CommandError, Options, echo_err, effective, namespace_option
 
@@ -234,32 +233,23 @@ def run_map_verb(
         if list_only:
             await list_values(client, pending, change.field)
             return 0
-        code = 0
-        for info, name, ns in pending:
-            try:
-                live, result = await update_with_retry(
-                    client,
-                    info,
-                    name,
-                    ns,
-                    change.apply,
-                    retry=not resource_version,
-                    dry_run=dry_run,
-                )
-            except CommandError as err:
-                echo_err(f"error: {err}")
-                code = 1
-                continue
-            except errors.StatusError as err:
-                report(err, opts.server)
-                code = 1
-                continue
+
+        def done(live: Any, result: Any) -> None:
             for key in change.removes:
                 if key not in getattr(live.metadata, change.field):
                     click.echo(f'{noun} "{key}" not found.')
-            done = outcome(noun, live, result, overwrite) + DRY_RUN_SUFFIX[dry_run]
-            print_outcome(result, done, output)
-        return code
+            said = outcome(noun, live, result, overwrite) + DRY_RUN_SUFFIX[dry_run]
+            print_outcome(result, said, output)
+
+        return await update_each(
+            client,
+            opts.server,
+            pending,
+            change.apply,
+            retry=not resource_version,
+            dry_run=dry_run,
+            done=done,
+        )
 
     context.exit_with(context.run(opts, verb))
 

@@ -207,33 +207,52 @@ def patch(
         raise click.exceptions.Exit(1) from None
     retry = not patches.sets_resource_version(body, patch_type)
 
+    def done(live: Any, result: Any) -> None:
+        same = codec.to_dict(result) == codec.to_dict(live)
+        outcome = "patched (no change)" if same else "patched"
+        print_outcome(result, outcome + DRY_RUN_SUFFIX[dry_run], output)
+
+    def change(obj: Any) -> Any:
+        return patched(obj, body, patch_type)
+
     async def verb(client: Client) -> int:
-        code = 0
-        for info, name, ns in pending:
-            try:
-                live, result = await update_with_retry(
-                    client,
-                    info,
-                    name,
-                    ns,
-                    lambda o: patched(o, body, patch_type),
-                    retry=retry,
-                    dry_run=dry_run,
-                )
-            except CommandError as err:
-                echo_err(f"error: {err}")
-                code = 1
-                continue
-            except errors.StatusError as err:
-                report(err, opts.server)
-                code = 1
-                continue
-            same = codec.to_dict(result) == codec.to_dict(live)
-            outcome = "patched (no change)" if same else "patched"
-            print_outcome(result, outcome + DRY_RUN_SUFFIX[dry_run], output)
-        return code
+        return await update_each(
+            client, opts.server, pending, change, retry=retry, dry_run=dry_run, done=done
+        )
 
     context.exit_with(context.run(opts, verb))
+
+
+async def update_each(
+    client: Client,
+    server: str,
+    pending: list[tuple[scheme.KindInfo, str, str]],
+    change: Callable[[Any], Any],
+    *,
+    retry: bool,
+    dry_run: str,
+    done: Callable[[Any, Any], None],
+) -> int:
+    """`update_with_retry` on every object in turn; each failure reported, the rest go on.
+
+    `done(live, result)` prints what happened to one object. The exit code is 1
+    if any object failed (an unreachable server ends the run at once)."""
+    code = 0
+    for info, name, ns in pending:
+        try:
+            live, result = await update_with_retry(
+                client, info, name, ns, change, retry=retry, dry_run=dry_run
+            )
+        except CommandError as err:
+            echo_err(f"error: {err}")
+            code = 1
+            continue
+        except errors.StatusError as err:
+            report(err, server)
+            code = 1
+            continue
+        done(live, result)
+    return code
 
 
 def report(err: errors.StatusError, server: str) -> None:
