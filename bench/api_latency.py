@@ -12,6 +12,10 @@ fsynced before it is acknowledged):
 * saturation: writes/s with 32 closed-loop writers;
 * memory: the server's RSS when idle after start, and after the runs.
 
+`--storage etcd` runs the same cases with the server on a one-member etcd
+(TLS, loopback, started here: localcluster/etcdcluster.single_member) instead
+of SQLite; docs/performance.md puts the two side by side.
+
 The clients are the local admin over the server's unix socket (no TLS), or with
 `--tls` the admin over mutual TLS on the API port, as a remote client (and
 kubectl) reaches it. bench/http_latency.py runs the same cases over the HTTP API.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import statistics
 import sys
@@ -40,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery import errors, kubeconfig
 from apimachinery.client import Client, retry_on_conflict
+from localcluster.etcdcluster import single_member
 from localcluster.processes import ApiServerProcess
 from protos import core_pb2
 
@@ -233,11 +239,22 @@ def main() -> None:
     ap.add_argument(
         "--tls", action="store_true", help="over the TLS port (admin.conf), not the unix socket"
     )
+    ap.add_argument(
+        "--storage",
+        choices=("sqlite", "etcd"),
+        default="sqlite",
+        help="the server's store: SQLite in its data directory, or a one-member etcd started here",
+    )
     args = ap.parse_args()
     rates = [20, 200] if args.quick else [20, 200, 1000]
     duration = 2.0 if args.quick else args.duration
-    with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as tmp:
-        srv = ApiServerProcess(Path(tmp) / "data")
+    with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as tmp, contextlib.ExitStack() as st:
+        extra: tuple[str, ...] = ()
+        if args.storage == "etcd":
+            etcd = st.enter_context(single_member(Path(tmp) / "etcd"))
+            extra = ("--storage", etcd.storage_spec())
+        print(f"storage: {args.storage}")
+        srv = ApiServerProcess(Path(tmp) / "data", extra_args=extra)
         srv.start()
         try:
             assert srv.proc is not None

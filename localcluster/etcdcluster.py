@@ -32,6 +32,10 @@ certificate for the API servers (`apiserver-etcd-client`). The API server's
 A member that was killed is started again with the same command: its data
 directory holds the cluster's membership (the --initial-* flags only matter
 the first time), it catches up from the leader's log, and rejoins.
+
+`single_member(directory)` is the smallest such cluster: one member on
+loopback, on free ports, TLS as above, killed when the block ends -- what a
+benchmark or a test runs an API server on (`--storage etcd.storage_spec()`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import json
 import ssl
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +55,8 @@ from apimachinery.certs import CertConfig, CertKeyPair
 from apiserver.storage.etcd_client import EtcdConfig
 from localcluster.clusterstate import ProcessRecord
 from localcluster.netns import NetNS
-from localcluster.node import spawn
+from localcluster.node import spawn, stop_process
+from localcluster.processes import free_port
 
 ETCD = "/usr/bin/etcd"
 CLIENT_PORT = 2379
@@ -259,3 +265,18 @@ class EtcdCluster:
                 if str(header["member_id"]) == member_id:
                     return member
         return None
+
+
+@contextlib.contextmanager
+def single_member(directory: Path, ip: str = "127.0.0.1") -> Iterator[EtcdCluster]:
+    """A one-member TLS etcd on `ip` (free ports, data under `directory`), healthy on entry,
+    killed on exit (the data directory stays with `directory`)."""
+    member = EtcdMember("default", ip, directory / "data", free_port(), free_port())
+    pki = make_pki(directory / "pki", [member])
+    cluster = EtcdCluster((member,), pki, "tk-single")
+    record = cluster.start(member, directory / "etcd.log")
+    try:
+        cluster.wait_healthy([member])
+        yield cluster
+    finally:
+        stop_process(record, 5.0)
