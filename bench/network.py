@@ -11,10 +11,16 @@ netplugin` agent per node, pods wired by `tinykube-cni`):
      underlay          node1 -> node2 over eth1 (the "physical" network)
      pod, one node     pod -> pod over the bridge tk0
      pod, two nodes    pod -> pod over VXLAN (tinykube.1, UDP 8472)
+     bare VXLAN        the reference: two more namespaces on the same underlay
+                       joined by a plain kernel VXLAN device each, same MTU, no
+                       bridge, no nftables (bench/vxlan_reference.py)
      ClusterIP, two n. pod -> ClusterIP (DNAT to the pod on node2) over VXLAN
      ClusterIP, one n. pod -> ClusterIP (DNAT to the pod on node1)
    The two ClusterIP rows are compared with their direct-pod rows too
-   (Service path / direct pod). iperf3 opens a control connection and then
+   (Service path / direct pod), and the VXLAN rows with each other:
+   tinykube / bare VXLAN (what tinykube adds to VXLAN) and bare VXLAN /
+   underlay (what VXLAN itself costs), for 1 and 8 streams, of the best runs
+   and of each round's back-to-back pair. iperf3 opens a control connection and then
    the data connections to the same address: the Service has one endpoint.
 2. The service proxy at scale, in a namespace of its own (one node, two pods
    on a bridge, a Proxier driven directly with a model of N Services, one
@@ -25,11 +31,12 @@ netplugin` agent per node, pods wired by `tinykube-cni`):
    the first of 100 does (one hash lookup in the service-ips verdict map).
 
 Targets: pod-to-pod across nodes >= 0.9 of the underlay with 8
-streams; Service path >= 0.95 of the direct pod path; 5000 Services programmed
-in <= 2 s with flat first-packet latency. They are printed beside the figures,
-not asserted. Everything runs on this machine's CPUs: the "underlay" is a veth
-pair through a bridge, so the ratios measure the cost of the overlay and of
-NAT in the kernel, not of any NIC. The last line is a one-line summary.
+streams, and >= 0.95 of the bare VXLAN; Service path >= 0.95 of the direct
+pod path; 5000 Services programmed in <= 2 s with flat first-packet latency.
+They are printed beside the figures, not asserted. Everything runs on this
+machine's CPUs: the "underlay" is a veth pair through a bridge, so the ratios
+measure the cost of the overlay and of NAT in the kernel, not of any NIC. The
+last line is a one-line summary.
 
 Needs root, iproute2, nftables, iperf3 (`sudo make system-deps`). All
 namespaces and processes are removed at the end.
@@ -57,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
+from bench.vxlan_reference import BareVxlan
 from localcluster.netcluster import NetworkCluster, Target
 from localcluster.netcluster_objects import endpoints, service
 from localcluster.netns import NetNS, Underlay, delete_namespaces
@@ -142,7 +150,14 @@ def cluster_ip_service(cluster: NetworkCluster, name: str, ip: str) -> str:
     raise TimeoutError(f"Service {name} ({vip}) not programmed on node1")
 
 
-def throughput(cluster: NetworkCluster, seconds: int, repeat: int) -> list[Throughput]:
+CROSS = "pod, two nodes (VXLAN)"
+BARE = "bare VXLAN (reference)"
+Rounds = list[dict[str, list[float]]]  # per round: row name -> [Gbit/s 1 stream, 8 streams]
+
+
+def throughput(
+    cluster: NetworkCluster, ref: BareVxlan, seconds: int, repeat: int
+) -> tuple[list[Throughput], Rounds]:
     cluster.add_pod("node1", "client")
     local_ip = cluster.add_pod("node1", "local")
     remote_ip = cluster.add_pod("node2", "remote")
@@ -150,27 +165,32 @@ def throughput(cluster: NetworkCluster, seconds: int, repeat: int) -> list[Throu
     iperf_server(cluster, "node2", "node2")
     iperf_server(cluster, cluster.pod("node1", "local"), "local")
     iperf_server(cluster, cluster.pod("node2", "remote"), "remote")
+    iperf_server(cluster, ref.server.ns, "bare-vxlan")
     vip_remote = cluster_ip_service(cluster, "iperf-remote", remote_ip)
     vip_local = cluster_ip_service(cluster, "iperf-local", local_ip)
     rows: list[tuple[str, Target, str]] = [
         ("underlay", "node1", cluster.nodes["node2"].ip),
         ("pod, one node", client, local_ip),
-        ("pod, two nodes (VXLAN)", client, remote_ip),
+        (CROSS, client, remote_ip),
+        (BARE, ref.client.ns, ref.server.ip),
         ("ClusterIP, two nodes", client, vip_remote),
         ("ClusterIP, one node", client, vip_local),
     ]
     # Rounds over every row, rather than each row's runs back to back: a burst of
     # other work on the machine then costs every row a run, not one row all of them.
     best = {name: [0.0, 0.0] for name, _, _ in rows}
+    rounds: Rounds = []
     for round_ in range(repeat):
+        rounds.append({})
         for name, source, ip in rows:
             for i, streams in enumerate((1, 8)):
                 gbps = iperf(cluster, source, ip, seconds, streams)
                 best[name][i] = max(best[name][i], gbps)
+                rounds[-1].setdefault(name, [0.0, 0.0])[i] = gbps
                 print(
                     f"  round {round_ + 1} {name} -P {streams}: {gbps:.2f} Gbit/s", file=sys.stderr
                 )
-    return [Throughput(name, *best[name]) for name, _, _ in rows]
+    return [Throughput(name, *best[name]) for name, _, _ in rows], rounds
 
 
 # ---- the service proxy at scale -------------------------------------------------------------
@@ -291,8 +311,36 @@ def proxy_scale(prefix: str, sizes: list[int], connects: int) -> list[ScaleRow]:
 # ---- report ---------------------------------------------------------------------------------
 
 
-def report(rows: list[Throughput], scale: list[ScaleRow], seconds: int) -> None:
+def vxlan_ratios(rows: list[Throughput], rounds: Rounds) -> dict[str, list[float]]:
+    """tinykube / bare VXLAN and bare VXLAN / underlay, [1 stream, 8 streams], of the best runs;
+    "per round" keys: tinykube / bare VXLAN of each round's own pair (measured back to back)."""
+    by_name = {r.name: r for r in rows}
+    base, cross, bare = by_name["underlay"], by_name[CROSS], by_name[BARE]
+    out = {
+        "tinykube / bare VXLAN": [cross.one / bare.one, cross.eight / bare.eight],
+        "bare VXLAN / underlay": [bare.one / base.one, bare.eight / base.eight],
+    }
+    for i, label in enumerate(("1 stream", "8 streams")):
+        out[f"per round, {label}"] = [r[CROSS][i] / r[BARE][i] for r in rounds]
+    return out
+
+
+def report_vxlan(rows: list[Throughput], rounds: Rounds) -> float:
+    """Print the VXLAN ratios; return tinykube / bare VXLAN with 8 streams (best runs)."""
+    ratios = vxlan_ratios(rows, rounds)
+    for key in ("tinykube / bare VXLAN", "bare VXLAN / underlay"):
+        one, eight = ratios[key]
+        print(f"{key}: {one:.2f} (1 stream) {eight:.2f} (8 streams)")
+    for key in ("per round, 1 stream", "per round, 8 streams"):
+        print(f"tinykube / bare VXLAN {key}: " + " ".join(f"{x:.2f}" for x in ratios[key]))
+    return ratios["tinykube / bare VXLAN"][1]
+
+
+def report(
+    rows: list[Throughput], rounds: Rounds, scale: list[ScaleRow], seconds: int, load: str
+) -> None:
     base = rows[0]
+    print(f"load average at start: {load}")
     print(f"iperf3 throughput, Gbit/s ({seconds} s per run; ratio to the underlay)")
     print(f"{'path':<26}{'1 stream':>10}{'ratio':>7}{'8 streams':>11}{'ratio':>7}")
     for r in rows:
@@ -301,7 +349,7 @@ def report(rows: list[Throughput], scale: list[ScaleRow], seconds: int) -> None:
             f"{r.eight:>11.2f}{r.eight / base.eight:>7.2f}"
         )
     by_name = {r.name: r for r in rows}
-    cross = by_name["pod, two nodes (VXLAN)"]
+    cross = by_name[CROSS]
     svc_remote = by_name["ClusterIP, two nodes"]
     svc_local = by_name["ClusterIP, one node"]
     local = by_name["pod, one node"]
@@ -310,6 +358,7 @@ def report(rows: list[Throughput], scale: list[ScaleRow], seconds: int) -> None:
         f"{svc_remote.eight / cross.eight:.2f} (8); one node {svc_local.one / local.one:.2f} (1) "
         f"{svc_local.eight / local.eight:.2f} (8)"
     )
+    over_bare = report_vxlan(rows, rounds)
     print()
     print("service proxy: one full sync of N Services (one endpoint each); TCP connect p50")
     print(
@@ -334,12 +383,16 @@ def report(rows: list[Throughput], scale: list[ScaleRow], seconds: int) -> None:
         "targets: cross-node/underlay (8 streams) >= 0.90: "
         f"{cross_ratio:.2f} {'met' if cross_ratio >= 0.9 else 'NOT met'}; "
         f"Service/direct >= 0.95: {svc_ratio:.2f} {'met' if svc_ratio >= 0.95 else 'NOT met'}; "
+        f"cross-node/bare VXLAN (8 streams) >= 0.95: {over_bare:.2f} "
+        f"{'met' if over_bare >= 0.95 else 'NOT met'}; "
         f"{biggest.services} Services <= 2 s: {biggest.sync_s:.2f} s "
         f"{'met' if biggest.sync_s <= 2.0 else 'NOT met'}; "
         f"connect last/first Service <= {flat:.2f}, last Service/direct <= {over_direct:.2f}"
     )
     print(
-        f"summary: underlay {base.eight:.1f} Gbit/s (8), VXLAN {cross_ratio:.2f}x, "
+        f"summary: load {load.split()[0]}, underlay {base.eight:.1f} Gbit/s (8), "
+        f"VXLAN {cross_ratio:.2f}x, {over_bare:.2f}x of bare VXLAN "
+        f"(bare {by_name[BARE].eight / base.eight:.2f}x), "
         f"Service {svc_ratio:.2f}x of direct, {biggest.services} Services in "
         f"{biggest.sync_s:.2f} s (nft {biggest.nft_s:.2f} s), connect first/last "
         f"{biggest.first_ms:.3f}/{biggest.last_ms:.3f} ms"
@@ -376,16 +429,19 @@ def main() -> None:
     sizes = [100, 1000] if args.quick else [100, 1000, 5000]
     prefix = f"tkb{os.getpid()}"
     underlay = Underlay(prefix)
+    load = Path("/proc/loadavg").read_text().split(" ", 3)[:3]
     with workdir(args.workdir) as base:
         try:
             underlay.create()
+            ref = BareVxlan(underlay)
+            ref.create()
             with NetworkCluster(underlay, base, nodes=2) as cluster:
-                rows = throughput(cluster, seconds, repeat)
+                rows, rounds = throughput(cluster, ref, seconds, repeat)
             scale = proxy_scale(prefix, sizes, 50 if args.quick else 200)
         finally:
             underlay.destroy()
             delete_namespaces(prefix)
-    report(rows, scale, seconds)
+    report(rows, rounds, scale, seconds, " ".join(load))
 
 
 if __name__ == "__main__":
