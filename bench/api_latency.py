@@ -1,4 +1,5 @@
-"""API server latency and throughput: `python bench/api_latency.py [--duration S] [--quick]`.
+"""API server latency and throughput: `python bench/api_latency.py [--duration S] [--quick]
+[--tracing on|off] [--rates 20,200] [--watchers 1,100] [--json FILE]`.
 
 What is measured, against a real `tinykube apiserver` process on loopback with
 its SQLite store in a temporary directory (durable commits: every write is
@@ -20,6 +21,13 @@ The clients are the local admin over the server's unix socket (no TLS), or with
 `--tls` the admin over mutual TLS on the API port, as a remote client (and
 kubectl) reaches it. bench/http_latency.py runs the same cases over the HTTP API.
 
+`--tracing on` makes every write a traced command, as the CLI's are (a root
+span whose traceparent the server stores on the object, exported to the
+server's span store); `off` (the default) sets OTEL_SDK_DISABLED=true for the
+server, the watchers and the writers (bench/tracing_mode.py).
+bench/tracing_overhead.py runs both and compares them; `--json` writes every
+latency measured, for it.
+
 Open loop means a write is started on schedule whether or not earlier ones
 have returned, so a slow server shows up as latency instead of quietly
 lowering the rate (the coordinated-omission trap). If the writer cannot even
@@ -34,7 +42,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -45,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery import errors, kubeconfig
 from apimachinery.client import Client, retry_on_conflict
+from bench.tracing_mode import Commands, add_option, apply_mode, evidence, verdict
 from localcluster.etcdcluster import single_member
 from localcluster.processes import ApiServerProcess
 from protos import core_pb2
@@ -138,6 +149,7 @@ async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict
     names: list[str] = []
     failed = 0
     async with connect(address) as c:
+        commands = Commands(c)
         count = int(rate * duration)
         interval = 1.0 / rate
         tasks = []
@@ -154,7 +166,8 @@ async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict
             if i % 2 == 0 or not names:
                 name = f"{run}-{i}"
                 s = time.perf_counter()
-                await c.create(_cm(name, run))
+                with commands.command("create", f"create configmap {name}"):
+                    await c.create(_cm(name, run))
                 creates.append(time.perf_counter() - s)
                 names.append(name)
             else:
@@ -162,7 +175,8 @@ async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict
                 # figure is the cost of a write, not of many clients fighting over one key.
                 cm = _cm(names[-1], run)
                 s = time.perf_counter()
-                await retry_on_conflict(lambda: c.update(cm))  # unconditional: no resourceVersion
+                with commands.command("replace", f"replace configmap {names[-1]}"):
+                    await retry_on_conflict(lambda: c.update(cm))  # unconditional: no RV
                 updates.append(time.perf_counter() - s)
 
         for i in range(count):
@@ -172,6 +186,7 @@ async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict
             tasks.append(asyncio.ensure_future(one(i)))
         issued = time.perf_counter() - t0
         await asyncio.gather(*tasks)
+        commands.finish()
     return {
         "creates": creates,
         "updates": updates,
@@ -188,20 +203,37 @@ async def _saturate(address: str, writers: int, duration: float) -> float:
         nonlocal done
         n = 0
         while time.perf_counter() < stop:
-            await c.create(_cm(f"sat-{i}-{n}", "sat"))
+            with commands.command("create", f"create configmap sat-{i}-{n}"):
+                await c.create(_cm(f"sat-{i}-{n}", "sat"))
             n += 1
             done += 1
 
     clients = [connect(address) for _ in range(4)]
+    commands = Commands(clients[0])
     t0 = time.perf_counter()
     await asyncio.gather(*(loop(i, clients[i % 4]) for i in range(writers)))
     elapsed = time.perf_counter() - t0
+    commands.finish()
     for c in clients:
         await c.close()
     return done / elapsed
 
 
-def run_case(address: str, rate: int, watchers: int, duration: float) -> dict[str, float]:
+async def _check_tracing(address: str, mode: str) -> dict[str, object]:
+    """Is tracing what `mode` says? (The first saturation write; bench/tracing_mode.py.)"""
+    async with connect(address) as c:
+        seen = await evidence(c, "configmaps", "sat-0-0", NAMESPACE)
+    problem = verdict(mode, seen)
+    print(f"tracing {mode}: {seen['traces']} traces held, {problem or 'as it should be'}")
+    if problem:
+        raise SystemExit(f"api_latency: {problem}")
+    return seen
+
+
+def run_case(
+    address: str, rate: int, watchers: int, duration: float
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """One row: its figures, and the latencies (seconds) they were computed from."""
     run = f"r{rate}w{watchers}t{int(time.time() * 1000) % 100000}"
     count = int(rate * duration)
     ctx = mp.get_context("spawn")
@@ -216,7 +248,7 @@ def run_case(address: str, rate: int, watchers: int, duration: float) -> dict[st
     creates = result["creates"]
     updates = result["updates"]
     assert isinstance(creates, list) and isinstance(updates, list)
-    return {
+    row = {
         "rate": rate,
         "achieved": float(result["achieved"]),  # type: ignore[arg-type]
         "watchers": watchers,
@@ -229,10 +261,34 @@ def run_case(address: str, rate: int, watchers: int, duration: float) -> dict[st
         "delivered": len(watch_lat) / max(1, count * watchers),
         "failed": float(result["failed"]),  # type: ignore[arg-type]
     }
+    return row, {"creates": creates, "updates": updates, "watch": watch_lat}
 
 
-def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+def _print_row(row: dict[str, float]) -> None:
+    print(
+        f"{row['rate']:>7.0f} {row['achieved']:>9.0f} {row['watchers']:>8.0f} "
+        f"{row['create_p50']:>8.2f}ms {row['create_p99']:>5.2f}ms "
+        f"{row['update_p50']:>8.2f}ms {row['update_p99']:>5.2f}ms "
+        f"{row['watch_p50']:>7.2f}ms {row['watch_p99']:>5.2f}ms "
+        f"{row['delivered']:>8.0%} {row['failed']:>6.0f}",
+        flush=True,
+    )
+
+
+def _numbers(text: str) -> list[int]:
+    """`--rates 20,200` -> [20, 200]; a clear error for anything else."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of numbers: {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"need numbers >= 1: {text!r}")
+    return values
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per rate")
     ap.add_argument("--quick", action="store_true", help="rates 20 and 200 only, 2 s each")
@@ -245,9 +301,25 @@ def main() -> None:
         default="sqlite",
         help="the server's store: SQLite in its data directory, or a one-member etcd started here",
     )
-    args = ap.parse_args()
-    rates = [20, 200] if args.quick else [20, 200, 1000]
-    duration = 2.0 if args.quick else args.duration
+    ap.add_argument("--rates", type=_numbers, help="writes/s of the rows (default 20,200,1000)")
+    ap.add_argument("--watchers", type=_numbers, default=[1, 100], help="default 1,100")
+    ap.add_argument("--json", default="", help="also write every latency measured to this file")
+    add_option(ap)
+    args = ap.parse_args(argv)
+    if args.rates is None:
+        args.rates = [20, 200] if args.quick else [20, 200, 1000]
+    if args.quick:
+        args.duration = 2.0
+    if args.duration <= 0:
+        ap.error("--duration must be positive")
+    return args
+
+
+def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    args = parse_args()
+    apply_mode(args.tracing)  # before the server, the watchers and the writers start
+    out: dict[str, object] = {"tracing": args.tracing, "load": list(os.getloadavg()), "rows": []}
     with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as tmp, contextlib.ExitStack() as st:
         extra: tuple[str, ...] = ()
         if args.storage == "etcd":
@@ -261,7 +333,7 @@ def main() -> None:
             time.sleep(2.0)
             address = str(srv.admin_kubeconfig) if args.tls else srv.address
             idle = rss_mb(srv.proc.pid)
-            print(f"apiserver idle RSS: {idle:.1f} MB")
+            print(f"apiserver idle RSS: {idle:.1f} MB (tracing {args.tracing})")
             header = (
                 f"{'rate/s':>7} {'achieved':>9} {'watchers':>8} {'create p50':>10} "
                 f"{'p99':>7} {'update p50':>10} {'p99':>7} {'watch p50':>9} {'p99':>7} "
@@ -269,32 +341,35 @@ def main() -> None:
             )
             print(header)
             rows = []
-            for watchers in (1, 100):
-                for rate in rates:
-                    row = run_case(address, rate, watchers, duration)
+            for watchers in args.watchers:
+                for rate in args.rates:
+                    row, samples = run_case(address, rate, watchers, args.duration)
                     rows.append(row)
-                    print(
-                        f"{rate:>7} {row['achieved']:>9.0f} {watchers:>8} "
-                        f"{row['create_p50']:>8.2f}ms {row['create_p99']:>5.2f}ms "
-                        f"{row['update_p50']:>8.2f}ms {row['update_p99']:>5.2f}ms "
-                        f"{row['watch_p50']:>7.2f}ms {row['watch_p99']:>5.2f}ms "
-                        f"{row['delivered']:>8.0%} {row['failed']:>6.0f}",
-                        flush=True,
-                    )
-            sat = asyncio.run(_saturate(address, 32, duration))
+                    out["rows"].append({**row, **samples})  # type: ignore[attr-defined]
+                    _print_row(row)
+            sat = asyncio.run(_saturate(address, 32, args.duration))
             print(f"saturation: {sat:.0f} writes/s (32 closed-loop writers)")
             loaded = rss_mb(srv.proc.pid)
             print(f"apiserver RSS after the runs: {loaded:.1f} MB")
-            target = next(r for r in rows if r["rate"] == 200 and r["watchers"] == 100)
-            worst = max(target["create_p99"], target["update_p99"])
-            watch_median = statistics.median([r["watch_p50"] for r in rows])
-            print(
-                f"summary: mutating p99 at 200 writes/s with 100 watchers {worst:.2f} ms "
-                f"(target 10), saturation {sat:.0f} writes/s, idle RSS {idle:.1f} MB "
-                f"(target 80), median watch delivery {watch_median:.2f} ms"
-            )
+            out.update(saturation=sat, idle_rss=idle, rss_after=loaded)
+            out["evidence"] = asyncio.run(_check_tracing(address, args.tracing))
+            out["load_after"] = list(os.getloadavg())
+            if args.json:
+                Path(args.json).write_text(json.dumps(out))
+            _summary(rows, sat, idle)
         finally:
             srv.stop()
+
+
+def _summary(rows: list[dict[str, float]], sat: float, idle: float) -> None:
+    target = next((r for r in rows if r["rate"] == 200 and r["watchers"] == 100), rows[-1])
+    worst = max(target["create_p99"], target["update_p99"])
+    watch_median = statistics.median([r["watch_p50"] for r in rows])
+    print(
+        f"summary: mutating p99 at {target['rate']:.0f} writes/s with {target['watchers']:.0f} "
+        f"watchers {worst:.2f} ms (target 10), saturation {sat:.0f} writes/s, "
+        f"idle RSS {idle:.1f} MB (target 80), median watch delivery {watch_median:.2f} ms"
+    )
 
 
 if __name__ == "__main__":
