@@ -1,8 +1,8 @@
 """Pod startup on a real node: `sudo python bench/pod_startup.py [--runtime containerd|docker]
 [--pods 30] [--concurrency 1]`.
 
-With `--local-cluster [--nodes 2] [--runtime containerd|docker] [--pods 20]`
-it measures a whole `tinykube up` cluster instead -- scheduling included, and
+With `--local-cluster [--nodes 2] [--runtime containerd|docker] [--pods 20]
+[--tracing on|off]` it measures a whole `tinykube up` cluster instead -- scheduling included, and
 the memory of every process: bench/pod_startup_cluster.py, whose docstring
 tells what and how.
 

@@ -1,5 +1,6 @@
 """Pod startup and memory on a `tinykube up` cluster: `sudo python bench/pod_startup.py
---local-cluster [--nodes 2] [--runtime containerd|docker] [--pods 20]`.
+--local-cluster [--nodes 2] [--runtime containerd|docker] [--pods 20] [--tracing on|off]
+[--json FILE]`.
 
 Why a second mode. bench/pod_startup.py's default mode measures the kubelet
 alone (one kubelet, pods created with spec.nodeName set). Users meet pods the
@@ -44,6 +45,14 @@ One run, step by step:
    during it is ignored, so the teardown completes); `--keep-logs` keeps the
    cluster's logs/ directory for a look at the kubelets afterwards.
 
+`--tracing off` (the default) sets OTEL_SDK_DISABLED=true before `up`, so
+no process of the cluster traces; `--tracing on` leaves every component's
+exporter on and makes each create and delete a traced command, as the CLI's
+are, then checks that the last burst pod's trace holds the scheduler's and
+the kubelet's spans (bench/tracing_mode.py). bench/tracing_overhead.py runs
+both; `--json` writes every sample and the memory table for it. The memory
+readings live in bench/cluster_memory.py.
+
 Percentiles are nearest-rank (of 20 samples p50 is the 10th, p99 the 20th:
 the slowest). The last line is a one-line summary.
 
@@ -67,6 +76,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import signal
 import sys
@@ -79,7 +90,9 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery.client import Client
+from bench.cluster_memory import Memory, read_memory
 from bench.measure import is_running, percentile
+from bench.tracing_mode import Commands, add_option, apply_mode, evidence, verdict
 from localcluster.cluster import Cluster, ClusterError
 from protos import core_pb2
 
@@ -114,8 +127,9 @@ def make_pod(name: str, node: str = "") -> core_pb2.Pod:
 class PodWatch:
     """One watch on the bench's pods: when each was first seen Running, on which node; deletions."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, commands: Commands) -> None:
         self.client = client
+        self.commands = commands  # each create and delete a command, traced when tracing is on
         self.running_at: dict[str, float] = {}
         self.bound_at: dict[str, float] = {}
         self.node_of: dict[str, str] = {}
@@ -165,7 +179,8 @@ class PodWatch:
         self.running_at.pop(name, None)
         self.bound_at.pop(name, None)
         self.events[name] = asyncio.Event()
-        await self.client.create(make_pod(name, node))
+        with self.commands.command("create", f"create pod {name}"):
+            await self.client.create(make_pod(name, node))
         created = time.perf_counter()
         try:
             await asyncio.wait_for(self.event(name).wait(), POD_TIMEOUT)
@@ -176,7 +191,12 @@ class PodWatch:
 
     async def delete_all(self, names: list[str]) -> None:
         """Delete the pods and wait until the watch has seen every one go."""
-        await asyncio.gather(*(self.client.delete("pods", n, NAMESPACE) for n in names))
+
+        async def delete(name: str) -> None:
+            with self.commands.command("delete", f"delete pod {name}"):
+                await self.client.delete("pods", name, NAMESPACE)
+
+        await asyncio.gather(*(delete(n) for n in names))
         deadline = time.monotonic() + POD_TIMEOUT
         while self.alive & set(names):
             left = deadline - time.monotonic()
@@ -198,12 +218,15 @@ class Startup:
     sequential_bound: list[float] = field(default_factory=list)  # Create -> nodeName seen
     burst_bound: list[float] = field(default_factory=list)
     load: float = 0.0  # the host's 1-minute load average before the runs (2 cores, shared)
+    tracing: str = "off"
+    evidence: dict[str, object] = field(default_factory=dict)  # bench/tracing_mode.evidence
 
 
-async def measure_startup(address: str, nodes: list[str], count: int) -> Startup:
-    out = Startup(load=os.getloadavg()[0])
+async def measure_startup(address: str, nodes: list[str], count: int, mode: str) -> Startup:
+    out = Startup(load=os.getloadavg()[0], tracing=mode)
     async with Client(address, timeout=30) as client:
-        watch = PodWatch(client)
+        commands = Commands(client)
+        watch = PodWatch(client, commands)
         await watch.start()
         try:
             warm = [f"warm-{n}" for n in nodes]
@@ -226,91 +249,25 @@ async def measure_startup(address: str, nodes: list[str], count: int) -> Startup
             out.burst_wall = max(watch.running_at[p] for p in burst) - began
             out.burst_bound = [watch.bound[p] for p in burst]
             out.burst_placement = {n: sum(watch.node_of[p] == n for p in burst) for n in nodes}
+            commands.finish()
+            out.evidence = await check_tracing(client, mode, burst[0])
         finally:
             await watch.stop()
     return out
 
 
-# ---- the memory ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Memory:
-    component: str
-    node: str
-    pid: int
-    rss_mb: float
-    pss_mb: float
-    cpu_s: float  # CPU seconds (user + system) used since the process started
-    count: int = 1  # processes summed (the runtime's shims)
-
-
-def smaps_rollup_kib(pid: int) -> tuple[int, int]:
-    """(Rss, Pss) in KiB from /proc/PID/smaps_rollup; (0, 0) when the process is gone."""
-    rss = pss = 0
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0, 0
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key == "Rss":
-            rss = int(rest.split()[0])
-        elif key == "Pss":
-            pss = int(rest.split()[0])
-    return rss, pss
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process from /proc/PID/stat; 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _mb(kib: int) -> float:
-    return kib * 1024 / 1e6
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
-
-
-def shims_of(node_dir: Path) -> list[int]:
-    """The containerd shims serving this node's runtime (their command line names its socket)."""
-    marker = str(node_dir) + "/"
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            line = _cmdline(int(entry.name))
-            if line.startswith(("/usr/bin/containerd-shim", "containerd-shim")) and marker in line:
-                pids.append(int(entry.name))
-    return pids
-
-
-def read_memory(cluster: Cluster) -> list[Memory]:
-    out = []
-    for status in cluster.status():
-        if status.key == "registry" or not status.alive:
-            continue
-        rss, pss = smaps_rollup_kib(status.pid)
-        part = status.key.partition("-")[2] or status.key
-        cpu = cpu_seconds(status.pid)
-        out.append(Memory(part, status.node, status.pid, _mb(rss), _mb(pss), cpu))
-    for node in cluster.nodes:
-        pids = shims_of(cluster.directory / node)
-        sums = [smaps_rollup_kib(p) for p in pids]
-        rss, pss = sum(s[0] for s in sums), sum(s[1] for s in sums)
-        cpu = sum(cpu_seconds(p) for p in pids)
-        out.append(Memory("shims", node, 0, _mb(rss), _mb(pss), cpu, len(pids)))
-    return out
+async def check_tracing(client: Client, mode: str, pod: str) -> dict[str, object]:
+    """Is tracing what `mode` says? With it on, the pod's trace must hold the scheduler's and
+    the kubelet's spans (exported in batches: waited for up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        seen = await evidence(client, "pods", pod, NAMESPACE)
+        problem = verdict(mode, seen, want=("default-scheduler", "kubelet"))
+        if not problem:
+            return seen
+        if time.monotonic() > deadline:
+            raise RuntimeError(problem)
+        await asyncio.sleep(0.5)
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -353,17 +310,29 @@ def run(args: argparse.Namespace) -> None:
     cluster = Cluster(name, nodes=args.nodes, runtime=args.runtime, make_current=False)
     if cluster.exists():
         sys.exit(f"a cluster named {name!r} exists already: pick another --name")
+    apply_mode(args.tracing)  # inherited by every process `up` starts
     with interrupts_as_keyboard():
         try:
             began = time.monotonic()
             cluster.up(progress=print)
             up_seconds = time.monotonic() - began
-            startup = asyncio.run(measure_startup(cluster.client_address, cluster.nodes, args.pods))
+            startup = asyncio.run(
+                measure_startup(cluster.client_address, cluster.nodes, args.pods, args.tracing)
+            )
             time.sleep(args.settle)
             memory = read_memory(cluster)
         finally:
             teardown(cluster, args.keep_logs)
     report(args, up_seconds, startup, memory)
+    if args.json:
+        write_json(Path(args.json), up_seconds, startup, memory)
+
+
+def write_json(path: Path, up_seconds: float, s: Startup, memory: list[Memory]) -> None:
+    """Every figure of the run, the samples in seconds (bench/tracing_overhead.py reads it)."""
+    data = {**dataclasses.asdict(s), "up_seconds": up_seconds}
+    data["memory"] = [dataclasses.asdict(m) for m in memory]
+    path.write_text(json.dumps(data))
 
 
 def _row(label: str, values: list[float], extra: str) -> str:
@@ -382,7 +351,7 @@ def report(args: argparse.Namespace, up_seconds: float, s: Startup, memory: list
     print(
         f"pod startup on a local cluster: {args.nodes} nodes, runtime {args.runtime}, "
         f"image {IMAGE} present (warm-up {_spread(warm)} s), "
-        f"cluster up in {up_seconds:.1f} s, load average {s.load:.2f}"
+        f"cluster up in {up_seconds:.1f} s, load average {s.load:.2f}, tracing {s.tracing}"
     )
     print(_row("sequential", s.sequential, _spread(s.placement)))
     print(_row("  bound", s.sequential_bound, "of it, Create -> spec.nodeName seen"))
@@ -447,6 +416,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--settle", type=float, default=5.0, help="seconds before reading memory")
     ap.add_argument("--name", default="", help="cluster name (default bench<pid>)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs/ after")
+    ap.add_argument("--json", default="", help="also write every figure to this file")
+    add_option(ap)
     args = ap.parse_args(argv)
     if args.pods < 1 or not 1 <= args.nodes <= 9 or args.settle < 0:
         ap.error("need --pods >= 1, 1 <= --nodes <= 9 and --settle >= 0")
