@@ -95,5 +95,5 @@ class ImageManager:
     def retry_after(self, pod: core_pb2.Pod, spec: core_pb2.Container) -> float | None:
         """Seconds until the image's backoff ends, or None when it is not backing off."""
         key = image_key(pod, spec.image)
-        left = self.backoff.remaining_since(key, self.backoff.last_update(key))
+        left = self.backoff.remaining_since_update(key)
         return left if left > 0 else None

@@ -22,6 +22,12 @@ being killed is not probed again.
 All durations are multiplied by `time_unit` (1.0 in production), which is
 how tests run a `periodSeconds: 1` probe every 50 ms.
 
+initialDelaySeconds is a duration, so it is measured on the monotonic clock
+(apimachinery/clock.py): the container's startedAt, a wall-clock stamp from
+the runtime, is turned into a monotonic reading once, when the worker is
+given the container, and a later step of the wall clock (+5 minutes) cannot
+make a 300 s initial delay end at once, nor -5 minutes double it.
+
 Worked example, readiness `periodSeconds: 10, failureThreshold: 3,
 successThreshold: 1` on a container started at t=0: t=0 probe ok ->
 Ready=True; t=10, 20 fail (1, 2: still ready); t=30 fail (3) -> Ready=False;
@@ -37,6 +43,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from apimachinery.clock import Clock
 from kubelet import podtrace
 from kubelet.prober.prober import ProbeOutcome, ProbeTarget, Result
 from protos import core_pb2
@@ -76,6 +83,7 @@ class ProbeWorker:
         on_result: Callable[[ProbeWorker, ProbeOutcome], None],
         on_change: Callable[[ProbeWorker], None],
         time_unit: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         self.kind = kind
         self.pod = pod
@@ -86,8 +94,10 @@ class ProbeWorker:
         self._on_result = on_result
         self._on_change = on_change
         self.time_unit = time_unit
+        self.clock = clock if clock is not None else Clock()
         self.container_id = ""
-        self.started_at = 0.0
+        self.started_at = 0.0  # wall clock, as the runtime reports it
+        self._started_mono = 0.0  # the same instant on the monotonic clock
         self.pod_ip = ""
         self.result = INITIAL_RESULT[kind]
         self.last_outcome: ProbeOutcome | None = None
@@ -109,6 +119,7 @@ class ProbeWorker:
             return
         self.container_id = container_id
         self.started_at = started_at
+        self._started_mono = self.clock.wall_to_monotonic(started_at)
         self.result = INITIAL_RESULT[self.kind]
         self._last_raw = None
         self._run = 0
@@ -149,7 +160,7 @@ class ProbeWorker:
         if not self._may_probe(self):
             return False
         delay = float(self.probe.initial_delay_seconds) * self.time_unit
-        if time.time() - self.started_at < delay:
+        if self.clock.monotonic() - self._started_mono < delay:
             return False
         probed = self.container_id
         started_ns = time.time_ns()

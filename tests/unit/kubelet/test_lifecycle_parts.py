@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from apimachinery.client import Client
+from apimachinery.clock import FakeClock
 from kubelet.backoff import Backoff
 from kubelet.config import KubeletConfig
 from kubelet.kubelet import Kubelet
@@ -74,30 +75,22 @@ async def test_pleg_relist_reports_exits_per_pod() -> None:
 # ---- backoff and restart policy ------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_crash_loop_backoff_doubles_to_five_minutes_and_resets() -> None:
-    clock = FakeClock()
+    clock = FakeClock(wall=1000.0)
     backoff = Backoff(10, 300, clock=clock)
     delays = []
     for _ in range(8):
-        delays.append(backoff.next("u/web", clock.now))
-        assert backoff.in_backoff_since("u/web", clock.now)
-        clock.now += delays[-1] - 0.5
-        assert backoff.in_backoff_since("u/web", clock.now - delays[-1] + 0.5)
-        clock.now += 1.0  # the wait is over: restarted, and it crashes again at once
-        assert not backoff.in_backoff_since("u/web", clock.now - delays[-1] - 0.5)
+        delays.append(backoff.next("u/web", clock.time()))
+        assert backoff.in_backoff_since("u/web", clock.time())
+        clock.step(delays[-1] - 0.5)
+        assert backoff.in_backoff_since("u/web", clock.time() - delays[-1] + 0.5)
+        clock.step(1.0)  # the wait is over: restarted, and it crashes again at once
+        assert not backoff.in_backoff_since("u/web", clock.time() - delays[-1] - 0.5)
     assert delays == [10, 20, 40, 80, 160, 300, 300, 300]
-    clock.now += 601  # ran for more than ten minutes, then crashed
-    assert backoff.next("u/web", clock.now) == 10
-    assert backoff.get("other") == 0 and not backoff.in_backoff_since("other", clock.now)
-    clock.now += 1000
+    clock.step(601)  # ran for more than ten minutes, then crashed
+    assert backoff.next("u/web", clock.time()) == 10
+    assert backoff.get("other") == 0 and not backoff.in_backoff_since("other", clock.time())
+    clock.step(1000)
     backoff.gc()
     assert len(backoff) == 0
     assert [go_duration(s) for s in (0.2, 10, 80, 160, 300, 3725)] == [
@@ -142,21 +135,21 @@ def _exited(name: str, code: int, finished: float, attempt: int = 0) -> Containe
 
 
 def test_restart_decision_waits_out_the_backoff() -> None:
-    clock = FakeClock(100.0)
+    clock = FakeClock(wall=100.0)
     backoff = Backoff(10, 300, clock=clock)
     p = pod("web-app", "node1", "web-app")
     p.metadata.uid = "uid1"
     assert restart_decision(p, _exited("web-app", 1, 100.0), backoff).restart  # first: at once
-    clock.now = 101.0
+    clock.step(1.0)
     decision = restart_decision(p, _exited("web-app", 1, 101.0, 1), backoff)
     assert not decision.restart and decision.retry_after == pytest.approx(10.0)
     assert decision.waiting is not None and decision.waiting.reason == "CrashLoopBackOff"
     assert decision.waiting.message == (
         "back-off 10s restarting failed container=web-app pod=web-app_default(uid1)"
     )
-    clock.now = 111.5
+    clock.step(10.5)
     assert restart_decision(p, _exited("web-app", 1, 101.0, 1), backoff).restart
-    clock.now = 112.0
+    clock.step(0.5)
     decision = restart_decision(p, _exited("web-app", 1, 112.0, 2), backoff)
     assert decision.waiting is not None and "back-off 20s" in decision.waiting.message
     p.spec.restart_policy = "OnFailure"
