@@ -15,8 +15,10 @@ Startup, in order (each step idempotent, so a restart changes nothing):
     5. the VXLAN device tinykube.1 (reused if already right)
     6. publish the device's MAC and the node IP as annotations on the Node, for
        the other nodes' agents (retry on conflict: the kubelet writes it too)
-    7. the bridge tk0 with the gateway, the CNI conflist (MTU = underlay - 50),
-       masquerade unless --no-masquerade (agent_node.py)
+    7. the bridge tk0 with the gateway; the CNI server on a unix socket, which
+       runs the thin `tinykube-cni` calls in this process (netplugin/cni/server.py);
+       the CNI conflist (MTU = underlay - 50, naming that socket); masquerade
+       unless --no-masquerade (agent_node.py)
     8. run, until SIGTERM: the overlay's reconcile loop, the Proxier and
        (unless --no-cluster-dns) the node-local DNS server (netplugin/dns)
 
@@ -62,6 +64,7 @@ from apimachinery.informer import Informer
 from apimachinery.worker import WorkLoop
 from apimachinery.workqueue import RateLimitingQueue
 from netplugin import agent_node, masquerade, nodeip
+from netplugin.cni.server import CNIServer, socket_path
 from netplugin.commands import CommandLog
 from netplugin.constants import (
     ANNOTATION_NODE_IP,
@@ -95,6 +98,8 @@ class AgentConfig:
     cluster_cidr: str = CLUSTER_CIDR
     resync_period: float = 30.0
     pod_cidr_timeout: float = 0.0  # 0 = wait forever (a dry run gives up after 10 s)
+    cni_server: bool = True  # serve thin tinykube-cni calls (netplugin/cni/server.py)
+    cni_socket: str = ""  # "" = server.socket_path(cni_data_dir), under /run/tinykube
 
 
 class NetPluginAgent:
@@ -114,6 +119,7 @@ class NetPluginAgent:
         self.backend: VXLANBackend | None = None
         self.proxier: Any = None
         self.dns: Any = None
+        self.cni_server: CNIServer | None = None
         self._own_changed = asyncio.Event()
 
     # ---- event handlers: enqueue only --------------------------------------------------------
@@ -204,6 +210,7 @@ class NetPluginAgent:
         await self._publish()
         mtu = self.address.mtu - VXLAN_OVERHEAD
         await asyncio.to_thread(agent_node.ensure_bridge, self.pod_cidr, mtu, self.cmds)
+        agent_socket = await self._start_cni_server()
         await asyncio.to_thread(
             agent_node.ensure_conflist,
             self.pod_cidr,
@@ -211,9 +218,31 @@ class NetPluginAgent:
             cfg.cni_conf_dir,
             self.cmds,
             cfg.cni_data_dir,
+            agent_socket,
         )
         if cfg.masquerade:
             await asyncio.to_thread(masquerade.ensure, self.pod_cidr, self.cmds, cfg.cluster_cidr)
+
+    async def _start_cni_server(self) -> str:
+        """Serve thin CNI calls before the conflist names the socket; the socket ("" = none).
+
+        Without the server (--dry-run shows the socket a real start would serve; a
+        socket that cannot be made is logged) the thin client runs the full plugin,
+        so pods get their network either way."""
+        cfg = self.config
+        if not cfg.cni_server:
+            return ""
+        path = cfg.cni_socket or socket_path(cfg.cni_data_dir)
+        if self.cmds.dry_run:
+            return path
+        server = CNIServer(path)
+        try:
+            await server.start()
+        except (OSError, ValueError) as e:
+            log.warning("CNI calls run the full plugin", extra={"socket": path, "error": str(e)})
+            return ""
+        self.cni_server = server
+        return path
 
     async def _publish(self) -> None:
         """Put the VTEP MAC and node IP on this node's Node, if they are not there yet."""
@@ -297,6 +326,8 @@ class NetPluginAgent:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
         finally:
+            if self.cni_server is not None:
+                await self.cni_server.close()
             await self.factory.stop()
 
     async def dry_run(self) -> list[str]:

@@ -5,7 +5,8 @@
                     (netplugin/cni/bridge.py: the CNI plugin needs it for every pod)
     the CNI config  /etc/cni/net.d/10-tinykube.conflist    (containerd only starts pods
                     once a config is there: the node stays NotReady for pods until then,
-                    as with flannel's 10-flannel.conflist)
+                    as with flannel's 10-flannel.conflist); it names the agent's CNI
+                    socket (`agentSocket`, netplugin/cni/server.py) when the agent serves one
     masquerade      nft table ip tinykube-nat              (netplugin/masquerade.py)
 
 Each step is idempotent and changes nothing when already right, which is what
@@ -14,7 +15,8 @@ shell command; writing the config file is logged as `cat > FILE <<'EOF'` with
 its content, so a dry run shows it too.
 
 `cleanup` undoes everything the plugin created on the node, in reverse: the
-cluster DNS link, the proxy's nft table, the masquerade table, the conflist, tk0, the VXLAN device
+cluster DNS link, the proxy's nft table, the masquerade table, the CNI socket a killed
+agent left, the conflist, tk0, the VXLAN device
 (with its routes, neighbours and FDB entries). Pods' veths go with tk0's
 ports; their addresses stay reserved in the CNI data dir (removed by the CNI
 plugin's DEL as the runtime tears pods down), because removing reservations of
@@ -60,12 +62,18 @@ def ensure_bridge(pod_cidr: str, mtu: int, cmds: CommandLog) -> None:
 
 
 def ensure_conflist(
-    pod_cidr: str, mtu: int, conf_dir: str, cmds: CommandLog, data_dir: str = CNI_DATA_DIR
+    pod_cidr: str,
+    mtu: int,
+    conf_dir: str,
+    cmds: CommandLog,
+    data_dir: str = CNI_DATA_DIR,
+    agent_socket: str = "",
 ) -> bool:
-    """conf_dir/10-tinykube.conflist for this podCIDR; True if it was (or would be) written."""
+    """conf_dir/10-tinykube.conflist for this podCIDR; True if it was (or would be) written.
+    `agent_socket` (the agent's CNI server) goes in for the thin tinykube-cni to find."""
     from netplugin.cni.config import render_conflist, write_conflist
 
-    conflist = render_conflist(pod_cidr, mtu=mtu, data_dir=data_dir)
+    conflist = render_conflist(pod_cidr, mtu=mtu, data_dir=data_dir, agent_socket=agent_socket)
     path = Path(conf_dir) / CNI_CONF_FILE
     try:
         if json.loads(path.read_text()) == conflist:
@@ -90,7 +98,20 @@ def cleanup(cmds: CommandLog, conf_dir: str, *, proxy: bool = True) -> None:
         proxy_module.cleanup(cmds)
     masquerade.cleanup(cmds)
     path = Path(conf_dir) / CNI_CONF_FILE
+    _remove_agent_socket(path, cmds)
     if path.exists() and cmds.change("rm", "-f", str(path)):
         path.unlink(missing_ok=True)
     kernel.delete_link(BRIDGE, cmds)
     kernel.delete_link(VXLAN_DEVICE, cmds)
+
+
+def _remove_agent_socket(conflist_path: Path, cmds: CommandLog) -> None:
+    """The CNI socket the conflist names, if a stopped agent left it (a running one removes
+    its own on exit); a path that is not a socket is left alone."""
+    try:
+        plugins = json.loads(conflist_path.read_text()).get("plugins", [])
+        socket = Path(next(p["agentSocket"] for p in plugins if p.get("agentSocket")))
+    except (OSError, ValueError, AttributeError, TypeError, StopIteration):
+        return
+    if socket.is_socket() and cmds.change("rm", "-f", str(socket)):
+        socket.unlink(missing_ok=True)

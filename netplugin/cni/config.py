@@ -20,6 +20,8 @@ Every field is checked, and a bad one is a CNI error 7 naming the field:
 `subnet "10.244.1.0/33" is not an IPv4 CIDR`. The gateway defaults to the
 subnet's first address (.1), which is what the node's bridge holds; the MTU
 defaults to 1500 (the agent renders the VXLAN MTU, underlay - 50).
+`agentSocket`, when the agent serves CNI calls, is the unix socket the thin
+client (thin.py) hands each call to; the plugin itself ignores it.
 
 write_conflist() replaces the file atomically (write a temporary file in the
 same directory, fsync, rename): containerd watches the directory and must never
@@ -72,9 +74,15 @@ class NetConf:
 
 
 def render_conflist(
-    subnet: str, *, mtu: int = 1450, data_dir: str = CNI_DATA_DIR, bridge: str = BRIDGE
+    subnet: str,
+    *,
+    mtu: int = 1450,
+    data_dir: str = CNI_DATA_DIR,
+    bridge: str = BRIDGE,
+    agent_socket: str = "",
 ) -> dict[str, Any]:
-    """The conflist for a node whose podCIDR is `subnet` (validated like stdin would be)."""
+    """The conflist for a node whose podCIDR is `subnet` (validated like stdin would be);
+    `agent_socket`: where the node's agent serves thin-client calls (server.py)."""
     network = _subnet({"subnet": subnet})
     plugin: dict[str, Any] = {
         "type": CNI_PLUGIN_TYPE,
@@ -85,6 +93,8 @@ def render_conflist(
         "hairpinMode": True,
         "dataDir": data_dir,
     }
+    if agent_socket:
+        plugin["agentSocket"] = agent_socket
     conflist = {"cniVersion": CNI_VERSION, "name": CNI_NETWORK_NAME, "plugins": [plugin]}
     parse_netconf(conflist)  # a bad bridge name or MTU fails here, not in every ADD
     return conflist

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ def path(data_dir: str, container_id: str) -> Path:
 def record(data_dir: str, container_id: str, entry: dict[str, Any]) -> None:
     """Write one ADD's entry (replacing an earlier one for the same container)."""
     target = path(data_dir, container_id)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}")
+    # pid and thread: the agent runs calls on many threads of one process (server.py)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp.write_text(json.dumps(entry, separators=(",", ":")))

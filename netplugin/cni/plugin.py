@@ -54,6 +54,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from netplugin.cni import threadns
 from netplugin.cni.bridge import IFF_UP, attach_port, ensure_bridge_with, link_index
 from netplugin.cni.config import NetConf
 from netplugin.cni.errors import CheckFailed, ContainerUnknown, InvalidEnvironment, KernelError
@@ -218,13 +219,9 @@ def _open_netns(netns: str) -> Iterator[int]:
 
 @contextlib.contextmanager
 def _netns_socket(netns: str) -> Iterator[Any]:
-    """An IPRoute inside `netns`; never creates the namespace (flags=0)."""
+    """An IPRoute inside `netns`, made by this thread alone (threadns.py); never creates it."""
     _require_netns(netns)
-    try:
-        ipr = IPRoute(netns=netns, flags=0)
-    except OSError as e:
-        raise InvalidEnvironment(f"CNI_NETNS {netns} is not a network namespace", str(e)) from e
-    with ipr:
+    with threadns.made_in(netns, IPRoute) as ipr:
         yield ipr
 
 

@@ -14,9 +14,10 @@ import pyroute2  # noqa: F401  -- loaded for real, so main's light loader stays 
 import pytest
 
 from netplugin.cni import main as cni_main
-from netplugin.cni.install import install_bin_dir, system_plugin
+from netplugin.cni.install import install_bin_dir, system_plugin, thin_client_script
 from netplugin.cni.plugin import host_veth_name
 from netplugin.cni.result import Interface, add_result
+from netplugin.cni.thin import FULL_PLUGIN
 from netplugin.constants import CNI_PLUGIN_TYPE
 
 BIN = Path(sys.executable).parent / "tinykube-cni"
@@ -148,13 +149,33 @@ def test_install_bin_dir(tmp_path: Path) -> None:
         pytest.skip("the system has no CNI loopback plugin (containernetworking-plugins)")
     dest = tmp_path / "bin"
     install_bin_dir(str(dest))
+    thin = dest / CNI_PLUGIN_TYPE
+    before = thin.stat().st_mtime_ns
     install_bin_dir(str(dest))  # idempotent
-    assert os.readlink(dest / CNI_PLUGIN_TYPE) == str(BIN)
+    assert thin.stat().st_mtime_ns == before
+    assert thin.read_text() == thin_client_script()
+    assert thin.read_text().startswith(f"#!{sys.executable} -IS\n")
+    assert os.readlink(dest / FULL_PLUGIN) == str(BIN)  # the full plugin, for the fallback
     assert (dest / "loopback").resolve() == system_plugin("loopback")
-    assert os.access(dest / CNI_PLUGIN_TYPE, os.X_OK)
+    assert os.access(thin, os.X_OK)
     names = {p.name for p in dest.iterdir()}
-    assert {CNI_PLUGIN_TYPE, "loopback"} <= names
+    assert {CNI_PLUGIN_TYPE, FULL_PLUGIN, "loopback"} <= names
     assert not any(n.startswith(".") for n in names)
+
+
+def test_install_replaces_an_old_link_but_not_a_foreign_file(tmp_path: Path) -> None:
+    if system_plugin("loopback") is None:
+        pytest.skip("the system has no CNI loopback plugin (containernetworking-plugins)")
+    dest = tmp_path / "bin"
+    dest.mkdir()
+    (dest / CNI_PLUGIN_TYPE).symlink_to(BIN)  # what installs before the thin client made
+    install_bin_dir(str(dest))
+    assert not (dest / CNI_PLUGIN_TYPE).is_symlink()
+    assert (dest / CNI_PLUGIN_TYPE).read_text() == thin_client_script()
+    (dest / CNI_PLUGIN_TYPE).unlink()
+    (dest / CNI_PLUGIN_TYPE).write_text("#!/bin/sh\necho someone else's\n")
+    with pytest.raises(FileExistsError, match="is not tinykube's"):
+        install_bin_dir(str(dest))
 
 
 LIGHT = """
