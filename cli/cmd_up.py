@@ -1,6 +1,7 @@
 """`tinykube up | down | status | node-shell`: a local cluster of namespace nodes (kind's verbs).
 
     sudo tinykube up --nodes 2 [--runtime containerd|docker] [--name demo]
+    sudo tinykube up --control-planes 3 --nodes 3      (etcd, HA: localcluster/stacked.py)
     sudo tinykube status [--name demo]
     sudo tinykube node-shell node1 -- ip addr          (exit code passed through)
     sudo tinykube node-shell underlay -- curl http://10.201.0.12:30080/
@@ -71,18 +72,28 @@ name_option = click.option(
 )
 @click.option("--name", default=clusterstate.DEFAULT_NAME, show_default=True)
 @click.option(
+    "--control-planes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 5),
+    help="Nodes that run the control plane: 1 (SQLite on node1) or 3 (an etcd member, an"
+    " API server, an elected scheduler and controller-manager on each of node1-3).",
+)
+@click.option(
     "--fast-failover",
     is_flag=True,
     hidden=True,
     envvar="TINYKUBE_FAST_FAILOVER",
     help="Short node lifecycle timings (tests).",
 )
-def up(nodes: int, runtime: str, name: str, fast_failover: bool) -> None:
+def up(nodes: int, runtime: str, name: str, control_planes: int, fast_failover: bool) -> None:
     """Create a cluster whose nodes are network namespaces on this host."""
     from localcluster.cluster import Cluster, ClusterError
 
     try:
-        cluster = Cluster(name, nodes, runtime, fast_failover=fast_failover)
+        cluster = Cluster(
+            name, nodes, runtime, fast_failover=fast_failover, control_planes=control_planes
+        )
         cluster.up(progress=_progress)
     except (ClusterError, clusterstate.ClusterStateError) as err:
         _fail(str(err))
@@ -120,7 +131,9 @@ def status(ctx: click.Context, name: str | None) -> None:
         return
     cluster = Cluster(cluster_name)
     click.echo(
-        f"cluster {state.name}: {len(state.nodes)} nodes, runtime {state.runtime}, "
+        f"cluster {state.name}: {len(state.nodes)} nodes"
+        f"{f' ({state.control_planes} control planes)' if state.control_planes > 1 else ''}, "
+        f"runtime {state.runtime}, "
         f"API {state.server} and {state.client_address}"
     )
     rows = [("COMPONENT", "NODE", "PID", "STATUS", "RSS", "LOG")]

@@ -63,7 +63,10 @@ The Python API (the CLI, the demo and the end-to-end tests use it):
     cluster.down(progress=print)
 
 Options: `fast_failover=True` (NotReady after ~6 s, eviction 5 s later: tests),
-`make_current=False` (do not become the CLI's default cluster: tests). Fault tests
+`make_current=False` (do not become the CLI's default cluster: tests),
+`control_planes=3` (kubeadm's stacked HA topology on node1-3: an etcd member, an
+API server, an elected scheduler and controller-manager on each; the keys become
+`node2-etcd`, `node2-apiserver`, ...; localcluster/stacked.py). Fault tests
 set `cluster.extra_env["node2-kubelet"] = {VAR: VALUE}` (kubelet/faultpoints.py): it
 is added to that kubelet's environment whenever this object starts it (`up` after a
 stop); never saved, so `tinykube up` or a new Cluster start it plain. Kubelets only.
@@ -76,12 +79,12 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from localcluster import access, clusterstate, images, nodeconfig, prereqs, teardown
+from localcluster import access, clusterstate, images, nodeconfig, prereqs, stacked, teardown
 from localcluster.clusterstate import ClusterState, ProcessRecord
+from localcluster.clusterstatus import ComponentStatus, Progress, quiet, tail, tolerant
 from localcluster.mirror import UnderlayRegistry, build_images
 from localcluster.netns import Machine, NetNS, Underlay
 from localcluster.node import LocalNode, NodeError, kill9, stop_process
@@ -89,7 +92,7 @@ from localcluster.pki import PkiLayout
 from localcluster.processes import PkiInitError
 
 T = TypeVar("T")
-Progress = Callable[[str], None]
+__all__ = ["Cluster", "ClusterError", "ComponentStatus"]
 
 DEFAULT_SUBNET = "10.201.0.0/24"
 READY_TIMEOUT = 120.0
@@ -104,48 +107,6 @@ class ClusterError(RuntimeError):
         self.log_path = log_path
 
 
-@dataclass
-class ComponentStatus:
-    """One process of the cluster as `tinykube status` shows it."""
-
-    key: str
-    node: str
-    pid: int
-    alive: bool
-    log: str
-    rss_kib: int = 0  # resident memory of the process (its group leader), 0 when dead
-
-    @classmethod
-    def of(cls, key: str, record: ProcessRecord | None, log: str) -> ComponentStatus:
-        if record is None:
-            return cls(key, "", 0, False, log)
-        alive = record.alive()
-        rss = record.rss_kib() if alive else 0
-        return cls(key, record.node, record.pid, alive, record.log, rss)
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    try:
-        return path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return []
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
-def _tolerant(progress: Progress) -> Progress:
-    """`progress` that cannot fail: a closed stdout (`tinykube up | head`) must not stop
-    `up` half-way, nor its cleanup."""
-
-    def say(line: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            progress(line)
-
-    return say
-
-
 class Cluster:
     """A local cluster by name; `up()`, `down()`, `status()`, and running commands on its nodes."""
 
@@ -158,16 +119,23 @@ class Cluster:
         fast_failover: bool = False,
         make_current: bool = True,
         subnet: str = DEFAULT_SUBNET,
+        control_planes: int = 1,
     ) -> None:
         clusterstate.validate_name(name)
         if not 1 <= nodes <= 9:
             raise ClusterError(f"--nodes must be between 1 and 9, got {nodes}")
+        if control_planes not in (1, 3, 5) or control_planes > nodes:
+            raise ClusterError(
+                f"--control-planes must be 1, 3 or 5 (an etcd quorum) and at most --nodes "
+                f"({nodes}), got {control_planes}"
+            )
         if runtime not in nodeconfig.RUNTIMES:
             raise ClusterError(f"--runtime must be one of {', '.join(nodeconfig.RUNTIMES)}")
         self.name = name
         self.make_current = make_current
         self.requested_nodes, self.requested_runtime = nodes, runtime
         self.requested_fast_failover, self.requested_subnet = fast_failover, subnet
+        self.requested_control_planes = control_planes
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.extra_env: dict[str, dict[str, str]] = {}  # kubelet key -> variables (docstring)
         try:
@@ -183,6 +151,7 @@ class Cluster:
             nodes=[f"node{i}" for i in range(1, self.requested_nodes + 1)],
             fast_failover=self.requested_fast_failover,
             root=str(clusterstate.clusters_root()),
+            control_planes=self.requested_control_planes,
         )
 
     def _use(self, state: ClusterState) -> None:
@@ -193,6 +162,10 @@ class Cluster:
             *(f"{self.state.prefix}-{n}" for n in self.state.nodes),
         ]
         self.state.server = f"{self.underlay.host_address(1)}:{nodeconfig.APISERVER_PORT}"
+        self.ha: stacked.StackedControlPlane | None = None  # several control planes
+        if self.state.control_planes > 1:
+            self.ha = stacked.StackedControlPlane(self.state, self.underlay)
+            self.state.server = ",".join(self.ha.servers)
 
     # ---- what the cluster is ------------------------------------------------------------------
 
@@ -228,11 +201,11 @@ class Cluster:
             server=self.state.server,
             runtime=self.state.runtime,  # type: ignore[arg-type]
             iface=machine.iface,
-            control_plane=index == 1,
+            control_plane=index <= self.state.control_planes,
             registry_mirror=self.registry_address,
             masquerade=False,
             paths=nodeconfig.NodePaths.under(self.directory / name),
-            pki_dir=str(self.directory),
+            pki_dir=self.ha.layout.directory if self.ha else str(self.directory),
         )
         return LocalNode(machine, config, self.state.log_dir, self.state.fast_failover)
 
@@ -253,9 +226,13 @@ class Cluster:
 
     def components(self) -> list[str]:
         """Every process key, in start order."""
+        runtime = "containerd" if self.state.runtime == "containerd" else "dockerd"
+        if self.ha is not None:  # the runtimes together, then the kubelets (stacked.groups)
+            nodes = self.state.nodes
+            workers = [f"{n}-{runtime}" for n in nodes] + [f"{n}-kubelet" for n in nodes]
+            return ["registry", *self.ha.components(), *workers]
         keys = ["registry", "apiserver"]
         for name in self.state.nodes:
-            runtime = "containerd" if self.state.runtime == "containerd" else "dockerd"
             keys.extend(f"{name}-{part}" for part in (runtime, "kubelet"))
         return keys
 
@@ -263,10 +240,10 @@ class Cluster:
 
     def up(self, progress: Progress = print) -> ClusterState:
         """Make the cluster (or repair a running one) and wait until every node is Ready."""
-        progress = _tolerant(progress)
+        progress = tolerant(progress)
         if self.exists() and not any(map(self._alive, self.components())):
             progress(f"cluster {self.name!r} is left from before (nothing of it runs): remaking it")
-            self.down(_quiet)
+            self.down(quiet)
             self._use(self._fresh_state())
         if self.exists():
             existing = (len(self.state.nodes), self.state.runtime)
@@ -281,8 +258,10 @@ class Cluster:
             raise ClusterError(
                 "tinykube up cannot start:\n" + "\n".join(f"  - {p}" for p in problems)
             )
+        planes = self.state.control_planes
         progress(
-            f"creating cluster {self.name!r}: {len(self.state.nodes)} nodes, "
+            f"creating cluster {self.name!r}: {len(self.state.nodes)} nodes"
+            f"{f' ({planes} control planes)' if planes > 1 else ''}, "
             f"runtime {self.state.runtime}, in {self.directory}"
         )
         started = time.monotonic()
@@ -298,11 +277,10 @@ class Cluster:
                     self.underlay.add_machine(name, index)
             with self._step(progress, "images (pause, busybox, nginx)"):
                 archives = build_images()
-            for key in self.components():
-                self._start(key, progress)
-                if key == "registry":
-                    with self._step(progress, f"push images to {self.registry_address}"):
-                        self._registry().push_in_namespace(archives)
+            self._start("registry", progress)
+            with self._step(progress, f"push images to {self.registry_address}"):
+                self._registry().push_in_namespace(archives)
+            self._start_keys(self.components()[1:], progress)
             with self._step(progress, "nodes Ready"):
                 self.wait_ready()
         except BaseException as err:
@@ -311,16 +289,18 @@ class Cluster:
             progress(f"FAILED: {err}")
             if log_path:
                 progress(f"  the last lines of {log_path}:")
-                for line in _tail(Path(log_path), 10):
+                for line in tail(Path(log_path), 10):
                     progress(f"    {line}")
             progress("removing what was started (the logs stay) ...")
-            self.down(_quiet, keep_logs=True)
+            self.down(quiet, keep_logs=True)
             if isinstance(err, (NodeError, ClusterError)):
                 raise ClusterError(str(err), component, log_path) from None
             raise
         if self.make_current:
             clusterstate.set_current(self.name)
-            access.write_user_kubeconfig(self.name, self.pki, self.state.server, progress)
+            # access prefixes https:// to the first server; the others carry their own
+            servers = ",https://".join(self.state.server.split(","))
+            access.write_user_kubeconfig(self.name, self.pki, servers, progress)
         progress(f"cluster {self.name!r} is up in {time.monotonic() - started:.1f} s")
         access.describe(self.state, progress)
         return self.state
@@ -338,8 +318,7 @@ class Cluster:
             access.describe(self.state, progress)
             return self.state
         progress(f"cluster {self.name!r}: restarting {', '.join(dead)}")
-        for key in dead:
-            self._start(key, progress)
+        self._start_keys(dead, progress)
         with self._step(progress, "nodes Ready"):
             self.wait_ready()
         return self.state
@@ -360,6 +339,8 @@ class Cluster:
             ns = f"{self.state.prefix}-{self.state.nodes[0]}"
             return f"{ns}, {self.state.server} and {self.client_address}"
         name = key.partition("-")[0]
+        if self.ha is not None and self.ha.owns(key):
+            return f"{self.state.prefix}-{name}, {self.ha.ip(name)}"
         return f"{self.state.prefix}-{name}, {self.node(name).config.node_ip}"
 
     def _registry(self) -> UnderlayRegistry:
@@ -371,7 +352,8 @@ class Cluster:
         record = self.state.processes.get(key)
         return record is not None and record.alive()
 
-    def _record(self, key: str, proc: subprocess.Popen[bytes], record: ProcessRecord) -> None:
+    def _record(self, key: str, started: stacked.Started) -> None:
+        proc, record = started
         self.procs[key] = proc
         self.state.processes[key] = record
         self.state.save()
@@ -379,19 +361,37 @@ class Cluster:
     def _start(self, key: str, progress: Progress) -> None:
         """Start one component by its key (`registry`, `apiserver`, `node1-kubelet`, ...)."""
         with self._step(progress, key, self._where(key)):
-            if key == "registry":
-                self._record(key, *self._registry().start_in_namespace(self._log(key)))
-            elif key == "apiserver":
-                self._record(key, *self._start_apiserver())
-            else:
-                name, _, part = key.partition("-")
-                node = self.node(name)
-                if part == node.runtime_component:
-                    self._record(key, *node.start_runtime(preload=[images.PAUSE_IMAGE]))
-                elif part == "kubelet":
-                    self._record(key, *node.start_kubelet(self.extra_env.get(key)))
-                else:
-                    raise ClusterError(f"unknown component {key!r}")
+            self._record(key, self._spawn(key))
+
+    def _spawn(self, key: str) -> stacked.Started:
+        if key == "registry":
+            return self._registry().start_in_namespace(self._log(key))
+        if key == "apiserver":
+            return self._start_apiserver()
+        name, _, part = key.partition("-")
+        node = self.node(name)
+        if part == node.runtime_component:
+            return node.start_runtime(preload=[images.PAUSE_IMAGE])
+        if part == "kubelet":
+            return node.start_kubelet(self.extra_env.get(key))
+        raise ClusterError(f"unknown component {key!r}")
+
+    def _start_keys(self, keys: Sequence[str], progress: Progress) -> None:
+        """Start `keys` in order; with several control planes, stacked.groups at once each,
+        waiting on their health (stacked.py)."""
+        if self.ha is None:
+            for key in keys:
+                self._start(key, progress)
+            return
+        ha = self.ha
+        for group in stacked.groups(keys):
+            with self._step(progress, ", ".join(group)):
+                if ha.owns(group[0]):
+                    ha.start(group, self.node, self._log, self._record, self.procs)
+                    if group[0].endswith("-apiserver"):
+                        self.api(access.enforce_baseline)
+                    continue
+                stacked.in_parallel(group, self._spawn, self._record)
 
     def _log(self, key: str) -> Path:
         return self.state.log_dir / f"{key}.log"

@@ -10,6 +10,7 @@ writes them down as it goes, and every later command -- `down`, `status`,
         <name>/
             state.json                        this module's ClusterState
             api.sock                          the API server's socket for the host's CLI
+            api-node2.sock, api-node3.sock    with --control-planes 3: the others' sockets
             logs/<component>.log              one log per process (apiserver, node1-kubelet, ...)
             apiserver/                        the API server's SQLite store
             registry/                         the image mirror's storage
@@ -23,7 +24,7 @@ made so far:
      "subnet": "10.201.0.0/24", "created": 1700000000.0, "nodes": ["node1", "node2"],
      "namespaces": ["tk-demo-ul", "tk-demo-node1", "tk-demo-node2"],
      "server": "10.201.0.11:6443", "socket": "/var/lib/tinykube/clusters/demo/api.sock",
-     "fast_failover": false,
+     "fast_failover": false, "control_planes": 1,
      "processes": {"node1-kubelet": {"pid": 4242, "start_time": 123456, "node": "node1",
                    "argv": [...], "log": ".../logs/node1-kubelet.log"}, ...}}
 
@@ -150,6 +151,7 @@ class ClusterState:
     fast_failover: bool = False
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
     root: str = ""  # clusters_root() when created; "" = the default
+    control_planes: int = 1  # nodes running etcd + a control plane (localcluster/stacked.py)
 
     @property
     def directory(self) -> Path:
@@ -165,9 +167,17 @@ class ClusterState:
         return self.directory / "api.sock"
 
     @property
+    def sockets(self) -> list[Path]:
+        """Each API server's socket for the host: api.sock (node1's), api-node2.sock, ..."""
+        others = self.nodes[1 : self.control_planes]
+        return [self.socket, *(self.directory / f"api-{n}.sock" for n in others)]
+
+    @property
     def client_address(self) -> str:
-        """Where the host's CLI reaches the API server (no host address needed)."""
-        return f"unix:{self.socket}"
+        """Where the host's CLI reaches the API server (no host address needed); with
+        several control planes, every server's socket, comma-separated (the client fails
+        over between them)."""
+        return ",".join(f"unix:{s}" for s in self.sockets)
 
     @property
     def log_dir(self) -> Path:
@@ -200,6 +210,7 @@ class ClusterState:
                 fast_failover=bool(data.get("fast_failover", False)),
                 processes=processes,
                 root=str(data.get("root", "")),
+                control_planes=int(data.get("control_planes", 1)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ClusterStateError(f"state file is malformed: {err}") from None

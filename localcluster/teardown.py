@@ -12,7 +12,8 @@ idempotent and runs whatever the previous one managed, in this order:
    the runtime's API if it answers, stop and remove the pods (CNI DEL frees
    their addresses); stop the daemon; kill the shims and runc containers it
    left, found by its socket path and runc root; unmount what it mounted;
-3. the API server and the registry;
+3. with several control planes, the schedulers and controller-managers; then
+   the API server(s), the etcd members and the registry;
 4. any process still inside one of the cluster's namespaces, found by
    comparing /proc/PID/ns/net with the namespace's inode -- only what the
    cluster started can be there (a `node-shell` someone left open, a CNI
@@ -54,6 +55,7 @@ from localcluster.netns import NETNS_DIR, NetNS
 from localcluster.node import LocalNode, stop_process
 
 log = logging.getLogger(__name__)
+CONTROL = ("-scheduler", "-controller-manager")  # stopped before the API servers
 
 
 def _all_at_once(calls: Sequence[Callable[[], Any]]) -> None:
@@ -76,7 +78,10 @@ def delete_cluster(state: ClusterState, nodes: Sequence[LocalNode], keep_logs: b
     kubelets = [records[k] for k in (f"{n.name}-kubelet" for n in nodes) if k in records]
     _all_at_once([partial(stop_process, r, 10.0) for r in kubelets])
     _all_at_once([partial(n.stop_runtime, records.get(n.key(n.runtime_component))) for n in nodes])
-    servers = [records[k] for k in ("apiserver", "registry") if k in records]
+    node_keys = {f"{n.name}-{part}" for n in nodes for part in ("kubelet", n.runtime_component)}
+    control = [r for k, r in records.items() if k not in node_keys and k.endswith(CONTROL)]
+    _all_at_once([partial(stop_process, r, 10.0) for r in control])
+    servers = [r for k, r in records.items() if k not in node_keys and not k.endswith(CONTROL)]
     _all_at_once([partial(stop_process, r, 10.0) for r in servers])
     owned = {ns for ns in namespaces() if clusterstate.owns_namespace(state.prefix, ns)}
     names = sorted(set(state.namespaces) | owned)
