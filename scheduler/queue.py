@@ -32,6 +32,12 @@ backoff 2 s) -> unschedulable, and so on: 4 s, 8 s, 10 s, 10 s...
 Pods are keyed "namespace/name"; updating a pod that waits anywhere
 replaces its object in place (an unschedulable pod whose spec changed is
 moved to be retried, since the change may make it fit).
+
+Every time here (entry timestamps, backoff expiries, the 5-minute
+unschedulable timeout) is a reading of the monotonic clock, through the
+Clock seam of apimachinery/clock.py (tests pass a FakeClock): a step of the
+wall clock neither releases every backed-off pod at once nor parks them for
+longer. Nothing here is stored in an object, so no wall time is needed.
 """
 
 from __future__ import annotations
@@ -40,10 +46,9 @@ import asyncio
 import heapq
 import itertools
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from apimachinery.clock import Clock
 from scheduler.types import PodInfo
 
 log = logging.getLogger(__name__)
@@ -67,8 +72,8 @@ class QueuedPodInfo:
     """A pending pod and its history in the queue: attempts, timestamps, who rejected it."""
 
     pod_info: PodInfo
-    timestamp: float  # when it (last) entered the queue: the activeQ tie-break
-    initial_attempt: float  # first time it was added: for latency metrics and logs
+    timestamp: float  # when it (last) entered the queue (monotonic): the activeQ tie-break
+    initial_attempt: float  # first time it was added (monotonic): for latency metrics and logs
     attempts: int = 0
     unschedulable_plugins: set[str] = field(default_factory=set)
     unschedulable_since: float = 0.0
@@ -87,12 +92,12 @@ class SchedulingQueue:
         initial_backoff: float = DEFAULT_INITIAL_BACKOFF,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         max_unschedulable_seconds: float = DEFAULT_MAX_UNSCHEDULABLE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.max_unschedulable_seconds = max_unschedulable_seconds
-        self.clock = clock
+        self.clock = clock if clock is not None else Clock()
         self._seq = itertools.count()
         self._active: list[tuple[int, float, int, str]] = []  # (-priority, timestamp, seq, key)
         self._active_items: dict[str, QueuedPodInfo] = {}
@@ -130,7 +135,7 @@ class SchedulingQueue:
         return qpi.timestamp + self.backoff_duration(qpi.attempts)
 
     def is_backing_off(self, qpi: QueuedPodInfo) -> bool:
-        return self.backoff_expiry(qpi) > self.clock()
+        return self.backoff_expiry(qpi) > self.clock.monotonic()
 
     # ---- moving between sub-queues -----------------------------------------------------------
 
@@ -159,7 +164,7 @@ class SchedulingQueue:
         if info.key in self:
             self.update(info)
             return
-        now = self.clock()
+        now = self.clock.monotonic()
         self._push_active(QueuedPodInfo(info, now, now))
 
     def update(self, info: PodInfo, spec_changed: bool = True) -> None:
@@ -194,7 +199,7 @@ class SchedulingQueue:
         """Back from a failed cycle: park it, or back it off if a move happened meanwhile."""
         if self._closed or qpi.key in self:
             return
-        qpi.timestamp = self.clock()
+        qpi.timestamp = self.clock.monotonic()
         qpi.unschedulable_plugins = set(plugins or ())
         if self.move_request_cycle >= pod_scheduling_cycle:
             self._push_backoff(qpi)
@@ -206,7 +211,7 @@ class SchedulingQueue:
         """Back from an error (binding failed, plugin error): retry after its backoff."""
         if self._closed or qpi.key in self:
             return
-        qpi.timestamp = self.clock()
+        qpi.timestamp = self.clock.monotonic()
         self._push_backoff(qpi)
 
     def move_all_to_active_or_backoff(self, event: str) -> int:
@@ -221,7 +226,7 @@ class SchedulingQueue:
         return len(moved)
 
     def flush_backoff_completed(self) -> int:
-        now = self.clock()
+        now = self.clock.monotonic()
         moved = 0
         while self._backoff and self._backoff[0][0] <= now:
             _, _, key = heapq.heappop(self._backoff)
@@ -234,7 +239,7 @@ class SchedulingQueue:
         return moved
 
     def flush_unschedulable_left_over(self) -> int:
-        now = self.clock()
+        now = self.clock.monotonic()
         stale = [
             qpi
             for qpi in self.unschedulable.values()
@@ -270,12 +275,12 @@ class SchedulingQueue:
 
     async def run_flushers(self) -> None:
         """The periodic flushes of backoffQ (1 s) and left-over unschedulable pods (30 s)."""
-        last_unschedulable = self.clock()
+        last_unschedulable = self.clock.monotonic()
         while True:
             await asyncio.sleep(min(FLUSH_BACKOFF_EVERY, self.initial_backoff))
             self.flush_backoff_completed()
-            if self.clock() - last_unschedulable >= FLUSH_UNSCHEDULABLE_EVERY:
-                last_unschedulable = self.clock()
+            if self.clock.monotonic() - last_unschedulable >= FLUSH_UNSCHEDULABLE_EVERY:
+                last_unschedulable = self.clock.monotonic()
                 self.flush_unschedulable_left_over()
 
     def close(self) -> None:
