@@ -36,6 +36,12 @@ adding a key that already waits keeps the earlier of the two times, as
 client-go's delaying queue does. One timer, armed for the earliest entry,
 moves ready keys into the queue.
 
+Every delay is a duration on the monotonic clock, never wall time: the
+token bucket refills by `Clock.monotonic()` (apimachinery/clock.py; tests
+pass a FakeClock) and `add_after` arms the event loop's timer, which asyncio
+keeps on time.monotonic() too. So a step of the wall clock (NTP, `date -s`)
+neither releases every waiting key at once nor holds them back.
+
 Assumptions: everything runs on one event loop (no locks; the structures are
 only touched between awaits). `add_after` and `add_rate_limited` need the
 running loop. After `shut_down()` adds are ignored, waiting workers drain
@@ -48,10 +54,11 @@ import asyncio
 import heapq
 import itertools
 import logging
-import time
 from collections import deque
 from collections.abc import Hashable
 from typing import Generic, Protocol, TypeVar
+
+from apimachinery.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +116,15 @@ class BucketRateLimiter(Generic[T]):
     until the token it reserved will exist (so delays grow 1/qps apart).
     """
 
-    def __init__(self, qps: float = 10.0, burst: int = 100) -> None:
+    def __init__(self, qps: float = 10.0, burst: int = 100, clock: Clock | None = None) -> None:
         self.qps = qps
         self.burst = burst
+        self.clock = clock if clock is not None else Clock()
         self._tokens = float(burst)
-        self._last = time.monotonic()
+        self._last = self.clock.monotonic()
 
     def when(self, item: T) -> float:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
         self._last = now
         self._tokens -= 1.0

@@ -1,15 +1,18 @@
 """The work queue's invariants, as client-go's queue_test.go checks them.
 
 Dedup, one worker per key, re-queue on done, per-key exponential backoff,
-add_after ordering and deduplication, shutdown draining.
+add_after ordering and deduplication, shutdown draining; and delays that a
+step of the wall clock does not move (the monotonic clock, FakeClock seam).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from apimachinery.clock import FakeClock
 from apimachinery.workqueue import (
     BucketRateLimiter,
     DelayingQueue,
@@ -186,6 +189,33 @@ def test_bucket_limiter_allows_burst_then_spaces_out() -> None:
     fourth, fifth = bucket.when("x"), bucket.when("x")
     assert 0.05 < fourth <= 0.1
     assert 0.15 < fifth <= 0.2
+
+
+def test_bucket_limiter_is_not_refilled_nor_drained_by_a_wall_clock_jump() -> None:
+    clock = FakeClock()
+    bucket: BucketRateLimiter[str] = BucketRateLimiter(qps=1.0, burst=1, clock=clock)
+    assert bucket.when("x") == 0.0  # the one token
+    clock.jump(300)  # on wall time: 300 s of refill, a full bucket again
+    assert bucket.when("x") == pytest.approx(1.0)
+    clock.jump(-600)  # on wall time: -600 s of refill, a ten-minute wait
+    assert bucket.when("x") == pytest.approx(2.0)
+    clock.step(3)  # three seconds do pass: three tokens, one kept (burst 1)
+    assert bucket.when("x") == 0.0
+
+
+async def test_add_after_waits_out_its_delay_whatever_time_time_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    q: DelayingQueue[str] = DelayingQueue()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    q.add_after("a", 0.1)
+    wall = time.time
+    monkeypatch.setattr(time, "time", lambda: wall() + 300)  # `date -s`, as the process sees it
+    await asyncio.sleep(0.02)
+    assert len(q) == 0 and q.waiting() == 1  # not released by the jump
+    assert await asyncio.wait_for(q.get(), 1) == "a"
+    assert loop.time() - start >= 0.09
 
 
 def test_max_of_takes_the_longest_delay() -> None:
