@@ -274,7 +274,7 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        print("ready", flush=True)
+        print("ready", os.getpid(), flush=True)  # the pid: tests tell its log lines apart
         try:
             await stop.wait()
         finally:

@@ -1,10 +1,17 @@
 """tinykube-cni for real: the installed executable, run inside a node namespace.
 
 Each test builds a node namespace on the underlay (conftest.py) and pod
-namespaces <prefix>-podN, runs `.venv/bin/tinykube-cni` with the CNI
-environment under `nsenter --net=<node>` -- as containerd does on a node -- and
-checks the kernel state it leaves: links, addresses, routes, bridge ports, and
-the IPAM files. Traffic goes only between the test's own namespaces.
+namespaces <prefix>-podN, runs the plugin with the CNI environment under
+`nsenter --net=<node>` -- as containerd does on a node -- and checks the kernel
+state it leaves: links, addresses, routes, bridge ports, and the IPAM files.
+Traffic goes only between the test's own namespaces.
+
+Every test runs twice (the `plugin` fixture): with the full plugin
+(`.venv/bin/tinykube-cni`, main.py in its own process), and with the thin
+client install_bin_dir() installs (thin.py) talking to an agent's CNI server
+(server.py, run in the node namespace as the agent runs there) -- every call's
+log lines must then carry the server's pid, so a silent fallback to the full
+plugin would fail the test.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from typing import Any
 import pytest
 
 from localcluster.netns import Machine, NetNS, Underlay
+from netplugin.cni.install import install_bin_dir, system_plugin
 from netplugin.cni.plugin import host_veth_name
+from netplugin.cni.server import socket_path
+from netplugin.constants import CNI_PLUGIN_TYPE
 
 BIN = Path(sys.executable).parent / "tinykube-cni"
 SUBNET = "10.244.1.0/24"
@@ -49,11 +59,30 @@ print(c.recv(200).decode())
 
 
 @dataclass
+class Plugin:
+    """How the runtime reaches the plugin: the full executable, or the thin client and agent."""
+
+    name: str
+    bin: Path
+    conf: dict[str, Any]  # added to every configuration: the agent's socket, for the thin client
+    agent_pid: int = 0  # the CNI server's; 0 = the full plugin
+
+    def check_served(self, command: str, stderr: str) -> None:
+        """A thin call's log lines are the agent's: not run by a fallback full plugin."""
+        if self.agent_pid and command != "VERSION":
+            assert f"tinykube-cni[{self.agent_pid}]" in stderr, stderr
+
+
+@dataclass
 class CNI:
     """Runs the plugin in `node`'s namespace with one network configuration."""
 
     node: Machine
     conf: dict[str, Any]
+    plugin: Plugin
+
+    def with_conf(self, **changes: Any) -> CNI:
+        return CNI(self.node, {**self.conf, **changes}, self.plugin)
 
     def run(
         self, command: str, container: str = "", netns: str = "", ifname: str = "eth0"
@@ -64,17 +93,18 @@ class CNI:
             "CNI_CONTAINERID": container,
             "CNI_NETNS": netns,
             "CNI_IFNAME": ifname,
-            "CNI_PATH": str(BIN.parent),
+            "CNI_PATH": str(self.plugin.bin.parent),
             "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={container}",
         }
         proc = subprocess.run(
-            [*self.node.ns.prefix(), str(BIN)],
+            [*self.node.ns.prefix(), str(self.plugin.bin)],
             env={k: v for k, v in environ.items() if v},
             input=json.dumps(self.conf).encode(),
             capture_output=True,
             timeout=60,
         )
         out = proc.stdout.decode()
+        self.plugin.check_served(command, proc.stderr.decode())
         return proc.returncode, json.loads(out) if out.strip() else {}, proc.stderr.decode()
 
     def add(self, container: str, pod: NetNS) -> dict[str, Any]:
@@ -126,9 +156,35 @@ def pods(ns_prefix: str) -> Iterator[list[NetNS]]:
         ns.delete()
 
 
+@pytest.fixture(params=["full", "thin"])
+def plugin(request: pytest.FixtureRequest, node: Machine, tmp_path: Path) -> Iterator[Plugin]:
+    """The full plugin, or the thin client with an agent's CNI server in the node namespace."""
+    if request.param == "full":
+        yield Plugin("full", BIN, {})
+        return
+    if system_plugin("loopback") is None:
+        pytest.skip("install_bin_dir needs the CNI loopback plugin (containernetworking-plugins)")
+    bin_dir = tmp_path / "bin"
+    install_bin_dir(str(bin_dir))
+    path = socket_path(str(tmp_path / "cni"))
+    log = tmp_path / "agent.log"
+    argv = [sys.executable, "-m", "netplugin.cni.server", "--socket", path]
+    with log.open("wb") as err:
+        server = subprocess.Popen([*node.ns.prefix(), *argv], stdout=subprocess.PIPE, stderr=err)
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline().split()
+        assert ready[:1] == [b"ready"], log.read_text()
+        yield Plugin("thin", bin_dir / CNI_PLUGIN_TYPE, {"agentSocket": path}, int(ready[1]))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not Path(path).exists()  # the server removes its socket
+
+
 @pytest.fixture
-def cni(node: Machine, tmp_path: Path) -> CNI:
-    return CNI(node, netconf(tmp_path / "cni"))
+def cni(node: Machine, tmp_path: Path, plugin: Plugin) -> CNI:
+    return CNI(node, netconf(tmp_path / "cni", **plugin.conf), plugin)
 
 
 def talk(server_ns: NetNS, client_ns: NetNS, address: str, port: int = 8080) -> str:
@@ -221,10 +277,8 @@ def test_add_for_a_path_that_is_no_netns(cni: CNI, tmp_path: Path) -> None:
     assert cni.run("DEL", "c1", str(not_a_netns))[:2] == (0, {})
 
 
-def test_exhausted_subnet_is_a_clear_error(
-    node: Machine, pods: list[NetNS], tmp_path: Path
-) -> None:
-    cni = CNI(node, netconf(tmp_path / "cni", subnet="10.244.9.0/30"))  # one pod address: .2
+def test_exhausted_subnet_is_a_clear_error(cni: CNI, pods: list[NetNS]) -> None:
+    cni = cni.with_conf(subnet="10.244.9.0/30")  # one pod address: .2
     assert cni.add("c1", pods[0])["ips"][0]["address"] == "10.244.9.2/30"
     code, out, _ = cni.run("ADD", "c2", str(pods[1].path))
     assert code != 0
@@ -293,7 +347,7 @@ def test_parallel_adds_share_the_bridge(cni: CNI, pods: list[NetNS]) -> None:
         }
         procs.append(
             subprocess.Popen(
-                [*cni.node.ns.prefix(), str(BIN)],
+                [*cni.node.ns.prefix(), str(cni.plugin.bin)],
                 env=environ,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -304,6 +358,7 @@ def test_parallel_adds_share_the_bridge(cni: CNI, pods: list[NetNS]) -> None:
     for proc in procs:
         out, err = proc.communicate(json.dumps(cni.conf).encode(), timeout=60)
         assert proc.returncode == 0, err.decode()
+        cni.plugin.check_served("ADD", err.decode())
         results.append(json.loads(out)["ips"][0]["address"])
     assert len(set(results)) == 3
     assert len(cni.reserved()) == 3
@@ -312,7 +367,7 @@ def test_parallel_adds_share_the_bridge(cni: CNI, pods: list[NetNS]) -> None:
 def test_version_and_an_old_config_version(cni: CNI, pods: list[NetNS]) -> None:
     code, out, _ = cni.run("VERSION")
     assert code == 0 and "1.0.0" in out["supportedVersions"] and "0.4.0" in out["supportedVersions"]
-    old = CNI(cni.node, {**cni.conf, "cniVersion": "0.4.0"})
+    old = cni.with_conf(cniVersion="0.4.0")
     result = old.add("c1", pods[0])
     assert result["cniVersion"] == "0.4.0" and result["ips"][0]["version"] == "4"
     assert old.run("CHECK", "c1", str(pods[0].path))[:2] == (0, {})
@@ -344,7 +399,7 @@ print(peer[0])
 
 def reach_self_through_dnat(cni: CNI, pod: NetNS, hairpin: bool, container: str) -> bool:
     """ADD with hairpinMode, DNAT a "Service" address to the pod; can it reach itself?"""
-    plugin = CNI(cni.node, {**cni.conf, "hairpinMode": hairpin})
+    plugin = cni.with_conf(hairpinMode=hairpin)
     address = plugin.add(container, pod)["ips"][0]["address"].split("/")[0]
     rules = HAIRPIN_RULES.replace("POD", address)
     nft = [*cni.node.ns.prefix(), "nft"]
