@@ -184,9 +184,13 @@ class Algorithm:
     ) -> tuple[list[Rejection], dict[str, int]]:
         limit = self.record_limit
         listed = [Rejection(n.name, st.plugin, st.message) for n, st in rejected[:limit]]
+        # Plugins reuse one Status object per reason, so count objects (C speed), then words.
+        by_id = Counter(id(st) for _, st in rejected[limit:])
+        statuses = {id(st): st for _, st in rejected[limit:]} if by_id else {}
         omitted: Counter[str] = Counter()
-        for _, st in rejected[limit:]:
-            omitted[f"{st.plugin}: {st.message}"] += 1
+        for sid, n in by_id.items():
+            st = statuses[sid]
+            omitted[f"{st.plugin}: {st.message}"] += n
         return listed, dict(omitted)
 
     def _fail(

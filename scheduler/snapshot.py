@@ -34,10 +34,11 @@ snapshot until the Node arrives.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from protos import core_pb2
+from scheduler.topology import TopologyIndex
 from scheduler.types import NodeInfo, PodInfo
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,15 @@ class Snapshot:
         *,
         tainted: int | None = None,
         prefer_no_schedule: int | None = None,
+        topology: TopologyIndex | None = None,
+        placed: Mapping[str, object] | None = None,
     ) -> None:
         self.node_infos = node_infos
         self._by_name = by_name
+        # pods per topology domain, kept by the cache (topology.py); a bare snapshot gets
+        # its own index over its nodes
+        self.topology = topology if topology is not None else TopologyIndex(by_name)
+        self._placed = placed
         # how many nodes carry NoSchedule/NoExecute taints, and PreferNoSchedule ones:
         # when none do, TaintToleration has nothing to check for any pod (PreFilter Skip)
         if tainted is None:
@@ -64,6 +71,12 @@ class Snapshot:
             prefer_no_schedule = sum(1 for n in node_infos if n.prefer_no_schedule)
         self.tainted = tainted
         self.prefer_no_schedule = prefer_no_schedule
+
+    def is_placed(self, key: str) -> bool:
+        """Whether the pod `namespace/name` is on some node of the cache (bound or assumed)."""
+        if self._placed is not None:
+            return key in self._placed
+        return any(key in ni.pods for ni in self._by_name.values())
 
     def get(self, name: str) -> NodeInfo | None:
         info = self._by_name.get(name)
@@ -110,6 +123,7 @@ class Cache:
         self._list: list[NodeInfo] | None = None
         self._tainted = 0
         self._prefer = 0
+        self.topology = TopologyIndex(self.nodes)
 
     # ---- nodes ------------------------------------------------------------------------------
 
@@ -119,9 +133,13 @@ class Cache:
         if info is None:
             info = self.nodes[name] = NodeInfo(name)
         before = (info.taints, info.prefer_no_schedule)
+        old_labels = info.labels
         if info.node is None:
             self._list = None
+            self.topology.nodes_changed()
         info.set_node(node)
+        if info.labels != old_labels:
+            self.topology.nodes_changed()  # domains moved: recount on next use
         if (info.taints, info.prefer_no_schedule) != before:
             self._list = None  # recount the tainted nodes
         return info
@@ -133,6 +151,7 @@ class Cache:
         if info is None:
             return
         self._list = None
+        self.topology.nodes_changed()
         if info.pods:
             info.node = None  # pods still point here until their own deletes arrive
         else:
@@ -145,6 +164,7 @@ class Cache:
         if ni is None:
             ni = self.nodes[node] = NodeInfo(node)
         ni.add_pod(info)
+        self.topology.pod_added(info, ni)
         self._pods[info.key] = _PodState(info, node, assumed)
 
     def _unplace(self, key: str) -> _PodState | None:
@@ -154,6 +174,7 @@ class Cache:
         ni = self.nodes.get(state.node)
         if ni is not None:
             ni.remove_pod(key)
+            self.topology.pod_removed(state.info, ni)
             if ni.node is None and not ni.pods:
                 del self.nodes[state.node]
         return state
@@ -202,5 +223,10 @@ class Cache:
             self._tainted = sum(1 for n in self._list if n.taints)
             self._prefer = sum(1 for n in self._list if n.prefer_no_schedule)
         return Snapshot(
-            self._list, self.nodes, tainted=self._tainted, prefer_no_schedule=self._prefer
+            self._list,
+            self.nodes,
+            tainted=self._tainted,
+            prefer_no_schedule=self._prefer,
+            topology=self.topology,
+            placed=self._pods,
         )

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from apimachinery import quantity
 from protos import core_pb2
+from scheduler.topology import PodAffinityInfo
 
 CPU = "cpu"
 MEMORY = "memory"
@@ -134,6 +135,7 @@ class PodInfo:
     node_name: str  # spec.nodeName: the node it is bound to, or asked for
     has_node_affinity: bool  # nodeSelector or nodeAffinity present
     has_spread_constraints: bool
+    affinity: PodAffinityInfo | None = None  # podAffinity / podAntiAffinity, parsed
 
     @classmethod
     def of(cls, pod: core_pb2.Pod) -> PodInfo:
@@ -168,6 +170,7 @@ class PodInfo:
                 or len(affinity.preferred_during_scheduling_ignored_during_execution)
             ),
             has_spread_constraints=bool(len(spec.topology_spread_constraints)),
+            affinity=PodAffinityInfo.of(pod),
         )
 
 
