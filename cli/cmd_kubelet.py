@@ -28,6 +28,13 @@ controllers: one interpreter and one gRPC channel per node instead of two
 
 If either loop fails, both stop and the process exits non-zero.
 
+Container logs are rotated as Kubernetes' kubelet rotates them
+(kubelet/logrotation.py): `--container-log-max-size 10Mi` and
+`--container-log-max-files 5` (the defaults; containerLogMaxSize and
+containerLogMaxFiles in a KubeletConfiguration) bound each container's log
+files, on containerd by the kubelet itself and on Docker by the daemon's
+json-file driver, which is given the same two figures.
+
 The process logs structured lines on stderr, like `tinykube apiserver`;
 SIGTERM or SIGINT stops the kubelet's loops and exits 0. The pods are not
 stopped: a real runtime keeps them running for the next kubelet, and a
@@ -61,11 +68,12 @@ global `tinykube --server`, else $TINYKUBE_SERVER / the config file /
 way clusters without a PKI run their nodes, which this path is kept for.
 
 How the command is built: its flags come in groups (the runtime, the Node,
-registration, security, timings, the network agent), each a stack of click options
-applied by one decorator, and land in one `KubeletFlags`. Then three steps
-that never mix, as the kubelet's own main separates them: the flags become
-a validated `KubeletConfig` and a runtime (`kubelet_config`, `new_runtime`),
-and `serve` runs the loops until a signal. Only `kubelet` itself imports the
+registration, security, timings, container log rotation, the network
+agent), each a stack of click options applied by one decorator, and land in
+one `KubeletFlags`. Then three steps that never mix, as the kubelet's own
+main separates them: the flags become a validated `KubeletConfig` and a
+runtime (`kubelet_config`, `new_runtime`), and `serve` runs the loops until
+a signal. Only `kubelet` itself imports the
 kubelet's packages, so `tinykube --help` and the other verbs load none of it.
 """
 
@@ -81,6 +89,7 @@ import click
 from cli.context import Options, first_to_end, until_signalled
 from cli.kubelet_options import (
     KubeletFlags,
+    log_options,
     network_agent_options,
     node_options,
     registration_options,
@@ -128,6 +137,7 @@ def _backoff(text: str, flag: str) -> tuple[float, float]:
 @registration_options
 @security_options
 @timing_options
+@log_options
 @network_agent_options
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
@@ -245,6 +255,8 @@ def kubelet_config(flags: KubeletFlags) -> KubeletConfig:
         root_dir=f.root_dir,
         cluster_dns=f.cluster_dns,
         cluster_domain=f.cluster_domain,
+        container_log_max_size=f.container_log_max_size,
+        container_log_max_files=f.container_log_max_files,
     )
     crash = _backoff(f.crash_backoff, "--crash-backoff")
     config.crash_backoff_initial, config.crash_backoff_max = crash

@@ -10,6 +10,7 @@ in one field of `KubeletFlags`:
     registration_options   --server, labels, taints, reservations
     security_options       --kubeconfig, TLS bootstrapping, the server's mutual TLS
     timing_options         lease, status, sync, back-off periods
+    log_options            container log rotation (containerLogMaxSize, -MaxFiles)
     network_agent_options  the in-process network agent
 
 cli/cmd_kubelet.py turns a KubeletFlags into the kubelet's configuration,
@@ -187,6 +188,52 @@ timing_options = options(
     ),
 )
 
+
+def _log_max_size(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--container-log-max-size: a whole number of bytes written as a quantity; negative
+    turns the kubelet's rotation off. Checked here so the error names the flag."""
+    from apimachinery import quantity
+
+    form = "expected a quantity of bytes such as 10Mi, 512Ki or 1Gi (negative: never rotate)"
+    try:
+        size = quantity.parse_quantity(value)
+    except quantity.QuantityError:
+        raise click.BadParameter(f"{value!r} is not a quantity: {form}") from None
+    if size.denominator != 1:
+        raise click.BadParameter(f"{value!r} is not a whole number of bytes: {form}")
+    return value
+
+
+def _log_max_files(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """--container-log-max-files: Kubernetes' rule, the current file and at least one more."""
+    if value <= 1:
+        raise click.BadParameter(
+            f"{value}: containerLogMaxFiles must be greater than 1 (an integer >= 2: the "
+            "current file and at least one rotated file)"
+        )
+    return value
+
+
+log_options = options(
+    click.option(
+        "--container-log-max-size",
+        default="10Mi",
+        show_default=True,
+        callback=_log_max_size,
+        metavar="QUANTITY",
+        help="Rotate a container's log file once it reaches this size (e.g. 10Mi); "
+        "negative: never rotate.",
+    ),
+    click.option(
+        "--container-log-max-files",
+        default=5,
+        show_default=True,
+        type=int,
+        callback=_log_max_files,
+        help="Log files kept per container, the current one included (at least 2).",
+    ),
+)
+
 network_agent_options = options(
     click.option(
         "--network-agent",
@@ -246,6 +293,8 @@ class KubeletFlags:
     sync_frequency: float
     crash_backoff: str
     image_backoff: str
+    container_log_max_size: str
+    container_log_max_files: int
     network_agent: bool
     iface: str
     cni_data_dir: str | None

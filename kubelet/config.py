@@ -19,8 +19,10 @@ one, so a reader can compare timings:
                                         port 0 picks a free port (tests)
     container_log_max_size      "10Mi"  a container's log file is rotated past this size
                                         (a quantity; negative: never rotated)
+                                        containerLogMaxSize, --container-log-max-size
     container_log_max_files         5   log files kept per container, the current one
                                         included (at least 2)
+                                        containerLogMaxFiles, --container-log-max-files
     container_log_monitor_interval 10 s how often the sizes are looked at (logrotation.py)
 
 Capacity is what the node has; allocatable is what pods may use: capacity
