@@ -21,6 +21,14 @@ the deadline is the controller's own and a wall-clock jump cannot move it.
 `FakeClock` is the test seam (k8s.io/utils/clock/testing): `step(s)` moves
 both clocks, as time passing does; `jump(s)` moves only the wall clock, as
 an operator's `date -s` does.
+
+Who measures with it: the node lifecycle and taint eviction controllers
+(health deadlines, tolerationSeconds), the kubelet's CrashLoopBackOff and
+image pull backoff (kubelet/backoff.py) and probes' initialDelaySeconds
+(kubelet/prober/worker.py), the scheduling queue's backoffs and
+unschedulable timeout (scheduler/queue.py), and the work queue's token
+bucket (apimachinery/workqueue.py). Each takes a `Clock` (default: the real
+one) so a test can pass a FakeClock.
 """
 
 from __future__ import annotations
