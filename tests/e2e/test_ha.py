@@ -15,8 +15,11 @@ machine that loses power.
 What must hold:
 
 * a new controller-manager leader (on another node) holds the Lease within
-  the lease's bounds: it acquired the Lease no later than leaseDuration
-  (15 s) + retryPeriod (2 s) after the old holder's last renewal;
+  the lease's bounds. A candidate sees the old holder's last renewal at its
+  next try (within retryPeriod, 2 s), counts leaseDuration (15 s) from
+  there, and takes the Lease at the try after that (within 2 s more): so it
+  acquires the Lease at most 15 + 2 x 2 s after that renewal (+1 s of
+  slack for the API calls);
 * the rollout completes (the dead node's pods are evicted and replaced);
 * every acknowledged write is there afterwards, read one by one, at its
   resourceVersion, and writes went on after the kill;
@@ -189,7 +192,7 @@ def test_losing_the_leaders_node_mid_rollout(cluster: Cluster) -> None:
         handover = (acquired - last_renew).total_seconds()
         print(f"new leader {after.spec.holder_identity} {took_over:.1f} s after the kill;")
         print(f"  acquired {handover:.1f} s after the old holder's last renewal")
-        assert handover <= LEASE_DURATION + RETRY_PERIOD + 1.0, handover
+        assert handover <= LEASE_DURATION + 2 * RETRY_PERIOD + 1.0, handover
         assert after.spec.lease_transitions > before.spec.lease_transitions
 
         def scheduler_led() -> bool:
