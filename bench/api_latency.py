@@ -230,10 +230,20 @@ async def _check_tracing(address: str, mode: str) -> dict[str, object]:
     return seen
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used: /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_case(
-    address: str, rate: int, watchers: int, duration: float
+    address: str, rate: int, watchers: int, duration: float, server_pid: int = 0
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """One row: its figures, and the latencies (seconds) they were computed from."""
+    """One row: its figures, and the latencies (seconds) they were computed from.
+
+    Also the CPU seconds the server and this writer (its exporter thread included)
+    spent on the row's writes: with the latencies of a shared machine noisy, the
+    CPU a write costs is the steadier figure to compare (bench/tracing_overhead.py)."""
     run = f"r{rate}w{watchers}t{int(time.time() * 1000) % 100000}"
     count = int(rate * duration)
     ctx = mp.get_context("spawn")
@@ -242,8 +252,11 @@ def run_case(
     proc = ctx.Process(target=_watch_process, args=(address, watchers, run, count, ready, child))
     proc.start()
     ready.wait(60)
+    server0, client0 = cpu_s(server_pid) if server_pid else 0.0, time.process_time()
     result = asyncio.run(_open_loop(address, rate, duration, run))
+    client_cpu = time.process_time() - client0
     watch_lat: list[float] = parent.recv() if parent.poll(150) else []
+    server_cpu = cpu_s(server_pid) - server0 if server_pid else 0.0
     proc.join(10)
     creates = result["creates"]
     updates = result["updates"]
@@ -260,6 +273,9 @@ def run_case(
         "watch_p99": pct(watch_lat, 99) * 1000,
         "delivered": len(watch_lat) / max(1, count * watchers),
         "failed": float(result["failed"]),  # type: ignore[arg-type]
+        "server_cpu_s": server_cpu,
+        "client_cpu_s": client_cpu,
+        "writes": float(count),
     }
     return row, {"creates": creates, "updates": updates, "watch": watch_lat}
 
@@ -343,7 +359,7 @@ def main() -> None:
             rows = []
             for watchers in args.watchers:
                 for rate in args.rates:
-                    row, samples = run_case(address, rate, watchers, args.duration)
+                    row, samples = run_case(address, rate, watchers, args.duration, srv.proc.pid)
                     rows.append(row)
                     out["rows"].append({**row, **samples})  # type: ignore[attr-defined]
                     _print_row(row)
