@@ -193,7 +193,12 @@ class DataDirTmpfs:
 
 @dataclass
 class Injector:
-    """Draws faults from KINDS with a seeded RNG and injects them one at a time."""
+    """Draws faults from KINDS with a seeded RNG and injects them one at a time.
+
+    Kinds are dealt like a shuffled deck -- each once per round of len(KINDS), in
+    an order the RNG picks -- so a short run still meets every kind; the node and
+    the hold time are drawn freely.
+    """
 
     cluster: Cluster
     rng: random.Random
@@ -204,6 +209,7 @@ class Injector:
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.cluster)
+        self._deck: list[str] = []
 
     def now(self) -> float:
         return time.monotonic() - self.origin
@@ -217,8 +223,11 @@ class Injector:
             self._recover(record, expected=set(dead))
 
     def inject(self, kind: str = "") -> FaultRecord:
-        kinds = [k for k in self.kinds if k != "disk-full" or self.disk is not None]
-        kind = kind or self.rng.choice(kinds)
+        if not kind:
+            if not self._deck:  # every kind once per round, in a random order
+                self._deck = [k for k in self.kinds if k != "disk-full" or self.disk is not None]
+                self.rng.shuffle(self._deck)
+            kind = self._deck.pop()
         node = self.rng.choice(self.cluster.nodes)
         hold = round(self.rng.uniform(5.0, 12.0), 1)
         actions: dict[str, Callable[[FaultRecord], None]] = {
