@@ -27,7 +27,9 @@ Samples of the runs of one mode are pooled, and p50/p99 (nearest rank,
 bench/measure.py) of on and of off are compared: overhead = (on - off) / off.
 Each run's own figures and the machine's load average are printed too: on a
 shared 2-core machine a difference smaller than the run-to-run spread is
-noise, whatever its sign. The last line is a one-line summary.
+noise, whatever its sign. The CPU each piece of tracing costs is printed
+first (bench/tracing_costs.py): the steadier way to read what the latencies
+can only bound. The last line is a one-line summary.
 
 Worked example of the comparison (figures illustrative):
 
@@ -51,6 +53,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import tracing_costs
 from bench.measure import percentile
 from bench.tracing_mode import order, overhead_pct, pooled
 
@@ -270,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="tinykube-tracing-") as tmp:
         workdir = Path(args.workdir or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        print("what each piece costs (bench/tracing_costs.py, CPU of this process):")
+        for piece, value in tracing_costs.measure().items():
+            print(f"  {piece:<44}{value:>8.1f} {'B' if 'bytes' in piece else 'us'}")
         comparisons = []
         if args.only in (None, "api"):
             comparisons += api(args, workdir)
