@@ -102,6 +102,7 @@ class CNIServer:
         self._slots = asyncio.Semaphore(MAX_PARALLEL)
         self._capture = _Capture()
         self._inode = 0
+        self._levels: dict[str, int] = {}
 
     async def start(self) -> None:
         """Listen on self.path (a stale socket from an agent that died is replaced)."""
@@ -112,6 +113,7 @@ class CNIServer:
         for name in _CAPTURED:
             logger = logging.getLogger(name)
             logger.addHandler(self._capture)
+            self._levels[name] = logger.level
             if logger.getEffectiveLevel() > logging.INFO:
                 logger.setLevel(logging.INFO)  # the lines the client prints must be there
         log.info("serving CNI calls", extra={"socket": self.path})
@@ -128,6 +130,7 @@ class CNIServer:
         self._server = None
         for name in _CAPTURED:
             logging.getLogger(name).removeHandler(self._capture)
+            logging.getLogger(name).setLevel(self._levels.pop(name, logging.NOTSET))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
