@@ -64,9 +64,8 @@ The Python API (the CLI, the demo and the end-to-end tests use it):
 
 Options: `fast_failover=True` (NotReady after ~6 s, eviction 5 s later: tests),
 `make_current=False` (do not become the CLI's default cluster: tests),
-`control_planes=3` (kubeadm's stacked HA topology on node1-3: an etcd member, an
-API server, an elected scheduler and controller-manager on each; the keys become
-`node2-etcd`, `node2-apiserver`, ...; localcluster/stacked.py). Fault tests
+`control_planes=3` (kubeadm's stacked HA topology on node1-3, localcluster/stacked.py:
+keys `node2-etcd`, `node2-apiserver`, `node2-scheduler`, ...). Fault tests
 set `cluster.extra_env["node2-kubelet"] = {VAR: VALUE}` (kubelet/faultpoints.py): it
 is added to that kubelet's environment whenever this object starts it (`up` after a
 stop); never saved, so `tinykube up` or a new Cluster start it plain. Kubelets only.
@@ -246,11 +245,12 @@ class Cluster:
             self.down(quiet)
             self._use(self._fresh_state())
         if self.exists():
-            existing = (len(self.state.nodes), self.state.runtime)
-            if (self.requested_nodes, self.requested_runtime) != existing:
+            st = self.state
+            wanted = (self.requested_nodes, self.requested_runtime, self.requested_control_planes)
+            if wanted != (len(st.nodes), st.runtime, st.control_planes):
                 progress(
-                    f"note: cluster {self.name!r} exists with {len(self.state.nodes)} nodes "
-                    f"and runtime {self.state.runtime}; `down` it first to change them"
+                    f"note: cluster {self.name!r} exists with {len(st.nodes)} nodes, runtime "
+                    f"{st.runtime}, {st.control_planes} control plane(s); `down` it first"
                 )
             return self._repair(progress)
         problems = prereqs.check(self.state.runtime)
