@@ -46,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.chaos_load import ConfigMapWriter, ProbeFigures, ServiceProbe
+from bench.chaos_load import ConfigMapWriter, ProbeFigures, ServiceProbe, StateSampler
 from localcluster.cluster import Cluster
 from localcluster.faults import TABLE, DataDirTmpfs, FaultRecord, Injector
 from localcluster.processes import cluster_env, tinykube_cmd
@@ -74,6 +74,7 @@ class ChaosResult:
     replicas: set[str] = field(default_factory=set)
     loads: list[float] = field(default_factory=list)  # 1-min load averages sampled in the run
     failed_by_fault: list[int] = field(default_factory=list)
+    outages: list[str] = field(default_factory=list)  # each run of unanswered polls, explained
 
     @property
     def load(self) -> str:
@@ -102,6 +103,8 @@ class ChaosResult:
         ]
         for record, failed in zip(self.faults, self.failed_by_fault, strict=False):
             lines.append(f"  {record.line()}  [{failed} polls failed]")
+        lines.append(f"runs of unanswered polls ({len(self.outages)}), with the cluster's state:")
+        lines.extend(f"  {line}" for line in self.outages)
         return lines
 
     def summary(self) -> str:
@@ -217,6 +220,23 @@ def failed_per_fault(probe: ServiceProbe, faults: list[FaultRecord], offset: flo
     return out
 
 
+def explain_outages(
+    probe: ServiceProbe, sampler: StateSampler, faults: list[FaultRecord], offset: float
+) -> list[str]:
+    """Each run of unanswered polls: when, how long, the fault then, and the sampled state."""
+    out = []
+    for start, polls in probe.outages():
+        t = start + offset
+        fault = next((f for f in reversed(faults) if f.at <= t), None)
+        during = f"after {fault.kind} {fault.target} at t={fault.at:.1f}s" if fault else "no fault"
+        sample = sampler.at(t + 0.5)
+        state = sample.line() if sample else "no sample"
+        out.append(
+            f"t={t:7.1f}s  {polls * probe.interval:4.1f}s ({polls} polls)  {during}; {state}"
+        )
+    return out
+
+
 def run_chaos(
     cluster: Cluster,
     duration: float,
@@ -230,6 +250,7 @@ def run_chaos(
     injector = Injector(cluster, random.Random(seed), disk)
     writer = ConfigMapWriter(cluster.client_address, rate=rate)
     probe: ServiceProbe | None = None
+    sampler: StateSampler | None = None
     loads: list[float] = []
     try:
         disk.install()
@@ -239,6 +260,8 @@ def run_chaos(
         probe.start()
         writer.start()
         injector.origin = time.monotonic()
+        sampler = StateSampler(cluster.client_address, injector.origin)
+        sampler.start()
         say(f"faults for {duration:.0f} s (seed {seed}):")
         fault_loop(injector, duration, interval, loads)
         injector.cleanup()
@@ -247,8 +270,11 @@ def run_chaos(
         if probe is not None:
             probe.stop()
         writer.stop()
+        if sampler is not None:
+            sampler.stop()
         injector.cleanup()
-    assert probe is not None
+    assert probe is not None and sampler is not None
+    offset = probe.t0 - injector.origin
     replicas = set(running(cluster))
     url = f"http://{cluster_ip(cluster)}/"
     served = {
@@ -269,7 +295,8 @@ def run_chaos(
         served=served,
         replicas=replicas,
         loads=loads,
-        failed_by_fault=failed_per_fault(probe, injector.log, probe.t0 - injector.origin),
+        failed_by_fault=failed_per_fault(probe, injector.log, offset),
+        outages=explain_outages(probe, sampler, injector.log, offset),
     )
 
 
@@ -280,6 +307,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None, help="the RNG's seed (default: random)")
     parser.add_argument("--quick", action="store_true", help="90 s, a fault every 15 s")
     parser.add_argument("--rate", type=float, default=5.0, help="ConfigMap creates per second")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the cluster's logs/")
     parser.add_argument("--name", default=f"chaos{os.getpid() % 10000}", help="cluster name")
     args = parser.parse_args()
     if args.quick:
@@ -291,7 +319,9 @@ def main() -> None:
         cluster.up(progress=print)
         result = run_chaos(cluster, args.duration, args.fault_interval, seed, rate=args.rate)
     finally:
-        cluster.down(progress=print)
+        cluster.down(progress=print, keep_logs=args.keep_logs)
+        if args.keep_logs:
+            print(f"logs kept in {cluster.state.log_dir}")
     for line in result.report():
         print(line)
     print(result.summary())

@@ -10,6 +10,10 @@ lines in a thread. From them:
     longest gap    the longest run of unanswered ticks, in seconds (tick x interval),
                    with the time it began (seconds since the probe started)
 
+StateSampler reads, once a second, each node's Ready, the seed's pods and the
+Service's endpoints, so a run can say what the cluster looked like during each
+run of unanswered polls.
+
 ConfigMapWriter creates ConfigMaps in its own namespace at a steady rate
 (one create in flight at a time, each with a 5-s deadline), from a thread with
 its own event loop, as the cluster's admin on the API server's unix socket.
@@ -105,6 +109,21 @@ class ServiceProbe:
             self._reader.join(timeout=5)
         self.proc = None
 
+    def outages(self) -> list[tuple[float, int]]:
+        """Runs of unanswered polls: (start in seconds after tick 0, polls in the run)."""
+        runs: list[tuple[float, int]] = []
+        start, length = 0, 0
+        for tick in sorted(self.results):
+            if not self.results[tick][0]:
+                start, length = (start, length + 1) if length else (tick, 1)
+                continue
+            if length:
+                runs.append((start * self.interval, length))
+            length = 0
+        if length:
+            runs.append((start * self.interval, length))
+        return runs
+
     def figures(self) -> ProbeFigures:
         ticks = sorted(self.results)
         answered = sum(1 for t in ticks if self.results[t][0])
@@ -197,3 +216,70 @@ async def _get_patiently(client: Client, name: str, namespace: str) -> Any:
         except errors.StatusError:
             await asyncio.sleep(0.5 * (attempt + 1))
     return await client.get(core_pb2.ConfigMap, name, namespace)
+
+
+@dataclass
+class Sample:
+    at: float  # seconds since `origin`
+    nodes: dict[str, bool]  # node -> Ready
+    pods: list[tuple[str, str, bool]]  # (pod, node, Ready) of the seed's pods
+    endpoints: int
+
+    def line(self) -> str:
+        nodes = " ".join(
+            f"{n}:{'Ready' if r else 'NotReady'}" for n, r in sorted(self.nodes.items())
+        )
+        pods = " ".join(f"{p[-5:]}@{n}{'' if r else '(not ready)'}" for p, n, r in self.pods)
+        return f"{nodes}; pods {pods or 'none'}; {self.endpoints} endpoints"
+
+
+class StateSampler:
+    """Once a second: each node's Ready, the seed's pods (node, Ready), the Service's endpoints.
+
+    With it a run can say what the cluster looked like while polls went unanswered.
+    """
+
+    def __init__(self, server: str, origin: float, period: float = 1.0) -> None:
+        self.server, self.origin, self.period = server, origin, period
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    async def _run(self) -> None:
+        async with Client(self.server, timeout=2) as client:
+            while not self._stop.is_set():
+                with contextlib.suppress(Exception):  # the API server away: no sample
+                    self.samples.append(await self._sample(client))
+                await asyncio.sleep(self.period)
+
+    async def _sample(self, client: Client) -> Sample:
+        at = time.monotonic() - self.origin
+        nodes, _ = await client.list(core_pb2.Node)
+        pods, _ = await client.list(core_pb2.Pod, "default", label_selector="app=web-app")
+        ep = await client.get(core_pb2.Endpoints, "web-app-service", "default")
+
+        def ready(conditions: Any) -> bool:
+            return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+        return Sample(
+            at,
+            {n.metadata.name: ready(n.status.conditions) for n in nodes},
+            sorted(
+                (p.metadata.name, p.spec.node_name, ready(p.status.conditions))
+                for p in pods
+                if not p.metadata.HasField("deletion_timestamp")
+            ),
+            sum(len(s.addresses) for s in ep.subsets),
+        )
+
+    def at(self, t: float) -> Sample | None:
+        """The last sample taken at or before `t`."""
+        before = [s for s in self.samples if s.at <= t]
+        return before[-1] if before else None
