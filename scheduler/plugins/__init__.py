@@ -8,13 +8,13 @@ The default profile, filters in the order Kubernetes runs them (cheap and
 decisive first, so most rejections cost one check):
 
     NodeUnschedulable, NodeName, TaintToleration, NodeAffinity,
-    NodeResourcesFit, PodTopologySpread
+    NodeResourcesFit, PodTopologySpread, InterPodAffinity
 
 and score weights (Kubernetes' defaults; SelectorSpread stands in for the
 system-default topology spreading Kubernetes applies to every ReplicaSet):
 
-    TaintToleration 3, NodeAffinity 2, PodTopologySpread 2, SelectorSpread 2,
-    NodeResourcesLeastAllocated 1, NodeResourcesBalancedAllocation 1
+    TaintToleration 3, NodeAffinity 2, PodTopologySpread 2, InterPodAffinity 2,
+    SelectorSpread 2, NodeResourcesLeastAllocated 1, NodeResourcesBalancedAllocation 1
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from protos import core_pb2
 from scheduler.framework import Framework, Plugin
 from scheduler.plugins.balanced_allocation import NodeResourcesBalancedAllocation
+from scheduler.plugins.inter_pod_affinity import InterPodAffinity
 from scheduler.plugins.least_allocated import NodeResourcesLeastAllocated
 from scheduler.plugins.node_affinity import NodeAffinity
 from scheduler.plugins.node_name import NodeName
@@ -47,6 +48,7 @@ REGISTRY: dict[str, PluginFactory] = {
     "NodeAffinity": lambda _: NodeAffinity(),
     "NodeResourcesFit": lambda _: NodeResourcesFit(),
     "PodTopologySpread": lambda _: PodTopologySpread(),
+    "InterPodAffinity": lambda _: InterPodAffinity(),
     "NodeResourcesLeastAllocated": lambda _: NodeResourcesLeastAllocated(),
     "NodeResourcesBalancedAllocation": lambda _: NodeResourcesBalancedAllocation(),
     "SelectorSpread": lambda services: SelectorSpread(services),
@@ -58,6 +60,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "TaintToleration": 3,
     "NodeAffinity": 2,
     "PodTopologySpread": 2,
+    "InterPodAffinity": 2,
     "SelectorSpread": 2,
     "NodeResourcesLeastAllocated": 1,
     "NodeResourcesBalancedAllocation": 1,

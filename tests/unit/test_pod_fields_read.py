@@ -31,14 +31,7 @@ SOURCES = ("kubelet/**/*.py", "scheduler/**/*.py", "apimachinery/validation*.py"
 # Values, not structures: their inner fields are the codec's business.
 LEAVES = {"tinykube.meta.IntOrString", "google.protobuf.Timestamp"}
 
-_NO_INTER_POD_AFFINITY = (
-    "NOT honoured: the scheduler has no InterPodAffinity plugin yet, so (anti-)affinity to "
-    "other pods is accepted, as a real manifest needs, and scheduled as if absent"
-)
 ALLOWED: dict[str, str] = {
-    "Affinity.pod_affinity": _NO_INTER_POD_AFFINITY,
-    "Affinity.pod_anti_affinity": _NO_INTER_POD_AFFINITY,
-    "WeightedPodAffinityTerm.pod_affinity_term": _NO_INTER_POD_AFFINITY,
     "PodSpec.priority_class_name": "no PriorityClass kind and no Priority admission here: the "
     "name is kept for the reader; the scheduler's queue orders by `priority` itself",
     "PodSpec.preemption_policy": "the scheduler does not preempt (an unschedulable pod waits), "
