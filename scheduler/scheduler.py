@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 
 from opentelemetry.trace import Span
 
-from apimachinery import errors, tracing
+from apimachinery import errors, tracecontext, tracing
 from apimachinery.client import Client, retry_on_conflict
 from apimachinery.events import EventRecorder
 from apimachinery.factory import SharedInformerFactory
@@ -256,15 +256,18 @@ class Scheduler:
         )
         assert self._slots is not None, "schedule_one runs inside run()"
         await self._slots.acquire()
-        span = tracing.start(  # from the cycle's start until the Binding is written
-            "Bind",
-            parent=pod,
-            component=self.scheduler_name,
-            obj=f"pods/{info.key}",
-            why=result.record.lines()[0],
-            attributes={"tinykube.placement": result.record.lines(), "tinykube.node": result.node},
-            start_time=started_ns,
-        )
+        span = None
+        if tracecontext.of_object(pod) is not None:  # a traced pod: the record goes in its span
+            lines = result.record.lines()
+            span = tracing.start(  # from the cycle's start until the Binding is written
+                "Bind",
+                parent=pod,
+                component=self.scheduler_name,
+                obj=f"pods/{info.key}",
+                why=lines[0],
+                attributes={"tinykube.placement": lines, "tinykube.node": result.node},
+                start_time=started_ns,
+            )
         task = asyncio.get_running_loop().create_task(self._bind(qpi, pod, result, span))
         self._binds.add(task)
         task.add_done_callback(self._binds.discard)

@@ -184,6 +184,21 @@ class Cache:
         if is_terminal(pod):
             self.remove_pod(pod)  # finished pods hold no resources
             return
+        meta = pod.metadata
+        state = self._pods.get(f"{meta.namespace}/{meta.name}")
+        if (
+            state is not None
+            and state.assumed
+            and state.node == pod.spec.node_name
+            and state.info.uid == meta.uid
+            and state.info.labels == meta.labels
+        ):
+            # The Binding we assumed came back: confirm it. Its spec is what we scheduled
+            # (a pod's spec is immutable but for what the scheduler does not count), so the
+            # digest is reused, not parsed again (Kubernetes' cache confirms the same way).
+            state.info.pod, state.info.node_name = pod, pod.spec.node_name
+            state.assumed = False
+            return
         info = PodInfo.of(pod)
         self._unplace(info.key)
         self._place(info, pod.spec.node_name, assumed=False)

@@ -169,3 +169,28 @@ def test_combined_terms_match_pods_matching_every_term() -> None:
     assert not selector.matches({"app": "web"})
     _, none = combine([t1, AffinityTerm(frozenset({"x"}), labels.nothing(), "zone")])
     assert not none.matches({"app": "web"})
+
+
+def test_confirming_an_assumed_pod_reuses_its_digest() -> None:
+    c = Cache()
+    for name in ("n1", "n2"):
+        c.add_node(node(name))
+    info = PodInfo.of(pod("p", cpu="100m", labels={"color": "red"}))
+    c.assume_pod(info, "n1")
+    bound = pod("p", cpu="100m", labels={"color": "red"}, node_name="n1")
+    c.add_pod(bound)  # the informer reports the Binding
+    n1, n2 = c.nodes["n1"], c.nodes["n2"]
+    assert not c.is_assumed("default/p")
+    assert n1.pods["default/p"] is info and info.pod is bound and info.node_name == "n1"
+    assert n1.req_cpu == 100 and n1.pod_count == 1
+    # labels changed since: digested again, and the topology counts follow
+    blue = (frozenset({"default"}), labels.from_set({"color": "blue"}), "kubernetes.io/hostname")
+    assert c.topology.match_counts(*blue) == {}
+    c.update_pod(pod("p", cpu="100m", labels={"color": "blue"}, node_name="n1"))
+    assert n1.pods["default/p"] is not info and c.topology.match_counts(*blue) == {"n1": 1}
+    # assumed on n1 but bound to n2 (another scheduler won): moved, counted once
+    other = PodInfo.of(pod("q", cpu="200m"))
+    c.assume_pod(other, "n1")
+    c.add_pod(pod("q", cpu="200m", node_name="n2"))
+    assert "default/q" not in n1.pods and n2.pods["default/q"] is not other
+    assert (n1.req_cpu, n2.req_cpu) == (100, 200)
