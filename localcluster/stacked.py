@@ -138,7 +138,8 @@ class StackedControlPlane:
         return EtcdCluster(tuple(ordered), etcd.pki, etcd.token).storage_spec()
 
     def components(self) -> list[str]:
-        """The control plane's process keys in start order (the registry comes first)."""
+        """The control plane's process keys in start order (cluster.py puts the registry
+        before them, the runtimes and kubelets after)."""
         keys = [f"{n}-etcd" for n in self.names]
         keys += [f"{n}-apiserver" for n in self.names]
         keys += [f"{n}-{p}" for n in self.names for p in ("scheduler", "controller-manager")]
