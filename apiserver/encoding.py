@@ -35,7 +35,8 @@ _METADATA_FIELD = 3
 _RESOURCE_VERSION_FIELD = 5
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """Protobuf's base-128 varint of `n` (a length, a field tag)."""
     out = bytearray()
     while True:
         byte = n & 0x7F
@@ -50,8 +51,8 @@ def _varint(n: int) -> bytes:
 def version_fragment(revision: int) -> bytes:
     """The wire bytes of `{metadata: {resourceVersion: str(revision)}}`."""
     text = str(revision).encode()
-    inner = bytes([(_RESOURCE_VERSION_FIELD << 3) | 2]) + _varint(len(text)) + text
-    return bytes([(_METADATA_FIELD << 3) | 2]) + _varint(len(inner)) + inner
+    inner = bytes([(_RESOURCE_VERSION_FIELD << 3) | 2]) + varint(len(text)) + text
+    return bytes([(_METADATA_FIELD << 3) | 2]) + varint(len(inner)) + inner
 
 
 # etcd refuses a value above its --max-request-bytes (1.5 MiB by default) with

@@ -39,6 +39,7 @@ import grpc
 from google.protobuf.message import Message
 
 from apimachinery import errors, scheme
+from apiserver import encoding
 from apiserver.admission import warnings as admission_warnings
 from apiserver.auth.authorizer import AUTHENTICATED, Attributes, UserInfo, forbidden_message
 from apiserver.auth.escalation import confirm_no_escalation
@@ -51,7 +52,7 @@ from apiserver.registry import binding as binding_mod
 from apiserver.registry import tracecontext
 from apiserver.registry.paging import ListOptions
 from apiserver.registry.store import Store
-from apiserver.registry.watch import ApiBatch, watch
+from apiserver.registry.watch import ApiBatch, ApiEvent, watch
 from apiserver.storage.interface import StorageError
 from protos import api_pb2, api_pb2_grpc
 
@@ -224,6 +225,16 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
     async def Watch(
         self, request: api_pb2.WatchRequest, context: Any
     ) -> AsyncIterator[api_pb2.WatchResponse]:
+        async for batch in self.watch_batches(request, context):
+            yield _response(batch)
+
+    async def watch_batches(
+        self, request: api_pb2.WatchRequest, context: Any
+    ) -> AsyncIterator[ApiBatch]:
+        """The Watch RPC before its encoding: the batches (and bookmarks) one watcher gets.
+
+        The gRPC Watch sends each as a WatchResponse; the HTTP API's watch
+        (httpapi/watchstream.py) encodes the same batches as JSON lines."""
         try:
             info = scheme.for_resource(request.resource)
             await self.guard.check(context, "watch", info, request.namespace)
@@ -347,17 +358,41 @@ def _review_kind(resource: str) -> scheme.KindInfo | None:
     return scheme.for_resource(resource)
 
 
+_EVENTS_TAG = bytes([(1 << 3) | 2])  # WatchResponse.events: field 1, length-delimited
+
+
+def _event_entry(ev: ApiEvent) -> bytes:
+    """`ev` as one `events` entry of a WatchResponse's wire form, made once per ApiEvent.
+
+    Repeated fields concatenate on the wire, so a batch's response is its entries
+    joined; the registry hands every watcher of an event the same ApiEvent, so a
+    hundred watchers share one encoding."""
+    entry: bytes | None = ev.encoded.get("grpc")
+    if entry is None:
+        body = api_pb2.WatchEvent(
+            type=ev.type, object=ev.object, resource_version=str(ev.revision)
+        ).SerializeToString()
+        entry = ev.encoded["grpc"] = _EVENTS_TAG + encoding.varint(len(body)) + body
+    return entry
+
+
 def _response(batch: ApiBatch) -> api_pb2.WatchResponse:
-    response = api_pb2.WatchResponse()
-    for ev in batch.events:
-        response.events.add(type=ev.type, object=ev.object, resource_version=str(ev.revision))
-    return response
+    if batch.bookmark:
+        bookmark = api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(batch.revision))
+        return api_pb2.WatchResponse(events=[bookmark])
+    if len(batch.events) == 1:  # the usual case: one shared, read-only response per event
+        ev = batch.events[0]
+        response: api_pb2.WatchResponse | None = ev.encoded.get("grpc-response")
+        if response is None:
+            response = ev.encoded["grpc-response"] = api_pb2.WatchResponse.FromString(
+                _event_entry(ev)
+            )
+        return response
+    return api_pb2.WatchResponse.FromString(b"".join(_event_entry(ev) for ev in batch.events))
 
 
-async def _wire(
-    batches: AsyncIterator[ApiBatch], allow_bookmarks: bool
-) -> AsyncIterator[api_pb2.WatchResponse]:
-    """One WatchResponse per batch; with bookmarks, a BOOKMARK after a quiet spell.
+async def _wire(batches: AsyncIterator[ApiBatch], allow_bookmarks: bool) -> AsyncIterator[ApiBatch]:
+    """The batches that carry events; with bookmarks, a bookmark batch after a quiet spell.
 
     The pending `__anext__` is never cancelled by the bookmark timer (asyncio.wait
     leaves it running), so waiting for a bookmark cannot lose an event. A
@@ -377,7 +412,7 @@ async def _wire(
                 except StopAsyncIteration:
                     return
                 if batch.events:
-                    yield _response(batch)
+                    yield batch
                 continue
             if pending is None:
                 pending = asyncio.ensure_future(it.__anext__())
@@ -385,8 +420,7 @@ async def _wire(
             if not done:
                 if last_seen > last_sent:
                     last_sent = last_seen
-                    bookmark = api_pb2.WatchEvent(type="BOOKMARK", resource_version=str(last_seen))
-                    yield api_pb2.WatchResponse(events=[bookmark])
+                    yield ApiBatch([], last_seen, bookmark=True)
                 continue
             try:
                 batch = await pending
@@ -398,7 +432,7 @@ async def _wire(
             if not batch.events:
                 continue
             last_sent = last_seen
-            yield _response(batch)
+            yield batch
     finally:
         # A cancelled watch (client gone, server stopping) may leave an __anext__ running:
         # finish it first, or closing the generator would fail with "already running".

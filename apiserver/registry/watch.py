@@ -28,17 +28,28 @@ the per-message cost for each event. Each batch also carries the last
 revision it covers, filtered-out events included, which is what a BOOKMARK
 reports: the newest revision the watcher can safely resume from.
 
-Sharing. A hundred watchers on one kind see the same storage events; the
-packed wire form of each event and, for filtered watchers, its decoded labels
-and fields are computed once and shared (small caches keyed by the event's
-value object).
+Sharing. A hundred watchers on one kind see the same storage events, so what
+can be worked out once per event is, and kept in a small table keyed by the
+event's (revision, key), which is the same event in every watcher's stream
+whichever backend produced it:
+
+* the decoded labels and fields of its value and previous value;
+* each selector's verdict (ADDED, MODIFIED, DELETED or nothing), keyed by the
+  selector's text: a hundred watchers with one selector filter it once;
+* the packed object, and the `ApiEvent` itself, one per event type. The API's
+  boundaries encode an `ApiEvent` once and keep the bytes on it (`encoded`):
+  the gRPC service its WatchEvent's wire form, the HTTP API its JSON line.
+
+So a watcher that keeps up costs one table lookup per event here; the rest is
+its message. (Kubernetes' watch cache does the same with its cachingObject:
+one serialization per event and encoding, shared by every watcher.)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import any_pb2
 
@@ -59,60 +70,80 @@ class ApiEvent:
     type: str
     object: any_pb2.Any
     revision: int
+    # The event's encodings at the API's boundaries, made once and shared by every
+    # watcher that is handed this same ApiEvent (servicer.py, httpapi/watchstream.py).
+    encoded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class ApiBatch:
     events: list[ApiEvent]
     revision: int  # the newest revision this batch accounts for, filtered events included
+    bookmark: bool = False  # no events: a BOOKMARK at `revision` (servicer.py)
 
 
-# Decoded (labels, fields) of recently seen values, shared by every filtered watcher:
-# a hundred watchers with selectors on one kind decode each write once, not a hundred times.
-# Keyed by the value bytes object itself (storage hands all watchers the same Event).
-_ATTRS_CACHE_SIZE = 4096
-_attrs_cache: dict[int, tuple[bytes, dict[str, str], dict[str, str]]] = {}
+# Per-event shared work, by (revision, key); cleared whole when it reaches its size
+# (a watcher far behind the others then recomputes what it needs: never wrong).
+_SHARED_SIZE = 4096
 
 
-_packed_cache: dict[int, tuple[bytes, any_pb2.Any]] = {}
+class _Shared:
+    """What every watcher of one storage event can share (module docstring)."""
+
+    __slots__ = ("api", "attrs", "packed", "verdicts")
+
+    def __init__(self) -> None:
+        # Labels and fields of the event's value ("value") and previous value ("prev").
+        self.attrs: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+        self.verdicts: dict[tuple[str, str], str] = {}
+        self.packed: any_pb2.Any | None = None
+        self.api: dict[str, ApiEvent] = {}
 
 
-def _packed(info: KindInfo, value: bytes, revision: int) -> any_pb2.Any:
-    hit = _packed_cache.get(id(value))
-    if hit is not None and hit[0] is value:
-        return hit[1]
-    packed = encoding.packed(info, value, revision)
-    if len(_packed_cache) >= _ATTRS_CACHE_SIZE:
-        _packed_cache.clear()
-    _packed_cache[id(value)] = (value, packed)
-    return packed
+_shared: dict[tuple[int, str], _Shared] = {}
 
 
-def _attributes(info: KindInfo, value: bytes) -> tuple[dict[str, str], dict[str, str]]:
-    hit = _attrs_cache.get(id(value))
-    if hit is not None and hit[0] is value:
-        return hit[1], hit[2]
-    obj = encoding.decode(info, value, 0)
-    attrs = (dict(obj.metadata.labels), fields.object_fields(obj))
-    if len(_attrs_cache) >= _ATTRS_CACHE_SIZE:
-        _attrs_cache.clear()
-    _attrs_cache[id(value)] = (value, *attrs)
-    return attrs
+def _shared_for(ev: Event) -> _Shared:
+    k = (ev.revision, ev.key)
+    hit = _shared.get(k)
+    if hit is None:
+        if len(_shared) >= _SHARED_SIZE:
+            _shared.clear()
+        hit = _shared[k] = _Shared()
+    return hit
+
+
+def _api_event(info: KindInfo, ev: Event, shared: _Shared, kind: str) -> ApiEvent:
+    api = shared.api.get(kind)
+    if api is None:
+        if shared.packed is None:
+            shared.packed = encoding.packed(info, ev.value, ev.revision)
+        api = shared.api[kind] = ApiEvent(kind, shared.packed, ev.revision)
+    return api
 
 
 class _Filter:
     def __init__(self, info: KindInfo, label_selector: str, field_selector: str) -> None:
         self.info = info
+        self.key = (label_selector, field_selector)
         self.labels = labels.parse(label_selector)
         self.fields = fields.parse(field_selector)
         fields.check_supported(self.fields, info.kind)
         self.everything = self.labels.empty() and self.fields.empty()
 
-    def matches(self, value: bytes | None) -> bool:
+    def matches(self, value: bytes | None, shared: _Shared, which: str) -> bool:
+        """Whether `value`, the event's "value" or "prev" (the name `shared` keeps it by),
+        is in the selected set."""
         if value is None:
             return False
-        obj_labels, obj_fields = _attributes(self.info, value)
-        return bool(self.labels.matches(obj_labels) and self.fields.matches(obj_fields))
+        attrs = shared.attrs.get(which)
+        if attrs is None:
+            obj = encoding.decode(self.info, value, 0)
+            attrs = shared.attrs[which] = (
+                dict(obj.metadata.labels),
+                fields.object_fields(obj),
+            )
+        return bool(self.labels.matches(attrs[0]) and self.fields.matches(attrs[1]))
 
 
 async def watch(
@@ -136,12 +167,17 @@ async def watch(
         async for batch in stream:
             out: list[ApiEvent] = []
             for ev in batch:
-                kind = ev.type.value
-                if not flt.everything:
-                    kind = _filtered_type(flt, ev)
-                    if not kind:
+                shared = _shared_for(ev)
+                if flt.everything:
+                    kind = ev.type.value
+                else:
+                    verdict = shared.verdicts.get(flt.key)
+                    if verdict is None:
+                        verdict = shared.verdicts[flt.key] = _filtered_type(flt, ev, shared)
+                    if not verdict:
                         continue
-                out.append(ApiEvent(kind, _packed(info, ev.value, ev.revision), ev.revision))
+                    kind = verdict
+                out.append(_api_event(info, ev, shared, kind))
             yield ApiBatch(out, batch[-1].revision)
     except Compacted as err:
         raise errors.Expired.too_old(err.requested, err.compacted) from None
@@ -153,15 +189,16 @@ async def watch(
             await aclose()
 
 
-def _filtered_type(flt: _Filter, ev: Event) -> str:
+def _filtered_type(flt: _Filter, ev: Event, shared: _Shared) -> str:
     """The event type a filtered watcher sees, or "" when the change is outside its set."""
-    after = ev.type != EventType.DELETED and flt.matches(ev.value)
+    after = ev.type != EventType.DELETED and flt.matches(ev.value, shared, "value")
     if ev.type == EventType.DELETED:
-        before = flt.matches(ev.value)
+        before = flt.matches(ev.value, shared, "value")
     elif ev.type == EventType.ADDED:
         before = False
     else:
-        before = flt.matches(ev.prev_value) if ev.prev_value is not None else after
+        prev = ev.prev_value
+        before = flt.matches(prev, shared, "prev") if prev is not None else after
     if ev.type == EventType.MODIFIED and after and not before:
         return "ADDED"
     if ev.type == EventType.MODIFIED and before and not after:

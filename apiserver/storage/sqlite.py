@@ -33,9 +33,11 @@ with their write-ahead log):
   one write and costs what it did before; under load the group grows until
   one fsync carries everything that arrived during the previous one.
 * After the COMMIT the worker hands the whole group to the loop in one
-  `call_soon_threadsafe(_finish, group, results)`. `_finish` dispatches the
-  group's events to the watch hub in revision order, and only then resolves
-  each write's future (result or error). If the COMMIT fails, none of the
+  `call_soon_threadsafe(_finish, group, results)`. `_finish` resolves each
+  write's future (result or error) and dispatches the group's events to the
+  watch hub's buffers in revision order, in that one callback, so no writer
+  resumes before its event is buffered, and the writers go ahead of the
+  watchers' wake-up on the loop. If the COMMIT fails, none of the
   group happened: every write fails with StorageError and the revision
   counter is unchanged.
 
@@ -54,8 +56,9 @@ loop (A's event 11 is dispatched, then A's future resolves). The next drain
 takes [B, C, D] in one transaction: B's check passes (/k is at 7) and B
 becomes revision 12; C's check now sees /k at 12, so C fails with
 RevisionMismatch and writes nothing; D becomes revision 13. One COMMIT (one
-fsync) for B and D. On the loop: dispatch 12, dispatch 13, then resolve B
-(mod_revision 12), C (RevisionMismatch), D (mod_revision 13).
+fsync) for B and D. On the loop: resolve B
+(mod_revision 12), C (RevisionMismatch), D (mod_revision 13), then dispatch
+12 and 13; B, C and D resume after that.
 
 A write, step by step:
 
@@ -63,9 +66,10 @@ A write, step by step:
     worker: _drain: take the queue; BEGIN IMMEDIATE; per write: SAVEPOINT,
             check, INSERT log, UPSERT current, RELEASE; COMMIT (one fsync)
     worker: loop.call_soon_threadsafe(_finish, group, results)
-    loop:   _finish: hub.dispatch(each event, in revision order), then
-            future.set_result / set_exception for each write
-    loop:   each writer's coroutine resumes with its KeyValue or error
+    loop:   _finish: future.set_result / set_exception for each write, then
+            hub.dispatch(each event, in revision order) into the buffers
+    loop:   each writer's coroutine resumes with its KeyValue or error; then
+            the hub's flush wakes the watchers (watchcache.py)
 
 See watchcache.py for how a watch that starts in the past joins the live
 stream.
@@ -260,12 +264,15 @@ class SQLiteStorage(Storage):
         self._loop.call_soon_threadsafe(self._finish, group, results)
 
     def _finish(self, group: list[_Queued], results: list[WriteResult]) -> None:
-        """Loop: fan out a committed group's events in revision order, then acknowledge."""
+        """Loop: resolve a committed group's writes, and buffer its events for the watchers.
+
+        Both happen in this one callback, so no writer resumes before every watcher
+        holds its event. The futures are resolved first so that the writers' own
+        steps are queued on the loop ahead of the watchers' wake-up (the hub's flush,
+        which `dispatch` schedules): the answer to a write does not wait behind the
+        fan-out of its event to a hundred watchers."""
         assert self._hub is not None
         hub = self._hub
-        for result in results:
-            if isinstance(result, tuple):
-                hub.dispatch(result[1])
         for (_, future), result in zip(group, results, strict=True):
             if future.done():  # the writer was cancelled; the write stands regardless
                 continue
@@ -273,6 +280,9 @@ class SQLiteStorage(Storage):
                 future.set_result(result[0])
             else:
                 future.set_exception(result)
+        for result in results:
+            if isinstance(result, tuple):
+                hub.dispatch(result[1])
 
     def _require_log(self) -> RevisionLog:
         if self._log is None:
@@ -319,7 +329,14 @@ class SQLiteStorage(Storage):
         finally:
             await events.aclose()
 
-    async def watch_batches(
+    def watch_batches(
+        self, prefix: str, after_revision: int
+    ) -> AsyncIterator[builtins.list[Event]]:
+        if self._hub is not None:  # open: the hub's iterator itself, no wrapper per batch
+            return self._hub.watch_batches(prefix, after_revision, self._read_history)
+        return self._watch_batches_after_open(prefix, after_revision)
+
+    async def _watch_batches_after_open(
         self, prefix: str, after_revision: int
     ) -> AsyncIterator[builtins.list[Event]]:
         await self.ensure_open()
