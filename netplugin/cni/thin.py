@@ -8,9 +8,10 @@ again for every pod of a burst on a 2-core node. The node's network agent
 this client only carries the request across: it imports nothing but the
 standard library (not even the rest of the netplugin package), starts under
 `python -I -S` in a few milliseconds, and the agent runs the very same
-main.run() in-process (server.py). Kubernetes plugins split the same way:
-Calico's and Cilium's CNI binaries are thin and ask their node agent, the
-portmap/bandwidth plugins stay standalone.
+main.run() in-process (server.py). Multus splits the same way in its
+"thick plugin" mode: `multus-shim` only forwards each call to the Multus
+daemon over a unix socket (Cilium's plugin asks cilium-agent for the
+addresses and the endpoint, over its socket too).
 
 One call, as containerd makes it:
 
