@@ -1,4 +1,9 @@
-"""The `tinykube-cni` executable: the CNI protocol around plugin.py.
+"""The full CNI plugin: the CNI protocol around plugin.py, in a process or in the agent.
+
+run() is the plugin. It runs in its own process as `tinykube-cni-full` (the
+venv's `tinykube-cni` console script) on a node without the network agent,
+and inside the agent for each call the thin `tinykube-cni` (thin.py) hands
+over (server.py) -- same input, same output, same journal.
 
 The runtime runs the plugin once per operation, as the CNI spec 1.0 says:
 
