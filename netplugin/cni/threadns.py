@@ -45,10 +45,8 @@ _libc: ctypes.CDLL | None = None
 
 
 def setns(fd: int) -> None:
-    """Move the calling thread into the network namespace open at `fd`."""
-    if hasattr(os, "setns"):  # Python 3.12+
-        os.setns(fd, CLONE_NEWNET)
-        return
+    """Move the calling thread into the network namespace open at `fd` (libc's setns: Python
+    has os.setns only from 3.12)."""
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
