@@ -20,7 +20,10 @@ netplugin` agent per node, pods wired by `tinykube-cni`):
    (Service path / direct pod), and the VXLAN rows with each other:
    tinykube / bare VXLAN (what tinykube adds to VXLAN) and bare VXLAN /
    underlay (what VXLAN itself costs), for 1 and 8 streams, of the best runs
-   and of each round's back-to-back pair. iperf3 opens a control connection and then
+   and of each round's back-to-back pair; and the same two ratios of CPU
+   seconds per GB (iperf3's own client + server CPU time, which holds the
+   softirq work of the path: a figure that load from other programs slows
+   down much less than it moves the throughput). iperf3 opens a control connection and then
    the data connections to the same address: the Service has one endpoint.
 2. The service proxy at scale, in a namespace of its own (one node, two pods
    on a bridge, a Proxier driven directly with a model of N Services, one
@@ -108,14 +111,22 @@ class Throughput:
     eight: float  # Gbit/s with -P 8
 
 
-def iperf(cluster: NetworkCluster, client: Target, ip: str, seconds: int, streams: int) -> float:
-    """Gbit/s received by the server for `iperf3 -c ip -P streams -t seconds`."""
+def iperf(
+    cluster: NetworkCluster, client: Target, ip: str, seconds: int, streams: int
+) -> tuple[float, float]:
+    """For `iperf3 -c ip -P streams -t seconds`: Gbit/s received by the server, and CPU
+    seconds per GB moved -- iperf3's own user + system time, client and server. With no
+    IRQ time accounting in the kernel, the softirq work of the path (veth, bridge,
+    netfilter, VXLAN) that runs in their context is in their system time: a cost that
+    other load on the machine slows down but hardly changes, unlike the throughput."""
     argv = ["iperf3", "-c", ip, "-p", str(IPERF_PORT), "-t", str(seconds), "-P", str(streams)]
     proc = cluster.exec(client, [*argv, "-J"], check=False, timeout=seconds + 30)
     data = json.loads(proc.stdout or "{}")
     if "error" in data or proc.returncode != 0:
         raise RuntimeError(f"iperf3 to {ip}: {data.get('error') or proc.stderr.strip()}")
-    return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
+    received, cpu = data["end"]["sum_received"], data["end"]["cpu_utilization_percent"]
+    cpu_s = (float(cpu["host_total"]) + float(cpu["remote_total"])) / 100 * received["seconds"]
+    return float(received["bits_per_second"]) / 1e9, cpu_s / (received["bytes"] / 1e9)
 
 
 def iperf_server(cluster: NetworkCluster, target: Target, name: str) -> None:
@@ -152,7 +163,8 @@ def cluster_ip_service(cluster: NetworkCluster, name: str, ip: str) -> str:
 
 CROSS = "pod, two nodes (VXLAN)"
 BARE = "bare VXLAN (reference)"
-Rounds = list[dict[str, list[float]]]  # per round: row name -> [Gbit/s 1 stream, 8 streams]
+# per round: row name -> [Gbit/s 1 stream, 8 streams, CPU s/GB 1 stream, 8 streams]
+Rounds = list[dict[str, list[float]]]
 
 
 def throughput(
@@ -184,9 +196,9 @@ def throughput(
         rounds.append({})
         for name, source, ip in rows:
             for i, streams in enumerate((1, 8)):
-                gbps = iperf(cluster, source, ip, seconds, streams)
+                gbps, cpu = iperf(cluster, source, ip, seconds, streams)
                 best[name][i] = max(best[name][i], gbps)
-                rounds[-1].setdefault(name, [0.0, 0.0])[i] = gbps
+                rounds[-1].setdefault(name, [0.0] * 4)[i : i + 3 : 2] = [gbps, cpu]
                 print(
                     f"  round {round_ + 1} {name} -P {streams}: {gbps:.2f} Gbit/s", file=sys.stderr
                 )
@@ -322,18 +334,31 @@ def vxlan_ratios(rows: list[Throughput], rounds: Rounds) -> dict[str, list[float
     }
     for i, label in enumerate(("1 stream", "8 streams")):
         out[f"per round, {label}"] = [r[CROSS][i] / r[BARE][i] for r in rounds]
+    # CPU per GB, the median over rounds of each round's pair: > 1 is what tinykube adds.
+    out["CPU per GB, tinykube / bare VXLAN"] = [
+        statistics.median(r[CROSS][i] / r[BARE][i] for r in rounds) for i in (2, 3)
+    ]
+    out["CPU per GB, bare VXLAN / underlay"] = [
+        statistics.median(r[BARE][i] / r["underlay"][i] for r in rounds) for i in (2, 3)
+    ]
     return out
 
 
-def report_vxlan(rows: list[Throughput], rounds: Rounds) -> float:
-    """Print the VXLAN ratios; return tinykube / bare VXLAN with 8 streams (best runs)."""
+def report_vxlan(rows: list[Throughput], rounds: Rounds) -> tuple[float, float]:
+    """Print the VXLAN ratios; return tinykube / bare VXLAN with 8 streams (best runs) and
+    its CPU per GB with 8 streams."""
     ratios = vxlan_ratios(rows, rounds)
-    for key in ("tinykube / bare VXLAN", "bare VXLAN / underlay"):
+    for key in (
+        "tinykube / bare VXLAN",
+        "bare VXLAN / underlay",
+        "CPU per GB, tinykube / bare VXLAN",
+        "CPU per GB, bare VXLAN / underlay",
+    ):
         one, eight = ratios[key]
         print(f"{key}: {one:.2f} (1 stream) {eight:.2f} (8 streams)")
     for key in ("per round, 1 stream", "per round, 8 streams"):
         print(f"tinykube / bare VXLAN {key}: " + " ".join(f"{x:.2f}" for x in ratios[key]))
-    return ratios["tinykube / bare VXLAN"][1]
+    return ratios["tinykube / bare VXLAN"][1], ratios["CPU per GB, tinykube / bare VXLAN"][1]
 
 
 def report(
@@ -358,7 +383,7 @@ def report(
         f"{svc_remote.eight / cross.eight:.2f} (8); one node {svc_local.one / local.one:.2f} (1) "
         f"{svc_local.eight / local.eight:.2f} (8)"
     )
-    over_bare = report_vxlan(rows, rounds)
+    over_bare, cpu_over_bare = report_vxlan(rows, rounds)
     print()
     print("service proxy: one full sync of N Services (one endpoint each); TCP connect p50")
     print(
@@ -392,6 +417,7 @@ def report(
     print(
         f"summary: load {load.split()[0]}, underlay {base.eight:.1f} Gbit/s (8), "
         f"VXLAN {cross_ratio:.2f}x, {over_bare:.2f}x of bare VXLAN "
+        f"(CPU/GB {cpu_over_bare:.2f}x) "
         f"(bare {by_name[BARE].eight / base.eight:.2f}x), "
         f"Service {svc_ratio:.2f}x of direct, {biggest.services} Services in "
         f"{biggest.sync_s:.2f} s (nft {biggest.nft_s:.2f} s), connect first/last "
