@@ -317,8 +317,11 @@ class Framework:
             if normalize is not None:
                 normalize(state, pod, raw)
             weighted = raw if weight == 1 else [s * weight for s in raw]
+            if by_plugin:
+                totals = [a + b for a, b in zip(totals, weighted, strict=True)]
+            else:
+                totals = list(weighted)
             by_plugin[p.name] = weighted
-            totals = [a + b for a, b in zip(totals, weighted, strict=True)]
         return Scores(nodes, by_plugin, totals)
 
 

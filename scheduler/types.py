@@ -217,6 +217,9 @@ class NodeInfo:
     free_nz_memory: int = 0
     inv_cpu: float = 0.0  # 1 / alloc_cpu (0 when the node has none)
     inv_memory: float = 0.0
+    # every number the resource scores read, as one string (hashed once, when it changes):
+    # nodes with equal `res_key` score alike for a pod, so a score is computed once per key
+    res_key: str = ""
     pods: dict[str, PodInfo] = field(default_factory=dict)
     owners: Counter[str] = field(default_factory=Counter)
     generation: int = 0
@@ -242,6 +245,10 @@ class NodeInfo:
         self.free_nz_cpu = self.alloc_cpu - self.nz_cpu
         self.free_nz_memory = self.alloc_memory - self.nz_memory
         self.pod_count = len(self.pods)
+        self.res_key = (
+            f"{self.alloc_cpu},{self.alloc_memory},{self.req_cpu},{self.req_memory},"
+            f"{self.nz_cpu},{self.nz_memory}"
+        )
         self.generation += 1
 
     def add_pod(self, info: PodInfo) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scheduler.framework import CycleState
+from scheduler.plugins.least_allocated import ScoreMemo
 from scheduler.types import NodeInfo, PodInfo
 
 NAME = "NodeResourcesBalancedAllocation"
@@ -28,18 +29,16 @@ class NodeResourcesBalancedAllocation:
 
     name = NAME
 
+    def __init__(self) -> None:
+        self._memo = ScoreMemo()  # equal res_key, equal score (least_allocated.py)
+
     def score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
         pc, pm = pod.cpu, pod.memory
-        out: list[int] = []
-        append = out.append
-        for n in nodes:
-            fc = (n.req_cpu + pc) * n.inv_cpu
-            fm = (n.req_memory + pm) * n.inv_memory
-            if fc > 1.0:
-                fc = 1.0
-            if fm > 1.0:
-                fm = 1.0
-            d = fc - fm
+
+        def one(n: NodeInfo) -> int:
+            fc = min((n.req_cpu + pc) * n.inv_cpu, 1.0)
+            fm = min((n.req_memory + pm) * n.inv_memory, 1.0)
             # 1 - std of two fractions = 1 - |fc - fm| / 2, as a 0..100 score
-            append(int(100.0 - 50.0 * (d if d >= 0.0 else -d)))
-        return out
+            return int(100.0 - 50.0 * abs(fc - fm))
+
+        return self._memo.scores((pc, pm), nodes, one)
