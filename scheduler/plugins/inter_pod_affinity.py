@@ -102,9 +102,14 @@ def filter_state(pod: PodInfo, index: TopologyIndex) -> _FilterState | None:
             (t.topology_key, index.match_counts(t.namespaces, t.selector, t.topology_key))
             for t in terms.required_anti
         ]
+    own = dict(st.anti)
     for (kind, _, term), counts in index.term_groups().items():
-        if kind is Kind.REQUIRED_ANTI_AFFINITY and term.matches(pod.namespace, pod.labels):
-            st.existing_anti.append((term.topology_key, counts))
+        if kind is not Kind.REQUIRED_ANTI_AFFINITY or not term.matches(pod.namespace, pod.labels):
+            continue
+        mine = own.get(term.topology_key)
+        if mine is not None and counts.keys() <= mine.keys():
+            continue  # every domain it blocks, the pod's own anti-affinity blocks first
+        st.existing_anti.append((term.topology_key, counts))
     if not (st.affinity or st.anti or st.existing_anti):
         return None
     return st
