@@ -33,6 +33,9 @@ Sockets under /run/tinykube: a node with the standard CNI data dir uses
 /run/tinykube/cni.sock; a node with another (each node of a local cluster has
 its own) uses /run/tinykube/cni-<12 hex digits of the data dir's SHA-1>.sock,
 short enough for the 107 bytes a unix socket path may have, and gone at reboot.
+An agent killed without closing leaves its socket behind: the thin client then
+finds nobody listening and runs the full plugin; each agent, as it starts,
+removes such sockets of dead agents from the run dir (sweep_stale).
 
 Standalone, for tests and for a look by hand (in the node's namespace):
 
@@ -53,6 +56,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +69,7 @@ PROTOCOL = 1
 MAX_PARALLEL = 32  # requests served at once; a 20-pod burst on a node fits
 MAX_REQUEST = 1 << 20  # bytes: a configuration with a prevResult is a few KB
 READ_TIMEOUT = 10.0  # seconds for the client to send its request
+STALE_AFTER = 60.0  # seconds: a dead agent's socket this old is swept by the next agent
 _CAPTURED = ("netplugin.cni", "netplugin.commands")
 
 
@@ -107,6 +112,7 @@ class CNIServer:
     async def start(self) -> None:
         """Listen on self.path (a stale socket from an agent that died is replaced)."""
         await asyncio.to_thread(_preload)
+        sweep_stale(str(Path(self.path).parent))
         sock = _bind(self.path)
         self._inode = os.stat(self.path).st_ino
         self._server = await asyncio.start_unix_server(self._serve, sock=sock)
@@ -230,6 +236,34 @@ def _peer_uid(sock: socket.socket | None) -> int:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     return int(uid)
+
+
+def sweep_stale(run_dir: str, min_age: float = STALE_AFTER) -> list[str]:
+    """Remove the CNI sockets of agents that died without closing (SIGKILL, a crash) in
+    `run_dir`: nobody listens on them and they are older than `min_age` seconds (so a socket
+    another agent has just bound, and not yet listens on, is left alone). The removed paths."""
+    removed = []
+    for path in Path(run_dir).glob("cni*.sock"):
+        try:
+            info = path.lstat()
+            if not stat.S_ISSOCK(info.st_mode) or time.time() - info.st_mtime < min_age:
+                continue
+        except FileNotFoundError:
+            continue
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(str(path))
+        except OSError:
+            pass
+        finally:
+            probe.close()
+    if removed:
+        log.info("removed stale CNI sockets", extra={"sockets": " ".join(removed)})
+    return removed
 
 
 def _bind(path: str) -> socket.socket:

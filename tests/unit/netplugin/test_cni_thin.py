@@ -28,7 +28,7 @@ import pytest
 
 from netplugin.cni import config, main, thin
 from netplugin.cni.install import thin_client_script
-from netplugin.cni.server import CNIServer, socket_path
+from netplugin.cni.server import CNIServer, socket_path, sweep_stale
 from netplugin.constants import CNI_DATA_DIR, CNI_PLUGIN_TYPE, CNI_VERSION
 
 FULL = Path(sys.executable).parent / "tinykube-cni"
@@ -246,3 +246,25 @@ def test_the_socket_is_private_and_a_second_server_is_refused(agent: CNIServer) 
     assert os.stat(agent.path).st_mode & 0o777 == 0o600
     with pytest.raises(FileExistsError, match="another network agent"):
         asyncio.run(CNIServer(agent.path).start())
+
+
+def test_a_starting_agent_sweeps_dead_agents_sockets_only(short_dir: Path) -> None:
+    dead = short_dir / "cni-dead.sock"
+    fresh = short_dir / "cni-fresh.sock"
+    for path in (dead, fresh):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        sock.close()  # nobody listens on either
+    os.utime(dead, (0, 0))  # long dead; `fresh` may be an agent between bind and listen
+    (short_dir / "cni-file.sock").write_text("")  # not a socket: never touched
+    live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    live.bind(str(short_dir / "cni-live.sock"))
+    live.listen(1)
+    os.utime(short_dir / "cni-live.sock", (0, 0))
+    try:
+        assert sweep_stale(str(short_dir)) == [str(dead)]
+    finally:
+        live.close()
+    names = {p.name for p in short_dir.iterdir()}
+    assert {"cni-fresh.sock", "cni-file.sock", "cni-live.sock"} <= names
+    assert "cni-dead.sock" not in names
