@@ -130,15 +130,17 @@ async def evidence(
     client: Client, resource: str, name: str, namespace: str = "default"
 ) -> dict[str, Any]:
     """What the server shows of tracing: the object's annotation, the traces held, and the
-    components (span `component`) of the object's trace."""
+    components (span `component`) and the number of spans of the object's trace."""
     obj = await client.get(resource, name, namespace)
     annotated = tracecontext.of_object(obj) is not None
     held = len(await client.list_traces(limit=10_000))
     components: list[str] = []
+    spans = 0
     if annotated:
         trace = await client.get_trace(resource=resource, name=name, namespace=namespace)
         components = sorted({s.component for s in trace.spans})
-    return {"annotated": annotated, "traces": held, "components": components}
+        spans = len(trace.spans)
+    return {"annotated": annotated, "traces": held, "components": components, "spans": spans}
 
 
 def verdict(mode: str, seen: dict[str, Any], want: Sequence[str] = ()) -> str:

@@ -225,6 +225,8 @@ def pods(args: argparse.Namespace, workdir: Path) -> list[Comparison]:
     ]
     for c in out:
         print("  " + c.line("s", 1.0))
+    spans = [r["evidence"]["spans"] for r in results["on"]]
+    print(f"  spans in the last burst pod's trace (on): {', '.join(map(str, spans))}")
     for component in ("apiserver", "kubelet"):
         off = mean([_cpu(r, component) for r in results["off"]])
         on = mean([_cpu(r, component) for r in results["on"]])

@@ -104,7 +104,7 @@ async def test_off_writes_carry_no_trace(
         await client.create(_cm("a"))
     commands.finish()
     seen = await tracing_mode.evidence(client, "configmaps", "a")
-    assert seen == {"annotated": False, "traces": 0, "components": []}
+    assert seen == {"annotated": False, "traces": 0, "components": [], "spans": 0}
     assert verdict("off", seen) == ""
 
 
@@ -120,7 +120,7 @@ async def test_on_writes_are_traced_commands_whose_spans_reach_the_store(
     assert tracecontext.outgoing() == ""  # the command has ended
     await asyncio.to_thread(commands.finish)  # the export is a blocking call to this server
     seen = await tracing_mode.evidence(client, "configmaps", "b")
-    assert seen == {"annotated": True, "traces": 1, "components": ["tinykube"]}
+    assert seen == {"annotated": True, "traces": 1, "components": ["tinykube"], "spans": 1}
     assert verdict("on", seen) == ""
     trace = await client.get_trace(resource="configmaps", name="b", namespace="default")
     assert [(s.name, s.why) for s in trace.spans] == [("create", "bench: create configmap b")]
