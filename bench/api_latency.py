@@ -320,6 +320,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rates", type=_numbers, help="writes/s of the rows (default 20,200,1000)")
     ap.add_argument("--watchers", type=_numbers, default=[1, 100], help="default 1,100")
     ap.add_argument("--json", default="", help="also write every latency measured to this file")
+    ap.add_argument(
+        "--profile-server",
+        default="",
+        metavar="FILE",
+        help="sample the server's CPU by Python stack into FILE (bench/server_profile)",
+    )
     add_option(ap)
     args = ap.parse_args(argv)
     if args.rates is None:
@@ -335,6 +341,12 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     args = parse_args()
     apply_mode(args.tracing)  # before the server, the watchers and the writers start
+    if args.profile_server:  # the server imports bench/server_profile/sitecustomize.py
+        here = str(Path(__file__).resolve().parent / "server_profile")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, (here, os.environ.get("PYTHONPATH")))
+        )
+        os.environ["TINYKUBE_SERVER_PROFILE"] = str(Path(args.profile_server).resolve())
     out: dict[str, object] = {"tracing": args.tracing, "load": list(os.getloadavg()), "rows": []}
     with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as tmp, contextlib.ExitStack() as st:
         extra: tuple[str, ...] = ()
