@@ -302,7 +302,7 @@ class NodeStatusUpdater:
         while True:
             try:
                 await self.update_once()
-            except errors.StatusError as exc:
+            except Exception as exc:  # the API server or the runtime away: log, try again
                 log.warning(
                     "error updating node status",
                     extra={"node": self.config.node_name, "error": str(exc)},
