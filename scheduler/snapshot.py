@@ -26,6 +26,11 @@ the cache under it. The snapshot is therefore a view, not a copy: the list
 of NodeInfos (rebuilt only when nodes come or go) and a dict by name. That
 is what lets a cycle over 5000 nodes start in microseconds.
 
+Topology counts. Beside the NodeInfos the cache keeps a TopologyIndex
+(topology.py): pods matching a selector per domain of a node label, and
+placed pods' affinity terms per domain. `_place`/`_unplace` keep it current;
+a node added, removed or relabelled makes it recount on next use.
+
 Placeholders: a pod can be reported on a node the node informer has not
 delivered yet; its NodeInfo exists with `node=None` and is left out of the
 snapshot until the Node arrives.

@@ -9,7 +9,8 @@ into a plain record of exactly the facts the plugins read:
 
 * `PodInfo`: the pod's summed requests in integer units (millicores,
   bytes, counts), the "non-zero" requests used for scoring, its tolerations,
-  its controller owner, and flags saying which plugins have anything to do
+  its controller owner, its podAffinity/podAntiAffinity terms parsed
+  (topology.py), and flags saying which plugins have anything to do
   for it (a pod without a nodeSelector need not run NodeAffinity).
 * `NodeInfo`: the node's allocatable resources, its NoSchedule/NoExecute
   taints, labels, and the running totals of the pods placed on it:
