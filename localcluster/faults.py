@@ -56,7 +56,7 @@ from localcluster.cluster import Cluster, ClusterError
 
 TABLE = "tinykube-chaos"
 KINDS = ("kill-apiserver", "kill-kubelet", "restart-containerd", "partition", "disk-full")
-RESTART_SEC = 1.0  # systemd's RestartSec for our units is 1 s (vagrant/)
+RESTART_SEC = 1.0  # the pause before a restart (the VMs' units: RestartSec=2, vagrant/systemd/)
 READY_TIMEOUT = 180.0
 
 
