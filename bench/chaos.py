@@ -49,10 +49,10 @@ from dataclasses import dataclass, field
 from bench.chaos_load import ConfigMapWriter, ProbeFigures, ServiceProbe, StateSampler
 from localcluster.cluster import Cluster
 from localcluster.faults import TABLE, DataDirTmpfs, FaultRecord, Injector
+from localcluster.leaks import inventory
+from localcluster.probes import SEED, curl_from, replicas_seen, running_containers
 from localcluster.processes import cluster_env, tinykube_cmd
-from tests.e2e.leaks import inventory
-from tests.e2e.localcluster_fixture import SEED, curl_from, replicas_seen, running_containers
-from tests.e2e.seed_probes import cluster_ip, endpoints_of, running, spread, web_pods
+from localcluster.seedprobes import cluster_ip, endpoints_of, running, spread, web_pods
 
 Say = Callable[[str], None]
 SETTLE_TIMEOUT = 240.0

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from apimachinery import quantity
 from protos import core_pb2
-from scheduler.topology import PodAffinityInfo
+from scheduler.affinity_terms import PodAffinityInfo
 
 CPU = "cpu"
 MEMORY = "memory"

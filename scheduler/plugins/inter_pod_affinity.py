@@ -44,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 
+from scheduler.affinity_terms import Kind, combine
 from scheduler.framework import (
     MAX_NODE_SCORE,
     SKIP,
@@ -55,7 +56,7 @@ from scheduler.framework import (
     unschedulable,
 )
 from scheduler.snapshot import Snapshot
-from scheduler.topology import Kind, TopologyIndex, combine
+from scheduler.topology import TopologyIndex
 from scheduler.types import NodeInfo, PodInfo
 
 NAME = "InterPodAffinity"

@@ -12,22 +12,42 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from localcluster import prereqs
 from localcluster.cluster import Cluster
-from localcluster.processes import REPO, cluster_env, tinykube_cmd
 
-SEED = str(REPO / "examples" / "web-app.yaml")
-SERVED_BY = re.compile(r"Served by pod ([a-z0-9-]+)")
+# The probes live in localcluster/probes.py (bench/chaos.py uses them too); the e2e tests
+# import them from here.
+from localcluster.probes import (
+    SEED as SEED,
+)
+from localcluster.probes import (
+    cli as cli,
+)
+from localcluster.probes import (
+    curl_from as curl_from,
+)
+from localcluster.probes import (
+    logs as logs,
+)
+from localcluster.probes import (
+    replicas_seen as replicas_seen,
+)
+from localcluster.probes import (
+    running_containers as running_containers,
+)
+from localcluster.probes import (
+    served_by as served_by,
+)
+from localcluster.probes import (
+    wait as wait,
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,81 +70,6 @@ def local_cluster(name: str, runtime: str = "containerd") -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.down(progress=print)
-
-
-def cli(
-    cluster: Cluster, *args: str, check: bool = True, timeout: float = 90, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`tinykube ARGS` as a user types it, finding the cluster by TINYKUBE_CLUSTER."""
-    out = subprocess.run(
-        [*tinykube_cmd(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env=cluster_env(cluster.name),
-        check=False,
-    )
-    if check:
-        assert out.returncode == 0, f"tinykube {' '.join(args)}\n{out.stdout}\n{out.stderr}"
-    return out
-
-
-def served_by(text: str) -> list[str]:
-    """The pod names in nginx pages (the offline image's page names its pod)."""
-    return SERVED_BY.findall(text)
-
-
-def curl_from(cluster: Cluster, where: str, url: str) -> str:
-    """One HTTP GET from a node's namespace (or "underlay"); "" on failure."""
-    argv = ["curl", "-s", "-m", "5", url]
-    out = cluster.underlay_exec(argv) if where == "underlay" else cluster.node_exec(where, argv)
-    return out.stdout if out.returncode == 0 else ""
-
-
-def replicas_seen(fetch: Callable[[], str], want: set[str], tries: int = 50) -> set[str]:
-    """Pods named by up to `tries` fetches, stopping once all of `want` answered."""
-    seen: set[str] = set()
-    for _ in range(tries):
-        seen.update(served_by(fetch()))
-        if want <= seen:
-            break
-    return seen
-
-
-def wait(check: Callable[[], bool], what: str, cluster: Cluster, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{logs(cluster)}")
-
-
-def logs(cluster: Cluster, chars: int = 3000) -> str:
-    parts = []
-    for log in sorted(Path(cluster.state.log_dir).glob("*.log")):
-        parts.append(f"==== {log.name}\n{log.read_text(errors='replace')[-chars:]}")
-    return "\n".join(parts)
-
-
-def running_containers(cluster: Cluster, node: str, pod_prefix: str) -> list[str]:
-    """Names of pods with a RUNNING container on `node`'s containerd (through CRI)."""
-    import grpc
-
-    from protos import cri_pb2, cri_pb2_grpc
-
-    socket = cluster.node(node).paths.containerd_socket
-    running = cri_pb2.ContainerStateValue(state=cri_pb2.CONTAINER_RUNNING)
-    with grpc.insecure_channel(f"unix://{socket}") as channel:
-        stub = cri_pb2_grpc.RuntimeServiceStub(channel)
-        reply = stub.ListContainers(
-            cri_pb2.ListContainersRequest(filter=cri_pb2.ContainerFilter(state=running)),
-            timeout=10,
-        )
-    names = [c.labels.get("io.kubernetes.pod.name", "") for c in reply.containers]
-    return sorted(n for n in names if n.startswith(pod_prefix))
 
 
 def host_snapshot() -> set[str]:

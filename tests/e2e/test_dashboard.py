@@ -36,9 +36,9 @@ import pytest
 from apimachinery.client import Client
 from localcluster.cluster import Cluster
 from localcluster.processes import REPO, cluster_env, tinykube_cmd
+from localcluster.seedprobes import running, spread
 from tests.cdp import Browser, chromium_path
 from tests.e2e.localcluster_fixture import SEED, cli, local_cluster, skip_reason, wait
-from tests.e2e.seed_probes import running, spread
 
 REASON = skip_reason() or (
     "" if chromium_path() else "chromium not installed (apt-get install chromium)"

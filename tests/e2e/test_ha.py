@@ -48,9 +48,9 @@ import pytest
 from apimachinery import errors
 from apimachinery.client import Client
 from localcluster.cluster import Cluster
+from localcluster.seedprobes import cluster_ip
 from protos import core_pb2, meta_pb2
 from tests.e2e.localcluster_fixture import SEED, cli, curl_from, logs, skip_unless_ready, wait
-from tests.e2e.seed_probes import cluster_ip
 from tests.unit.controllers.workloads import rollout_done
 
 pytestmark = pytest.mark.timeout(900)

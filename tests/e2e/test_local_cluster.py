@@ -43,6 +43,7 @@ from localcluster.netns import namespaces_with_prefix
 from localcluster.node import LocalNode
 from localcluster.pki import TOKEN_PORT
 from localcluster.processes import tinykube_cmd
+from localcluster.seedprobes import cluster_ip, endpoints_of, pod_ready, running, spread, web_pods
 from tests.e2e.localcluster_fixture import (
     SEED,
     cli,
@@ -57,7 +58,6 @@ from tests.e2e.localcluster_fixture import (
     skip_reason,
     wait,
 )
-from tests.e2e.seed_probes import cluster_ip, endpoints_of, pod_ready, running, spread, web_pods
 from tests.procs import REPO
 
 pytestmark = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")

@@ -55,9 +55,9 @@ import pytest
 from apimachinery import errors as api_errors
 from kubelet import faultpoints
 from localcluster.cluster import Cluster
+from localcluster.leaks import ContainerInfo, NodeInventory, SandboxInfo, inventory
 from netplugin.cni.plugin import host_veth_name
 from protos import core_pb2
-from tests.e2e.leaks import ContainerInfo, NodeInventory, SandboxInfo, inventory
 from tests.e2e.localcluster_fixture import local_cluster, logs, skip_reason, wait
 
 pytestmark = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 import pytest
 
 from localcluster.cluster import Cluster
+from localcluster.seedprobes import cluster_ip, endpoints_of, running, spread, web_pods
 from tests.e2e.localcluster_fixture import (
     SEED,
     cli,
@@ -42,7 +43,6 @@ from tests.e2e.localcluster_fixture import (
     skip_reason,
     wait,
 )
-from tests.e2e.seed_probes import cluster_ip, endpoints_of, running, spread, web_pods
 
 pytestmark = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")
 

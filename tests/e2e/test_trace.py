@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from localcluster.cluster import Cluster
+from localcluster.seedprobes import endpoints_of, running
 from tests.e2e.localcluster_fixture import SEED, cli, local_cluster, logs, skip_reason, wait
-from tests.e2e.seed_probes import endpoints_of, running
 
 pytestmark = pytest.mark.skipif(bool(skip_reason()), reason=skip_reason() or "ready")
 

@@ -6,17 +6,11 @@ import random
 
 from apimachinery import labels
 from protos import core_pb2, meta_pb2
+from scheduler.affinity_terms import AffinityTerm, Kind, PodAffinityInfo, combine
 from scheduler.plugins.node_affinity import RequiredAffinity
 from scheduler.plugins.pod_topology_spread import _constraints, _count, count_by_walking
 from scheduler.snapshot import Cache
-from scheduler.topology import (
-    AffinityTerm,
-    Kind,
-    PodAffinityInfo,
-    combine,
-    count_matching,
-    terms_by_domain,
-)
+from scheduler.topology import count_matching, terms_by_domain
 from scheduler.types import PodInfo
 
 from .objects import node, pod

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from localcluster.cluster import Cluster
-from tests.e2e.localcluster_fixture import cli, wait
+from localcluster.probes import cli, wait
 
 
 def web_pods(cluster: Cluster) -> list[Any]:
