@@ -22,7 +22,7 @@ What it does, in order:
    undone as a supervisor or an operator would, and the next one waits for it;
 5. the faults' leftovers removed, then a settle period: until the nodes are
    Ready, both replicas Running and in the Service's endpoints, and nothing
-   leaks (tests/e2e/leaks.py's node inventory: sandboxes, containers, veths,
+   leaks (localcluster/leaks.py's node inventory: sandboxes, containers, veths,
    IP reservations; plus containers of pods the API no longer has, and the
    faults' own tables and files);
 6. the figures: availability (% of polls answered; a poll may retry a failed

@@ -11,7 +11,7 @@ The kubelet of node2 is started with the fault point `after-sandbox` armed
 RunPodSandbox returns and writes `<dir>/after-sandbox.default.<pod>.reached`.
 Each test then injects its fault, lets the kubelet go on (or starts a new
 one), waits for the pod to run, and reads node2 from outside its kubelet
-(tests/e2e/leaks.py): the runtime's sandboxes and containers, the veths in
+(localcluster/leaks.py): the runtime's sandboxes and containers, the veths in
 node2's namespace, the IPAM reservation files, and (Docker) the CNI result
 cache. Every test ends by deleting its pod and checking that nothing of it
 is left.
