@@ -2464,8 +2464,8 @@ global___WeightedPodAffinityTerm = WeightedPodAffinityTerm
 
 @typing.final
 class PodAffinity(google.protobuf.message.Message):
-    """Rules placing a pod near (affinity) or away from (anti-affinity) other pods. Accepted,
-    but tinykube's scheduler has no inter-pod affinity plugin and ignores them.
+    """Rules placing a pod near (affinity) or away from (anti-affinity) other pods, by the
+    labels of pods already placed and a topology key (the scheduler's InterPodAffinity).
     """
 
     DESCRIPTOR: google.protobuf.descriptor.Descriptor
@@ -2505,11 +2505,11 @@ class Affinity(google.protobuf.message.Message):
 
     @property
     def pod_affinity(self) -> global___PodAffinity:
-        """Pods this pod should be near. Ignored by tinykube's scheduler."""
+        """Pods this pod should be near."""
 
     @property
     def pod_anti_affinity(self) -> global___PodAffinity:
-        """Pods this pod should be away from. Ignored by tinykube's scheduler."""
+        """Pods this pod should be away from."""
 
     def __init__(
         self,
