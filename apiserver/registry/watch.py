@@ -29,9 +29,10 @@ revision it covers, filtered-out events included, which is what a BOOKMARK
 reports: the newest revision the watcher can safely resume from.
 
 Sharing. A hundred watchers on one kind see the same storage events, so what
-can be worked out once per event is, and kept in a small table keyed by the
-event's (revision, key), which is the same event in every watcher's stream
-whichever backend produced it:
+can be worked out once per event is, and kept in a small table per storage,
+keyed by the event's (revision, key): within one storage's history that names
+one event, the same in every watcher's stream whichever backend produced it
+(two stores in one process, as in the tests, each get their own table):
 
 * the decoded labels and fields of its value and previous value;
 * each selector's verdict (ADDED, MODIFIED, DELETED or nothing), keyed by the
@@ -47,6 +48,7 @@ one serialization per event and encoding, shared by every watcher.)
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -82,8 +84,9 @@ class ApiBatch:
     bookmark: bool = False  # no events: a BOOKMARK at `revision` (servicer.py)
 
 
-# Per-event shared work, by (revision, key); cleared whole when it reaches its size
-# (a watcher far behind the others then recomputes what it needs: never wrong).
+# Per-event shared work, by (revision, key) within one storage; a table is cleared
+# whole when it reaches its size (a watcher far behind the others then recomputes
+# what it needs: never wrong).
 _SHARED_SIZE = 4096
 
 
@@ -100,16 +103,25 @@ class _Shared:
         self.api: dict[str, ApiEvent] = {}
 
 
-_shared: dict[tuple[int, str], _Shared] = {}
+_SharedTable = dict[tuple[int, str], _Shared]
+# One table per storage object, gone with it.
+_tables: weakref.WeakKeyDictionary[object, _SharedTable] = weakref.WeakKeyDictionary()
 
 
-def _shared_for(ev: Event) -> _Shared:
+def _table_for(storage: object) -> _SharedTable:
+    table = _tables.get(storage)
+    if table is None:
+        table = _tables[storage] = {}
+    return table
+
+
+def _shared_for(table: _SharedTable, ev: Event) -> _Shared:
     k = (ev.revision, ev.key)
-    hit = _shared.get(k)
+    hit = table.get(k)
     if hit is None:
-        if len(_shared) >= _SHARED_SIZE:
-            _shared.clear()
-        hit = _shared[k] = _Shared()
+        if len(table) >= _SHARED_SIZE:
+            table.clear()
+        hit = table[k] = _Shared()
     return hit
 
 
@@ -162,12 +174,13 @@ async def watch(
             yield ApiBatch([ApiEvent("ADDED", item, start) for item in chunk], start)
     else:
         start = parse_resource_version(resource_version, "resourceVersion")
+    table = _table_for(store.storage)
     stream = store.storage.watch_batches(scheme.prefix_key(info, namespace), start)
     try:
         async for batch in stream:
             out: list[ApiEvent] = []
             for ev in batch:
-                shared = _shared_for(ev)
+                shared = _shared_for(table, ev)
                 if flt.everything:
                     kind = ev.type.value
                 else:

@@ -18,7 +18,7 @@ from apiserver.registry.watch import ApiBatch, watch
 from apiserver.storage import watchcache
 from apiserver.storage.interface import Event, EventType, KeyValue
 from apiserver.storage.sqlite import SQLiteStorage
-from protos import api_pb2
+from protos import api_pb2, core_pb2
 
 from .objects import configmap
 
@@ -138,3 +138,31 @@ async def test_unconditional_updates_of_one_key_queue_instead_of_retrying(store:
     assert len(set(versions)) == 10  # ten writes, each its own revision
     assert storage.updates - before == 10  # each first time right: no retry storm
     assert store._unconditional._queues == {}  # nothing left behind
+
+
+async def test_two_stores_in_one_process_never_share_an_event(tmp_path: Path) -> None:
+    """The same (revision, key) in two storages is two different events: each store's
+    watchers get their own store's object, not one packed by the other store."""
+    info = scheme.for_resource("configmaps")
+    seen: list[str] = []
+    for name in ("a", "b"):
+        storage = await SQLiteStorage.open(str(tmp_path / name))
+        registry = Store(storage)
+        try:
+            await registry.start()
+            start = str(await storage.current_revision())
+            stream = watch(registry, info, "default", start)
+            first = asyncio.ensure_future(stream.__anext__())
+            await asyncio.sleep(0.05)
+            cm = configmap("same")
+            cm.data["from"] = name
+            await registry.create(cm)  # the same revision and key in both stores
+            batch = await asyncio.wait_for(first, 10)
+            obj = core_pb2.ConfigMap()
+            batch.events[0].object.Unpack(obj)
+            seen.append(obj.data["from"])
+            await stream.aclose()  # type: ignore[attr-defined]
+        finally:
+            await registry.close()
+            await storage.close()
+    assert seen == ["a", "b"]
