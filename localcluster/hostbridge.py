@@ -20,8 +20,13 @@ own addresses:
 
 `teardown()` deletes the bridge (which takes any leftover veth with it) and
 puts net.ipv4.ip_forward back to what it was, should anything have turned
-it on. The whole local cluster (cluster.py) uses tinykube-cni in node
-namespaces instead.
+it on. A run that was killed never got to its teardown: `setup()` first
+deletes any earlier test bridge (a `tkt` name) that still holds the
+subnet's gateway address, as two bridges with one subnet would split its
+route and leave the host unable to reach the new pods.
+
+The whole local cluster (cluster.py) uses tinykube-cni in node namespaces
+instead.
 """
 
 from __future__ import annotations
@@ -73,12 +78,25 @@ class HostBridgeNetwork:
     def setup(self) -> None:
         self._forward = IP_FORWARD.read_text().strip()
         self.teardown_bridge()
+        for stale in self.stale_bridges():
+            _ip("link", "del", stale, check=False)
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.conf_dir / "10-tinykube-test.conflist").write_text(json.dumps(self.conflist()))
+
+    def stale_bridges(self) -> list[str]:
+        """Test bridges left by an earlier, killed run that hold this subnet's gateway."""
+        out = _ip("-j", "addr", "show", "type", "bridge", check=False).stdout or "[]"
+        return [
+            link["ifname"]
+            for link in json.loads(out)
+            if link.get("ifname", "").startswith("tkt")
+            and link["ifname"] != self.bridge
+            and any(a.get("local") == self.gateway for a in link.get("addr_info", []))
+        ]
 
     def teardown_bridge(self) -> None:
         _ip("link", "del", self.bridge, check=False)
