@@ -45,6 +45,7 @@ from apimachinery.client import Client
 from apimachinery.factory import SharedInformerFactory
 from apimachinery.leaderelection import LeaderElectionConfig, LeaderElectionLost, run_elected
 from apiserver.auth.authorizer import UserInfo
+from apiserver.inflight import InflightLimits
 from apiserver.listeners import ServingOptions
 from apiserver.proxy import KubeletClientConfig
 from apiserver.registry.eventttl import DEFAULT_EVENT_TTL
@@ -154,6 +155,7 @@ async def serve_control_plane(
     leader_elect: bool | None = None,
     leader_election: LeaderElectionConfig | None = None,
     advertise_address: str = "",
+    inflight: InflightLimits | None = None,
 ) -> None:
     """`tinykube apiserver`: the API server, with the scheduler and controllers unless turned off.
 
@@ -180,6 +182,7 @@ async def serve_control_plane(
         encryption_provider_config=encryption_provider_config,
         event_ttl=event_ttl,
         advertise_address=advertise_address,
+        inflight=inflight,
         beside=partial(
             run_control_plane,
             scheduler=scheduler,

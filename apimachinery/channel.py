@@ -34,6 +34,11 @@ Channel options and why:
   restarted server is noticed within seconds.
 * The receive limit is 256 MiB because a list of every pod in a big cluster is
   one message; the server's own request limit is 3 MiB (errors.MAX_REQUEST_BYTES).
+* A busy server refuses a request at once with 429 TooManyRequests and a
+  retry-after (its in-flight limit, apiserver/inflight.py): `unary` makes the
+  call again after that wait, up to `max_retries` times (client-go's 10), for
+  every verb -- the server did nothing with a refused request, so a write is
+  safe to repeat. `max_retries=0` turns that off (a benchmark counting refusals).
 
 Several API servers. `server` may be a comma-separated list (`--server
 a:6443,b:6443`, or a kubeconfig's server field holding one: a tinykube
@@ -73,6 +78,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_RECEIVE_BYTES = 256 * 1024 * 1024
+MAX_RETRIES = 10  # a 429's retry-after is honoured this many times, as client-go's
 
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
@@ -195,12 +201,18 @@ class Connection:
     (apimachinery/channel_failover.py)."""
 
     def __init__(
-        self, server: str, *, timeout: float = 30.0, credentials: Credentials | None = None
+        self,
+        server: str,
+        *,
+        timeout: float = 30.0,
+        credentials: Credentials | None = None,
+        max_retries: int = MAX_RETRIES,
     ) -> None:
         self.server = server
         self.servers = split_servers(server)
         self.timeout = timeout
         self.credentials = credentials
+        self.max_retries = max_retries
         # Admission's warnings (`Warning: would violate PodSecurity ...`): the CLI prints
         # them as kubectl does; a daemon logs them.
         self.on_warning: Callable[[str], None] = _log_warning
@@ -290,8 +302,25 @@ class Connection:
         )
         return err
 
-    async def unary(self, call: Awaitable[T]) -> T:
-        """Await a unary call, raising its StatusError on failure; pass on its warnings."""
+    async def unary(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Make a unary call and await it, raising its StatusError on failure; pass on its
+        warnings. A 429 is made again after its retry-after (module docstring)."""
+        attempt = 0
+        while True:
+            call = make()
+            try:
+                return await self._answer(call)
+            except errors.TooManyRequests as err:
+                if attempt >= self.max_retries:
+                    raise
+                attempt += 1
+                log.debug(
+                    "the API server is busy, retrying",
+                    extra={"attempt": attempt, "after_s": err.retry_after_seconds},
+                )
+                await asyncio.sleep(err.retry_after_seconds or 1)
+
+    async def _answer(self, call: Awaitable[T]) -> T:
         try:
             result = await call
         except grpc.aio.AioRpcError as exc:

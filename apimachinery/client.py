@@ -22,6 +22,8 @@ service that adds what callers should not have to repeat:
   handshake) is `errors.ServiceUnavailable` with one readable line, e.g.
   `cannot reach the API server at 127.0.0.1:6443: connection refused`;
 * warnings from admission (trailing metadata) go to `on_warning`;
+* a busy server's 429 is retried after its retry-after, up to `max_retries`
+  times (10, as client-go; 0 turns it off), for every verb (channel.py);
 * trace context: every write (create, update, update_status, apply, delete,
   bind) made while a traced step is open in the calling task carries the
   step's W3C `traceparent` as gRPC metadata (tracecontext.py); the server
@@ -51,6 +53,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -59,7 +62,7 @@ import grpc.aio
 from google.protobuf.message import Message
 
 from apimachinery import errors, scheme, tracecontext
-from apimachinery.channel import Connection, Credentials
+from apimachinery.channel import MAX_RETRIES, Connection, Credentials
 from apimachinery.client_calls import DEFAULT_NAMESPACE, ServerCalls
 from protos import api_pb2, api_pb2_grpc, core_pb2
 
@@ -119,20 +122,26 @@ class Client(ServerCalls):
         *,
         timeout: float = 30.0,
         credentials: Credentials | None = None,
+        max_retries: int = MAX_RETRIES,
     ) -> None:
         self.server = server
         self.timeout = timeout
         self.credentials = credentials
+        # max_retries: how many 429s are retried (channel.py); 0: a 429 is raised at once.
         self._connection = Connection(server, timeout=timeout, credentials=credentials)
+        self._connection.max_retries = max_retries
 
     def on_warning(self, handler: Callable[[str], None]) -> None:
         """Where the server's warnings go (by default: the log). The CLI prints them."""
         self._connection.on_warning = handler
 
     @classmethod
-    def from_config(cls, config: ClientConfig, *, timeout: float = 30.0) -> Client:
+    def from_config(
+        cls, config: ClientConfig, *, timeout: float = 30.0, max_retries: int = MAX_RETRIES
+    ) -> Client:
         """A client for a kubeconfig's chosen context (`kubeconfig.load(path)`)."""
-        return cls(config.target, timeout=timeout, credentials=config.credentials())
+        creds = config.credentials()
+        return cls(config.target, timeout=timeout, credentials=creds, max_retries=max_retries)
 
     def use_credentials(self, credentials: Credentials | None) -> Connection:
         """Dial every new call with `credentials` (a rotated client certificate).
@@ -143,6 +152,7 @@ class Client(ServerCalls):
         self.credentials = credentials
         self._connection = Connection(self.server, timeout=self.timeout, credentials=credentials)
         self._connection.on_warning = previous.on_warning
+        self._connection.max_retries = previous.max_retries
         return previous
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -154,8 +164,9 @@ class Client(ServerCalls):
         """A write's call options: the deadline, and the traceparent of the step making it."""
         return {"timeout": self.timeout, "metadata": tracecontext.outgoing_metadata()}
 
-    async def _unary(self, call: Awaitable[T]) -> T:
-        return await self._connection.unary(call)
+    async def _unary(self, make: Callable[[], Awaitable[T]]) -> T:
+        """`make()` a unary call and await it: made again after a 429 (channel.py)."""
+        return await self._connection.unary(make)
 
     @staticmethod
     def _prepared(obj: M) -> M:
@@ -181,7 +192,7 @@ class Client(ServerCalls):
 
     async def create(self, obj: M, *, dry_run: bool = False) -> M:
         request = api_pb2.CreateRequest(object=scheme.pack(self._prepared(obj)), dry_run=dry_run)
-        reply = await self._unary(self._resources().Create(request, **self._writing()))
+        reply = await self._unary(lambda: self._resources().Create(request, **self._writing()))
         created: M = scheme.unpack(reply)
         return created
 
@@ -194,7 +205,7 @@ class Client(ServerCalls):
         request = api_pb2.GetRequest(
             resource=info.resource, namespace=self._namespace(info, namespace), name=name
         )
-        reply = await self._unary(self._resources().Get(request, timeout=self.timeout))
+        reply = await self._unary(lambda: self._resources().Get(request, timeout=self.timeout))
         return scheme.unpack(reply)
 
     @overload
@@ -263,7 +274,8 @@ class Client(ServerCalls):
             )
             setattr(request, "continue", token)  # `continue` is a Python keyword
             try:
-                reply = await self._unary(self._resources().List(request, timeout=self.timeout))
+                call = partial(self._resources().List, request, timeout=self.timeout)
+                reply = await self._unary(call)
             except errors.Expired as err:
                 if token:  # the snapshot went while paging: the caller may start over
                     raise _PageExpired(err) from None
@@ -276,13 +288,15 @@ class Client(ServerCalls):
 
     async def update(self, obj: M, *, dry_run: bool = False) -> M:
         request = api_pb2.UpdateRequest(object=scheme.pack(self._prepared(obj)), dry_run=dry_run)
-        reply = await self._unary(self._resources().Update(request, **self._writing()))
+        reply = await self._unary(lambda: self._resources().Update(request, **self._writing()))
         updated: M = scheme.unpack(reply)
         return updated
 
     async def update_status(self, obj: M) -> M:
         request = api_pb2.UpdateRequest(object=scheme.pack(self._prepared(obj)))
-        reply = await self._unary(self._resources().UpdateStatus(request, **self._writing()))
+        reply = await self._unary(
+            lambda: self._resources().UpdateStatus(request, **self._writing())
+        )
         updated: M = scheme.unpack(reply)
         return updated
 
@@ -293,7 +307,7 @@ class Client(ServerCalls):
         request = api_pb2.ApplyRequest(
             object=scheme.pack(self._prepared(obj)), field_manager=field_manager, dry_run=dry_run
         )
-        reply = await self._unary(self._resources().Apply(request, **self._writing()))
+        reply = await self._unary(lambda: self._resources().Apply(request, **self._writing()))
         applied: M = scheme.unpack(reply.object)
         return applied, reply.result
 
@@ -344,7 +358,7 @@ class Client(ServerCalls):
         )
         if grace_period_seconds is not None:
             request.grace_period_seconds = grace_period_seconds
-        reply = await self._unary(self._resources().Delete(request, **self._writing()))
+        reply = await self._unary(lambda: self._resources().Delete(request, **self._writing()))
         return scheme.unpack(reply)
 
     async def bind(
@@ -369,7 +383,7 @@ class Client(ServerCalls):
         binding.target.kind = "Node"
         binding.target.name = node
         request = api_pb2.BindRequest(binding=binding)
-        reply = await self._unary(self._resources().Bind(request, **self._writing()))
+        reply = await self._unary(lambda: self._resources().Bind(request, **self._writing()))
         pod: core_pb2.Pod = scheme.unpack(reply)
         return pod
 

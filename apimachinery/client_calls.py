@@ -11,7 +11,7 @@ Traces are the one exception: the span store is its own service
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -32,7 +32,7 @@ class ServerCalls:
     def _resources(self) -> api_pb2_grpc.ResourcesStub:
         raise NotImplementedError
 
-    async def _unary(self, call: Awaitable[T]) -> T:
+    async def _unary(self, make: Callable[[], Awaitable[T]]) -> T:
         raise NotImplementedError
 
     async def pod_logs(
@@ -102,20 +102,22 @@ class ServerCalls:
         )
         wait = None if timeout_seconds <= 0 else timeout_seconds + self.timeout
         reply: api_pb2.PodExecResponse = await self._unary(
-            self._resources().PodExec(request, timeout=wait)
+            lambda: self._resources().PodExec(request, timeout=wait)
         )
         return reply
 
     async def version(self) -> api_pb2.VersionInfo:
         request = api_pb2.VersionRequest()
         reply: api_pb2.VersionInfo = await self._unary(
-            self._resources().Version(request, timeout=self.timeout)
+            lambda: self._resources().Version(request, timeout=self.timeout)
         )
         return reply
 
     async def server_resources(self) -> builtins.list[api_pb2.APIResource]:
         request = api_pb2.ServerResourcesRequest()
-        reply = await self._unary(self._resources().ServerResources(request, timeout=self.timeout))
+        reply = await self._unary(
+            lambda: self._resources().ServerResources(request, timeout=self.timeout)
+        )
         return list(reply.resources)
 
     async def access_review(
@@ -146,7 +148,7 @@ class ServerCalls:
             groups=list(groups),
         )
         reply: api_pb2.AccessReviewResponse = await self._unary(
-            self._resources().AccessReview(request, timeout=self.timeout)
+            lambda: self._resources().AccessReview(request, timeout=self.timeout)
         )
         return reply.allowed, reply.reason
 
@@ -170,12 +172,12 @@ class ServerCalls:
                 trace_pb2.ObjectRef(resource=resource, namespace=namespace, name=name)
             )
         stub = trace_pb2_grpc.TracesStub(self._connection.channel())
-        reply: trace_pb2.Trace = await self._unary(stub.Get(request, timeout=self.timeout))
+        reply: trace_pb2.Trace = await self._unary(lambda: stub.Get(request, timeout=self.timeout))
         return reply
 
     async def list_traces(self, limit: int = 20) -> builtins.list[trace_pb2.TraceSummary]:
         """The traces the span store holds, the latest started first."""
         stub = trace_pb2_grpc.TracesStub(self._connection.channel())
         request = trace_pb2.ListTracesRequest(limit=limit)
-        reply = await self._unary(stub.List(request, timeout=self.timeout))
+        reply = await self._unary(lambda: stub.List(request, timeout=self.timeout))
         return list(reply.traces)

@@ -11,6 +11,7 @@ status):
     ├── Conflict                     Conflict        ABORTED             409
     ├── Expired                      Expired         OUT_OF_RANGE        410
     ├── RequestEntityTooLarge        RequestEntityTooLarge RESOURCE_EXHAUSTED 413
+    ├── TooManyRequests              TooManyRequests RESOURCE_EXHAUSTED  429  (and a retry-after)
     ├── Unauthorized                 Unauthorized    UNAUTHENTICATED     401
     ├── Forbidden                    Forbidden       PERMISSION_DENIED   403
     ├── ServiceUnavailable           ServiceUnavailable UNAVAILABLE     503
@@ -21,6 +22,10 @@ whose `reason` is the Kubernetes reason, and (for Invalid) a BadRequest whose
 field violations carry each FieldError's path and message. `to_grpc_status`
 and `from_rpc_error` are the two directions; a client therefore catches
 `errors.Conflict` exactly as client-go code tests `apierrors.IsConflict(err)`.
+Two reasons share RESOURCE_EXHAUSTED (a body too large, a server too busy):
+the ErrorInfo's reason tells them apart, never the code. A TooManyRequests
+also carries when to try again, as Kubernetes' StatusDetails.retryAfterSeconds
+(and HTTP's `Retry-After` header): here a google.rpc.RetryInfo detail.
 
 Messages keep Kubernetes' wording, so what a user reads matches the
 documentation and the answers they will find for it:
@@ -108,6 +113,7 @@ class StatusError(Exception):
 
     reason = "Unknown"
     code = grpc.StatusCode.UNKNOWN
+    retry_after_seconds = 0  # when to try again (TooManyRequests); 0: not said
 
     def __init__(self, message: str, causes: list[FieldError] | None = None) -> None:
         super().__init__(message)
@@ -186,6 +192,26 @@ class RequestEntityTooLarge(StatusError):
         return cls(f"Request entity too large: limit is {limit}")
 
 
+TOO_MANY_REQUESTS_MESSAGE = "Too many requests, please try again later."
+
+
+class TooManyRequests(StatusError):
+    """The server is busy (its in-flight limit, apiserver/inflight.py): try again after
+    `retry_after_seconds`, as client-go does on a 429."""
+
+    reason = "TooManyRequests"
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self,
+        message: str = TOO_MANY_REQUESTS_MESSAGE,
+        causes: list[FieldError] | None = None,
+        retry_after_seconds: int = 1,
+    ) -> None:
+        super().__init__(message, causes)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class Unauthorized(StatusError):
     """No identity: no client certificate of the cluster's CA, no valid bearer token."""
 
@@ -221,6 +247,7 @@ _BY_REASON: dict[str, type[StatusError]] = {
         Conflict,
         Expired,
         RequestEntityTooLarge,
+        TooManyRequests,
         Unauthorized,
         Forbidden,
         ServiceUnavailable,
@@ -244,6 +271,12 @@ def to_grpc_status(err: StatusError) -> grpc.Status:
         extra = any_pb2.Any()
         extra.Pack(bad)
         details.append(extra)
+    if err.retry_after_seconds:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.seconds = err.retry_after_seconds
+        after = any_pb2.Any()
+        after.Pack(retry)
+        details.append(after)
     status = status_pb2.Status(code=err.code.value[0], message=err.message, details=details)
     return rpc_status.to_status(status)
 
@@ -261,6 +294,7 @@ def from_rpc_error(exc: grpc.RpcError) -> StatusError:
         return InternalError(message or str(code))
     reason = ""
     causes: list[FieldError] = []
+    retry_after = 0
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -271,8 +305,14 @@ def from_rpc_error(exc: grpc.RpcError) -> StatusError:
             detail.Unpack(bad)
             for v in bad.field_violations:
                 causes.append(FieldError(v.field, "", v.description))
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            retry_after = retry.retry_delay.seconds
     cls = _BY_REASON.get(reason, InternalError)
     err = cls(status.message, causes)
+    if retry_after:
+        err.retry_after_seconds = retry_after
     return err
 
 

@@ -8,7 +8,10 @@ the same TLS ports, over the same servicer, store and guard.
 Limits. Requests over 3 MiB are refused by gRPC itself before they are
 decoded (`max_receive_message_length`), which the client reports as
 `Request entity too large: limit is 3145728`. Responses may be larger (a
-list of thousands of pods).
+list of thousands of pods). Requests in flight are bounded as kube-apiserver's
+(`--max-requests-inflight 400`, `--max-mutating-requests-inflight 200`): one
+limiter for both the gRPC and the HTTP API, which answers 429 TooManyRequests
+at once when a pool is full (inflight.py).
 
 Start-up order matters: storage opens first (a second server on the same
 data directory fails here, not later), then the registry rebuilds what it
@@ -45,6 +48,7 @@ from apiserver.endpointreconciler import EndpointReconciler, advertised_endpoint
 from apiserver.httpapi.api import HTTPAPI
 from apiserver.httpapi.http import HTTPServer
 from apiserver.httpapi.status import too_large
+from apiserver.inflight import InflightLimiter, InflightLimits
 from apiserver.listeners import Listeners, ServingOptions, secure_unix_sockets
 from apiserver.maintenance import MaintenanceServicer
 from apiserver.metrics import add_metrics_servicer
@@ -81,6 +85,7 @@ class APIServer:
         run_dir: str = "",
         event_ttl: float = DEFAULT_EVENT_TTL,
         advertise: tuple[str, int] | None = None,
+        inflight: InflightLimits | None = None,
     ) -> None:
         self.storage = storage
         self.advertise = advertise  # (IP, port) for the kubernetes Endpoints, or None
@@ -104,7 +109,10 @@ class APIServer:
             token_lookups=(self._bootstrap_token_user,),
             fronts=self.listeners.identity_of,
         )
-        self.guard = RequestGuard(authenticator, [NodeAuthorizer(storage), self.rbac])
+        self.inflight = InflightLimiter(inflight)  # Kubernetes' defaults unless told
+        self.guard = RequestGuard(
+            authenticator, [NodeAuthorizer(storage), self.rbac], inflight=self.inflight
+        )
         self._server: grpc.aio.Server | None = None
         self._http: HTTPServer | None = None
 
@@ -211,6 +219,7 @@ async def serve(
     beside: Callable[[str], Awaitable[None]] | None = None,
     event_ttl: float = DEFAULT_EVENT_TTL,
     advertise_address: str = "",
+    inflight: InflightLimits | None = None,
 ) -> None:
     """Run an API server until cancelled.
 
@@ -247,6 +256,7 @@ async def serve(
         run_dir=os.path.abspath(data_dir),
         event_ttl=event_ttl,
         advertise=advertise,
+        inflight=inflight,
     )
     companion: asyncio.Future[None] | None = None
     try:

@@ -1,7 +1,9 @@
 """The gRPC `Resources` service: every verb for every kind, each call guarded.
 
 Each RPC is a thin adapter (Kubernetes' REST handlers are the same):
-authenticate and authorize the caller (auth/filters.py), unpack the request,
+authenticate and authorize the caller (auth/filters.py; in between, the
+in-flight limit takes the request's slot or refuses it with 429 TooManyRequests,
+inflight.py: `_call` is the request's scope), unpack the request,
 call the generic store, pack the answer. An error anywhere becomes a
 `StatusError`, and leaves here as a gRPC status with the Kubernetes reason
 and field causes attached (apimachinery/errors.py); an unexpected exception
@@ -39,7 +41,7 @@ import grpc
 from google.protobuf.message import Message
 
 from apimachinery import errors, scheme
-from apiserver import encoding
+from apiserver import encoding, inflight
 from apiserver.admission import warnings as admission_warnings
 from apiserver.auth.authorizer import AUTHENTICATED, Attributes, UserInfo, forbidden_message
 from apiserver.auth.escalation import confirm_no_escalation
@@ -86,6 +88,7 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
     async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             with (
+                inflight.request_scope(),  # a slot the guard takes is given back on the way out
                 admission_warnings.collecting() as gathered,
                 tracecontext.receiving(context.invocation_metadata()),  # registry/tracecontext.py
             ):

@@ -15,6 +15,10 @@ a TCP `--listen` needs the files `tinykube pki init` writes:
 Without them only `unix:` addresses may be given (the local admin's socket):
 the server refuses to start and says which flags are missing.
 
+`--max-requests-inflight` (400) and `--max-mutating-requests-inflight` (200)
+are kube-apiserver's: beyond them a request is refused at once with 429
+TooManyRequests instead of queueing (apiserver/inflight.py); 0 is no limit.
+
 The store is SQLite in the data directory unless `--storage` says otherwise:
 `sqlite:PATH` for a database file elsewhere, or an etcd cluster, reached over
 TLS with kube-apiserver's own flags (docs/etcd.md):
@@ -108,6 +112,20 @@ from cli.main import configure_logging
     show_default=True,
     help="How long an Event is kept after its last occurrence (30m, 1h, 90s).",
 )
+@click.option(
+    "--max-requests-inflight",
+    type=click.IntRange(min=0),
+    default=400,
+    show_default=True,
+    help="Read-only requests served at once; more are refused with 429 (0: no limit).",
+)
+@click.option(
+    "--max-mutating-requests-inflight",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Mutating requests served at once; more are refused with 429 (0: no limit).",
+)
 @controller_flags
 @leader_election_flags(None)
 @click.option(
@@ -143,6 +161,7 @@ def apiserver(**flags: object) -> None:
 
 async def _run(flags: dict[str, object]) -> None:
     from apiserver.auth.authenticator import parse_token_file
+    from apiserver.inflight import InflightLimits
     from apiserver.listeners import ServingOptions
     from apiserver.proxy import KubeletClientConfig
     from cli.context import until_signalled
@@ -188,6 +207,10 @@ async def _run(flags: dict[str, object]) -> None:
         leader_elect=None if flags["leader_elect"] is None else bool(flags["leader_elect"]),
         leader_election=leader_election_config({**flags, "leader_elect": True}, "kube-scheduler"),
         advertise_address=str(flags["advertise_address"]),
+        inflight=InflightLimits(
+            max_requests_inflight=int(str(flags["max_requests_inflight"])),
+            max_mutating_requests_inflight=int(str(flags["max_mutating_requests_inflight"])),
+        ),
     )
     if await until_signalled(server):
         logging.getLogger("cli.apiserver").info("stopped", extra={"listen": listen})

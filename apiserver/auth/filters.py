@@ -7,9 +7,11 @@ not allowed. tinykube's servicer asks this guard first, in every RPC:
     user = await guard.check(context, "get", info, namespace, name)
 
 and the guard answers with the caller's identity, or raises `Unauthorized`
-(no identity) or `Forbidden` (Kubernetes' sentence, with the authorizers'
-reasons). The authorizers are asked in Kubernetes' order
-(`--authorization-mode=Node,RBAC`, behind the always-on privileged group):
+(no identity), `TooManyRequests` (between the two checks, as Kubernetes'
+max-in-flight filter: the server is busy, apiserver/inflight.py) or
+`Forbidden` (Kubernetes' sentence, with the authorizers' reasons). The
+authorizers are asked in Kubernetes' order (`--authorization-mode=Node,RBAC`,
+behind the always-on privileged group):
 
     system:masters   -> allowed, whatever the request
     Node             -> kubelets, confined to their node (node.py)
@@ -34,6 +36,7 @@ from apiserver.auth.authorizer import (
     UserInfo,
     forbidden_message,
 )
+from apiserver.inflight import InflightLimiter
 
 
 def attributes(
@@ -71,9 +74,15 @@ class PrivilegedGroups:
 class RequestGuard:
     """Authenticate the caller, authorize the request: the servicer's first step in every RPC."""
 
-    def __init__(self, authenticator: Authenticator, authorizers: Sequence[Authorizer]) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        authorizers: Sequence[Authorizer],
+        inflight: InflightLimiter | None = None,
+    ) -> None:
         self.authenticator = authenticator
         self.authorizer = UnionAuthorizer([PrivilegedGroups(), *authorizers])
+        self.inflight = inflight  # None: no in-flight limit (a server's own guard has one)
 
     async def check(
         self,
@@ -101,6 +110,8 @@ class RequestGuard:
         *,
         path: str = "",
     ) -> None:
+        if self.inflight is not None:  # the request's first check takes its slot, or is 429
+            self.inflight.admit(user, verb, subresource)
         attrs = attributes(user, verb, info, namespace, name, subresource, path=path)
         decision, reason = await self.authorizer.authorize(attrs)
         if decision is not Decision.ALLOW:

@@ -6,6 +6,10 @@ kube-apiserver's handler chain, in the order a request meets it:
        as Kubernetes lets anyone ask them (they tell nothing but "ok")
     2. authentication: the TLS front's verified certificate or the bearer token
        (context.py); neither is 401 Unauthorized
+    2a. the in-flight limit, with the first authorization check below: a
+       request finding its pool full is 429 TooManyRequests with
+       `Retry-After: 1` (apiserver/inflight.py; `handle` is the request's
+       scope, the slot shared with the gRPC API's requests)
     3. what is asked (requestinfo.py), then authorization: a path (`get /version`,
        `get /openapi/v3`) here; a resource verb inside the handler that serves it,
        which is the gRPC service's own check for the verbs both protocols share
@@ -26,6 +30,7 @@ import asyncio
 import logging
 
 from apimachinery import errors
+from apiserver import inflight
 from apiserver.auth.filters import RequestGuard
 from apiserver.httpapi import (
     discovery,
@@ -73,7 +78,8 @@ class HTTPAPI:
         info = request_info(request)
         kind = discovery.kind_for(info.group, info.version, info.resource)
         try:
-            return await self._dispatch(request, info)
+            with inflight.request_scope():  # the slot, if one is taken, ends with the handler
+                return await self._dispatch(request, info)
         except errors.StatusError as err:
             return error_response(err, kind, info.name)
         except RecursionError:  # input nested past what a walk can follow: the client's fault

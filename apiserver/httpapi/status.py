@@ -46,6 +46,7 @@ HTTP_CODES: dict[str, int] = {
     "RequestEntityTooLarge": 413,
     "UnsupportedMediaType": 415,
     "Invalid": 422,
+    "TooManyRequests": 429,
     "InternalError": 500,
     "ServiceUnavailable": 503,
 }
@@ -113,6 +114,8 @@ def status_object(
         details["kind"] = info.kind if err.reason == "Invalid" else info.resource
     if err.causes:
         details["causes"] = [_cause(c) for c in err.causes]
+    if err.retry_after_seconds:
+        details["retryAfterSeconds"] = err.retry_after_seconds
     out: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -134,6 +137,8 @@ def error_response(
     headers: list[tuple[str, str]] = []
     if err.reason == "Unauthorized":
         headers.append(("Www-Authenticate", 'Bearer realm="kubernetes-api"'))
+    if err.retry_after_seconds:  # a 429: kubectl and client-go wait this long, then retry
+        headers.append(("Retry-After", str(err.retry_after_seconds)))
     return Response(body["code"], encode(body), headers=headers)
 
 

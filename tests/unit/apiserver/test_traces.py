@@ -156,14 +156,14 @@ async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
 async def _export(client: Client, spans: list[trace_pb2.Span]) -> int:
     stub = trace_pb2_grpc.TracesStub(client._connection.channel())
     request = trace_pb2.ExportRequest(spans=spans)
-    reply = await client._unary(stub.Export(request, timeout=10))
+    reply = await client._unary(lambda: stub.Export(request, timeout=10))
     return int(reply.accepted)
 
 
 async def _get(client: Client, **kwargs: object) -> trace_pb2.Trace:
     stub = trace_pb2_grpc.TracesStub(client._connection.channel())
     reply: trace_pb2.Trace = await client._unary(
-        stub.Get(trace_pb2.GetTraceRequest(**kwargs), timeout=10)  # type: ignore[arg-type]
+        lambda: stub.Get(trace_pb2.GetTraceRequest(**kwargs), timeout=10)  # type: ignore[arg-type]
     )
     return reply
 

@@ -1,0 +1,158 @@
+"""The in-flight limit: a busy API server refuses at once what it cannot serve at once.
+
+kube-apiserver's `--max-requests-inflight` (default 400) and
+`--max-mutating-requests-inflight` (default 200) bound how many requests it
+serves at the same time, in two pools: read-only requests (get, list) and
+mutating ones (create, update, patch, delete, and their subresources:
+status, binding). A request that finds its pool full is not queued: it is
+answered at once with 429 TooManyRequests, "Too many requests, please try
+again later.", and `Retry-After: 1`; client-go (and apimachinery/client.py)
+waits that second and tries again. Queueing instead is what turns overload
+into latency: at 1000 writes/s against a store that commits 800, every write
+waits for all those before it, and the wait grows for as long as the
+overload lasts. With the limit, an accepted write waits for at most the
+limit's worth of writes ahead of it; the rest is the client's to retry.
+
+What is not counted, as in Kubernetes:
+
+* long-running requests -- watch (and proxy), and the subresources log,
+  exec, attach, portforward, proxy: they hold a connection for minutes by
+  design, and a hundred watches must not lock out every write;
+* a limit of 0: that pool has no limit;
+* members of `system:masters`, when the pool is full: "a super-admin should
+  always get an answer" (the loopback control plane, the admin's socket).
+  They take a slot when one is free, and are served without one when none is.
+
+So the check needs the caller's identity: it runs after authentication and
+before authorization (auth/filters.py calls `admit` from the guard), which
+is where Kubernetes' filter chain puts it.
+
+How a slot is held. A request's handler runs inside `request_scope()` (the
+gRPC servicer's `_call`, the HTTP API's `handle`): a context variable holds
+the request's scope, and the first `admit` inside it decides and takes the
+slot; later checks of the same request (the HTTP handlers call the gRPC
+servicer's methods, which ask the guard again; apply asks twice) find the
+scope decided and take nothing more. Leaving the scope -- an answer, an
+error, a cancelled call -- gives the slot back. A check outside any scope
+(the metrics, traces and maintenance services over gRPC) is not counted.
+
+Worked example, `--max-mutating-requests-inflight 2`: writes A and B are
+in the store, C arrives and finds 2 in flight: 429 at once, and C's client
+sleeps 1 s. A commits and leaves its scope (1 in flight); D arrives, takes
+the slot. The admin's write E arrives with 2 in flight: served, uncounted.
+A watch arriving meanwhile is never counted. Refusals are counted per pool
+in `dropped`, as kube-apiserver's `apiserver_dropped_requests_total
+{request_kind="readOnly"|"mutating"}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from apimachinery import errors
+from apiserver.auth.authorizer import SYSTEM_MASTERS, UserInfo
+
+DEFAULT_MAX_REQUESTS_INFLIGHT = 400
+DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT = 200
+RETRY_AFTER_SECONDS = 1
+
+READ_ONLY_VERBS = frozenset({"get", "list", "watch"})
+LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
+LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
+
+READ_ONLY = "readOnly"  # the request kinds of apiserver_dropped_requests_total
+MUTATING = "mutating"
+
+
+@dataclass(frozen=True)
+class InflightLimits:
+    """The two limits; 0 is no limit. Negative values are refused, naming the flag."""
+
+    max_requests_inflight: int = DEFAULT_MAX_REQUESTS_INFLIGHT
+    max_mutating_requests_inflight: int = DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT
+
+    def __post_init__(self) -> None:
+        for flag, value in (
+            ("--max-requests-inflight", self.max_requests_inflight),
+            ("--max-mutating-requests-inflight", self.max_mutating_requests_inflight),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{flag} must be a non-negative integer, not {value!r}")
+
+    def limit(self, kind: str) -> int:
+        if kind == MUTATING:
+            return self.max_mutating_requests_inflight
+        return self.max_requests_inflight
+
+
+class _Scope:
+    """One request: decided once, and the pool whose slot it holds, if any."""
+
+    __slots__ = ("decided", "kind", "limiter")
+
+    def __init__(self) -> None:
+        self.decided = False
+        self.limiter: InflightLimiter | None = None
+        self.kind = ""
+
+
+_CURRENT: ContextVar[_Scope | None] = ContextVar("inflight_request", default=None)
+
+
+@contextlib.contextmanager
+def request_scope() -> Iterator[None]:
+    """The span of one request: a slot taken inside it is given back when it ends, however
+    it ends. Nested scopes (an HTTP handler calling the gRPC servicer) are the outer one."""
+    if _CURRENT.get() is not None:
+        yield
+        return
+    scope = _Scope()
+    token = _CURRENT.set(scope)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+        if scope.limiter is not None:
+            scope.limiter.release(scope.kind)
+
+
+def request_kind(verb: str, subresource: str = "") -> str | None:
+    """readOnly or mutating; None for a long-running request (never counted)."""
+    if verb in LONG_RUNNING_VERBS or subresource in LONG_RUNNING_SUBRESOURCES:
+        return None
+    return READ_ONLY if verb in READ_ONLY_VERBS else MUTATING
+
+
+class InflightLimiter:
+    """The two pools of one API server, shared by its gRPC and HTTP APIs (one event loop)."""
+
+    def __init__(self, limits: InflightLimits | None = None) -> None:
+        self.limits = limits or InflightLimits()
+        self.in_flight = {READ_ONLY: 0, MUTATING: 0}
+        self.dropped = {READ_ONLY: 0, MUTATING: 0}  # apiserver_dropped_requests_total
+
+    def admit(self, user: UserInfo, verb: str, subresource: str = "") -> None:
+        """Take a slot for the current request, or raise TooManyRequests (module docstring)."""
+        scope = _CURRENT.get()
+        if scope is None or scope.decided:
+            return
+        scope.decided = True
+        kind = request_kind(verb, subresource)
+        if kind is None:
+            return
+        limit = self.limits.limit(kind)
+        if limit == 0:
+            return
+        if self.in_flight[kind] >= limit:
+            if SYSTEM_MASTERS in user.groups:
+                return  # a super-admin always gets an answer: served, without a slot
+            self.dropped[kind] += 1
+            raise errors.TooManyRequests(retry_after_seconds=RETRY_AFTER_SECONDS)
+        self.in_flight[kind] += 1
+        scope.limiter, scope.kind = self, kind
+
+    def release(self, kind: str) -> None:
+        self.in_flight[kind] -= 1
