@@ -15,12 +15,16 @@ over clientv3):
   library, which would pin grpcio/protobuf releases years behind the rest.
 * etcd_mapping.py -- keys, the revision offset, events, transaction guards.
 * etcd_watch.py   -- one watch: a Watch stream into a bounded buffer.
+* etcd_cacher.py  -- the watch cache: one etcd watch per server fanned out to
+  every watcher (watchcache.py's hub), history replayed from etcd.
 * here            -- `EtcdStorage`, the calls for each interface method, and
   the periodic compactor.
 
-Each interface call is one etcd request (revisions in the interface's
-numbers, one less than etcd's: etcd_mapping.py); nothing is cached, so
-several API servers can share one etcd and each sees every other's writes:
+Each interface call but watch is one etcd request (revisions in the
+interface's numbers, one less than etcd's: etcd_mapping.py); no value is
+cached, so several API servers can share one etcd and each sees every
+other's writes. Watches share one etcd watch per server (etcd_cacher.py),
+which sees every server's writes too:
 
     get(key)                 Range(key)                                   linearizable
     list(prefix)             Range([prefix, prefix_end), limit 500) pages, later pages
@@ -32,9 +36,10 @@ several API servers can share one etcd and each sees every other's writes:
     update(key, v, N)        Txn(If mod_revision(key) == N Then Put(prev_kv) Else Range(key))
     delete(key, N)           Txn(If mod_revision(key) == N Then DeleteRange(prev_kv)
                                  Else Range(key))
-    watch(prefix, after)     Range(count_only), then Watch(range, start_revision = after
-                             in the past or after + 1 from the present, prev_kv)
-                             (etcd_watch.py)
+    watch(prefix, after)     the cacher's hub; its one Watch(every key, prev_kv) from the
+                             revision read at its start; from the past, first a
+                             Watch(every key, start_revision = after) up to the hub's
+                             revision (etcd_cacher.py, etcd_watch.py)
     current_revision()       Range(count_only): the response header's revision
     compact(C)               Compact(C, physical)
 
@@ -82,6 +87,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import apiserver.storage.etcd_mapping as mapping
+from apiserver.storage.etcd_cacher import Cacher
 from apiserver.storage.etcd_client import (
     COMPACT_REV_KEY,
     EtcdClient,
@@ -89,7 +95,6 @@ from apiserver.storage.etcd_client import (
     FutureRevision,
     RevisionCompacted,
 )
-from apiserver.storage.etcd_watch import EtcdWatch
 from apiserver.storage.interface import (
     Compacted,
     Event,
@@ -140,8 +145,7 @@ class EtcdStorage(Storage):
             raise ValueError("watch buffer limits must be at least 1")
         self.config = config
         self._client = EtcdClient(config)
-        self._watch_limit = (watch_buffer_size, watch_buffer_bytes)
-        self._watches: set[EtcdWatch] = set()
+        self._cacher = Cacher(self._client, (watch_buffer_size, watch_buffer_bytes))
         self._compactor: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -275,10 +279,8 @@ class EtcdStorage(Storage):
     async def _batches(
         self, prefix: str, after_revision: int
     ) -> AsyncGenerator[builtins.list[Event], None]:
-        client = self._live()
-        watch = EtcdWatch(client, prefix, after_revision, self._watch_limit, self._watches.discard)
-        self._watches.add(watch)
-        batches = watch.batches()
+        self._live()
+        batches = self._cacher.watch_batches(prefix, after_revision)
         try:
             async for batch in batches:
                 yield batch
@@ -287,7 +289,12 @@ class EtcdStorage(Storage):
 
     @property
     def watcher_count(self) -> int:
-        return len(self._watches)
+        return self._cacher.hub.watcher_count
+
+    @property
+    def cacher(self) -> Cacher:
+        """The watch cache (etcd_cacher.py): its hub, replays and restarts."""
+        return self._cacher
 
     # ------------------------------------------------------------ compaction
 
@@ -299,6 +306,7 @@ class EtcdStorage(Storage):
             return  # at or below an earlier compaction: nothing to do
         except FutureRevision:  # cannot happen after the clamp, unless etcd went back
             raise StorageError(f"etcd: compaction at {target} is beyond etcd's revision") from None
+        self._cacher.compacted(target)
         log.info("compacted", extra={"revision": target})
 
     def start_compactor(self, interval: float = DEFAULT_COMPACTION_INTERVAL) -> None:
@@ -342,6 +350,7 @@ class EtcdStorage(Storage):
         if recorded:
             with contextlib.suppress(RevisionCompacted):
                 await client.compact(recorded)
+            self._cacher.compacted(mapping.from_etcd(recorded))
             log.info("compacted", extra={"revision": mapping.from_etcd(recorded)})
         return version + 1, now
 
@@ -362,8 +371,7 @@ class EtcdStorage(Storage):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._compactor
             self._compactor = None
-        for watch in list(self._watches):
-            watch.stop()
+        await self._cacher.close()
         await self._client.close()
         log.info("closed etcd storage", extra={"endpoints": ",".join(self.config.endpoints)})
 

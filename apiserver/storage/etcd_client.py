@@ -171,6 +171,7 @@ class EtcdClient:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._current = 0
         self._closed = False
+        self.watch_streams = 0  # Watch streams opened so far (tests, metrics)
 
     @property
     def current_endpoint(self) -> str:
@@ -282,6 +283,7 @@ class EtcdClient:
             endpoint = self.current_endpoint
             channel = await self._connected(endpoint, failures)
             if channel is not None:
+                self.watch_streams += 1
                 return endpoint, rpc.WatchStub(channel).Watch()
             self._failed(endpoint)
         raise _unavailable(failures)

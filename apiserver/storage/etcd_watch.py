@@ -1,4 +1,8 @@
-"""One watch of the etcd backend: an etcd Watch stream, a reader task, a bounded buffer.
+"""One etcd watch of the etcd backend: an etcd Watch stream, a reader task, a bounded buffer.
+
+The backend opens two kinds (etcd_cacher.py): the cacher's one watch on every
+key, which feeds all watchers, and a short-lived one per watcher that starts
+in the past, to replay the history the cacher's hub does not hold.
 
 etcd does the hard part of a watch itself: asked for every change under a key
 range from a start revision, it replays its history from there and then

@@ -2,8 +2,11 @@
 
 Kubernetes' apiserver puts a `Cacher` between etcd and its watchers: one
 stream of changes comes in, and each watcher gets the events under its key
-prefix through its own bounded channel. `WatchHub` is that fan-out for the
-SQLite backend. It lives entirely in the event loop: the storage's writer
+prefix through its own bounded channel. `WatchHub` is that fan-out, for the
+SQLite backend and for the etcd backend's cacher (etcd_cacher.py, where the
+one stream is an etcd watch and history comes from etcd itself; there a
+broken feed cuts every watcher off, `cut_off`, to resume from its last
+revision). It lives entirely in the event loop: the SQLite storage's writer
 thread hands it each committed event with `loop.call_soon_threadsafe`, in
 commit order, *before* the write's own coroutine resumes (both go through
 the loop's FIFO ready queue, and the dispatch is queued first). So by the
@@ -129,14 +132,18 @@ class _Subscription:
         the buffer was full and the watcher is cut off (woken at once, to fail)."""
         size = event_bytes(event)
         if len(self.buffer) >= self.limit or (self.buffer and self.bytes + size > self.byte_limit):
-            self.overflowed = True
-            self.buffer.clear()
-            self.bytes = 0
-            self._wake()
+            self.cut_off()
             return False
         self.buffer.append(event)
         self.bytes += size
         return True
+
+    def cut_off(self) -> None:
+        """Drop the buffer; the consumer's next step raises WatcherTooSlow (woken at once)."""
+        self.overflowed = True
+        self.buffer.clear()
+        self.bytes = 0
+        self._wake()
 
     def end(self) -> None:
         self.closed = True
@@ -277,6 +284,22 @@ class WatchHub:
         for subs in self._by_prefix.values():
             for sub in subs:
                 sub.end()
+        self._by_prefix.clear()
+        self._dirty.clear()
+        self._count = 0
+
+    def cut_off(self) -> None:
+        """Fail every watch with WatcherTooSlow at the last revision it delivered.
+
+        For a hub whose feed broke (the etcd backend's cacher, etcd_cacher.py): what
+        comes after the break is unknown to the hub, so every watcher resumes from its
+        own last revision, which replays history from the store itself."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        for subs in self._by_prefix.values():
+            for sub in subs:
+                sub.cut_off()
         self._by_prefix.clear()
         self._dirty.clear()
         self._count = 0
