@@ -1,5 +1,5 @@
 """API server latency and throughput: `python bench/api_latency.py [--duration S] [--quick]
-[--tracing on|off] [--rates 20,200] [--watchers 1,100] [--json FILE]`.
+[--tracing on|off] [--rates 20,200] [--watchers 1,100] [--max-mutating-inflight N] [--json FILE]`.
 
 What is measured, against a real `tinykube apiserver` process on loopback with
 its SQLite store in a temporary directory (durable commits: every write is
@@ -17,9 +17,17 @@ fsynced before it is acknowledged):
 (TLS, loopback, started here: localcluster/etcdcluster.single_member) instead
 of SQLite; docs/performance.md puts the two side by side.
 
-The clients are the local admin over the server's unix socket (no TLS), or with
-`--tls` the admin over mutual TLS on the API port, as a remote client (and
-kubectl) reaches it. bench/http_latency.py runs the same cases over the HTTP API.
+The writers are a user of their own, `bench-writer`: a client certificate the
+bench signs with the server's CA (as `kubeadm kubeconfig user` makes one),
+allowed by a Role to create and update ConfigMaps in `default`, over mutual TLS
+on the API port. Not being in system:masters, they meet the server's in-flight
+limit (`--max-mutating-inflight N`, passed to the server as
+`--max-mutating-requests-inflight`; apiserver/inflight.py) and do not retry:
+a write refused with 429 TooManyRequests is counted in `refused`, apart from
+`failed`, and the latency percentiles are over the accepted writes. The
+watchers and the saturation writers are the local admin over the server's unix
+socket (no TLS), or with `--tls` the admin over mutual TLS on the API port.
+bench/http_latency.py runs the same cases over the HTTP API.
 
 `--tracing on` makes every write a traced command, as the CLI's are (a root
 span whose traceparent the server stores on the object, exported to the
@@ -53,22 +61,80 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apimachinery import errors, kubeconfig
+from apimachinery import certs, errors, kubeconfig
 from apimachinery.client import Client, retry_on_conflict
 from bench.tracing_mode import Commands, add_option, apply_mode, evidence, verdict
 from localcluster.etcdcluster import single_member
 from localcluster.processes import ApiServerProcess
-from protos import core_pb2
+from protos import core_pb2, meta_pb2, rbac_pb2
 
 NAMESPACE = "default"
+WRITER = "bench-writer"  # the writers' user: not in system:masters, so the limit applies
+TRACE_EXPORTER = "system:tinykube:trace-exporter"  # create /traces (auth/bootstrappolicy.py)
+# The server's --max-mutating-requests-inflight for the run (module docstring, docs/performance.md).
+DEFAULT_MAX_MUTATING_INFLIGHT = 200
 
 
-def connect(target: str) -> Client:
-    """`unix:PATH`: the local admin's socket, no TLS. Else a kubeconfig file: the admin over
-    mutual TLS on the API port, through the TLS front, as a remote client (`--tls`)."""
+def connect(target: str, *, retries: bool = True) -> Client:
+    """`unix:PATH`: the local admin's socket, no TLS. Else a kubeconfig file: its user over
+    mutual TLS on the API port, through the TLS front, as a remote client. Without `retries`
+    a 429 is raised at once (the writers count refusals)."""
     if target.startswith("unix:"):
         return Client(target)
-    return Client.from_config(kubeconfig.load(target))
+    return Client.from_config(kubeconfig.load(target), max_retries=10 if retries else 0)
+
+
+def writer_kubeconfig(srv: ApiServerProcess) -> Path:
+    """WRITER's client certificate, signed by the server's CA, in a kubeconfig for the API port."""
+    layout = srv.pki
+    ca = certs.CertKeyPair(certs.read_cert(layout.ca_cert), certs.read_key(layout.ca_key))
+    pair = certs.new_cert_and_key(ca, certs.CertConfig(WRITER))
+    path = Path(layout.kubeconfig(WRITER))
+    document = kubeconfig.new_config(
+        server=f"https://{srv.secure_address}",
+        ca_pem=certs.encode_cert_pem(ca.cert),
+        user=WRITER,
+        cert_pem=certs.encode_cert_pem(pair.cert),
+        key_pem=certs.encode_key_pem(pair.key),
+    )
+    kubeconfig.write(path, document)
+    return path
+
+
+async def grant_writer(admin: str, writer: str) -> None:
+    """A Role for creating and updating ConfigMaps in NAMESPACE, bound to WRITER (and the
+    trace exporter's ClusterRole); returns once the writer's dry-run create is allowed."""
+    group = "rbac.authorization.k8s.io"
+    meta = meta_pb2.ObjectMeta(name=WRITER, namespace=NAMESPACE)
+    rule = rbac_pb2.PolicyRule(
+        verbs=["create", "update"], api_groups=[""], resources=["configmaps"]
+    )
+    role = rbac_pb2.Role(api_version=f"{group}/v1", kind="Role", metadata=meta, rules=[rule])
+    binding = rbac_pb2.RoleBinding(
+        api_version=f"{group}/v1",
+        kind="RoleBinding",
+        metadata=meta,
+        role_ref=rbac_pb2.RoleRef(api_group=group, kind="Role", name=WRITER),
+        subjects=[rbac_pb2.Subject(kind="User", api_group=group, name=WRITER)],
+    )
+    exporter = rbac_pb2.ClusterRoleBinding(  # --tracing on: the writer's spans reach the server
+        api_version=f"{group}/v1",
+        kind="ClusterRoleBinding",
+        metadata=meta_pb2.ObjectMeta(name=WRITER),
+        role_ref=rbac_pb2.RoleRef(api_group=group, kind="ClusterRole", name=TRACE_EXPORTER),
+        subjects=binding.subjects,
+    )
+    async with connect(admin) as c:
+        for obj in (role, binding, exporter):
+            await c.create(obj)
+    async with connect(writer) as c:
+        for _ in range(100):
+            try:
+                await c.create(_cm("rbac-probe", "probe"), dry_run=True)
+                return
+            except errors.Forbidden:
+                await asyncio.sleep(0.05)
+    raise SystemExit(f"api_latency: {WRITER} was not allowed to write within 5 s")
 
 
 def rss_mb(pid: int) -> float:
@@ -97,16 +163,19 @@ def _cm(name: str, run: str) -> core_pb2.ConfigMap:
 
 
 def _watch_process(
-    address: str, watchers: int, run: str, expected: int, ready: object, out: object
+    address: str, watchers: int, run: str, expected: object, ready: object, out: object
 ) -> None:
-    """Runs in its own process: `watchers` watches (ten per connection), one latency per event."""
+    """Runs in its own process: `watchers` watches (ten per connection), one latency per event.
+
+    `expected` (a shared integer) is the number of writes issued, lowered to the number
+    accepted once the writers are done: a watcher stops when it has seen that many."""
 
     async def main() -> list[float]:
         latencies: list[float] = []
         clients = [connect(address) for _ in range((watchers + 9) // 10)]
         try:
             start = (await clients[0].list("configmaps", NAMESPACE))[1]
-            remaining = [expected] * watchers
+            seen = [0] * watchers
 
             async def one(i: int) -> None:
                 stream = clients[i % len(clients)].watch(
@@ -116,14 +185,18 @@ def _watch_process(
                     now = time.time()
                     if ev.type in ("ADDED", "MODIFIED"):
                         latencies.append(now - float(ev.object.data["t"]))
-                    remaining[i] -= 1
-                    if remaining[i] == 0:
+                    seen[i] += 1
+                    if seen[i] >= expected.value:  # type: ignore[attr-defined]
                         return
 
             tasks = [asyncio.ensure_future(one(i)) for i in range(watchers)]
             await asyncio.sleep(0.5)  # let every stream open before the writes begin
             ready.set()  # type: ignore[attr-defined]
-            await asyncio.wait(tasks, timeout=60)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(t.done() for t in tasks):
+                await asyncio.wait(tasks, timeout=0.1)
+                if all(n >= expected.value for n in seen):  # type: ignore[attr-defined]
+                    break
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -147,8 +220,8 @@ async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict
     creates: list[float] = []
     updates: list[float] = []
     names: list[str] = []
-    failed = 0
-    async with connect(address) as c:
+    failed = refused = 0
+    async with connect(address, retries=False) as c:
         commands = Commands(c)
         count = int(rate * duration)
         interval = 1.0 / rate
@@ -156,9 +229,11 @@ async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict
         t0 = time.perf_counter()
 
         async def one(i: int) -> None:
-            nonlocal failed
+            nonlocal failed, refused
             try:
                 await write(i)
+            except errors.TooManyRequests:
+                refused += 1  # the server's in-flight limit: refused at once, not retried
             except errors.StatusError:
                 failed += 1  # e.g. the 30 s client deadline under overload
 
@@ -191,6 +266,7 @@ async def _open_loop(address: str, rate: int, duration: float, run: str) -> dict
         "creates": creates,
         "updates": updates,
         "failed": failed,
+        "refused": refused,
         "achieved": count / issued if issued else 0,
     }
 
@@ -237,7 +313,7 @@ def cpu_s(pid: int) -> float:
 
 
 def run_case(
-    address: str, rate: int, watchers: int, duration: float, server_pid: int = 0
+    address: str, writer: str, rate: int, watchers: int, duration: float, server_pid: int = 0
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """One row: its figures, and the latencies (seconds) they were computed from.
 
@@ -248,19 +324,22 @@ def run_case(
     count = int(rate * duration)
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
+    expected = ctx.Value("i", count)
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_watch_process, args=(address, watchers, run, count, ready, child))
+    args = (address, watchers, run, expected, ready, child)
+    proc = ctx.Process(target=_watch_process, args=args)
     proc.start()
     ready.wait(60)
     server0, client0 = cpu_s(server_pid) if server_pid else 0.0, time.process_time()
-    result = asyncio.run(_open_loop(address, rate, duration, run))
+    result = asyncio.run(_open_loop(writer, rate, duration, run))
     client_cpu = time.process_time() - client0
-    watch_lat: list[float] = parent.recv() if parent.poll(150) else []
-    server_cpu = cpu_s(server_pid) - server0 if server_pid else 0.0
-    proc.join(10)
     creates = result["creates"]
     updates = result["updates"]
     assert isinstance(creates, list) and isinstance(updates, list)
+    expected.value = accepted = len(creates) + len(updates)
+    watch_lat: list[float] = parent.recv() if parent.poll(150) else []
+    server_cpu = cpu_s(server_pid) - server0 if server_pid else 0.0
+    proc.join(10)
     row = {
         "rate": rate,
         "achieved": float(result["achieved"]),  # type: ignore[arg-type]
@@ -271,8 +350,9 @@ def run_case(
         "update_p99": pct(updates, 99) * 1000,
         "watch_p50": pct(watch_lat, 50) * 1000,
         "watch_p99": pct(watch_lat, 99) * 1000,
-        "delivered": len(watch_lat) / max(1, count * watchers),
+        "delivered": len(watch_lat) / max(1, accepted * watchers),
         "failed": float(result["failed"]),  # type: ignore[arg-type]
+        "refused": float(result["refused"]),  # type: ignore[arg-type]
         "server_cpu_s": server_cpu,
         "client_cpu_s": client_cpu,
         "writes": float(count),
@@ -286,7 +366,7 @@ def _print_row(row: dict[str, float]) -> None:
         f"{row['create_p50']:>8.2f}ms {row['create_p99']:>5.2f}ms "
         f"{row['update_p50']:>8.2f}ms {row['update_p99']:>5.2f}ms "
         f"{row['watch_p50']:>7.2f}ms {row['watch_p99']:>5.2f}ms "
-        f"{row['delivered']:>8.0%} {row['failed']:>6.0f}",
+        f"{row['delivered']:>8.0%} {row['failed']:>6.0f} {row['refused']:>7.0f}",
         flush=True,
     )
 
@@ -321,6 +401,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--watchers", type=_numbers, default=[1, 100], help="default 1,100")
     ap.add_argument("--json", default="", help="also write every latency measured to this file")
     ap.add_argument(
+        "--max-mutating-inflight",
+        type=int,
+        default=DEFAULT_MAX_MUTATING_INFLIGHT,
+        help="the server's --max-mutating-requests-inflight (0: no limit; default %(default)s)",
+    )
+    ap.add_argument(
         "--profile-server",
         default="",
         metavar="FILE",
@@ -334,6 +420,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.duration = 2.0
     if args.duration <= 0:
         ap.error("--duration must be positive")
+    if args.max_mutating_inflight < 0:
+        ap.error("--max-mutating-inflight must be a non-negative integer")
     return args
 
 
@@ -353,7 +441,8 @@ def main() -> None:
         if args.storage == "etcd":
             etcd = st.enter_context(single_member(Path(tmp) / "etcd"))
             extra = ("--storage", etcd.storage_spec())
-        print(f"storage: {args.storage}")
+        print(f"storage: {args.storage}, max mutating in flight: {args.max_mutating_inflight}")
+        extra += ("--max-mutating-requests-inflight", str(args.max_mutating_inflight))
         srv = ApiServerProcess(Path(tmp) / "data", extra_args=extra)
         srv.start()
         try:
@@ -361,17 +450,20 @@ def main() -> None:
             time.sleep(2.0)
             address = str(srv.admin_kubeconfig) if args.tls else srv.address
             idle = rss_mb(srv.proc.pid)
+            writer = str(writer_kubeconfig(srv))
+            asyncio.run(grant_writer(srv.address, writer))
             print(f"apiserver idle RSS: {idle:.1f} MB (tracing {args.tracing})")
             header = (
                 f"{'rate/s':>7} {'achieved':>9} {'watchers':>8} {'create p50':>10} "
                 f"{'p99':>7} {'update p50':>10} {'p99':>7} {'watch p50':>9} {'p99':>7} "
-                f"{'delivered':>9} {'failed':>6}"
+                f"{'delivered':>9} {'failed':>6} {'refused':>7}"
             )
             print(header)
             rows = []
             for watchers in args.watchers:
                 for rate in args.rates:
-                    row, samples = run_case(address, rate, watchers, args.duration, srv.proc.pid)
+                    pid = srv.proc.pid
+                    row, samples = run_case(address, writer, rate, watchers, args.duration, pid)
                     rows.append(row)
                     out["rows"].append({**row, **samples})  # type: ignore[attr-defined]
                     _print_row(row)
