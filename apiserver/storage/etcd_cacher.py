@@ -130,6 +130,11 @@ class Cacher:
         self.restarts = 0  # how often the etcd watch was started again (tests, metrics)
 
     @property
+    def ready(self) -> bool:
+        """The cacher follows etcd (False before its start and while it restarts)."""
+        return self._ready.is_set()
+
+    @property
     def replays(self) -> int:
         """Replay watches open now."""
         return len(self._replays)
