@@ -215,6 +215,12 @@ class EtcdWatch:
             except StorageError as err:
                 self.buffer.fail(err)
                 return
+            except (
+                Exception
+            ) as err:  # e.g. a key that is not UTF-8: never leave the consumer waiting
+                log.exception("etcd watch failed", extra={"prefix": self.prefix})
+                self.buffer.fail(StorageError(f"etcd watch failed: {err}"))
+                return
             finally:
                 if call is not None:
                     call.cancel()
