@@ -406,10 +406,18 @@ class Kubelet:
             extra={"pod": full_name(pod), "grace": grace_seconds, "sandboxes": len(sandboxes)},
         )
         await self.prober.remove_pod(pod.metadata.uid)
-        await self.runtime_manager.kill_pod(pod, sandboxes, grace_seconds)
+        # A pod that finished keeps its exited containers (and logs) until it is deleted.
+        finished = pod.status.phase in ("Succeeded", "Failed")
+        keep = finished and not pod.metadata.HasField("deletion_timestamp")
+        await self.runtime_manager.kill_pod(pod, sandboxes, grace_seconds, remove=not keep)
 
     async def sync_terminated_pod(self, pod: core_pb2.Pod, removed: bool) -> None:
         meta = pod.metadata
+        if removed or meta.HasField("deletion_timestamp"):
+            # What a finished pod kept for its logs goes before its object does.
+            kept = await self.runtime.list_pod_sandboxes(pod_uid=meta.uid)
+            if kept:
+                await self.runtime_manager.kill_pod(pod, kept, 0)
         if removed:
             self.status_manager.forget(meta.uid)
             await self.prober.remove_pod(meta.uid)

@@ -43,13 +43,13 @@
    newest one per name (kept for `logs --previous` and lastState) are removed,
    as by Kubernetes' container GC; the exited ones left get their termination messages.
 
-`kill_pod` stops the pod: every running container gracefully
-(kuberuntime_container.ContainerKiller: preStop hook, then
-stop_container(timeout=grace - hook time)), the app containers in parallel
-and the sidecars after them, last-declared first (sidecars.py), then
-stop_pod_sandbox (the network and the IP go), then the containers and
-sandboxes are removed. Every step is idempotent, so a kill interrupted by a
-crash is simply done again.
+`kill_pod` stops the pod: every running container gracefully (ContainerKiller:
+preStop hook, then stop_container(timeout=grace - hook time)), apps in parallel,
+sidecars after them, last-declared first (sidecars.py), then stop_pod_sandbox
+(the network and the IP go); then the containers and sandboxes are removed --
+except a pod that only finished (Succeeded or Failed, not deleted): its exited
+containers stay, and with them `logs`, until the pod is deleted, as Kubernetes'
+container GC keeps them. Every step is idempotent: a kill cut short is redone.
 
 Events, with Kubernetes' reasons: Pulling, Pulled, Created, Started, Killing, Failed,
 BackOff, FailedCreatePodSandBox, SandboxChanged, FailedPreStopHook, FailedPostStartHook.
@@ -459,14 +459,10 @@ class KubeRuntimeManager:
         return envvars.service_env(self.services(pod.metadata.namespace))
 
     async def kill_pod(
-        self, pod: core_pb2.Pod | None, sandboxes: list[PodSandbox], grace: int
+        self, pod: core_pb2.Pod | None, sandboxes: list[PodSandbox], grace: int, remove: bool = True
     ) -> None:
-        """Stop and remove every container and sandbox given (KillPod + removal).
-
-        Running containers stop in parallel, each gracefully (preStop, SIGTERM,
-        SIGKILL after `grace`); then the sandboxes go (network, IP) and the
-        containers and sandboxes are removed.
-        """
+        """Stop every container given (in parallel, gracefully: preStop, SIGTERM, SIGKILL
+        after `grace`) and the sandboxes, then remove them if `remove` (module docstring)."""
         containers: list[Container] = []
         for sandbox in sandboxes:
             containers.extend(await self.runtime.list_containers(sandbox_id=sandbox.id))
@@ -484,17 +480,21 @@ class KubeRuntimeManager:
         for c in running:
             c.state = ContainerState.EXITED  # our copy: stopped above, not again below
         for sandbox in sandboxes:
-            await self._kill_sandbox(sandbox.id, containers, grace)
+            await self._kill_sandbox(sandbox.id, containers, grace, remove)
         if pod is not None:
             self.messages.forget_pod(pod.metadata.uid)
             self.crash_backoff.forget_prefix(f"{pod.metadata.uid}/")
             self.image_backoff.forget_prefix(f"{pod.metadata.uid}/")
 
-    async def _kill_sandbox(self, sandbox_id: str, containers: list[Container], grace: int) -> None:
+    async def _kill_sandbox(
+        self, sandbox_id: str, containers: list[Container], grace: int, remove: bool = True
+    ) -> None:
         mine = [c for c in containers if c.sandbox_id == sandbox_id]
         running = [c for c in mine if c.state == ContainerState.RUNNING]
         await asyncio.gather(*(self.runtime.stop_container(c.id, grace) for c in running))
         await self.runtime.stop_pod_sandbox(sandbox_id)
+        if not remove:
+            return
         for c in mine:
             await self.runtime.remove_container(c.id)
         await self.runtime.remove_pod_sandbox(sandbox_id)

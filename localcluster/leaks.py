@@ -25,11 +25,14 @@ add up, in words a failing test can print:
       that cannot work;
     * a sandbox not READY: the kubelet kills and removes a NOTREADY sandbox
       when it makes the next one (kuberuntime_manager.compute_pod_actions),
-      so one still there is left behind;
+      so one still there is left behind -- unless its pod finished
+      (Succeeded or Failed) and still exists: such a pod keeps its stopped
+      sandbox and exited containers, for its logs, until it is deleted;
     * a container whose sandbox is gone.
 
 Kubernetes' container GC keeps dead sandboxes for a while; tinykube removes
-them at once, so "nothing left" is checkable the moment a pod runs.
+them at once (a finished pod's once it is deleted), so "nothing left" is
+checkable the moment a pod runs.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class NodeInventory:
     veths: set[str] = field(default_factory=set)
     reservations: dict[str, str] = field(default_factory=dict)  # address -> owner sandbox id
     cni_cache: set[str] | None = None  # sandbox ids with a cached ADD result (Docker only)
+    finished: set[str] = field(default_factory=set)  # uids of Succeeded/Failed pods
 
     def of_pod(self, uid: str) -> tuple[list[SandboxInfo], list[ContainerInfo]]:
         return (
@@ -121,7 +125,7 @@ class NodeInventory:
         out += [
             f"sandbox {s.id[:13]} of {s.pod} (attempt {s.attempt}) is NOTREADY and left behind"
             for s in self.sandboxes
-            if not s.ready
+            if not s.ready and s.pod_uid not in self.finished
         ]
         known = {s.id for s in self.sandboxes}
         out += [
@@ -141,12 +145,23 @@ def inventory(cluster: Cluster, node: str) -> NodeInventory:
     """Read the node's four places (module docstring) from outside its kubelet."""
     inv = NodeInventory(node, veths=node_veths(cluster, node))
     inv.reservations = reservations(cluster, node)
+    inv.finished = finished_pods(cluster)
     if cluster.state.runtime == "containerd":
         inv.sandboxes, inv.containers = _from_cri(cluster.node(node).paths.containerd_socket)
     else:
         inv.sandboxes, inv.containers = _from_docker(cluster.node(node).paths.docker_socket)
         inv.cni_cache = cni_cache(cluster, node)
     return inv
+
+
+def finished_pods(cluster: Cluster) -> set[str]:
+    """Uids of the pods that finished (Succeeded or Failed) and still exist."""
+
+    async def read(client: Any) -> set[str]:
+        pods, _ = await client.list("pods", "")
+        return {p.metadata.uid for p in pods if p.status.phase in ("Succeeded", "Failed")}
+
+    return cluster.api(read)
 
 
 def node_veths(cluster: Cluster, node: str) -> set[str]:

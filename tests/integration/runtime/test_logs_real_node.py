@@ -159,3 +159,21 @@ def test_previous_timestamps_since_and_selector(node: RealNode) -> None:
     assert missing.returncode == 1
     assert missing.stderr == "error: container nope is not valid for pod counter\n"
     node.delete("counter")
+
+
+def test_a_finished_pod_keeps_its_log_until_it_is_deleted(node: RealNode) -> None:
+    """A pod that ran to completion keeps its exited container, so `logs` reads it later (a
+    `run --rm -it` that asks once the command is done, a Job's pod); deleting it removes it."""
+    once = """  restartPolicy: Never
+  containers:
+  - name: once
+    image: busybox:1.36
+    command: ["sh", "-c", "echo done-once"]
+"""
+    node.create(pod_yaml("once", MARK, once))
+    node.wait(lambda: node.pod("once").status.phase == "Succeeded", "the pod Succeeded", 45)
+    time.sleep(2)  # the kubelet has stopped the finished pod meanwhile
+    out = run_cli(node.apiserver.address, "logs", "once")
+    assert (out.returncode, out.stdout) == (0, "done-once\n"), out.stderr
+    node.delete("once")
+    node.wait(lambda: node.pod("once") is None, "the finished pod gone", 30)

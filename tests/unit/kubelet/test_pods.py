@@ -11,6 +11,7 @@ import pytest
 from apimachinery import errors
 from apimachinery.client import Client
 from kubelet.runtime.fake import FakeRuntime
+from kubelet.runtime.interface import ContainerState, SandboxState
 from protos import core_pb2
 from tests.unit.kubelet.conftest import Harness, eventually, pod, set_pod_cidr
 
@@ -224,8 +225,24 @@ async def test_scripted_exits_give_terminal_phases(client: Client, harness: Harn
     assert done.status.container_statuses[0].state.terminated.reason == "Completed"
     assert failed.status.container_statuses[0].state.terminated.exit_code == 3
     assert conditions(failed)["Ready"] == "False"
-    await eventually(lambda: _no_sandboxes(runtime))  # stopped, the objects stay
+    # Finished, not deleted: the sandboxes stop (network and IP released) but they and the
+    # exited containers stay, so `logs` still finds them, as Kubernetes' container GC keeps them.
+    await eventually(lambda: _all_stopped(runtime, 2))
+    assert sorted(c.exit_code for c in runtime.containers.values()) == [0, 3]
+    assert all(c.state == ContainerState.EXITED for c in runtime.containers.values())
     assert (await client.get("pods", "ok")).status.phase == "Succeeded"
+    await asyncio.sleep(0.5)  # and they stay: nothing removes them behind the pod's back
+    assert len(runtime.sandboxes) == 2 and runtime.count("remove_container") == 0
+    # Deleted: what was kept goes, then the object does.
+    for name in ("ok", "bad"):
+        await client.delete("pods", name)
+    await eventually(lambda: _no_sandboxes(runtime))
+    assert not runtime.containers
+
+
+async def _all_stopped(runtime: FakeRuntime, count: int) -> bool:
+    sandboxes = list(runtime.sandboxes.values())
+    return len(sandboxes) == count and all(s.state == SandboxState.NOTREADY for s in sandboxes)
 
 
 async def _no_sandboxes(runtime: FakeRuntime) -> bool:
