@@ -20,7 +20,7 @@ Each component records what it did about a traced object as one span:
   CNI plugin's journal).
 
 Where spans go. `configure(client, service)` sets, once per process, an
-OpenTelemetry TracerProvider whose BatchSpanProcessor (every 0.5 s, or 512
+OpenTelemetry TracerProvider whose BatchSpanProcessor (every 5 s, or at 512
 spans) hands finished spans to `StoreExporter`: one `Traces.Export` call to
 the API server the client talks to, with the client's identity, over a plain
 (blocking) gRPC channel of the exporter's thread -- the asyncio channel
@@ -30,6 +30,17 @@ client (the kubelet's rotated certificate, a test's new server). With
 --otlp-endpoint` sets it) and the `otlp` extra installed, every span also goes
 to that OpenTelemetry collector. `OTEL_SDK_DISABLED=true` turns tracing off:
 no spans, no traceparent on writes.
+
+Why 5 s, OpenTelemetry's default (`OTEL_BSP_SCHEDULE_DELAY`, milliseconds,
+changes it). An export costs about the same whatever it carries: about 0.5 ms
+of the API server's CPU (the TLS front's relay, the guard, the call) and
+0.3 ms of the exporting process's, against about 0.04 ms per span. At the
+former 0.5 s, each busy process (the scheduler and controllers, each
+kubelet, each client) made up to two exports a second, and those calls --
+not the spans -- were most of what tracing cost the API server over a
+pod-startup run (docs/performance.md, "Tracing overhead"). The price is
+freshness: a component's spans reach `tinykube trace` up to 5 s after
+their step (the CLI flushes its own when a command ends).
 
 A failed export is logged at debug level and the batch is dropped: tracing
 never slows or fails the work it describes.
@@ -372,14 +383,15 @@ def _otlp_processor() -> BatchSpanProcessor | None:
             "pip install 'tinykube[otlp]' (opentelemetry-exporter-otlp-proto-grpc)"
         )
         return None
-    return BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=1000)
+    return BatchSpanProcessor(OTLPSpanExporter())  # every 5 s too (OTEL_BSP_SCHEDULE_DELAY)
 
 
-def configure(client: HasTarget, service: str, *, delay_ms: float = 500) -> bool:
+def configure(client: HasTarget, service: str, *, delay_ms: float | None = None) -> bool:
     """Export this process's spans through `client`'s API server; False when tracing is off.
 
     The first call makes the provider (its `service` names the process); every
-    call points the exporter at its client.
+    call points the exporter at its client. `delay_ms`: between exports (None:
+    `OTEL_BSP_SCHEDULE_DELAY`, else 5000, as the SDK reads it).
     """
     if disabled():
         return False
@@ -395,7 +407,7 @@ def configure(client: HasTarget, service: str, *, delay_ms: float = 500) -> bool
                 BatchSpanProcessor(
                     exporter,
                     max_queue_size=8192,
-                    schedule_delay_millis=delay_ms,
+                    schedule_delay_millis=delay_ms,  # None: the SDK's (see above)
                     max_export_batch_size=512,
                 )
             )
