@@ -51,7 +51,7 @@ def spans_of(cluster: Cluster, resource: str = "deployments", name: str = "web-a
 
 
 def eventually_spans(cluster: Cluster, complete: Any, what: str, timeout: float = 60) -> list[Any]:
-    """Poll the trace until `complete(spans)` holds (spans are exported every 0.5 s)."""
+    """Poll the trace until `complete(spans)` holds (each process exports a batch every 5 s)."""
     deadline = time.monotonic() + timeout
     spans: list[Any] = []
     while time.monotonic() < deadline:
