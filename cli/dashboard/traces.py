@@ -6,7 +6,7 @@ protos/trace.proto). The dashboard shows the newest trace there as a waterfall:
 one row per step, its bar placed on the trace's time axis, with the component,
 the node and the step's one-line "why".
 
-Spans have no watch: they arrive in batches (each process exports every 0.5 s),
+Spans have no watch: they arrive in batches (each process exports every 5 s),
 after the object changes they describe. So `TraceFeed` asks `Traces.List` for
 the newest trace's summary every `interval` seconds (2 s: the slowest this page
 does anything, and a single small call), and only when that summary changed
