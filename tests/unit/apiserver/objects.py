@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
+from apiserver.listeners import ServingOptions
+from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
 from protos import apps_pb2, core_pb2, meta_pb2
 
 REPO = Path(__file__).resolve().parents[3]
@@ -49,3 +52,18 @@ def pod(name: str, node: str = "", labels: dict[str, str] | None = None) -> core
     if node:
         p.spec.node_name = node
     return p
+
+
+def tls_serving(tmp_path: Path) -> tuple[Path, ServingOptions]:
+    """A PKI made by `pki init`'s code under tmp_path/pki-dir, and TLS serving on loopback
+    with it (any free port), for tests of the API server's secure port."""
+    pki = tmp_path / "pki-dir"
+    local = ipaddress.ip_address("127.0.0.1")
+    init_pki(PkiOptions(directory=pki, nodes=(NodeSpec("node1", (local,)),)), echo=lambda *_: None)
+    serving = ServingOptions(
+        listen=("127.0.0.1:0",),
+        tls_cert_file=str(pki / "pki" / "apiserver.crt"),
+        tls_private_key_file=str(pki / "pki" / "apiserver.key"),
+        client_ca_file=str(pki / "pki" / "ca.crt"),
+    )
+    return pki, serving

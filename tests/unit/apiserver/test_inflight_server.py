@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -26,13 +25,12 @@ from apimachinery.channel import Credentials
 from apimachinery.client import Client
 from apiserver.auth.authorizer import UserInfo
 from apiserver.inflight import MUTATING, READ_ONLY, InflightLimits
-from apiserver.listeners import ServingOptions
 from apiserver.registry.store import Store
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
-from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
 from tests.unit.apiserver.httpapi.client import CONFIGMAPS, HTTPS, configmap
 from tests.unit.apiserver.objects import configmap as configmap_pb
+from tests.unit.apiserver.objects import tls_serving
 from tests.unit.apiserver.rbac_objects import role, role_binding, rule, subject
 
 TOKEN = "bob-token"
@@ -95,16 +93,8 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], seconds: float
 
 @pytest.fixture
 async def limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Limited]:
-    pki = tmp_path / "pki-dir"
-    local = ipaddress.ip_address("127.0.0.1")
-    init_pki(PkiOptions(directory=pki, nodes=(NodeSpec("node1", (local,)),)), echo=lambda *_: None)
+    pki, serving = tls_serving(tmp_path)
     storage = await open_storage("sqlite", str(tmp_path / "data"))
-    serving = ServingOptions(
-        listen=("127.0.0.1:0",),
-        tls_cert_file=str(pki / "pki" / "apiserver.crt"),
-        tls_private_key_file=str(pki / "pki" / "apiserver.key"),
-        client_ca_file=str(pki / "pki" / "ca.crt"),
-    )
     server = APIServer(
         storage,
         f"unix:{tmp_path}/api.sock",

@@ -17,12 +17,11 @@ from apimachinery.channel import Credentials
 from apimachinery.client import Client
 from apimachinery.tracecontext import TraceParent
 from apiserver.auth.authorizer import UserInfo
-from apiserver.listeners import ServingOptions
 from apiserver.server import APIServer
 from apiserver.storage import open_storage
 from apiserver.traces import SpanStore, validate
-from cli.cmd_pki import NodeSpec, PkiOptions, init_pki
 from protos import core_pb2, rbac_pb2, trace_pb2, trace_pb2_grpc
+from tests.unit.apiserver.objects import tls_serving
 
 LOCAL = ipaddress.ip_address("127.0.0.1")
 TRACE_A, TRACE_B = "a" * 32, "b" * 32
@@ -135,15 +134,8 @@ class Secured:
 
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
-    pki = tmp_path / "pki-dir"
-    init_pki(PkiOptions(directory=pki, nodes=(NodeSpec("node1", (LOCAL,)),)), echo=lambda *_: None)
+    pki, serving = tls_serving(tmp_path)
     storage = await open_storage("sqlite", str(tmp_path / "data"))
-    serving = ServingOptions(
-        listen=("127.0.0.1:0",),
-        tls_cert_file=str(pki / "pki" / "apiserver.crt"),
-        tls_private_key_file=str(pki / "pki" / "apiserver.key"),
-        client_ca_file=str(pki / "pki" / "ca.crt"),
-    )
     tokens = {"bob": UserInfo("bob", ("developers",))}
     server = APIServer(storage, f"unix:{tmp_path}/api.sock", serving=serving, static_tokens=tokens)
     await server.start()
