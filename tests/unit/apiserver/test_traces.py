@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from apiserver.traces import SpanStore, validate
 from protos import core_pb2, rbac_pb2, trace_pb2, trace_pb2_grpc
 from tests.unit.apiserver.objects import tls_serving
 
-LOCAL = ipaddress.ip_address("127.0.0.1")
 TRACE_A, TRACE_B = "a" * 32, "b" * 32
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from apiserver.server import APIServer
 from apiserver.storage import open_storage
 from tests.unit.apiserver.httpapi.client import HTTPS, TOKEN, Cluster
 from tests.unit.apiserver.objects import tls_serving
-
-LOCAL = ipaddress.ip_address("127.0.0.1")
 
 
 @pytest.fixture
