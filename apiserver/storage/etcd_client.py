@@ -19,15 +19,24 @@ reads after a quorum check). When the current member does not answer, the
 next one is tried:
 
     call(request):
-        for each endpoint, starting at the current one:
-            wait up to `dial_timeout` for its channel to be connected;
-                not connected -> make the next endpoint current, try it
+        first round, each endpoint from the current one: skip it at once if its
+            last connection attempt failed (a killed member refuses at once); else
+            wait up to `dial_timeout` for its channel to be connected
+        second round (if the first got no answer): wait up to `dial_timeout`
+            on each, a failed attempt or not (a cluster still starting up)
+        on the endpoint found:
             send the request
                 UNAVAILABLE on a read  -> next endpoint (a read is safe to repeat)
                 UNAVAILABLE on a write -> next endpoint becomes current, and the write
                                           fails with EtcdUnavailable: etcd may or may not
                                           have applied it, so it is not sent twice
         every endpoint failed -> EtcdUnavailable
+
+Skipping a refusing member matters after a kill. A write in flight on a follower
+when the leader dies waits out etcd's own request timeout (5 s + 2 election
+timeouts: 7 s at the default 1 s) and comes back UNAVAILABLE "request timed out";
+the next endpoint in the ring may be the dead leader, and waiting `dial_timeout`
+on it would add 5 s more to the pause before the survivors are tried.
 
 That is clientv3's rule too: a mutation is retried only when it never left the
 client. The caller (a controller's compare-and-swap loop) re-reads and decides.
@@ -43,6 +52,7 @@ and etcd's message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -69,6 +79,7 @@ DEFAULT_REQUEST_TIMEOUT = 15.0
 _COMPACTED = "required revision has been compacted"
 _FUTURE = "required revision is a future revision"
 _TLS_KEYS = ("cafile", "certfile", "keyfile")
+_FAILED = grpc.ChannelConnectivity.TRANSIENT_FAILURE  # the last connection attempt failed
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),  # large lists are paged, but one key may be big
     ("grpc.max_send_message_length", -1),
@@ -199,17 +210,25 @@ class EtcdClient:
             if len(endpoints) > 1:
                 log.warning("etcd endpoint failed, trying the next", extra={"endpoint": endpoint})
 
-    async def _connected(self, endpoint: str, failures: list[str]) -> grpc.aio.Channel | None:
-        """The endpoint's channel once connected; None after `dial_timeout`, with the
-        reason appended to `failures`."""
+    async def _connected(
+        self, endpoint: str, failures: list[str], *, patient: bool
+    ) -> grpc.aio.Channel | None:
+        """The endpoint's channel once connected; None after `dial_timeout`, or at once
+        if its connection attempt failed and not `patient`, with the reason appended
+        to `failures`."""
         channel = self._channel(endpoint)
-        if channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
-            return channel
-        try:
-            await asyncio.wait_for(channel.channel_ready(), self.config.dial_timeout)
-        except asyncio.TimeoutError:
-            failures.append(f"{endpoint}: {await self._why(channel)}")
-            return None
+        state = channel.get_state(try_to_connect=True)
+        deadline = asyncio.get_running_loop().time() + self.config.dial_timeout
+        while state is not grpc.ChannelConnectivity.READY:
+            if state is grpc.ChannelConnectivity.SHUTDOWN:
+                raise StorageError("storage is closed")
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0 or (state is _FAILED and not patient):
+                failures.append(f"{endpoint}: {await self._why(channel)}")
+                return None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(channel.wait_for_state_change(state), remaining)
+            state = channel.get_state(try_to_connect=True)
         return channel
 
     async def _why(self, channel: grpc.aio.Channel) -> str:
@@ -226,9 +245,10 @@ class EtcdClient:
     ) -> T:
         """`call(channel)` on the current endpoint, failing over as the module docstring says."""
         failures: list[str] = []
-        for _ in range(len(self.config.endpoints)):
+        count = len(self.config.endpoints)
+        for attempt in range(2 * count):
             endpoint = self.current_endpoint
-            channel = await self._connected(endpoint, failures)
+            channel = await self._connected(endpoint, failures, patient=attempt >= count)
             if channel is None:
                 self._failed(endpoint)
                 continue
@@ -279,9 +299,10 @@ class EtcdClient:
     async def open_watch(self) -> tuple[str, Any]:
         """A new Watch stream (grpc.aio's bidirectional call) on a connected endpoint."""
         failures: list[str] = []
-        for _ in range(len(self.config.endpoints)):
+        count = len(self.config.endpoints)
+        for attempt in range(2 * count):
             endpoint = self.current_endpoint
-            channel = await self._connected(endpoint, failures)
+            channel = await self._connected(endpoint, failures, patient=attempt >= count)
             if channel is not None:
                 self.watch_streams += 1
                 return endpoint, rpc.WatchStub(channel).Watch()
