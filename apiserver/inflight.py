@@ -43,6 +43,20 @@ the slot. The admin's write E arrives with 2 in flight: served, uncounted.
 A watch arriving meanwhile is never counted. Refusals are counted per pool
 in `dropped`, as kube-apiserver's `apiserver_dropped_requests_total
 {request_kind="readOnly"|"mutating"}`.
+
+The loop-lag trigger (`--max-loop-lag-ms`, default 100; 0 turns it off).
+A pool counts only requests inside the handler; a request still queued in
+the event loop holds no slot (looplag.py explains the lag and how it is
+measured). So a second, earlier reason gives the same answer: while the
+loop's smoothed lag is above the threshold, a mutating request is refused
+at once with the same 429 and Retry-After, and counted in the same
+`dropped["mutating"]`, whatever its pool holds. The exemptions are the
+pool's: reads (they add no store commit and no fan-out), long-running
+requests, and system:masters are never refused for lag. Not in Kubernetes,
+whose API server runs handlers on many threads and has no one loop to
+fall behind. The server starts the monitor with the listeners (`start`)
+and stops it with them (`stop`); a limiter never started measures nothing
+and refuses nothing for lag.
 """
 
 from __future__ import annotations
@@ -54,9 +68,11 @@ from dataclasses import dataclass
 
 from apimachinery import errors
 from apiserver.auth.authorizer import SYSTEM_MASTERS, UserInfo
+from apiserver.looplag import LoopLagMonitor
 
 DEFAULT_MAX_REQUESTS_INFLIGHT = 400
 DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT = 200
+DEFAULT_MAX_LOOP_LAG_MS = 100
 RETRY_AFTER_SECONDS = 1
 
 READ_ONLY_VERBS = frozenset({"get", "list", "watch"})
@@ -69,15 +85,18 @@ MUTATING = "mutating"
 
 @dataclass(frozen=True)
 class InflightLimits:
-    """The two limits; 0 is no limit. Negative values are refused, naming the flag."""
+    """The two limits and the loop-lag threshold; 0 is no limit. Negative values are
+    refused, naming the flag."""
 
     max_requests_inflight: int = DEFAULT_MAX_REQUESTS_INFLIGHT
     max_mutating_requests_inflight: int = DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT
+    max_loop_lag_ms: int = DEFAULT_MAX_LOOP_LAG_MS
 
     def __post_init__(self) -> None:
         for flag, value in (
             ("--max-requests-inflight", self.max_requests_inflight),
             ("--max-mutating-requests-inflight", self.max_mutating_requests_inflight),
+            ("--max-loop-lag-ms", self.max_loop_lag_ms),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{flag} must be a non-negative integer, not {value!r}")
@@ -127,12 +146,35 @@ def request_kind(verb: str, subresource: str = "") -> str | None:
 
 
 class InflightLimiter:
-    """The two pools of one API server, shared by its gRPC and HTTP APIs (one event loop)."""
+    """The two pools of one API server, shared by its gRPC and HTTP APIs (one event loop),
+    and the loop-lag trigger; `loop_lag` is a seam for tests (else one is made when the
+    threshold is not 0)."""
 
-    def __init__(self, limits: InflightLimits | None = None) -> None:
+    def __init__(
+        self, limits: InflightLimits | None = None, loop_lag: LoopLagMonitor | None = None
+    ) -> None:
         self.limits = limits or InflightLimits()
         self.in_flight = {READ_ONLY: 0, MUTATING: 0}
         self.dropped = {READ_ONLY: 0, MUTATING: 0}  # apiserver_dropped_requests_total
+        if loop_lag is None and self.limits.max_loop_lag_ms:
+            loop_lag = LoopLagMonitor()
+        self.loop_lag = loop_lag
+
+    def start(self) -> None:
+        """Start measuring the running loop's lag (the server's start)."""
+        if self.loop_lag is not None and self.limits.max_loop_lag_ms:
+            self.loop_lag.start()
+
+    async def stop(self) -> None:
+        if self.loop_lag is not None:
+            await self.loop_lag.stop()
+
+    def lagging(self) -> bool:
+        """Is the loop's lag over `--max-loop-lag-ms`? Never when it is 0."""
+        threshold = self.limits.max_loop_lag_ms
+        if not threshold or self.loop_lag is None:
+            return False
+        return self.loop_lag.lag() * 1000 > threshold
 
     def admit(self, user: UserInfo, verb: str, subresource: str = "") -> None:
         """Take a slot for the current request, or raise TooManyRequests (module docstring)."""
@@ -143,11 +185,15 @@ class InflightLimiter:
         kind = request_kind(verb, subresource)
         if kind is None:
             return
+        masters = SYSTEM_MASTERS in user.groups
+        if kind == MUTATING and not masters and self.lagging():
+            self.dropped[kind] += 1  # the loop is behind: refused before it adds to it
+            raise errors.TooManyRequests(retry_after_seconds=RETRY_AFTER_SECONDS)
         limit = self.limits.limit(kind)
         if limit == 0:
             return
         if self.in_flight[kind] >= limit:
-            if SYSTEM_MASTERS in user.groups:
+            if masters:
                 return  # a super-admin always gets an answer: served, without a slot
             self.dropped[kind] += 1
             raise errors.TooManyRequests(retry_after_seconds=RETRY_AFTER_SECONDS)

@@ -11,7 +11,8 @@ decoded (`max_receive_message_length`), which the client reports as
 list of thousands of pods). Requests in flight are bounded as kube-apiserver's
 (`--max-requests-inflight 400`, `--max-mutating-requests-inflight 200`): one
 limiter for both the gRPC and the HTTP API, which answers 429 TooManyRequests
-at once when a pool is full (inflight.py).
+at once when a pool is full, or a write when the event loop lags more than
+`--max-loop-lag-ms` (100) behind (inflight.py, looplag.py).
 
 Start-up order matters: storage opens first (a second server on the same
 data directory fails here, not later), then the registry rebuilds what it
@@ -166,6 +167,7 @@ class APIServer:
         self.port = self.ports[0]
         secure_unix_sockets(self.serving.unix, self.serving.unix_socket_group)
         self._server = server
+        self.inflight.start()  # the loop-lag monitor, on this loop
         if self.advertise is not None:
             from apimachinery.client import Client
 
@@ -190,6 +192,7 @@ class APIServer:
         raise RuntimeError("the API server has no unix socket for its own control plane")
 
     async def stop(self, grace: float = 1.0) -> None:
+        await self.inflight.stop()
         reconciler, self.endpoint_reconciler = self.endpoint_reconciler, None
         if reconciler is not None:  # while the port is still open: remove this server
             await reconciler.stop()

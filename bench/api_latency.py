@@ -1,5 +1,6 @@
 """API server latency and throughput: `python bench/api_latency.py [--duration S] [--quick]
-[--tracing on|off] [--rates 20,200] [--watchers 1,100] [--max-mutating-inflight N] [--json FILE]`.
+[--tracing on|off] [--rates 20,200] [--watchers 1,100] [--max-mutating-inflight N]
+[--max-loop-lag-ms MS] [--json FILE]`.
 
 What is measured, against a real `tinykube apiserver` process on loopback with
 its SQLite store in a temporary directory (durable commits: every write is
@@ -17,12 +18,13 @@ fsynced before it is acknowledged):
 (TLS, loopback, started here: localcluster/etcdcluster.single_member) instead
 of SQLite; docs/performance.md puts the two side by side.
 
-The writers are a user of their own, `bench-writer`: a client certificate the
-bench signs with the server's CA (as `kubeadm kubeconfig user` makes one),
-allowed by a Role to create and update ConfigMaps in `default`, over mutual TLS
-on the API port. Not being in system:masters, they meet the server's in-flight
-limit (`--max-mutating-inflight N`, passed to the server as
-`--max-mutating-requests-inflight`; apiserver/inflight.py) and do not retry:
+The writers are a user of their own, `bench-writer` (bench/api_writer.py): a
+client certificate the bench signs with the server's CA, allowed by a Role to
+create and update ConfigMaps in `default`, over mutual TLS on the API port.
+Not being in system:masters, they meet the server's in-flight limit
+(`--max-mutating-inflight N`, passed to the server as
+`--max-mutating-requests-inflight`) and its loop-lag trigger (`--max-loop-lag-ms
+MS`, passed as is, 0 turns it off; apiserver/inflight.py), and do not retry:
 a write refused with 429 TooManyRequests is counted in `refused`, apart from
 `failed`, and the latency percentiles are over the accepted writes. The
 watchers and the saturation writers are the local admin over the server's unix
@@ -61,80 +63,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apimachinery import certs, errors, kubeconfig
+from apimachinery import errors
 from apimachinery.client import Client, retry_on_conflict
+from apiserver.inflight import DEFAULT_MAX_LOOP_LAG_MS
+from bench.api_writer import NAMESPACE as NAMESPACE  # `as`: re-exported (api_watch, tracing_api)
+from bench.api_writer import _cm as _cm
+from bench.api_writer import connect as connect
+from bench.api_writer import grant_writer as grant_writer
+from bench.api_writer import writer_kubeconfig as writer_kubeconfig
 from bench.tracing_mode import Commands, add_option, apply_mode, evidence, verdict
 from localcluster.etcdcluster import single_member
 from localcluster.processes import ApiServerProcess
-from protos import core_pb2, meta_pb2, rbac_pb2
 
-NAMESPACE = "default"
-WRITER = "bench-writer"  # the writers' user: not in system:masters, so the limit applies
-TRACE_EXPORTER = "system:tinykube:trace-exporter"  # create /traces (auth/bootstrappolicy.py)
 # The server's --max-mutating-requests-inflight for the run (module docstring, docs/performance.md).
 DEFAULT_MAX_MUTATING_INFLIGHT = 200
-
-
-def connect(target: str, *, retries: bool = True) -> Client:
-    """`unix:PATH`: the local admin's socket, no TLS. Else a kubeconfig file: its user over
-    mutual TLS on the API port, through the TLS front, as a remote client. Without `retries`
-    a 429 is raised at once (the writers count refusals)."""
-    if target.startswith("unix:"):
-        return Client(target)
-    return Client.from_config(kubeconfig.load(target), max_retries=10 if retries else 0)
-
-
-def writer_kubeconfig(srv: ApiServerProcess) -> Path:
-    """WRITER's client certificate, signed by the server's CA, in a kubeconfig for the API port."""
-    layout = srv.pki
-    ca = certs.CertKeyPair(certs.read_cert(layout.ca_cert), certs.read_key(layout.ca_key))
-    pair = certs.new_cert_and_key(ca, certs.CertConfig(WRITER))
-    path = Path(layout.kubeconfig(WRITER))
-    document = kubeconfig.new_config(
-        server=f"https://{srv.secure_address}",
-        ca_pem=certs.encode_cert_pem(ca.cert),
-        user=WRITER,
-        cert_pem=certs.encode_cert_pem(pair.cert),
-        key_pem=certs.encode_key_pem(pair.key),
-    )
-    kubeconfig.write(path, document)
-    return path
-
-
-async def grant_writer(admin: str, writer: str) -> None:
-    """A Role for creating and updating ConfigMaps in NAMESPACE, bound to WRITER (and the
-    trace exporter's ClusterRole); returns once the writer's dry-run create is allowed."""
-    group = "rbac.authorization.k8s.io"
-    meta = meta_pb2.ObjectMeta(name=WRITER, namespace=NAMESPACE)
-    rule = rbac_pb2.PolicyRule(
-        verbs=["create", "update"], api_groups=[""], resources=["configmaps"]
-    )
-    role = rbac_pb2.Role(api_version=f"{group}/v1", kind="Role", metadata=meta, rules=[rule])
-    binding = rbac_pb2.RoleBinding(
-        api_version=f"{group}/v1",
-        kind="RoleBinding",
-        metadata=meta,
-        role_ref=rbac_pb2.RoleRef(api_group=group, kind="Role", name=WRITER),
-        subjects=[rbac_pb2.Subject(kind="User", api_group=group, name=WRITER)],
-    )
-    exporter = rbac_pb2.ClusterRoleBinding(  # --tracing on: the writer's spans reach the server
-        api_version=f"{group}/v1",
-        kind="ClusterRoleBinding",
-        metadata=meta_pb2.ObjectMeta(name=WRITER),
-        role_ref=rbac_pb2.RoleRef(api_group=group, kind="ClusterRole", name=TRACE_EXPORTER),
-        subjects=binding.subjects,
-    )
-    async with connect(admin) as c:
-        for obj in (role, binding, exporter):
-            await c.create(obj)
-    async with connect(writer) as c:
-        for _ in range(100):
-            try:
-                await c.create(_cm("rbac-probe", "probe"), dry_run=True)
-                return
-            except errors.Forbidden:
-                await asyncio.sleep(0.05)
-    raise SystemExit(f"api_latency: {WRITER} was not allowed to write within 5 s")
 
 
 def rss_mb(pid: int) -> float:
@@ -149,14 +91,6 @@ def pct(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def _cm(name: str, run: str) -> core_pb2.ConfigMap:
-    cm = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap")
-    cm.metadata.name = name
-    cm.metadata.labels["run"] = run
-    cm.data["t"] = repr(time.time())
-    return cm
 
 
 # ----------------------------------------------------------------------------- watchers
@@ -407,6 +341,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the server's --max-mutating-requests-inflight (0: no limit; default %(default)s)",
     )
     ap.add_argument(
+        "--max-loop-lag-ms",
+        type=int,
+        default=DEFAULT_MAX_LOOP_LAG_MS,
+        help="the server's --max-loop-lag-ms (0: off; default %(default)s, the server's own)",
+    )
+    ap.add_argument(
         "--profile-server",
         default="",
         metavar="FILE",
@@ -422,6 +362,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--duration must be positive")
     if args.max_mutating_inflight < 0:
         ap.error("--max-mutating-inflight must be a non-negative integer")
+    if args.max_loop_lag_ms < 0:
+        ap.error("--max-loop-lag-ms must be a non-negative integer")
     return args
 
 
@@ -441,8 +383,12 @@ def main() -> None:
         if args.storage == "etcd":
             etcd = st.enter_context(single_member(Path(tmp) / "etcd"))
             extra = ("--storage", etcd.storage_spec())
-        print(f"storage: {args.storage}, max mutating in flight: {args.max_mutating_inflight}")
+        print(
+            f"storage: {args.storage}, max mutating in flight: {args.max_mutating_inflight},"
+            f" max loop lag: {args.max_loop_lag_ms} ms"
+        )
         extra += ("--max-mutating-requests-inflight", str(args.max_mutating_inflight))
+        extra += ("--max-loop-lag-ms", str(args.max_loop_lag_ms))
         srv = ApiServerProcess(Path(tmp) / "data", extra_args=extra)
         srv.start()
         try:

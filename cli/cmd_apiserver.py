@@ -18,6 +18,8 @@ the server refuses to start and says which flags are missing.
 `--max-requests-inflight` (400) and `--max-mutating-requests-inflight` (200)
 are kube-apiserver's: beyond them a request is refused at once with 429
 TooManyRequests instead of queueing (apiserver/inflight.py); 0 is no limit.
+`--max-loop-lag-ms` (100) refuses writes the same way while the server's
+event loop runs that far behind (apiserver/looplag.py); 0 turns it off.
 
 The store is SQLite in the data directory unless `--storage` says otherwise:
 `sqlite:PATH` for a database file elsewhere, or an etcd cluster, reached over
@@ -126,6 +128,14 @@ from cli.main import configure_logging
     show_default=True,
     help="Mutating requests served at once; more are refused with 429 (0: no limit).",
 )
+@click.option(
+    "--max-loop-lag-ms",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Mutating requests are refused with 429 while the event loop lags more than this"
+    " many milliseconds behind (0: never).",
+)
 @controller_flags
 @leader_election_flags(None)
 @click.option(
@@ -210,6 +220,7 @@ async def _run(flags: dict[str, object]) -> None:
         inflight=InflightLimits(
             max_requests_inflight=int(str(flags["max_requests_inflight"])),
             max_mutating_requests_inflight=int(str(flags["max_mutating_requests_inflight"])),
+            max_loop_lag_ms=int(str(flags["max_loop_lag_ms"])),
         ),
     )
     if await until_signalled(server):

@@ -1,7 +1,8 @@
 """The in-flight limit through a real server: 429 over gRPC and HTTP, who is never refused,
 and a client that waits out the Retry-After.
 
-The server has `--max-requests-inflight 1 --max-mutating-requests-inflight 1`,
+The server has `--max-requests-inflight 1 --max-mutating-requests-inflight 1`
+(and the default `--max-loop-lag-ms`, whose monitor a test makes report a lag),
 TLS with the PKI `tinykube pki init` writes, and a static token for bob (not
 in system:masters), whom a Role lets work with ConfigMaps in `default`. A
 write is held in flight by a store seam: creates of objects named `held-*`
@@ -226,3 +227,38 @@ async def test_the_client_retries_a_429_after_its_retry_after(limited: Limited) 
         assert created.metadata.name == "patient"
         assert time.monotonic() - started >= 0.9  # it waited for the server's 1 s
         assert limited.server.inflight.dropped[MUTATING] == 1
+
+
+async def test_a_lagging_loop_refuses_bobs_writes_and_nothing_else(
+    limited: Limited, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monitor = limited.server.inflight.loop_lag
+    assert monitor is not None
+    await eventually(lambda: monitor.samples > 0)  # started with the server
+    lag = [0.5]  # seconds: over the default 100 ms
+    monkeypatch.setattr(monitor, "lag", lambda: lag[0])
+    async with limited.bob(max_retries=0) as bob, limited.admin() as admin:
+        watch = bob.watch("configmaps", "default").__aiter__()
+        first = asyncio.ensure_future(watch.__anext__())
+        try:
+            started = time.monotonic()
+            with pytest.raises(errors.TooManyRequests) as refused:
+                await bob.create(configmap_pb("lagged"))
+            assert time.monotonic() - started < 1.0
+            assert refused.value.message == MESSAGE
+            assert refused.value.retry_after_seconds == 1
+            answer = await limited.bob_http().call("POST", CONFIGMAPS, configmap("lagged-http"))
+            assert (answer.status, answer.headers["retry-after"]) == (429, "1")
+            assert answer.data["message"] == MESSAGE
+            assert limited.server.inflight.dropped == {READ_ONLY: 0, MUTATING: 2}
+            assert len((await bob.list("configmaps", "default"))[0]) == 0  # reads are served
+            await admin.create(configmap_pb("by-admin"))  # system:masters is served
+            event = await asyncio.wait_for(first, 10)  # bob's watch was opened and serves
+            assert (event.type, event.object.metadata.name) == ("ADDED", "by-admin")
+            lag[0] = 0.002  # the loop caught up
+            await bob.create(configmap_pb("after"))
+            assert limited.server.inflight.dropped[MUTATING] == 2
+        finally:
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
+            await watch.aclose()  # type: ignore[attr-defined]
