@@ -44,7 +44,7 @@ import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,11 +116,20 @@ def sending(parent: TraceParent | None) -> Iterator[None]:
     if parent is None:
         yield
         return
-    token = _outgoing.set((_owner(), parent.header()))
+    token = start_sending(parent.header())
     try:
         yield
     finally:
-        _outgoing.reset(token)
+        stop_sending(token)
+
+
+def start_sending(header: str) -> Token[tuple[object, str] | None]:
+    """`sending` without the context manager (a class-based one's __enter__): its token."""
+    return _outgoing.set((_owner(), header))
+
+
+def stop_sending(token: Token[tuple[object, str] | None]) -> None:
+    _outgoing.reset(token)
 
 
 def outgoing() -> str:

@@ -52,43 +52,36 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Protocol
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-import grpc
 from google.protobuf.message import Message
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, TraceFlags
 
 from apimachinery import tracecontext
-from apimachinery.channel import CHANNEL_OPTIONS, Credentials
+from apimachinery.rootspans import ChosenIds, RootSpans
 from apimachinery.tracecontext import TraceParent
-from protos import trace_pb2, trace_pb2_grpc
+
+# Where finished spans go (re-exported: callers name them as tracing's).
+from apimachinery.tracing_export import COMPONENT as COMPONENT
+from apimachinery.tracing_export import NODE as NODE
+from apimachinery.tracing_export import OBJECT as OBJECT
+from apimachinery.tracing_export import WHY as WHY
+from apimachinery.tracing_export import HasTarget as HasTarget
+from apimachinery.tracing_export import StoreExporter as StoreExporter
+from apimachinery.tracing_export import to_proto as to_proto
 
 log = logging.getLogger(__name__)
 
-# Attribute keys. The first three become fields of the stored span (trace.proto).
-COMPONENT = "tinykube.component"
-WHY = "tinykube.why"
-NODE = "k8s.node.name"  # OpenTelemetry's semantic convention for a Kubernetes node
-OBJECT = "tinykube.object"
 MAX_LIST = 40  # values kept of a list attribute (commands, rule lines)
 MAX_VALUE = 400  # characters kept of one value
 
 CURRENT = object()  # parent=CURRENT: the span this task is inside
 Parent = TraceParent | Message | Span | object | None
 AttrValue = str | int | float | bool | Sequence[str]
-
-
-class HasTarget(Protocol):
-    """What the exporter needs of a client: where, and as whom."""
-
-    server: str
-    credentials: Credentials | None
 
 
 def disabled() -> bool:
@@ -206,16 +199,15 @@ def step(
         yield span
 
 
-@contextmanager
-def root(name: str, *, component: str, why: str = "") -> Iterator[Span | None]:
-    """The first span of a new trace (a user's command); writes inside carry it."""
-    if _state.provider is None:
-        yield None
-        return
-    attrs: dict[str, AttrValue] = {COMPONENT: component, WHY: _clean(why)}
-    span = _state.tracer.start_span(name, context=Context(), attributes=attrs)  # type: ignore[arg-type]
-    with trace.use_span(span, end_on_exit=True), tracecontext.sending(parent_of(span)):
-        yield span
+def root(name: str, *, component: str, why: str = "") -> AbstractContextManager[TraceParent | None]:
+    """The first span of a new trace (a user's command), around a `with` block; writes inside
+    carry it, and `as` gives its context (None when tracing is off).
+
+    The SDK makes the span after it has ended, in a batch (rootspans.py says why and when)."""
+    roots = _state.roots
+    if _state.provider is None or roots is None:
+        return nullcontext()
+    return roots.span(name, {COMPONENT: component, WHY: _clean(why)})
 
 
 @contextmanager
@@ -262,96 +254,6 @@ def record(
     return parent_of(span)
 
 
-# ---- export ---------------------------------------------------------------------------------
-
-
-def to_proto(span: ReadableSpan) -> trace_pb2.Span:
-    """The stored form of a finished span (protos/trace.proto)."""
-    ctx = span.context
-    assert ctx is not None
-    out = trace_pb2.Span(
-        trace_id=f"{ctx.trace_id:032x}",
-        span_id=f"{ctx.span_id:016x}",
-        parent_span_id=f"{span.parent.span_id:016x}" if span.parent is not None else "",
-        name=span.name,
-        start_time_unix_nano=span.start_time or 0,
-        end_time_unix_nano=span.end_time or 0,
-        service=str(span.resource.attributes.get("service.name", "")),
-    )
-    fields = {COMPONENT: "component", NODE: "node", WHY: "why", OBJECT: "object"}
-    for key, value in (span.attributes or {}).items():
-        if key in fields:
-            setattr(out, fields[key], str(value))
-        elif isinstance(value, (str, bool, int, float)):
-            out.attributes.add(key=key, values=[str(value)])
-        else:
-            out.attributes.add(key=key, values=[str(v) for v in value])  # type: ignore[union-attr]
-    for link in span.links:
-        out.links.add(
-            trace_id=f"{link.context.trace_id:032x}", span_id=f"{link.context.span_id:016x}"
-        )
-    if span.status.status_code == trace.StatusCode.ERROR:
-        out.error = span.status.description or "error"
-    return out
-
-
-def _open(target: str, credentials: Credentials | None) -> grpc.Channel:
-    if credentials is None:
-        return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
-    options: list[tuple[str, int | str]] = list(CHANNEL_OPTIONS)
-    if credentials.server_name:
-        options.append(("grpc.ssl_target_name_override", credentials.server_name))
-    return grpc.secure_channel(target, credentials.channel_credentials(), options=options)
-
-
-class StoreExporter(SpanExporter):
-    """OpenTelemetry's exporter interface, sending to the API server's Traces.Export."""
-
-    def __init__(self, timeout: float = 5.0) -> None:
-        self.timeout = timeout
-        self.client: HasTarget | None = None
-        self.exported = 0
-        self.failed = 0
-        self._lock = threading.Lock()
-        self._dialed: tuple[str, Credentials | None] | None = None
-        self._channel: grpc.Channel | None = None
-
-    def _stub(self) -> trace_pb2_grpc.TracesStub | None:
-        client = self.client
-        server = getattr(client, "server", None)
-        if client is None or not isinstance(server, str):
-            return None  # nowhere to send (a test's fake client)
-        wanted = (server, getattr(client, "credentials", None))
-        if self._channel is None or self._dialed != wanted:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = _open(*wanted)
-            self._dialed = wanted
-        return trace_pb2_grpc.TracesStub(self._channel)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        with self._lock:
-            stub = self._stub()
-            if stub is None:
-                return SpanExportResult.FAILURE
-            request = trace_pb2.ExportRequest(spans=[to_proto(s) for s in spans])
-            try:
-                stub.Export(request, timeout=self.timeout)
-            except grpc.RpcError as exc:
-                self.failed += len(spans)
-                log.debug("span export failed", extra={"spans": len(spans), "error": str(exc)})
-                return SpanExportResult.FAILURE
-            self.exported += len(spans)
-            return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = None
-            self._dialed = None
-
-
 class _State:
     """The process's provider, its exporter, and its one tracer.
 
@@ -364,6 +266,7 @@ class _State:
         self.provider: TracerProvider | None = None
         self.exporter: StoreExporter | None = None
         self.tracer: trace.Tracer = trace.NoOpTracer()
+        self.roots: RootSpans | None = None
 
 
 _state = _State()
@@ -398,7 +301,9 @@ def configure(client: HasTarget, service: str, *, delay_ms: float | None = None)
     with _state.lock:
         if _state.provider is None:
             exporter = StoreExporter()
+            ids = ChosenIds()
             provider = TracerProvider(
+                id_generator=ids,
                 resource=Resource.create({"service.name": service}),
                 span_limits=SpanLimits(max_attributes=64, max_links=16),
                 shutdown_on_exit=False,
@@ -415,6 +320,7 @@ def configure(client: HasTarget, service: str, *, delay_ms: float | None = None)
             if otlp is not None:
                 provider.add_span_processor(otlp)
             _state.tracer = provider.get_tracer("tinykube")
+            _state.roots = RootSpans(ids, _state.tracer)
             _state.exporter, _state.provider = exporter, provider
         assert _state.exporter is not None
         _state.exporter.client = client
@@ -424,6 +330,8 @@ def configure(client: HasTarget, service: str, *, delay_ms: float | None = None)
 def flush(timeout_ms: int = 5000) -> bool:
     """Export every finished span now (a CLI command before it exits)."""
     provider = _state.provider
+    if _state.roots is not None:
+        _state.roots.drain()
     return provider.force_flush(timeout_ms) if provider is not None else True
 
 
@@ -435,7 +343,9 @@ def exporter() -> StoreExporter | None:
 def shutdown() -> None:
     """Flush, stop the exporter's thread and forget the provider (tests; process exit)."""
     with _state.lock:
+        if _state.roots is not None:
+            _state.roots.drain()
         provider, _state.provider, _state.exporter = _state.provider, None, None
-        _state.tracer = trace.NoOpTracer()
+        _state.tracer, _state.roots = trace.NoOpTracer(), None
     if provider is not None:
         provider.shutdown()

@@ -73,3 +73,11 @@ def test_cpu_us_is_per_call() -> None:
     per_call = tracing_costs.cpu_us(calls.append, 100)
     assert len(calls) == 300  # three rounds, the best kept
     assert per_call >= 0 and math.isfinite(per_call)
+
+
+def test_the_paired_line_names_the_two_classes() -> None:
+    line = Comparison("write, 1 watcher", 0.0025, 0.0030, 0.0026, 0.0030).line(
+        labels=("untraced", "traced")
+    )
+    assert "untraced p50 2.50 p99 3.00 ms" in line and "traced p50 2.60 p99 3.00 ms" in line
+    assert "overhead p50 +4.0 %  p99 +0.0 %" in line
