@@ -18,14 +18,18 @@ Each component records what it did about a traced object as one span:
   component continues from there.
 * `record` makes a span after the fact, from times measured elsewhere (the
   CNI plugin's journal).
+* `root` starts a trace (a user's command, cli/traceroot.py). Its ids go out
+  with the writes at once; the SDK makes the span after it has ended, in a
+  batch (rootspans.py: inline, it cost a busy client ~150 us per write).
 
 Where spans go. `configure(client, service)` sets, once per process, an
 OpenTelemetry TracerProvider whose BatchSpanProcessor (every 5 s, or at 512
-spans) hands finished spans to `StoreExporter`: one `Traces.Export` call to
-the API server the client talks to, with the client's identity, over a plain
-(blocking) gRPC channel of the exporter's thread -- the asyncio channel
-belongs to the event loop. A later `configure` points the exporter at its
-client (the kubelet's rotated certificate, a test's new server). With
+spans) hands finished spans to `StoreExporter` (tracing_export.py): one
+`Traces.Export` call to the API server the client talks to, with the
+client's identity, over a plain (blocking) gRPC channel of the exporter's
+thread -- the asyncio channel belongs to the event loop. A later
+`configure` points the exporter at its client (the kubelet's rotated
+certificate, a test's new server). With
 `OTEL_EXPORTER_OTLP_ENDPOINT` set (the standard variable; `tinykube
 --otlp-endpoint` sets it) and the `otlp` extra installed, every span also goes
 to that OpenTelemetry collector. `OTEL_SDK_DISABLED=true` turns tracing off:
