@@ -181,35 +181,46 @@ def _watch(data: dict[str, Any], watchers: int) -> list[float]:
     return list(_api_row(data, watchers)["watch"])
 
 
+def _paired_run(argv: list[str], out: Path, label: str) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    argv = [*argv, "--json", str(out)]
+    proc = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0 or not out.exists():
+        sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
+    print(f"  {label} load {load:.2f}")
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def _classed(runs: list[dict[str, Any]], w: int, what: str, cls: str) -> list[list[float]]:
+    return [list(next(r for r in run["rows"] if r["watchers"] == w)[what][cls]) for run in runs]
+
+
 def paired(args: argparse.Namespace, workdir: Path) -> list[Comparison]:
-    """Latency: traced against untraced writes of the same runs (bench/tracing_api.py)."""
-    duration = "3" if args.quick else str(2 * args.duration)
+    """Latency: traced against untraced writes of the same runs (bench/tracing_api.py), and a
+    control run with neither traced, whose differences are the method's own noise."""
+    duration = "3" if args.quick else str(4 * args.duration)
     print(f"API latency: bench/tracing_api.py, {API_RATE} writes/s, traced and untraced mixed")
-    runs = []
-    for i in range(args.runs):
-        out = workdir / f"paired{i + 1}.json"
-        argv = ["bench/tracing_api.py", "--duration", duration, "--rate", str(API_RATE)]
-        argv += ["--watchers", "1,100", "--seed", str(i + 1), "--json", str(out)]
-        load = os.getloadavg()[0]
-        proc = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True)
-        if proc.returncode != 0 or not out.exists():
-            sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
-        print(f"  paired run {i + 1} load {load:.2f}")
-        runs.append(json.loads(out.read_text()))
-    comparisons = []
+    argv = ["bench/tracing_api.py", "--duration", duration, "--rate", str(API_RATE)]
+    argv += ["--watchers", "1,100"]
+    runs = [
+        _paired_run([*argv, "--seed", str(i + 1)], workdir / f"paired{i + 1}.json", f"run {i + 1}")
+        for i in range(args.runs)
+    ]
+    control = _paired_run([*argv, "--seed", "99", "--control"], workdir / "control.json", "control")
+    comparisons, noise = [], []
     for w in (1, 100):
         for what in ("write", "watch"):
             name = f"{what}, {w} watcher{'s' * (w > 1)}"
-
-            def pick(run: dict[str, Any], cls: str, w: int = w, what: str = what) -> list[float]:
-                row = next(r for r in run["rows"] if r["watchers"] == w)
-                return list(row[what][cls])
-
-            untraced = [pick(r, "untraced") for r in runs]
-            traced = [pick(r, "traced") for r in runs]
+            untraced, traced = (_classed(runs, w, what, c) for c in ("untraced", "traced"))
             comparisons.append(compare(name, untraced, traced))
+            a, b = (_classed([control], w, what, c) for c in ("untraced", "traced"))
+            noise.append(compare(name, a, b))
     for c in comparisons:
         print("  " + c.line(labels=("untraced", "traced")))
+    print("  control, neither class traced (the comparison's own noise):")
+    for c in noise:
+        print("  " + c.line(labels=("A", "B")).replace("overhead", "difference"))
     return comparisons
 
 
@@ -292,7 +303,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--runs", type=int, default=2, help="runs of each mode (alternating)")
     ap.add_argument("--quick", action="store_true", help="1 run of each, shorter runs")
     ap.add_argument("--only", choices=("api", "pods"), help="one of the two benchmarks")
-    ap.add_argument("--duration", type=float, default=5.0, help="API: seconds per row")
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=5.0,
+        help="API: seconds per row (the paired traced/untraced runs take 4 times as long)",
+    )
     ap.add_argument("--pods", type=int, default=20, help="pod startup: pods per run")
     ap.add_argument("--workdir", default="", help="keep the runs' logs and JSON here")
     args = ap.parse_args(argv)

@@ -139,3 +139,26 @@ def test_off_there_is_no_root_and_nothing_is_sent(monkeypatch: pytest.MonkeyPatc
     assert not tracing.configure(Nowhere(), "rootspans")
     with tracing.root("apply", component="tinykube") as parent:
         assert parent is None and tracecontext.outgoing() == ""
+
+
+def test_a_drain_makes_the_next_roots_ids_ahead_and_no_two_roots_share_them(
+    caught: Caught,
+) -> None:
+    roots = tracing._state.roots
+    assert roots is not None
+    with tracing.root("first", component="tinykube"):
+        pass
+    assert tracing.flush()
+    assert len(roots._ready) == rootspans.DRAIN_BATCH
+    trace_id, span_id, _, header = roots._ready[-1]
+    with tracing.root("second", component="tinykube") as parent:
+        assert tracecontext.outgoing() == header
+    assert parent is not None and int(parent.trace_id, 16) == trace_id
+    for i in range(3 * rootspans.DRAIN_BATCH):
+        with tracing.root(f"more-{i}", component="tinykube"):
+            pass
+    assert tracing.flush()
+    ids = [(s.context.trace_id, s.context.span_id) for s in caught.spans if s.context]
+    assert len(ids) == 2 + 3 * rootspans.DRAIN_BATCH == len(set(ids))
+    second = next(s for s in caught.spans if s.name == "second")
+    assert second.context is not None and second.context.span_id == span_id
