@@ -66,7 +66,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from apimachinery import errors
 from apimachinery.client import Client, retry_on_conflict
 from apiserver.inflight import DEFAULT_MAX_LOOP_LAG_MS
-from bench.api_writer import NAMESPACE as NAMESPACE  # `as`: re-exported (api_watch, tracing_api)
+from bench.api_watch import ALL, classed_watch_process, one_class
+from bench.api_writer import NAMESPACE as NAMESPACE  # `as`: re-exported
 from bench.api_writer import _cm as _cm
 from bench.api_writer import connect as connect
 from bench.api_writer import grant_writer as grant_writer
@@ -96,55 +97,7 @@ def pct(values: list[float], p: float) -> float:
 # ----------------------------------------------------------------------------- watchers
 
 
-def _watch_process(
-    address: str, watchers: int, run: str, expected: object, ready: object, out: object
-) -> None:
-    """Runs in its own process: `watchers` watches (ten per connection), one latency per event.
-
-    `expected` (a shared integer) is the number of writes issued, lowered to the number
-    accepted once the writers are done: a watcher stops when it has seen that many."""
-
-    async def main() -> list[float]:
-        latencies: list[float] = []
-        clients = [connect(address) for _ in range((watchers + 9) // 10)]
-        try:
-            start = (await clients[0].list("configmaps", NAMESPACE))[1]
-            seen = [0] * watchers
-
-            async def one(i: int) -> None:
-                stream = clients[i % len(clients)].watch(
-                    "configmaps", NAMESPACE, resource_version=start, label_selector=f"run={run}"
-                )
-                async for ev in stream:
-                    now = time.time()
-                    if ev.type in ("ADDED", "MODIFIED"):
-                        latencies.append(now - float(ev.object.data["t"]))
-                    seen[i] += 1
-                    if seen[i] >= expected.value:  # type: ignore[attr-defined]
-                        return
-
-            tasks = [asyncio.ensure_future(one(i)) for i in range(watchers)]
-            await asyncio.sleep(0.5)  # let every stream open before the writes begin
-            ready.set()  # type: ignore[attr-defined]
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not all(t.done() for t in tasks):
-                await asyncio.wait(tasks, timeout=0.1)
-                if all(n >= expected.value for n in seen):  # type: ignore[attr-defined]
-                    break
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            for c in clients:
-                await c.close()
-        return latencies
-
-    try:
-        result = asyncio.run(main())
-    except Exception as exc:  # report, never leave the parent waiting
-        print(f"watcher process failed: {exc!r}", file=sys.stderr)
-        result = []
-    out.send(result)  # type: ignore[attr-defined]
+# They run in a process of their own: bench/api_watch.py (one class: every event).
 
 
 # ----------------------------------------------------------------------------- writers
@@ -261,7 +214,7 @@ def run_case(
     expected = ctx.Value("i", count)
     parent, child = ctx.Pipe()
     args = (address, watchers, run, expected, ready, child)
-    proc = ctx.Process(target=_watch_process, args=args)
+    proc = ctx.Process(target=classed_watch_process, args=(*args, one_class))
     proc.start()
     ready.wait(60)
     server0, client0 = cpu_s(server_pid) if server_pid else 0.0, time.process_time()
@@ -271,7 +224,7 @@ def run_case(
     updates = result["updates"]
     assert isinstance(creates, list) and isinstance(updates, list)
     expected.value = accepted = len(creates) + len(updates)
-    watch_lat: list[float] = parent.recv() if parent.poll(150) else []
+    watch_lat: list[float] = parent.recv().get(ALL, []) if parent.poll(150) else []
     server_cpu = cpu_s(server_pid) - server0 if server_pid else 0.0
     proc.join(10)
     row = {
