@@ -6,51 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
 
 from apimachinery import rootspans, tracecontext, tracing
-from apimachinery.channel import Credentials
 from apimachinery.rootspans import ChosenIds
-
-
-class Nowhere:
-    """A client the exporter cannot dial (the spans are caught before it would)."""
-
-    server: str = ""
-    credentials: Credentials | None = None
-
-
-class Caught:
-    """Every span the process's exporter was handed."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReadableSpan] = []
-
-    def __call__(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.spans.extend(spans)
-        return SpanExportResult.SUCCESS
+from tests.unit.span_exports import Batches, Nowhere, configure
 
 
 @pytest.fixture
-def caught(monkeypatch: pytest.MonkeyPatch) -> Iterator[Caught]:
+def caught(monkeypatch: pytest.MonkeyPatch) -> Iterator[Batches]:
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
     tracing.shutdown()  # a provider left by another test
-    seen = Caught()
-    assert tracing.configure(Nowhere(), "rootspans")
-    exporter = tracing.exporter()
-    assert exporter is not None
-    exporter.export = seen  # type: ignore[method-assign]
+    seen = Batches()
+    configure(seen, "rootspans")
     yield seen
     tracing.shutdown()
 
 
 def test_the_writes_carry_the_root_and_the_exported_span_has_its_ids_times_and_why(
-    caught: Caught,
+    caught: Batches,
 ) -> None:
     before = time.time_ns()
     with tracing.root("apply", component="tinykube", why="tinykube apply -f web.yaml") as parent:
@@ -75,7 +52,7 @@ def test_the_writes_carry_the_root_and_the_exported_span_has_its_ids_times_and_w
     assert span.status.status_code == trace.StatusCode.UNSET
 
 
-def test_an_exception_marks_the_span_failed_and_is_raised(caught: Caught) -> None:
+def test_an_exception_marks_the_span_failed_and_is_raised(caught: Batches) -> None:
     failing = tracing.root("apply", component="tinykube")
     with pytest.raises(ValueError, match="no such file"), failing:
         raise ValueError("no such file")
@@ -85,7 +62,7 @@ def test_an_exception_marks_the_span_failed_and_is_raised(caught: Caught) -> Non
     assert span.status.description == "ValueError: no such file"
 
 
-def test_a_cancelled_block_is_not_an_error(caught: Caught) -> None:
+def test_a_cancelled_block_is_not_an_error(caught: Batches) -> None:
     with pytest.raises(asyncio.CancelledError), tracing.root("apply", component="tinykube"):
         raise asyncio.CancelledError()
     assert tracing.flush()
@@ -93,7 +70,7 @@ def test_a_cancelled_block_is_not_an_error(caught: Caught) -> None:
     assert span.status.status_code == trace.StatusCode.UNSET
 
 
-def test_on_a_loop_the_spans_wait_for_the_drain_and_go_together(caught: Caught) -> None:
+def test_on_a_loop_the_spans_wait_for_the_drain_and_go_together(caught: Batches) -> None:
     roots = tracing._state.roots
     assert roots is not None
 
@@ -110,7 +87,7 @@ def test_on_a_loop_the_spans_wait_for_the_drain_and_go_together(caught: Caught) 
     assert sorted(s.name for s in caught.spans) == ["create-0", "create-1", "create-2"]
 
 
-def test_a_full_batch_drains_at_once(caught: Caught) -> None:
+def test_a_full_batch_drains_at_once(caught: Batches) -> None:
     roots = tracing._state.roots
     assert roots is not None
 
@@ -142,7 +119,7 @@ def test_off_there_is_no_root_and_nothing_is_sent(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_drain_makes_the_next_roots_ids_ahead_and_no_two_roots_share_them(
-    caught: Caught,
+    caught: Batches,
 ) -> None:
     roots = tracing._state.roots
     assert roots is not None

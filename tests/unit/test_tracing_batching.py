@@ -3,39 +3,16 @@ OTEL_BSP_SCHEDULE_DELAY says; a flush sends what is held at once."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
 
 from apimachinery import tracing
-from apimachinery.channel import Credentials
 from apimachinery.tracecontext import TraceParent
+from tests.unit.span_exports import Batches, configure
 
 PARENT = TraceParent("d" * 32, "2" * 16)
-
-
-class Nowhere:
-    """A client the exporter cannot dial (the batches are caught before it would)."""
-
-    server: str = ""
-    credentials: Credentials | None = None
-
-
-class Batches:
-    """What the process's exporter was handed, batch by batch."""
-
-    def __init__(self) -> None:
-        self.sizes: list[int] = []
-        self.arrived = threading.Event()
-
-    def __call__(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.sizes.append(len(spans))
-        self.arrived.set()
-        return SpanExportResult.SUCCESS
 
 
 @pytest.fixture
@@ -48,10 +25,7 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Batches]:
 
 
 def _configure(seen: Batches) -> None:
-    assert tracing.configure(Nowhere(), "batching")
-    exporter = tracing.exporter()
-    assert exporter is not None
-    exporter.export = seen  # type: ignore[method-assign]
+    configure(seen, "batching")
 
 
 def _spans(n: int) -> None:
