@@ -50,9 +50,11 @@ the event loop holds no slot (looplag.py explains the lag and how it is
 measured). So a second, earlier reason gives the same answer: while the
 loop's smoothed lag is above the threshold, a mutating request is refused
 at once with the same 429 and Retry-After, and counted in the same
-`dropped["mutating"]`, whatever its pool holds. The exemptions are the
-pool's: reads (they add no store commit and no fan-out), long-running
-requests, and system:masters are never refused for lag. Not in Kubernetes,
+`dropped["mutating"]`, whatever its pool holds. Never refused for lag: reads
+(they add no store commit and no fan-out), long-running requests,
+system:masters, and the cluster's own components -- the nodes, the
+scheduler and the controller manager (`lag_exempt`), whose writes keep the
+cluster alive (a kubelet's lease renewals). Not in Kubernetes,
 whose API server runs handlers on many threads and has no one loop to
 fall behind. The server starts the monitor with the listeners (`start`)
 and stops it with them (`stop`); a limiter never started measures nothing
@@ -67,7 +69,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from apimachinery import errors
-from apiserver.auth.authorizer import SYSTEM_MASTERS, UserInfo
+from apiserver.auth.authorizer import (
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    SYSTEM_MASTERS,
+    SYSTEM_NODES,
+    UserInfo,
+)
 from apiserver.looplag import LoopLagMonitor
 
 DEFAULT_MAX_REQUESTS_INFLIGHT = 400
@@ -145,6 +153,23 @@ def request_kind(verb: str, subresource: str = "") -> str | None:
     return READ_ONLY if verb in READ_ONLY_VERBS else MUTATING
 
 
+def lag_exempt(user: UserInfo) -> bool:
+    """Is `user` served whatever the loop's lag? The cluster's own components are.
+
+    Kubernetes' API Priority and Fairness puts their requests in priority levels
+    of their own -- the nodes in `system`, the scheduler and the controller
+    manager in `workload-high` -- so that a flood of user writes cannot starve
+    the kubelets' lease renewals (a node whose renewals were refused for 40 s
+    would be marked NotReady and its pods evicted). Refusing for lag is the
+    user's level only: whoever is not system:masters, a node or one of those two.
+    """
+    return (
+        SYSTEM_MASTERS in user.groups
+        or SYSTEM_NODES in user.groups
+        or user.name in (SCHEDULER, CONTROLLER_MANAGER)
+    )
+
+
 class InflightLimiter:
     """The two pools of one API server, shared by its gRPC and HTTP APIs (one event loop),
     and the loop-lag trigger; `loop_lag` is a seam for tests (else one is made when the
@@ -186,7 +211,7 @@ class InflightLimiter:
         if kind is None:
             return
         masters = SYSTEM_MASTERS in user.groups
-        if kind == MUTATING and not masters and self.lagging():
+        if kind == MUTATING and not lag_exempt(user) and self.lagging():
             self.dropped[kind] += 1  # the loop is behind: refused before it adds to it
             raise errors.TooManyRequests(retry_after_seconds=RETRY_AFTER_SECONDS)
         limit = self.limits.limit(kind)

@@ -15,7 +15,14 @@ import pytest
 from click.testing import CliRunner
 
 from apimachinery import errors
-from apiserver.auth.authorizer import AUTHENTICATED, SYSTEM_MASTERS, UserInfo
+from apiserver.auth.authorizer import (
+    AUTHENTICATED,
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    SYSTEM_MASTERS,
+    SYSTEM_NODES,
+    UserInfo,
+)
 from apiserver.inflight import (
     MUTATING,
     READ_ONLY,
@@ -23,6 +30,7 @@ from apiserver.inflight import (
     InflightLimits,
     request_scope,
 )
+from apiserver.looplag import LoopLagMonitor
 from cli.main import cli
 from tests.unit.cli_apiserver import no_traceback
 
@@ -187,3 +195,49 @@ def test_the_flags_are_validated_before_anything_starts(
     assert result.exit_code == 2
     assert flag in result.output and words in result.output
     assert not (tmp_path / "tinykube.db").exists()
+
+
+class Lagging(LoopLagMonitor):
+    """A monitor that reports the lag it is given, never started."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def lag(self) -> float:
+        return self.seconds
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        UserInfo("system:node:node1", (SYSTEM_NODES, AUTHENTICATED)),
+        UserInfo(SCHEDULER, (AUTHENTICATED,)),
+        UserInfo(CONTROLLER_MANAGER, (AUTHENTICATED,)),
+        ADMIN,
+    ],
+    ids=["node", "scheduler", "controller-manager", "admin"],
+)
+async def test_the_clusters_own_components_write_while_the_loop_lags(user: UserInfo) -> None:
+    limiter = InflightLimiter(loop_lag=Lagging(0.5))  # 500 ms, over the default 100
+    requests = Requests(limiter)
+    try:
+        await requests.start(user, "update", "status")  # a node's status, a lease renewal
+        await requests.start(user, "create")
+        with pytest.raises(errors.TooManyRequests):
+            await requests.start(BOB, "create")  # a user's write is what lag refuses
+        assert limiter.dropped == {READ_ONLY: 0, MUTATING: 1}
+    finally:
+        await requests.finish()
+
+
+async def test_a_lag_exempt_node_still_takes_a_slot_of_its_pool() -> None:
+    node = UserInfo("system:node:node1", (SYSTEM_NODES, AUTHENTICATED))
+    limiter = InflightLimiter(InflightLimits(max_mutating_requests_inflight=1), Lagging(0.5))
+    requests = Requests(limiter)
+    try:
+        await requests.start(node, "create")
+        with pytest.raises(errors.TooManyRequests):  # lag-exempt is not pool-exempt
+            await requests.start(node, "create")
+    finally:
+        await requests.finish()
