@@ -18,8 +18,9 @@ the server refuses to start and says which flags are missing.
 `--max-requests-inflight` (400) and `--max-mutating-requests-inflight` (200)
 are kube-apiserver's: beyond them a request is refused at once with 429
 TooManyRequests instead of queueing (apiserver/inflight.py); 0 is no limit.
-`--max-loop-lag-ms` (100) refuses writes the same way while the server's
-event loop runs that far behind (apiserver/looplag.py); 0 turns it off.
+`--max-loop-lag-ms` (100) refuses users' writes the same way while the
+server's event loop runs that far behind (apiserver/looplag.py; the nodes,
+the scheduler and the controller manager are always served); 0 turns it off.
 
 The store is SQLite in the data directory unless `--storage` says otherwise:
 `sqlite:PATH` for a database file elsewhere, or an etcd cluster, reached over
@@ -133,8 +134,8 @@ from cli.main import configure_logging
     type=click.IntRange(min=0),
     default=100,
     show_default=True,
-    help="Mutating requests are refused with 429 while the event loop lags more than this"
-    " many milliseconds behind (0: never).",
+    help="Users' mutating requests are refused with 429 while the event loop lags more than"
+    " this many milliseconds behind (0: never; nodes and control-plane components are served).",
 )
 @controller_flags
 @leader_election_flags(None)
