@@ -38,7 +38,21 @@ def test_verdict_names_the_largest_overhead_and_the_target() -> None:
     small = Comparison("write", 1.0, 2.0, 1.01, 2.02)  # +1 %
     large = Comparison("burst", 1.0, 2.0, 1.0, 2.2)  # p99 +10 %
     assert verdict([small]) == "largest overhead +1.0 % (write); target <= 5 % met"
-    assert verdict([small, large]) == "largest overhead +10.0 % (burst); target <= 5 % NOT met"
+    assert verdict([small, large]) == (
+        "largest overhead +10.0 % (burst); target <= 5 % NOT met: burst p99 +10.0 %"
+    )
+
+
+def test_a_figure_over_the_target_by_less_than_the_controls_noise_is_not_called_met() -> None:
+    noisy = Comparison("watch, 1 watcher", 1.0, 2.0, 1.03, 2.3)  # p50 +3 %, p99 +15 %
+    within = verdict([noisy], {"watch, 1 watcher": (1.3, 19.0)})  # the control moved 19 %
+    assert within == (
+        "largest overhead +15.0 % (watch, 1 watcher); target <= 5 % met where measurable; "
+        "within the control's noise: watch, 1 watcher p99 +15.0 % (control ±19.0 %)"
+    )
+    beyond = verdict([noisy], {"watch, 1 watcher": (1.3, 4.0)})  # 15 > 5 + 4
+    assert beyond.endswith("NOT met: watch, 1 watcher p99 +15.0 %")
+    assert verdict([noisy]).endswith("NOT met: watch, 1 watcher p99 +15.0 %")  # no control
 
 
 def test_quick_is_one_run_of_each() -> None:
