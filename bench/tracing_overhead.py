@@ -32,7 +32,10 @@ Three benchmarks:
 
 Samples of the runs of one mode (or class) are pooled, and p50/p99 (nearest
 rank, bench/measure.py) of on and of off are compared: overhead = (on -
-off) / off. The verdict takes the paired API latencies and pod startup.
+off) / off. The verdict takes the paired API latencies and pod startup,
+figure by figure: over 5 % by more than the control run moved the same
+figure is NOT met; over 5 % by less is reported as within the control's
+noise (neither shown met nor missed).
 Each run's own figures and the machine's load average are printed too: on a
 shared 2-core machine a difference smaller than the run-to-run spread is
 noise, whatever its sign. The CPU each piece of tracing costs is printed
