@@ -165,14 +165,22 @@ def dry_run(request: Request) -> bool:
     return bool(values)
 
 
+INT64 = range(-(2**63), 2**63)
+
+
 def int_param(request: Request, name: str) -> int | None:
+    """A query parameter that is an int64 in Kubernetes (limit, timeoutSeconds, tailLines...):
+    anything else is a 400 naming it, never a 500 from the field it would be written to."""
     text = request.param(name)
     if not text:
         return None
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise errors.BadRequest(f'{name}: Invalid value: "{text}": must be an integer') from None
+    if value not in INT64:
+        raise errors.BadRequest(f'{name}: Invalid value: "{text}": must be a 64-bit integer')
+    return value
 
 
 @dataclass(frozen=True)

@@ -267,6 +267,7 @@ def _check(answer: Answer, method: str) -> None:
 @example(("POST", f"{NS}/configmaps", "application/json"), "*/*", b"[" * 100_000)
 @example(("POST", f"{NS}/configmaps", "application/yaml"), "*/*", b"a: &a [*a]")
 @example(("GET", f"{NS}/configmaps?limit=1&continue={DEEP_TOKEN}", ""), "*/*", b"")
+@example(("GET", f"{NS}/configmaps?limit=99999999999999999999", ""), "*/*", b"")
 @example(("PUT", f"{APPS}/deployments/web", "application/json"), "*/*", b" " * (3 * 2**20 + 1))
 @example(("POST", f"{NS}/configmaps", kubepb.PROTOBUF), "*/*", DEEP_PROTOBUF)
 def test_every_request_gets_a_status_and_errors_leave_no_trace(
@@ -401,6 +402,18 @@ def test_malformed_http_never_gets_a_5xx_and_leaves_the_store_alone(
             None,
             None,
             "the request nests too deeply to be read",
+        ),
+        (  # past int64: protobuf's "Value out of range" was a 500
+            f"{NS}/configmaps?limit=99999999999999999999",
+            None,
+            None,
+            'limit: Invalid value: "99999999999999999999": must be a 64-bit integer',
+        ),
+        (
+            f"{NS}/pods/p/log?tailLines=-99999999999999999999",
+            None,
+            None,
+            'tailLines: Invalid value: "-99999999999999999999": must be a 64-bit integer',
         ),
     ],
 )
