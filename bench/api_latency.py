@@ -67,11 +67,7 @@ from apimachinery import errors
 from apimachinery.client import Client, retry_on_conflict
 from apiserver.inflight import DEFAULT_MAX_LOOP_LAG_MS
 from bench.api_watch import ALL, classed_watch_process, one_class
-from bench.api_writer import NAMESPACE as NAMESPACE  # `as`: re-exported
-from bench.api_writer import _cm as _cm
-from bench.api_writer import connect as connect
-from bench.api_writer import grant_writer as grant_writer
-from bench.api_writer import writer_kubeconfig as writer_kubeconfig
+from bench.api_writer import NAMESPACE, _cm, connect, grant_writer, writer_kubeconfig
 from bench.tracing_mode import Commands, add_option, apply_mode, evidence, verdict
 from localcluster.etcdcluster import single_member
 from localcluster.processes import ApiServerProcess

@@ -61,12 +61,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apimachinery import errors, tracecontext
-from apimachinery.client import retry_on_conflict
+from apimachinery.client import Client, retry_on_conflict
 from bench.api_watch import ClassedLatencies, classed_watch_process
 from bench.api_writer import NAMESPACE, _cm, connect, grant_writer, writer_kubeconfig
 from bench.measure import percentile
 from bench.tracing_mode import Commands, apply_mode, overhead_pct
 from localcluster.processes import ApiServerProcess
+from protos import core_pb2
 
 CLASSES = ("traced", "untraced")
 
@@ -137,11 +138,11 @@ async def _open_loop(
     return out
 
 
-async def _one(c: object, cm: object, *, create: bool) -> None:
+async def _one(c: Client, cm: core_pb2.ConfigMap, *, create: bool) -> None:
     if create:
-        await c.create(cm)  # type: ignore[attr-defined]
+        await c.create(cm)
     else:  # the object the pair's create made, unconditionally (no resourceVersion)
-        await retry_on_conflict(lambda: c.update(cm))  # type: ignore[attr-defined]
+        await retry_on_conflict(lambda: c.update(cm))
 
 
 async def _check(address: str, run: str, traced: list[bool]) -> str:
