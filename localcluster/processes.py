@@ -278,6 +278,9 @@ class KubeletProcess(ChildProcess):
                 args += ["--node-ip", ip]
         else:
             args += ["--server", server]
+        if not _flag(extra_args, "--root-dir"):  # kubelets on one host need their own
+            # (the TLS front's sockets live there: a shared one is wiped by each start)
+            args += ["--root-dir", str(log_dir / f"{node}-root")]
         super().__init__([*args, *extra_args], log_dir / f"kubelet-{node}.log")
 
     def start(self) -> None:
