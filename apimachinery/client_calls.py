@@ -1,6 +1,7 @@
-"""The client's calls beyond the object verbs: logs, exec, version, discovery, access, traces.
+"""The client's calls beyond the object verbs: binding, logs, exec, version, discovery, access,
+traces.
 
-Kubernetes reaches these through subresources (`pods/log`, `pods/exec`),
+Kubernetes reaches these through subresources (`pods/binding`, `pods/log`, `pods/exec`),
 non-resource paths (`/version`, `/api`) and the SelfSubjectAccessReview
 kind; here each is one RPC of the same service. They live beside
 client.py's verbs as a mixin, so the Client stays one class to import.
@@ -16,15 +17,16 @@ from typing import TypeVar
 
 import grpc
 
+from apimachinery import scheme, tracecontext
 from apimachinery.channel import Connection
-from protos import api_pb2, api_pb2_grpc, trace_pb2, trace_pb2_grpc
+from protos import api_pb2, api_pb2_grpc, core_pb2, trace_pb2, trace_pb2_grpc
 
 DEFAULT_NAMESPACE = "default"
 T = TypeVar("T")
 
 
 class ServerCalls:
-    """Logs, exec, version, discovery and access review (mixed into Client)."""
+    """Binding, logs, exec, version, discovery and access review (mixed into Client)."""
 
     timeout: float
     _connection: Connection
@@ -34,6 +36,32 @@ class ServerCalls:
 
     async def _unary(self, make: Callable[[], Awaitable[T]]) -> T:
         raise NotImplementedError
+
+    async def bind(
+        self,
+        name: str,
+        node: str,
+        namespace: str = "",
+        *,
+        uid: str = "",
+        annotations: dict[str, str] | None = None,
+    ) -> core_pb2.Pod:
+        """Bind a pod to a node (the pods/binding subresource); returns the bound pod.
+
+        `uid` guards against binding a different pod that took the same name;
+        `annotations` are merged into the pod in the same write.
+        """
+        binding = core_pb2.Binding(api_version="v1", kind="Binding")
+        binding.metadata.name = name
+        binding.metadata.namespace = namespace or DEFAULT_NAMESPACE
+        binding.metadata.uid = uid
+        binding.metadata.annotations.update(annotations or {})
+        binding.target.kind = "Node"
+        binding.target.name = node
+        request = api_pb2.BindRequest(binding=binding, traceparent=tracecontext.outgoing())
+        reply = await self._unary(lambda: self._resources().Bind(request, timeout=self.timeout))
+        pod: core_pb2.Pod = scheme.unpack(reply)
+        return pod
 
     async def pod_logs(
         self,

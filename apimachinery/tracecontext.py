@@ -11,11 +11,12 @@ both in the W3C Trace Context format OpenTelemetry uses:
                  |  |                                |                |
            version  trace id (16 bytes, hex)         span id (8 bytes) flags (sampled)
 
-* on the call: the gRPC metadata key `traceparent` (the HTTP API reads the
-  header of the same name), sent by the client on every write while a
-  step is current (`sending`, read by `outgoing_metadata`);
+* on the call: the write request's `traceparent` field, filled by the client
+  on every write while a step is current (`sending`, read by `outgoing`);
+  the server also takes it from the gRPC metadata key `traceparent` (where
+  OpenTelemetry's gRPC instrumentation puts it) and from the HTTP header;
 * on the object: the annotation `tinykube.io/trace-context`, which the API
-  server writes from the call's metadata (apiserver/registry/tracecontext.py)
+  server writes from the call's context (apiserver/registry/tracecontext.py)
   and components read back with `of_object` to continue the trace.
 
 Kubernetes has no standard for this: its own tracing (the API server's and
@@ -138,12 +139,6 @@ def outgoing() -> str:
     if current is None or current[0] is not _owner():
         return ""
     return current[1]
-
-
-def outgoing_metadata() -> tuple[tuple[str, str], ...] | None:
-    """gRPC metadata for a write made now: the traceparent, or None."""
-    value = outgoing()
-    return ((METADATA_KEY, value),) if value else None
 
 
 def from_metadata(metadata: Any) -> str:

@@ -85,12 +85,20 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
         stamp_if_csr(obj, user)
         await confirm_no_escalation(self.guard.authorizer, self.rbac, user, obj)
 
-    async def _call(self, context: grpc.aio.ServicerContext, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self,
+        context: grpc.aio.ServicerContext,
+        fn: Callable[[], Awaitable[T]],
+        traceparent: str = "",
+    ) -> T:
+        """Serve one call: `fn()` under the request's scope, its errors as gRPC statuses.
+
+        `traceparent` is a write request's field of that name (reads have none)."""
         try:
             with (
                 inflight.request_scope(),  # a slot the guard takes is given back on the way out
                 admission_warnings.collecting() as gathered,
-                tracecontext.receiving(context.invocation_metadata()),  # registry/tracecontext.py
+                tracecontext.receiving(tracecontext.of_call(traceparent, context)),
             ):
                 result = await fn()
             if gathered:  # admission's warnings travel as trailing metadata, one per text
@@ -122,7 +130,7 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
             obj = await self.store.create(obj, dry_run=request.dry_run)
             return scheme.pack(obj)
 
-        return await self._call(context, run)
+        return await self._call(context, run, request.traceparent)
 
     async def Get(self, request: api_pb2.GetRequest, context: Any) -> Any:
         async def run() -> Any:
@@ -173,7 +181,7 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
             updated = await self.store.update(obj, dry_run=request.dry_run, status=status)
             return scheme.pack(updated)
 
-        return await self._call(context, run)
+        return await self._call(context, run, request.traceparent)
 
     async def Apply(self, request: api_pb2.ApplyRequest, context: Any) -> api_pb2.ApplyResponse:
         async def run() -> api_pb2.ApplyResponse:
@@ -190,7 +198,7 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
             result, word = await apply_mod.apply(self.store, obj, dry_run=request.dry_run)
             return api_pb2.ApplyResponse(object=scheme.pack(result), result=word)
 
-        return await self._call(context, run)
+        return await self._call(context, run, request.traceparent)
 
     async def Bind(self, request: api_pb2.BindRequest, context: Any) -> Any:
         async def run() -> Any:
@@ -203,7 +211,7 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
             pod = await binding_mod.bind(self.store, request.binding, dry_run=request.dry_run)
             return scheme.pack(pod)
 
-        return await self._call(context, run)
+        return await self._call(context, run, request.traceparent)
 
     async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> Any:
         async def run() -> Any:
@@ -223,7 +231,7 @@ class ResourcesServicer(PodStreams, api_pb2_grpc.ResourcesServicer):
             )
             return scheme.pack(obj)
 
-        return await self._call(context, run)
+        return await self._call(context, run, request.traceparent)
 
     async def Watch(
         self, request: api_pb2.WatchRequest, context: Any

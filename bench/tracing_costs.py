@@ -10,7 +10,7 @@ so the whole can be read as a sum:
     writer (the CLI)        root span + traceparent on the call     traced write
     a component             a step span (Bind, CreatePod, ...)      span
     a component's exporter  span -> trace.proto, serialized         span
-    API server              traceparent read from the metadata      traced write
+    API server              traceparent read from the request      traced write
     API server              the annotation: bytes stored, watched   traced object
     API server              Traces.Export: decode, check, store     span
 
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from opentelemetry.sdk.trace import ReadableSpan
 
 from apimachinery import tracecontext, tracing
+from apiserver.registry import tracecontext as received
 from apiserver.traces import SpanStore, validate
 from protos import core_pb2, trace_pb2
 
@@ -63,12 +64,12 @@ def cpu_us(fn: Callable[[int], object], n: int = N) -> float:
 
 def _root(i: int) -> None:
     with tracing.root("create", component="tinykube", why=f"tinykube create configmap c{i}"):
-        tracecontext.outgoing_metadata()
+        tracecontext.outgoing()
 
 
 def _step(i: int) -> None:
     with tracing.step("Bind", parent=PARENT, component="default-scheduler", obj=f"pods/d/p{i}"):
-        tracecontext.outgoing_metadata()
+        tracecontext.outgoing()
 
 
 def _spans(n: int) -> list[ReadableSpan]:
@@ -106,8 +107,8 @@ def measure() -> dict[str, float]:
         tracing.shutdown()
     finished = _spans(1)[0]  # a finished span's ReadableSpan, as the exporter gets it
     out["span -> trace.proto (exporter)"] = cpu_us(lambda i: tracing.to_proto(finished))
-    metadata = ((tracecontext.METADATA_KEY, PARENT.header()),)
-    out["traceparent read (server)"] = cpu_us(lambda i: tracecontext.from_metadata(metadata))
+    header = PARENT.header()
+    out["traceparent read (server)"] = cpu_us(lambda i: received.of_call(header, None))
     stored = [tracing.to_proto(s) for s in _spans(512)]
     wire = trace_pb2.ExportRequest(spans=stored).SerializeToString()
 

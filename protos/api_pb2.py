@@ -27,7 +27,7 @@ from protos import core_pb2 as protos_dot_core__pb2
 from protos import kubelet_pb2 as protos_dot_kubelet__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10protos/api.proto\x12\x0ctinykube.api\x1a\x19google/protobuf/any.proto\x1a\x11protos/core.proto\x1a\x14protos/kubelet.proto\"F\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"?\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\xbd\x01\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x10\n\x08\x63ontinue\x18\x06 \x01(\t\x12\x18\n\x10resource_version\x18\x07 \x01(\t\x12\x1e\n\x16resource_version_match\x18\x08 \x01(\t\"\x9b\x01\n\x0cListResponse\x12\x18\n\x10resource_version\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x10\n\x08\x63ontinue\x18\x03 \x01(\t\x12!\n\x14remaining_item_count\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_remaining_item_count\"F\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"G\n\x0b\x42indRequest\x12\'\n\x07\x62inding\x18\x01 \x01(\x0b\x32\x16.tinykube.core.Binding\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\\\n\x0c\x41pplyRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x15\n\rfield_manager\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"E\n\rApplyResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0e\n\x06result\x18\x02 \x01(\t\"\xdb\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x18\n\x10precondition_uid\x18\x06 \x01(\t\x12%\n\x1dprecondition_resource_version\x18\x07 \x01(\tB\x17\n\x15_grace_period_seconds\"\x96\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"Z\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"9\n\rWatchResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.tinykube.api.WatchEvent\"\x10\n\x0eVersionRequest\"e\n\x0bVersionInfo\x12\x13\n\x0bgit_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x17\n\x0fstorage_backend\x18\x04 \x01(\t\"\x18\n\x16ServerResourcesRequest\"x\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bshort_names\x18\x02 \x03(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x15\n\rgroup_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"?\n\x0f\x41PIResourceList\x12,\n\tresources\x18\x01 \x03(\x0b\x32\x19.tinykube.api.APIResource\"\xe4\x01\n\x0ePodLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x17\n\ntail_lines\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\rsince_seconds\x18\x07 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nsince_time\x18\x08 \x01(\t\x12\x12\n\ntimestamps\x18\t \x01(\x08\x42\r\n\x0b_tail_linesB\x10\n\x0e_since_seconds\"\x1d\n\x0cPodLogsChunk\x12\r\n\x05lines\x18\x01 \x03(\t\"n\n\x0ePodExecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\"D\n\x0fPodExecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\"\x97\x01\n\x13\x41\x63\x63\x65ssReviewRequest\x12\x0c\n\x04verb\x18\x01 \x01(\t\x12\x10\n\x08resource\x18\x02 \x01(\t\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0c\n\x04user\x18\x07 \x01(\t\x12\x0e\n\x06groups\x18\x08 \x03(\t\"U\n\x14\x41\x63\x63\x65ssReviewResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0e\n\x06groups\x18\x04 \x03(\t2\xff\x08\n\tResources\x12;\n\x06\x43reate\x12\x1b.tinykube.api.CreateRequest\x1a\x14.google.protobuf.Any\x12\x35\n\x03Get\x12\x18.tinykube.api.GetRequest\x1a\x14.google.protobuf.Any\x12=\n\x04List\x12\x19.tinykube.api.ListRequest\x1a\x1a.tinykube.api.ListResponse\x12;\n\x06Update\x12\x1b.tinykube.api.UpdateRequest\x1a\x14.google.protobuf.Any\x12\x41\n\x0cUpdateStatus\x12\x1b.tinykube.api.UpdateRequest\x1a\x14.google.protobuf.Any\x12@\n\x05\x41pply\x12\x1a.tinykube.api.ApplyRequest\x1a\x1b.tinykube.api.ApplyResponse\x12;\n\x06\x44\x65lete\x12\x1b.tinykube.api.DeleteRequest\x1a\x14.google.protobuf.Any\x12\x42\n\x05Watch\x12\x1a.tinykube.api.WatchRequest\x1a\x1b.tinykube.api.WatchResponse0\x01\x12\x37\n\x04\x42ind\x12\x19.tinykube.api.BindRequest\x1a\x14.google.protobuf.Any\x12\x42\n\x07Version\x12\x1c.tinykube.api.VersionRequest\x1a\x19.tinykube.api.VersionInfo\x12V\n\x0fServerResources\x12$.tinykube.api.ServerResourcesRequest\x1a\x1d.tinykube.api.APIResourceList\x12\x45\n\x07PodLogs\x12\x1c.tinykube.api.PodLogsRequest\x1a\x1a.tinykube.api.PodLogsChunk0\x01\x12\x46\n\x07PodExec\x12\x1c.tinykube.api.PodExecRequest\x1a\x1d.tinykube.api.PodExecResponse\x12^\n\rPodExecStream\x12#.tinykube.kubelet.ExecStreamRequest\x1a$.tinykube.kubelet.ExecStreamResponse(\x01\x30\x01\x12\x61\n\x0ePodPortForward\x12$.tinykube.kubelet.PortForwardRequest\x1a%.tinykube.kubelet.PortForwardResponse(\x01\x30\x01\x12U\n\x0c\x41\x63\x63\x65ssReview\x12!.tinykube.api.AccessReviewRequest\x1a\".tinykube.api.AccessReviewResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10protos/api.proto\x12\x0ctinykube.api\x1a\x19google/protobuf/any.proto\x1a\x11protos/core.proto\x1a\x14protos/kubelet.proto\"[\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x13\n\x0btraceparent\x18\x03 \x01(\t\"?\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\xbd\x01\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x10\n\x08\x63ontinue\x18\x06 \x01(\t\x12\x18\n\x10resource_version\x18\x07 \x01(\t\x12\x1e\n\x16resource_version_match\x18\x08 \x01(\t\"\x9b\x01\n\x0cListResponse\x12\x18\n\x10resource_version\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x10\n\x08\x63ontinue\x18\x03 \x01(\t\x12!\n\x14remaining_item_count\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_remaining_item_count\"[\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x13\n\x0btraceparent\x18\x03 \x01(\t\"\\\n\x0b\x42indRequest\x12\'\n\x07\x62inding\x18\x01 \x01(\x0b\x32\x16.tinykube.core.Binding\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x13\n\x0btraceparent\x18\x03 \x01(\t\"q\n\x0c\x41pplyRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x15\n\rfield_manager\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\"E\n\rApplyResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0e\n\x06result\x18\x02 \x01(\t\"\xf0\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x18\n\x10precondition_uid\x18\x06 \x01(\t\x12%\n\x1dprecondition_resource_version\x18\x07 \x01(\t\x12\x13\n\x0btraceparent\x18\x08 \x01(\tB\x17\n\x15_grace_period_seconds\"\x96\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"Z\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"9\n\rWatchResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.tinykube.api.WatchEvent\"\x10\n\x0eVersionRequest\"e\n\x0bVersionInfo\x12\x13\n\x0bgit_version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x10\n\x08platform\x18\x03 \x01(\t\x12\x17\n\x0fstorage_backend\x18\x04 \x01(\t\"\x18\n\x16ServerResourcesRequest\"x\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bshort_names\x18\x02 \x03(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x15\n\rgroup_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"?\n\x0f\x41PIResourceList\x12,\n\tresources\x18\x01 \x03(\x0b\x32\x19.tinykube.api.APIResource\"\xe4\x01\n\x0ePodLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x10\n\x08previous\x18\x05 \x01(\x08\x12\x17\n\ntail_lines\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\rsince_seconds\x18\x07 \x01(\x03H\x01\x88\x01\x01\x12\x12\n\nsince_time\x18\x08 \x01(\t\x12\x12\n\ntimestamps\x18\t \x01(\x08\x42\r\n\x0b_tail_linesB\x10\n\x0e_since_seconds\"\x1d\n\x0cPodLogsChunk\x12\r\n\x05lines\x18\x01 \x03(\t\"n\n\x0ePodExecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x05\"D\n\x0fPodExecResponse\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x11\n\texit_code\x18\x03 \x01(\x05\"\x97\x01\n\x13\x41\x63\x63\x65ssReviewRequest\x12\x0c\n\x04verb\x18\x01 \x01(\t\x12\x10\n\x08resource\x18\x02 \x01(\t\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0c\n\x04user\x18\x07 \x01(\t\x12\x0e\n\x06groups\x18\x08 \x03(\t\"U\n\x14\x41\x63\x63\x65ssReviewResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04user\x18\x03 \x01(\t\x12\x0e\n\x06groups\x18\x04 \x03(\t2\xff\x08\n\tResources\x12;\n\x06\x43reate\x12\x1b.tinykube.api.CreateRequest\x1a\x14.google.protobuf.Any\x12\x35\n\x03Get\x12\x18.tinykube.api.GetRequest\x1a\x14.google.protobuf.Any\x12=\n\x04List\x12\x19.tinykube.api.ListRequest\x1a\x1a.tinykube.api.ListResponse\x12;\n\x06Update\x12\x1b.tinykube.api.UpdateRequest\x1a\x14.google.protobuf.Any\x12\x41\n\x0cUpdateStatus\x12\x1b.tinykube.api.UpdateRequest\x1a\x14.google.protobuf.Any\x12@\n\x05\x41pply\x12\x1a.tinykube.api.ApplyRequest\x1a\x1b.tinykube.api.ApplyResponse\x12;\n\x06\x44\x65lete\x12\x1b.tinykube.api.DeleteRequest\x1a\x14.google.protobuf.Any\x12\x42\n\x05Watch\x12\x1a.tinykube.api.WatchRequest\x1a\x1b.tinykube.api.WatchResponse0\x01\x12\x37\n\x04\x42ind\x12\x19.tinykube.api.BindRequest\x1a\x14.google.protobuf.Any\x12\x42\n\x07Version\x12\x1c.tinykube.api.VersionRequest\x1a\x19.tinykube.api.VersionInfo\x12V\n\x0fServerResources\x12$.tinykube.api.ServerResourcesRequest\x1a\x1d.tinykube.api.APIResourceList\x12\x45\n\x07PodLogs\x12\x1c.tinykube.api.PodLogsRequest\x1a\x1a.tinykube.api.PodLogsChunk0\x01\x12\x46\n\x07PodExec\x12\x1c.tinykube.api.PodExecRequest\x1a\x1d.tinykube.api.PodExecResponse\x12^\n\rPodExecStream\x12#.tinykube.kubelet.ExecStreamRequest\x1a$.tinykube.kubelet.ExecStreamResponse(\x01\x30\x01\x12\x61\n\x0ePodPortForward\x12$.tinykube.kubelet.PortForwardRequest\x1a%.tinykube.kubelet.PortForwardResponse(\x01\x30\x01\x12U\n\x0c\x41\x63\x63\x65ssReview\x12!.tinykube.api.AccessReviewRequest\x1a\".tinykube.api.AccessReviewResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,51 +35,51 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATEREQUEST']._serialized_start=102
-  _globals['_CREATEREQUEST']._serialized_end=172
-  _globals['_GETREQUEST']._serialized_start=174
-  _globals['_GETREQUEST']._serialized_end=237
-  _globals['_LISTREQUEST']._serialized_start=240
-  _globals['_LISTREQUEST']._serialized_end=429
-  _globals['_LISTRESPONSE']._serialized_start=432
-  _globals['_LISTRESPONSE']._serialized_end=587
-  _globals['_UPDATEREQUEST']._serialized_start=589
-  _globals['_UPDATEREQUEST']._serialized_end=659
-  _globals['_BINDREQUEST']._serialized_start=661
-  _globals['_BINDREQUEST']._serialized_end=732
-  _globals['_APPLYREQUEST']._serialized_start=734
-  _globals['_APPLYREQUEST']._serialized_end=826
-  _globals['_APPLYRESPONSE']._serialized_start=828
-  _globals['_APPLYRESPONSE']._serialized_end=897
-  _globals['_DELETEREQUEST']._serialized_start=900
-  _globals['_DELETEREQUEST']._serialized_end=1119
-  _globals['_WATCHREQUEST']._serialized_start=1122
-  _globals['_WATCHREQUEST']._serialized_end=1272
-  _globals['_WATCHEVENT']._serialized_start=1274
-  _globals['_WATCHEVENT']._serialized_end=1364
-  _globals['_WATCHRESPONSE']._serialized_start=1366
-  _globals['_WATCHRESPONSE']._serialized_end=1423
-  _globals['_VERSIONREQUEST']._serialized_start=1425
-  _globals['_VERSIONREQUEST']._serialized_end=1441
-  _globals['_VERSIONINFO']._serialized_start=1443
-  _globals['_VERSIONINFO']._serialized_end=1544
-  _globals['_SERVERRESOURCESREQUEST']._serialized_start=1546
-  _globals['_SERVERRESOURCESREQUEST']._serialized_end=1570
-  _globals['_APIRESOURCE']._serialized_start=1572
-  _globals['_APIRESOURCE']._serialized_end=1692
-  _globals['_APIRESOURCELIST']._serialized_start=1694
-  _globals['_APIRESOURCELIST']._serialized_end=1757
-  _globals['_PODLOGSREQUEST']._serialized_start=1760
-  _globals['_PODLOGSREQUEST']._serialized_end=1988
-  _globals['_PODLOGSCHUNK']._serialized_start=1990
-  _globals['_PODLOGSCHUNK']._serialized_end=2019
-  _globals['_PODEXECREQUEST']._serialized_start=2021
-  _globals['_PODEXECREQUEST']._serialized_end=2131
-  _globals['_PODEXECRESPONSE']._serialized_start=2133
-  _globals['_PODEXECRESPONSE']._serialized_end=2201
-  _globals['_ACCESSREVIEWREQUEST']._serialized_start=2204
-  _globals['_ACCESSREVIEWREQUEST']._serialized_end=2355
-  _globals['_ACCESSREVIEWRESPONSE']._serialized_start=2357
-  _globals['_ACCESSREVIEWRESPONSE']._serialized_end=2442
-  _globals['_RESOURCES']._serialized_start=2445
-  _globals['_RESOURCES']._serialized_end=3596
+  _globals['_CREATEREQUEST']._serialized_end=193
+  _globals['_GETREQUEST']._serialized_start=195
+  _globals['_GETREQUEST']._serialized_end=258
+  _globals['_LISTREQUEST']._serialized_start=261
+  _globals['_LISTREQUEST']._serialized_end=450
+  _globals['_LISTRESPONSE']._serialized_start=453
+  _globals['_LISTRESPONSE']._serialized_end=608
+  _globals['_UPDATEREQUEST']._serialized_start=610
+  _globals['_UPDATEREQUEST']._serialized_end=701
+  _globals['_BINDREQUEST']._serialized_start=703
+  _globals['_BINDREQUEST']._serialized_end=795
+  _globals['_APPLYREQUEST']._serialized_start=797
+  _globals['_APPLYREQUEST']._serialized_end=910
+  _globals['_APPLYRESPONSE']._serialized_start=912
+  _globals['_APPLYRESPONSE']._serialized_end=981
+  _globals['_DELETEREQUEST']._serialized_start=984
+  _globals['_DELETEREQUEST']._serialized_end=1224
+  _globals['_WATCHREQUEST']._serialized_start=1227
+  _globals['_WATCHREQUEST']._serialized_end=1377
+  _globals['_WATCHEVENT']._serialized_start=1379
+  _globals['_WATCHEVENT']._serialized_end=1469
+  _globals['_WATCHRESPONSE']._serialized_start=1471
+  _globals['_WATCHRESPONSE']._serialized_end=1528
+  _globals['_VERSIONREQUEST']._serialized_start=1530
+  _globals['_VERSIONREQUEST']._serialized_end=1546
+  _globals['_VERSIONINFO']._serialized_start=1548
+  _globals['_VERSIONINFO']._serialized_end=1649
+  _globals['_SERVERRESOURCESREQUEST']._serialized_start=1651
+  _globals['_SERVERRESOURCESREQUEST']._serialized_end=1675
+  _globals['_APIRESOURCE']._serialized_start=1677
+  _globals['_APIRESOURCE']._serialized_end=1797
+  _globals['_APIRESOURCELIST']._serialized_start=1799
+  _globals['_APIRESOURCELIST']._serialized_end=1862
+  _globals['_PODLOGSREQUEST']._serialized_start=1865
+  _globals['_PODLOGSREQUEST']._serialized_end=2093
+  _globals['_PODLOGSCHUNK']._serialized_start=2095
+  _globals['_PODLOGSCHUNK']._serialized_end=2124
+  _globals['_PODEXECREQUEST']._serialized_start=2126
+  _globals['_PODEXECREQUEST']._serialized_end=2236
+  _globals['_PODEXECRESPONSE']._serialized_start=2238
+  _globals['_PODEXECRESPONSE']._serialized_end=2306
+  _globals['_ACCESSREVIEWREQUEST']._serialized_start=2309
+  _globals['_ACCESSREVIEWREQUEST']._serialized_end=2460
+  _globals['_ACCESSREVIEWRESPONSE']._serialized_start=2462
+  _globals['_ACCESSREVIEWRESPONSE']._serialized_end=2547
+  _globals['_RESOURCES']._serialized_start=2550
+  _globals['_RESOURCES']._serialized_end=3701
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,13 @@ class CreateRequest(google.protobuf.message.Message):
 
     OBJECT_FIELD_NUMBER: builtins.int
     DRY_RUN_FIELD_NUMBER: builtins.int
+    TRACEPARENT_FIELD_NUMBER: builtins.int
     dry_run: builtins.bool
+    traceparent: builtins.str
+    """The W3C traceparent of the step making this write ("" outside a trace).
+    The server stores it on the object as tinykube.io/trace-context. A call
+    without it may carry the gRPC metadata entry `traceparent` instead.
+    """
     @property
     def object(self) -> google.protobuf.any_pb2.Any: ...
     def __init__(
@@ -33,9 +39,10 @@ class CreateRequest(google.protobuf.message.Message):
         *,
         object: google.protobuf.any_pb2.Any | None = ...,
         dry_run: builtins.bool = ...,
+        traceparent: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["object", b"object"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "object", b"object"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "object", b"object", "traceparent", b"traceparent"]) -> None: ...
 
 global___CreateRequest = CreateRequest
 
@@ -133,7 +140,10 @@ class UpdateRequest(google.protobuf.message.Message):
 
     OBJECT_FIELD_NUMBER: builtins.int
     DRY_RUN_FIELD_NUMBER: builtins.int
+    TRACEPARENT_FIELD_NUMBER: builtins.int
     dry_run: builtins.bool
+    traceparent: builtins.str
+    """As CreateRequest.traceparent."""
     @property
     def object(self) -> google.protobuf.any_pb2.Any: ...
     def __init__(
@@ -141,9 +151,10 @@ class UpdateRequest(google.protobuf.message.Message):
         *,
         object: google.protobuf.any_pb2.Any | None = ...,
         dry_run: builtins.bool = ...,
+        traceparent: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["object", b"object"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "object", b"object"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "object", b"object", "traceparent", b"traceparent"]) -> None: ...
 
 global___UpdateRequest = UpdateRequest
 
@@ -153,7 +164,10 @@ class BindRequest(google.protobuf.message.Message):
 
     BINDING_FIELD_NUMBER: builtins.int
     DRY_RUN_FIELD_NUMBER: builtins.int
+    TRACEPARENT_FIELD_NUMBER: builtins.int
     dry_run: builtins.bool
+    traceparent: builtins.str
+    """As CreateRequest.traceparent."""
     @property
     def binding(self) -> protos.core_pb2.Binding: ...
     def __init__(
@@ -161,9 +175,10 @@ class BindRequest(google.protobuf.message.Message):
         *,
         binding: protos.core_pb2.Binding | None = ...,
         dry_run: builtins.bool = ...,
+        traceparent: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["binding", b"binding"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["binding", b"binding", "dry_run", b"dry_run"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["binding", b"binding", "dry_run", b"dry_run", "traceparent", b"traceparent"]) -> None: ...
 
 global___BindRequest = BindRequest
 
@@ -174,8 +189,11 @@ class ApplyRequest(google.protobuf.message.Message):
     OBJECT_FIELD_NUMBER: builtins.int
     FIELD_MANAGER_FIELD_NUMBER: builtins.int
     DRY_RUN_FIELD_NUMBER: builtins.int
+    TRACEPARENT_FIELD_NUMBER: builtins.int
     field_manager: builtins.str
     dry_run: builtins.bool
+    traceparent: builtins.str
+    """As CreateRequest.traceparent."""
     @property
     def object(self) -> google.protobuf.any_pb2.Any: ...
     def __init__(
@@ -184,9 +202,10 @@ class ApplyRequest(google.protobuf.message.Message):
         object: google.protobuf.any_pb2.Any | None = ...,
         field_manager: builtins.str = ...,
         dry_run: builtins.bool = ...,
+        traceparent: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["object", b"object"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "field_manager", b"field_manager", "object", b"object"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["dry_run", b"dry_run", "field_manager", b"field_manager", "object", b"object", "traceparent", b"traceparent"]) -> None: ...
 
 global___ApplyRequest = ApplyRequest
 
@@ -222,6 +241,7 @@ class DeleteRequest(google.protobuf.message.Message):
     PROPAGATION_POLICY_FIELD_NUMBER: builtins.int
     PRECONDITION_UID_FIELD_NUMBER: builtins.int
     PRECONDITION_RESOURCE_VERSION_FIELD_NUMBER: builtins.int
+    TRACEPARENT_FIELD_NUMBER: builtins.int
     resource: builtins.str
     namespace: builtins.str
     name: builtins.str
@@ -230,6 +250,8 @@ class DeleteRequest(google.protobuf.message.Message):
     """Background (default), Foreground or Orphan"""
     precondition_uid: builtins.str
     precondition_resource_version: builtins.str
+    traceparent: builtins.str
+    """As CreateRequest.traceparent."""
     def __init__(
         self,
         *,
@@ -240,9 +262,10 @@ class DeleteRequest(google.protobuf.message.Message):
         propagation_policy: builtins.str = ...,
         precondition_uid: builtins.str = ...,
         precondition_resource_version: builtins.str = ...,
+        traceparent: builtins.str = ...,
     ) -> None: ...
     def HasField(self, field_name: typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "grace_period_seconds", b"grace_period_seconds"]) -> builtins.bool: ...
-    def ClearField(self, field_name: typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "grace_period_seconds", b"grace_period_seconds", "name", b"name", "namespace", b"namespace", "precondition_resource_version", b"precondition_resource_version", "precondition_uid", b"precondition_uid", "propagation_policy", b"propagation_policy", "resource", b"resource"]) -> None: ...
+    def ClearField(self, field_name: typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "grace_period_seconds", b"grace_period_seconds", "name", b"name", "namespace", b"namespace", "precondition_resource_version", b"precondition_resource_version", "precondition_uid", b"precondition_uid", "propagation_policy", b"propagation_policy", "resource", b"resource", "traceparent", b"traceparent"]) -> None: ...
     def WhichOneof(self, oneof_group: typing.Literal["_grace_period_seconds", b"_grace_period_seconds"]) -> typing.Literal["grace_period_seconds"] | None: ...
 
 global___DeleteRequest = DeleteRequest

@@ -1,7 +1,7 @@
 """The server's side of the trace context: the call's `traceparent`, written onto the object.
 
-A write that arrives with a `traceparent` (gRPC metadata, or the HTTP header
-of that name) stores it on the object as the annotation
+A write that arrives with a `traceparent` (the request's field of that name,
+else a gRPC metadata entry or HTTP header of that name) stores it on the object as the annotation
 `tinykube.io/trace-context` (apimachinery/tracecontext.py says why an
 annotation). The annotation is the server's, like `resourceVersion`:
 
@@ -13,8 +13,8 @@ annotation). The annotation is the server's, like `resourceVersion`:
              stored value is kept, whatever the client's copy says
     binding  the Binding's annotation is replaced the same way (servicer.py)
 
-How the context reaches the store: the servicer (and the HTTP API's call
-context) set `receiving(metadata)` around the request, a context variable
+How the context reaches the store: the servicer sets `receiving(of_call(...))`
+around the request (the HTTP API's call context: `receive(headers)`), a context variable
 each request task has for itself; the store reads `incoming()`. No verb's
 signature changes, and a request without a traceparent behaves exactly as
 before this existed.
@@ -38,10 +38,21 @@ def incoming() -> str:
     return _incoming.get()
 
 
+def of_call(field: str, context: Any) -> str:
+    """A call's traceparent, validated ("" when none): the request's field, else its metadata.
+
+    Our clients fill the field; a caller instrumented the usual OpenTelemetry
+    way (grpcurl -H, an interceptor) sends the metadata entry instead."""
+    if field:
+        parsed = tracecontext.parse(field)
+        return parsed.header() if parsed is not None else ""
+    return tracecontext.from_metadata(context.invocation_metadata())
+
+
 @contextmanager
-def receiving(metadata: Any) -> Iterator[str]:
-    """Serve one request with the traceparent among its metadata (validated, or none)."""
-    token = _incoming.set(tracecontext.from_metadata(metadata))
+def receiving(traceparent: str) -> Iterator[str]:
+    """Serve one request with `traceparent` (of_call's answer) as its trace context."""
+    token = _incoming.set(traceparent)
     try:
         yield _incoming.get()
     finally:

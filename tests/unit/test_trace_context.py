@@ -1,6 +1,7 @@
-"""The trace context's travel: W3C traceparent parsing, the client's metadata (tied to the task
-that opened the step), and the API server writing it onto objects -- a new context alone is no
-change, a write without one keeps the stored one, a Binding carries it onto the pod."""
+"""The trace context's travel: W3C traceparent parsing, the client's request field (tied to the
+task that opened the step; metadata from other callers), and the API server writing it onto
+objects -- a new context alone is no change, a write without one keeps the stored one, a Binding
+carries it onto the pod."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from apimachinery import errors, tracecontext
+from apimachinery import errors, scheme, tracecontext
 from apimachinery.client import Client
 from apimachinery.tracecontext import ANNOTATION, TraceParent
 from apiserver.registry import tracecontext as server_side
 from apiserver.server import APIServer
-from protos import core_pb2
+from protos import api_pb2, core_pb2
 
 ROOT = TraceParent("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
 CHILD = TraceParent("4bf92f3577b34da6a3ce929d0e0e4736", "b7ad6b7169203331")
@@ -61,7 +62,7 @@ def test_a_traceparent_round_trips_and_reads_from_objects() -> None:
 
 
 async def test_the_outgoing_context_belongs_to_the_task_that_opened_the_step() -> None:
-    assert tracecontext.outgoing_metadata() is None
+    assert tracecontext.outgoing() == ""
     seen: list[str] = []
 
     async def background() -> None:  # created inside the step: inherits the variable
@@ -69,7 +70,7 @@ async def test_the_outgoing_context_belongs_to_the_task_that_opened_the_step() -
         seen.append(tracecontext.outgoing())
 
     with tracecontext.sending(ROOT):
-        assert tracecontext.outgoing_metadata() == (("traceparent", ROOT.header()),)
+        assert tracecontext.outgoing() == ROOT.header()
         task = asyncio.get_running_loop().create_task(background())
         await task
     assert seen == [""]  # a task started during a step does not send the step's context
@@ -168,3 +169,25 @@ async def test_status_writes_and_bindings_carry_the_context(
     with pytest.raises(errors.NotFound):
         await client.get(core_pb2.Pod, "missing")
     assert other.metadata.name == "other"
+
+
+async def test_the_field_carries_the_context_and_metadata_is_read_when_it_is_empty(
+    client: Client,
+) -> None:
+    stub = client._resources()
+
+    async def create(name: str, field: str = "", metadata: str = "") -> str:
+        request = api_pb2.CreateRequest(object=scheme.pack(configmap(name)), traceparent=field)
+        sent = (("traceparent", metadata),) if metadata else None
+        reply = await stub.Create(request, metadata=sent)
+        return str(scheme.unpack(reply).metadata.annotations.get(ANNOTATION, ""))
+
+    with tracecontext.sending(ROOT):  # what our client sends: the field, no metadata entry
+        request = api_pb2.CreateRequest(traceparent=tracecontext.outgoing())
+    assert request.traceparent == ROOT.header()
+    # An instrumented caller's metadata entry (OpenTelemetry's gRPC carrier) is read too...
+    assert await create("by-metadata", metadata=CHILD.header()) == CHILD.header()
+    # ...but the field, when there is one, is the context.
+    assert await create("both", field=ROOT.header(), metadata=CHILD.header()) == ROOT.header()
+    # A field that is no traceparent is no context (the W3C rule: ignore it, start afresh).
+    assert await create("garbage", field="00-nope", metadata=CHILD.header()) == ""
