@@ -10,7 +10,8 @@ proxies the upgraded connection to the kubelet's streaming server
 tinykube's pipe is a bidirectional gRPC stream, relayed the same way:
 
     CLI --PodExecStream: ExecStreamRequest(start) stdin... stdin_close--> API server
-        1. the first message must be `start` (BadRequest otherwise)
+        1. the caller authenticated (its first message is read first, as an
+           HTTP request is), then that message must be `start` (BadRequest otherwise)
         2. authorize `create` on pods/exec (pods/portforward for PodPortForward),
            as Kubernetes' ExecREST and PortForwardREST are reached by a POST
         3. the pod, its node and its kubelet's address, the container chosen
@@ -206,12 +207,23 @@ async def _open(
     return KubeletStream(channel, call, address)
 
 
-async def first_message(requests: AsyncIterator[Req], kind: str) -> Req:
-    """The stream's first message, which must be its start (BadRequest otherwise)."""
+async def opening(requests: AsyncIterator[Req]) -> Req | None:
+    """The stream's first message (None if the stream ended first), read before any answer.
+
+    It is read before the caller is authenticated, as an HTTP server reads the request
+    before its 401: answering first would race the caller's write of it, and grpc's client
+    reports a write that meets an already finished call as "Internal error from Core".
+    """
     try:
-        first = await requests.__anext__()
+        return await requests.__anext__()
     except StopAsyncIteration:
-        raise errors.BadRequest(f"the stream ended before its {kind} message") from None
+        return None
+
+
+def first_message(first: Req | None, kind: str) -> Req:
+    """The stream's first message, which must be its start (BadRequest otherwise)."""
+    if first is None:
+        raise errors.BadRequest(f"the stream ended before its {kind} message")
     if first.WhichOneof("payload") != "start":
         raise errors.BadRequest(f"the first message of the stream must be its {kind}")
     return first
@@ -292,8 +304,9 @@ class PodStreams(PodProxy):
         requests = request_iterator.__aiter__()
         stream: KubeletStream[Any, Any] | None = None
         try:
+            received = await opening(requests)
             user = await self.guard.authenticator.authenticate(context)
-            first = await first_message(requests, "start")
+            first = first_message(received, "start")
             stream = await self.open_exec_stream(user, first.start)
         except errors.StatusError as err:
             await context.abort_with_status(errors.to_grpc_status(err))
@@ -306,8 +319,9 @@ class PodStreams(PodProxy):
         requests = request_iterator.__aiter__()
         stream: KubeletStream[Any, Any] | None = None
         try:
+            received = await opening(requests)
             user = await self.guard.authenticator.authenticate(context)
-            first = await first_message(requests, "start")
+            first = first_message(received, "start")
             stream = await self.open_port_forward(user, first.start)
         except errors.StatusError as err:
             await context.abort_with_status(errors.to_grpc_status(err))

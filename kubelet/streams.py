@@ -73,11 +73,23 @@ _READ_SIZE = 32 * 1024
 DRAIN = 5.0
 
 
-async def _first(requests: AsyncIterator[Any]) -> Any:
+async def _opening(requests: AsyncIterator[Any]) -> Any | None:
+    """The stream's first message (None if it ended first), read before anything is answered.
+
+    The start message is the request, as an exec's URL and headers are in Kubernetes: it is
+    read before the caller is authorized, as an HTTP server reads a request before its 401.
+    Refusing first would race the caller's own write of it: grpc's client reports a write that
+    meets an already finished call as "Internal error from Core", hiding the refusal.
+    """
     try:
-        first = await requests.__anext__()
+        return await requests.__anext__()
     except StopAsyncIteration:
-        raise errors.BadRequest("the stream ended before its start message") from None
+        return None
+
+
+def _start_of(first: Any | None) -> Any:
+    if first is None:
+        raise errors.BadRequest("the stream ended before its start message")
     if first.WhichOneof("payload") != "start":
         raise errors.BadRequest("the first message of the stream must be its start")
     return first.start
@@ -127,8 +139,9 @@ class KubeletStreams:
         requests = request_iterator.__aiter__()
         session: ExecSession | None = None
         try:
+            first = await _opening(requests)
             self._authorize(context, "create")
-            start = await _first(requests)
+            start = _start_of(first)
             options = exec_options(start)
             instance = await self._instance(
                 start.namespace, start.pod, start.pod_uid, start.container, False
@@ -164,8 +177,9 @@ class KubeletStreams:
         requests = request_iterator.__aiter__()
         connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
+            first = await _opening(requests)
             self._authorize(context, "create")
-            start = await _first(requests)
+            start = _start_of(first)
             if not 0 < start.port < 65536:
                 raise errors.BadRequest(
                     f"invalid port {start.port}: must be between 1 and 65535, inclusive"

@@ -163,6 +163,16 @@ class _NoPods:
         return []
 
 
+async def _refusal(call: Any, first: Any) -> errors.StatusError:
+    """Send the start as the API server does (proxy_streams._open: no half-close), read the
+    answer. The kubelet reads the start before refusing, so the write never races the refusal.
+    """
+    await call.write(first)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call.read()
+    return errors.from_rpc_error(raised.value)
+
+
 async def test_a_checked_kubelet_refuses_a_caller_without_a_certificate() -> None:
     server = grpc.aio.server()
     kubelet_pb2_grpc.add_KubeletServicer_to_server(KubeletServicer(_NoPods(), check=True), server)
@@ -171,10 +181,10 @@ async def test_a_checked_kubelet_refuses_a_caller_without_a_certificate() -> Non
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = kubelet_pb2_grpc.KubeletStub(channel)
-            err = await _error_of(stub.ExecStream(_messages(start("cat"))))
+            err = await _refusal(stub.ExecStream(), start("cat"))
             assert isinstance(err, errors.Unauthorized)
             begin = PFReq(start=kubelet_pb2.PortForwardStart(pod="web", port=80))
-            err = await _error_of(stub.PortForward(_messages(begin)))
+            err = await _refusal(stub.PortForward(), begin)
             assert isinstance(err, errors.Unauthorized)
     finally:
         await server.stop(0)
