@@ -9,6 +9,7 @@ kubelet serves the same two operations as bidirectional gRPC streams
 (kubelet/runtime/streaming.py):
 
     ExecStream  <- ExecStart{namespace, pod, pod_uid, container, command, stdin, tty, ...}
+        0. (both) the start read, then the caller authorized from its certificate
         1. the pod among this node's, its uid checked; the container as for
            logs and exec (the only one when unnamed); it must be running
         2. runtime.exec_stream(container id, ExecOptions) -> session
