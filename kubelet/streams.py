@@ -88,7 +88,8 @@ async def _opening(requests: AsyncIterator[Any]) -> Any | None:
         return None
 
 
-def _start_of(first: Any | None) -> Any:
+def _start_of(first: kubelet_pb2.ExecStreamRequest | kubelet_pb2.PortForwardRequest | None) -> Any:
+    """The first message's start; BadRequest when the stream ended first or began otherwise."""
     if first is None:
         raise errors.BadRequest("the stream ended before its start message")
     if first.WhichOneof("payload") != "start":

@@ -43,7 +43,15 @@ from localcluster.netns import namespaces_with_prefix
 from localcluster.node import LocalNode
 from localcluster.pki import TOKEN_PORT
 from localcluster.processes import tinykube_cmd
-from localcluster.seedprobes import cluster_ip, endpoints_of, pod_ready, running, spread, web_pods
+from localcluster.seedprobes import (
+    cluster_ip,
+    endpoints_of,
+    pod_ready,
+    running,
+    spread,
+    two_running,
+    web_pods,
+)
 from tests.e2e.localcluster_fixture import (
     SEED,
     cli,
@@ -314,7 +322,7 @@ def test_deleted_pod_is_replaced(cluster: Cluster) -> None:
     victim = sorted(old)[0]
     cli(cluster, "delete", "pod", victim)
     wait(
-        lambda: len(running(cluster)) == 2 and victim not in running(cluster),
+        lambda: two_running(cluster, gone=victim),
         "a replacement Running",
         cluster,
     )
@@ -329,9 +337,7 @@ def test_node_failure_moves_the_replica_and_recovery_runs_nothing_twice(cluster:
     cluster.stop_component("node2-containerd", kill=False)
     wait(lambda: not cluster.node_conditions().get("node2"), "node2 NotReady", cluster, 60)
     wait(
-        lambda: (
-            len(running(cluster)) == 2 and {n for n, _ in running(cluster).values()} == {"node1"}
-        ),
+        lambda: two_running(cluster, on={"node1"}),
         "both replicas Running on node1",
         cluster,
         120,
