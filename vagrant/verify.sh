@@ -303,7 +303,9 @@ done
 while read -r name _; do
   before=$(cat "$work/before-$name")
   after=$(access_lines "$name")
-  if cat "$work"/cluster-* | grep -q -- "$name"; then
+  # grep reads the files itself: under pipefail, `cat | grep -q` fails whenever grep's
+  # early exit (the first match) cuts cat off with SIGPIPE before its last write
+  if grep -q -- "$name" "$work"/cluster-*; then
     ok "replica $name answered through the ClusterIP (named in a response)"
   elif ((after > before)); then
     ok "replica $name answered through the ClusterIP ($((after - before)) new access-log lines)"

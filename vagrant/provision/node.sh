@@ -218,7 +218,7 @@ if ((control_plane)); then
   token=""
   if [[ -f "$join_dir/join.env" ]]; then
     old=$(sed -n 's/^JOIN_TOKEN=//p' "$join_dir/join.env")
-    if "$tinykube" "${admin[@]}" token list | awk 'NR > 1 && $2 != "<invalid>" {print $1}' | grep -qxF "$old"; then
+    if "$tinykube" "${admin[@]}" token list | awk 'NR > 1 && $2 != "<invalid>" {print $1}' | grep -xF -- "$old" >/dev/null; then
       token=$old
       log "kept the bootstrap token ${old%%.*} of $join_dir/join.env"
     fi

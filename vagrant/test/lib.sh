@@ -105,7 +105,7 @@ cannot_run_vms() {
     echo "missing ${missing[*]} (make vm-deps installs them)"
     return 1
   fi
-  if ! vagrant plugin list 2>/dev/null | grep -q '^vagrant-libvirt '; then
+  if ! vagrant plugin list 2>/dev/null | grep '^vagrant-libvirt ' >/dev/null; then
     echo "the vagrant-libvirt plugin is missing (make vm-deps installs it)"
     return 1
   fi
@@ -120,7 +120,7 @@ cannot_run_vms() {
     echo "less than 8 GiB free under $cache"
     return 1
   fi
-  if ip -o route show | grep -qE '^(192\.168\.56|192\.168\.123)\.'; then
+  if ip -o route show | grep -E '^(192\.168\.56|192\.168\.123)\.' >/dev/null; then
     echo "192.168.56.0/24 or 192.168.123.0/24 is already routed here: $(ip -o route | grep -E '^192\.168\.(56|123)\.')"
     return 1
   fi
